@@ -1,0 +1,59 @@
+"""Middleware that mirrors every final job failure into the durable failed_jobs table."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+import dramatiq
+from sqlalchemy.dialects.postgresql import insert
+
+_log = logging.getLogger(__name__)
+
+
+class RecordFailedJobs(dramatiq.Middleware):
+    """Record a message in failed_jobs once it has failed for good, with its traceback."""
+
+    def after_process_message(self, broker, message, *, result=None, exception=None):
+        if exception is None or not message.failed or _is_business_outcome(broker, message, exception):
+            return
+        try:
+            record_failed_job(message, exception)
+        except Exception:
+            # Redis still holds the dead letter; the maintenance mirror picks it up later.
+            _log.exception("could not record failed job %s", message.message_id)
+
+
+def _is_business_outcome(broker, message, exception) -> bool:
+    actor = broker.get_actor(message.actor_name)
+    throws = message.options.get("throws") or actor.options.get("throws")
+    return bool(throws) and isinstance(exception, throws)
+
+
+def record_failed_job(message: dramatiq.Message, exception: BaseException) -> None:
+    """Upsert the dead letter for this message id."""
+    from db.models import FailedJob
+    from db.session import transaction
+
+    formatted = message.options.get("traceback") or "".join(
+        traceback.format_exception(type(exception), exception, exception.__traceback__)
+    )
+    row = {
+        "message_id": message.message_id,
+        "queue": message.queue_name,
+        "actor": message.actor_name,
+        "args": list(message.args),
+        "kwargs": dict(message.kwargs),
+        "error": f"{type(exception).__name__}: {exception}"[:4000],
+        "traceback": formatted,
+        "attempts": message.options.get("retries", 0) or 1,
+        "status": "dead",
+    }
+    with transaction() as session:
+        statement = insert(FailedJob).values(**row)
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[FailedJob.message_id],
+                set_={k: statement.excluded[k] for k in ("error", "traceback", "attempts", "status")},
+            )
+        )

@@ -1,0 +1,156 @@
+"""Configuration: the only reader of the environment, loaded once into a frozen object."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Mapping
+from urllib.parse import urlsplit
+
+# Stripe test mode allows about 25 requests/s; live about 100. Default to the stricter one.
+DEFAULT_STRIPE_REQUESTS_PER_SECOND = 25
+# Long enough for a slow Stripe answer, short enough that a stuck call frees the worker.
+DEFAULT_STRIPE_TIMEOUT_SECONDS = 20
+STRIPE_API_BASE = "https://api.stripe.com"
+
+
+class SettingsError(Exception):
+    """A required setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    broker_url: str
+    stripe_api_key: str
+    stripe_api_base: str
+    stripe_webhook_secrets: tuple[str, ...]
+    stripe_requests_per_second: float
+    stripe_timeout_seconds: float
+    smtp_url: str
+    mail_from: str
+    sentry_dsn: str | None
+    dashboard_token: str | None
+    environment: str
+    broker_namespace: str = "remit"
+
+    @property
+    def broker_kind(self) -> str:
+        return "rabbitmq" if self.broker_url.startswith(("amqp://", "amqps://")) else "redis"
+
+
+def _required(environ: Mapping[str, str], name: str, hint: str) -> str:
+    value = environ.get(name, "").strip()
+    if not value:
+        raise SettingsError(f"{name} is missing: {hint}")
+    return value
+
+
+def _database_url(environ: Mapping[str, str]) -> str:
+    value = _required(environ, "DATABASE_URL", "set it to postgresql://user@host:5432/dbname")
+    return normalise_database_url(value)
+
+
+def normalise_database_url(value: str) -> str:
+    """Return the URL in the psycopg 3 dialect form, or raise naming DATABASE_URL."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("postgres", "postgresql", "postgresql+psycopg"):
+        raise SettingsError(
+            f"DATABASE_URL is malformed: scheme {parts.scheme or '(none)'!r} is not postgresql://"
+        )
+    if not parts.hostname and "host=" not in parts.query:
+        raise SettingsError("DATABASE_URL is malformed: it names no host")
+    if not parts.path.strip("/"):
+        raise SettingsError("DATABASE_URL is malformed: it names no database")
+    return "postgresql+psycopg://" + value.split("://", 1)[1]
+
+
+def _broker_url(environ: Mapping[str, str]) -> str:
+    value = _required(environ, "BROKER_URL", "set it to redis://host:6379/0 or amqp://user:pass@host:5672/")
+    parts = urlsplit(value)
+    if parts.scheme not in ("redis", "rediss", "amqp", "amqps"):
+        raise SettingsError(f"BROKER_URL is malformed: scheme {parts.scheme or '(none)'!r} is not redis:// or amqp://")
+    if not parts.hostname:
+        raise SettingsError("BROKER_URL is malformed: it names no host")
+    return value
+
+
+def _positive_number(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} is malformed: {raw!r} is not a number") from None
+    if value <= 0:
+        raise SettingsError(f"{name} is malformed: {raw!r} must be greater than zero")
+    return value
+
+
+def _stripe_key(environ: Mapping[str, str]) -> str:
+    value = _required(environ, "STRIPE_API_KEY", "set it to your secret key (sk_test_... or sk_live_... or rk_...)")
+    if not value.startswith(("sk_", "rk_")):
+        raise SettingsError("STRIPE_API_KEY is malformed: it must start with sk_ or rk_")
+    return value
+
+
+def _webhook_secrets(environ: Mapping[str, str]) -> tuple[str, ...]:
+    raw = _required(environ, "STRIPE_WEBHOOK_SECRETS", "set it to one or more whsec_... secrets, comma-separated")
+    secrets = tuple(s.strip() for s in raw.split(",") if s.strip())
+    bad = [s for s in secrets if not s.startswith("whsec_")]
+    if not secrets or bad:
+        raise SettingsError("STRIPE_WEBHOOK_SECRETS is malformed: every secret must start with whsec_")
+    return secrets
+
+
+def _smtp_url(environ: Mapping[str, str]) -> str:
+    value = environ.get("SMTP_URL", "").strip() or "smtp://127.0.0.1:1025"
+    parts = urlsplit(value)
+    if parts.scheme not in ("smtp", "smtps", "smtp+starttls"):
+        raise SettingsError(f"SMTP_URL is malformed: scheme {parts.scheme!r} is not smtp://, smtp+starttls:// or smtps://")
+    if not parts.hostname:
+        raise SettingsError("SMTP_URL is malformed: it names no host")
+    return value
+
+
+def _api_base(environ: Mapping[str, str]) -> str:
+    value = environ.get("STRIPE_API_BASE", "").strip().rstrip("/") or STRIPE_API_BASE
+    if urlsplit(value).scheme not in ("http", "https"):
+        raise SettingsError(f"STRIPE_API_BASE is malformed: {value!r} is not an http(s) URL")
+    return value
+
+
+def _dashboard_token(environ: Mapping[str, str]) -> str | None:
+    value = environ.get("DASHBOARD_TOKEN", "").strip() or None
+    if value is not None and len(value) < 16:
+        raise SettingsError("DASHBOARD_TOKEN is malformed: use at least 16 characters")
+    return value
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Build settings from a mapping; raise SettingsError naming the first bad variable."""
+    return Settings(
+        database_url=_database_url(environ),
+        broker_url=_broker_url(environ),
+        stripe_api_key=_stripe_key(environ),
+        stripe_api_base=_api_base(environ),
+        stripe_webhook_secrets=_webhook_secrets(environ),
+        stripe_requests_per_second=_positive_number(
+            environ, "STRIPE_REQUESTS_PER_SECOND", DEFAULT_STRIPE_REQUESTS_PER_SECOND
+        ),
+        stripe_timeout_seconds=_positive_number(environ, "STRIPE_TIMEOUT_SECONDS", DEFAULT_STRIPE_TIMEOUT_SECONDS),
+        smtp_url=_smtp_url(environ),
+        mail_from=environ.get("MAIL_FROM", "").strip() or "Payments <payments@remit.invalid>",
+        sentry_dsn=environ.get("SENTRY_DSN", "").strip() or None,
+        dashboard_token=_dashboard_token(environ),
+        environment=environ.get("REMIT_ENV", "").strip() or "development",
+        broker_namespace=environ.get("BROKER_NAMESPACE", "").strip() or "remit",
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    return load_settings(os.environ)
