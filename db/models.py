@@ -136,7 +136,7 @@ class Invoice(Base):
     __table_args__ = (
         UniqueConstraint("account_id", "number", name="uq_invoices_account_number"),
         CheckConstraint("total_minor > 0", name="total_positive"),
-        CheckConstraint("discount_minor >= 0 AND discount_minor < total_minor", name="discount_range"),
+        CheckConstraint("discount_minor >= 0 AND (discount_minor = 0 OR discount_minor < total_minor)", name="discount_range"),
         CheckConstraint("discount_minor = 0 OR discount_until IS NOT NULL", name="discount_has_date"),
         CheckConstraint("due_on >= issued_on", name="due_after_issue"),
         CheckConstraint("parent_id IS NULL OR parent_id <> id", name="not_own_parent"),

@@ -126,7 +126,7 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.CheckConstraint("currency ~ '^[a-z]{3}$'", name=op.f('ck_invoices_currency_code')),
     sa.CheckConstraint('discount_minor = 0 OR discount_until IS NOT NULL', name=op.f('ck_invoices_discount_has_date')),
-    sa.CheckConstraint('discount_minor >= 0 AND discount_minor < total_minor', name=op.f('ck_invoices_discount_range')),
+    sa.CheckConstraint('discount_minor >= 0 AND (discount_minor = 0 OR discount_minor < total_minor)', name=op.f('ck_invoices_discount_range')),
     sa.CheckConstraint('due_on >= issued_on', name=op.f('ck_invoices_due_after_issue')),
     sa.CheckConstraint('parent_id IS NULL OR parent_id <> id', name=op.f('ck_invoices_not_own_parent')),
     sa.CheckConstraint('total_minor > 0', name=op.f('ck_invoices_total_positive')),

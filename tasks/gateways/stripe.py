@@ -1,0 +1,183 @@
+"""The only module that talks to Stripe; every Stripe error becomes one of ours here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import stripe
+
+from tasks.domain.errors import StripeMisconfigured, StripeRefused, StripeUnavailable
+from tasks.gateways.limiter import StripeRateLimiter
+
+# Both spellings exist: which field carries it on current API versions is unconfirmed (STRIPE.md).
+AUTHENTICATION_REQUIRED = "authentication_required"
+
+
+@dataclass(frozen=True)
+class IntentResult:
+    """What Stripe says about a PaymentIntent, reduced to what Remit decides on."""
+
+    id: str | None
+    status: str
+    amount: int | None = None
+    currency: str | None = None
+    charge_id: str | None = None
+    error_code: str | None = None
+    decline_code: str | None = None
+    error_message: str | None = None
+    next_action: str | None = None
+    metadata: dict[str, str] | None = None
+
+    @property
+    def needs_authentication(self) -> bool:
+        return AUTHENTICATION_REQUIRED in (self.error_code, self.decline_code) or self.status == "requires_action"
+
+
+@dataclass(frozen=True)
+class MethodDetails:
+    """Display data of a Stripe PaymentMethod: never a card number."""
+
+    id: str
+    kind: str
+    last4: str
+    brand: str | None = None
+    exp_month: int | None = None
+    exp_year: int | None = None
+    bank_name: str | None = None
+
+
+class StripeGateway:
+    """Stripe calls Remit makes, each rate limited and carrying our idempotency key."""
+
+    def __init__(self, client: stripe.StripeClient, limiter: StripeRateLimiter | None = None):
+        self._client = client
+        self._limiter = limiter
+
+    def create_customer(self, *, account_id: int, email: str, name: str, idempotency_key: str) -> str:
+        params = {"email": email, "name": name, "metadata": {"account_id": str(account_id)}}
+        customer = self._call(self._client.v1.customers.create, params, {"idempotency_key": idempotency_key})
+        return customer.id
+
+    def attach_payment_method(self, *, payment_method: str, customer_id: str, idempotency_key: str) -> MethodDetails:
+        attached = self._call(
+            lambda p, o: self._client.v1.payment_methods.attach(payment_method, p, o),
+            {"customer": customer_id}, {"idempotency_key": idempotency_key},
+        )
+        return method_details(attached)
+
+    def create_payment_intent(self, *, params: dict[str, Any], idempotency_key: str) -> IntentResult:
+        """Create and confirm; a decline comes back as a result, never as an exception."""
+        try:
+            intent = self._call(self._client.v1.payment_intents.create, params, {"idempotency_key": idempotency_key})
+        except stripe.CardError as exc:
+            return _declined(exc)
+        return intent_result(intent)
+
+    def retrieve_payment_intent(self, intent_id: str) -> IntentResult:
+        intent = self._call(lambda p, o: self._client.v1.payment_intents.retrieve(intent_id, p, o), {}, {})
+        return intent_result(intent)
+
+    def find_payment_intent(self, payment_id: int) -> IntentResult | None:
+        """The PaymentIntent carrying our payment id in its metadata, if Stripe has one."""
+        params = {"query": f"metadata['payment_id']:'{payment_id}'", "limit": 10}
+        found = self._call(self._client.v1.payment_intents.search, params, {})
+        intents = [i for i in found.data if (i.metadata or {}).get("payment_id") == str(payment_id)]
+        return intent_result(intents[0]) if intents else None
+
+    def list_events(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        page = self._call(self._client.v1.events.list, params, {})
+        return [event.to_dict() for event in page.auto_paging_iter()]
+
+    def _call(self, fn, params: dict[str, Any], options: dict[str, Any]):
+        if self._limiter is not None:
+            self._limiter.acquire()
+        try:
+            return fn(params, options)
+        except stripe.CardError:
+            raise
+        except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as exc:
+            raise StripeUnavailable(f"{type(exc).__name__}: {exc.user_message or exc}") from exc
+        except (stripe.AuthenticationError, stripe.PermissionError, stripe.IdempotencyError) as exc:
+            raise StripeMisconfigured(f"{type(exc).__name__}: {exc.user_message or exc}") from exc
+        except stripe.InvalidRequestError as exc:
+            raise StripeRefused(exc.code, exc.user_message or str(exc), exc.http_status) from exc
+        except stripe.StripeError as exc:
+            if exc.http_status is None or exc.http_status >= 500:
+                raise StripeUnavailable(f"{type(exc).__name__}: {exc}") from exc
+            raise StripeRefused(exc.code, exc.user_message or str(exc), exc.http_status) from exc
+
+
+def intent_result(intent: Any) -> IntentResult:
+    """Reduce a PaymentIntent object to an IntentResult."""
+    error = intent.get("last_payment_error") or {}
+    next_action = intent.get("next_action") or {}
+    charge = intent.get("latest_charge")
+    return IntentResult(
+        id=intent["id"], status=intent["status"], amount=intent.get("amount"), currency=intent.get("currency"),
+        charge_id=charge if isinstance(charge, str) or charge is None else charge["id"],
+        error_code=error.get("code"), decline_code=error.get("decline_code"), error_message=error.get("message"),
+        next_action=next_action.get("type"), metadata=dict(intent.get("metadata") or {}),
+    )
+
+
+def _declined(exc: stripe.CardError) -> IntentResult:
+    error = (exc.json_body or {}).get("error", {})
+    intent = error.get("payment_intent") or {}
+    return IntentResult(
+        id=intent.get("id"), status=intent.get("status", "requires_payment_method"),
+        amount=intent.get("amount"), currency=intent.get("currency"),
+        error_code=error.get("code") or exc.code, decline_code=error.get("decline_code"),
+        error_message=error.get("message") or exc.user_message, metadata=dict(intent.get("metadata") or {}),
+    )
+
+
+def method_details(pm: Any) -> MethodDetails:
+    """Display data of a PaymentMethod object."""
+    if pm["type"] == "card":
+        card = pm["card"]
+        return MethodDetails(id=pm["id"], kind="card", last4=card["last4"], brand=card.get("brand"),
+                             exp_month=card.get("exp_month"), exp_year=card.get("exp_year"))
+    bank = pm["us_bank_account"]
+    return MethodDetails(id=pm["id"], kind="us_bank_account", last4=bank["last4"], bank_name=bank.get("bank_name"))
+
+
+def build_gateway(api_key: str, api_base: str, timeout_s: float, redis_url: str | None,
+                  requests_per_second: float) -> StripeGateway:
+    """A gateway whose one SDK retry reuses our key and the shared limiter when Redis is given."""
+    import redis
+
+    client = stripe.StripeClient(
+        api_key, base_addresses={"api": api_base}, max_network_retries=1,
+        http_client=stripe.RequestsClient(timeout=timeout_s),
+    )
+    limiter = None
+    if redis_url:
+        limiter = StripeRateLimiter(redis.Redis.from_url(redis_url), requests_per_second)
+    return StripeGateway(client, limiter)
+
+
+_override: list[StripeGateway] = []
+
+
+@lru_cache(maxsize=1)
+def _configured_gateway() -> StripeGateway:
+    from workers.settings import get_settings
+
+    s = get_settings()
+    redis_url = s.broker_url if s.broker_kind == "redis" else None
+    return build_gateway(s.stripe_api_key, s.stripe_api_base, s.stripe_timeout_seconds, redis_url,
+                         s.stripe_requests_per_second)
+
+
+def get_gateway() -> StripeGateway:
+    """The gateway in use: the configured one, or the one a test or sandbox installed."""
+    return _override[-1] if _override else _configured_gateway()
+
+
+def use_gateway(gateway: StripeGateway | None) -> None:
+    """Install (or with None, remove) a gateway in place of the configured one."""
+    _override.clear()
+    if gateway is not None:
+        _override.append(gateway)

@@ -1,0 +1,97 @@
+"""Test set-up: a real PostgreSQL database and a real Redis, found or started, wiped per test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_DATABASE = "remit_test"
+TEST_REDIS_DB = "15"
+TEST_WEBHOOK_SECRETS = ("whsec_test_primary", "whsec_test_secondary")
+
+
+def _test_urls() -> tuple[str, str]:
+    if os.environ.get("TEST_DATABASE_URL") and os.environ.get("TEST_BROKER_URL"):
+        return os.environ["TEST_DATABASE_URL"], os.environ["TEST_BROKER_URL"]
+    from sandbox.services import ensure_services
+
+    environ = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "BROKER_URL")}
+    services = ensure_services(root=ROOT / ".remit", environ=environ, database=TEST_DATABASE)
+    broker_url = services.broker_url
+    if broker_url.startswith("redis://") and broker_url.rsplit("/", 1)[-1].isdigit():
+        broker_url = broker_url.rsplit("/", 1)[0] + "/" + TEST_REDIS_DB
+    return os.environ.get("TEST_DATABASE_URL", services.database_url), os.environ.get("TEST_BROKER_URL", broker_url)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    database_url, broker_url = _test_urls()
+    os.environ.update(
+        DATABASE_URL=database_url,
+        BROKER_URL=broker_url,
+        BROKER_NAMESPACE="remit-test",
+        STRIPE_API_KEY="sk_test_remit_tests",
+        STRIPE_API_BASE="http://127.0.0.1:9",
+        STRIPE_WEBHOOK_SECRETS=",".join(TEST_WEBHOOK_SECRETS),
+        STRIPE_REQUESTS_PER_SECOND="1000",
+        SMTP_URL="smtp://127.0.0.1:1025",
+        REMIT_ENV="test",
+    )
+    os.environ.pop("SENTRY_DSN", None)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    return os.environ["DATABASE_URL"]
+
+
+@pytest.fixture(scope="session")
+def migrated(database_url: str) -> str:
+    """The test database, emptied and migrated to head once per run."""
+    import psycopg
+
+    from db.migrate import upgrade
+
+    libpq = database_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(libpq, autocommit=True) as connection:
+        connection.execute("DROP SCHEMA IF EXISTS public CASCADE")
+        connection.execute("CREATE SCHEMA public")
+    upgrade(database_url)
+    return database_url
+
+
+@pytest.fixture()
+def db(migrated: str):
+    """A sessionmaker on a database whose tables were all emptied before this test."""
+    from sqlalchemy import text
+
+    from db.models import Base
+    from db.session import get_engine, get_sessionmaker
+
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with get_engine().begin() as connection:
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    return get_sessionmaker()
+
+
+@pytest.fixture()
+def broker():
+    """The real broker of workers.broker, with every queue emptied."""
+    from workers.broker import broker as remit_broker
+
+    remit_broker.flush_all()
+    yield remit_broker
+    remit_broker.flush_all()
+
+
+@pytest.fixture()
+def worker(broker):
+    """A real Dramatiq worker consuming every queue in this process."""
+    import dramatiq
+
+    worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100)
+    worker.start()
+    yield worker
+    worker.stop()

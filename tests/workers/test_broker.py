@@ -1,0 +1,82 @@
+"""Messages go through the real Redis broker to a real worker; final failures land in failed_jobs."""
+
+import time
+
+import dramatiq
+import pytest
+from sqlalchemy import select
+
+from db.models import FailedJob
+from workers.broker import QUEUES, build_middleware
+
+processed: list[int] = []
+
+
+class BusinessOutcome(Exception):
+    pass
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=0, time_limit=5_000)
+def record_number(n: int) -> None:
+    processed.append(n)
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=1, min_backoff=10, max_backoff=20, time_limit=5_000)
+def always_broken(n: int) -> None:
+    raise ValueError(f"broken invariant for {n}")
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=3, time_limit=5_000, throws=(BusinessOutcome,))
+def declines(n: int) -> None:
+    raise BusinessOutcome("card declined")
+
+
+def _wait(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_every_queue_of_the_design_is_declared(broker):
+    assert set(QUEUES) <= broker.get_declared_queues()
+
+
+def test_retries_middleware_runs_after_failed_job_recorder():
+    names = [type(m).__name__ for m in build_middleware()]
+    # after-hooks run in reverse order, so the recorder sees message.failed set by Retries
+    assert names.index("RecordFailedJobs") < names.index("Retries")
+
+
+def test_message_is_processed_by_a_real_worker(broker, worker):
+    processed.clear()
+    record_number.send(7)
+    broker.join("maintenance", timeout=10_000)
+    worker.join()
+    assert processed == [7]
+
+
+def test_final_failure_is_recorded_with_traceback(db, broker, worker):
+    message = always_broken.send(42)
+    assert _wait(lambda: _failed(db, message.message_id) is not None)
+    job = _failed(db, message.message_id)
+    assert job.actor == "always_broken"
+    assert job.queue == "maintenance"
+    assert job.args == [42]
+    assert "ValueError: broken invariant for 42" in job.error
+    assert "Traceback" in job.traceback and "always_broken" in job.traceback
+    assert job.status == "dead"
+
+
+def test_business_outcome_in_throws_is_not_a_dead_letter(db, broker, worker):
+    message = declines.send(1)
+    broker.join("maintenance", timeout=10_000)
+    worker.join()
+    assert _failed(db, message.message_id) is None
+
+
+def _failed(db, message_id):
+    with db() as session:
+        return session.scalar(select(FailedJob).where(FailedJob.message_id == message_id))

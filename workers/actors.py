@@ -1,0 +1,3 @@
+"""Every actor module, imported so that a Dramatiq worker process knows every actor."""
+
+from workers import broker  # noqa: F401  (the broker must exist before any actor is declared)

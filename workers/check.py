@@ -1,0 +1,93 @@
+"""`remit check`: what the configured database and broker look like, in plain words."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from workers.settings import Settings
+
+# A health check should answer quickly: an unreachable server is reported, not waited on.
+CONNECT_TIMEOUT_S = 3
+
+
+@dataclass(frozen=True)
+class Finding:
+    name: str
+    ok: bool
+    detail: str
+
+    def line(self) -> str:
+        mark = "ok     " if self.ok else "MISSING"
+        return f"{mark} {self.name:<9} {self.detail}"
+
+
+def redact(url: str) -> str:
+    """The URL without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return parts._replace(netloc=netloc).geturl()
+
+
+def check_database(url: str) -> list[Finding]:
+    """Connection, server version and migration state."""
+    import psycopg
+
+    from db.migrate import head_revision
+
+    libpq = url.replace("postgresql+psycopg://", "postgresql://")
+    try:
+        with psycopg.connect(libpq, connect_timeout=CONNECT_TIMEOUT_S) as connection:
+            version = connection.execute("SHOW server_version").fetchone()[0]
+            has_table = connection.execute("SELECT to_regclass('alembic_version') IS NOT NULL").fetchone()[0]
+            current = connection.execute("SELECT version_num FROM alembic_version").fetchone() if has_table else None
+    except psycopg.OperationalError as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        reason = lines[0] if lines else type(exc).__name__
+        return [Finding("database", False, f"cannot connect to {redact(libpq)}: {reason}; start PostgreSQL or fix DATABASE_URL")]
+    findings = [Finding("database", True, f"PostgreSQL {version.split()[0]} at {redact(libpq)}")]
+    head = head_revision()
+    revision = current[0] if current else None
+    if revision == head:
+        findings.append(Finding("schema", True, f"at migration {head} (latest)"))
+    else:
+        findings.append(
+            Finding("schema", False, f"at migration {revision or 'none'}, code needs {head}: run `remit db upgrade`")
+        )
+    return findings
+
+
+def check_broker(settings: Settings) -> Finding:
+    """Whether the broker answers."""
+    if settings.broker_kind == "rabbitmq":
+        return _check_rabbitmq(settings.broker_url)
+    import redis
+
+    try:
+        client = redis.Redis.from_url(settings.broker_url, socket_connect_timeout=CONNECT_TIMEOUT_S)
+        version = client.info("server")["redis_version"]
+    except redis.RedisError as exc:
+        return Finding("broker", False, f"cannot reach Redis at {redact(settings.broker_url)}: {str(exc).rstrip('.')}; start Redis or fix BROKER_URL")
+    return Finding("broker", True, f"Redis {version} at {redact(settings.broker_url)}")
+
+
+def _check_rabbitmq(url: str) -> Finding:
+    import pika
+
+    params = pika.URLParameters(url)
+    params.socket_timeout = CONNECT_TIMEOUT_S
+    params.blocked_connection_timeout = CONNECT_TIMEOUT_S
+    try:
+        connection = pika.BlockingConnection(params)
+    except Exception as exc:  # pika raises a zoo of unrelated types for one refused socket
+        return Finding("broker", False, f"cannot reach RabbitMQ at {redact(url)}: {type(exc).__name__} {exc}")
+    version = connection._impl.server_properties.get("version", b"?")
+    connection.close()
+    return Finding("broker", True, f"RabbitMQ {version.decode() if isinstance(version, bytes) else version} at {redact(url)}")
+
+
+def run_checks(settings: Settings) -> list[Finding]:
+    """Every finding, database first."""
+    return [*check_database(settings.database_url), check_broker(settings)]

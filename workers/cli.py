@@ -1,0 +1,164 @@
+"""The `remit` command: database, checks, workers and the sandbox."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from workers.settings import SettingsError, get_settings
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from workers.check import run_checks
+
+    findings = run_checks(get_settings())
+    for finding in findings:
+        print(finding.line())
+    missing = [f for f in findings if not f.ok]
+    print("all good" if not missing else f"{len(missing)} problem(s) found")
+    return 0 if not missing else 1
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from db.migrate import current_revision, head_revision, upgrade
+
+    url = get_settings().database_url
+    _require_database(url)
+    upgrade(url, args.revision)
+    print(f"database at migration {current_revision(url)} (latest is {head_revision()})")
+    return 0
+
+
+def cmd_db_downgrade(args: argparse.Namespace) -> int:
+    from db.migrate import current_revision, downgrade
+
+    url = get_settings().database_url
+    _require_database(url)
+    downgrade(url, args.revision)
+    print(f"database at migration {current_revision(url) or 'none'}")
+    return 0
+
+
+def cmd_db_seed_demo(args: argparse.Namespace) -> int:
+    from sandbox.seed import seed_demo
+
+    settings = get_settings()
+    _require_database(settings.database_url, schema=True)
+    summary = seed_demo(settings, only_if_empty=args.if_empty)
+    print(summary)
+    return 0
+
+
+def _require_database(url: str, schema: bool = False) -> None:
+    from workers.check import check_database
+
+    findings = check_database(url)
+    problems = [f for f in findings[: 2 if schema else 1] if not f.ok]
+    if problems:
+        raise CommandError(problems[0].detail)
+
+
+class CommandError(Exception):
+    """A command cannot go on; the message says why and what to do."""
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from workers.run import run_worker
+
+    _require_database(get_settings().database_url, schema=True)
+    return run_worker(args.group, processes=args.processes, threads=args.threads)
+
+
+def cmd_clock(args: argparse.Namespace) -> int:
+    from schedules.clock import run_clock
+
+    _require_database(get_settings().database_url, schema=True)
+    return run_clock()
+
+
+def cmd_webhooks(args: argparse.Namespace) -> int:
+    from workers.run import run_webhooks
+
+    _require_database(get_settings().database_url, schema=True)
+    return run_webhooks(port=args.port, workers=args.workers)
+
+
+def cmd_sandbox_stripe(args: argparse.Namespace) -> int:
+    from sandbox.stripe_emulator import serve
+
+    secrets = [s for s in (args.webhook_secrets or "").split(",") if s]
+    serve(args.port, state_file=args.state_file, webhook_url=args.webhook_url, webhook_secrets=secrets or None)
+    return 0
+
+
+def cmd_sandbox_smtp(args: argparse.Namespace) -> int:
+    from sandbox.smtp_capture import serve
+
+    serve(args.port)
+    return 0
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from sandbox.dev import run_dev
+
+    return run_dev()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="remit", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("check", help="connect to the database and broker and report").set_defaults(fn=cmd_check)
+
+    db = sub.add_parser("db", help="database commands").add_subparsers(dest="db_command", required=True)
+    up = db.add_parser("upgrade", help="migrate to the latest schema")
+    up.add_argument("revision", nargs="?", default="head")
+    up.set_defaults(fn=cmd_db_upgrade)
+    down = db.add_parser("downgrade", help="migrate down to a revision (base = empty)")
+    down.add_argument("revision")
+    down.set_defaults(fn=cmd_db_downgrade)
+    seed = db.add_parser("seed-demo", help="load the demo seller, accounts, invoices and saved methods")
+    seed.add_argument("--if-empty", action="store_true", help="do nothing when a seller already exists")
+    seed.set_defaults(fn=cmd_db_seed_demo)
+
+    worker = sub.add_parser("worker", help="run Dramatiq workers for a queue group")
+    worker.add_argument("group", choices=["money", "bulk", "all"])
+    worker.add_argument("--processes", type=int, default=1)
+    worker.add_argument("--threads", type=int, default=4)
+    worker.set_defaults(fn=cmd_worker)
+
+    sub.add_parser("clock", help="run the scheduler (one active per database)").set_defaults(fn=cmd_clock)
+
+    hooks = sub.add_parser("webhooks", help="serve the Stripe webhook receiver")
+    hooks.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8001")))
+    hooks.add_argument("--workers", type=int, default=2)
+    hooks.set_defaults(fn=cmd_webhooks)
+
+    sandbox = sub.add_parser("sandbox", help="offline stand-ins").add_subparsers(dest="sandbox_command", required=True)
+    stripe = sandbox.add_parser("stripe", help="run the Stripe emulator")
+    stripe.add_argument("--port", type=int, default=12111)
+    stripe.add_argument("--state-file")
+    stripe.add_argument("--webhook-url")
+    stripe.add_argument("--webhook-secrets", help="comma-separated whsec_ secrets")
+    stripe.set_defaults(fn=cmd_sandbox_stripe)
+    smtp = sandbox.add_parser("smtp", help="run the SMTP capture server")
+    smtp.add_argument("--port", type=int, default=1025)
+    smtp.set_defaults(fn=cmd_sandbox_smtp)
+
+    sub.add_parser("dev", help="the whole offline stack in the foreground (make run)").set_defaults(fn=cmd_dev)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except (SettingsError, CommandError) as exc:
+        print(f"remit: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
