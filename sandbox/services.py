@@ -228,7 +228,9 @@ def _system_user(name: str) -> pwd.struct_passwd:
     try:
         return pwd.getpwnam(name)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", name], check=True, capture_output=True)
+        created = subprocess.run(["useradd", "--system", "--no-create-home", name], capture_output=True, text=True)
+        if created.returncode != 0:
+            raise ServiceError(f"embedded PostgreSQL cannot run as root and useradd {name} failed: {created.stderr.strip()}")
         return pwd.getpwnam(name)
 
 
@@ -249,15 +251,22 @@ def _pg_bin(program: str) -> Path:
     return Path(spec.origin).parent / "pginstall" / "bin" / program
 
 
-def _run_pg(program: str, args: list[str], log: Path, user: str | None) -> None:
+def _run_pg(program: str, args: list[str], log: Path, user: str | None, timeout_s: float = PG_START_TIMEOUT_S) -> None:
     with log.open("a") as out:
         try:
             subprocess.run(
                 [str(_pg_bin(program)), *args], stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, user=user, check=True, timeout=PG_START_TIMEOUT_S + 5,
+                stdin=subprocess.DEVNULL, user=user, check=True, timeout=timeout_s + 5,
             )
-        except (subprocess.SubprocessError, OSError) as exc:
+        except subprocess.CalledProcessError as exc:
+            raise ServiceError(f"embedded PostgreSQL: {program} exited {exc.returncode}: {_last_line(log)}; see {log}") from exc
+        except (subprocess.TimeoutExpired, OSError) as exc:
             raise ServiceError(f"embedded PostgreSQL: {program} failed ({exc}); see {log}") from exc
+
+
+def _last_line(log: Path) -> str:
+    lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
 
 
 def _release_postgres(pgdata: Path, handles: Path, handle: str, user: str | None) -> None:
@@ -266,12 +275,14 @@ def _release_postgres(pgdata: Path, handles: Path, handle: str, user: str | None
         if _update_handles(handles, remove=handle):
             return
         try:
-            _run_pg("pg_ctl", ["-D", str(pgdata), "-w", "-m", "fast", "stop"], pgdata.parent / "postgres.log", user)
+            args = ["-D", str(pgdata), "-w", "-t", str(PG_STOP_TIMEOUT_S), "-m", "fast", "stop"]
+            _run_pg("pg_ctl", args, pgdata.parent / "postgres.log", user, PG_STOP_TIMEOUT_S)
         except ServiceError:
             _kill_postmaster(pgdata)
 
 
 def _kill_postmaster(pgdata: Path) -> None:
+    """Last resort when pg_ctl stop fails, so a demo never leaves a server behind."""
     try:
         pid = int((pgdata / "postmaster.pid").read_text().splitlines()[0])
         proc = psutil.Process(pid)
