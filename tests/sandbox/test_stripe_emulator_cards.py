@@ -1,0 +1,165 @@
+"""Cards, customers and payment methods through the real SDK."""
+
+import pytest
+import stripe
+
+from tests.sandbox.emulator_helpers import pay
+
+DECLINES = [
+    ("pm_card_visa_chargeDeclined", "card_declined", "generic_decline"),
+    ("pm_card_chargeDeclined", "card_declined", "generic_decline"),
+    ("pm_card_visa_chargeDeclinedInsufficientFunds", "card_declined", "insufficient_funds"),
+    ("pm_card_visa_chargeDeclinedLostCard", "card_declined", "lost_card"),
+    ("pm_card_chargeDeclinedExpiredCard", "expired_card", "expired_card"),
+    ("pm_card_chargeDeclinedProcessingError", "processing_error", "processing_error"),
+]
+
+
+def test_card_payment_succeeds_with_a_succeeded_charge(client, customer, emu):
+    intent = pay(client, "pm_card_visa", customer.id)
+    assert intent.status == "succeeded" and intent.amount_received == 1000
+    charge = client.v1.charges.retrieve(intent.latest_charge)
+    assert (charge.status, charge.paid, charge.payment_intent) == ("succeeded", True, intent.id)
+    assert intent.payment_method.startswith("pm_") and intent.payment_method != "pm_card_visa"
+    assert [e["type"] for e in emu.events()][-3:] == ["payment_intent.created", "charge.succeeded",
+                                                      "payment_intent.succeeded"]
+
+
+@pytest.mark.parametrize("token,code,decline_code", DECLINES)
+def test_each_decline_answers_402_with_the_intent_back_in_requires_payment_method(client, token, code, decline_code):
+    with pytest.raises(stripe.CardError) as caught:
+        pay(client, token)
+    error = caught.value
+    assert (error.http_status, error.code, error.error.decline_code) == (402, code, decline_code)
+    assert error.user_message
+    intent = error.error.payment_intent
+    assert intent.status == "requires_payment_method"
+    assert intent.last_payment_error.decline_code == decline_code
+    assert client.v1.charges.retrieve(intent.latest_charge).status == "failed"
+
+
+def test_off_session_payment_needing_authentication_is_declined(client, customer):
+    with pytest.raises(stripe.CardError) as caught:
+        pay(client, "pm_card_authenticationRequired", customer.id)
+    assert caught.value.code == "authentication_required"
+    assert caught.value.error.decline_code == "authentication_required"
+    assert caught.value.error.payment_intent.status == "requires_payment_method"
+
+
+def test_on_session_payment_needing_authentication_requires_action(client, emu):
+    intent = client.v1.payment_intents.create({"amount": 500, "currency": "usd", "confirm": True,
+                                               "payment_method": "pm_card_authenticationRequired"})
+    assert intent.status == "requires_action"
+    assert intent.next_action.type == "use_stripe_sdk"
+    assert "payment_intent.requires_action" in [e["type"] for e in emu.events()]
+
+
+def test_card_set_up_for_off_session_pays_off_session(client, customer):
+    assert pay(client, "pm_card_authenticationRequiredOnSetup", customer.id).status == "succeeded"
+
+
+def test_create_then_confirm_then_retrieve_with_expansions(client, customer):
+    intent = client.v1.payment_intents.create({"amount": 700, "currency": "usd", "customer": customer.id})
+    assert intent.status == "requires_payment_method"
+    intent = client.v1.payment_intents.confirm(intent.id, {"payment_method": "pm_card_mastercard"})
+    shown = client.v1.payment_intents.retrieve(intent.id, {"expand": ["latest_charge", "payment_method"]})
+    assert shown.latest_charge.status == "succeeded"
+    assert (shown.payment_method.card.brand, shown.payment_method.card.last4) == ("mastercard", "4444")
+
+
+def test_cancel_moves_an_unpaid_intent_to_canceled_and_refuses_a_paid_one(client):
+    intent = client.v1.payment_intents.create({"amount": 700, "currency": "usd"})
+    assert client.v1.payment_intents.cancel(intent.id).status == "canceled"
+    paid = pay(client, "pm_card_visa")
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.payment_intents.cancel(paid.id)
+    assert caught.value.code == "payment_intent_unexpected_state"
+
+
+@pytest.mark.parametrize("params,param,code", [
+    ({"currency": "usd"}, "amount", "parameter_missing"),
+    ({"amount": "abc", "currency": "usd"}, "amount", "parameter_invalid_integer"),
+    ({"amount": 0, "currency": "usd"}, "amount", "parameter_invalid_integer"),
+    ({"amount": 100}, "currency", "parameter_missing"),
+    ({"amount": 100, "currency": "usd", "payment_method": "pm_nope"}, "payment_method", "resource_missing"),
+])
+def test_invalid_create_parameters_answer_stripe_errors(client, params, param, code):
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.payment_intents.create(params)
+    assert (caught.value.param, caught.value.code) == (param, code)
+
+
+def test_unknown_payment_method_is_404_resource_missing(client):
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.payment_methods.retrieve("pm_missing")
+    assert (caught.value.http_status, caught.value.code) == (404, "resource_missing")
+    assert caught.value.error.type == "invalid_request_error"
+
+
+def test_wrong_api_key_is_401(emu):
+    bad = stripe.StripeClient("sk_test_wrong", base_addresses={"api": emu.url})
+    with pytest.raises(stripe.AuthenticationError):
+        bad.v1.customers.list()
+
+
+def test_attaching_a_token_creates_a_new_method_on_the_customer(client, customer, emu):
+    method = client.v1.payment_methods.attach("pm_card_visa", {"customer": customer.id})
+    assert method.id != "pm_card_visa" and method.customer == customer.id
+    assert (method.card.brand, method.card.last4, method.card.exp_month) == ("visa", "4242", 12)
+    listed = client.v1.customers.payment_methods.list(customer.id)
+    assert [m.id for m in listed.data] == [method.id]
+    detached = client.v1.payment_methods.detach(method.id)
+    assert detached.customer is None
+    types = [e["type"] for e in emu.events()]
+    assert "payment_method.attached" in types and "payment_method.detached" in types
+
+
+def test_attached_method_that_fails_every_charge(client, customer):
+    method = client.v1.payment_methods.attach("pm_card_chargeCustomerFail", {"customer": customer.id})
+    with pytest.raises(stripe.CardError):
+        pay(client, method.id, customer.id)
+
+
+def test_card_from_a_tok_token(client):
+    method = client.v1.payment_methods.create({"type": "card", "card": {"token": "tok_visa"}})
+    assert method.card.last4 == "4242"
+
+
+def test_card_network_update_emits_automatically_updated(client, customer, emu):
+    method = client.v1.payment_methods.attach("pm_card_visa", {"customer": customer.id})
+    emu.update_card(method.id, 1, 2031)
+    assert client.v1.payment_methods.retrieve(method.id).card.exp_year == 2031
+    assert emu.events()[-1]["type"] == "payment_method.automatically_updated"
+
+
+def test_list_filters_by_customer_and_created_and_pages(client, customer, emu):
+    mine = [pay(client, "pm_card_visa", customer.id).id for _ in range(3)]
+    pay(client, "pm_card_visa")
+    listed = client.v1.payment_intents.list({"customer": customer.id, "limit": 2})
+    assert listed.has_more and listed.url == "/v1/payment_intents"
+    assert [i.id for i in listed.auto_paging_iter()] == list(reversed(mine))
+    later = client.v1.payment_intents.list({"created": {"gt": emu.now() + 60}})
+    assert later.data == []
+
+
+def test_search_by_payment_id_metadata(client):
+    wanted = pay(client, "pm_card_visa", metadata={"payment_id": "77"})
+    pay(client, "pm_card_visa", metadata={"payment_id": "78"})
+    found = client.v1.payment_intents.search({"query": "metadata['payment_id']:'77'"})
+    assert [i.id for i in found.data] == [wanted.id]
+    assert (found.object, found.has_more, found.url, found.next_page) == (
+        "search_result", False, "/v1/payment_intents/search", None)
+
+
+def test_capitalised_booleans_and_empty_bracket_arrays_are_accepted(client):
+    intent = client.raw_request("post", "/v1/payment_intents", amount=900, currency="usd",
+                                confirm="True", payment_method="pm_card_visa",
+                                **{"payment_method_types[]": "card", "metadata[payment_id]": "9"})
+    body = client.deserialize(intent, api_mode="V1")
+    assert body.status == "succeeded" and body.payment_method_types == ["card"]
+    assert body.metadata["payment_id"] == "9"
+
+
+def test_every_response_carries_a_request_id(client):
+    customer = client.v1.customers.create({"email": "x@example.com"})
+    assert customer.last_response.request_id.startswith("req_")
