@@ -45,7 +45,7 @@ class Emulator:
             persistence.load(self, self.state_file)
         self._server = Server((host, port), self)
         self._stopped.clear()
-        threading.Thread(target=self._server.serve_forever, name="stripe-emulator", daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, args=(0.1,), name="stripe-emulator", daemon=True).start()
         threading.Thread(target=self._tick, name="stripe-emulator-clock", daemon=True).start()
         return self
 
