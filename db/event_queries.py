@@ -1,0 +1,180 @@
+"""Query functions for the webhook inbox and its handlers, session first."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Sequence
+
+from sqlalchemy import Connection, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from db.models import Allocation, Dispute, Invoice, Payment, PaymentMethod, Refund, StripeEvent
+from tasks.domain.states import EventStatus, PaymentStatus
+
+# The receiver's one statement: raw JSON goes straight to jsonb, no re-serialisation in Python.
+_INSERT_EVENT = text(
+    "INSERT INTO stripe_events (id, type, livemode, payload, stripe_created_at, received_at, status, attempts)"
+    " VALUES (:id, :type, :livemode, CAST(:payload AS jsonb), to_timestamp(:created), now(), 'received', 0)"
+    " ON CONFLICT (id) DO NOTHING RETURNING id"
+)
+_EVENT_STATUS = text("SELECT status FROM stripe_events WHERE id = :id")
+
+
+def insert_event(connection: Connection, *, event_id: str, event_type: str, livemode: bool, payload: str,
+                 created: int | None) -> bool:
+    """Store a verified event unless it is already stored; True if this call stored it."""
+    row = connection.execute(_INSERT_EVENT, {"id": event_id, "type": event_type, "livemode": livemode,
+                                             "payload": payload, "created": created}).first()
+    return row is not None
+
+
+def find_event_status(connection: Connection, event_id: str) -> str | None:
+    return connection.execute(_EVENT_STATUS, {"id": event_id}).scalar()
+
+
+def find_event(session: Session, event_id: str) -> StripeEvent | None:
+    return session.get(StripeEvent, event_id)
+
+
+def lock_event(session: Session, event_id: str) -> StripeEvent | None:
+    """The event row FOR UPDATE: two deliveries of one event are processed one after the other."""
+    return session.scalar(
+        select(StripeEvent).where(StripeEvent.id == event_id).with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+def store_event(session: Session, event: dict[str, Any], now: datetime) -> bool:
+    """Store an event fetched from Stripe (the reconciler's path); True if it was new."""
+    created = event.get("created")
+    statement = insert(StripeEvent).values(
+        id=event["id"], type=event["type"], livemode=bool(event.get("livemode")), payload=event,
+        stripe_created_at=datetime.fromtimestamp(created, now.tzinfo) if created else None,
+        received_at=now, status=EventStatus.RECEIVED, attempts=0,
+    ).on_conflict_do_nothing(index_elements=[StripeEvent.id]).returning(StripeEvent.id)
+    return session.scalar(statement) is not None
+
+
+def record_event_failure(session: Session, event_id: str, error: str, final: bool) -> None:
+    """Count a failed processing attempt; on the last one the event is failed for good."""
+    values: dict[str, Any] = {"attempts": StripeEvent.attempts + 1, "error": error[:4000]}
+    if final:
+        values["status"] = EventStatus.FAILED
+    session.execute(update(StripeEvent).where(StripeEvent.id == event_id,
+                                              StripeEvent.status.in_([EventStatus.RECEIVED, EventStatus.FAILED]))
+                    .values(**values))
+
+
+def list_due_received_events(session: Session, now: datetime, grace: timedelta, limit: int) -> list[str]:
+    """Ids of events still `received` past the grace period, oldest first."""
+    statement = (
+        select(StripeEvent.id).where(StripeEvent.status == EventStatus.RECEIVED,
+                                     StripeEvent.received_at < now - grace)
+        .order_by(StripeEvent.received_at).limit(limit)
+    )
+    return list(session.scalars(statement))
+
+
+def find_existing_event_ids(session: Session, event_ids: Sequence[str]) -> set[str]:
+    if not event_ids:
+        return set()
+    return set(session.scalars(select(StripeEvent.id).where(StripeEvent.id.in_(list(event_ids)))))
+
+
+def list_due_unsettled_payments(session: Session, now: datetime, older_than: timedelta, limit: int) -> list[Payment]:
+    """Payments with a PaymentIntent held in flight longer than expected, oldest update first."""
+    statuses = [PaymentStatus.SUBMITTING, PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION]
+    statement = (
+        select(Payment).where(Payment.status.in_(statuses), Payment.stripe_payment_intent_id.is_not(None),
+                              Payment.updated_at < now - older_than)
+        .order_by(Payment.updated_at).limit(limit)
+    )
+    return list(session.scalars(statement))
+
+
+def lock_payment_for_intent(session: Session, intent_id: str | None, payment_id: int | None) -> Payment | None:
+    """The payment a PaymentIntent belongs to, by intent id or else by our id in its metadata, locked."""
+    if intent_id:
+        found = session.scalar(
+            select(Payment).where(Payment.stripe_payment_intent_id == intent_id).with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        if found is not None:
+            return found
+    if payment_id is None:
+        return None
+    return session.scalar(
+        select(Payment).where(Payment.id == payment_id).with_for_update().execution_options(populate_existing=True)
+    )
+
+
+def lock_payment_for_charge(session: Session, charge_id: str | None, intent_id: str | None,
+                            payment_id: int | None) -> Payment | None:
+    """The payment a charge belongs to: by charge id, then intent id, then metadata; locked."""
+    if charge_id:
+        found = session.scalar(
+            select(Payment).where(Payment.stripe_charge_id == charge_id).with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        if found is not None:
+            return found
+    return lock_payment_for_intent(session, intent_id, payment_id)
+
+
+def list_applied_allocations(session: Session, payment_id: int) -> list[tuple[Allocation, Invoice]]:
+    """The payment's applied allocations with their invoices."""
+    statement = (
+        select(Allocation, Invoice).join(Invoice, Invoice.id == Allocation.invoice_id)
+        .where(Allocation.payment_id == payment_id, Allocation.state == "applied").order_by(Allocation.id)
+    )
+    return [(a, i) for a, i in session.execute(statement).all()]
+
+
+def upsert_refund(session: Session, *, payment_id: int, stripe_refund_id: str, amount_minor: int, currency: str,
+                  status: str, reason: str | None) -> bool:
+    """Record a Stripe refund (its status follows Stripe's latest word); True if new."""
+    statement = insert(Refund).values(payment_id=payment_id, stripe_refund_id=stripe_refund_id,
+                                      amount_minor=amount_minor, currency=currency, status=status, reason=reason)
+    statement = statement.on_conflict_do_update(
+        index_elements=[Refund.stripe_refund_id], set_={"status": statement.excluded.status},
+        where=Refund.status != "failed",
+    ).returning(text("(xmax = 0) AS inserted"))
+    return bool(session.scalar(statement))
+
+
+def find_dispute(session: Session, stripe_dispute_id: str) -> Dispute | None:
+    return session.scalar(select(Dispute).where(Dispute.stripe_dispute_id == stripe_dispute_id))
+
+
+def insert_dispute(session: Session, *, payment_id: int, stripe_dispute_id: str, amount_minor: int, currency: str,
+                   reason: str | None, status: str) -> Dispute:
+    """The dispute row, created on first sight (unique Stripe id makes repeats harmless)."""
+    session.execute(
+        insert(Dispute).values(payment_id=payment_id, stripe_dispute_id=stripe_dispute_id, amount_minor=amount_minor,
+                               currency=currency, reason=reason, status=status)
+        .on_conflict_do_nothing(index_elements=[Dispute.stripe_dispute_id])
+    )
+    return session.scalar(
+        select(Dispute).where(Dispute.stripe_dispute_id == stripe_dispute_id).with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+def lock_method_by_stripe_id(session: Session, stripe_payment_method_id: str | None) -> PaymentMethod | None:
+    if not stripe_payment_method_id:
+        return None
+    return session.scalar(
+        select(PaymentMethod).where(PaymentMethod.stripe_payment_method_id == stripe_payment_method_id)
+        .with_for_update().execution_options(populate_existing=True)
+    )
+
+
+def lock_method_for_setup_intent(session: Session, setup_intent_id: str, stripe_payment_method_id: str | None
+                                 ) -> PaymentMethod | None:
+    """The method a SetupIntent set up: by SetupIntent id, else by its PaymentMethod id; locked."""
+    found = session.scalar(
+        select(PaymentMethod).where(PaymentMethod.stripe_setup_intent_id == setup_intent_id)
+        .with_for_update().execution_options(populate_existing=True)
+    )
+    return found if found is not None else lock_method_by_stripe_id(session, stripe_payment_method_id)

@@ -1,0 +1,149 @@
+"""Pure rules for Stripe events: which handler family owns a type, what an event means for a payment, refund splits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Mapping, Sequence
+
+from tasks.domain.intents import target_for_intent
+from tasks.domain.states import RESERVING_STATUSES, PaymentStatus
+
+P = PaymentStatus
+
+# Event type -> handler family; anything else is stored and marked ignored.
+ROUTES: dict[str, str] = {
+    "payment_intent.succeeded": "payment_intents",
+    "payment_intent.processing": "payment_intents",
+    "payment_intent.payment_failed": "payment_intents",
+    "payment_intent.canceled": "payment_intents",
+    "payment_intent.requires_action": "payment_intents",
+    "charge.refunded": "refunds",
+    "refund.created": "refunds",
+    "refund.updated": "refunds",
+    "refund.failed": "refunds",
+    "charge.dispute.created": "disputes",
+    "charge.dispute.closed": "disputes",
+    "setup_intent.succeeded": "setup_intents",
+    "setup_intent.requires_action": "setup_intents",
+    "setup_intent.setup_failed": "setup_intents",
+    "payment_method.attached": "payment_methods",
+    "payment_method.detached": "payment_methods",
+    "payment_method.updated": "payment_methods",
+    "payment_method.automatically_updated": "payment_methods",
+    "mandate.updated": "mandates",
+}
+
+# What each PaymentIntent event says happened, before failure codes are looked at.
+_INTENT_EVENT_STATUS = {
+    "payment_intent.succeeded": "succeeded",
+    "payment_intent.processing": "processing",
+    "payment_intent.payment_failed": "requires_payment_method",
+    "payment_intent.canceled": "canceled",
+    "payment_intent.requires_action": "requires_action",
+}
+
+
+class EventMalformed(ValueError):
+    """A body that parsed as JSON but is not a Stripe event."""
+
+
+def route_for(event_type: str) -> str | None:
+    """The handler family for an event type, or None when Remit does not act on it."""
+    return ROUTES.get(event_type)
+
+
+def check_event_shape(event: Any) -> tuple[str, str]:
+    """(id, type) of a well-formed event; raise EventMalformed otherwise."""
+    if not isinstance(event, dict) or event.get("object") != "event":
+        raise EventMalformed("not a Stripe event object")
+    event_id, event_type = event.get("id"), event.get("type")
+    if not isinstance(event_id, str) or not event_id.startswith("evt_") or len(event_id) > 255:
+        raise EventMalformed("event id missing or malformed")
+    if not isinstance(event_type, str) or not event_type or len(event_type) > 100:
+        raise EventMalformed("event type missing or malformed")
+    data = event.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
+        raise EventMalformed("event has no data.object")
+    created = event.get("created")
+    if created is not None and (not isinstance(created, int) or isinstance(created, bool)):
+        raise EventMalformed("event created is not a unix time")
+    return event_id, event_type
+
+
+def payment_id_from_metadata(metadata: Mapping[str, Any] | None) -> int | None:
+    """Our payment id as put in a PaymentIntent's metadata, or None if absent or not an id."""
+    raw = (metadata or {}).get("payment_id")
+    if isinstance(raw, str) and raw.isdigit() and 0 < len(raw) <= 18:
+        return int(raw)
+    return None
+
+
+def intent_event_target(event_type: str, error: Mapping[str, Any] | None) -> PaymentStatus | None:
+    """The payment status a PaymentIntent event implies (a failed off-session auth is requires_action)."""
+    status = _INTENT_EVENT_STATUS.get(event_type)
+    if status is None:
+        return None
+    error = error or {}
+    return target_for_intent(status, error.get("code"), error.get("decline_code"))
+
+
+def intent_event_applies(current: PaymentStatus) -> bool:
+    """PaymentIntent events only move payments still in flight: never undo a refund or a dispute."""
+    return PaymentStatus(current) in RESERVING_STATUSES
+
+
+def settled_first(current: PaymentStatus) -> bool:
+    """A refund or dispute proves the charge succeeded: a payment still in flight settles first."""
+    return PaymentStatus(current) in RESERVING_STATUSES
+
+
+def refund_target(amount_minor: int, refunded_minor: int) -> PaymentStatus:
+    """Fully or partially refunded, by the cumulative amount Stripe reports."""
+    return P.REFUNDED if refunded_minor >= amount_minor else P.PARTIALLY_REFUNDED
+
+
+@dataclass(frozen=True)
+class AllocationSlice:
+    """An applied allocation as the refund split sees it."""
+
+    id: int
+    due_on: date
+    amount_minor: int
+
+
+@dataclass(frozen=True)
+class RefundSplit:
+    """Allocations to reverse whole, one to reduce to a new amount, and what falls beyond them."""
+
+    reverse_ids: tuple[int, ...]
+    reduce: tuple[int, int] | None
+    beyond_allocations_minor: int
+
+
+def split_refund(applied: Sequence[AllocationSlice], refund_minor: int) -> RefundSplit:
+    """Split newly refunded money over applied allocations.
+
+    Rule: the latest-due invoice is given back first (the oldest debt stays paid longest).
+    Allocations are reversed whole while the refund covers them; the next one is reduced by
+    the rest (an allocation cannot be split: one per payment and invoice). Money beyond every
+    allocation (a deposit or remainder credit) is left to the full-refund transition.
+    """
+    if refund_minor < 0:
+        raise ValueError("refund must not be negative")
+    remaining, reverse, reduce = refund_minor, [], None
+    for piece in sorted(applied, key=lambda a: (a.due_on, a.id), reverse=True):
+        if remaining <= 0:
+            break
+        if remaining >= piece.amount_minor:
+            reverse.append(piece.id)
+            remaining -= piece.amount_minor
+        else:
+            reduce = (piece.id, piece.amount_minor - remaining)
+            remaining = 0
+    return RefundSplit(tuple(reverse), reduce, remaining)
+
+
+def dispute_is_closed(status: str) -> bool:
+    """Whether a dispute status is one Stripe no longer changes."""
+    return status in ("won", "lost", "warning_closed", "charge_refunded")

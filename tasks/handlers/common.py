@@ -1,0 +1,62 @@
+"""What every handler returns, and the small helpers they share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from db import queries
+from db.models import Account, PaymentMethod, Seller
+from tasks.domain.states import EventStatus
+
+
+@dataclass(frozen=True)
+class Handled:
+    """How an event ended: processed, or ignored with the reason kept on the event row."""
+
+    status: EventStatus
+    note: str | None = None
+
+
+PROCESSED = Handled(EventStatus.PROCESSED)
+
+
+def ignored(note: str) -> Handled:
+    return Handled(EventStatus.IGNORED, note)
+
+
+def source_of(event: dict[str, Any]) -> str:
+    """The timeline source of everything an event changes."""
+    return f"stripe:{event['id']}"
+
+
+def obj(event: dict[str, Any]) -> dict[str, Any]:
+    return event["data"]["object"]
+
+
+def object_id(value: Any) -> str | None:
+    """An id from a field that may be a plain id or an expanded object."""
+    if isinstance(value, dict):
+        return value.get("id")
+    return value if isinstance(value, str) else None
+
+
+def queue_method_email(session: Session, method: PaymentMethod, kind: str, now: datetime,
+                       extra: dict[str, Any] | None = None) -> int | None:
+    """The outbox row owed for a saved method's verification outcome, once per method and kind."""
+    account = session.get(Account, method.account_id)
+    seller = session.get(Seller, account.seller_id)
+    context = {
+        "method": {"kind": method.kind, "brand": method.brand, "bank_name": method.bank_name, "last4": method.last4},
+        "account": {"number": account.number, "name": account.name},
+        "seller": {"name": seller.name, "logo_url": seller.logo_url, "brand_color": seller.brand_color,
+                   "support_email": seller.support_email, "support_phone": seller.support_phone},
+        "at": now.isoformat(),
+        **(extra or {}),
+    }
+    return queries.add_email(session, kind=kind, recipient=account.billing_email, context=context,
+                             dedupe_key=f"{kind}:method:{method.id}", seller_id=account.seller_id,
+                             account_id=account.id)

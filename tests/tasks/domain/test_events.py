@@ -1,0 +1,125 @@
+"""Table-driven tests of the pure Stripe event rules."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from tasks.domain.events import (
+    AllocationSlice,
+    EventMalformed,
+    RefundSplit,
+    check_event_shape,
+    dispute_is_closed,
+    intent_event_applies,
+    intent_event_target,
+    payment_id_from_metadata,
+    refund_target,
+    route_for,
+    split_refund,
+)
+from tasks.domain.states import PaymentStatus as P
+
+
+@pytest.mark.parametrize(("event_type", "family"), [
+    ("payment_intent.succeeded", "payment_intents"),
+    ("payment_intent.requires_action", "payment_intents"),
+    ("charge.refunded", "refunds"),
+    ("refund.failed", "refunds"),
+    ("charge.dispute.created", "disputes"),
+    ("charge.dispute.closed", "disputes"),
+    ("setup_intent.setup_failed", "setup_intents"),
+    ("payment_method.automatically_updated", "payment_methods"),
+    ("mandate.updated", "mandates"),
+    ("payment_intent.created", None),
+    ("customer.created", None),
+    ("", None),
+])
+def test_route_for_names_the_handler_family(event_type, family):
+    assert route_for(event_type) == family
+
+
+@pytest.mark.parametrize(("event_type", "error", "target"), [
+    ("payment_intent.succeeded", None, P.SUCCEEDED),
+    ("payment_intent.processing", None, P.PROCESSING),
+    ("payment_intent.payment_failed", {"code": "card_declined", "decline_code": "insufficient_funds"}, P.FAILED),
+    ("payment_intent.payment_failed", {"code": "authentication_required"}, P.REQUIRES_ACTION),
+    ("payment_intent.payment_failed", {"code": "card_declined", "decline_code": "authentication_required"},
+     P.REQUIRES_ACTION),
+    ("payment_intent.canceled", None, P.CANCELED),
+    ("payment_intent.requires_action", None, P.REQUIRES_ACTION),
+    ("payment_intent.created", None, None),
+])
+def test_intent_event_target_maps_event_and_error(event_type, error, target):
+    assert intent_event_target(event_type, error) == target
+
+
+@pytest.mark.parametrize(("current", "applies"), [
+    (P.SUBMITTING, True), (P.PROCESSING, True), (P.REQUIRES_ACTION, True), (P.PENDING, True),
+    (P.SUCCEEDED, False), (P.REFUNDED, False), (P.PARTIALLY_REFUNDED, False), (P.DISPUTED, False),
+    (P.FAILED, False), (P.CANCELED, False),
+])
+def test_intent_events_never_move_a_settled_payment(current, applies):
+    assert intent_event_applies(current) is applies
+
+
+@pytest.mark.parametrize(("metadata", "payment_id"), [
+    ({"payment_id": "42"}, 42), ({}, None), (None, None), ({"payment_id": "abc"}, None),
+    ({"payment_id": "-1"}, None), ({"payment_id": 42}, None), ({"payment_id": "9" * 30}, None),
+])
+def test_payment_id_from_metadata_accepts_only_our_ids(metadata, payment_id):
+    assert payment_id_from_metadata(metadata) == payment_id
+
+
+@pytest.mark.parametrize(("amount", "refunded", "target"), [
+    (10_000, 10_000, P.REFUNDED), (10_000, 1, P.PARTIALLY_REFUNDED), (10_000, 9_999, P.PARTIALLY_REFUNDED),
+])
+def test_refund_target_by_cumulative_amount(amount, refunded, target):
+    assert refund_target(amount, refunded) == target
+
+
+A = AllocationSlice(1, date(2026, 1, 10), 3_000)
+B = AllocationSlice(2, date(2026, 2, 10), 5_000)
+C = AllocationSlice(3, date(2026, 3, 10), 2_000)
+
+
+@pytest.mark.parametrize(("refund", "split"), [
+    (0, RefundSplit((), None, 0)),
+    (2_000, RefundSplit((3,), None, 0)),
+    (1_500, RefundSplit((), (3, 500), 0)),
+    (2_500, RefundSplit((3,), (2, 4_500), 0)),
+    (7_000, RefundSplit((3, 2), None, 0)),
+    (10_000, RefundSplit((3, 2, 1), None, 0)),
+    (12_000, RefundSplit((3, 2, 1), None, 2_000)),
+])
+def test_split_refund_gives_back_latest_due_invoices_first(refund, split):
+    assert split_refund([A, B, C], refund) == split
+
+
+def test_split_refund_refuses_negative_amounts():
+    with pytest.raises(ValueError):
+        split_refund([A], -1)
+
+
+GOOD = {"id": "evt_1", "object": "event", "type": "x.y", "created": 1, "data": {"object": {}}}
+
+
+@pytest.mark.parametrize("event", [
+    [], "evt", {**GOOD, "object": "charge"}, {**GOOD, "id": "ch_1"}, {**GOOD, "id": None},
+    {**GOOD, "type": ""}, {**GOOD, "data": {}}, {**GOOD, "data": {"object": "x"}}, {**GOOD, "created": "soon"},
+])
+def test_check_event_shape_refuses_what_is_not_an_event(event):
+    with pytest.raises(EventMalformed):
+        check_event_shape(event)
+
+
+def test_check_event_shape_returns_id_and_type():
+    assert check_event_shape(GOOD) == ("evt_1", "x.y")
+
+
+@pytest.mark.parametrize(("status", "closed"), [
+    ("won", True), ("lost", True), ("warning_closed", True), ("needs_response", False), ("under_review", False),
+])
+def test_dispute_is_closed(status, closed):
+    assert dispute_is_closed(status) is closed
