@@ -12,6 +12,8 @@ from .webhooks import Dispatcher
 
 # How often the background ticker lets real time settle ACH payments and prune keys.
 TICK_SECONDS = 0.25
+# Pruning walks every key, so real-time pruning runs only every few seconds.
+PRUNE_EVERY_TICKS = 20
 # A hung request must outlast any sensible client timeout.
 DEFAULT_HANG_SECONDS = 30
 
@@ -77,8 +79,10 @@ class Emulator:
             self.dispatcher.reset()
 
     def _tick(self):
+        ticks = 0
         while not self._stopped.wait(TICK_SECONDS):
-            self.settle()
+            ticks += 1
+            self.settle(prune=ticks % PRUNE_EVERY_TICKS == 0)
 
     # -- clock -----------------------------------------------------------------------------------
 
@@ -92,11 +96,12 @@ class Emulator:
             self.clock.advance(seconds)
             return self.settle()
 
-    def settle(self):
-        """Fire due timers and prune old idempotency keys."""
+    def settle(self, prune=True):
+        """Fire due timers and prune old idempotency keys; returns the number of timers fired."""
         with self.lock:
             fired = settlement.settle_due(self.state)
-            self._keys.prune(self.clock.time())
+            if prune:
+                self._keys.prune(self.clock.time())
             return fired
 
     @property

@@ -1,6 +1,6 @@
 """Random object ids with Stripe's prefixes."""
 
-import secrets
+import random
 import string
 
 _ALPHABET = string.ascii_letters + string.digits
@@ -9,5 +9,5 @@ _ID_LENGTH = 24
 
 
 def new_id(prefix):
-    """A fresh id such as `pi_3Nx...`."""
-    return prefix + "_" + "".join(secrets.choice(_ALPHABET) for _ in range(_ID_LENGTH))
+    """A fresh id such as `pi_3Nx...`; uniqueness matters here, unpredictability does not."""
+    return prefix + "_" + "".join(random.choices(_ALPHABET, k=_ID_LENGTH))

@@ -1,6 +1,6 @@
 """The mutable world the handlers act on: objects, clock, settings and the event hook."""
 
-import copy
+import json
 from dataclasses import dataclass, field
 
 from .clock import Clock
@@ -14,6 +14,11 @@ DEFAULT_ACH_SETTLE_SECONDS = 4 * 86400
 MICRODEPOSIT_TIMEOUT_SECONDS = 10 * 86400
 # Microdeposits arrive in one to two business days.
 MICRODEPOSIT_ARRIVAL_SECONDS = 2 * 86400
+
+
+def snapshot(obj):
+    """A deep copy of a JSON-shaped object; a JSON round trip is several times faster than deepcopy."""
+    return json.loads(json.dumps(obj))
 
 
 @dataclass
@@ -47,7 +52,7 @@ class State:
         call = self.call
         event = {
             "object": "event", "api_version": API_VERSION, "created": self.now(),
-            "data": {"object": copy.deepcopy(obj)}, "livemode": False, "pending_webhooks": 0,
+            "data": {"object": snapshot(obj)}, "livemode": False, "pending_webhooks": 0,
             "request": {"id": call.request_id if call else None,
                         "idempotency_key": call.idempotency_key if call else None},
             "type": type_,
