@@ -95,3 +95,73 @@ def worker(broker):
     worker.start()
     yield worker
     worker.stop()
+
+
+@pytest.fixture(scope="session")
+def _emulator_server():
+    from sandbox.stripe_emulator import Emulator
+
+    emulator = Emulator(api_key="sk_test_remit_tests").start(port=0)
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture()
+def emulator(_emulator_server):
+    """The Stripe emulator, reset to empty for this test."""
+    _emulator_server.reset()
+    yield _emulator_server
+    _emulator_server.reset()
+
+
+@pytest.fixture()
+def gateway(emulator, broker):
+    """The Stripe gateway bound to the emulator (with the shared Redis limiter), installed for this test."""
+    import redis
+
+    from tasks.gateways.stripe import build_gateway, use_gateway
+
+    redis.Redis.from_url(os.environ["BROKER_URL"]).delete("remit:stripe:limiter")
+    built = build_gateway("sk_test_remit_tests", emulator.url, 5.0, os.environ["BROKER_URL"], 1000)
+    use_gateway(built)
+    yield built
+    use_gateway(None)
+
+
+class Shop:
+    """A seller with one account, saved methods made at the emulator, and invoices to pay."""
+
+    def __init__(self, db, gateway):
+        from datetime import date, datetime, timezone
+
+        from tests import factories
+
+        self.today = date(2026, 11, 22)
+        self.now = datetime(2026, 11, 22, 18, 0, tzinfo=timezone.utc)
+        with db() as session:
+            self.seller = factories.seller(session, timezone="UTC")
+            account = factories.account(session, self.seller)
+            account.stripe_customer_id = gateway.create_customer(
+                account_id=account.id, email=account.billing_email, name=account.name,
+                idempotency_key=f"test-customer-{account.id}")
+            self.account_id = account.id
+            self.methods = {}
+            for name, token in [("visa", "pm_card_visa"), ("declined", "pm_card_chargeDeclined"),
+                                ("insufficient", "pm_card_visa_chargeDeclinedInsufficientFunds"),
+                                ("auth", "pm_card_authenticationRequired"), ("ach", "pm_usBankAccount_success"),
+                                ("ach_insufficient", "pm_usBankAccount_insufficientFunds")]:
+                details = gateway.attach_payment_method(payment_method=token, customer_id=account.stripe_customer_id,
+                                                        idempotency_key=f"test-attach-{account.id}-{name}")
+                kind = details.kind
+                row = factories.method(session, account, kind=kind, stripe_payment_method_id=details.id,
+                                       last4=details.last4)
+                self.methods[name] = row.id
+            self.invoices = [factories.invoice(session, account, total_minor=10_000 + n * 1_000,
+                                               due_on=date(2026, 12, 1 + n)).id for n in range(5)]
+            session.commit()
+        self.db = db
+
+
+@pytest.fixture()
+def shop(db, gateway, broker):
+    return Shop(db, gateway)

@@ -35,3 +35,7 @@ class StripeRefused(Exception):
 
 class StripeMisconfigured(Exception):
     """Stripe refused our credentials or our idempotency key: someone must look."""
+
+
+class SignatureInvalid(Exception):
+    """A webhook body whose signature does not verify against any configured secret."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import stripe
 
-from tasks.domain.errors import StripeMisconfigured, StripeRefused, StripeUnavailable
+from tasks.domain.errors import SignatureInvalid, StripeMisconfigured, StripeRefused, StripeUnavailable
 from tasks.gateways.limiter import StripeRateLimiter
 
 # Both spellings exist: which field carries it on current API versions is unconfirmed (STRIPE.md).
@@ -83,7 +83,8 @@ class StripeGateway:
         """The PaymentIntent carrying our payment id in its metadata, if Stripe has one."""
         params = {"query": f"metadata['payment_id']:'{payment_id}'", "limit": 10}
         found = self._call(self._client.v1.payment_intents.search, params, {})
-        intents = [i for i in found.data if (i.metadata or {}).get("payment_id") == str(payment_id)]
+        intents = [_plain(i) for i in found.data]
+        intents = [i for i in intents if (i.get("metadata") or {}).get("payment_id") == str(payment_id)]
         return intent_result(intents[0]) if intents else None
 
     def list_events(self, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -111,6 +112,7 @@ class StripeGateway:
 
 def intent_result(intent: Any) -> IntentResult:
     """Reduce a PaymentIntent object to an IntentResult."""
+    intent = _plain(intent)
     error = intent.get("last_payment_error") or {}
     next_action = intent.get("next_action") or {}
     charge = intent.get("latest_charge")
@@ -120,6 +122,11 @@ def intent_result(intent: Any) -> IntentResult:
         error_code=error.get("code"), decline_code=error.get("decline_code"), error_message=error.get("message"),
         next_action=next_action.get("type"), metadata=dict(intent.get("metadata") or {}),
     )
+
+
+def _plain(obj: Any) -> dict[str, Any]:
+    """SDK objects are not dicts; everything past this module sees plain ones."""
+    return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
 
 
 def _declined(exc: stripe.CardError) -> IntentResult:
@@ -135,6 +142,7 @@ def _declined(exc: stripe.CardError) -> IntentResult:
 
 def method_details(pm: Any) -> MethodDetails:
     """Display data of a PaymentMethod object."""
+    pm = _plain(pm)
     if pm["type"] == "card":
         card = pm["card"]
         return MethodDetails(id=pm["id"], kind="card", last4=card["last4"], brand=card.get("brand"),
@@ -144,18 +152,38 @@ def method_details(pm: Any) -> MethodDetails:
 
 
 def build_gateway(api_key: str, api_base: str, timeout_s: float, redis_url: str | None,
-                  requests_per_second: float) -> StripeGateway:
+                  requests_per_second: float, network_retries: int = 1) -> StripeGateway:
     """A gateway whose one SDK retry reuses our key and the shared limiter when Redis is given."""
     import redis
 
     client = stripe.StripeClient(
-        api_key, base_addresses={"api": api_base}, max_network_retries=1,
+        api_key, base_addresses={"api": api_base}, max_network_retries=network_retries,
         http_client=stripe.RequestsClient(timeout=timeout_s),
     )
     limiter = None
     if redis_url:
         limiter = StripeRateLimiter(redis.Redis.from_url(redis_url), requests_per_second)
     return StripeGateway(client, limiter)
+
+
+# Stripe's own default: only old timestamps are rejected, to limit replays of captured deliveries.
+WEBHOOK_TOLERANCE_SECONDS = 300
+
+
+def verify_webhook(payload: bytes, header: str | None, secrets: tuple[str, ...],
+                   tolerance_s: int = WEBHOOK_TOLERANCE_SECONDS) -> None:
+    """Raise SignatureInvalid unless some v1 signature matches some secret within the tolerance."""
+    if not header:
+        raise SignatureInvalid("missing Stripe-Signature header")
+    text = payload.decode("utf-8", errors="replace")
+    reason = "no secret configured"
+    for secret in secrets:
+        try:
+            stripe.WebhookSignature.verify_header(text, header, secret, tolerance=tolerance_s)
+            return
+        except stripe.SignatureVerificationError as exc:
+            reason = str(exc.user_message or exc)
+    raise SignatureInvalid(reason)
 
 
 _override: list[StripeGateway] = []
@@ -181,3 +209,35 @@ def use_gateway(gateway: StripeGateway | None) -> None:
     _override.clear()
     if gateway is not None:
         _override.append(gateway)
+
+
+@dataclass(frozen=True)
+class Mandate:
+    """The customer's acceptance of the ACH debit terms, as recorded when the account was saved."""
+
+    accepted_at: int
+    ip_address: str
+    user_agent: str
+
+
+def payment_intent_params(*, payment_id: int, account_id: int, amount_minor: int, currency: str, customer_id: str,
+                          payment_method: str, method_kind: str, off_session: bool,
+                          mandate: Mandate | None) -> dict[str, Any]:
+    """Create-and-confirm parameters; built only from our rows, so every retry sends the same ones."""
+    params: dict[str, Any] = {
+        "amount": amount_minor,
+        "currency": currency,
+        "customer": customer_id,
+        "payment_method": payment_method,
+        "payment_method_types": [method_kind],
+        "confirm": True,
+        "metadata": {"payment_id": str(payment_id), "account_id": str(account_id)},
+    }
+    if method_kind == "card" and off_session:
+        params["off_session"] = True
+    if method_kind == "us_bank_account" and mandate is not None:
+        params["mandate_data"] = {"customer_acceptance": {
+            "type": "online", "accepted_at": mandate.accepted_at,
+            "online": {"ip_address": mandate.ip_address, "user_agent": mandate.user_agent},
+        }}
+    return params

@@ -1,0 +1,149 @@
+"""Query functions, session first: find_* returns a row or None, get_* raises, lock_* locks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Sequence
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from db.models import Account, Allocation, Email, Invoice, Payment, PaymentEvent
+
+
+class RowMissing(LookupError):
+    """A row that must exist does not."""
+
+
+def find_payment(session: Session, payment_id: int) -> Payment | None:
+    return session.get(Payment, payment_id)
+
+
+def get_payment(session: Session, payment_id: int) -> Payment:
+    payment = find_payment(session, payment_id)
+    if payment is None:
+        raise RowMissing(f"payment {payment_id} does not exist")
+    return payment
+
+
+def lock_payment(session: Session, payment_id: int) -> Payment | None:
+    """The payment row, locked FOR UPDATE and freshly loaded."""
+    return session.scalar(
+        select(Payment).where(Payment.id == payment_id).with_for_update().execution_options(populate_existing=True)
+    )
+
+
+def find_payment_by_intent(session: Session, intent_id: str) -> Payment | None:
+    return session.scalar(select(Payment).where(Payment.stripe_payment_intent_id == intent_id))
+
+
+def lock_invoices(session: Session, invoice_ids: Sequence[int]) -> list[Invoice]:
+    """Invoices locked FOR UPDATE in id order, so two payments never deadlock."""
+    if not invoice_ids:
+        return []
+    statement = (
+        select(Invoice).where(Invoice.id.in_(sorted(set(invoice_ids)))).order_by(Invoice.id)
+        .with_for_update().execution_options(populate_existing=True)
+    )
+    return list(session.scalars(statement))
+
+
+def move_allocations(session: Session, payment_id: int, from_state: str, to_state: str) -> int:
+    """Move this payment's allocations between states; return how many moved."""
+    result = session.execute(
+        update(Allocation).where(Allocation.payment_id == payment_id, Allocation.state == from_state)
+        .values(state=to_state)
+    )
+    return result.rowcount
+
+
+def add_payment_event(session: Session, payment: Payment, *, from_status: str | None, to_status: str, source: str,
+                      applied: bool = True, detail: dict[str, Any] | None = None, at: datetime | None = None) -> None:
+    """One line on the payment's timeline."""
+    event = PaymentEvent(payment_id=payment.id, from_status=from_status, to_status=to_status, applied=applied,
+                         source=source, detail=detail or {})
+    if at is not None:
+        event.at = at
+    session.add(event)
+
+
+def add_email(session: Session, *, kind: str, recipient: str, context: dict[str, Any], dedupe_key: str,
+              seller_id: int, account_id: int | None = None, payment_id: int | None = None) -> int | None:
+    """Queue an outbox row; return its id, or None when one with this dedupe key exists."""
+    statement = (
+        insert(Email)
+        .values(kind=kind, recipient=recipient, context=context, dedupe_key=dedupe_key, seller_id=seller_id,
+                account_id=account_id, payment_id=payment_id, status="queued", attempts=0)
+        .on_conflict_do_nothing(index_elements=[Email.dedupe_key])
+        .returning(Email.id)
+    )
+    return session.scalar(statement)
+
+
+def mark_balance_stale(session: Session, account_id: int, now: datetime) -> None:
+    """Flag the account's derived figures for recomputation (keeps the oldest stale time)."""
+    session.execute(
+        update(Account).where(Account.id == account_id, Account.balance_stale_since.is_(None))
+        .values(balance_stale_since=now)
+    )
+
+
+def lock_account(session: Session, account_id: int) -> Account | None:
+    """The account row locked FOR UPDATE: money requests of one account run one at a time."""
+    return session.scalar(
+        select(Account).where(Account.id == account_id).with_for_update().execution_options(populate_existing=True)
+    )
+
+
+def find_payment_by_key(session: Session, account_id: int, idempotency_key: str) -> Payment | None:
+    return session.scalar(
+        select(Payment).where(Payment.account_id == account_id, Payment.idempotency_key == idempotency_key)
+    )
+
+
+def list_children(session: Session, parent_ids: Sequence[int]) -> list[Invoice]:
+    if not parent_ids:
+        return []
+    return list(session.scalars(select(Invoice).where(Invoice.parent_id.in_(parent_ids)).order_by(Invoice.id)))
+
+
+def settled_by_invoice(session: Session, invoice_ids: Sequence[int]) -> dict[int, int]:
+    """Money applied to each invoice, discounts taken included."""
+    if not invoice_ids:
+        return {}
+    rows = session.execute(
+        select(Allocation.invoice_id, func.sum(Allocation.amount_minor + Allocation.discount_minor))
+        .where(Allocation.invoice_id.in_(invoice_ids), Allocation.state == "applied")
+        .group_by(Allocation.invoice_id)
+    )
+    return {invoice_id: int(total) for invoice_id, total in rows}
+
+
+def reservations_by_invoice(session: Session, invoice_ids: Sequence[int]) -> dict[int, str]:
+    """For each reserved invoice, the status of the payment holding it."""
+    if not invoice_ids:
+        return {}
+    rows = session.execute(
+        select(Allocation.invoice_id, Payment.status).join(Payment, Payment.id == Allocation.payment_id)
+        .where(Allocation.invoice_id.in_(invoice_ids), Allocation.state == "reserved")
+    )
+    return {invoice_id: status for invoice_id, status in rows}
+
+
+def list_payable_invoices(session: Session, account_id: int) -> list[Invoice]:
+    """Visible, unvoided invoices of the account that are not parents of other invoices."""
+    parent = select(Invoice.parent_id).where(Invoice.parent_id.is_not(None), Invoice.account_id == account_id)
+    return list(session.scalars(
+        select(Invoice).where(Invoice.account_id == account_id, Invoice.voided.is_(False),
+                              Invoice.customer_visible.is_(True), Invoice.id.not_in(parent))
+        .order_by(Invoice.id)
+    ))
+
+
+def list_allocations(session: Session, payment_id: int) -> list[Allocation]:
+    return list(session.scalars(select(Allocation).where(Allocation.payment_id == payment_id).order_by(Allocation.id)))
+
+
+def find_invoices(session: Session, invoice_ids: Sequence[int]) -> list[Invoice]:
+    return list(session.scalars(select(Invoice).where(Invoice.id.in_(invoice_ids)).order_by(Invoice.id)))

@@ -1,0 +1,84 @@
+"""`make run`: the whole offline stack in the foreground until Ctrl-C."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from sandbox.services import ensure_services, port_answers
+
+ROOT = Path.cwd() / ".remit"
+SANDBOX_API_KEY = "sk_test_sandbox"
+SANDBOX_WEBHOOK_SECRET = "whsec_sandbox_local"
+# Fixed ports so the README can name them; a taken port falls back to a free one.
+STRIPE_PORT = 12111
+SMTP_PORT = 1025
+WEBHOOK_PORT = 8001
+
+
+def _port(preferred: int) -> int:
+    return 0 if port_answers("127.0.0.1", preferred) else preferred
+
+
+def _processes() -> list[str]:
+    names = ["worker-money", "worker-bulk", "clock"]
+    if importlib.util.find_spec("workers.webhook_app") is not None:
+        names.insert(0, "webhooks")
+    if importlib.util.find_spec("workers.dashboard") is not None:
+        names.append("dashboard")
+    return names
+
+
+def run_dev() -> int:
+    """Find or start Postgres and Redis, start the emulator and SMTP capture, migrate, seed, run the Procfile."""
+    from sandbox.smtp_capture import SmtpCapture
+    from sandbox.stripe_emulator import Emulator
+
+    ROOT.mkdir(exist_ok=True)
+    print("remit: finding or starting PostgreSQL and Redis ...", flush=True)
+    services = ensure_services(root=ROOT)
+    for line in services.found + services.started:
+        print(f"remit:   {line}", flush=True)
+    emulator = Emulator(api_key=SANDBOX_API_KEY, state_file=str(ROOT / "stripe-emulator.json")).start(port=_port(STRIPE_PORT))
+    smtp = SmtpCapture(port=_port(SMTP_PORT), maildir=ROOT / "mail").start()
+    emulator.add_webhook_endpoint(f"http://127.0.0.1:{WEBHOOK_PORT}/stripe/webhooks", [SANDBOX_WEBHOOK_SECRET])
+    os.environ.update(
+        DATABASE_URL=services.database_url, BROKER_URL=services.broker_url, STRIPE_API_KEY=SANDBOX_API_KEY,
+        STRIPE_API_BASE=emulator.url, STRIPE_WEBHOOK_SECRETS=SANDBOX_WEBHOOK_SECRET, SMTP_URL=smtp.url,
+        WEBHOOK_PORT=str(WEBHOOK_PORT), REMIT_ENV="sandbox",
+    )
+    try:
+        _prepare_database()
+        print(f"remit: Stripe emulator {emulator.url}   SMTP capture {smtp.url} (mail in .remit/mail)", flush=True)
+        print(f"remit: starting {', '.join(_processes())}; Ctrl-C stops everything", flush=True)
+        return _run_procfile()
+    finally:
+        emulator.stop()
+        smtp.stop()
+        services.stop()
+
+
+def _prepare_database() -> None:
+    from db.migrate import upgrade
+    from sandbox.seed import seed_demo
+    from workers.settings import get_settings
+
+    settings = get_settings()
+    print("remit: migrating the database ...", flush=True)
+    upgrade(settings.database_url)
+    print(f"remit: {seed_demo(settings, only_if_empty=True)}", flush=True)
+
+
+def _run_procfile() -> int:
+    honcho = Path(sys.executable).with_name("honcho")
+    command = [str(honcho), "start", "-f", "Procfile", *_processes()]
+    child = subprocess.Popen(command, env=os.environ.copy())
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        child.send_signal(signal.SIGINT)
+        return child.wait()

@@ -1,0 +1,230 @@
+"""The entry points the portal's web tier calls: validate, write rows, enqueue after commit. Never Stripe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Callable
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from db import queries
+from db.models import Account, Allocation, Credit, Payment, Seller
+from db.session import on_commit, transaction
+from tasks import selection
+from tasks.domain import allocation as plans
+from tasks.domain import requests as checks
+from tasks.domain.errors import RemitError
+from tasks.domain.states import PaymentKind, PaymentStatus
+from tasks.ledger import queue_payment_email
+
+
+@dataclass(frozen=True)
+class PaymentLine:
+    invoice_id: int
+    invoice_number: str
+    amount_minor: int
+    discount_minor: int
+
+
+@dataclass(frozen=True)
+class PaymentPreview:
+    currency: str
+    total_minor: int
+    credit_minor: int
+    lines: tuple[PaymentLine, ...]
+    warnings: tuple[str, ...]
+    scheduled_for: date | None
+
+
+@dataclass(frozen=True)
+class PaymentReceipt:
+    payment_id: int
+    status: str
+    kind: str
+    amount_minor: int
+    currency: str
+    scheduled_for: date | None
+    credit_minor: int
+    lines: tuple[PaymentLine, ...]
+    warnings: tuple[str, ...]
+    replayed: bool = False
+
+
+def preview_payment(account_id: int, invoice_ids: list[int] | None = None, amount: int | None = None,
+                    payment_method_id: int | None = None, pay_on: date | None = None,
+                    now: datetime | None = None) -> PaymentPreview:
+    """What would be charged, per invoice, with discounts and warnings; writes nothing.
+
+    With invoice_ids it previews pay_invoices (amount makes it short); with only amount, pay_amount.
+    """
+    with transaction() as session:
+        account, seller = selection.load_account(session, account_id, lock=False)
+        if payment_method_id is not None:
+            selection.load_method(session, account, seller, payment_method_id)
+        today = selection.seller_today(seller, now or _now())
+        scheduled_for = checks.check_pay_on(pay_on, today)
+        if invoice_ids is not None:
+            plan, currency, _ = _invoice_plan(session, account, seller, invoice_ids, amount, today, lock=False)
+        else:
+            plan, currency = _amount_plan(session, account, seller, checks.check_amount(amount), lock=False), account.currency
+        session.rollback()
+    return PaymentPreview(currency, plan.total_minor, plan.credit_minor, _lines(plan), plan.warnings, scheduled_for)
+
+
+def pay_invoices(account_id: int, invoice_ids: list[int], payment_method_id: int, idempotency_key: str,
+                 amount: int | None = None, short_reason: str | None = None, comment: str | None = None,
+                 pay_on: date | None = None, now: datetime | None = None) -> PaymentReceipt:
+    """Pay one to 200 invoices in full, or short with a reason; now or on a future date."""
+    fingerprint = checks.request_hash("pay_invoices", account_id=account_id, invoice_ids=sorted(invoice_ids or []),
+                                      method=payment_method_id, amount=amount, reason=short_reason,
+                                      comment=comment, pay_on=pay_on)
+
+    def build(session: Session, account: Account, seller: Seller, today: date) -> Payment:
+        method = selection.load_method(session, account, seller, payment_method_id)
+        scheduled_for = checks.check_pay_on(pay_on, today)
+        plan, currency, short = _invoice_plan(session, account, seller, invoice_ids, amount, today, lock=True)
+        reason, note = (None, None)
+        if short:
+            reason, note = checks.check_short_pay(short_reason, comment, seller.short_pay_reasons)
+        return _create(session, account, method.id, PaymentKind.INVOICES, plan, currency, scheduled_for,
+                       idempotency_key, fingerprint, short_reason=reason, short_comment=note)
+
+    return _submit(account_id, idempotency_key, fingerprint, build, now)
+
+
+def pay_amount(account_id: int, amount: int, payment_method_id: int, idempotency_key: str,
+               pay_on: date | None = None, now: datetime | None = None) -> PaymentReceipt:
+    """A custom amount applied oldest invoice first; a remainder becomes credit when deposits are allowed."""
+    fingerprint = checks.request_hash("pay_amount", account_id=account_id, amount=amount,
+                                      method=payment_method_id, pay_on=pay_on)
+
+    def build(session: Session, account: Account, seller: Seller, today: date) -> Payment:
+        method = selection.load_method(session, account, seller, payment_method_id)
+        scheduled_for = checks.check_pay_on(pay_on, today)
+        plan = _amount_plan(session, account, seller, checks.check_amount(amount), lock=True)
+        return _create(session, account, method.id, PaymentKind.AMOUNT, plan, account.currency, scheduled_for,
+                       idempotency_key, fingerprint)
+
+    return _submit(account_id, idempotency_key, fingerprint, build, now)
+
+
+def make_deposit(account_id: int, amount: int, payment_method_id: int, idempotency_key: str,
+                 note: str | None = None, now: datetime | None = None) -> PaymentReceipt:
+    """Money on account as unapplied credit, with an optional note."""
+    fingerprint = checks.request_hash("make_deposit", account_id=account_id, amount=amount,
+                                      method=payment_method_id, note=note)
+
+    def build(session: Session, account: Account, seller: Seller, today: date) -> Payment:
+        if not seller.deposits_enabled:
+            raise RemitError("deposits_disabled", f"{seller.name} does not accept deposits.")
+        method = selection.load_method(session, account, seller, payment_method_id)
+        value = checks.check_amount(amount)
+        if note is not None and (not isinstance(note, str) or len(note) > checks.MAX_COMMENT_LENGTH):
+            raise RemitError("invalid_note", f"The note must be text of at most {checks.MAX_COMMENT_LENGTH} characters.")
+        plan = plans.Plan((), value, value)
+        return _create(session, account, method.id, PaymentKind.DEPOSIT, plan, account.currency, None,
+                       idempotency_key, fingerprint, note=note.strip() if note else None)
+
+    return _submit(account_id, idempotency_key, fingerprint, build, now)
+
+
+def _invoice_plan(session: Session, account: Account, seller: Seller, invoice_ids, amount, today: date,
+                  lock: bool) -> tuple[plans.Plan, str, bool]:
+    """The plan, its currency, and whether it is a short payment (less than the full amount due)."""
+    chosen = selection.select_invoices(session, account, seller, invoice_ids, lock=lock)
+    full = plans.plan_in_full(chosen.invoices, today)
+    if amount is None:
+        return full, chosen.currency, False
+    value = checks.check_amount(amount)
+    owed = sum(i.owed_minor for i in chosen.invoices)
+    if value > owed:
+        raise RemitError("amount_exceeds_balance",
+                         f"The amount {value} is more than the {owed} owed on the selected invoices.")
+    if value == full.total_minor:
+        return full, chosen.currency, False
+    return plans.plan_short(chosen.invoices, value, today), chosen.currency, value < full.total_minor
+
+
+def _amount_plan(session: Session, account: Account, seller: Seller, amount: int, lock: bool) -> plans.Plan:
+    plan = plans.plan_custom_amount(selection.open_account_invoices(session, account, lock=lock), amount)
+    if plan.credit_minor and not seller.deposits_enabled:
+        owed = amount - plan.credit_minor
+        raise RemitError("amount_exceeds_balance", f"The amount {amount} is more than the {owed} owed on this account.")
+    return plan
+
+
+def _submit(account_id: int, key: str, fingerprint: str,
+            build: Callable[[Session, Account, Seller, date], Payment], now: datetime | None) -> PaymentReceipt:
+    checks.check_idempotency_key(key)
+    now = now or _now()
+    try:
+        with transaction() as session:
+            account, seller = selection.load_account(session, account_id, lock=True)
+            existing = queries.find_payment_by_key(session, account.id, key)
+            if existing is not None:
+                return _replay(session, existing, fingerprint)
+            payment = build(session, account, seller, selection.seller_today(seller, now))
+            return _receipt(session, payment, replayed=False)
+    except IntegrityError as exc:
+        if "uq_allocations_one_reserved_per_invoice" in str(exc.orig):
+            raise RemitError("invoice_unavailable", "One of the invoices already has a payment in progress.") from None
+        raise
+
+
+def _create(session: Session, account: Account, method_id: int, kind: PaymentKind, plan: plans.Plan,
+            currency: str, scheduled_for: date | None, key: str, fingerprint: str, **extra) -> Payment:
+    status = PaymentStatus.SCHEDULED if scheduled_for else PaymentStatus.PENDING
+    payment = Payment(account_id=account.id, kind=kind, amount_minor=plan.total_minor, currency=currency,
+                      payment_method_id=method_id, status=status, scheduled_for=scheduled_for,
+                      idempotency_key=key, request_hash=fingerprint, attempt=0, refunded_minor=0, **extra)
+    session.add(payment)
+    session.flush()
+    for line in plan.lines:
+        session.add(Allocation(payment_id=payment.id, invoice_id=line.invoice_id, amount_minor=line.amount_minor,
+                               discount_minor=line.discount_minor, state="reserved"))
+    if plan.credit_minor:
+        session.add(Credit(account_id=account.id, payment_id=payment.id, amount_minor=plan.credit_minor,
+                           currency=currency, state="pending", note=extra.get("note")))
+    session.flush()
+    queries.add_payment_event(session, payment, from_status=None, to_status=status, source="api",
+                              detail={"warnings": list(plan.warnings)} if plan.warnings else {})
+    queries.mark_balance_stale(session, account.id, _now())
+    if status == PaymentStatus.SCHEDULED:
+        queue_payment_email(session, payment, PaymentStatus.PENDING, PaymentStatus.SCHEDULED)
+    else:
+        _send_after_commit(session, payment.id)
+    session.info["remit_plan_warnings"] = plan.warnings
+    return payment
+
+
+def _send_after_commit(session: Session, payment_id: int) -> None:
+    from tasks.payments import execute_payment
+
+    on_commit(session, lambda: execute_payment.send(payment_id))
+
+
+def _replay(session: Session, payment: Payment, fingerprint: str) -> PaymentReceipt:
+    if payment.request_hash != fingerprint:
+        raise RemitError("idempotency_key_reused",
+                         "This idempotency key was already used for a different payment request.")
+    return _receipt(session, payment, replayed=True)
+
+
+def _receipt(session: Session, payment: Payment, replayed: bool) -> PaymentReceipt:
+    allocations = queries.list_allocations(session, payment.id)
+    numbers = {a.invoice_id: a.invoice.number for a in allocations}
+    lines = tuple(PaymentLine(a.invoice_id, numbers[a.invoice_id], a.amount_minor, a.discount_minor) for a in allocations)
+    credit = payment.amount_minor - sum(line.amount_minor for line in lines)
+    warnings = tuple(session.info.pop("remit_plan_warnings", ()))
+    return PaymentReceipt(payment.id, payment.status, payment.kind, payment.amount_minor, payment.currency,
+                          payment.scheduled_for, credit, lines, warnings, replayed)
+
+
+def _lines(plan: plans.Plan) -> tuple[PaymentLine, ...]:
+    return tuple(PaymentLine(l.invoice_id, l.number, l.amount_minor, l.discount_minor) for l in plan.lines)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)

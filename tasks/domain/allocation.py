@@ -1,0 +1,97 @@
+"""How a payment is spread over invoices: full, short and custom amounts, with early-payment discounts.
+
+Pure functions over plain values; amounts are integers in minor units of one currency.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+
+@dataclass(frozen=True)
+class OpenInvoice:
+    """An invoice as allocation sees it: what it totals and what has already been settled on it."""
+
+    id: int
+    number: str
+    due_on: date
+    total_minor: int
+    settled_minor: int = 0
+    discount_minor: int = 0
+    discount_until: date | None = None
+
+    @property
+    def owed_minor(self) -> int:
+        return self.total_minor - self.settled_minor
+
+    def discount_on(self, today: date) -> int:
+        """The early-payment discount available today, only on an untouched invoice."""
+        if self.discount_minor and self.settled_minor == 0 and self.discount_until and today <= self.discount_until:
+            return self.discount_minor
+        return 0
+
+
+@dataclass(frozen=True)
+class Line:
+    invoice_id: int
+    number: str
+    amount_minor: int
+    discount_minor: int = 0
+
+
+@dataclass(frozen=True)
+class Plan:
+    lines: tuple[Line, ...]
+    total_minor: int
+    credit_minor: int = 0
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+
+def oldest_first(invoices: list[OpenInvoice]) -> list[OpenInvoice]:
+    """Due date, then number: the order money is applied in."""
+    return sorted(invoices, key=lambda i: (i.due_on, i.number, i.id))
+
+
+def plan_in_full(invoices: list[OpenInvoice], today: date) -> Plan:
+    """Pay every invoice in full, taking each discount still available and warning of forfeited ones."""
+    lines, warnings = [], []
+    for invoice in oldest_first(invoices):
+        discount = invoice.discount_on(today)
+        if invoice.discount_minor and not discount:
+            warnings.append(_forfeit_warning(invoice, today))
+        lines.append(Line(invoice.id, invoice.number, invoice.owed_minor - discount, discount))
+    return Plan(tuple(lines), sum(line.amount_minor for line in lines), 0, tuple(warnings))
+
+
+def plan_oldest_first(invoices: list[OpenInvoice], amount_minor: int) -> tuple[Plan, int]:
+    """Apply amount oldest invoice first without discounts; return the plan and what is left over."""
+    lines, remaining = [], amount_minor
+    for invoice in oldest_first(invoices):
+        if remaining <= 0:
+            break
+        portion = min(invoice.owed_minor, remaining)
+        lines.append(Line(invoice.id, invoice.number, portion))
+        remaining -= portion
+    return Plan(tuple(lines), amount_minor - remaining), remaining
+
+
+def plan_short(invoices: list[OpenInvoice], amount_minor: int, today: date) -> Plan:
+    """A short payment: less than owed, oldest first; discounts need payment in full, so none are taken."""
+    plan, _ = plan_oldest_first(invoices, amount_minor)
+    warnings = tuple(_forfeit_warning(i, today) for i in oldest_first(invoices) if i.discount_minor)
+    return Plan(plan.lines, plan.total_minor, 0, warnings)
+
+
+def plan_custom_amount(invoices: list[OpenInvoice], amount_minor: int) -> Plan:
+    """A custom amount over the whole account, oldest first; what is left becomes unapplied credit."""
+    plan, remaining = plan_oldest_first(invoices, amount_minor)
+    return Plan(plan.lines, amount_minor, remaining)
+
+
+def _forfeit_warning(invoice: OpenInvoice, today: date) -> str:
+    if invoice.settled_minor:
+        return f"Invoice {invoice.number}: the early-payment discount applies only when it is paid in full at once."
+    if invoice.discount_until and today > invoice.discount_until:
+        return f"Invoice {invoice.number}: the early-payment discount ended on {invoice.discount_until.isoformat()}."
+    return f"Invoice {invoice.number}: the early-payment discount applies only when it is paid in full."

@@ -1,0 +1,108 @@
+"""Applying a payment transition: status, allocations, credits, timeline and the owed email, in one transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from db import queries
+from db.models import Account, Allocation, Credit, Invoice, Payment, PaymentMethod, Seller
+from tasks.domain.outcomes import allocation_move, email_for
+from tasks.domain.states import FINAL_STATUSES, CreditState, PaymentStatus, can_transition
+
+P = PaymentStatus
+# Where a payment's unapplied credit goes for each target status.
+CREDIT_MOVES = {
+    P.SUCCEEDED: (CreditState.PENDING, CreditState.AVAILABLE),
+    P.FAILED: (CreditState.PENDING, CreditState.REVERSED),
+    P.CANCELED: (CreditState.PENDING, CreditState.REVERSED),
+    P.DISPUTED: (CreditState.AVAILABLE, CreditState.REVERSED),
+    P.REFUNDED: (CreditState.AVAILABLE, CreditState.REVERSED),
+}
+
+
+def apply_transition(session: Session, payment: Payment, target: PaymentStatus, *, source: str, now: datetime,
+                     detail: dict[str, Any] | None = None) -> bool:
+    """Move the payment to target if the table allows it; otherwise record the refusal. True if applied."""
+    current = PaymentStatus(payment.status)
+    if current == target or not can_transition(current, target):
+        reason = "already in this state" if current == target else "transition not allowed"
+        queries.add_payment_event(session, payment, from_status=current, to_status=target, source=source,
+                                  applied=False, detail={**(detail or {}), "ignored": reason}, at=now)
+        return False
+    payment.status = target
+    payment.updated_at = now
+    if target in FINAL_STATUSES or target == P.SUCCEEDED:
+        payment.finished_at = now
+    _move_money(session, payment, target)
+    queries.add_payment_event(session, payment, from_status=current, to_status=target, source=source,
+                              detail=detail or {}, at=now)
+    queue_payment_email(session, payment, current, target)
+    queries.mark_balance_stale(session, payment.account_id, now)
+    return True
+
+
+def record_event(session: Session, payment: Payment, *, source: str, now: datetime, detail: dict[str, Any]) -> None:
+    """A timeline entry that changes no state (e.g. a recorded Stripe attempt)."""
+    queries.add_payment_event(session, payment, from_status=payment.status, to_status=payment.status,
+                              source=source, detail=detail, at=now)
+
+
+def _move_money(session: Session, payment: Payment, target: PaymentStatus) -> None:
+    move = allocation_move(target)
+    if move is not None:
+        queries.move_allocations(session, payment.id, move[0], move[1])
+    credit_move = CREDIT_MOVES.get(target)
+    if credit_move is not None:
+        session.execute(
+            update(Credit).where(Credit.payment_id == payment.id, Credit.state == credit_move[0])
+            .values(state=credit_move[1])
+        )
+
+
+def queue_payment_email(session: Session, payment: Payment, source: PaymentStatus, target: PaymentStatus,
+                        dedupe_suffix: str = "", extra: dict[str, Any] | None = None) -> int | None:
+    """Write the outbox row owed for this transition, once per payment and kind."""
+    method = session.get(PaymentMethod, payment.payment_method_id)
+    kind = email_for(method.kind, payment.kind, source, target)
+    if kind is None:
+        return None
+    account = session.get(Account, payment.account_id)
+    context = {**payment_email_context(session, payment, account, method), **(extra or {})}
+    return queries.add_email(
+        session, kind=kind, recipient=account.billing_email, context=context,
+        dedupe_key=f"{kind}:payment:{payment.id}{dedupe_suffix}", seller_id=account.seller_id,
+        account_id=account.id, payment_id=payment.id,
+    )
+
+
+def payment_email_context(session: Session, payment: Payment, account: Account, method: PaymentMethod) -> dict[str, Any]:
+    """Everything a payment email shows, as JSON-safe values (amounts stay integers in minor units)."""
+    seller = session.get(Seller, account.seller_id)
+    rows = session.execute(
+        select(Invoice.number, Invoice.site_name, Allocation.amount_minor, Allocation.discount_minor)
+        .join(Allocation, Allocation.invoice_id == Invoice.id)
+        .where(Allocation.payment_id == payment.id).order_by(Invoice.due_on, Invoice.number)
+    ).all()
+    return {
+        "payment_id": payment.id,
+        "transaction_id": payment.stripe_charge_id or payment.stripe_payment_intent_id,
+        "amount_minor": payment.amount_minor,
+        "currency": payment.currency,
+        "payment_kind": payment.kind,
+        "status": payment.status,
+        "scheduled_for": payment.scheduled_for.isoformat() if payment.scheduled_for else None,
+        "method": {"kind": method.kind, "brand": method.brand, "bank_name": method.bank_name, "last4": method.last4},
+        "account": {"number": account.number, "name": account.name},
+        "seller": {"name": seller.name, "logo_url": seller.logo_url, "brand_color": seller.brand_color,
+                   "support_email": seller.support_email, "support_phone": seller.support_phone},
+        "invoices": [{"number": r.number, "site_name": r.site_name, "amount_minor": r.amount_minor,
+                      "discount_minor": r.discount_minor} for r in rows],
+        "failure_code": payment.failure_code,
+        "failure_message": payment.failure_message,
+        "short_reason": payment.short_reason,
+        "note": payment.note,
+    }

@@ -1,0 +1,125 @@
+"""Loading and checking what a payment request refers to: account, seller, method, invoices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from db import queries
+from db.models import Account, Invoice, PaymentMethod, Seller
+from tasks.domain.allocation import OpenInvoice
+from tasks.domain.errors import RemitError
+from tasks.domain.requests import check_invoice_ids
+from tasks.domain.states import MethodKind, MethodStatus, PaymentStatus
+
+
+@dataclass(frozen=True)
+class Selection:
+    invoices: list[OpenInvoice]
+    currency: str
+
+
+def load_account(session: Session, account_id: object, lock: bool) -> tuple[Account, Seller]:
+    """The account (locked when asked) and its seller, refusing unknown or disabled ones."""
+    if isinstance(account_id, bool) or not isinstance(account_id, int):
+        raise RemitError("account_not_found", f"Account {account_id!r} was not found.")
+    account = queries.lock_account(session, account_id) if lock else session.get(Account, account_id)
+    if account is None:
+        raise RemitError("account_not_found", f"Account {account_id} was not found.")
+    seller = session.get(Seller, account.seller_id)
+    if not seller.payments_enabled or not account.portal_enabled:
+        raise RemitError("payments_disabled", f"Online payments are turned off for account {account.number}.")
+    return account, seller
+
+
+def seller_today(seller: Seller, now: datetime) -> date:
+    """The calendar date at the seller, which is what due and discount dates mean."""
+    return now.astimezone(ZoneInfo(seller.timezone)).date()
+
+
+def load_method(session: Session, account: Account, seller: Seller, method_id: object) -> PaymentMethod:
+    """The account's usable payment method, or a refusal saying why it cannot be used."""
+    method = session.get(PaymentMethod, method_id) if isinstance(method_id, int) and not isinstance(method_id, bool) else None
+    if method is None or method.account_id != account.id:
+        raise RemitError("method_not_found", f"Payment method {method_id!r} was not found on this account.")
+    if method.status == MethodStatus.REMOVED:
+        raise RemitError("method_removed", "This payment method was removed; choose another one.")
+    if method.status != MethodStatus.ACTIVE:
+        raise RemitError("method_unverified", "This bank account is not verified yet; verify it or choose another method.")
+    accepted = seller.cards_enabled if method.kind == MethodKind.CARD else seller.ach_enabled
+    if not accepted:
+        label = "cards" if method.kind == MethodKind.CARD else "bank accounts (ACH)"
+        raise RemitError("method_not_accepted", f"{seller.name} does not accept payments by {label}.")
+    return method
+
+
+def select_invoices(session: Session, account: Account, seller: Seller, invoice_ids: object, lock: bool) -> Selection:
+    """The payable invoices a selection means (a parent brings its children), all checked."""
+    ids = check_invoice_ids(invoice_ids, seller.max_invoices_per_payment)
+    children = queries.list_children(session, ids)
+    wanted = sorted(set(ids) | {c.id for c in children})
+    rows = queries.lock_invoices(session, wanted) if lock else queries.find_invoices(session, wanted)
+    by_id = {r.id: r for r in rows if r.account_id == account.id and r.customer_visible}
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise RemitError("invoice_not_found", f"Invoice {missing[0]} was not found on this account.")
+    leaves = _leaves(ids, by_id, children)
+    if len(leaves) > seller.max_invoices_per_payment:
+        raise RemitError("too_many_invoices", f"At most {seller.max_invoices_per_payment} invoices can be paid at once; "
+                                              f"this selection covers {len(leaves)}.")
+    currencies = {invoice.currency for invoice in leaves}
+    if len(currencies) > 1:
+        raise RemitError("mixed_currencies", f"The selected invoices are in different currencies: {sorted(currencies)}.")
+    return Selection(_open(session, leaves, by_id, ids), currencies.pop())
+
+
+def _leaves(ids: list[int], by_id: dict[int, Invoice], children: list[Invoice]) -> list[Invoice]:
+    parents = {c.parent_id for c in children}
+    for invoice_id in ids:
+        if by_id[invoice_id].voided:
+            raise RemitError("invoice_void", f"Invoice {by_id[invoice_id].number} was voided and cannot be paid.")
+    leaves = {i: by_id[i] for i in ids if i not in parents}
+    for child in children:
+        if child.id in by_id and not child.voided:
+            leaves[child.id] = by_id[child.id]
+    return list(leaves.values())
+
+
+def _open(session: Session, leaves: list[Invoice], by_id: dict[int, Invoice], ids: list[int]) -> list[OpenInvoice]:
+    leaf_ids = [i.id for i in leaves]
+    settled = queries.settled_by_invoice(session, leaf_ids)
+    reserved = queries.reservations_by_invoice(session, leaf_ids)
+    open_invoices = []
+    for invoice in leaves:
+        if invoice.id in reserved:
+            state = "scheduled" if reserved[invoice.id] == PaymentStatus.SCHEDULED else "pending"
+            raise RemitError("invoice_unavailable", f"Invoice {invoice.number} already has a {state} payment.")
+        paid = settled.get(invoice.id, 0)
+        if paid >= invoice.total_minor:
+            if invoice.id in ids:
+                raise RemitError("invoice_paid", f"Invoice {invoice.number} is already paid.")
+            continue
+        open_invoices.append(OpenInvoice(invoice.id, invoice.number, invoice.due_on, invoice.total_minor, paid,
+                                         invoice.discount_minor, invoice.discount_until))
+    if not open_invoices:
+        number = by_id[ids[0]].number
+        raise RemitError("invoice_paid", f"Invoice {number} is already paid.")
+    return open_invoices
+
+
+def open_account_invoices(session: Session, account: Account, lock: bool) -> list[OpenInvoice]:
+    """Every invoice of the account with money still owed and no payment holding it, for custom amounts."""
+    rows = queries.list_payable_invoices(session, account.id)
+    if lock:
+        rows = queries.lock_invoices(session, [r.id for r in rows])
+    ids = [r.id for r in rows]
+    settled = queries.settled_by_invoice(session, ids)
+    reserved = queries.reservations_by_invoice(session, ids)
+    return [
+        OpenInvoice(r.id, r.number, r.due_on, r.total_minor, settled.get(r.id, 0), r.discount_minor, r.discount_until)
+        for r in rows
+        if r.id not in reserved and settled.get(r.id, 0) < r.total_minor and r.currency == account.currency
+    ]

@@ -1,0 +1,223 @@
+"""execute_payment against the Stripe emulator through the real SDK."""
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from db.models import Allocation, Email, Payment, PaymentEvent
+from tasks import api, execution
+from tasks.domain.errors import StripeUnavailable
+
+
+def _pay(shop, method="visa", invoices=None, key="k1"):
+    return api.pay_invoices(shop.account_id, invoices or shop.invoices[:2], shop.methods[method], key, now=shop.now)
+
+
+def _payment(shop, payment_id) -> Payment:
+    with shop.db() as session:
+        payment = session.get(Payment, payment_id)
+        payment.allocations  # load
+        return payment
+
+
+def _allocation_states(shop, payment_id):
+    with shop.db() as session:
+        return sorted(session.scalars(select(Allocation.state).where(Allocation.payment_id == payment_id)))
+
+
+def _emails(shop, payment_id):
+    with shop.db() as session:
+        return sorted(session.scalars(select(Email.kind).where(Email.payment_id == payment_id)))
+
+
+def _intents_for(emulator, payment_id):
+    return [pi for pi in emulator.payment_intents() if pi["metadata"].get("payment_id") == str(payment_id)]
+
+
+def test_card_payment_succeeds_and_applies_allocations(shop, emulator):
+    receipt = _pay(shop)
+    assert execution.execute_payment(receipt.payment_id, shop.now) == "succeeded"
+    payment = _payment(shop, receipt.payment_id)
+    assert payment.status == "succeeded"
+    assert payment.stripe_payment_intent_id.startswith("pi_")
+    assert payment.stripe_idempotency_key == f"remit-payment-{payment.id}-attempt-1"
+    assert _allocation_states(shop, payment.id) == ["applied", "applied"]
+    assert _emails(shop, payment.id) == ["payment_confirmation"]
+    [intent] = _intents_for(emulator, payment.id)
+    assert intent["amount"] == receipt.amount_minor == 21_000
+    assert intent["status"] == "succeeded"
+
+
+def test_running_execute_twice_creates_one_payment_intent(shop, emulator):
+    receipt = _pay(shop)
+    execution.execute_payment(receipt.payment_id, shop.now)
+    assert execution.execute_payment(receipt.payment_id, shop.now).startswith("nothing to do")
+    assert len(_intents_for(emulator, receipt.payment_id)) == 1
+    assert _emails(shop, receipt.payment_id) == ["payment_confirmation"]
+
+
+def test_every_stripe_call_carries_our_idempotency_key(shop, emulator):
+    receipt = _pay(shop)
+    execution.execute_payment(receipt.payment_id, shop.now)
+    creates = [r for r in emulator.requests() if r["method"] == "POST" and r["path"] == "/v1/payment_intents"]
+    assert [r["idempotency_key"] for r in creates] == [f"remit-payment-{receipt.payment_id}-attempt-1"]
+
+
+def test_decline_fails_payment_and_releases_invoices(shop, emulator):
+    receipt = _pay(shop, method="insufficient")
+    assert execution.execute_payment(receipt.payment_id, shop.now) == "failed"
+    payment = _payment(shop, receipt.payment_id)
+    assert payment.failure_code == "insufficient_funds"
+    assert payment.failure_message
+    assert _allocation_states(shop, payment.id) == ["released", "released"]
+    assert _emails(shop, payment.id) == ["payment_failed"]
+    again = _pay(shop, method="visa", key="k2")
+    assert execution.execute_payment(again.payment_id, shop.now) == "succeeded"
+
+
+def test_authentication_required_leaves_invoices_reserved(shop, emulator):
+    receipt = _pay(shop, method="auth")
+    assert execution.execute_payment(receipt.payment_id, shop.now) == "requires_action"
+    assert _allocation_states(shop, receipt.payment_id) == ["reserved", "reserved"]
+    assert _emails(shop, receipt.payment_id) == ["authentication_required"]
+
+
+def test_ach_payment_is_processing_with_invoices_still_pending(shop, emulator):
+    receipt = _pay(shop, method="ach")
+    assert execution.execute_payment(receipt.payment_id, shop.now) == "processing"
+    assert _allocation_states(shop, receipt.payment_id) == ["reserved", "reserved"]
+    assert _emails(shop, receipt.payment_id) == ["ach_initiated"]
+    [intent] = _intents_for(emulator, receipt.payment_id)
+    assert intent["status"] == "processing"
+
+
+def test_crash_after_recording_the_key_and_before_stripe_ends_with_one_charge(shop, emulator, monkeypatch):
+    receipt = _pay(shop)
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("worker killed")
+
+    monkeypatch.setattr(execution, "_call_stripe", crash)
+    with pytest.raises(KeyboardInterrupt):
+        execution.execute_payment(receipt.payment_id, shop.now)
+    assert _payment(shop, receipt.payment_id).status == "submitting"
+    assert _intents_for(emulator, receipt.payment_id) == []
+    monkeypatch.undo()
+    assert execution.execute_payment(receipt.payment_id, shop.now) == "succeeded"
+    assert len(_intents_for(emulator, receipt.payment_id)) == 1
+
+
+def _without_sdk_retries(emulator, timeout_s=5.0):
+    """A gateway whose SDK does not retry, so the job itself must recover from a lost answer."""
+    import os
+
+    from tasks.gateways.stripe import build_gateway, use_gateway
+
+    use_gateway(build_gateway("sk_test_remit_tests", emulator.url, timeout_s, os.environ["BROKER_URL"], 1000,
+                              network_retries=0))
+
+
+def test_charge_committed_at_stripe_but_response_lost_is_replayed_not_repeated(shop, emulator):
+    receipt = _pay(shop)
+    _without_sdk_retries(emulator)
+    emulator.inject_fault("drop_after_commit", count=1, path="/v1/payment_intents")
+    with pytest.raises(StripeUnavailable):
+        execution.execute_payment(receipt.payment_id, shop.now)
+    assert _payment(shop, receipt.payment_id).status == "submitting"
+    assert len(_intents_for(emulator, receipt.payment_id)) == 1
+    assert execution.execute_payment(receipt.payment_id, shop.now) == "succeeded"
+    assert len(_intents_for(emulator, receipt.payment_id)) == 1
+    creates = [r for r in emulator.requests() if r["path"] == "/v1/payment_intents" and r["method"] == "POST"]
+    assert {r["idempotency_key"] for r in creates} == {f"remit-payment-{receipt.payment_id}-attempt-1"}
+    assert any(r["replayed"] for r in creates)
+
+
+@pytest.mark.parametrize("fault", ["500", "429", "429_retry"])
+def test_transient_faults_are_retried_without_a_duplicate_charge(shop, emulator, fault):
+    receipt = _pay(shop)
+    _without_sdk_retries(emulator)
+    emulator.inject_fault(fault, count=1, path="/v1/payment_intents")
+    with pytest.raises(StripeUnavailable):
+        execution.execute_payment(receipt.payment_id, shop.now)
+    assert execution.execute_payment(receipt.payment_id, shop.now) == "succeeded"
+    assert len(_intents_for(emulator, receipt.payment_id)) == 1
+
+
+def test_timeout_is_retried_without_a_duplicate_charge(shop, emulator, gateway):
+    from tasks.gateways.stripe import use_gateway
+
+    _without_sdk_retries(emulator, timeout_s=0.5)
+    emulator.hang_seconds = 2
+    receipt = _pay(shop)
+    emulator.inject_fault("hang", count=1, path="/v1/payment_intents")
+    with pytest.raises(StripeUnavailable):
+        execution.execute_payment(receipt.payment_id, shop.now)
+    use_gateway(gateway)
+    outcomes = _retry_while_unavailable(lambda: execution.execute_payment(receipt.payment_id, shop.now))
+    # While the hung request is still running at the emulator, the same key answers 409: retried, never duplicated.
+    assert outcomes[-1] == "succeeded"
+    assert len(_intents_for(emulator, receipt.payment_id)) == 1
+
+
+def _retry_while_unavailable(run, deadline_s=15.0):
+    import time
+
+    outcomes, deadline = [], time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        try:
+            outcomes.append(run())
+            return outcomes
+        except StripeUnavailable as exc:
+            outcomes.append(str(exc))
+            time.sleep(0.2)
+    raise AssertionError(f"still unavailable after {deadline_s}s: {outcomes[-3:]}")
+
+
+def test_after_twenty_hours_it_searches_stripe_instead_of_creating(shop, emulator):
+    receipt = _pay(shop)
+    _without_sdk_retries(emulator)
+    emulator.inject_fault("drop_after_commit", count=1, path="/v1/payment_intents")
+    with pytest.raises(StripeUnavailable):
+        execution.execute_payment(receipt.payment_id, shop.now)
+    later = shop.now + timedelta(hours=21)
+    assert execution.execute_payment(receipt.payment_id, later) == "succeeded"
+    assert len(_intents_for(emulator, receipt.payment_id)) == 1
+    creates = [r for r in emulator.requests() if r["path"] == "/v1/payment_intents" and r["method"] == "POST"]
+    assert len(creates) == 1  # the dropped one; the late run only searched
+    assert any(r["path"].startswith("/v1/payment_intents/search") for r in emulator.requests())
+
+
+def test_after_twenty_hours_with_nothing_at_stripe_it_starts_a_new_attempt(shop, emulator, monkeypatch):
+    receipt = _pay(shop)
+    monkeypatch.setattr(execution, "_call_stripe", lambda *a, **k: (_ for _ in ()).throw(StripeUnavailable("down")))
+    with pytest.raises(StripeUnavailable):
+        execution.execute_payment(receipt.payment_id, shop.now)
+    monkeypatch.undo()
+    assert execution.execute_payment(receipt.payment_id, shop.now + timedelta(hours=21)) == "succeeded"
+    payment = _payment(shop, receipt.payment_id)
+    assert payment.attempt == 2
+    assert payment.stripe_idempotency_key == f"remit-payment-{payment.id}-attempt-2"
+    assert len(_intents_for(emulator, payment.id)) == 1
+
+
+def test_voided_invoice_fails_the_payment_at_the_last_look(shop, emulator):
+    from db.models import Invoice
+
+    receipt = _pay(shop)
+    with shop.db() as session:
+        session.get(Invoice, shop.invoices[0]).voided = True
+        session.commit()
+    assert execution.execute_payment(receipt.payment_id, shop.now) == "failed: invoice_voided"
+    assert _intents_for(emulator, receipt.payment_id) == []
+    assert _allocation_states(shop, receipt.payment_id) == ["released", "released"]
+
+
+def test_timeline_records_each_step(shop, emulator):
+    receipt = _pay(shop)
+    execution.execute_payment(receipt.payment_id, shop.now)
+    with shop.db() as session:
+        steps = [(e.from_status, e.to_status, e.source) for e in session.scalars(
+            select(PaymentEvent).where(PaymentEvent.payment_id == receipt.payment_id).order_by(PaymentEvent.id))]
+    assert steps == [(None, "pending", "api"), ("pending", "submitting", "worker:execute_payment"),
+                     ("submitting", "succeeded", "worker:execute_payment")]
