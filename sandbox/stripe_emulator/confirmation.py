@@ -3,7 +3,7 @@
 import copy
 
 from . import charges, disputes, mandates, microdeposits
-from .errors import StripeError
+from .errors import StripeError, unexpected_state
 from .payment_methods import behaviour_of
 
 _AUTH_MESSAGE = "Your card was declined. This transaction requires authentication."
@@ -40,6 +40,18 @@ def _require_authentication(state, intent):
         "type": "three_d_secure_redirect", "source": "src_emulated",
         "stripe_js": f"https://hooks.stripe.com/3d_secure_2/hosted?payment_intent={intent['id']}"}}
     state.emit("payment_intent.requires_action", intent)
+
+
+def authenticate(state, intent, success):
+    """Finish the customer's 3D Secure step for an intent in `requires_action`."""
+    if (intent.get("next_action") or {}).get("type") != "use_stripe_sdk":
+        raise unexpected_state(f"PaymentIntent {intent['id']} is not waiting for authentication.")
+    method = state.store.get("payment_method", intent["payment_method"])
+    if success:
+        succeed(state, intent, charges.open_charge(state, intent, method))
+    else:
+        fail(state, intent, {"type": "invalid_request_error", "code": "payment_intent_authentication_failure",
+                             "message": "The provided PaymentMethod has failed authentication."})
 
 
 def succeed(state, intent, charge):

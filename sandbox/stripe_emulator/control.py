@@ -36,6 +36,7 @@ _POSTS = {
     "settings": _settings,
     "update_card": lambda emu, body: emu.update_card(body["payment_method"], body["exp_month"],
                                                      body["exp_year"], body.get("last4")),
+    "authenticate": lambda emu, body: emu.authenticate(body["payment_intent"], body.get("success", True)),
     "revoke_mandate": lambda emu, body: emu.revoke_mandate(body["payment_method"]),
 }
 

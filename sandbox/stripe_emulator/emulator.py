@@ -3,7 +3,7 @@
 import copy
 import threading
 
-from . import mandates, payment_methods, persistence, settlement
+from . import confirmation, mandates, payment_methods, persistence, settlement
 from .faults import Faults, RateLimit
 from .idempotency import DEFAULT_KEY_TTL_SECONDS, Keys
 from .server import Server
@@ -47,6 +47,7 @@ class Emulator:
             persistence.load(self, self.state_file)
         self._server = Server((host, port), self)
         self._stopped.clear()
+        self.dispatcher.resume()
         threading.Thread(target=self._server.serve_forever, args=(0.1,), name="stripe-emulator", daemon=True).start()
         threading.Thread(target=self._tick, name="stripe-emulator-clock", daemon=True).start()
         return self
@@ -263,6 +264,13 @@ class Emulator:
         with self.lock:
             return copy.deepcopy(payment_methods.update_card_details(
                 self.state, payment_method_id, exp_month, exp_year, last4))
+
+    def authenticate(self, payment_intent_id, success=True):
+        """The customer completes (or fails) 3D Secure for an intent in `requires_action`."""
+        with self.lock:
+            intent = self.state.store.get("payment_intent", payment_intent_id)
+            confirmation.authenticate(self.state, intent, success)
+            return copy.deepcopy(intent)
 
     def revoke_mandate(self, payment_method_id):
         """The customer revoked the ACH mandate at the bank: emits `mandate.updated`."""

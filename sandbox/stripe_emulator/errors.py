@@ -39,8 +39,8 @@ def missing_param(param):
 
 
 def no_such(kind, object_id, param="id"):
-    """The id names nothing the emulator knows."""
-    return invalid(f"No such {kind}: '{object_id}'", param, "resource_missing", status=404)
+    """The id names nothing the emulator knows: 404 for the URL's object, 400 for a parameter."""
+    return invalid(f"No such {kind}: '{object_id}'", param, "resource_missing", status=404 if param == "id" else 400)
 
 
 def unexpected_state(message, code="payment_intent_unexpected_state", **extra):

@@ -103,7 +103,7 @@ def attach(state, call):
     if not customer_id:
         raise missing_param("customer")
     state.store.get("customer", customer_id, "customer")
-    method = resolve(state, call.args[0], "payment_method")
+    method = resolve(state, call.args[0], "id")
     if method["customer"] and method["customer"] != customer_id:
         raise invalid("This PaymentMethod was previously used without being attached to a Customer "
                       "or was detached from a Customer, and may not be used again.", None,

@@ -190,7 +190,13 @@ class Dispatcher:
         """Stop the worker threads."""
         with self._cond:
             self._stopping = True
+            self._threads = []
             self._cond.notify_all()
+
+    def resume(self):
+        """Allow deliveries again after `stop` (workers start with the next delivery)."""
+        with self._cond:
+            self._stopping = False
 
 
 def _shuffled(items):

@@ -163,3 +163,30 @@ def test_capitalised_booleans_and_empty_bracket_arrays_are_accepted(client):
 def test_every_response_carries_a_request_id(client):
     customer = client.v1.customers.create({"email": "x@example.com"})
     assert customer.last_response.request_id.startswith("req_")
+
+
+@pytest.mark.parametrize("success,status", [(True, "succeeded"), (False, "requires_payment_method")])
+def test_completing_authentication_settles_the_intent(client, emu, success, status):
+    intent = client.v1.payment_intents.create({"amount": 500, "currency": "usd", "confirm": True,
+                                               "payment_method": "pm_card_authenticationRequired"})
+    emu.authenticate(intent.id, success=success)
+    assert client.v1.payment_intents.retrieve(intent.id).status == status
+
+
+def test_unknown_customer_in_a_parameter_is_400_resource_missing(client):
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.payment_intents.create({"amount": 100, "currency": "usd", "customer": "cus_missing"})
+    assert (caught.value.http_status, caught.value.code, caught.value.param) == (400, "resource_missing", "customer")
+
+
+def test_emulator_restarts_after_stop_and_still_delivers(receiver):
+    from sandbox.stripe_emulator import Emulator
+    emu = Emulator().start()
+    emu.stop()
+    emu.start()
+    try:
+        emu.add_webhook_endpoint(receiver.url, ["whsec_a"])
+        stripe.StripeClient("sk_test_emulator", base_addresses={"api": emu.url}).v1.customers.create({})
+        assert emu.wait_for_deliveries(10) and len(receiver.received) == 1
+    finally:
+        emu.stop()
