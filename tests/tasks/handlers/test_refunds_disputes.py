@@ -1,0 +1,123 @@
+"""charge.refunded, refund.* and charge.dispute.* handlers against real PostgreSQL."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from db.models import Allocation, Payment, Refund, StripeEvent
+from tasks.webhooks import process_stripe_event
+from tests.tasks.handlers.support import make_event, snapshot, store_event, world
+
+
+def charge(intent_id: str, payment_id: int, refunded: int = 0, amount: int = 10_000) -> dict:
+    return {"id": f"ch_{intent_id}", "object": "charge", "amount": amount, "amount_refunded": refunded,
+            "currency": "usd", "payment_intent": intent_id, "metadata": {"payment_id": str(payment_id)},
+            "status": "succeeded", "refunded": refunded == amount}
+
+
+def dispute(dispute_id: str, intent_id: str, status: str, reason: str = "fraudulent") -> dict:
+    return {"id": dispute_id, "object": "dispute", "amount": 10_000, "currency": "usd", "charge": f"ch_{intent_id}",
+            "payment_intent": intent_id, "reason": reason, "status": status}
+
+
+def run(db, event: dict) -> str:
+    store_event(db, event)
+    process_stripe_event(event["id"])
+    with db() as session:
+        return session.get(StripeEvent, event["id"]).status
+
+
+def succeeded(db, **kwargs) -> dict:
+    ids = world(db, status="succeeded", intent_id="pi_r", **kwargs)
+    with db() as session, session.begin():
+        session.get(Payment, ids["payment"]).stripe_charge_id = "ch_pi_r"
+        for allocation in session.scalars(select(Allocation).where(Allocation.payment_id == ids["payment"])):
+            allocation.state = "applied"
+    return ids
+
+
+def test_full_refund_reverses_every_allocation_and_emails_once(db):
+    ids = succeeded(db)
+    assert run(db, make_event("charge.refunded", charge("pi_r", ids["payment"], 10_000))) == "processed"
+    state = snapshot(db, ids["payment"])
+    assert (state["status"], state["refunded_minor"]) == ("refunded", 10_000)
+    assert [a[1] for a in state["allocations"]] == ["reversed", "reversed"]
+    assert state["emails"] == [f"refund_issued:payment:{ids['payment']}"]
+
+
+def test_partial_refunds_reverse_latest_due_first_and_reduce_the_next(db):
+    ids = succeeded(db)  # invoices 6,000 (due first) and 4,000 (due later)
+    run(db, make_event("charge.refunded", charge("pi_r", ids["payment"], 5_000)))
+    state = snapshot(db, ids["payment"])
+    assert (state["status"], state["refunded_minor"]) == ("partially_refunded", 5_000)
+    assert [a[1:] for a in state["allocations"]] == [("applied", 5_000), ("reversed", 4_000)]
+    run(db, make_event("charge.refunded", charge("pi_r", ids["payment"], 3_000)))  # late, smaller total
+    assert snapshot(db, ids["payment"])["refunded_minor"] == 5_000
+    run(db, make_event("charge.refunded", charge("pi_r", ids["payment"], 10_000)))
+    state = snapshot(db, ids["payment"])
+    assert (state["status"], state["refunded_minor"]) == ("refunded", 10_000)
+    assert [a[1] for a in state["allocations"]] == ["reversed", "reversed"]
+    assert state["emails"] == sorted([f"refund_issued:payment:{ids['payment']}",
+                                      f"refund_issued:payment:{ids['payment']}:refunded:10000"])
+
+
+def test_refund_before_success_settles_the_payment_first(db):
+    ids = world(db, status="submitting", intent_id="pi_r")
+    run(db, make_event("charge.refunded", charge("pi_r", ids["payment"], 10_000)))
+    state = snapshot(db, ids["payment"])
+    assert state["status"] == "refunded"
+    assert len(state["emails"]) == 2  # confirmation, then refund
+
+
+def test_refund_objects_are_stored_once_and_a_failed_one_is_flagged(db):
+    ids = succeeded(db)
+    refund = {"id": "re_1", "object": "refund", "amount": 2_000, "currency": "usd", "charge": "ch_pi_r",
+              "payment_intent": "pi_r", "status": "pending", "reason": None}
+    run(db, make_event("refund.created", refund))
+    run(db, make_event("refund.created", refund))
+    run(db, make_event("refund.failed", {**refund, "status": "failed", "failure_reason": "expired_or_canceled_card"}))
+    run(db, make_event("refund.updated", {**refund, "status": "succeeded"}))  # late: failed stays
+    with db() as session:
+        rows = session.scalars(select(Refund)).all()
+        assert [(r.stripe_refund_id, r.status, r.amount_minor) for r in rows] == [("re_1", "failed", 2_000)]
+        assert session.get(Payment, ids["payment"]).needs_review is True
+
+
+def test_card_dispute_reverses_allocations_flags_and_emails(db):
+    ids = succeeded(db)
+    run(db, make_event("charge.dispute.created", dispute("dp_1", "pi_r", "needs_response")))
+    state = snapshot(db, ids["payment"])
+    assert (state["status"], state["needs_review"]) == ("disputed", True)
+    assert [a[1] for a in state["allocations"]] == ["reversed", "reversed"]
+    assert state["emails"] == [f"payment_reversed:payment:{ids['payment']}"]
+    assert state["disputes"] == [("needs_response", "fraudulent")]
+
+
+def test_won_dispute_stays_disputed_for_ops(db):
+    ids = succeeded(db)
+    run(db, make_event("charge.dispute.created", dispute("dp_2", "pi_r", "needs_response")))
+    run(db, make_event("charge.dispute.closed", dispute("dp_2", "pi_r", "won")))
+    state = snapshot(db, ids["payment"])
+    assert (state["status"], state["needs_review"], state["disputes"]) == ("disputed", True, [("won", "fraudulent")])
+
+
+def test_closed_before_created_ends_like_in_order(db):
+    ids = succeeded(db)
+    run(db, make_event("charge.dispute.closed", dispute("dp_3", "pi_r", "lost")))
+    run(db, make_event("charge.dispute.created", dispute("dp_3", "pi_r", "needs_response")))
+    state = snapshot(db, ids["payment"])
+    assert (state["status"], state["disputes"]) == ("disputed", [("lost", "fraudulent")])
+
+
+def test_ach_return_on_a_settled_payment_is_a_reversal(db):
+    ids = succeeded(db, kind="us_bank_account")
+    run(db, make_event("charge.dispute.created", dispute("dp_4", "pi_r", "needs_response", "insufficient_funds")))
+    run(db, make_event("charge.dispute.closed", dispute("dp_4", "pi_r", "lost", "insufficient_funds")))
+    state = snapshot(db, ids["payment"])
+    assert (state["status"], state["needs_review"]) == ("disputed", True)
+    assert [a[1] for a in state["allocations"]] == ["reversed", "reversed"]
+    assert state["emails"] == [f"payment_reversed:payment:{ids['payment']}"]
+
+
+def test_dispute_on_an_unknown_charge_is_ignored(db):
+    assert run(db, make_event("charge.dispute.created", dispute("dp_5", "pi_nobody", "needs_response"))) == "ignored"
