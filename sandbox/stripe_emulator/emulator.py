@@ -1,13 +1,13 @@
 """The `Emulator` facade: server lifecycle, clock, webhooks, faults and inspection for tests and demos."""
 
-import copy
 import threading
 
-from . import confirmation, mandates, payment_methods, persistence, settlement
+from . import persistence, settlement
 from .faults import Faults, RateLimit
-from .idempotency import DEFAULT_KEY_TTL_SECONDS, Keys
+from .inspection import Inspection
+from .idempotency import Keys
 from .server import Server
-from .state import DEFAULT_ACH_SETTLE_SECONDS, State
+from .state import State
 from .webhooks import Dispatcher
 
 # How often the background ticker lets real time settle ACH payments and prune keys.
@@ -18,7 +18,7 @@ PRUNE_EVERY_TICKS = 20
 DEFAULT_HANG_SECONDS = 30
 
 
-class Emulator:
+class Emulator(Inspection):
     """A Stripe the real SDK cannot tell apart, served on 127.0.0.1."""
 
     def __init__(self, api_key="sk_test_emulator", state_file=None):
@@ -211,68 +211,9 @@ class Emulator:
         with self.lock:
             return self._keys.in_flight()
 
-    # -- inspection ------------------------------------------------------------------------------
-
     def _log_request(self, method, path, key):
         record = {"method": method, "path": path, "idempotency_key": key, "status": None,
                   "replayed": False, "fault": None, "at": self.clock.time()}
         with self.lock:
             self._requests.append(record)
         return record
-
-    def requests(self):
-        """Every API request received: method, path, key, status, replayed, fault, at."""
-        with self.lock:
-            return [dict(r) for r in self._requests]
-
-    def _inspect(self, kind):
-        with self.lock:
-            return copy.deepcopy(self.state.store.all(kind))
-
-    def payment_intents(self):
-        """Every PaymentIntent, oldest first."""
-        return self._inspect("payment_intent")
-
-    def customers(self):
-        """Every customer, oldest first."""
-        return self._inspect("customer")
-
-    def charges(self):
-        """Every charge, oldest first."""
-        return self._inspect("charge")
-
-    def refunds(self):
-        """Every refund, oldest first."""
-        return self._inspect("refund")
-
-    def disputes(self):
-        """Every dispute, oldest first."""
-        return self._inspect("dispute")
-
-    def setup_intents(self):
-        """Every SetupIntent, oldest first."""
-        return self._inspect("setup_intent")
-
-    def payment_methods(self):
-        """Every payment method, oldest first."""
-        return self._inspect("payment_method")
-
-    # -- scenario helpers ------------------------------------------------------------------------
-
-    def update_card(self, payment_method_id, exp_month, exp_year, last4=None):
-        """New card details from the network: emits `payment_method.automatically_updated`."""
-        with self.lock:
-            return copy.deepcopy(payment_methods.update_card_details(
-                self.state, payment_method_id, exp_month, exp_year, last4))
-
-    def authenticate(self, payment_intent_id, success=True):
-        """The customer completes (or fails) 3D Secure for an intent in `requires_action`."""
-        with self.lock:
-            intent = self.state.store.get("payment_intent", payment_intent_id)
-            confirmation.authenticate(self.state, intent, success)
-            return copy.deepcopy(intent)
-
-    def revoke_mandate(self, payment_method_id):
-        """The customer revoked the ACH mandate at the bank: emits `mandate.updated`."""
-        with self.lock:
-            return copy.deepcopy(mandates.revoke(self.state, payment_method_id))
