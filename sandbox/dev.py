@@ -76,9 +76,11 @@ def _prepare_database() -> None:
 def _run_procfile() -> int:
     honcho = Path(sys.executable).with_name("honcho")
     command = [str(honcho), "start", "-f", "Procfile", *_processes()]
-    child = subprocess.Popen(command, env=os.environ.copy())
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    child = subprocess.Popen(command, env=env)
     try:
         return child.wait()
     except KeyboardInterrupt:
         child.send_signal(signal.SIGINT)
-        return child.wait()
+        child.wait()
+        return 0

@@ -1,0 +1,25 @@
+"""The clock's schedule, as data: which maintenance actor runs how often."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    actor: str
+    every_seconds: int
+
+
+SCHEDULE: tuple[Job, ...] = (
+    # Due scheduled payments start within a minute of the seller's midnight.
+    Job("dispatch-due-payments", "dispatch_due_payments", 60),
+    # Payments left behind by a lost message or a dead worker are picked up within a minute.
+    Job("sweep-payments", "sweep_payments", 60),
+)
+
+
+def period_of(job: Job, unix_seconds: float) -> str:
+    """The period a moment falls in for this job: the clock runs each (job, period) once."""
+    return str(int(unix_seconds // job.every_seconds))
