@@ -8,7 +8,7 @@ def serve(port, host="127.0.0.1", state_file=None, webhook_url=None, webhook_sec
     from .emulator import Emulator
 
     emu = Emulator(api_key=None, state_file=state_file).start(port=port, host=host)
-    if webhook_url and not any(e.url == webhook_url for e in emu.dispatcher.endpoints.values()):
+    if webhook_url:
         emu.add_webhook_endpoint(webhook_url, list(webhook_secrets or []))
     print(f"Stripe emulator listening on {emu.url}", flush=True)
     try:

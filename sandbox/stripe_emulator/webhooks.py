@@ -67,7 +67,11 @@ class Dispatcher:
         self.duplicates, self.shuffle, self.hold, self.stale_seconds = max(1, duplicates), shuffle, hold, stale_seconds
 
     def add_endpoint(self, url, secrets):
-        """Register a receiver; returns its id."""
+        """Register a receiver; returns its id, the existing one when the same URL and secrets are known."""
+        for known in self.endpoints.values():
+            # A demo restarted from a state file registers its endpoint again; deliver once, not twice.
+            if (known.url, known.secrets) == (url, list(secrets)):
+                return known.id
         endpoint = Endpoint(new_id("we"), url, list(secrets))
         self.endpoints[endpoint.id] = endpoint
         return endpoint.id

@@ -116,3 +116,10 @@ def test_deliveries_wait_until_endpoint_registered_only_for_new_events(client, e
     assert wait_until(lambda: len(receiver.received) == 1)
     assert emu.wait_for_deliveries(10)
     assert receiver.events()[0]["data"]["object"]["email"] == "after@example.com"
+
+
+def test_registering_the_same_endpoint_twice_delivers_once(client, emu, receiver):
+    first = emu.add_webhook_endpoint(receiver.url, [SECRET])
+    assert emu.add_webhook_endpoint(receiver.url, [SECRET]) == first
+    client.v1.customers.create({"email": "once@example.com"})
+    assert emu.wait_for_deliveries(10) and len(receiver.received) == 1
