@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_DATABASE = "remit_test"
+# Parallel runs on one machine (several checkouts, CI beside a developer) pick their own name.
+TEST_DATABASE = os.environ.get("REMIT_TEST_DB", "remit_test")
 TEST_REDIS_DB = "15"
 TEST_WEBHOOK_SECRETS = ("whsec_test_primary", "whsec_test_secondary")
 
@@ -31,7 +32,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.update(
         DATABASE_URL=database_url,
         BROKER_URL=broker_url,
-        BROKER_NAMESPACE="remit-test",
+        BROKER_NAMESPACE=f"{TEST_DATABASE}-queues",
         STRIPE_API_KEY="sk_test_remit_tests",
         STRIPE_API_BASE="http://127.0.0.1:9",
         STRIPE_WEBHOOK_SECRETS=",".join(TEST_WEBHOOK_SECRETS),

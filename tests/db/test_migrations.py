@@ -7,19 +7,17 @@ from sqlalchemy import create_engine, inspect
 from db.migrate import current_revision, downgrade, head_revision, upgrade
 from db.models import Base
 
-SCRATCH = "remit_test_migrations"
-
-
 @pytest.fixture()
 def scratch_url(database_url):
     libpq = database_url.replace("postgresql+psycopg://", "postgresql://")
+    scratch = libpq.rsplit("/", 1)[1] + "_migrations"
     admin = libpq.rsplit("/", 1)[0] + "/postgres"
     with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {SCRATCH} WITH (FORCE)")
-        connection.execute(f"CREATE DATABASE {SCRATCH}")
-    yield database_url.rsplit("/", 1)[0] + "/" + SCRATCH
+        connection.execute(f"DROP DATABASE IF EXISTS {scratch} WITH (FORCE)")
+        connection.execute(f"CREATE DATABASE {scratch}")
+    yield database_url.rsplit("/", 1)[0] + "/" + scratch
     with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {SCRATCH} WITH (FORCE)")
+        connection.execute(f"DROP DATABASE IF EXISTS {scratch} WITH (FORCE)")
 
 
 def _tables(url: str) -> set[str]:

@@ -1,0 +1,85 @@
+"""Sweepers find rows left behind and nudge them again; the dispatcher starts due scheduled payments."""
+
+from datetime import date, datetime, timedelta, timezone
+
+from dramatiq import Message
+from sqlalchemy import select
+
+from db.models import Payment, PaymentEvent
+from schedules import clock
+from schedules.schedule import SCHEDULE
+from tasks import execution, sweeps
+from tests import factories
+
+NOW = datetime(2026, 11, 22, 18, 0, tzinfo=timezone.utc)
+
+
+def _queued(broker, queue):
+    return [Message.decode(raw) for raw in broker.client.hvals(f"{broker.namespace}:{queue}.msgs")]
+
+
+def _make(db, status, updated_at, **extra):
+    with db() as session:
+        account = factories.account(session)
+        method = factories.method(session, account)
+        payment = factories.payment(session, account, method, status=status, **extra)
+        payment.updated_at = updated_at
+        session.commit()
+        return payment.id
+
+
+def test_sweeper_resends_payments_stuck_past_the_grace_period(db, broker):
+    stale_pending = _make(db, "pending", NOW - timedelta(minutes=5))
+    _make(db, "pending", NOW - timedelta(seconds=10))
+    stale_submitting = _make(db, "submitting", NOW - timedelta(hours=1), last_attempt_at=NOW - timedelta(minutes=10))
+    _make(db, "submitting", NOW - timedelta(hours=1), last_attempt_at=NOW - timedelta(seconds=30))
+    _make(db, "succeeded", NOW - timedelta(days=1))
+    assert sweeps.sweep_payments(NOW) == {"pending": 1, "submitting": 1}
+    assert sorted(m.args[0] for m in _queued(broker, "payments")) == [stale_pending, stale_submitting]
+
+
+def test_swept_payment_left_by_a_lost_message_gets_charged(shop, emulator, broker):
+    from tasks import api
+
+    receipt = api.pay_invoices(shop.account_id, shop.invoices[:1], shop.methods["visa"], "lost", now=shop.now)
+    broker.flush_all()  # the message was lost with Redis
+    with shop.db() as session:
+        session.get(Payment, receipt.payment_id).updated_at = NOW - timedelta(minutes=5)
+        session.commit()
+    assert sweeps.sweep_payments(NOW) == {"pending": 1, "submitting": 0}
+    [message] = _queued(broker, "payments")
+    assert execution.execute_payment(message.args[0], NOW) == "succeeded"
+
+
+def test_dispatcher_starts_due_scheduled_payments_once(db, broker):
+    due = _make(db, "scheduled", NOW, scheduled_for=date(2026, 11, 22))
+    _make(db, "scheduled", NOW, scheduled_for=date(2026, 11, 23))
+    assert sweeps.dispatch_due_payments(NOW) == {"dispatched": 1}
+    assert sweeps.dispatch_due_payments(NOW) == {"dispatched": 0}
+    with db() as session:
+        assert session.get(Payment, due).status == "pending"
+        events = session.scalars(select(PaymentEvent).where(PaymentEvent.payment_id == due)).all()
+    assert [(e.from_status, e.to_status, e.source) for e in events] == [("scheduled", "pending", "clock")]
+    assert [m.args[0] for m in _queued(broker, "payments")] == [due]
+
+
+def test_dispatcher_uses_the_sellers_calendar_day(db, broker):
+    with db() as session:
+        seller = factories.seller(session, timezone="America/Los_Angeles")
+        account = factories.account(session, seller)
+        method = factories.method(session, account)
+        payment = factories.payment(session, account, method, status="scheduled", scheduled_for=date(2026, 11, 23))
+        session.commit()
+    # 03:00 UTC on the 23rd is still the 22nd in Los Angeles.
+    assert sweeps.dispatch_due_payments(datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc)) == {"dispatched": 0}
+    assert sweeps.dispatch_due_payments(datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)) == {"dispatched": 1}
+
+
+def test_clock_sends_each_job_once_per_period(db, broker):
+    import workers.actors  # noqa: F401
+
+    assert clock.run_once(NOW) == [job.name for job in SCHEDULE]
+    assert clock.run_once(NOW + timedelta(seconds=1)) == []
+    assert clock.run_once(NOW + timedelta(seconds=60)) == [job.name for job in SCHEDULE]
+    assert sorted(m.actor_name for m in _queued(broker, "maintenance")) == sorted(
+        [job.actor for job in SCHEDULE] * 2)
