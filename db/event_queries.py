@@ -82,11 +82,11 @@ def find_existing_event_ids(session: Session, event_ids: Sequence[str]) -> set[s
     return set(session.scalars(select(StripeEvent.id).where(StripeEvent.id.in_(list(event_ids)))))
 
 
-def list_due_unsettled_payments(session: Session, now: datetime, older_than: timedelta, limit: int) -> list[Payment]:
-    """Payments with a PaymentIntent held in flight longer than expected, oldest update first."""
-    statuses = [PaymentStatus.SUBMITTING, PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION]
+def list_due_unsettled_payments(session: Session, now: datetime, status: PaymentStatus, older_than: timedelta,
+                                limit: int) -> list[int]:
+    """Ids of payments with a PaymentIntent held in this status longer than expected, oldest update first."""
     statement = (
-        select(Payment).where(Payment.status.in_(statuses), Payment.stripe_payment_intent_id.is_not(None),
+        select(Payment.id).where(Payment.status == status, Payment.stripe_payment_intent_id.is_not(None),
                               Payment.updated_at < now - older_than)
         .order_by(Payment.updated_at).limit(limit)
     )

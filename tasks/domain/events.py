@@ -88,6 +88,14 @@ def intent_event_target(event_type: str, error: Mapping[str, Any] | None) -> Pay
     return target_for_intent(status, error.get("code"), error.get("decline_code"))
 
 
+def intent_event_type(intent_status: str) -> str | None:
+    """The event a PaymentIntent's current status stands for (the reconciler's view), or None."""
+    if intent_status == "requires_payment_method":
+        return "payment_intent.payment_failed"
+    event_type = f"payment_intent.{intent_status}"
+    return event_type if event_type in _INTENT_EVENT_STATUS else None
+
+
 def intent_event_applies(current: PaymentStatus) -> bool:
     """PaymentIntent events only move payments still in flight: never undo a refund or a dispute."""
     return PaymentStatus(current) in RESERVING_STATUSES

@@ -123,3 +123,15 @@ def test_check_event_shape_returns_id_and_type():
 ])
 def test_dispute_is_closed(status, closed):
     assert dispute_is_closed(status) is closed
+
+
+@pytest.mark.parametrize(("status", "event_type"), [
+    ("succeeded", "payment_intent.succeeded"), ("processing", "payment_intent.processing"),
+    ("requires_payment_method", "payment_intent.payment_failed"), ("canceled", "payment_intent.canceled"),
+    ("requires_action", "payment_intent.requires_action"), ("requires_confirmation", None),
+    ("requires_capture", None),
+])
+def test_intent_event_type_reads_a_retrieved_status_as_its_event(status, event_type):
+    from tasks.domain.events import intent_event_type
+
+    assert intent_event_type(status) == event_type

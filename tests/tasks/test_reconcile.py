@@ -1,0 +1,102 @@
+"""The sweeper re-sends lost event messages; the reconciler recovers undelivered events and stuck intents."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from db.models import Payment, StripeEvent
+from tasks.reconcile import reconcile_with_stripe, sweep_received_events
+from tests.tasks.handlers.support import make_event, now, snapshot, timeline, world
+
+MANDATE = {"customer_acceptance": {"type": "online", "online": {"ip_address": "203.0.113.9", "user_agent": "t"}}}
+
+
+def stored(db, event, received_ago_s: int) -> str:
+    from db.event_queries import store_event
+
+    with db() as session, session.begin():
+        store_event(session, event, now() - timedelta(seconds=received_ago_s))
+    return event["id"]
+
+
+def queued_ids(broker) -> list[str]:
+    import json
+
+    raw = broker.client.hvals(f"{broker.namespace}:webhooks.msgs")
+    return sorted(json.loads(m)["args"][0] for m in raw)
+
+
+def test_sweeper_resends_only_events_still_received_past_the_grace_period(db, broker):
+    old = stored(db, make_event("payment_intent.succeeded", {"id": "pi_1"}), 600)
+    done = stored(db, make_event("payment_intent.succeeded", {"id": "pi_2"}), 600)
+    stored(db, make_event("payment_intent.succeeded", {"id": "pi_3"}), 5)
+    with db() as session, session.begin():
+        session.get(StripeEvent, done).status = "processed"
+    assert sweep_received_events(now(), grace_seconds=120) == {"resent": 1}
+    assert queued_ids(broker) == [old]
+
+
+def test_sweeper_respects_its_limit(db, broker):
+    for _ in range(3):
+        stored(db, make_event("customer.created", {"id": "cus_1"}), 600)
+    assert sweep_received_events(now(), grace_seconds=120, limit=2) == {"resent": 2}
+
+
+def card_payment(db, gateway, pm="pm_card_visa") -> dict:
+    ids = world(db, intent_id=None)
+    gateway.create_payment_intent(params={
+        "amount": 10_000, "currency": "usd", "payment_method": pm, "confirm": True,
+        "metadata": {"payment_id": str(ids["payment"])}, "payment_method_types": ["card"]},
+        idempotency_key=f"reconcile-{ids['payment']}")
+    return ids
+
+
+def test_reconciler_recovers_events_stripe_never_delivered(db, emulator, gateway):
+    emulator.add_webhook_endpoint("http://127.0.0.1:9/stripe/webhooks", secrets=["whsec_test_primary"])
+    emulator.webhook_retry_delays = []
+    ids = card_payment(db, gateway)
+    assert emulator.wait_for_deliveries(timeout=10)
+    counts = reconcile_with_stripe(now(), gateway)
+    assert counts["events_recovered"] >= 1 and counts["events_listed"] >= counts["events_recovered"]
+    state = snapshot(db, ids["payment"])
+    assert state["status"] == "succeeded" and [a[1] for a in state["allocations"]] == ["applied", "applied"]
+    assert reconcile_with_stripe(now(), gateway)["events_recovered"] == 0
+    with db() as session:
+        statuses = set(session.scalars(select(StripeEvent.status)))
+        assert statuses <= {"processed", "ignored"}
+
+
+def test_reconciler_settles_an_ach_payment_stuck_in_processing(db, emulator, gateway):
+    ids = world(db, kind="us_bank_account", status="processing", intent_id=None)
+    intent = gateway.create_payment_intent(params={
+        "amount": 10_000, "currency": "usd", "payment_method": "pm_usBankAccount_success", "confirm": True,
+        "mandate_data": MANDATE, "metadata": {"payment_id": str(ids["payment"])},
+        "payment_method_types": ["us_bank_account"]}, idempotency_key=f"reconcile-{ids['payment']}")
+    with db() as session, session.begin():
+        payment = session.get(Payment, ids["payment"])
+        payment.stripe_payment_intent_id = intent.id
+        payment.updated_at = now() - timedelta(days=6)
+    assert reconcile_with_stripe(now(), gateway)["payments_moved"] == 0  # Stripe still says processing
+    with db() as session, session.begin():
+        session.get(Payment, ids["payment"]).updated_at = now() - timedelta(days=6)
+    emulator.advance(5 * 86_400)
+    counts = reconcile_with_stripe(now(), gateway)
+    assert (counts["payments_checked"], counts["payments_moved"]) == (1, 1)
+    state = snapshot(db, ids["payment"])
+    assert state["status"] == "succeeded" and state["emails"] == [f"ach_settled:payment:{ids['payment']}"]
+    assert timeline(db, ids["payment"]) == [("processing", "succeeded", True)]
+
+
+def test_reconciler_fails_a_declined_payment_left_submitting(db, emulator, gateway):
+    ids = card_payment(db, gateway, "pm_card_visa_chargeDeclined")
+    intent_id = emulator.payment_intents()[-1]["id"]
+    with db() as session, session.begin():
+        payment = session.get(Payment, ids["payment"])
+        payment.stripe_payment_intent_id = intent_id
+        payment.updated_at = now() - timedelta(hours=1)
+    assert reconcile_with_stripe(now(), gateway)["payments_moved"] == 1
+    state = snapshot(db, ids["payment"])
+    assert (state["status"], state["failure_code"]) == ("failed", "card_declined")
+    assert [a[1] for a in state["allocations"]] == ["released", "released"]
