@@ -17,6 +17,7 @@ from tasks.domain.errors import SignatureInvalid
 from tasks.domain.events import EventMalformed, check_event_shape
 from tasks.domain.states import EventStatus
 from tasks.gateways.stripe import verify_webhook
+from tasks.webhooks import process_stripe_event
 from workers.settings import get_settings
 
 _log = logging.getLogger(__name__)
@@ -71,8 +72,6 @@ def _store_and_send(text: str, event: dict[str, Any], event_id: str, event_type:
 
 
 def _send(event_id: str, reason: str) -> IngestResult:
-    from tasks.webhooks import process_stripe_event
-
     try:
         process_stripe_event.send(event_id)
     except (DramatiqError, RedisError, OSError) as exc:  # the row is stored either way

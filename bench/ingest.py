@@ -1,0 +1,282 @@
+"""Webhook ingestion benchmark: N signed events through gunicorn, Redis and Dramatiq workers, end to end.
+
+Run: python -m bench.ingest --events 5000. Prints one JSON object. Uses its own database
+(remit_bench, created, migrated and dropped) and its own Redis namespace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DATABASE = "remit_bench"
+NAMESPACE = "remit-bench"
+SECRET = "whsec_bench"
+# Payment scenarios and the events each produces, cycled to reach N events: a realistic mix.
+SCENARIOS = [("card", ["payment_intent.succeeded"]), ("card", ["payment_intent.succeeded"]),
+             ("ach", ["payment_intent.processing", "payment_intent.succeeded"]),
+             ("fail", ["payment_intent.payment_failed"]),
+             ("refund", ["payment_intent.succeeded", "charge.refunded"])]
+AMOUNT_MINOR = 10_000
+
+
+def main() -> None:
+    args = _parse()
+    env = _environment()
+    _prepare_database(env["DATABASE_URL"])
+    os.environ.update(env)
+    procs: list[subprocess.Popen] = []
+    try:
+        noop_rate = _noop_throughput(env, args, procs)
+        events = _seed(args.events)
+        port = _free_port()
+        procs.append(_start([sys.executable, "-m", "gunicorn", "workers.webhook_app:app", "--bind",
+                             f"127.0.0.1:{port}", "--workers", str(args.receiver_workers), "--threads",
+                             str(args.receiver_threads), "--worker-class", "gthread", "--log-level", "warning"], env))
+        procs.append(_worker(env, args, "tasks.webhooks", "webhooks"))
+        _wait_healthy(port)
+        result = _run(port, events, args.clients)
+        result.update(noop_messages_per_s=round(noop_rate, 1),
+                      ratio_to_noop=round(result["events_per_s"] / noop_rate, 3),
+                      worker_processes=args.worker_processes, worker_threads=args.worker_threads,
+                      receiver_workers=args.receiver_workers, cpus=os.cpu_count())
+        print(json.dumps(result))
+    finally:
+        for proc in procs:
+            _stop(proc)
+        _cleanup(env)
+
+
+def _parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--receiver-workers", type=int, default=2)
+    parser.add_argument("--receiver-threads", type=int, default=4)
+    parser.add_argument("--worker-processes", type=int, default=2)
+    parser.add_argument("--worker-threads", type=int, default=8)
+    parser.add_argument("--prefetch", type=int, default=16)
+    return parser.parse_args()
+
+
+def _environment() -> dict[str, str]:
+    from sandbox.services import ensure_services
+
+    environ = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "BROKER_URL")}
+    services = ensure_services(root=ROOT / ".remit", environ=environ, database=DATABASE)
+    broker_url = services.broker_url.rsplit("/", 1)[0] + "/14"
+    return {"DATABASE_URL": services.database_url, "BROKER_URL": broker_url, "BROKER_NAMESPACE": NAMESPACE,
+            "STRIPE_API_KEY": "sk_test_bench", "STRIPE_WEBHOOK_SECRETS": SECRET, "REMIT_ENV": "bench",
+            "STRIPE_API_BASE": "http://127.0.0.1:9", "PYTHONPATH": str(ROOT)}
+
+
+def _libpq(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+def _prepare_database(url: str) -> None:
+    import psycopg
+
+    from db.migrate import upgrade
+
+    with psycopg.connect(_libpq(url), autocommit=True) as connection:
+        connection.execute("DROP SCHEMA IF EXISTS public CASCADE")
+        connection.execute("CREATE SCHEMA public")
+    upgrade(url)
+
+
+def _seed(n_events: int) -> list[dict[str, Any]]:
+    """Payments in flight for every scenario, and the events Stripe would send about them."""
+    from db.models import Account, Allocation, Invoice, Payment, PaymentMethod, Seller
+    from db.session import transaction
+
+    with transaction() as session:
+        seller = Seller(slug="bench", name="Bench", brand_color="#000000")
+        session.add(seller)
+        session.flush()
+        account = Account(seller_id=seller.id, number="B-1", name="Bench", billing_email="ap@bench.test")
+        session.add(account)
+        session.flush()
+        card = PaymentMethod(account_id=account.id, stripe_payment_method_id="pm_bench_card", kind="card",
+                             last4="4242", brand="visa")
+        bank = PaymentMethod(account_id=account.id, stripe_payment_method_id="pm_bench_bank",
+                             kind="us_bank_account", last4="6789", mandate_accepted_at=date(2026, 1, 1))
+        session.add_all([card, bank])
+        session.flush()
+        events, n = [], 0
+        while len(events) < n_events:
+            kind, types = SCENARIOS[n % len(SCENARIOS)]
+            n += 1
+            invoice = Invoice(account_id=account.id, number=f"INV-{n}", currency="usd", total_minor=AMOUNT_MINOR,
+                              issued_on=date(2026, 1, 1), due_on=date(2026, 2, 1))
+            payment = Payment(account_id=account.id, kind="invoices", amount_minor=AMOUNT_MINOR, currency="usd",
+                              payment_method_id=(bank if kind == "ach" else card).id, status="submitting",
+                              idempotency_key=f"bench-{n}", request_hash="0" * 64, stripe_payment_intent_id=f"pi_b{n}")
+            session.add_all([invoice, payment])
+            session.flush()
+            session.add(Allocation(payment_id=payment.id, invoice_id=invoice.id, amount_minor=AMOUNT_MINOR))
+            events.extend(_event(t, n, payment.id, kind) for t in types)
+        return events[:n_events]
+
+
+def _event(event_type: str, n: int, payment_id: int, kind: str) -> dict[str, Any]:
+    if event_type == "charge.refunded":
+        obj = {"id": f"ch_b{n}", "object": "charge", "amount": AMOUNT_MINOR, "amount_refunded": AMOUNT_MINOR,
+               "currency": "usd", "payment_intent": f"pi_b{n}", "metadata": {"payment_id": str(payment_id)}}
+    else:
+        error = {"code": "card_declined", "decline_code": "insufficient_funds", "message": "Declined."}
+        obj = {"id": f"pi_b{n}", "object": "payment_intent", "amount": AMOUNT_MINOR, "currency": "usd",
+               "status": event_type.rsplit(".", 1)[1], "latest_charge": f"ch_b{n}",
+               "metadata": {"payment_id": str(payment_id)},
+               "last_payment_error": error if kind == "fail" else None}
+    suffix = event_type.replace(".", "_")
+    return {"id": f"evt_b{n}_{suffix}", "object": "event", "type": event_type, "created": int(time.time()),
+            "livemode": False, "data": {"object": obj}}
+
+
+def _sign(body: bytes) -> str:
+    t = int(time.time())
+    return f"t={t},v1={hmac.new(SECRET.encode(), f'{t}.'.encode() + body, hashlib.sha256).hexdigest()}"
+
+
+def _run(port: int, events: list[dict[str, Any]], clients: int) -> dict[str, Any]:
+    bodies = [json.dumps(e).encode() for e in events]
+    local = threading.local()
+    latencies: list[float] = []
+
+    def post(body: bytes) -> int:
+        if not hasattr(local, "conn"):
+            local.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        start = time.perf_counter()
+        local.conn.request("POST", "/stripe/webhooks", body=body,
+                           headers={"Content-Type": "application/json", "Stripe-Signature": _sign(body)})
+        response = local.conn.getresponse()
+        response.read()
+        latencies.append(time.perf_counter() - start)
+        return response.status
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        statuses = list(pool.map(post, bodies))
+    posted = time.perf_counter() - started
+    done = _wait_processed(len(events))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {"events": len(events), "accepted": statuses.count(200), "events_per_s": round(len(events) / elapsed, 1),
+            "post_phase_s": round(posted, 3), "end_to_end_s": round(elapsed, 3),
+            "receiver_p50_ms": round(statistics.median(latencies) * 1000, 2),
+            "receiver_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
+            "processed": done}
+
+
+def _wait_processed(total: int, timeout_s: float = 600) -> dict[str, int]:
+    from sqlalchemy import text
+
+    from db.session import get_engine
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with get_engine().connect() as connection:
+            counts = dict(connection.execute(text("SELECT status, count(*) FROM stripe_events GROUP BY status")).all())
+        if sum(v for k, v in counts.items() if k in ("processed", "ignored", "failed")) >= total:
+            return counts
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for processing: {counts}")
+        time.sleep(0.02)
+
+
+def _noop_throughput(env: dict[str, str], args: argparse.Namespace, procs: list) -> float:
+    """Messages per second a worker with the same settings drains from the same broker doing nothing."""
+    from bench.noop import NOOP_QUEUE, noop
+    from workers.broker import broker
+
+    count = max(2000, args.events)
+    broker.flush_all()
+    for _ in range(count):
+        noop.send()
+    worker = _worker(env, args, "bench.noop", NOOP_QUEUE)
+    procs.append(worker)
+    key = f"{NAMESPACE}:{NOOP_QUEUE}.msgs"
+    while broker.client.hlen(key) == count:  # the clock starts with the first message taken
+        time.sleep(0.001)
+    started = time.perf_counter()
+    while broker.client.hlen(key) > 0:
+        time.sleep(0.005)
+    rate = count / (time.perf_counter() - started)
+    _stop(worker)
+    procs.remove(worker)
+    return rate
+
+
+def _worker(env: dict[str, str], args: argparse.Namespace, module: str, queue: str) -> subprocess.Popen:
+    worker_env = {**env, "dramatiq_queue_prefetch": str(args.prefetch)}
+    return _start([sys.executable, "-m", "dramatiq", module, "--processes", str(args.worker_processes),
+                   "--threads", str(args.worker_threads), "--queues", queue], worker_env)
+
+
+def _start(argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(argv, env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_healthy(port: int, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("receiver did not become healthy")
+
+
+def _cleanup(env: dict[str, str]) -> None:
+    import psycopg
+
+    from db.session import reset_engine
+    from workers.broker import broker
+
+    broker.flush_all()
+    reset_engine()
+    url = _libpq(env["DATABASE_URL"])
+    admin = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
+
+
+if __name__ == "__main__":
+    main()
