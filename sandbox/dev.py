@@ -6,6 +6,8 @@ import importlib.util
 import os
 import signal
 import subprocess
+import threading
+import time
 import sys
 from pathlib import Path
 
@@ -18,6 +20,8 @@ SANDBOX_WEBHOOK_SECRET = "whsec_sandbox_local"
 STRIPE_PORT = 12111
 SMTP_PORT = 1025
 WEBHOOK_PORT = 8001
+# Workers and the receiver take a few seconds to boot; the demo waits for them.
+DEMO_DELAY_S = 6
 
 
 def _port(preferred: int) -> int:
@@ -55,7 +59,7 @@ def run_dev() -> int:
         _prepare_database()
         print(f"remit: Stripe emulator {emulator.url}   SMTP capture {smtp.url} (mail in .remit/mail)", flush=True)
         print(f"remit: starting {', '.join(_processes())}; Ctrl-C stops everything", flush=True)
-        return _run_procfile()
+        return _run_procfile(emulator)
     finally:
         emulator.stop()
         smtp.stop()
@@ -73,14 +77,26 @@ def _prepare_database() -> None:
     print(f"remit: {seed_demo(settings, only_if_empty=True)}", flush=True)
 
 
-def _run_procfile() -> int:
+def _run_procfile(emulator) -> int:
     honcho = Path(sys.executable).with_name("honcho")
     command = [str(honcho), "start", "-f", "Procfile", *_processes()]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     child = subprocess.Popen(command, env=env)
+    if os.environ.get("REMIT_DEMO", "1") != "0":
+        threading.Thread(target=_demo, args=(emulator, child), daemon=True).start()
     try:
         return child.wait()
     except KeyboardInterrupt:
         child.send_signal(signal.SIGINT)
         child.wait()
         return 0
+
+
+def _demo(emulator, child: subprocess.Popen) -> None:
+    """Once the workers are up, make a round of demo payments and report how each ended."""
+    from sandbox.demo import run_demo
+
+    time.sleep(DEMO_DELAY_S)
+    if child.poll() is None:
+        run_demo(emulator, say=lambda line: print(f"remit: {line}", flush=True))
+        print("remit: demo done; the stack keeps running (Ctrl-C stops it)", flush=True)
