@@ -166,3 +166,20 @@ class Shop:
 @pytest.fixture()
 def shop(db, gateway, broker):
     return Shop(db, gateway)
+
+
+@pytest.fixture()
+def scratch_database(database_url):
+    """An empty database beside the test database, dropped afterwards; yields its URL."""
+    import psycopg
+
+    libpq = database_url.replace("postgresql+psycopg://", "postgresql://")
+    base, name = libpq.rsplit("/", 1)
+    scratch = f"{name}_scratch"
+    admin = f"{base}/postgres"
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {scratch} WITH (FORCE)")
+        connection.execute(f"CREATE DATABASE {scratch}")
+    yield f"{database_url.rsplit('/', 1)[0]}/{scratch}"
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {scratch} WITH (FORCE)")

@@ -4,7 +4,6 @@ import os
 import subprocess
 import sys
 
-import psycopg
 import pytest
 
 from db.migrate import head_revision
@@ -49,29 +48,16 @@ def test_unreachable_servers_are_named(migrated):
     assert "MISSING broker    cannot reach Redis at redis://127.0.0.1:1/0" in out
 
 
-@pytest.fixture()
-def empty_database(database_url):
-    libpq = database_url.replace("postgresql+psycopg://", "postgresql://")
-    name = libpq.rsplit("/", 1)[1] + "_cli"
-    admin = libpq.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        connection.execute(f"CREATE DATABASE {name}")
-    yield libpq.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-def test_database_behind_the_latest_migration_is_refused_then_upgraded(empty_database):
-    code, out, err = remit("check", DATABASE_URL=empty_database)
+def test_database_behind_the_latest_migration_is_refused_then_upgraded(scratch_database):
+    code, out, err = remit("check", DATABASE_URL=scratch_database)
     assert code == 1
     assert f"at migration none, code needs {head_revision()}: run `remit db upgrade`" in out
 
-    code, _, err = remit("worker", "money", DATABASE_URL=empty_database)
+    code, _, err = remit("worker", "money", DATABASE_URL=scratch_database)
     assert code == 2 and "run `remit db upgrade`" in err and "Traceback" not in err
 
-    code, out, err = remit("db", "upgrade", DATABASE_URL=empty_database)
+    code, out, err = remit("db", "upgrade", DATABASE_URL=scratch_database)
     assert code == 0, err
     assert f"database at migration {head_revision()}" in out
-    code, out, _ = remit("check", DATABASE_URL=empty_database)
+    code, out, _ = remit("check", DATABASE_URL=scratch_database)
     assert code == 0
