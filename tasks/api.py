@@ -17,7 +17,7 @@ from tasks.domain import allocation as plans
 from tasks.domain import requests as checks
 from tasks.domain.errors import RemitError
 from tasks.domain.states import PaymentKind, PaymentStatus
-from tasks.ledger import queue_payment_email
+from tasks.ledger import apply_transition, queue_payment_email
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,21 @@ def make_deposit(account_id: int, amount: int, payment_method_id: int, idempoten
                        idempotency_key, fingerprint, note=note.strip() if note else None)
 
     return _submit(account_id, idempotency_key, fingerprint, build, now)
+
+
+def cancel_scheduled_payment(account_id: int, payment_id: int, now: datetime | None = None) -> PaymentReceipt:
+    """Cancel a scheduled payment and free its invoices; refused once execution has begun."""
+    with transaction() as session:
+        payment = queries.lock_payment(session, payment_id) if isinstance(payment_id, int) else None
+        if payment is None or payment.account_id != account_id:
+            raise RemitError("payment_not_found", f"Payment {payment_id!r} was not found on this account.")
+        if payment.status == PaymentStatus.CANCELED:
+            return _receipt(session, payment, replayed=True)
+        if payment.status != PaymentStatus.SCHEDULED:
+            raise RemitError("not_cancelable", f"Payment {payment_id} is already {payment.status} and can no longer "
+                                               "be canceled.")
+        apply_transition(session, payment, PaymentStatus.CANCELED, source="api", now=now or _now())
+        return _receipt(session, payment, replayed=False)
 
 
 def _invoice_plan(session: Session, account: Account, seller: Seller, invoice_ids, amount, today: date,

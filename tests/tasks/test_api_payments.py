@@ -191,3 +191,59 @@ def test_future_pay_on_makes_a_scheduled_payment_with_a_confirmation(world, brok
     assert (receipt.status, receipt.scheduled_for) == ("scheduled", day)
     assert [e.kind for e in _rows(world.db, Email)] == ["scheduled_confirmed"]
     assert _queued(broker, "payments") == []
+
+
+def test_canceling_a_scheduled_payment_frees_its_invoices(world):
+    day = date.today() + timedelta(days=3)
+    receipt = api.pay_invoices(world.account_id, world.invoices[:2], world.card, "k1", pay_on=day)
+    canceled = api.cancel_scheduled_payment(world.account_id, receipt.payment_id)
+    assert canceled.status == "canceled"
+    assert {a.state for a in _rows(world.db, Allocation)} == {"released"}
+    assert sorted(e.kind for e in _rows(world.db, Email)) == ["scheduled_canceled", "scheduled_confirmed"]
+    assert api.cancel_scheduled_payment(world.account_id, receipt.payment_id).replayed
+    assert api.pay_invoices(world.account_id, world.invoices[:2], world.card, "k2").status == "pending"
+
+
+def test_cancel_is_refused_once_the_payment_started(world):
+    receipt = api.pay_invoices(world.account_id, world.invoices[:1], world.card, "k1")
+    with pytest.raises(RemitError) as caught:
+        api.cancel_scheduled_payment(world.account_id, receipt.payment_id)
+    assert caught.value.code == "not_cancelable"
+    with pytest.raises(RemitError) as caught:
+        api.cancel_scheduled_payment(world.account_id + 1, receipt.payment_id)
+    assert caught.value.code == "payment_not_found"
+
+
+def test_cancel_racing_the_dispatcher_has_exactly_one_winner(world):
+    from datetime import datetime, timezone
+
+    from tasks import sweeps
+
+    day = date.today() + timedelta(days=1)
+    receipts = [api.pay_invoices(world.account_id, [invoice], world.card, f"s{n}", pay_on=day)
+                for n, invoice in enumerate(world.invoices)]
+    due_time = datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc)
+    outcomes = []
+
+    def dispatch(_):
+        return sweeps.dispatch_due_payments(due_time)
+
+    def cancel_all(_):
+        for r in receipts:
+            try:
+                api.cancel_scheduled_payment(world.account_id, r.payment_id)
+                outcomes.append("canceled")
+            except RemitError as exc:
+                outcomes.append(exc.code)
+
+    threads = [threading.Thread(target=fn, args=(0,)) for fn in (dispatch, cancel_all)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    statuses = sorted(p.status for p in _rows(world.db, Payment))
+    assert set(statuses) <= {"canceled", "pending"} and len(statuses) == 5
+    assert statuses.count("canceled") == outcomes.count("canceled")
+    assert outcomes.count("not_cancelable") == statuses.count("pending")
+    released = _rows(world.db, Allocation, state="released")
+    assert len(released) == statuses.count("canceled")
