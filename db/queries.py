@@ -81,12 +81,12 @@ def add_email(session: Session, *, kind: str, recipient: str, context: dict[str,
     return session.scalar(statement)
 
 
-def mark_balance_stale(session: Session, account_id: int, now: datetime) -> None:
-    """Flag the account's derived figures for recomputation (keeps the oldest stale time)."""
-    session.execute(
+def mark_balance_stale(session: Session, account_id: int, now: datetime) -> bool:
+    """Flag the account's figures for recomputation; True when this call set the flag."""
+    return bool(session.execute(
         update(Account).where(Account.id == account_id, Account.balance_stale_since.is_(None))
         .values(balance_stale_since=now)
-    )
+    ).rowcount)
 
 
 def lock_account(session: Session, account_id: int) -> Account | None:

@@ -17,6 +17,14 @@ SCHEDULE: tuple[Job, ...] = (
     Job("dispatch-due-payments", "dispatch_due_payments", 60),
     # Payments left behind by a lost message or a dead worker are picked up within a minute.
     Job("sweep-payments", "sweep_payments", 60),
+    # Webhook events stored but never processed (broker down at receipt) are picked up within a minute.
+    Job("sweep-stripe-events", "sweep_stripe_events", 60),
+    # Events Stripe failed to deliver, and payments stuck in flight, are checked four times an hour.
+    Job("reconcile-stripe", "reconcile_stripe", 900),
+    # A lost recompute nudge leaves a balance wrong for at most about two minutes.
+    Job("sweep-stale-balances", "sweep_stale_balances", 60),
+    # Once an hour, so every seller's midnight (any timezone) is followed by a full pass within the hour.
+    Job("mark-all-balances-stale", "mark_all_balances_stale", 3600),
 )
 
 

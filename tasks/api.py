@@ -13,6 +13,7 @@ from db import queries
 from db.models import Account, Allocation, Credit, Payment, Seller
 from db.session import on_commit, transaction
 from tasks import selection
+from tasks.accounts import balance_moved
 from tasks.domain import allocation as plans
 from tasks.domain import requests as checks
 from tasks.domain.errors import RemitError
@@ -145,6 +146,34 @@ def cancel_scheduled_payment(account_id: int, payment_id: int, now: datetime | N
         return _receipt(session, payment, replayed=False)
 
 
+@dataclass(frozen=True)
+class AccountOverview:
+    account_id: int
+    currency: str
+    balance_minor: int
+    overdue_minor: int
+    pending_minor: int
+    scheduled_minor: int
+    credit_minor: int
+    payment_count: int
+
+
+def account_overview(account_id: int, now: datetime | None = None) -> AccountOverview:
+    """Balance, overdue, pending, scheduled and credit, computed from the ledger as of now."""
+    from sqlalchemy import func, select
+
+    from tasks.accounts import figures_for
+
+    with transaction() as session:
+        account = session.get(Account, account_id) if isinstance(account_id, int) else None
+        if account is None:
+            raise RemitError("account_not_found", f"Account {account_id!r} was not found.")
+        figures = figures_for(session, account, now or _now())
+        count = session.scalar(select(func.count()).select_from(Payment).where(Payment.account_id == account.id))
+        return AccountOverview(account.id, account.currency, figures.balance_minor, figures.overdue_minor,
+                               figures.pending_minor, figures.scheduled_minor, figures.credit_minor, count)
+
+
 def _invoice_plan(session: Session, account: Account, seller: Seller, invoice_ids, amount, today: date,
                   lock: bool) -> tuple[plans.Plan, str, bool]:
     """The plan, its currency, and whether it is a short payment (less than the full amount due)."""
@@ -205,7 +234,7 @@ def _create(session: Session, account: Account, method_id: int, kind: PaymentKin
     session.flush()
     queries.add_payment_event(session, payment, from_status=None, to_status=status, source="api",
                               detail={"warnings": list(plan.warnings)} if plan.warnings else {})
-    queries.mark_balance_stale(session, account.id, _now())
+    balance_moved(session, account.id, _now())
     if status == PaymentStatus.SCHEDULED:
         queue_payment_email(session, payment, PaymentStatus.PENDING, PaymentStatus.SCHEDULED)
     else:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from db import queries
 from db.models import Account, Allocation, Credit, Invoice, Payment, PaymentMethod, Seller
+from tasks.accounts import balance_moved
 from tasks.domain.outcomes import allocation_move, email_for
 from tasks.domain.states import FINAL_STATUSES, CreditState, PaymentStatus, can_transition
 
@@ -41,7 +42,7 @@ def apply_transition(session: Session, payment: Payment, target: PaymentStatus, 
     queries.add_payment_event(session, payment, from_status=current, to_status=target, source=source,
                               detail=detail or {}, at=now)
     queue_payment_email(session, payment, current, target)
-    queries.mark_balance_stale(session, payment.account_id, now)
+    balance_moved(session, payment.account_id, now)
     return True
 
 

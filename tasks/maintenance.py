@@ -7,7 +7,7 @@ import logging
 import dramatiq
 
 from workers import broker  # noqa: F401  (declares the broker before any actor)
-from tasks import sweeps
+from tasks import accounts, reconcile, sweeps
 
 
 _log = logging.getLogger("remit.maintenance")
@@ -27,3 +27,27 @@ def sweep_payments() -> None:
 def dispatch_due_payments() -> None:
     """Start scheduled payments whose day has come."""
     _log.info("dispatch_due_payments %s", sweeps.dispatch_due_payments(_now()))
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=0, time_limit=120_000)
+def sweep_stale_balances() -> None:
+    """Nudge recomputation of accounts whose figures stayed stale past the grace period."""
+    _log.info("sweep_stale_balances %s", accounts.sweep_stale_balances(_now()))
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=0, time_limit=120_000)
+def mark_all_balances_stale() -> None:
+    """The nightly full pass: overdue amounts change when a day passes, with no money moving."""
+    _log.info("mark_all_balances_stale %s", accounts.mark_all_stale(_now()))
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=0, time_limit=120_000)
+def sweep_stripe_events() -> None:
+    """Re-send processing for webhook events still `received` past the grace period."""
+    _log.info("sweep_stripe_events %s", reconcile.sweep_received_events(_now()))
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=0, time_limit=600_000)
+def reconcile_stripe() -> None:
+    """Ask Stripe about undelivered events and payments held in flight too long."""
+    _log.info("reconcile_stripe %s", reconcile.reconcile_with_stripe(_now()))

@@ -78,8 +78,18 @@ def test_dispatcher_uses_the_sellers_calendar_day(db, broker):
 def test_clock_sends_each_job_once_per_period(db, broker):
     import workers.actors  # noqa: F401
 
+    minutely = [job for job in SCHEDULE if job.every_seconds == 60]
     assert clock.run_once(NOW) == [job.name for job in SCHEDULE]
     assert clock.run_once(NOW + timedelta(seconds=1)) == []
-    assert clock.run_once(NOW + timedelta(seconds=60)) == [job.name for job in SCHEDULE]
+    assert clock.run_once(NOW + timedelta(seconds=60)) == [job.name for job in minutely]
     assert sorted(m.actor_name for m in _queued(broker, "maintenance")) == sorted(
-        [job.actor for job in SCHEDULE] * 2)
+        [job.actor for job in SCHEDULE] + [job.actor for job in minutely])
+
+
+def test_every_scheduled_actor_exists():
+    import dramatiq
+
+    import workers.actors  # noqa: F401
+
+    for job in SCHEDULE:
+        assert dramatiq.get_broker().get_actor(job.actor).queue_name == "maintenance"

@@ -1,0 +1,84 @@
+"""Recomputing an account's balance figures from the ledger, and finding accounts that need it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from db import queries
+from db.models import Account, Credit, Payment, Seller
+from db.session import transaction
+from tasks.domain.balances import Figures, InvoiceFacts, compute_figures
+from tasks.domain.states import CreditState, PaymentStatus
+
+IN_FLIGHT = (PaymentStatus.PENDING, PaymentStatus.SUBMITTING, PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION)
+# A recompute normally follows its money movement within a second; a minute means the nudge was lost.
+STALE_GRACE = timedelta(seconds=60)
+SWEEP_LIMIT = 1000
+
+
+def balance_moved(session: Session, account_id: int, now: datetime) -> None:
+    """Mark the account stale and nudge recompute_balance after commit; later marks ride on the first nudge."""
+    from db.session import on_commit
+
+    if queries.mark_balance_stale(session, account_id, now):
+        on_commit(session, lambda: _send_recompute(account_id))
+
+
+def _send_recompute(account_id: int) -> None:
+    from tasks.balances import recompute_balance
+
+    recompute_balance.send(account_id)
+
+
+def figures_for(session: Session, account: Account, now: datetime) -> Figures:
+    """The account's figures as the ledger says right now."""
+    from tasks.selection import seller_today
+
+    invoices = queries.list_payable_invoices(session, account.id)
+    settled = queries.settled_by_invoice(session, [i.id for i in invoices])
+    facts = [InvoiceFacts(i.total_minor, settled.get(i.id, 0), i.due_on) for i in invoices]
+    amounts = dict(session.execute(
+        select(Payment.status, func.sum(Payment.amount_minor)).where(Payment.account_id == account.id)
+        .group_by(Payment.status)).all())
+    credit = session.scalar(select(func.coalesce(func.sum(Credit.amount_minor), 0)).where(
+        Credit.account_id == account.id, Credit.state == CreditState.AVAILABLE))
+    pending = sum(int(amounts.get(s, 0) or 0) for s in IN_FLIGHT)
+    scheduled = int(amounts.get(PaymentStatus.SCHEDULED, 0) or 0)
+    return compute_figures(facts, pending, scheduled, int(credit), seller_today(session.get(Seller, account.seller_id), now))
+
+
+def recompute_balance(account_id: int, now: datetime) -> bool:
+    """Store fresh figures if the account is marked stale; return whether it recomputed."""
+    with transaction() as session:
+        account = queries.lock_account(session, account_id)
+        if account is None or account.balance_stale_since is None:
+            return False
+        figures = figures_for(session, account, now)
+        for name, value in vars(figures).items():
+            setattr(account, name, value)
+        account.balance_computed_at = now
+        account.balance_stale_since = None
+        return True
+
+
+def sweep_stale_balances(now: datetime, limit: int = SWEEP_LIMIT) -> dict[str, int]:
+    """Re-send recompute_balance for accounts stale past the grace period."""
+    from tasks.balances import recompute_balance as actor
+
+    with transaction() as session:
+        ids = session.scalars(select(Account.id).where(Account.balance_stale_since < now - STALE_GRACE)
+                              .order_by(Account.balance_stale_since).limit(limit)).all()
+    for account_id in ids:
+        actor.send(account_id)
+    return {"stale": len(ids)}
+
+
+def mark_all_stale(now: datetime) -> dict[str, int]:
+    """The nightly full pass: every account is recomputed (due dates pass at midnight)."""
+    with transaction() as session:
+        result = session.execute(update(Account).where(Account.balance_stale_since.is_(None))
+                                 .values(balance_stale_since=now))
+    return {"marked": result.rowcount}
