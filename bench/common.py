@@ -1,0 +1,156 @@
+"""Shared bench plumbing: a private database, a private Redis namespace, real worker processes, numbers."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+# The key every gateway's limiter uses (tasks/gateways/limiter.py); it is not namespaced, so a bench
+# runs in its own Redis database to keep off the dev stack's and the test suite's budget.
+LIMITER_KEY = "remit:stripe:limiter"
+# Dramatiq needs a second or two to fork and import; past this the workers are broken, not slow.
+WORKER_START_TIMEOUT_SECONDS = 30.0
+# SIGTERM lets Dramatiq finish in-flight messages; after this it is killed.
+WORKER_STOP_TIMEOUT_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class Stack:
+    """Where one bench run keeps its state."""
+
+    database: str
+    redis_url: str
+    namespace: str
+    admin_url: str = ADMIN_DATABASE_URL
+
+    @property
+    def database_url(self) -> str:
+        return self.admin_url.rsplit("/", 1)[0] + "/" + self.database
+
+
+def stack_environ(stack: Stack, stripe_url: str, api_key: str, requests_per_second: float,
+                  extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment Remit's settings read, for this process and the workers."""
+    environ = {k: v for k, v in os.environ.items() if k != "SENTRY_DSN"}
+    environ.update(
+        DATABASE_URL=stack.database_url, BROKER_URL=stack.redis_url, BROKER_NAMESPACE=stack.namespace,
+        STRIPE_API_KEY=api_key, STRIPE_API_BASE=stripe_url, STRIPE_WEBHOOK_SECRETS="whsec_bench",
+        STRIPE_REQUESTS_PER_SECOND=str(requests_per_second), REMIT_ENV="bench",
+    )
+    environ.update(extra or {})
+    return environ
+
+
+def create_database(stack: Stack) -> None:
+    """Drop and create the bench database, then migrate it to head."""
+    import psycopg
+
+    from db.migrate import upgrade
+
+    with psycopg.connect(stack.admin_url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{stack.database}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{stack.database}"')
+    upgrade("postgresql+psycopg://" + stack.database_url.split("://", 1)[1])
+
+
+def drop_database(stack: Stack) -> None:
+    import psycopg
+
+    with psycopg.connect(stack.admin_url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{stack.database}" WITH (FORCE)')
+
+
+def clear_redis(stack: Stack) -> int:
+    """Delete the bench's queues, heartbeats and the limiter's booking; return keys deleted."""
+    import redis
+
+    client = redis.Redis.from_url(stack.redis_url)
+    keys = list(client.scan_iter(match=f"{stack.namespace}:*", count=1000)) + [LIMITER_KEY]
+    deleted = client.delete(*keys)
+    client.close()
+    return deleted
+
+
+class Workers:
+    """`python -m dramatiq workers.actors` as a child process group."""
+
+    def __init__(self, environ: dict[str, str], processes: int, threads: int, queues: tuple[str, ...],
+                 log_path: Path):
+        argv = [sys.executable, "-m", "dramatiq", "workers.actors", "--processes", str(processes),
+                "--threads", str(threads), "--queues", *queues]
+        self.processes = processes
+        self.namespace = environ["BROKER_NAMESPACE"]
+        self.redis_url = environ["BROKER_URL"]
+        # A file, not a pipe: retries log warnings, and an unread pipe would block the workers when full.
+        self.log_path = log_path
+        with open(log_path, "ab") as sink:
+            self._proc = subprocess.Popen(argv, env=environ, cwd=ROOT, stdout=sink, stderr=sink,
+                                          start_new_session=True)
+
+    def wait_ready(self, timeout_s: float = WORKER_START_TIMEOUT_SECONDS) -> None:
+        """Block until every worker process has polled the broker once (its heartbeat is in Redis)."""
+        import redis
+
+        client = redis.Redis.from_url(self.redis_url)
+        deadline = time.monotonic() + timeout_s
+        try:
+            while client.zcard(f"{self.namespace}:__heartbeats__") < self.processes:
+                if self._proc.poll() is not None:
+                    raise RuntimeError(f"workers exited with {self._proc.returncode}: {self._stderr_tail()}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"workers not ready after {timeout_s:.0f}s: {self._stderr_tail()}")
+                time.sleep(0.05)
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        """SIGTERM the group, SIGKILL it if it lingers."""
+        if self._proc.poll() is None:
+            os.killpg(self._proc.pid, signal.SIGTERM)
+            try:
+                self._proc.wait(WORKER_STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                os.killpg(self._proc.pid, signal.SIGKILL)
+                self._proc.wait()
+
+    def _stderr_tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-2000:]
+
+
+def percentile_ms(seconds: list[float], q: float) -> float | None:
+    """Nearest-rank percentile of durations in seconds, in milliseconds."""
+    if not seconds:
+        return None
+    ordered = sorted(seconds)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return round(ordered[rank - 1] * 1000, 1)
+
+
+def request_rate(times: list[float]) -> float:
+    """Requests per second between the first and the last: (n - 1) intervals over the span."""
+    if len(times) < 2:
+        return 0.0
+    span = max(times) - min(times)
+    return (len(times) - 1) / span if span > 0 else 0.0
+
+
+def busiest_second(times: list[float]) -> int:
+    """The most requests in any sliding one-second window, as the emulator counts them."""
+    ordered, start, best = sorted(times), 0, 0
+    for end, at in enumerate(ordered):
+        while at - ordered[start] >= 1.0:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def log(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,280 @@
+"""Payments end to end against the Stripe emulator: unthrottled, then under a requests-per-second limit.
+
+    .venv/bin/python -m bench.payments [--payments 300] [--limited-payments 600] [--workers 2] [--threads 8] [--rps 100]
+
+Prints one JSON object on stdout; progress goes to stderr. Exits 1 when a phase does not finish in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+from bench.common import (
+    Stack, Workers, busiest_second, clear_redis, create_database, drop_database, log, percentile_ms,
+    request_rate, stack_environ,
+)
+
+API_KEY = "sk_test_bench"
+FINAL_STATES = ("succeeded", "failed", "requires_action", "processing")
+# Fine enough to resolve p50 at 100 payments/s, coarse enough to cost Postgres nothing.
+POLL_SECONDS = 0.05
+# One account per this many payments: several payments per account exercise its row lock like real traffic.
+PAYMENTS_PER_ACCOUNT = 10
+# The unthrottled phase must not be held back by our own limiter.
+UNTHROTTLED_LIMITER_RPS = 1000
+# The share of the Stripe budget the rate-limited phase must use.
+TARGET_BUDGET_USED = 0.95
+
+
+@dataclass(frozen=True)
+class Order:
+    """One payment to request: an invoice of an account, paid with the account's card."""
+
+    account_id: int
+    method_id: int
+    invoice_id: int
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    orders: list[Order]
+    emulator_rps: int | None
+    limiter_rps: float
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.payments", description=__doc__.splitlines()[0])
+    parser.add_argument("--payments", type=int, default=300, help="payments in the unthrottled phase")
+    parser.add_argument("--limited-payments", type=int, default=600,
+                        help="payments in the rate-limited phase (600 lasts about 6 s at 100/s)")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes")
+    parser.add_argument("--threads", type=int, default=8, help="threads per worker process")
+    parser.add_argument("--rps", type=int, default=100, help="the emulator's limit in the rate-limited phase")
+    parser.add_argument("--limiter-rps", type=float, default=None,
+                        help="STRIPE_REQUESTS_PER_SECOND in the rate-limited phase (default: --rps)")
+    parser.add_argument("--prefetch", type=int, default=None,
+                        help="dramatiq_queue_prefetch, per process (default: --threads, one message per thread)")
+    parser.add_argument("--submitters", type=int, default=8, help="threads calling pay_invoices concurrently")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds a phase may take to reach final states")
+    parser.add_argument("--worker-log", type=Path, default=Path(tempfile.gettempdir()) / "remit-bench-workers.log",
+                        help="where the workers' output goes (truncated at the start of a run)")
+    parser.add_argument("--database", default="remit_bench")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
+    parser.add_argument("--namespace", default="remit-bench")
+    return parser.parse_args(argv)
+
+
+def seed(count: int) -> list[Order]:
+    """One seller, an account with a Stripe customer and a saved visa per ten payments, one invoice per payment."""
+    from db.models import Account, Invoice, PaymentMethod, Seller
+    from db.session import transaction
+    from tasks.gateways.stripe import get_gateway
+
+    gateway, today = get_gateway(), date.today()
+    with transaction() as session:
+        seller = Seller(slug="bench", name="Bench Supply", timezone="UTC", payments_enabled=True,
+                        cards_enabled=True, ach_enabled=True, deposits_enabled=False, short_pay_reasons=["Other"])
+        session.add(seller)
+        session.flush()
+        cards = []
+        for n in range(math.ceil(count / PAYMENTS_PER_ACCOUNT)):
+            account = Account(seller_id=seller.id, number=f"B-{n:05d}", name=f"Bench Customer {n}",
+                              billing_email=f"ap{n}@bench.test", currency="usd", portal_enabled=True)
+            session.add(account)
+            session.flush()
+            account.stripe_customer_id = gateway.create_customer(
+                account_id=account.id, email=account.billing_email, name=account.name,
+                idempotency_key=f"bench-customer-{account.id}")
+            card = gateway.attach_payment_method(payment_method="pm_card_visa", customer_id=account.stripe_customer_id,
+                                                 idempotency_key=f"bench-attach-{account.id}")
+            method = PaymentMethod(account_id=account.id, stripe_payment_method_id=card.id, kind=card.kind,
+                                   brand=card.brand, last4=card.last4, exp_month=card.exp_month,
+                                   exp_year=card.exp_year, status="active", is_default=True)
+            session.add(method)
+            session.flush()
+            cards.append((account.id, method.id))
+        invoices = []
+        for n in range(count):
+            account_id, method_id = cards[n % len(cards)]
+            invoice = Invoice(account_id=account_id, number=f"BINV-{n:06d}", currency="usd",
+                              total_minor=10_000 + n % 97 * 100, issued_on=today, due_on=today + timedelta(days=30),
+                              discount_minor=0, voided=False, customer_visible=True)
+            session.add(invoice)
+            invoices.append((account_id, method_id, invoice))
+        session.flush()
+        return [Order(a, m, i.id) for a, m, i in invoices]
+
+
+def run_phase(phase: Phase, args: argparse.Namespace, stack: Stack, emulator) -> dict:
+    """Start workers for the phase, request every payment, wait for final states, measure."""
+    clear_redis(stack)
+    # Prefetch caps the unacked messages of a whole process: 1 (workers/run.py's money group) runs one at a time.
+    emulator.set_rate_limit(phase.emulator_rps)
+    environ = stack_environ(stack, emulator.url, API_KEY, phase.limiter_rps,
+                            {"dramatiq_queue_prefetch": str(args.prefetch or args.threads)})
+    workers = Workers(environ, args.workers, args.threads, ("payments",), args.worker_log)
+    try:
+        workers.wait_ready()
+        log(f"{phase.name}: {args.workers}x{args.threads} workers ready, requesting {len(phase.orders)} payments")
+        started = time.time()
+        requested, finals, failures, finished = _drive(phase, args)
+        ended = time.time()
+    finally:
+        workers.stop()
+    return _measure(phase, started, ended, requested, finals, failures, finished, emulator)
+
+
+def _drive(phase: Phase, args: argparse.Namespace):
+    """Request payments from a thread pool while polling Postgres for their final states."""
+    from tasks.api import pay_invoices
+
+    requested: dict[int, float] = {}
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def request(index: int, order: Order) -> None:
+        t0 = time.time()
+        try:
+            receipt = pay_invoices(order.account_id, [order.invoice_id], order.method_id,
+                                   f"bench-{phase.name}-{index}")
+        except BaseException as exc:  # noqa: BLE001 - reported below; a bench must not hang on one refusal
+            errors.append(exc)
+            return
+        with lock:
+            requested[receipt.payment_id] = t0
+
+    pool = ThreadPoolExecutor(args.submitters, thread_name_prefix="bench-request")
+    for index, order in enumerate(phase.orders):
+        pool.submit(request, index, order)
+    pool.shutdown(wait=False)
+    finals, failures = _poll(phase, args, requested, lock, errors)
+    pool.shutdown(wait=True)
+    if errors:
+        raise RuntimeError(f"{len(errors)} pay_invoices calls failed, first: {errors[0]!r}")
+    return requested, finals, failures, len(finals) == len(phase.orders)
+
+
+def _poll(phase: Phase, args, requested: dict[int, float], lock: threading.Lock, errors: list):
+    import psycopg
+
+    from workers.settings import get_settings
+
+    url = get_settings().database_url.replace("postgresql+psycopg://", "postgresql://")
+    finals: dict[int, tuple[str, float]] = {}
+    failures: dict[int, str | None] = {}
+    deadline, next_report = time.monotonic() + args.timeout, time.monotonic() + 1.0
+    with psycopg.connect(url, autocommit=True) as connection:
+        while len(finals) < len(phase.orders) and not errors and time.monotonic() < deadline:
+            time.sleep(POLL_SECONDS)
+            with lock:
+                outstanding = [pid for pid in requested if pid not in finals]
+            rows = connection.execute(
+                "SELECT id, status, failure_code FROM payments WHERE id = ANY(%s) AND status = ANY(%s)",
+                (outstanding, list(FINAL_STATES))).fetchall()
+            seen = time.time()
+            for payment_id, status, failure_code in rows:
+                finals[payment_id] = (status, seen)
+                if status == "failed":
+                    failures[payment_id] = failure_code
+            if time.monotonic() >= next_report:
+                log(f"{phase.name}: {len(finals)}/{len(phase.orders)} final ({len(requested)} requested)")
+                next_report += 1.0
+    log(f"{phase.name}: {len(finals)}/{len(phase.orders)} final")
+    return finals, failures
+
+
+def _measure(phase: Phase, started: float, ended: float, requested: dict[int, float],
+             finals: dict[int, tuple[str, float]], failures: dict[int, str | None], finished: bool,
+             emulator) -> dict:
+    durations = [finals[pid][1] - t0 for pid, t0 in requested.items() if pid in finals]
+    last_final = max((at for _, at in finals.values()), default=ended)
+    first_request = min(requested.values(), default=started)
+    calls = [r for r in emulator.requests() if started <= r["at"] <= ended and r["path"].startswith("/v1/")]
+    answered = [r["at"] for r in calls if r["status"] != 429]
+    by_code = Counter(code or "unknown" for code in failures.values())
+    result = {
+        "payments": len(phase.orders),
+        "finished": finished,
+        "payments_per_second": round(len(finals) / (last_final - first_request), 1) if finals else 0.0,
+        "stripe_requests": len(calls),
+        "stripe_requests_per_second": round(request_rate(answered), 1),
+        "stripe_busiest_second": busiest_second(answered),
+        "p50_ms": percentile_ms(durations, 50),
+        "p95_ms": percentile_ms(durations, 95),
+        "final_states": dict(Counter(status for status, _ in finals.values())),
+        "failures_by_code": dict(by_code),
+        "stripe_429s": sum(1 for r in calls if r["status"] == 429),
+        "failed_by_rate_limit": sum(n for code, n in by_code.items() if "rate" in code),
+        "limiter_rps": phase.limiter_rps,
+    }
+    if phase.emulator_rps:
+        result["budget_rps"] = phase.emulator_rps
+        result["budget_used"] = round(result["stripe_requests_per_second"] / phase.emulator_rps, 3)
+    return result
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Set up a private stack, run both phases, tear the stack down; return the report."""
+    from sandbox.stripe_emulator import Emulator
+
+    stack = Stack(database=args.database, redis_url=args.redis_url, namespace=args.namespace)
+    args.worker_log.write_text("")
+    emulator = Emulator(api_key=API_KEY).start(port=0)
+    # Settings are read once per process: the environment must be right before tasks or workers are imported.
+    os.environ.update(stack_environ(stack, emulator.url, API_KEY, UNTHROTTLED_LIMITER_RPS))
+    try:
+        create_database(stack)
+        clear_redis(stack)
+        orders = seed(args.payments + args.limited_payments)
+        log(f"seeded {len(orders)} invoices on {math.ceil(len(orders) / PAYMENTS_PER_ACCOUNT)} accounts")
+        phases = [
+            Phase("unthrottled", orders[:args.payments], None, UNTHROTTLED_LIMITER_RPS),
+            Phase("rate_limited", orders[args.payments:], args.rps, args.limiter_rps or args.rps),
+        ]
+        report = {"payments": args.payments, "limited_payments": args.limited_payments,
+                  "workers": {"processes": args.workers, "threads": args.threads, "prefetch": args.prefetch or args.threads}}
+        for phase in phases:
+            report[phase.name] = run_phase(phase, args, stack, emulator)
+        limited = report["rate_limited"]
+        report["target_met"] = (limited["finished"] and limited["budget_used"] >= TARGET_BUDGET_USED
+                                and all(report[p.name]["failed_by_rate_limit"] == 0 for p in phases))
+        return report
+    finally:
+        _teardown(stack, emulator)
+
+
+def _teardown(stack: Stack, emulator) -> None:
+    emulator.stop()
+    try:
+        from db.session import reset_engine
+
+        reset_engine()
+        drop_database(stack)
+        clear_redis(stack)
+    except Exception as exc:  # noqa: BLE001 - cleanup must not hide the run's own error
+        log(f"cleanup failed: {exc!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    report = run(args)
+    print(json.dumps(report, indent=2))
+    finished = report["unthrottled"]["finished"] and report["rate_limited"]["finished"]
+    return 0 if finished else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

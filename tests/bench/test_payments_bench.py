@@ -1,0 +1,36 @@
+"""The payments bench runs end to end on a tiny load and reports every payment final."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+# Its own database, Redis database and namespace: never the suite's, never a real bench run's.
+ARGS = ["--payments", "20", "--limited-payments", "20", "--workers", "1", "--threads", "2", "--rps", "100",
+        "--timeout", "25", "--database", "remit_bench_test", "--redis-url", "redis://127.0.0.1:6379/12",
+        "--namespace", "remit-bench-test"]
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(120)
+def test_bench_drives_every_payment_to_a_final_state_and_prints_one_json_report(tmp_path):
+    # A subprocess: the bench reads settings once, and this test process has read the suite's already.
+    done = subprocess.run([sys.executable, "-m", "bench.payments", *ARGS, "--worker-log", str(tmp_path / "w.log")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=110)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert {"payments", "workers", "unthrottled", "rate_limited", "target_met"} <= report.keys()
+    for name in ("unthrottled", "rate_limited"):
+        phase = report[name]
+        assert {"payments_per_second", "stripe_requests_per_second", "p50_ms", "p95_ms", "final_states",
+                "stripe_429s", "failed_by_rate_limit"} <= phase.keys()
+        assert phase["finished"] is True
+        assert phase["final_states"] == {"succeeded": 20}
+        assert phase["failed_by_rate_limit"] == 0
+        assert phase["stripe_requests"] >= 20
+    assert report["rate_limited"]["budget_rps"] == 100
