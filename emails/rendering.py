@@ -1,0 +1,101 @@
+"""Rendering an outbox row's kind and context into subject, text and HTML, from templates/<kind>/."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, select_autoescape
+
+from tasks.domain.money import format_money
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+# What a template shows when the seller's colour is not a plain hex colour (the column is checked too).
+DEFAULT_BRAND_COLOR = "#1f6feb"
+_HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+class UnknownEmailKind(LookupError):
+    """An outbox row whose kind has no templates."""
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+def render(kind: str, context: dict[str, Any]) -> RenderedEmail:
+    """Subject (one line), text and HTML for this kind; a missing context value raises UndefinedError."""
+    if not _is_kind_name(kind):
+        raise UnknownEmailKind(f"no email templates for kind {kind!r}")
+    env = _environment()
+    try:
+        parts = [env.get_template(f"{kind}/{name}") for name in ("subject.txt", "body.txt", "body.html")]
+    except TemplateNotFound as missing:
+        raise UnknownEmailKind(f"no email templates for kind {kind!r} ({missing.name})") from None
+    subject, text, html = (template.render(**context) for template in parts)
+    return RenderedEmail(" ".join(subject.split()), _tidy_text(text), html)
+
+
+def money(amount_minor: int, currency: str) -> str:
+    """Jinja filter: `{{ amount_minor|money(currency) }}`."""
+    return format_money(amount_minor, currency)
+
+
+def long_date(value: Any) -> str:
+    """Jinja filter: "November 22, 2026" from a date, an ISO string or a Unix timestamp; "" for None."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = datetime.fromtimestamp(value, tz=timezone.utc)
+    elif isinstance(value, str):
+        value = datetime.fromisoformat(value) if "T" in value else date.fromisoformat(value)
+    return f"{value:%B} {value.day}, {value.year}"
+
+
+def brand_color(value: Any) -> str:
+    """Jinja filter: the seller's colour if it is a #rrggbb colour, so it can never break out of a style."""
+    return value if isinstance(value, str) and _HEX_COLOR.match(value) else DEFAULT_BRAND_COLOR
+
+
+def http_url(value: Any) -> str:
+    """Jinja filter: the URL if it is http(s), else "" (no javascript: or data: in a src)."""
+    return value if isinstance(value, str) and value.lower().startswith(("https://", "http://")) else ""
+
+
+def method_label(method: dict[str, Any]) -> str:
+    """Jinja filter: "Visa ending in 4242" or "STRIPE TEST BANK account ending in 6789"."""
+    if method.get("kind") == "us_bank_account":
+        return f"{method.get('bank_name') or 'Bank'} account ending in {method['last4']}"
+    return f"{(method.get('brand') or 'card').title()} ending in {method['last4']}"
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        undefined=StrictUndefined,
+        # HTML is escaped; plain text and subjects are not (they are never read as markup).
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(money=money, date=long_date, brand_color=brand_color, http_url=http_url,
+                       method_label=method_label)
+    return env
+
+
+def _is_kind_name(kind: str) -> bool:
+    return bool(re.fullmatch(r"[a-z][a-z_]*", kind or ""))
+
+
+def _tidy_text(text: str) -> str:
+    """At most one blank line in a row, and none at either end."""
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(line.rstrip() for line in text.splitlines())).strip() + "\n"
