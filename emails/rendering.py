@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, Undefined, select_autoescape
 
 from tasks.domain.money import format_money
 
@@ -45,12 +45,12 @@ def render(kind: str, context: dict[str, Any]) -> RenderedEmail:
 
 def money(amount_minor: int, currency: str) -> str:
     """Jinja filter: `{{ amount_minor|money(currency) }}`."""
-    return format_money(amount_minor, currency)
+    return format_money(_defined(amount_minor), _defined(currency))
 
 
 def long_date(value: Any) -> str:
     """Jinja filter: "November 22, 2026" from a date, an ISO string or a Unix timestamp; "" for None."""
-    if value is None or value == "":
+    if _defined(value) is None or value == "":
         return ""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = datetime.fromtimestamp(value, tz=timezone.utc)
@@ -71,6 +71,7 @@ def http_url(value: Any) -> str:
 
 def method_label(method: dict[str, Any]) -> str:
     """Jinja filter: "Visa ending in 4242" or "STRIPE TEST BANK account ending in 6789"."""
+    method = _defined(method)
     if method.get("kind") == "us_bank_account":
         return f"{method.get('bank_name') or 'Bank'} account ending in {method['last4']}"
     return f"{(method.get('brand') or 'card').title()} ending in {method['last4']}"
@@ -90,6 +91,13 @@ def _environment() -> Environment:
     env.filters.update(money=money, date=long_date, brand_color=brand_color, http_url=http_url,
                        method_label=method_label)
     return env
+
+
+def _defined(value: Any) -> Any:
+    """Filters receive an Undefined instead of failing; make them fail like StrictUndefined does."""
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+    return value
 
 
 def _is_kind_name(kind: str) -> bool:
