@@ -1,0 +1,174 @@
+"""The only module that speaks SMTP; every SMTP failure becomes transient, refused or misconfigured here."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate, parseaddr
+from urllib.parse import unquote, urlsplit
+
+from tasks.domain.errors import TransientError
+
+# Long enough for a slow relay to accept a message, short enough that a dead one frees the worker
+# well inside send_email's time limit.
+DEFAULT_SMTP_TIMEOUT_SECONDS = 20.0
+DEFAULT_PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
+
+
+class MailUnavailable(TransientError):
+    """The mail server did not take the message this time (4xx, connection, timeout): retry later."""
+
+
+class MailRejected(Exception):
+    """The mail server refused this message for good (5xx for the recipient or the content)."""
+
+    def __init__(self, code: int | None, message: str):
+        super().__init__(f"{code} {message}" if code else message)
+        self.code = code
+
+
+class MailMisconfigured(Exception):
+    """The server refused our credentials, sender or TLS set-up: no message can go until someone fixes it."""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One email as the gateway sends it: everything the message needs, nothing about our rows."""
+
+    email_id: int
+    recipient: str
+    subject: str
+    text: str
+    html: str
+    dedupe_key: str
+    reply_to: str | None = None
+
+
+class MailGateway:
+    """Sends messages over SMTP to one server, named by an smtp://, smtp+starttls:// or smtps:// URL."""
+
+    def __init__(self, url: str, sender: str, timeout_s: float = DEFAULT_SMTP_TIMEOUT_SECONDS):
+        parts = urlsplit(url)
+        if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+            raise MailMisconfigured(f"SMTP URL {parts.scheme}://{parts.hostname or ''} is not usable")
+        self._scheme = parts.scheme
+        self._host = parts.hostname
+        self._port = parts.port or DEFAULT_PORTS[parts.scheme]
+        self._login = (unquote(parts.username), unquote(parts.password or "")) if parts.username else None
+        self.sender = sender
+        self.domain = sender_domain(sender)
+        self.timeout_s = timeout_s
+
+    def message_id(self, email_id: int) -> str:
+        """Stable per outbox row, so a second delivery of one email is recognisable as the same message."""
+        return f"<remit-email-{email_id}@{self.domain}>"
+
+    def compose(self, outgoing: Outgoing) -> EmailMessage:
+        """A multipart/alternative message: plain text first, HTML preferred by clients that can show it."""
+        message = EmailMessage()
+        message["From"] = self.sender
+        message["To"] = outgoing.recipient
+        message["Subject"] = outgoing.subject
+        message["Date"] = formatdate(localtime=False)
+        message["Message-ID"] = self.message_id(outgoing.email_id)
+        message["X-Remit-Dedupe-Key"] = outgoing.dedupe_key
+        if outgoing.reply_to:
+            message["Reply-To"] = outgoing.reply_to
+        message.set_content(outgoing.text)
+        message.add_alternative(outgoing.html, subtype="html")
+        return message
+
+    def send(self, outgoing: Outgoing) -> str:
+        """Hand the message to the server; return its Message-ID or raise one of this module's errors."""
+        message = self.compose(outgoing)
+        try:
+            smtp = self._connect()
+            try:
+                smtp.send_message(message)
+            finally:
+                _quit(smtp)
+        except smtplib.SMTPRecipientsRefused as refused:
+            raise _recipients_error(refused) from refused
+        except (smtplib.SMTPSenderRefused, smtplib.SMTPAuthenticationError, smtplib.SMTPNotSupportedError,
+                smtplib.SMTPHeloError, smtplib.SMTPConnectError, ssl.SSLCertVerificationError) as wrong:
+            raise _configuration_error(wrong) from wrong
+        except smtplib.SMTPResponseException as answered:
+            raise _response_error(answered.smtp_code, answered.smtp_error) from answered
+        except (smtplib.SMTPException, OSError) as lost:
+            raise MailUnavailable(f"{type(lost).__name__}: {lost}") from lost
+        return message["Message-ID"]
+
+    def _connect(self) -> smtplib.SMTP:
+        if self._scheme == "smtps":
+            smtp = smtplib.SMTP_SSL(self._host, self._port, local_hostname=self.domain, timeout=self.timeout_s,
+                                    context=ssl.create_default_context())
+        else:
+            smtp = smtplib.SMTP(self._host, self._port, local_hostname=self.domain, timeout=self.timeout_s)
+        try:
+            if self._scheme == "smtp+starttls":
+                smtp.starttls(context=ssl.create_default_context())
+            if self._login is not None:
+                smtp.login(*self._login)
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
+
+
+def _quit(smtp: smtplib.SMTP) -> None:
+    # Once DATA was accepted the message is the server's; a failed goodbye must not make us send it again.
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()
+
+
+def sender_domain(sender: str) -> str:
+    """The domain of MAIL_FROM's address, which names our Message-IDs and our EHLO."""
+    address = parseaddr(sender)[1]
+    domain = address.rpartition("@")[2]
+    if not address or not domain:
+        raise MailMisconfigured(f"MAIL_FROM {sender!r} has no address with a domain")
+    return domain
+
+
+def _response_error(code: int, text: bytes | str) -> Exception:
+    message = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    if 500 <= code < 600:
+        return MailRejected(code, message)
+    return MailUnavailable(f"{code} {message}")
+
+
+def _recipients_error(refused: smtplib.SMTPRecipientsRefused) -> Exception:
+    # One recipient per message, so the answer about it is the answer about the message.
+    code, text = next(iter(refused.recipients.values()), (451, b"recipient refused"))
+    return _response_error(code, text)
+
+
+def _configuration_error(error: Exception) -> Exception:
+    code = getattr(error, "smtp_code", None)
+    if code is not None and 400 <= code < 500:
+        return MailUnavailable(f"{code} {getattr(error, 'smtp_error', error)}")
+    return MailMisconfigured(f"{type(error).__name__}: {error}")
+
+
+_override: list[MailGateway] = []
+
+
+def get_mail_gateway() -> MailGateway:
+    """The gateway in use: the one a test or sandbox installed, or one built from SMTP_URL and MAIL_FROM."""
+    if _override:
+        return _override[-1]
+    from workers.settings import get_settings
+
+    settings = get_settings()
+    return MailGateway(settings.smtp_url, settings.mail_from)
+
+
+def use_mail_gateway(gateway: MailGateway | None) -> None:
+    """Install (or with None, remove) a gateway in place of the configured one."""
+    _override.clear()
+    if gateway is not None:
+        _override.append(gateway)

@@ -1,0 +1,121 @@
+"""The email outbox: deliver one queued row over SMTP at most once per success, and sweep up lost ones.
+
+Delivery is at least once, not exactly once. The row is locked while the message is handed to the
+SMTP server and marked sent in that same transaction; if the process dies (or the commit fails)
+after the server accepted the message but before the commit, the row stays queued and is sent
+again. Both copies carry the same Message-ID, `<remit-email-{id}@{MAIL_FROM domain}>`, and the
+same X-Remit-Dedupe-Key, so mail clients and people can recognise the second as a duplicate.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, literal, select
+from sqlalchemy.orm import Session
+
+from db.models import Email
+from db.queries import RowMissing
+from db.session import on_commit, transaction
+from emails import render
+from tasks.domain.states import EmailStatus
+from tasks.gateways.mail import MailRejected, Outgoing, get_mail_gateway
+
+# A send_email message normally runs within seconds; two minutes without one means it was lost.
+# Each failed attempt pushes a row's next sweep back by one more grace period (see sweep_emails).
+EMAIL_GRACE = timedelta(minutes=2)
+# Bounds one sweep pass; the next pass takes the rest.
+SWEEP_LIMIT = 500
+# A receipt still failing a day after it was owed needs a person, not another retry.
+MAX_EMAIL_AGE = timedelta(hours=24)
+# last_error keeps the start of the message; SMTP replies and tracebacks can be long.
+MAX_ERROR_CHARS = 2000
+
+
+def deliver_email(email_id: int, now: datetime) -> str:
+    """Render and send a queued email once, under its row lock; return what happened.
+
+    Raises MailRejected (after marking the row failed) when the server refuses it for good, and
+    any other error (after recording the attempt) so the actor retries.
+    """
+    try:
+        with transaction() as session:
+            email = _claim(session, email_id)
+            if isinstance(email, str):
+                return email
+            rendered = render(email.kind, email.context)
+            message_id = get_mail_gateway().send(_outgoing(email, rendered))
+            email.status, email.smtp_message_id, email.sent_at = EmailStatus.SENT, message_id, now
+            email.attempts += 1
+        return "sent"
+    except MailRejected as refused:
+        _record_failure(email_id, refused, now, final=True)
+        raise
+    except Exception as error:
+        # Recorded for ops on the row, then re-raised unchanged: the actor's retry policy decides.
+        _record_failure(email_id, error, now, final=False)
+        raise
+
+
+def sweep_emails(now: datetime, grace: timedelta = EMAIL_GRACE, limit: int = SWEEP_LIMIT) -> dict[str, int]:
+    """Re-send send_email for rows still queued past their grace; return counts (unsent, retrying).
+
+    A row with n failed attempts is stale once max(n, 1) grace periods have passed since it was
+    written, so a row whose actor is still retrying is not doubled, and a long outage is retried
+    ever more slowly instead of being given up after a fixed count.
+    """
+    from tasks.emails import send_email
+
+    with transaction() as session:
+        rows = session.execute(
+            select(Email.id, Email.attempts)
+            .where(Email.status == EmailStatus.QUEUED,
+                   Email.created_at < literal(now) - literal(grace) * func.greatest(Email.attempts, 1))
+            .order_by(Email.id).limit(limit).with_for_update(skip_locked=True)
+        ).all()
+    for email_id, _ in rows:
+        send_email.send(email_id)
+    unsent = sum(1 for _, attempts in rows if attempts == 0)
+    return {"unsent": unsent, "retrying": len(rows) - unsent}
+
+
+def send_after_commit(session: Session, email_id: int | None) -> None:
+    """Nudge send_email once the transaction that wrote the row commits; None (a duplicate row) sends nothing."""
+    if email_id is None:
+        return
+    from tasks.emails import send_email
+
+    on_commit(session, lambda: send_email.send(email_id))
+
+
+def _claim(session: Session, email_id: int) -> Email | str:
+    """The row locked for sending, or why there is nothing to send."""
+    email = session.scalar(
+        select(Email).where(Email.id == email_id).with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    if email is not None:
+        return email if email.status == EmailStatus.QUEUED else f"nothing to do: email is {email.status}"
+    if session.scalar(select(Email.id).where(Email.id == email_id)) is None:
+        raise RowMissing(f"email {email_id} does not exist")
+    return "nothing to do: another worker is sending it"
+
+
+def _outgoing(email: Email, rendered) -> Outgoing:
+    seller = email.context.get("seller") or {}
+    return Outgoing(email_id=email.id, recipient=email.recipient, subject=rendered.subject, text=rendered.text,
+                    html=rendered.html, dedupe_key=email.dedupe_key, reply_to=seller.get("support_email"))
+
+
+def _record_failure(email_id: int, error: Exception, now: datetime, *, final: bool) -> None:
+    """Count the attempt and keep the error, in its own small transaction; fail the row if it is over."""
+    with transaction() as session:
+        email = session.scalar(
+            select(Email).where(Email.id == email_id).with_for_update().execution_options(populate_existing=True)
+        )
+        if email is None or email.status != EmailStatus.QUEUED:
+            return
+        email.attempts += 1
+        email.last_error = f"{type(error).__name__}: {error}"[:MAX_ERROR_CHARS]
+        if final or now - email.created_at > MAX_EMAIL_AGE:
+            email.status = EmailStatus.FAILED
