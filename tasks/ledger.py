@@ -12,7 +12,7 @@ from db import queries
 from db.models import Account, Allocation, Credit, Invoice, Payment, PaymentMethod, Seller
 from tasks.accounts import balance_moved
 from tasks.domain.outcomes import allocation_move, email_for
-from tasks.domain.states import FINAL_STATUSES, CreditState, PaymentStatus, can_transition
+from tasks.domain.states import FINAL_STATUSES, CreditState, PaymentKind, PaymentStatus, can_transition
 
 P = PaymentStatus
 # Where a payment's unapplied credit goes for each target status.
@@ -57,7 +57,8 @@ def _move_money(session: Session, payment: Payment, target: PaymentStatus) -> No
     if move is not None:
         queries.move_allocations(session, payment.id, move[0], move[1])
     credit_move = CREDIT_MOVES.get(target)
-    if credit_move is not None:
+    # Only custom amounts and deposits carry credit; skipping the others saves a statement per event.
+    if credit_move is not None and payment.kind != PaymentKind.INVOICES:
         session.execute(
             update(Credit).where(Credit.payment_id == payment.id, Credit.state == credit_move[0])
             .values(state=credit_move[1])
@@ -67,12 +68,14 @@ def _move_money(session: Session, payment: Payment, target: PaymentStatus) -> No
 def queue_payment_email(session: Session, payment: Payment, source: PaymentStatus, target: PaymentStatus,
                         dedupe_suffix: str = "", extra: dict[str, Any] | None = None) -> int | None:
     """Write the outbox row owed for this transition, once per payment and kind."""
-    method = session.get(PaymentMethod, payment.payment_method_id)
+    method, account, seller = session.execute(
+        select(PaymentMethod, Account, Seller).join(Account, Account.id == PaymentMethod.account_id)
+        .join(Seller, Seller.id == Account.seller_id).where(PaymentMethod.id == payment.payment_method_id)
+    ).one()
     kind = email_for(method.kind, payment.kind, source, target)
     if kind is None:
         return None
-    account = session.get(Account, payment.account_id)
-    context = {**payment_email_context(session, payment, account, method), **(extra or {})}
+    context = {**payment_email_context(session, payment, account, method, seller), **(extra or {})}
     return queries.add_email(
         session, kind=kind, recipient=account.billing_email, context=context,
         dedupe_key=f"{kind}:payment:{payment.id}{dedupe_suffix}", seller_id=account.seller_id,
@@ -80,9 +83,10 @@ def queue_payment_email(session: Session, payment: Payment, source: PaymentStatu
     )
 
 
-def payment_email_context(session: Session, payment: Payment, account: Account, method: PaymentMethod) -> dict[str, Any]:
+def payment_email_context(session: Session, payment: Payment, account: Account, method: PaymentMethod,
+                          seller: Seller | None = None) -> dict[str, Any]:
     """Everything a payment email shows, as JSON-safe values (amounts stay integers in minor units)."""
-    seller = session.get(Seller, account.seller_id)
+    seller = seller or session.get(Seller, account.seller_id)
     rows = session.execute(
         select(Invoice.number, Invoice.site_name, Allocation.amount_minor, Allocation.discount_minor)
         .join(Allocation, Allocation.invoice_id == Invoice.id)

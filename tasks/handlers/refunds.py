@@ -12,10 +12,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from db import queries
 from db.event_queries import list_applied_allocations, lock_payment_for_charge, upsert_refund
 from db.models import Payment
 from tasks import ledger
+from tasks.accounts import balance_moved
 from tasks.domain.events import AllocationSlice, payment_id_from_metadata, refund_target, split_refund
 from tasks.domain.states import AllocationState, PaymentStatus
 from tasks.handlers.common import PROCESSED, Handled, ignored, obj, source_of
@@ -59,7 +59,7 @@ def _refund(session: Session, payment: Payment, total: int, *, source: str, now:
               "reduced_allocation": list(split.reduce) if split.reduce else None}
     if previous == target:
         ledger.record_event(session, payment, source=source, now=now, detail=detail)
-        queries.mark_balance_stale(session, payment.account_id, now)
+        balance_moved(session, payment.account_id, now)
     else:
         ledger.apply_transition(session, payment, target, source=source, now=now, detail=detail)
     if previous == P.PARTIALLY_REFUNDED:
