@@ -176,14 +176,16 @@ def verify_webhook(payload: bytes, header: str | None, secrets: tuple[str, ...],
     if not header:
         raise SignatureInvalid("missing Stripe-Signature header")
     text = payload.decode("utf-8", errors="replace")
-    reason = "no secret configured"
+    reasons = []
     for secret in secrets:
         try:
             stripe.WebhookSignature.verify_header(text, header, secret, tolerance=tolerance_s)
             return
         except stripe.SignatureVerificationError as exc:
-            reason = str(exc.user_message or exc)
-    raise SignatureInvalid(reason)
+            reasons.append(str(exc.user_message or exc))
+    # A stale timestamp is only reported for a secret whose signature matched: the most useful reason.
+    stale = [r for r in reasons if "Timestamp" in r]
+    raise SignatureInvalid((stale or reasons or ["no secret configured"])[0])
 
 
 _override: list[StripeGateway] = []
