@@ -70,7 +70,7 @@ def sweep_emails(now: datetime, grace: timedelta = EMAIL_GRACE, limit: int = SWE
         rows = session.execute(
             select(Email.id, Email.attempts)
             .where(Email.status == EmailStatus.QUEUED,
-                   Email.created_at < literal(now) - literal(grace) * func.greatest(Email.attempts, 1))
+                   Email.created_at < literal(now) - func.greatest(Email.attempts, 1) * literal(grace))
             .order_by(Email.id).limit(limit).with_for_update(skip_locked=True)
         ).all()
     for email_id, _ in rows:

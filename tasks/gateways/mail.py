@@ -128,8 +128,8 @@ def _quit(smtp: smtplib.SMTP) -> None:
 def sender_domain(sender: str) -> str:
     """The domain of MAIL_FROM's address, which names our Message-IDs and our EHLO."""
     address = parseaddr(sender)[1]
-    domain = address.rpartition("@")[2]
-    if not address or not domain:
+    local, at, domain = address.rpartition("@")
+    if not (local and at and domain):
         raise MailMisconfigured(f"MAIL_FROM {sender!r} has no address with a domain")
     return domain
 

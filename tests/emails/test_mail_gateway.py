@@ -1,0 +1,86 @@
+"""The SMTP gateway: URLs, login, the message it builds, and how SMTP answers are translated."""
+
+import smtplib
+
+import pytest
+
+from sandbox.smtp_capture import SmtpCapture
+from tasks.domain.errors import TransientError
+from tasks.gateways import mail
+from tasks.gateways.mail import MailGateway, MailMisconfigured, MailRejected, MailUnavailable, Outgoing
+
+OUTGOING = Outgoing(email_id=7, recipient="ap@customer.test", subject="Payment received", text="Thanks\n",
+                    html="<p>Thanks</p>\n", dedupe_key="payment_confirmation:payment:7")
+
+
+def test_message_is_multipart_alternative_with_our_headers():
+    message = MailGateway("smtp://127.0.0.1:1025", "Payments <payments@remit.test>").compose(OUTGOING)
+    assert message["Message-ID"] == "<remit-email-7@remit.test>"
+    assert message["X-Remit-Dedupe-Key"] == "payment_confirmation:payment:7"
+    assert message["Reply-To"] is None and message["Date"]
+    assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
+
+
+def test_credentials_in_the_url_are_used_to_log_in():
+    with SmtpCapture(port=0) as capture:
+        url = capture.url.replace("smtp://", "smtp://mailer%40remit.test:s3cr%2Ft@")
+        assert MailGateway(url, "payments@remit.test").send(OUTGOING) == "<remit-email-7@remit.test>"
+        assert len(capture.wait_for(1)) == 1
+
+
+@pytest.mark.parametrize("url", ["http://mail.test", "smtp://", "smtps:///nohost"])
+def test_an_unusable_url_is_a_misconfiguration(url):
+    with pytest.raises(MailMisconfigured):
+        MailGateway(url, "payments@remit.test")
+
+
+def test_a_sender_without_a_domain_is_a_misconfiguration():
+    with pytest.raises(MailMisconfigured):
+        MailGateway("smtp://127.0.0.1:1025", "Payments")
+
+
+@pytest.mark.parametrize("scheme, port", [("smtp", 25), ("smtp+starttls", 587), ("smtps", 465)])
+def test_each_scheme_has_its_usual_port(scheme, port):
+    assert MailGateway(f"{scheme}://mail.test", "p@remit.test")._port == port
+
+
+class ScriptedSMTP:
+    """Stands in for smtplib.SMTP and raises one scripted error from send_message."""
+
+    error: Exception = OSError("unset")
+
+    def __init__(self, *args, **kwargs):
+        self.closed = False
+
+    def send_message(self, message):
+        raise self.error
+
+    def quit(self):
+        raise smtplib.SMTPServerDisconnected("gone")
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.mark.parametrize("error, translated", [
+    (smtplib.SMTPRecipientsRefused({"ap@customer.test": (550, b"no such user")}), MailRejected),
+    (smtplib.SMTPRecipientsRefused({"ap@customer.test": (452, b"mailbox full")}), MailUnavailable),
+    (smtplib.SMTPDataError(554, b"message refused as spam"), MailRejected),
+    (smtplib.SMTPDataError(421, b"closing"), MailUnavailable),
+    (smtplib.SMTPSenderRefused(553, b"not allowed", "payments@remit.test"), MailMisconfigured),
+    (smtplib.SMTPAuthenticationError(535, b"bad credentials"), MailMisconfigured),
+    (smtplib.SMTPAuthenticationError(454, b"try later"), MailUnavailable),
+    (smtplib.SMTPServerDisconnected("lost"), MailUnavailable),
+    (TimeoutError("timed out"), MailUnavailable),
+    (ConnectionRefusedError(111, "refused"), MailUnavailable),
+])
+def test_smtp_answers_are_translated_to_ours(monkeypatch, error, translated):
+    ScriptedSMTP.error = error
+    monkeypatch.setattr(mail.smtplib, "SMTP", ScriptedSMTP)
+    with pytest.raises(translated):
+        MailGateway("smtp://mail.test", "p@remit.test").send(OUTGOING)
+
+
+def test_only_unavailability_is_transient():
+    assert issubclass(MailUnavailable, TransientError)
+    assert not issubclass(MailRejected, TransientError) and not issubclass(MailMisconfigured, TransientError)
