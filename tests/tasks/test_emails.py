@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from sqlalchemy import func, select
 
 from db.models import Email, FailedJob
-from sandbox.smtp_capture import SmtpCapture
 from tasks.emails import send_email
 from tasks.gateways.mail import MailGateway, MailRejected, use_mail_gateway
 from tests.tasks.test_outbox import SENDER, RefusingCapture, queue_email
