@@ -212,6 +212,7 @@ def _measure(phase: Phase, started: float, ended: float, requested: dict[int, fl
         "stripe_requests": len(calls),
         "stripe_requests_per_second": round(request_rate(answered), 1),
         "stripe_busiest_second": busiest_second(answered),
+        "stripe_requests_by_second": _per_second(answered, started),
         "p50_ms": percentile_ms(durations, 50),
         "p95_ms": percentile_ms(durations, 95),
         "final_states": dict(Counter(status for status, _ in finals.values())),
@@ -224,6 +225,12 @@ def _measure(phase: Phase, started: float, ended: float, requested: dict[int, fl
         result["budget_rps"] = phase.emulator_rps
         result["budget_used"] = round(result["stripe_requests_per_second"] / phase.emulator_rps, 3)
     return result
+
+
+def _per_second(times: list[float], started: float) -> list[int]:
+    """Answered requests in each whole second since the phase started: shows ramp, plateau and tail."""
+    counts = Counter(int(at - started) for at in times)
+    return [counts.get(second, 0) for second in range(max(counts) + 1)] if counts else []
 
 
 def run(args: argparse.Namespace) -> dict:
