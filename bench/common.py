@@ -13,9 +13,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-# The key every gateway's limiter uses (tasks/gateways/limiter.py); it is not namespaced, so a bench
-# runs in its own Redis database to keep off the dev stack's and the test suite's budget.
-LIMITER_KEY = "remit:stripe:limiter"
 # Dramatiq needs a second or two to fork and import; past this the workers are broken, not slow.
 WORKER_START_TIMEOUT_SECONDS = 30.0
 # SIGTERM lets Dramatiq finish in-flight messages; after this it is killed.
@@ -73,8 +70,9 @@ def clear_redis(stack: Stack) -> int:
     import redis
 
     client = redis.Redis.from_url(stack.redis_url)
-    keys = list(client.scan_iter(match=f"{stack.namespace}:*", count=1000)) + [LIMITER_KEY]
-    deleted = client.delete(*keys)
+    # The namespace covers the queues and the Stripe limiter's key ("<namespace>:stripe:limiter").
+    keys = list(client.scan_iter(match=f"{stack.namespace}:*", count=1000))
+    deleted = client.delete(*keys) if keys else 0
     client.close()
     return deleted
 

@@ -21,6 +21,8 @@ SCHEDULE: tuple[Job, ...] = (
     Job("sweep-stripe-events", "sweep_stripe_events", 60),
     # Events Stripe failed to deliver, and payments stuck in flight, are checked four times an hour.
     Job("reconcile-stripe", "reconcile_stripe", 900),
+    # An email whose nudge was lost goes out within about three minutes (2 min grace + 1 min interval).
+    Job("sweep-emails", "sweep_emails", 60),
     # A lost recompute nudge leaves a balance wrong for at most about two minutes.
     Job("sweep-stale-balances", "sweep_stale_balances", 60),
     # Once an hour, so every seller's midnight (any timezone) is followed by a full pass within the hour.

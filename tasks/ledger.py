@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from db import queries
 from db.models import Account, Allocation, Credit, Invoice, Payment, PaymentMethod, Seller
+from tasks import outbox
 from tasks.accounts import balance_moved
 from tasks.domain.outcomes import allocation_move, email_for
 from tasks.domain.states import FINAL_STATUSES, CreditState, PaymentKind, PaymentStatus, can_transition
@@ -76,7 +77,7 @@ def queue_payment_email(session: Session, payment: Payment, source: PaymentStatu
     if kind is None:
         return None
     context = {**payment_email_context(session, payment, account, method, seller), **(extra or {})}
-    return queries.add_email(
+    return outbox.queue_email(
         session, kind=kind, recipient=account.billing_email, context=context,
         dedupe_key=f"{kind}:payment:{payment.id}{dedupe_suffix}", seller_id=account.seller_id,
         account_id=account.id, payment_id=payment.id,
@@ -109,5 +110,7 @@ def payment_email_context(session: Session, payment: Payment, account: Account, 
         "failure_code": payment.failure_code,
         "failure_message": payment.failure_message,
         "short_reason": payment.short_reason,
+        "short_comment": payment.short_comment,
+        "refunded_minor": payment.refunded_minor,
         "note": payment.note,
     }

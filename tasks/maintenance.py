@@ -7,7 +7,7 @@ import logging
 import dramatiq
 
 from workers import broker  # noqa: F401  (declares the broker before any actor)
-from tasks import accounts, reconcile, sweeps
+from tasks import accounts, outbox, reconcile, sweeps
 
 
 _log = logging.getLogger("remit.maintenance")
@@ -51,3 +51,9 @@ def sweep_stripe_events() -> None:
 def reconcile_stripe() -> None:
     """Ask Stripe about undelivered events and payments held in flight too long."""
     _log.info("reconcile_stripe %s", reconcile.reconcile_with_stripe(_now()))
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=0, time_limit=120_000)
+def sweep_emails() -> None:
+    """Re-send send_email for outbox rows still queued past their grace period."""
+    _log.info("sweep_emails %s", outbox.sweep_emails(_now()))

@@ -79,6 +79,15 @@ def sweep_emails(now: datetime, grace: timedelta = EMAIL_GRACE, limit: int = SWE
     return {"unsent": unsent, "retrying": len(rows) - unsent}
 
 
+def queue_email(session: Session, **row) -> int | None:
+    """Write an outbox row (once per dedupe key) and send it after commit; return its id or None."""
+    from db import queries
+
+    email_id = queries.add_email(session, **row)
+    send_after_commit(session, email_id)
+    return email_id
+
+
 def send_after_commit(session: Session, email_id: int | None) -> None:
     """Nudge send_email once the transaction that wrote the row commits; None (a duplicate row) sends nothing."""
     if email_id is None:

@@ -122,8 +122,10 @@ def gateway(emulator, broker):
 
     from tasks.gateways.stripe import build_gateway, use_gateway
 
-    redis.Redis.from_url(os.environ["BROKER_URL"]).delete("remit:stripe:limiter")
-    built = build_gateway("sk_test_remit_tests", emulator.url, 5.0, os.environ["BROKER_URL"], 1000)
+    namespace = os.environ["BROKER_NAMESPACE"]
+    redis.Redis.from_url(os.environ["BROKER_URL"]).delete(f"{namespace}:stripe:limiter")
+    built = build_gateway("sk_test_remit_tests", emulator.url, 5.0, os.environ["BROKER_URL"], 1000,
+                          limiter_namespace=namespace)
     use_gateway(built)
     yield built
     use_gateway(None)

@@ -5,6 +5,8 @@ Every actor module imports this module before declaring actors.
 
 from __future__ import annotations
 
+import logging
+
 import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
@@ -90,6 +92,9 @@ def _init_sentry(settings: Settings) -> None:
         send_default_pii=False,
     )
 
+
+# The SDK logs two INFO lines per request: noise and CPU in workers that make thousands.
+logging.getLogger("stripe").setLevel(logging.WARNING)
 
 _settings = get_settings()
 _init_sentry(_settings)

@@ -8,8 +8,9 @@ import sys
 from workers.broker import BULK_QUEUES, MONEY_QUEUES, QUEUES
 
 GROUPS = {"money": MONEY_QUEUES, "bulk": BULK_QUEUES, "all": QUEUES}
-# Money queues take one message at a time per thread: fair, and fewer duplicates after a crash.
-PREFETCH_BY_GROUP = {"money": "1", "bulk": "4", "all": "1"}
+# Dramatiq's prefetch counts unacknowledged messages per process, not per thread. Money queues hold
+# one per thread (fair, few duplicates after a crash); bulk queues two per thread.
+PREFETCH_PER_THREAD = {"money": 1, "bulk": 2, "all": 1}
 
 
 def worker_argv(group: str, processes: int, threads: int) -> list[str]:
@@ -23,7 +24,7 @@ def worker_argv(group: str, processes: int, threads: int) -> list[str]:
 
 def run_worker(group: str, processes: int, threads: int) -> int:
     """Replace this process with Dramatiq workers for the group."""
-    os.environ["dramatiq_queue_prefetch"] = PREFETCH_BY_GROUP[group]
+    os.environ["dramatiq_queue_prefetch"] = str(PREFETCH_PER_THREAD[group] * threads)
     argv = worker_argv(group, processes, threads)
     os.execv(sys.executable, argv)
     return 0  # not reached

@@ -23,6 +23,8 @@ class Handler(BaseHTTPRequestHandler):
     """Parses one request and writes its answer with Content-Length so keep-alive works."""
 
     protocol_version = "HTTP/1.1"
+    # Headers and body go out as separate writes; without this each answer waits ~40 ms for Nagle.
+    disable_nagle_algorithm = True
     server_version = "stripe-emulator"
 
     def do_GET(self):

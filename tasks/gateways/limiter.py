@@ -6,6 +6,8 @@ import time
 
 import redis
 
+from tasks.domain.errors import TransientError
+
 # Generic cell rate algorithm: each call reserves the next free slot spaced 1/rate apart and
 # returns how long to wait for it. Evenly spaced slots never exceed the rate in any window.
 _RESERVE_SLOT = """
@@ -22,7 +24,7 @@ return tat - now
 MAX_WAIT_SECONDS = 30.0
 
 
-class RateLimitBacklog(Exception):
+class RateLimitBacklog(TransientError):
     """The shared Stripe budget is booked further ahead than MAX_WAIT_SECONDS."""
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from db import queries
 from db.models import Account, PaymentMethod, Seller
+from tasks import outbox
 from tasks.domain.states import EventStatus
 
 
@@ -57,6 +57,6 @@ def queue_method_email(session: Session, method: PaymentMethod, kind: str, now: 
         "at": now.isoformat(),
         **(extra or {}),
     }
-    return queries.add_email(session, kind=kind, recipient=account.billing_email, context=context,
+    return outbox.queue_email(session, kind=kind, recipient=account.billing_email, context=context,
                              dedupe_key=f"{kind}:method:{method.id}", seller_id=account.seller_id,
                              account_id=account.id)

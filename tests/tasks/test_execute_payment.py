@@ -133,7 +133,7 @@ def test_charge_committed_at_stripe_but_response_lost_is_replayed_not_repeated(s
     assert any(r["replayed"] for r in creates)
 
 
-@pytest.mark.parametrize("fault", ["500", "429", "429_retry"])
+@pytest.mark.parametrize("fault", ["500", "drop_after_commit"])
 def test_transient_faults_are_retried_without_a_duplicate_charge(shop, emulator, fault):
     receipt = _pay(shop)
     _without_sdk_retries(emulator)
@@ -142,6 +142,28 @@ def test_transient_faults_are_retried_without_a_duplicate_charge(shop, emulator,
         execution.execute_payment(receipt.payment_id, shop.now)
     assert execution.execute_payment(receipt.payment_id, shop.now) == "succeeded"
     assert len(_intents_for(emulator, receipt.payment_id)) == 1
+
+
+@pytest.mark.parametrize("fault", ["429", "429_retry"])
+def test_rate_limited_calls_are_retried_in_place_with_the_same_key(shop, emulator, fault):
+    receipt = _pay(shop)
+    _without_sdk_retries(emulator)
+    emulator.inject_fault(fault, count=2, path="/v1/payment_intents")
+    assert execution.execute_payment(receipt.payment_id, shop.now) == "succeeded"
+    creates = [r for r in emulator.requests() if r["path"] == "/v1/payment_intents" and r["method"] == "POST"]
+    assert [r["status"] for r in creates] == [429, 429, 200]
+    assert {r["idempotency_key"] for r in creates} == {f"remit-payment-{receipt.payment_id}-attempt-1"}
+    assert len(_intents_for(emulator, receipt.payment_id)) == 1
+
+
+def test_rate_limiting_that_persists_leaves_the_payment_submitting_for_a_retry(shop, emulator):
+    receipt = _pay(shop)
+    _without_sdk_retries(emulator)
+    emulator.inject_fault("429", count=3, path="/v1/payment_intents")
+    with pytest.raises(StripeUnavailable):
+        execution.execute_payment(receipt.payment_id, shop.now)
+    assert _payment(shop, receipt.payment_id).status == "submitting"
+    assert execution.execute_payment(receipt.payment_id, shop.now) == "succeeded"
 
 
 def test_timeout_is_retried_without_a_duplicate_charge(shop, emulator, gateway):
