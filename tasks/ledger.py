@@ -16,6 +16,8 @@ from tasks.domain.outcomes import allocation_move, email_for
 from tasks.domain.states import FINAL_STATUSES, CreditState, PaymentKind, PaymentStatus, can_transition
 
 P = PaymentStatus
+# Moving between these changes no balance figure: all of them count as pending.
+IN_FLIGHT = frozenset({P.PENDING, P.SUBMITTING, P.PROCESSING, P.REQUIRES_ACTION})
 # Where a payment's unapplied credit goes for each target status.
 CREDIT_MOVES = {
     P.SUCCEEDED: (CreditState.PENDING, CreditState.AVAILABLE),
@@ -43,7 +45,8 @@ def apply_transition(session: Session, payment: Payment, target: PaymentStatus, 
     queries.add_payment_event(session, payment, from_status=current, to_status=target, source=source,
                               detail=detail or {}, at=now)
     queue_payment_email(session, payment, current, target)
-    balance_moved(session, payment.account_id, now)
+    if not (current in IN_FLIGHT and target in IN_FLIGHT):
+        balance_moved(session, payment.account_id, now)
     return True
 
 
@@ -69,13 +72,13 @@ def _move_money(session: Session, payment: Payment, target: PaymentStatus) -> No
 def queue_payment_email(session: Session, payment: Payment, source: PaymentStatus, target: PaymentStatus,
                         dedupe_suffix: str = "", extra: dict[str, Any] | None = None) -> int | None:
     """Write the outbox row owed for this transition, once per payment and kind."""
+    kind = email_for(session.get(PaymentMethod, payment.payment_method_id).kind, payment.kind, source, target)
+    if kind is None:
+        return None
     method, account, seller = session.execute(
         select(PaymentMethod, Account, Seller).join(Account, Account.id == PaymentMethod.account_id)
         .join(Seller, Seller.id == Account.seller_id).where(PaymentMethod.id == payment.payment_method_id)
     ).one()
-    kind = email_for(method.kind, payment.kind, source, target)
-    if kind is None:
-        return None
     context = {**payment_email_context(session, payment, account, method, seller), **(extra or {})}
     return outbox.queue_email(
         session, kind=kind, recipient=account.billing_email, context=context,
