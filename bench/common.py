@@ -152,3 +152,50 @@ def busiest_second(times: list[float]) -> int:
 
 def log(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+class EmulatorProcess:
+    """The Stripe emulator in its own process, driven over its /_emulator control API.
+
+    In-process, its request handling would share the GIL with the bench's own submitters.
+    """
+
+    def __init__(self):
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._process = subprocess.Popen([sys.executable, "-m", "sandbox.stripe_emulator", "--port", str(self.port)],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def start(self, timeout_s: float = WORKER_START_TIMEOUT_SECONDS) -> "EmulatorProcess":
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                self._control("GET", "now")
+                return self
+            except OSError:
+                time.sleep(0.1)
+        raise SystemExit(f"bench: the emulator did not answer on {self.url} within {timeout_s:.0f}s")
+
+    def set_rate_limit(self, requests_per_second: float | None) -> None:
+        self._control("POST", "rate_limit", {"requests_per_second": requests_per_second})
+
+    def requests(self) -> list[dict]:
+        return self._control("GET", "requests")["data"]
+
+    def stop(self) -> None:
+        self._process.terminate()
+        self._process.wait(10)
+
+    def _control(self, method: str, name: str, body: dict | None = None) -> dict:
+        import json
+        import urllib.request
+
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"{self.url}/_emulator/{name}", data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())

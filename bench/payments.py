@@ -22,7 +22,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from bench.common import (
-    Stack, Workers, busiest_second, clear_redis, create_database, drop_database, log, percentile_ms,
+    EmulatorProcess, Stack, Workers, busiest_second, clear_redis, create_database, drop_database, log, percentile_ms,
     request_rate, stack_environ,
 )
 
@@ -235,11 +235,9 @@ def _per_second(times: list[float], started: float) -> list[int]:
 
 def run(args: argparse.Namespace) -> dict:
     """Set up a private stack, run both phases, tear the stack down; return the report."""
-    from sandbox.stripe_emulator import Emulator
-
     stack = Stack(database=args.database, redis_url=args.redis_url, namespace=args.namespace)
     args.worker_log.write_text("")
-    emulator = Emulator(api_key=API_KEY).start(port=0)
+    emulator = EmulatorProcess().start()
     # Settings are read once per process: the environment must be right before tasks or workers are imported.
     os.environ.update(stack_environ(stack, emulator.url, API_KEY, UNTHROTTLED_LIMITER_RPS))
     try:
