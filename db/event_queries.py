@@ -9,7 +9,7 @@ from sqlalchemy import Connection, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from db.models import Allocation, Dispute, Invoice, Payment, PaymentMethod, Refund, StripeEvent
+from db.models import Allocation, Credit, Dispute, Invoice, Payment, PaymentMethod, Refund, StripeEvent
 from tasks.domain.states import EventStatus, PaymentStatus
 
 # The receiver's one statement: raw JSON goes straight to jsonb, no re-serialisation in Python.
@@ -178,3 +178,11 @@ def lock_method_for_setup_intent(session: Session, setup_intent_id: str, stripe_
         .with_for_update().execution_options(populate_existing=True)
     )
     return found if found is not None else lock_method_by_stripe_id(session, stripe_payment_method_id)
+
+
+def list_available_credits(session: Session, payment_id: int) -> list[Credit]:
+    """The payment's unapplied credit still on the account, oldest first, locked for update."""
+    return list(session.scalars(
+        select(Credit).where(Credit.payment_id == payment_id, Credit.state == "available")
+        .order_by(Credit.id).with_for_update()
+    ))

@@ -1,8 +1,9 @@
 """charge.refunded and refund.* events: give invoices back, keep refunded_minor and refund rows right.
 
 Stripe's charge carries the cumulative `amount_refunded`; it only ever grows, so a duplicate or
-late event with a smaller total changes nothing. Newly refunded money reverses applied
-allocations latest-due first (see tasks.domain.events.split_refund).
+late event with a smaller total changes nothing. Newly refunded money first takes back the
+payment's unapplied credit (the overpaid part), then reverses applied allocations latest-due
+first (see tasks.domain.events.split_refund).
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from db.event_queries import list_applied_allocations, lock_payment_for_charge, upsert_refund
+from db.event_queries import (
+    list_applied_allocations, list_available_credits, lock_payment_for_charge, upsert_refund,
+)
 from db.models import Payment
 from tasks import ledger
 from tasks.accounts import balance_moved
 from tasks.domain.events import AllocationSlice, payment_id_from_metadata, refund_target, split_refund
-from tasks.domain.states import AllocationState, PaymentStatus
+from tasks.domain.states import AllocationState, CreditState, PaymentStatus
 from tasks.handlers.common import PROCESSED, Handled, ignored, obj, source_of
 from tasks.handlers.settle import charge_ids, settle_if_in_flight
 
@@ -52,7 +55,8 @@ def handle_charge_refunded(session: Session, event: dict[str, Any], now: datetim
 
 
 def _refund(session: Session, payment: Payment, total: int, *, source: str, now: datetime) -> None:
-    split = _reverse_allocations(session, payment, total - payment.refunded_minor)
+    beyond_credit = _take_back_credit(session, payment, total - payment.refunded_minor)
+    split = _reverse_allocations(session, payment, beyond_credit)
     previous, target = P(payment.status), refund_target(payment.amount_minor, total)
     payment.refunded_minor = total
     detail = {"amount_refunded": total, "reversed_allocations": list(split.reverse_ids),
@@ -65,6 +69,21 @@ def _refund(session: Session, payment: Payment, total: int, *, source: str, now:
     if previous == P.PARTIALLY_REFUNDED:
         # The first refund's email used the plain key; each later one is its own email.
         ledger.queue_payment_email(session, payment, previous, target, dedupe_suffix=f":refunded:{total}")
+
+
+def _take_back_credit(session: Session, payment: Payment, refund_minor: int) -> int:
+    """Reduce the payment's available credit by the refund; return what is left to refund."""
+    remaining = refund_minor
+    for credit in list_available_credits(session, payment.id):
+        if remaining <= 0:
+            break
+        if remaining >= credit.amount_minor:
+            remaining -= credit.amount_minor
+            credit.state = CreditState.REVERSED
+        else:
+            credit.amount_minor -= remaining
+            remaining = 0
+    return remaining
 
 
 def _reverse_allocations(session: Session, payment: Payment, refund_minor: int):

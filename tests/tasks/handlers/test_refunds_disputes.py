@@ -121,3 +121,27 @@ def test_ach_return_on_a_settled_payment_is_a_reversal(db):
 
 def test_dispute_on_an_unknown_charge_is_ignored(db):
     assert run(db, make_event("charge.dispute.created", dispute("dp_5", "pi_nobody", "needs_response"))) == "ignored"
+
+
+def test_partial_refund_takes_back_unapplied_credit_before_reopening_invoices(db):
+    from db.models import Credit
+
+    ids = succeeded(db)
+    with db() as session, session.begin():
+        payment = session.get(Payment, ids["payment"])
+        payment.kind, payment.amount_minor = "amount", 12_000
+        session.add(Credit(account_id=payment.account_id, payment_id=payment.id, amount_minor=2_000,
+                           currency="usd", state="available"))
+    run(db, make_event("charge.refunded", charge("pi_r", ids["payment"], 1_500, amount=12_000)))
+    state = snapshot(db, ids["payment"])
+    assert (state["status"], state["refunded_minor"]) == ("partially_refunded", 1_500)
+    assert [a[1:] for a in state["allocations"]] == [("applied", 6_000), ("applied", 4_000)]
+    with db() as session:
+        [credit] = session.scalars(select(Credit)).all()
+    assert (credit.amount_minor, credit.state) == (500, "available")
+
+    run(db, make_event("charge.refunded", charge("pi_r", ids["payment"], 5_000, amount=12_000)))
+    state = snapshot(db, ids["payment"])
+    assert [a[1:] for a in state["allocations"]] == [("applied", 6_000), ("applied", 1_000)]
+    with db() as session:
+        assert session.scalars(select(Credit.state)).all() == ["reversed"]
