@@ -1,6 +1,7 @@
 """End to end: the web tier's call, the real Redis broker, a real worker process, the emulated Stripe."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -14,15 +15,27 @@ from tasks import api
 pytestmark = pytest.mark.e2e
 
 
+def _start_worker(emulator) -> subprocess.Popen:
+    env = {**os.environ, "STRIPE_API_BASE": emulator.url, "dramatiq_queue_prefetch": "2"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "dramatiq", "workers.actors", "--processes", "1", "--threads", "2",
+         "--queues", "payments"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+
+
+def _kill(process: subprocess.Popen, sig=signal.SIGTERM) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        return
+    process.wait(15)
+
+
 @pytest.fixture()
 def worker_process(shop, emulator):
-    env = {**os.environ, "STRIPE_API_BASE": emulator.url, "dramatiq_queue_prefetch": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dramatiq", "workers.actors", "--processes", "1", "--threads", "2",
-         "--queues", "payments"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = _start_worker(emulator)
     yield process
-    process.terminate()
-    process.wait(15)
+    _kill(process)
 
 
 def _wait_final(db, payment_ids, timeout=30.0):
@@ -52,3 +65,33 @@ def test_requests_become_stripe_charges_through_a_real_worker(shop, emulator, wo
         kinds = sorted(session.scalars(select(Email.kind)).all())
     assert sorted(applied) == sorted(shop.invoices[:2])
     assert kinds == ["ach_initiated", "payment_confirmation", "payment_failed"]
+
+
+def test_worker_killed_mid_charge_ends_with_exactly_one_charge(shop, emulator):
+    from datetime import datetime, timedelta, timezone
+
+    from tasks import sweeps
+
+    emulator.inject_fault("hang", count=1, path="/v1/payment_intents")
+    first = _start_worker(emulator)
+    try:
+        receipt = api.pay_invoices(shop.account_id, shop.invoices[:1], shop.methods["visa"], "crash-1")
+        deadline = time.monotonic() + 20
+        while not any(r["fault"] == "hang" for r in emulator.requests()):
+            assert time.monotonic() < deadline, "the worker never reached Stripe"
+            time.sleep(0.05)
+    finally:
+        _kill(first, signal.SIGKILL)  # the worker dies while Stripe is still working on the charge
+    emulator.release_hangs()  # Stripe finishes the charge; nobody hears the answer
+    with shop.db() as session:
+        assert session.get(Payment, receipt.payment_id).status == "submitting"
+
+    second = _start_worker(emulator)
+    try:
+        later = datetime.now(timezone.utc) + timedelta(minutes=10)
+        assert sweeps.sweep_payments(later)["submitting"] == 1
+        assert _wait_final(shop.db, [receipt.payment_id]) == {receipt.payment_id: "succeeded"}
+    finally:
+        _kill(second)
+    intents = [pi for pi in emulator.payment_intents() if pi["metadata"]["payment_id"] == str(receipt.payment_id)]
+    assert len(intents) == 1
