@@ -123,6 +123,72 @@ class StripeGateway:
                 raise StripeUnavailable(f"{type(exc).__name__}: {exc}") from exc
             raise StripeRefused(exc.code, exc.user_message or str(exc), exc.http_status) from exc
 
+    # ---- Saved methods (tasks.method_flow): SetupIntents, microdeposits, retrieve, detach ----
+    # SetupIntents come back as plain dicts reduced to what Remit decides on:
+    # id, status, payment_method, next_action, arrival_date, microdeposit_type, error_code, error_message.
+
+    def create_setup_intent(self, *, customer_id: str, payment_method: str, mandate: "Mandate",
+                            metadata: dict[str, str], idempotency_key: str) -> dict[str, Any]:
+        """Create and confirm an off-session bank-account SetupIntent; microdeposits when not verified at once."""
+        params = {
+            "customer": customer_id, "payment_method": payment_method, "payment_method_types": ["us_bank_account"],
+            "usage": "off_session", "confirm": True, "metadata": metadata,
+            # automatic: instant when the portal collected the account through Financial Connections,
+            # microdeposits otherwise.
+            "payment_method_options": {"us_bank_account": {"verification_method": "automatic"}},
+            "mandate_data": {"customer_acceptance": {
+                "type": "online", "accepted_at": mandate.accepted_at,
+                "online": {"ip_address": mandate.ip_address, "user_agent": mandate.user_agent},
+            }},
+        }
+        try:
+            intent = self._call(self._client.v1.setup_intents.create, params, {"idempotency_key": idempotency_key})
+        except stripe.CardError as exc:
+            raise StripeRefused(exc.code, exc.user_message or str(exc), exc.http_status) from exc
+        return self._setup_state(intent)
+
+    def verify_setup_intent_microdeposits(self, setup_intent_id: str, *, amounts: tuple[int, int] | None,
+                                          descriptor_code: str | None, idempotency_key: str) -> dict[str, Any]:
+        """Wrong values, exhausted attempts and timeouts raise StripeRefused with Stripe's code."""
+        params: dict[str, Any] = {"amounts": list(amounts)} if amounts else {"descriptor_code": descriptor_code}
+        intent = self._call(lambda p, o: self._client.v1.setup_intents.verify_microdeposits(setup_intent_id, p, o),
+                            params, {"idempotency_key": idempotency_key})
+        return self._setup_state(intent)
+
+    def retrieve_setup_intent(self, setup_intent_id: str) -> dict[str, Any]:
+        intent = self._call(lambda p, o: self._client.v1.setup_intents.retrieve(setup_intent_id, p, o), {}, {})
+        return self._setup_state(intent)
+
+    def retrieve_payment_method(self, payment_method: str) -> MethodDetails:
+        found = self._call(lambda p, o: self._client.v1.payment_methods.retrieve(payment_method, p, o), {}, {})
+        return method_details(found)
+
+    def detach_payment_method(self, payment_method: str, *, idempotency_key: str) -> bool:
+        """Detach from its customer; False when it was not attached (already detached, or never)."""
+        try:
+            self._call(lambda p, o: self._client.v1.payment_methods.detach(payment_method, p, o),
+                       {}, {"idempotency_key": idempotency_key})
+        except StripeRefused as refused:
+            if refused.code in ("payment_method_unexpected_state", "resource_missing"):
+                return False
+            raise
+        return True
+
+    @staticmethod
+    def _setup_state(intent: Any) -> dict[str, Any]:
+        intent = _plain(intent)
+        action = intent.get("next_action") or {}
+        micro = action.get("verify_with_microdeposits") or {}
+        error = intent.get("last_setup_error") or {}
+        method = intent.get("payment_method")
+        return {
+            "id": intent["id"], "status": intent["status"],
+            "payment_method": method.get("id") if isinstance(method, dict) else method,
+            "next_action": action.get("type"), "arrival_date": micro.get("arrival_date"),
+            "microdeposit_type": micro.get("microdeposit_type"),
+            "error_code": error.get("code"), "error_message": error.get("message"),
+        }
+
 
 def intent_result(intent: Any) -> IntentResult:
     """Reduce a PaymentIntent object to an IntentResult."""
