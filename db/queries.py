@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from db.models import Account, Allocation, Email, Invoice, Payment, PaymentEvent
 
@@ -28,9 +28,11 @@ def get_payment(session: Session, payment_id: int) -> Payment:
 
 
 def lock_payment(session: Session, payment_id: int) -> Payment | None:
-    """The payment row, locked FOR UPDATE and freshly loaded."""
+    """The payment row, locked FOR UPDATE and freshly loaded, with its method, account and seller."""
     return session.scalar(
-        select(Payment).where(Payment.id == payment_id).with_for_update().execution_options(populate_existing=True)
+        select(Payment).where(Payment.id == payment_id)
+        .options(joinedload(Payment.method), joinedload(Payment.account).joinedload(Account.seller))
+        .with_for_update(of=Payment).execution_options(populate_existing=True)
     )
 
 
@@ -92,7 +94,8 @@ def mark_balance_stale(session: Session, account_id: int, now: datetime) -> bool
 def lock_account(session: Session, account_id: int) -> Account | None:
     """The account row locked FOR UPDATE: money requests of one account run one at a time."""
     return session.scalar(
-        select(Account).where(Account.id == account_id).with_for_update().execution_options(populate_existing=True)
+        select(Account).where(Account.id == account_id).options(joinedload(Account.seller))
+        .with_for_update(of=Account).execution_options(populate_existing=True)
     )
 
 
@@ -147,3 +150,12 @@ def list_allocations(session: Session, payment_id: int) -> list[Allocation]:
 
 def find_invoices(session: Session, invoice_ids: Sequence[int]) -> list[Invoice]:
     return list(session.scalars(select(Invoice).where(Invoice.id.in_(invoice_ids)).order_by(Invoice.id)))
+
+
+def list_allocation_lines(session: Session, payment_id: int) -> list[tuple[int, str, int, int]]:
+    """(invoice id, invoice number, amount, discount) of each allocation of the payment, in allocation order."""
+    return [tuple(row) for row in session.execute(
+        select(Allocation.invoice_id, Invoice.number, Allocation.amount_minor, Allocation.discount_minor)
+        .join(Invoice, Invoice.id == Allocation.invoice_id).where(Allocation.payment_id == payment_id)
+        .order_by(Allocation.id)
+    )]

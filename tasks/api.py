@@ -239,7 +239,7 @@ def _create(session: Session, account: Account, method_id: int, kind: PaymentKin
         queue_payment_email(session, payment, PaymentStatus.PENDING, PaymentStatus.SCHEDULED)
     else:
         _send_after_commit(session, payment.id)
-    session.info["remit_plan_warnings"] = plan.warnings
+    session.info["remit_plan"] = plan
     return payment
 
 
@@ -257,11 +257,13 @@ def _replay(session: Session, payment: Payment, fingerprint: str) -> PaymentRece
 
 
 def _receipt(session: Session, payment: Payment, replayed: bool) -> PaymentReceipt:
-    allocations = queries.list_allocations(session, payment.id)
-    numbers = {a.invoice_id: a.invoice.number for a in allocations}
-    lines = tuple(PaymentLine(a.invoice_id, numbers[a.invoice_id], a.amount_minor, a.discount_minor) for a in allocations)
+    plan = session.info.pop("remit_plan", None)
+    if plan is not None:  # just created: the plan is what was written
+        lines, warnings = _lines(plan), plan.warnings
+    else:
+        rows = queries.list_allocation_lines(session, payment.id)
+        lines, warnings = tuple(PaymentLine(*row) for row in rows), ()
     credit = payment.amount_minor - sum(line.amount_minor for line in lines)
-    warnings = tuple(session.info.pop("remit_plan_warnings", ()))
     return PaymentReceipt(payment.id, payment.status, payment.kind, payment.amount_minor, payment.currency,
                           payment.scheduled_for, credit, lines, warnings, replayed)
 

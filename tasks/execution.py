@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import update
 
 from db import queries
-from db.models import Account, Invoice, PaymentMethod
+from db.models import Account
 from db.session import transaction
 from tasks.domain.attempts import Attempt, Step, decide_attempt, stripe_key
 from tasks.domain.errors import StripeRefused
@@ -86,15 +86,13 @@ def _last_look(session, payment) -> tuple[str, str] | None:
     voided = [i for i in invoices if i.voided]
     if voided:
         return "invoice_voided", f"Invoice {voided[0].number} was voided before the payment was made."
-    method = session.get(PaymentMethod, payment.payment_method_id)
-    if method.status != "active":
+    if payment.method.status != "active":
         return "method_unavailable", "The payment method can no longer be used."
     return None
 
 
 def _charge(session, payment, decision: Attempt) -> Charge:
-    account = session.get(Account, payment.account_id)
-    method = session.get(PaymentMethod, payment.payment_method_id)
+    account, method = payment.account, payment.method
     mandate = None
     if method.mandate_accepted_at is not None:
         mandate = Mandate(int(method.mandate_accepted_at.timestamp()), method.mandate_ip or "", method.mandate_user_agent or "")

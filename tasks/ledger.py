@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import inspect, select, update
 from sqlalchemy.orm import Session
 
 from db import queries
@@ -72,19 +72,27 @@ def _move_money(session: Session, payment: Payment, target: PaymentStatus) -> No
 def queue_payment_email(session: Session, payment: Payment, source: PaymentStatus, target: PaymentStatus,
                         dedupe_suffix: str = "", extra: dict[str, Any] | None = None) -> int | None:
     """Write the outbox row owed for this transition, once per payment and kind."""
-    kind = email_for(session.get(PaymentMethod, payment.payment_method_id).kind, payment.kind, source, target)
+    method, account, seller = _parties(session, payment)
+    kind = email_for(method.kind, payment.kind, source, target)
     if kind is None:
         return None
-    method, account, seller = session.execute(
-        select(PaymentMethod, Account, Seller).join(Account, Account.id == PaymentMethod.account_id)
-        .join(Seller, Seller.id == Account.seller_id).where(PaymentMethod.id == payment.payment_method_id)
-    ).one()
     context = {**payment_email_context(session, payment, account, method, seller), **(extra or {})}
     return outbox.queue_email(
         session, kind=kind, recipient=account.billing_email, context=context,
         dedupe_key=f"{kind}:payment:{payment.id}{dedupe_suffix}", seller_id=account.seller_id,
         account_id=account.id, payment_id=payment.id,
     )
+
+
+def _parties(session: Session, payment: Payment) -> tuple[PaymentMethod, Account, Seller]:
+    """The payment's method, account and seller: as loaded with it, or in one query."""
+    loaded = inspect(payment).unloaded.isdisjoint({"method", "account"})
+    if loaded and "seller" not in inspect(payment.account).unloaded:
+        return payment.method, payment.account, payment.account.seller
+    return tuple(session.execute(
+        select(PaymentMethod, Account, Seller).join(Account, Account.id == PaymentMethod.account_id)
+        .join(Seller, Seller.id == Account.seller_id).where(PaymentMethod.id == payment.payment_method_id)
+    ).one())
 
 
 def payment_email_context(session: Session, payment: Payment, account: Account, method: PaymentMethod,

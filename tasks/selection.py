@@ -29,7 +29,7 @@ def load_account(session: Session, account_id: object, lock: bool) -> tuple[Acco
     account = queries.lock_account(session, account_id) if lock else session.get(Account, account_id)
     if account is None:
         raise RemitError("account_not_found", f"Account {account_id} was not found.")
-    seller = session.get(Seller, account.seller_id)
+    seller = account.seller
     if not seller.payments_enabled or not account.portal_enabled:
         raise RemitError("payments_disabled", f"Online payments are turned off for account {account.number}.")
     return account, seller
