@@ -231,8 +231,10 @@ def verify_key(method_id: int, verification: Verification) -> str:
     return f"remit-verify-{method_id}-{verification.fingerprint}"
 
 
-def detach_key(method_id: int) -> str:
-    return f"remit-detach-{method_id}"
+def detach_key(method_id: int, stripe_payment_method_id: str) -> str:
+    """Per method and PaymentMethod: a token's id is replaced by the one Stripe made from it."""
+    digest = hashlib.sha256(stripe_payment_method_id.encode()).hexdigest()[:12]
+    return f"remit-detach-{method_id}-{digest}"
 
 
 def _check_text(value: Any, name: str, limit: int, required: bool, code: str = "invalid_method_details") -> None:
