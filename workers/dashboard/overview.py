@@ -1,0 +1,149 @@
+"""The numbers ops watch, each with the threshold past which it is abnormal; a handful of aggregate queries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from db.models import Account, Email, FailedJob, Payment, StripeEvent
+from tasks.domain.states import EmailStatus, EventStatus, FailedJobStatus, PaymentStatus
+from tasks.outbox import EMAIL_GRACE
+from tasks.reconcile import RECEIVED_GRACE_SECONDS, STUCK_AFTER_SECONDS
+from tasks.sweeps import PENDING_GRACE
+from workers.dashboard.queues import QueueStats, QueuesUnavailable, read_queue_stats
+
+P = PaymentStatus
+# An idle worker picks a message up within a second; a minute at the head means workers are behind or down.
+QUEUE_AGE_ALERT_SECONDS = 60
+# The balance sweeper nudges after a minute; five means recomputation is not keeping up.
+STALE_BALANCE_ALERT = timedelta(minutes=5)
+# Past these, the row should already have moved: the sweeper's grace for pending, the reconciler's for the rest.
+IN_FLIGHT_ALERT_SECONDS = {P.PENDING: PENDING_GRACE.total_seconds(), **STUCK_AFTER_SECONDS}
+IN_FLIGHT = (P.PENDING, P.SUBMITTING, P.PROCESSING, P.REQUIRES_ACTION)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the overview: a label, a count, the age of its oldest member and whether that is abnormal."""
+
+    label: str
+    count: int
+    oldest_seconds: float | None = None
+    alert: bool = False
+    note: str = ""
+
+
+@dataclass
+class Overview:
+    queues: list[QueueStats]
+    queues_error: str | None
+    failed_dead_by_queue: dict[str, int]
+    failed_by_status: dict[str, int]
+    payments: list[Row]
+    scheduled_past_due: Row
+    events: list[Row]
+    emails: list[Row]
+    stale_balances: Row
+    alerts: int = field(default=0)
+
+
+def build_overview(session: Session, broker, queues: tuple[str, ...], now: datetime) -> Overview:
+    """Everything on the front page, from Redis and Postgres as they are now."""
+    try:
+        stats, error = read_queue_stats(broker, queues, int(now.timestamp() * 1000)), None
+    except QueuesUnavailable as exc:
+        stats, error = [], str(exc)
+    dead_by_queue, by_status = _failed_jobs(session)
+    overview = Overview(queues=stats, queues_error=error, failed_dead_by_queue=dead_by_queue,
+                        failed_by_status=by_status, payments=_payments(session, now),
+                        scheduled_past_due=_scheduled_past_due(session, now), events=_events(session, now),
+                        emails=_emails(session, now), stale_balances=_stale_balances(session, now))
+    overview.alerts = _count_alerts(overview)
+    return overview
+
+
+def queue_alert(stats: QueueStats, dead_jobs: int) -> bool:
+    old = stats.oldest_age_seconds is not None and stats.oldest_age_seconds > QUEUE_AGE_ALERT_SECONDS
+    return old or stats.dead_letters > 0 or dead_jobs > 0
+
+
+def _count_alerts(o: Overview) -> int:
+    rows = [*o.payments, o.scheduled_past_due, *o.events, *o.emails, o.stale_balances]
+    queue_alerts = sum(queue_alert(s, o.failed_dead_by_queue.get(s.queue, 0)) for s in o.queues)
+    return sum(r.alert for r in rows) + queue_alerts + bool(o.queues_error)
+
+
+def _failed_jobs(session: Session) -> tuple[dict[str, int], dict[str, int]]:
+    rows = session.execute(select(FailedJob.queue, FailedJob.status, func.count())
+                           .group_by(FailedJob.queue, FailedJob.status)).all()
+    by_status = {s.value: 0 for s in FailedJobStatus}
+    dead_by_queue: dict[str, int] = {}
+    for queue, status, count in rows:
+        by_status[status] = by_status.get(status, 0) + count
+        if status == FailedJobStatus.DEAD:
+            dead_by_queue[queue] = count
+    return dead_by_queue, by_status
+
+
+def _payments(session: Session, now: datetime) -> list[Row]:
+    rows = {status: (count, oldest) for status, count, oldest in session.execute(
+        select(Payment.status, func.count(), func.min(Payment.updated_at)).group_by(Payment.status))}
+    result = []
+    for status in PaymentStatus:
+        count, oldest = rows.get(status.value, (0, None))
+        if status in IN_FLIGHT:
+            age = _age(now, oldest) if count else None
+            result.append(Row(status.value, count, age, bool(age and age > IN_FLIGHT_ALERT_SECONDS[status])))
+        else:
+            result.append(Row(status.value, count))
+    return result
+
+
+def _scheduled_past_due(session: Session, now: datetime) -> Row:
+    count, oldest = session.execute(
+        select(func.count(), func.min(Payment.scheduled_for))
+        .where(Payment.status == P.SCHEDULED, Payment.scheduled_for < now.date())).one()
+    age = (now - datetime.combine(oldest, datetime.min.time(), now.tzinfo)).total_seconds() if oldest else None
+    return Row("scheduled, past due", count, age, count > 0, "the clock dispatches due rows every minute")
+
+
+def _events(session: Session, now: datetime) -> list[Row]:
+    late = now - timedelta(seconds=RECEIVED_GRACE_SECONDS)
+    rows = {s: (c, l, o) for s, c, l, o in session.execute(
+        select(StripeEvent.status, func.count(), func.count().filter(StripeEvent.received_at < late),
+               func.min(StripeEvent.received_at)).group_by(StripeEvent.status))}
+    result = []
+    for status in EventStatus:
+        count, overdue, oldest = rows.get(status.value, (0, 0, None))
+        if status == EventStatus.RECEIVED:
+            result.append(Row(status.value, count, _age(now, oldest) if count else None, overdue > 0,
+                              f"{overdue} older than {RECEIVED_GRACE_SECONDS // 60} minutes" if overdue else ""))
+        else:
+            result.append(Row(status.value, count, alert=status == EventStatus.FAILED and count > 0))
+    return result
+
+
+def _emails(session: Session, now: datetime) -> list[Row]:
+    wanted = (EmailStatus.QUEUED, EmailStatus.FAILED)
+    rows = {s: (c, o) for s, c, o in session.execute(
+        select(Email.status, func.count(), func.min(Email.created_at))
+        .where(Email.status.in_(wanted)).group_by(Email.status))}
+    queued, oldest = rows.get(EmailStatus.QUEUED.value, (0, None))
+    queued_age = _age(now, oldest) if queued else None
+    failed = rows.get(EmailStatus.FAILED.value, (0, None))[0]
+    return [Row("queued", queued, queued_age, bool(queued_age and queued_age > EMAIL_GRACE.total_seconds())),
+            Row("failed", failed, alert=failed > 0)]
+
+
+def _stale_balances(session: Session, now: datetime) -> Row:
+    count, oldest = session.execute(
+        select(func.count(), func.min(Account.balance_stale_since))
+        .where(Account.balance_stale_since < now - STALE_BALANCE_ALERT)).one()
+    return Row("stale for over 5 minutes", count, _age(now, oldest) if count else None, count > 0)
+
+
+def _age(now: datetime, then: datetime | None) -> float | None:
+    return max((now - then).total_seconds(), 0.0) if then else None

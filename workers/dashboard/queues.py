@@ -1,0 +1,89 @@
+"""Queue depths and ages read straight from Dramatiq's Redis layout, one round trip for every queue.
+
+Per queue, under the broker's namespace: `{q}` is the list of ids waiting, `{q}.msgs` the hash of
+every unacknowledged message (waiting and in flight), `{q}.DQ.msgs` the delayed ones (retries
+backing off; workers hold them in memory until due), `{q}.XQ` the dead letters scored by time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dramatiq import Message
+from dramatiq.errors import DecodeError
+
+# Dramatiq pushes requeued messages to the tail, so the head is not always the oldest; a few suffice.
+HEAD_SAMPLE = 10
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    queue: str
+    waiting: int
+    in_flight: int
+    delayed: int
+    dead_letters: int
+    oldest_age_seconds: float | None
+
+    @property
+    def states(self) -> dict[str, int]:
+        return {"waiting": self.waiting, "in_flight": self.in_flight, "delayed": self.delayed,
+                "dead_letter": self.dead_letters}
+
+
+class QueuesUnavailable(Exception):
+    """The broker cannot be read (down, or not Redis)."""
+
+
+def read_queue_stats(broker, queues: tuple[str, ...], now_ms: int) -> list[QueueStats]:
+    """Stats for each queue; raise QueuesUnavailable when the broker cannot be read."""
+    client, namespace = getattr(broker, "client", None), getattr(broker, "namespace", None)
+    if client is None or namespace is None:
+        raise QueuesUnavailable("queue depths are only readable on the Redis broker")
+    try:
+        counts = _counts(client, namespace, queues)
+        heads = _head_messages(client, namespace, queues, counts)
+    except Exception as exc:  # redis-py raises RedisError and OSError subclasses alike
+        raise QueuesUnavailable(f"Redis did not answer: {exc}") from exc
+    return [QueueStats(queue=q, waiting=waiting, in_flight=max(unacked - waiting, 0), delayed=delayed,
+                       dead_letters=dead, oldest_age_seconds=_oldest_age(heads[q], now_ms))
+            for q, (waiting, unacked, delayed, dead) in zip(queues, counts)]
+
+
+def _counts(client, namespace: str, queues: tuple[str, ...]) -> list[tuple[int, int, int, int]]:
+    pipe = client.pipeline(transaction=False)
+    for queue in queues:
+        key = f"{namespace}:{queue}"
+        pipe.llen(key).hlen(f"{key}.msgs").hlen(f"{key}.DQ.msgs").zcard(f"{key}.XQ")
+    flat = pipe.execute()
+    return [tuple(flat[i:i + 4]) for i in range(0, len(flat), 4)]
+
+
+def _head_messages(client, namespace: str, queues, counts) -> dict[str, list[bytes | None]]:
+    busy = [q for q, (waiting, *_rest) in zip(queues, counts) if waiting]
+    heads: dict[str, list[bytes | None]] = {q: [] for q in queues}
+    if not busy:
+        return heads
+    pipe = client.pipeline(transaction=False)
+    for queue in busy:
+        pipe.lrange(f"{namespace}:{queue}", 0, HEAD_SAMPLE - 1)
+    ids = pipe.execute()
+    pipe = client.pipeline(transaction=False)
+    for queue, message_ids in zip(busy, ids):
+        pipe.hmget(f"{namespace}:{queue}.msgs", message_ids or ["-"])
+    for queue, encoded in zip(busy, pipe.execute()):
+        heads[queue] = encoded
+    return heads
+
+
+def _oldest_age(encoded_messages: list[bytes | None], now_ms: int) -> float | None:
+    stamps = [_timestamp(m) for m in encoded_messages if m]
+    stamps = [s for s in stamps if s is not None]
+    return max(now_ms - min(stamps), 0) / 1000 if stamps else None
+
+
+def _timestamp(encoded: bytes) -> int | None:
+    try:
+        return int(Message.decode(encoded).message_timestamp)
+    except DecodeError:  # an undecodable message has no age to report; the count still shows it
+        return None
