@@ -53,7 +53,7 @@ def run_dev() -> int:
     os.environ.update(
         DATABASE_URL=services.database_url, BROKER_URL=services.broker_url, STRIPE_API_KEY=SANDBOX_API_KEY,
         STRIPE_API_BASE=emulator.url, STRIPE_WEBHOOK_SECRETS=SANDBOX_WEBHOOK_SECRET, SMTP_URL=smtp.url,
-        WEBHOOK_PORT=str(WEBHOOK_PORT), REMIT_ENV="sandbox",
+        WEBHOOK_PORT=str(WEBHOOK_PORT), WEBHOOK_HOST="127.0.0.1", REMIT_ENV="sandbox",
     )
     try:
         _prepare_database()

@@ -81,7 +81,7 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
     from workers.run import run_webhooks
 
     _require_database(get_settings().database_url, schema=True)
-    return run_webhooks(port=args.port, workers=args.workers)
+    return run_webhooks(port=args.port, workers=args.workers, host=args.host)
 
 
 def cmd_sandbox_stripe(args: argparse.Namespace) -> int:
@@ -132,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     hooks = sub.add_parser("webhooks", help="serve the Stripe webhook receiver")
     hooks.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8001")))
     hooks.add_argument("--workers", type=int, default=2)
+    hooks.add_argument("--host", default=os.environ.get("WEBHOOK_HOST", "0.0.0.0"),
+                       help="address to bind (default 0.0.0.0, or WEBHOOK_HOST; the sandbox uses 127.0.0.1)")
     hooks.set_defaults(fn=cmd_webhooks)
 
     sandbox = sub.add_parser("sandbox", help="offline stand-ins").add_subparsers(dest="sandbox_command", required=True)

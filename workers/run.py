@@ -30,11 +30,11 @@ def run_worker(group: str, processes: int, threads: int) -> int:
     return 0  # not reached
 
 
-def run_webhooks(port: int, workers: int) -> int:
+def run_webhooks(port: int, workers: int, host: str = "0.0.0.0") -> int:
     """Replace this process with gunicorn serving the webhook receiver."""
     argv = [
         sys.executable, "-m", "gunicorn", "workers.webhook_app:app",
-        "--bind", f"0.0.0.0:{port}", "--workers", str(workers), "--threads", "4",
+        "--bind", f"{host}:{port}", "--workers", str(workers), "--threads", "4",
         "--worker-class", "gthread", "--access-logfile", "-",
     ]
     os.execv(sys.executable, argv)
