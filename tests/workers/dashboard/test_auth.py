@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy.orm import sessionmaker
 
 from db.session import make_engine
@@ -110,19 +112,18 @@ def test_health_is_503_when_the_database_does_not_answer(broker):
     assert answer.status == 503 and "database" in answer.body
 
 
-def test_health_is_503_when_redis_does_not_answer(db):
-    class DeadBroker:
-        client = redis.Redis(host="127.0.0.1", port=9, socket_connect_timeout=1)
-        namespace = "nothing"
+class DeadBroker:
+    """Points at a port where nothing listens, and gives up at once."""
 
+    client = redis.Redis(host="127.0.0.1", port=9, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
+    namespace = "nothing"
+
+
+def test_health_is_503_when_redis_does_not_answer(db):
     answer = Client(make_app(TOKEN, db, DeadBroker(), QUEUES)).get("/healthz")
     assert answer.status == 503 and "redis" in answer.body
 
 
 def test_overview_says_so_when_redis_does_not_answer(db):
-    class DeadBroker:
-        client = redis.Redis(host="127.0.0.1", port=9, socket_connect_timeout=1)
-        namespace = "nothing"
-
     answer = Client(make_app(TOKEN, db, DeadBroker(), QUEUES), bearer=TOKEN).get("/")
     assert answer.status == 200 and "Redis did not answer" in answer.body

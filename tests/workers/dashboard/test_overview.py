@@ -1,0 +1,80 @@
+"""The overview shows what Redis and Postgres hold right now, and highlights what is abnormal."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from tests.workers.dashboard.support import ago, email, enqueue, row_cells, shop_rows, stripe_event
+from tests import factories
+
+
+def test_queue_depths_and_oldest_waiting_age_come_from_redis(client, broker, clock):
+    enqueue(broker, "payments", ago(clock.now, seconds=90))
+    enqueue(broker, "payments", ago(clock.now, seconds=10))
+    enqueue(broker, "payments", ago(clock.now, seconds=5))
+    enqueue(broker, "emails", ago(clock.now, seconds=3), delay_ms=3_600_000)
+    enqueue(broker, "webhooks", ago(clock.now, seconds=2))
+
+    body = client.get("/").body
+
+    payments, alert = row_cells(body, "payments")
+    # queue, waiting, oldest waiting, in flight, delayed, Redis dead letters, failed jobs
+    assert payments == ["payments", "3", "1m 30s", "0", "0", "0", "0"] and alert
+    webhooks, alert = row_cells(body, "webhooks")
+    assert webhooks == ["webhooks", "1", "2s", "0", "0", "0", "0"] and not alert
+    emails, alert = row_cells(body, "emails")
+    assert emails == ["emails", "0", "–", "0", "1", "0", "0"] and not alert
+
+
+def test_every_queue_is_listed_even_when_empty(client, broker):
+    from workers.broker import QUEUES
+
+    body = client.get("/").body
+    for queue in QUEUES:
+        assert row_cells(body, queue)[0][1:3] == ["0", "–"]
+    assert "Nothing abnormal." in body
+
+
+def test_payments_in_flight_too_long_and_past_due_schedules_are_highlighted(client, db, clock):
+    with db() as session:
+        _, account, method = shop_rows(session)
+        factories.payment(session, account, method, status="pending", updated_at=ago(clock.now, minutes=5))
+        factories.payment(session, account, method, status="pending", updated_at=ago(clock.now, seconds=20))
+        factories.payment(session, account, method, status="processing", updated_at=ago(clock.now, hours=2))
+        factories.payment(session, account, method, status="scheduled",
+                          scheduled_for=clock.now.date() - timedelta(days=2))
+        factories.payment(session, account, method, status="scheduled", scheduled_for=date(2099, 1, 1))
+        factories.payment(session, account, method, status="succeeded")
+        session.commit()
+
+    body = client.get("/").body
+
+    assert row_cells(body, "pending") == (["pending", "2", "5m 0s", ""], True)
+    assert row_cells(body, "processing") == (["processing", "1", "2h 0m", ""], False)
+    assert row_cells(body, "succeeded") == (["succeeded", "1", "–", ""], False)
+    assert row_cells(body, "scheduled")[0][1] == "2"
+    cells, alert = row_cells(body, "scheduled, past due")
+    assert cells[1] == "1" and alert
+    assert "thing" in body and "need" in body
+
+
+def test_late_webhook_events_failed_emails_and_stale_balances_are_highlighted(client, db, clock):
+    with db() as session:
+        seller, account, _ = shop_rows(session)
+        account.balance_stale_since = ago(clock.now, minutes=10)
+        factories.account(session, seller, balance_stale_since=ago(clock.now, minutes=1))
+        stripe_event(session, "evt_late", ago(clock.now, minutes=3))
+        stripe_event(session, "evt_fresh", ago(clock.now, seconds=30))
+        stripe_event(session, "evt_done", ago(clock.now, hours=1), status="processed")
+        email(session, seller, "queued", ago(clock.now, seconds=30), 1)
+        email(session, seller, "failed", ago(clock.now, hours=1), 2)
+        session.commit()
+
+    body = client.get("/").body
+
+    assert row_cells(body, "received") == (["received", "2", "3m 0s", "1 older than 2 minutes"], True)
+    assert row_cells(body, "processed") == (["processed", "1", "–", ""], False)
+    assert row_cells(body, "queued", "Emails") == (["queued", "1", "30s", ""], False)
+    assert row_cells(body, "failed", "Emails") == (["failed", "1", "–", ""], True)
+    assert row_cells(body, "failed", "Payments") == (["failed", "0", "–", ""], False)
+    assert row_cells(body, "stale for over 5 minutes") == (["stale for over 5 minutes", "1", "10m 0s", ""], True)
