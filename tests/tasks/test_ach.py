@@ -3,7 +3,7 @@
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import func, update
+from sqlalchemy import func, select, update
 
 from db.models import PaymentMethod
 from tasks import api, execution, method_flow, methods
@@ -262,3 +262,42 @@ def _refused_code(fn, *args):
     with pytest.raises(RemitError) as caught:
         fn(*args)
     return caught.value.code
+
+
+# -- webhooks for the same changes ------------------------------------------------------------------------------
+
+
+def _apply_stripe_events(portal, emulator):
+    """Store and process every event the emulator emitted so far, as the webhook receiver and worker would."""
+    from db.event_queries import store_event
+    from tasks.handlers.inbox import process_event
+
+    for event in emulator.events():
+        with portal.db() as session:
+            new = store_event(session, event, NOW)
+            session.commit()
+        if new:
+            process_event(event["id"], NOW)
+
+
+def test_webhooks_before_or_after_the_actors_owe_each_email_once(portal, emulator, monkeypatch):
+    saved = portal.save_bank(token=portal.raw_bank_method())
+    gateway = method_flow.get_gateway()
+    real_retrieve = gateway.retrieve_payment_method
+
+    def webhooks_first(pm):
+        _apply_stripe_events(portal, emulator)
+        return real_retrieve(pm)
+
+    monkeypatch.setattr(gateway, "retrieve_payment_method", webhooks_first)
+    assert _sync(portal, saved.id) == "verification_pending"
+    assert portal.emails() == ["bank_verification_needed"]
+    with portal.db() as session:
+        from db.models import StripeEvent
+
+        handled = dict(session.execute(select(StripeEvent.type, StripeEvent.status)).all())
+    assert handled["setup_intent.requires_action"] == "processed"
+    assert _verify(portal, saved.id, [32, 45]) == "active"
+    _apply_stripe_events(portal, emulator)
+    assert portal.method(saved.id).status == "active"
+    assert portal.emails() == ["bank_verification_needed", "bank_verified"]
