@@ -23,8 +23,9 @@ from tasks.gateways.stripe import Mandate, MethodDetails, get_gateway
 from tasks.handlers.common import queue_method_email
 
 S = MethodStatus
-# A sync message normally runs within seconds of the save; a pending method untouched this long lost it.
-SYNC_GRACE = timedelta(minutes=5)
+# A sync message normally runs within seconds; its retries (tasks.ach) give up after about 9 minutes.
+# A pending method untouched for longer lost its message; resending touches it, so at most one per grace.
+SYNC_GRACE = timedelta(minutes=15)
 # Bounds one sweep pass; the next pass takes the rest.
 SWEEP_LIMIT = 500
 UNVERIFIED = "The bank account could not be verified."
@@ -115,8 +116,10 @@ def resend_stuck_methods(now: datetime, grace: timedelta = SYNC_GRACE, limit: in
             select(PaymentMethod.id)
             .where(PaymentMethod.status == S.VERIFICATION_PENDING, PaymentMethod.stripe_setup_intent_id.is_(None),
                    PaymentMethod.updated_at < now - grace)
-            .order_by(PaymentMethod.id).limit(limit)
+            .order_by(PaymentMethod.id).limit(limit).with_for_update(skip_locked=True)
         ))
+        if ids:
+            session.execute(update(PaymentMethod).where(PaymentMethod.id.in_(ids)).values(updated_at=now))
     for method_id in ids:
         sync_actor.send(method_id)
     return {"resent": len(ids)}

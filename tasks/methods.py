@@ -70,9 +70,12 @@ def save_payment_method(account_id: int, *, stripe_payment_method_id: str | None
     except IntegrityError as exc:
         if _UNIQUE_STRIPE_ID not in str(exc.orig):
             raise
-    # Another account's request saved the same PaymentMethod between our look and our insert.
-    with transaction() as session:
-        return _replay(_find_by_stripe_id(session, stripe_id), account_id)
+        # Another account's request saved the same PaymentMethod between our look and our insert.
+        with transaction() as session:
+            existing = _find_by_stripe_id(session, stripe_id)
+            if existing is None:
+                raise
+            return _replay(existing, account_id)
 
 
 def set_default_payment_method(account_id: int, payment_method_id: int) -> SavedMethod:

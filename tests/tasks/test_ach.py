@@ -245,7 +245,9 @@ def test_a_method_whose_sync_was_lost_is_sent_again(portal, broker):
         session.execute(update(PaymentMethod).where(PaymentMethod.id.in_([old.id, bank]))
                         .values(updated_at=func.now() - timedelta(hours=1)))
         session.commit()
-    assert method_flow.resend_stuck_methods(datetime.now(timezone.utc)) == {"resent": 1}
+    now = datetime.now(timezone.utc)
+    assert method_flow.resend_stuck_methods(now) == {"resent": 1}
+    assert method_flow.resend_stuck_methods(now) == {"resent": 0}
     assert portal.method(fresh.id).status == "verification_pending"
 
 

@@ -292,3 +292,28 @@ def test_no_email_is_written_by_the_entry_points(portal):
     methods.set_default_payment_method(portal.account_id, saved.id)
     with portal.db() as session:
         assert session.scalar(select(func.count()).select_from(Email)) == 0
+
+
+# -- races ------------------------------------------------------------------------------------------------------
+
+
+def _together(*calls):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return [f.result() for f in [pool.submit(call) for call in calls]]
+
+
+def test_concurrent_default_swaps_leave_exactly_one_default(portal):
+    first = portal.save_card()
+    second = portal.save_card(token="pm_card_mastercard")
+    calls = [lambda m=m: methods.set_default_payment_method(portal.account_id, m) for m in [first.id, second.id] * 8]
+    _together(*calls)
+    assert sum(m.is_default for m in portal.methods()) == 1
+
+
+def test_a_double_submitted_save_writes_one_row(portal):
+    results = _together(*[lambda n=n: portal.save_card(idempotency_key=f"click-{n}") for n in range(6)])
+    assert len({r.id for r in results}) == 1
+    assert sorted(r.replayed for r in results) == [False] + [True] * 5
+    assert len(portal.methods()) == 1
