@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.cookies import SimpleCookie
 from urllib.parse import urlencode
+from wsgiref.validate import validator
 
 import pytest
 
@@ -45,8 +46,11 @@ class Client:
     def request(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> Answer:
         path, _, query = path.partition("?")
         environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query, "SERVER_NAME": "test",
-                   "SERVER_PORT": "80", "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body),
-                   "CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": "application/x-www-form-urlencoded"}
+                   "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "SCRIPT_NAME": "",
+                   "CONTENT_LENGTH": str(len(body)), "CONTENT_TYPE": "application/x-www-form-urlencoded",
+                   "wsgi.version": (1, 0), "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body),
+                   "wsgi.errors": io.StringIO(), "wsgi.multithread": True, "wsgi.multiprocess": False,
+                   "wsgi.run_once": False}
         if self.bearer:
             environ["HTTP_AUTHORIZATION"] = f"Bearer {self.bearer}"
         if self.cookies:
@@ -58,7 +62,11 @@ class Client:
         def start_response(status, response_headers):
             seen.update(status=int(status.split()[0]), headers=response_headers)
 
-        body_out = b"".join(self.app(environ, start_response))
+        result = validator(self.app)(environ, start_response)  # fails the test on any WSGI violation
+        try:
+            body_out = b"".join(result)
+        finally:
+            result.close()
         answer = Answer(seen["status"], seen["headers"], body_out.decode())
         for name, value in answer.headers:
             if name.lower() == "set-cookie":
