@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.cookies import SimpleCookie
+from http.cookies import CookieError, SimpleCookie
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs, urlencode
 
@@ -33,7 +33,7 @@ class Request:
         cookie = SimpleCookie()
         try:
             cookie.load(environ.get("HTTP_COOKIE", ""))
-        except Exception:  # a malformed cookie header is treated as no cookies at all
+        except CookieError:  # a malformed cookie header is treated as no cookies at all
             cookie = SimpleCookie()
         secure = environ.get("wsgi.url_scheme") == "https" or headers.get("x-forwarded-proto") == "https"
         return cls(
