@@ -20,6 +20,9 @@ SANDBOX_WEBHOOK_SECRET = "whsec_sandbox_local"
 STRIPE_PORT = 12111
 SMTP_PORT = 1025
 WEBHOOK_PORT = 8001
+DASHBOARD_PORT = 8002
+# Only for the local sandbox; production sets its own DASHBOARD_TOKEN.
+SANDBOX_DASHBOARD_TOKEN = "sandbox-dashboard-token"
 # Workers and the receiver take a few seconds to boot; the demo waits for them.
 DEMO_DELAY_S = 6
 
@@ -54,10 +57,12 @@ def run_dev() -> int:
         DATABASE_URL=services.database_url, BROKER_URL=services.broker_url, STRIPE_API_KEY=SANDBOX_API_KEY,
         STRIPE_API_BASE=emulator.url, STRIPE_WEBHOOK_SECRETS=SANDBOX_WEBHOOK_SECRET, SMTP_URL=smtp.url,
         WEBHOOK_PORT=str(WEBHOOK_PORT), WEBHOOK_HOST="127.0.0.1", REMIT_ENV="sandbox",
+        DASHBOARD_TOKEN=SANDBOX_DASHBOARD_TOKEN, DASHBOARD_PORT=str(DASHBOARD_PORT), DASHBOARD_HOST="127.0.0.1",
     )
     try:
         _prepare_database()
         print(f"remit: Stripe emulator {emulator.url}   SMTP capture {smtp.url} (mail in .remit/mail)", flush=True)
+        print(f"remit: ops dashboard http://127.0.0.1:{DASHBOARD_PORT} (token {SANDBOX_DASHBOARD_TOKEN})", flush=True)
         print(f"remit: starting {', '.join(_processes())}; Ctrl-C stops everything", flush=True)
         return _run_procfile(emulator)
     finally:

@@ -7,7 +7,7 @@ import logging
 import dramatiq
 
 from workers import broker  # noqa: F401  (declares the broker before any actor)
-from tasks import accounts, outbox, reconcile, sweeps
+from tasks import accounts, method_flow, outbox, reconcile, sweeps
 
 
 _log = logging.getLogger("remit.maintenance")
@@ -57,3 +57,9 @@ def reconcile_stripe() -> None:
 def sweep_emails() -> None:
     """Re-send send_email for outbox rows still queued past their grace period."""
     _log.info("sweep_emails %s", outbox.sweep_emails(_now()))
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=0, time_limit=120_000)
+def sweep_saved_methods() -> None:
+    """Re-send sync_payment_method for saved methods whose first sync message was lost."""
+    _log.info("sweep_saved_methods %s", method_flow.resend_stuck_methods(_now()))

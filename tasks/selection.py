@@ -48,7 +48,8 @@ def load_method(session: Session, account: Account, seller: Seller, method_id: o
     if method.status == MethodStatus.REMOVED:
         raise RemitError("method_removed", "This payment method was removed; choose another one.")
     if method.status != MethodStatus.ACTIVE:
-        raise RemitError("method_unverified", "This bank account is not verified yet; verify it or choose another method.")
+        what = "bank account is not verified" if method.kind == MethodKind.US_BANK_ACCOUNT else "card is not ready"
+        raise RemitError("method_unverified", f"This {what} yet; verify it or choose another method.")
     accepted = seller.cards_enabled if method.kind == MethodKind.CARD else seller.ach_enabled
     if not accepted:
         label = "cards" if method.kind == MethodKind.CARD else "bank accounts (ACH)"

@@ -84,6 +84,17 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
     return run_webhooks(port=args.port, workers=args.workers, host=args.host)
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from workers.run import run_dashboard
+
+    settings = get_settings()
+    if not settings.dashboard_token:
+        # A warning, not an exit: honcho would stop the whole stack if this process ended.
+        print("remit: DASHBOARD_TOKEN is not set; the dashboard answers 503 until it is", file=sys.stderr)
+    _require_database(settings.database_url, schema=True)
+    return run_dashboard(port=args.port, workers=args.workers, host=args.host)
+
+
 def cmd_sandbox_stripe(args: argparse.Namespace) -> int:
     from sandbox.stripe_emulator import serve
 
@@ -135,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     hooks.add_argument("--host", default=os.environ.get("WEBHOOK_HOST", "0.0.0.0"),
                        help="address to bind (default 0.0.0.0, or WEBHOOK_HOST; the sandbox uses 127.0.0.1)")
     hooks.set_defaults(fn=cmd_webhooks)
+
+    dash = sub.add_parser("dashboard", help="serve the ops dashboard (needs DASHBOARD_TOKEN)")
+    dash.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8002")))
+    dash.add_argument("--workers", type=int, default=1)
+    dash.add_argument("--host", default=os.environ.get("DASHBOARD_HOST", "0.0.0.0"))
+    dash.set_defaults(fn=cmd_dashboard)
 
     sandbox = sub.add_parser("sandbox", help="offline stand-ins").add_subparsers(dest="sandbox_command", required=True)
     stripe = sandbox.add_parser("stripe", help="run the Stripe emulator")

@@ -39,3 +39,14 @@ def run_webhooks(port: int, workers: int, host: str = "0.0.0.0") -> int:
     ]
     os.execv(sys.executable, argv)
     return 0  # not reached
+
+
+def run_dashboard(port: int, workers: int, host: str = "0.0.0.0") -> int:
+    """Replace this process with gunicorn serving the ops dashboard."""
+    argv = [
+        sys.executable, "-m", "gunicorn", "workers.dashboard.app:app",
+        "--bind", f"{host}:{port}", "--workers", str(workers), "--threads", "4",
+        "--worker-class", "gthread", "--access-logfile", "-",
+    ]
+    os.execv(sys.executable, argv)
+    return 0  # not reached
