@@ -32,21 +32,18 @@ def run_worker(group: str, processes: int, threads: int) -> int:
 
 def run_webhooks(port: int, workers: int, host: str = "0.0.0.0") -> int:
     """Replace this process with gunicorn serving the webhook receiver."""
-    argv = [
-        sys.executable, "-m", "gunicorn", "workers.webhook_app:app",
-        "--bind", f"{host}:{port}", "--workers", str(workers), "--threads", "4",
-        "--worker-class", "gthread", "--access-logfile", "-",
-    ]
-    os.execv(sys.executable, argv)
-    return 0  # not reached
+    return _gunicorn("workers.webhook_app:app", host, port, workers)
 
 
 def run_dashboard(port: int, workers: int, host: str = "0.0.0.0") -> int:
     """Replace this process with gunicorn serving the ops dashboard."""
+    return _gunicorn("workers.dashboard.app:app", host, port, workers)
+
+
+def _gunicorn(app: str, host: str, port: int, workers: int) -> int:
     argv = [
-        sys.executable, "-m", "gunicorn", "workers.dashboard.app:app",
-        "--bind", f"{host}:{port}", "--workers", str(workers), "--threads", "4",
-        "--worker-class", "gthread", "--access-logfile", "-",
+        sys.executable, "-m", "gunicorn", app, "--bind", f"{host}:{port}", "--workers", str(workers),
+        "--threads", "4", "--worker-class", "gthread", "--access-logfile", "-",
     ]
     os.execv(sys.executable, argv)
     return 0  # not reached
