@@ -243,3 +243,31 @@ def test_timeline_records_each_step(shop, emulator):
             select(PaymentEvent).where(PaymentEvent.payment_id == receipt.payment_id).order_by(PaymentEvent.id))]
     assert steps == [(None, "pending", "api"), ("pending", "submitting", "worker:execute_payment"),
                      ("submitting", "succeeded", "worker:execute_payment")]
+
+
+def test_stripe_customer_is_created_once_on_first_use(db, emulator, gateway):
+    from db.models import Account
+    from tests import factories
+
+    with db() as session:
+        account = factories.account(session, stripe_customer_id=None)
+        method = factories.method(session, account, stripe_payment_method_id="pm_card_visa")
+        invoices = [factories.invoice(session, account).id for _ in range(2)]
+        session.commit()
+        account_id, method_id = account.id, method.id
+    first = api.pay_invoices(account_id, invoices[:1], method_id, "c1")
+    second = api.pay_invoices(account_id, invoices[1:], method_id, "c2")
+    assert execution.execute_payment(first.payment_id, datetime_now()) == "succeeded"
+    assert execution.execute_payment(second.payment_id, datetime_now()) == "succeeded"
+    with db() as session:
+        customer_id = session.get(Account, account_id).stripe_customer_id
+    assert customer_id and [c["id"] for c in emulator.customers()] == [customer_id]
+    creates = [r for r in emulator.requests() if r["path"] == "/v1/customers"]
+    assert [r["idempotency_key"] for r in creates] == [f"remit-customer-{account_id}"]
+    assert {pi["customer"] for pi in emulator.payment_intents()} == {customer_id}
+
+
+def datetime_now():
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc)
