@@ -82,7 +82,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--worker-log", type=Path, default=Path(tempfile.gettempdir()) / "remit-bench-workers.log",
                         help="where the workers' output goes (truncated at the start of a run)")
     parser.add_argument("--database", default="remit_bench")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
+    parser.add_argument("--redis-url", default=None,
+                        help="Redis for the queues (default: the local or embedded Redis, database 13)")
+    parser.add_argument("--admin-url", default=None,
+                        help="a PostgreSQL URL allowed to create databases (default: the local or embedded server)")
     parser.add_argument("--namespace", default="remit-bench")
     return parser.parse_args(argv)
 
@@ -268,7 +271,8 @@ def _per_second(times: list[float], started: float) -> list[int]:
 
 def run(args: argparse.Namespace) -> dict:
     """Set up a private stack, run both phases, tear the stack down; return the report."""
-    stack = Stack(database=args.database, redis_url=args.redis_url, namespace=args.namespace)
+    admin_url, redis_url = _servers(args)
+    stack = Stack(database=args.database, redis_url=redis_url, namespace=args.namespace, admin_url=admin_url)
     args.worker_log.write_text("")
     emulator = EmulatorProcess().start()
     # Settings are read once per process: the environment must be right before tasks or workers are imported.
@@ -297,6 +301,19 @@ def run(args: argparse.Namespace) -> dict:
         return report
     finally:
         _teardown(stack, emulator)
+
+
+def _servers(args: argparse.Namespace) -> tuple[str, str]:
+    """The admin database URL and Redis URL: as given, else found or started like `make run` does."""
+    if args.admin_url and args.redis_url:
+        return args.admin_url, args.redis_url
+    from sandbox.services import ensure_services, libpq_url
+
+    environ = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "BROKER_URL")}
+    services = ensure_services(root=Path(__file__).resolve().parent.parent / ".remit", environ=environ,
+                               database="postgres")
+    redis_url = services.broker_url.rsplit("/", 1)[0] + "/13"
+    return args.admin_url or libpq_url(services.database_url), args.redis_url or redis_url
 
 
 def _teardown(stack: Stack, emulator) -> None:

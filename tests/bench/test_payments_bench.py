@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -11,16 +12,24 @@ import pytest
 from tests.conftest import ROOT
 
 # Its own database, Redis database and namespace: never the suite's, never a real bench run's.
-ARGS = ["--payments", "20", "--limited-payments", "20", "--workers", "1", "--threads", "2", "--rps", "100",
-        "--timeout", "25", "--database", "remit_bench_test", "--redis-url", "redis://127.0.0.1:6379/12",
-        "--namespace", "remit-bench-test"]
+ARGS = ["--payments", "20", "--limited-payments", "20", "--backlog-payments", "20", "--workers", "1",
+        "--threads", "2", "--rps", "100", "--timeout", "25", "--namespace", "remit-bench-test"]
+
+
+def _servers() -> list[str]:
+    """The suite's own PostgreSQL server and Redis (local or embedded), a database of the bench's own."""
+    database = os.environ["DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
+    base, name = database.rsplit("/", 1)
+    redis_base = os.environ["BROKER_URL"].rsplit("/", 1)[0]
+    return ["--admin-url", f"{base}/postgres", "--database", f"{name}_bench", "--redis-url", f"{redis_base}/12"]
 
 
 @pytest.mark.e2e
 @pytest.mark.timeout(120)
 def test_bench_drives_every_payment_to_a_final_state_and_prints_one_json_report(tmp_path):
     # A subprocess: the bench reads settings once, and this test process has read the suite's already.
-    done = subprocess.run([sys.executable, "-m", "bench.payments", *ARGS, "--worker-log", str(tmp_path / "w.log")],
+    done = subprocess.run([sys.executable, "-m", "bench.payments", *ARGS, *_servers(),
+                           "--worker-log", str(tmp_path / "w.log")],
                           cwd=ROOT, capture_output=True, text=True, timeout=110)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
