@@ -80,3 +80,18 @@ def test_business_outcome_in_throws_is_not_a_dead_letter(db, broker, worker):
 def _failed(db, message_id):
     with db() as session:
         return session.scalar(select(FailedJob).where(FailedJob.message_id == message_id))
+
+
+def test_an_amqp_url_builds_a_rabbitmq_broker_with_every_queue():
+    from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+    from workers.broker import build_broker
+    from workers.settings import load_settings
+
+    settings = load_settings({"DATABASE_URL": "postgresql://app@db/remit",
+                              "BROKER_URL": "amqp://guest:guest@127.0.0.1:5672/",
+                              "STRIPE_API_KEY": "sk_test_x", "STRIPE_WEBHOOK_SECRETS": "whsec_x"})
+    rabbit = build_broker(settings)  # connects lazily: nothing is sent here
+    assert isinstance(rabbit, RabbitmqBroker)
+    assert set(QUEUES) <= rabbit.get_declared_queues()
+    assert [type(m).__name__ for m in rabbit.middleware][-2:] == ["RecordFailedJobs", "Retries"]
