@@ -19,6 +19,7 @@ from tasks.domain import requests as checks
 from tasks.domain.errors import RemitError
 from tasks.domain.states import PaymentKind, PaymentStatus
 from tasks.ledger import apply_transition, queue_payment_email
+from tasks.invoice_views import InvoiceView, list_invoices  # noqa: F401  (part of this contract)
 from tasks.methods import (  # noqa: F401  (the saved-method entry points are part of this contract)
     SavedMethod, list_payment_methods, remove_payment_method, save_payment_method, set_default_payment_method,
     verify_microdeposits,

@@ -1,0 +1,64 @@
+"""What the portal shows for an account's invoices: amounts owed and the derived status of each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+
+from sqlalchemy import select
+
+from db import queries
+from db.models import Account, Invoice
+from db.session import transaction
+from tasks.domain.errors import RemitError
+from tasks.domain.invoices import combine_holds, invoice_state
+from tasks.selection import seller_today
+
+
+@dataclass(frozen=True)
+class InvoiceView:
+    invoice_id: int
+    number: str
+    parent_id: int | None
+    site_name: str | None
+    currency: str
+    total_minor: int
+    paid_minor: int
+    owed_minor: int
+    issued_on: date
+    due_on: date
+    discount_minor: int
+    discount_until: date | None
+    status: str
+    overdue: bool
+
+
+def list_invoices(account_id: int, now: datetime | None = None) -> list[InvoiceView]:
+    """Every customer-visible invoice of the account, due date first; a parent sums its children."""
+    with transaction() as session:
+        account = session.get(Account, account_id) if isinstance(account_id, int) else None
+        if account is None:
+            raise RemitError("account_not_found", f"Account {account_id!r} was not found.")
+        today = seller_today(account.seller, now or datetime.now(timezone.utc))
+        rows = list(session.scalars(
+            select(Invoice).where(Invoice.account_id == account.id, Invoice.customer_visible.is_(True))
+            .order_by(Invoice.due_on, Invoice.number)))
+        ids = [r.id for r in rows]
+        settled = queries.settled_by_invoice(session, ids)
+        holds = queries.reservations_by_invoice(session, ids)
+        children: dict[int, list[Invoice]] = {}
+        for row in rows:
+            if row.parent_id is not None:
+                children.setdefault(row.parent_id, []).append(row)
+        return [_view(row, children.get(row.id, []), settled, holds, today) for row in rows]
+
+
+def _view(row: Invoice, kids: list[Invoice], settled: dict[int, int], holds: dict[int, str], today: date) -> InvoiceView:
+    live_kids = [k for k in kids if not k.voided]
+    paid = sum(settled.get(k.id, 0) for k in live_kids) if kids else settled.get(row.id, 0)
+    held = combine_holds([holds.get(k.id) for k in live_kids]) if kids else holds.get(row.id)
+    total = sum(k.total_minor for k in live_kids) if kids else row.total_minor
+    state = invoice_state(voided=row.voided or (bool(kids) and not live_kids), total_minor=total, settled_minor=paid,
+                          held_by=held, due_on=row.due_on, today=today)
+    return InvoiceView(row.id, row.number, row.parent_id, row.site_name, row.currency, total, paid, state.owed_minor,
+                       row.issued_on, row.due_on, row.discount_minor, row.discount_until, state.status, state.overdue)
