@@ -43,9 +43,16 @@ def cmd_db_downgrade(args: argparse.Namespace) -> int:
 def cmd_db_seed_demo(args: argparse.Namespace) -> int:
     from sandbox.seed import seed_demo
 
+    from tasks.domain.errors import StripeMisconfigured, StripeRefused, StripeUnavailable
+
     settings = get_settings()
     _require_database(settings.database_url, schema=True)
-    summary = seed_demo(settings, only_if_empty=args.if_empty)
+    try:
+        summary = seed_demo(settings, only_if_empty=args.if_empty)
+    except (StripeUnavailable, StripeMisconfigured, StripeRefused) as exc:
+        raise CommandError(f"the demo's saved methods need Stripe at {settings.stripe_api_base} and it failed "
+                           f"({type(exc).__name__}); start the emulator (`remit sandbox stripe`) and point "
+                           "STRIPE_API_BASE at it. Nothing was seeded.") from None
     print(summary)
     return 0
 
