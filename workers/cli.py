@@ -70,10 +70,19 @@ class CommandError(Exception):
     """A command cannot go on; the message says why and what to do."""
 
 
+def _require_broker() -> None:
+    from workers.check import check_broker
+
+    finding = check_broker(get_settings())
+    if not finding.ok:
+        raise CommandError(finding.detail)
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from workers.run import run_worker
 
     _require_database(get_settings().database_url, schema=True)
+    _require_broker()
     return run_worker(args.group, processes=args.processes, threads=args.threads)
 
 
@@ -81,6 +90,7 @@ def cmd_clock(args: argparse.Namespace) -> int:
     from schedules.clock import run_clock
 
     _require_database(get_settings().database_url, schema=True)
+    _require_broker()
     return run_clock()
 
 
@@ -88,6 +98,7 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
     from workers.run import run_webhooks
 
     _require_database(get_settings().database_url, schema=True)
+    _require_broker()
     return run_webhooks(port=args.port, workers=args.workers, host=args.host)
 
 

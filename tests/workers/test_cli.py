@@ -88,3 +88,10 @@ def test_seed_demo_loads_the_demo_once(scratch_database, emulator):
     assert kinds == {"card": 4, "us_bank_account": 1}
     assert children == 3 and overdue > 0 and discounted > 0
     assert len(emulator.customers()) == 3
+
+
+@pytest.mark.parametrize("command", [["worker", "money"], ["clock"], ["webhooks"]])
+def test_processes_refuse_to_start_without_a_broker(migrated, command):
+    code, _, err = remit(*command, BROKER_URL="redis://127.0.0.1:1/0")
+    assert code == 2 and "Traceback" not in err
+    assert "cannot reach Redis at redis://127.0.0.1:1/0" in err
