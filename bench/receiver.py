@@ -1,0 +1,88 @@
+"""The webhook receiver alone: signed events posted to gunicorn with no worker running, latency per sender count.
+
+Run: python -m bench.receiver [--events 1000] [--clients 4 16]. Prints one JSON object. Shares
+bench.ingest's private database and Redis namespace (created, migrated and dropped). Read it beside
+bench.ingest, whose end-to-end latency includes the workers competing for the same cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from bench import ingest
+
+# The issue's target for the receiver's 99th percentile.
+TARGET_P99_MS = 25.0
+
+
+def main() -> None:
+    args = _parse()
+    env = ingest._environment()
+    ingest._prepare_database(env["DATABASE_URL"])
+    os.environ.update(env)
+    receiver = None
+    try:
+        events = ingest._seed(args.events * len(args.clients))
+        port = ingest._free_port()
+        receiver = ingest._start([sys.executable, "-m", "gunicorn", "workers.webhook_app:app", "--bind",
+                                  f"127.0.0.1:{port}", "--workers", str(args.receiver_workers), "--threads",
+                                  str(args.receiver_threads), "--worker-class", "gthread", "--log-level", "warning"], env)
+        ingest._wait_healthy(port)
+        bodies = [json.dumps(e).encode() for e in events]
+        runs = {}
+        for n, clients in enumerate(args.clients):
+            runs[str(clients)] = _post_all(port, bodies[n * args.events:(n + 1) * args.events], clients)
+        print(json.dumps({"events_per_run": args.events, "receiver_workers": args.receiver_workers,
+                          "receiver_threads": args.receiver_threads, "by_concurrent_senders": runs,
+                          "target_p99_ms": TARGET_P99_MS, "cpus": os.cpu_count()}))
+    finally:
+        if receiver is not None:
+            ingest._stop(receiver)
+        ingest._cleanup(env)
+
+
+def _parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1000, help="events posted per sender count")
+    parser.add_argument("--clients", type=int, nargs="+", default=[4, 16], help="concurrent senders, one run each")
+    parser.add_argument("--receiver-workers", type=int, default=2)
+    parser.add_argument("--receiver-threads", type=int, default=4)
+    return parser.parse_args()
+
+
+def _post_all(port: int, bodies: list[bytes], clients: int) -> dict:
+    local, latencies, lock = threading.local(), [], threading.Lock()
+
+    def post(body: bytes) -> int:
+        if not hasattr(local, "conn"):
+            local.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        start = time.perf_counter()
+        local.conn.request("POST", "/stripe/webhooks", body=body,
+                           headers={"Content-Type": "application/json", "Stripe-Signature": ingest._sign(body)})
+        response = local.conn.getresponse()
+        response.read()
+        with lock:
+            latencies.append(time.perf_counter() - start)
+        return response.status
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        statuses = list(pool.map(post, bodies))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
+    return {"accepted": statuses.count(200), "events_per_s": round(len(bodies) / elapsed, 1),
+            "p50_ms": round(statistics.median(latencies) * 1000, 2), "p99_ms": round(p99, 2),
+            "p99_under_target": p99 < TARGET_P99_MS}
+
+
+if __name__ == "__main__":
+    main()
