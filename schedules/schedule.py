@@ -19,6 +19,8 @@ SCHEDULE: tuple[Job, ...] = (
     Job("sweep-payments", "sweep_payments", 60),
     # Webhook events stored but never processed (broker down at receipt) are picked up within a minute.
     Job("sweep-stripe-events", "sweep_stripe_events", 60),
+    # A final failure the middleware could not record (database down) reaches failed_jobs within minutes.
+    Job("mirror-dead-letters", "mirror_dead_letters", 300),
     # Events Stripe failed to deliver, and payments stuck in flight, are checked four times an hour.
     Job("reconcile-stripe", "reconcile_stripe", 900),
     # An email whose nudge was lost goes out within about three minutes (2 min grace + 1 min interval).

@@ -7,7 +7,7 @@ import logging
 import dramatiq
 
 from workers import broker  # noqa: F401  (declares the broker before any actor)
-from tasks import accounts, method_flow, outbox, reconcile, sweeps
+from tasks import accounts, dead_letters, method_flow, outbox, reconcile, sweeps
 
 
 _log = logging.getLogger("remit.maintenance")
@@ -63,3 +63,11 @@ def sweep_emails() -> None:
 def sweep_saved_methods() -> None:
     """Re-send sync_payment_method for saved methods whose first sync message was lost."""
     _log.info("sweep_saved_methods %s", method_flow.resend_stuck_methods(_now()))
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=0, time_limit=120_000)
+def mirror_dead_letters() -> None:
+    """Record Redis dead letters that failed_jobs missed, before Redis expires them."""
+    from workers.broker import QUEUES, broker
+
+    _log.info("mirror_dead_letters %s", dead_letters.mirror_dead_letters(broker, QUEUES))

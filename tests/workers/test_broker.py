@@ -95,3 +95,21 @@ def test_an_amqp_url_builds_a_rabbitmq_broker_with_every_queue():
     assert isinstance(rabbit, RabbitmqBroker)
     assert set(QUEUES) <= rabbit.get_declared_queues()
     assert [type(m).__name__ for m in rabbit.middleware][-2:] == ["RecordFailedJobs", "Retries"]
+
+
+def test_dead_letter_mirror_records_what_the_middleware_missed(db, broker, worker):
+    from sqlalchemy import delete
+
+    from tasks.dead_letters import mirror_dead_letters
+
+    message = always_broken.send(7)
+    assert _wait(lambda: _failed(db, message.message_id) is not None)
+    worker.join()
+    with db() as session:  # as if the database had been down when the job failed for good
+        session.execute(delete(FailedJob))
+        session.commit()
+    assert mirror_dead_letters(broker, QUEUES) == {"seen": 1, "recorded": 1}
+    job = _failed(db, message.message_id)
+    assert (job.actor, job.args, job.status) == ("always_broken", [7], "dead")
+    assert "ValueError: broken invariant for 7" in job.error and "Traceback" in job.traceback
+    assert mirror_dead_letters(broker, QUEUES) == {"seen": 1, "recorded": 0}
