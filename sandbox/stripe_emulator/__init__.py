@@ -4,6 +4,13 @@
     client = stripe.StripeClient("sk_test_emulator", base_addresses={"api": emu.url})
 
 Run it as a command with `python -m sandbox.stripe_emulator --port 12111`; see STRIPE.md for the behaviour.
+
+Known differences from Stripe: refunding an ACH payment still processing is refused instead of
+cancelling the debit; SetupIntents with authentication-required cards succeed at once;
+`verification_method` is ignored (raw bank details always need microdeposits, `pm_usBankAccount_*`
+tokens are already verified); unknown parameters are accepted silently; search understands
+`field:'value'` clauses joined by AND only; webhook endpoints are registered through the control
+API, not `/v1/webhook_endpoints`; no manual capture (`requires_capture`).
 """
 
 from .emulator import Emulator
