@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -31,13 +30,10 @@ def _port(preferred: int) -> int:
     return 0 if port_answers("127.0.0.1", preferred) else preferred
 
 
-def _processes() -> list[str]:
-    names = ["worker-money", "worker-bulk", "clock"]
-    if importlib.util.find_spec("workers.webhook_app") is not None:
-        names.insert(0, "webhooks")
-    if importlib.util.find_spec("workers.dashboard") is not None:
-        names.append("dashboard")
-    return names
+def _processes(procfile: Path = Path("Procfile")) -> list[str]:
+    """Every Procfile process but `release`, whose migration run_dev has already done."""
+    names = [line.split(":", 1)[0].strip() for line in procfile.read_text().splitlines() if ":" in line]
+    return [name for name in names if name and name != "release"]
 
 
 def run_dev() -> int:
