@@ -170,9 +170,7 @@ def account_overview(account_id: int, now: datetime | None = None) -> AccountOve
     from tasks.accounts import figures_for
 
     with transaction() as session:
-        account = session.get(Account, account_id) if isinstance(account_id, int) else None
-        if account is None:
-            raise RemitError("account_not_found", f"Account {account_id!r} was not found.")
+        account = selection.find_account(session, account_id)
         figures = figures_for(session, account, now or _now())
         count = session.scalar(select(func.count()).select_from(Payment).where(Payment.account_id == account.id))
         return AccountOverview(account.id, account.currency, figures.balance_minor, figures.overdue_minor,

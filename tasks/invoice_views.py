@@ -8,11 +8,10 @@ from datetime import date, datetime, timezone
 from sqlalchemy import select
 
 from db import queries
-from db.models import Account, Invoice
+from db.models import Invoice
 from db.session import transaction
-from tasks.domain.errors import RemitError
 from tasks.domain.invoices import combine_holds, invoice_state
-from tasks.selection import seller_today
+from tasks.selection import find_account, seller_today
 
 
 @dataclass(frozen=True)
@@ -36,9 +35,7 @@ class InvoiceView:
 def list_invoices(account_id: int, now: datetime | None = None) -> list[InvoiceView]:
     """Every customer-visible invoice of the account, due date first; a parent sums its children."""
     with transaction() as session:
-        account = session.get(Account, account_id) if isinstance(account_id, int) else None
-        if account is None:
-            raise RemitError("account_not_found", f"Account {account_id!r} was not found.")
+        account = find_account(session, account_id)
         today = seller_today(account.seller, now or datetime.now(timezone.utc))
         rows = list(session.scalars(
             select(Invoice).where(Invoice.account_id == account.id, Invoice.customer_visible.is_(True))

@@ -22,13 +22,19 @@ class Selection:
     currency: str
 
 
-def load_account(session: Session, account_id: object, lock: bool) -> tuple[Account, Seller]:
-    """The account (locked when asked) and its seller, refusing unknown or disabled ones."""
+def find_account(session: Session, account_id: object, lock: bool = False) -> Account:
+    """The account (locked when asked), or a refusal when there is none with this id."""
     if isinstance(account_id, bool) or not isinstance(account_id, int):
         raise RemitError("account_not_found", f"Account {account_id!r} was not found.")
     account = queries.lock_account(session, account_id) if lock else session.get(Account, account_id)
     if account is None:
         raise RemitError("account_not_found", f"Account {account_id} was not found.")
+    return account
+
+
+def load_account(session: Session, account_id: object, lock: bool) -> tuple[Account, Seller]:
+    """The account (locked when asked) and its seller, refusing unknown or disabled ones."""
+    account = find_account(session, account_id, lock)
     seller = account.seller
     if not seller.payments_enabled or not account.portal_enabled:
         raise RemitError("payments_disabled", f"Online payments are turned off for account {account.number}.")
