@@ -24,6 +24,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from db.session import libpq_url
+
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "remit_bench"
 NAMESPACE = "remit-bench"
@@ -86,16 +88,12 @@ def _environment() -> dict[str, str]:
             "STRIPE_API_BASE": "http://127.0.0.1:9", "PYTHONPATH": str(ROOT)}
 
 
-def _libpq(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://")
-
-
 def _prepare_database(url: str) -> None:
     import psycopg
 
     from db.migrate import upgrade
 
-    with psycopg.connect(_libpq(url), autocommit=True) as connection:
+    with psycopg.connect(libpq_url(url), autocommit=True) as connection:
         connection.execute("DROP SCHEMA IF EXISTS public CASCADE")
         connection.execute("CREATE SCHEMA public")
     upgrade(url)
@@ -157,8 +155,23 @@ def _sign(body: bytes) -> str:
 
 def _run(port: int, events: list[dict[str, Any]], clients: int) -> dict[str, Any]:
     bodies = [json.dumps(e).encode() for e in events]
-    local = threading.local()
-    latencies: list[float] = []
+    started = time.perf_counter()
+    statuses, latencies, posted = post_signed(port, bodies, clients)
+    done = _wait_processed(len(events))
+    elapsed = time.perf_counter() - started
+    return {"events": len(events), "accepted": statuses.count(200), "events_per_s": round(len(events) / elapsed, 1),
+            "post_phase_s": round(posted, 3), "end_to_end_s": round(elapsed, 3),
+            "receiver_p50_ms": round(statistics.median(latencies) * 1000, 2),
+            "receiver_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
+            "processed": done}
+
+
+def post_signed(port: int, bodies: list[bytes], clients: int) -> tuple[list[int], list[float], float]:
+    """POST each body, freshly signed, from `clients` keep-alive connections.
+
+    Returns the statuses, the sorted latencies in seconds, and the seconds the whole posting took.
+    """
+    local, latencies, lock = threading.local(), [], threading.Lock()
 
     def post(body: bytes) -> int:
         if not hasattr(local, "conn"):
@@ -168,21 +181,14 @@ def _run(port: int, events: list[dict[str, Any]], clients: int) -> dict[str, Any
                            headers={"Content-Type": "application/json", "Stripe-Signature": _sign(body)})
         response = local.conn.getresponse()
         response.read()
-        latencies.append(time.perf_counter() - start)
+        with lock:
+            latencies.append(time.perf_counter() - start)
         return response.status
 
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=clients) as pool:
         statuses = list(pool.map(post, bodies))
-    posted = time.perf_counter() - started
-    done = _wait_processed(len(events))
-    elapsed = time.perf_counter() - started
-    latencies.sort()
-    return {"events": len(events), "accepted": statuses.count(200), "events_per_s": round(len(events) / elapsed, 1),
-            "post_phase_s": round(posted, 3), "end_to_end_s": round(elapsed, 3),
-            "receiver_p50_ms": round(statistics.median(latencies) * 1000, 2),
-            "receiver_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
-            "processed": done}
+    return statuses, sorted(latencies), time.perf_counter() - started
 
 
 def _wait_processed(total: int, timeout_s: float = 600) -> dict[str, int]:
@@ -272,7 +278,7 @@ def _cleanup(env: dict[str, str]) -> None:
 
     broker.flush_all()
     reset_engine()
-    url = _libpq(env["DATABASE_URL"])
+    url = libpq_url(env["DATABASE_URL"])
     admin = url.rsplit("/", 1)[0] + "/postgres"
     with psycopg.connect(admin, autocommit=True) as connection:
         connection.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")

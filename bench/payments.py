@@ -206,9 +206,10 @@ def _drive(phase: Phase, args: argparse.Namespace):
 def _poll(phase: Phase, args, requested: dict[int, float], lock: threading.Lock, errors: list):
     import psycopg
 
+    from db.session import libpq_url
     from workers.settings import get_settings
 
-    url = get_settings().database_url.replace("postgresql+psycopg://", "postgresql://")
+    url = libpq_url(get_settings().database_url)
     finals: dict[int, tuple[str, float]] = {}
     failures: dict[int, str | None] = {}
     deadline, next_report = time.monotonic() + args.timeout, time.monotonic() + 1.0

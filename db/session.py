@@ -19,6 +19,11 @@ LOCK_TIMEOUT_MS = 5000
 STATEMENT_TIMEOUT_MS = 30000
 
 
+def libpq_url(database_url: str) -> str:
+    """The SQLAlchemy URL spelled the way psycopg.connect and libpq accept it."""
+    return database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
 def make_engine(url: str, **kwargs) -> Engine:
     """An engine with timeouts that turn stuck locks into retryable errors."""
     options = f"-c lock_timeout={LOCK_TIMEOUT_MS} -c statement_timeout={STATEMENT_TIMEOUT_MS}"

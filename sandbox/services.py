@@ -21,6 +21,7 @@ import psycopg
 import redis
 from psycopg import errors, sql
 
+from db.session import libpq_url  # noqa: F401  (re-exported: callers find it here)
 from sandbox.embedded_postgres import start_embedded_postgres
 from sandbox.ports import (  # noqa: F401  (re-exported: callers find them here)
     HOST, PROBE_TIMEOUT_S, ServiceError, free_port, poll, port_answers, wait_for_port,
@@ -77,11 +78,6 @@ def normalise_database_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix):]
     return url
-
-
-def libpq_url(database_url: str) -> str:
-    """Turn a SQLAlchemy URL back into one psycopg.connect accepts."""
-    return database_url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 # --- database -------------------------------------------------------------------------------

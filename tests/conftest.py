@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from db.session import libpq_url
+
 ROOT = Path(__file__).resolve().parent.parent
 # Parallel runs on one machine (several checkouts, CI beside a developer) pick their own name.
 TEST_DATABASE = os.environ.get("REMIT_TEST_DB", "remit_test")
@@ -55,7 +57,7 @@ def migrated(database_url: str) -> str:
 
     from db.migrate import upgrade
 
-    libpq = database_url.replace("postgresql+psycopg://", "postgresql://")
+    libpq = libpq_url(database_url)
     with psycopg.connect(libpq, autocommit=True) as connection:
         connection.execute("DROP SCHEMA IF EXISTS public CASCADE")
         connection.execute("CREATE SCHEMA public")
@@ -175,7 +177,7 @@ def scratch_database(database_url):
     """An empty database beside the test database, dropped afterwards; yields its URL."""
     import psycopg
 
-    libpq = database_url.replace("postgresql+psycopg://", "postgresql://")
+    libpq = libpq_url(database_url)
     base, name = libpq.rsplit("/", 1)
     scratch = f"{name}_scratch"
     admin = f"{base}/postgres"

@@ -36,8 +36,9 @@ def check_database(url: str) -> list[Finding]:
     import psycopg
 
     from db.migrate import head_revision
+    from db.session import libpq_url
 
-    libpq = url.replace("postgresql+psycopg://", "postgresql://")
+    libpq = libpq_url(url)
     try:
         with psycopg.connect(libpq, connect_timeout=CONNECT_TIMEOUT_S) as connection:
             version = connection.execute("SHOW server_version").fetchone()[0]

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from db.session import libpq_url
 from tests.conftest import ROOT
 
 # Its own database, Redis database and namespace: never the suite's, never a real bench run's.
@@ -18,7 +19,7 @@ ARGS = ["--payments", "20", "--limited-payments", "20", "--backlog-payments", "2
 
 def _servers() -> list[str]:
     """The suite's own PostgreSQL server and Redis (local or embedded), a database of the bench's own."""
-    database = os.environ["DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
+    database = libpq_url(os.environ["DATABASE_URL"])
     base, name = database.rsplit("/", 1)
     redis_base = os.environ["BROKER_URL"].rsplit("/", 1)[0]
     return ["--admin-url", f"{base}/postgres", "--database", f"{name}_bench", "--redis-url", f"{redis_base}/12"]

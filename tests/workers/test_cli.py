@@ -8,6 +8,7 @@ import psycopg
 import pytest
 
 from db.migrate import head_revision
+from db.session import libpq_url
 
 
 def remit(*args, **env):
@@ -69,7 +70,7 @@ def test_seed_demo_without_stripe_says_so_and_seeds_nothing(scratch_database):
     code, out, err = remit("db", "seed-demo", DATABASE_URL=scratch_database, STRIPE_API_BASE="http://127.0.0.1:9")
     assert code == 2 and "Traceback" not in err
     assert "need Stripe at http://127.0.0.1:9" in err and "Nothing was seeded" in err
-    with psycopg.connect(scratch_database.replace("postgresql+psycopg://", "postgresql://")) as connection:
+    with psycopg.connect(libpq_url(scratch_database)) as connection:
         assert connection.execute("SELECT count(*) FROM sellers").fetchone()[0] == 0
 
 
@@ -80,7 +81,7 @@ def test_seed_demo_loads_the_demo_once(scratch_database, emulator):
     assert code == 0, err
     assert "3 accounts, 31 invoices, 5 saved methods" in out
     assert "already present" in remit("db", "seed-demo", "--if-empty", **env)[1]
-    with psycopg.connect(scratch_database.replace("postgresql+psycopg://", "postgresql://")) as connection:
+    with psycopg.connect(libpq_url(scratch_database)) as connection:
         kinds = dict(connection.execute("SELECT kind, count(*) FROM payment_methods GROUP BY kind").fetchall())
         children = connection.execute("SELECT count(*) FROM invoices WHERE parent_id IS NOT NULL").fetchone()[0]
         overdue = connection.execute("SELECT count(*) FROM invoices WHERE due_on < current_date").fetchone()[0]
