@@ -1,19 +1,9 @@
 """Helpers shared by the Stripe emulator tests."""
 
-import time
+from tests.helpers import wait_until  # noqa: F401  (re-exported for the emulator tests)
 
 ACH_MANDATE = {"customer_acceptance": {"type": "online", "accepted_at": 1700000000,
                                        "online": {"ip_address": "203.0.113.7", "user_agent": "pytest"}}}
-
-
-def wait_until(predicate, timeout=10.0, interval=0.02):
-    """Poll `predicate` until it is truthy or the deadline passes; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 def pay(client, method, customer=None, amount=1000, key=None, **extra):

@@ -57,7 +57,7 @@ def test_ach_failure_arrives_as_payment_failed_with_its_code(client, emu, token,
 def test_ach_settles_after_a_configured_real_delay(client, emu):
     emu.ach_settle_after_seconds = 0
     intent = pay_ach(client, "pm_usBankAccount_success")
-    assert wait_until(lambda: client.v1.payment_intents.retrieve(intent.id).status == "succeeded", timeout=5)
+    assert wait_until(lambda: client.v1.payment_intents.retrieve(intent.id).status == "succeeded", timeout_s=5)
 
 
 def test_processing_account_never_settles(client, emu):

@@ -6,10 +6,11 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select
 
-from db.models import Account, Allocation, Credit, Email, Invoice, Payment, PaymentEvent
+from db.models import Account, Allocation, Credit, Email, Payment, PaymentEvent
 from tasks import api
 from tasks.domain.errors import RemitError
 from tests import factories
+from tests.helpers import queued_messages
 
 
 @pytest.fixture()
@@ -41,21 +42,14 @@ def test_paying_invoices_reserves_them_and_queues_execution(world, broker):
     assert [(a.invoice_id, a.amount_minor, a.state) for a in _rows(world.db, Allocation)] == [
         (world.invoices[1], 10_001, "reserved"), (world.invoices[0], 10_000, "reserved")]
     assert [(e.from_status, e.to_status, e.source) for e in _rows(world.db, PaymentEvent)] == [(None, "pending", "api")]
-    [queued] = [m for m in _queued(broker, "payments")]
+    [queued] = [m for m in queued_messages(broker, "payments")]
     assert queued.actor_name == "execute_payment" and queued.args == (payment.id,)
-
-
-def _queued(broker, queue):
-    from dramatiq import Message
-
-    key = f"{broker.namespace}:{queue}.msgs"
-    return [Message.decode(raw) for raw in broker.client.hvals(key)]
 
 
 def test_nothing_is_sent_when_the_request_is_refused(world, broker):
     with pytest.raises(RemitError):
         api.pay_invoices(world.account_id, [world.invoices[0], 99_999], world.card, "k1")
-    assert _queued(broker, "payments") == []
+    assert queued_messages(broker, "payments") == []
 
 
 def test_second_request_with_same_key_returns_first_payment(world, broker):
@@ -63,7 +57,7 @@ def test_second_request_with_same_key_returns_first_payment(world, broker):
     second = api.pay_invoices(world.account_id, list(reversed(world.invoices[:2])), world.card, "k1")
     assert second.replayed and second.payment_id == first.payment_id and second.lines == first.lines
     assert len(_rows(world.db, Payment)) == 1
-    assert len(_queued(broker, "payments")) == 1
+    assert len(queued_messages(broker, "payments")) == 1
 
 
 def test_twenty_threads_with_the_same_request_make_one_payment(world):
@@ -157,7 +151,7 @@ def test_preview_writes_nothing(world, broker):
     assert preview.total_minor == 15_000
     assert [(l.invoice_id, l.amount_minor) for l in preview.lines] == [(world.invoices[1], 10_001),
                                                                       (world.invoices[0], 4_999)]
-    assert _rows(world.db, Payment) == [] and _queued(broker, "payments") == []
+    assert _rows(world.db, Payment) == [] and queued_messages(broker, "payments") == []
 
 
 def test_short_payment_applies_oldest_first_and_keeps_reason(world):
@@ -190,7 +184,7 @@ def test_future_pay_on_makes_a_scheduled_payment_with_a_confirmation(world, brok
     receipt = api.pay_invoices(world.account_id, world.invoices[:1], world.card, "k1", pay_on=day)
     assert (receipt.status, receipt.scheduled_for) == ("scheduled", day)
     assert [e.kind for e in _rows(world.db, Email)] == ["scheduled_confirmed"]
-    assert _queued(broker, "payments") == []
+    assert queued_messages(broker, "payments") == []
 
 
 def test_canceling_a_scheduled_payment_frees_its_invoices(world):

@@ -1,15 +1,10 @@
 """Balances are recomputed from the ledger after every money movement, coalesced per account."""
 
-from datetime import datetime, timedelta, timezone
-
-from dramatiq import Message
+from datetime import timedelta
 
 from db.models import Account
 from tasks import accounts, api, execution
-
-
-def _queued(broker, queue):
-    return [Message.decode(raw) for raw in broker.client.hvals(f"{broker.namespace}:{queue}.msgs")]
+from tests.helpers import queued_messages
 
 
 def _account(shop):
@@ -21,7 +16,7 @@ def test_payment_marks_the_account_stale_and_one_nudge_is_sent(shop, emulator, b
     api.pay_invoices(shop.account_id, shop.invoices[:1], shop.methods["visa"], "a", now=shop.now)
     api.pay_invoices(shop.account_id, shop.invoices[1:2], shop.methods["visa"], "b", now=shop.now)
     assert _account(shop).balance_stale_since is not None
-    assert [m.args for m in _queued(broker, "balances")] == [(shop.account_id,)]
+    assert [m.args for m in queued_messages(broker, "balances")] == [(shop.account_id,)]
 
 
 def test_recompute_follows_the_ledger_through_a_payment(shop, emulator):
@@ -59,5 +54,5 @@ def test_sweeper_nudges_accounts_left_stale(shop, broker):
         session.commit()
     broker.flush_all()
     assert accounts.sweep_stale_balances(shop.now) == {"stale": 1}
-    assert [m.args for m in _queued(broker, "balances")] == [(shop.account_id,)]
+    assert [m.args for m in queued_messages(broker, "balances")] == [(shop.account_id,)]
     assert accounts.sweep_stale_balances(shop.now - timedelta(minutes=10)) == {"stale": 0}

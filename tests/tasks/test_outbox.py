@@ -6,7 +6,6 @@ import socket
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from dramatiq import Message
 from sqlalchemy import select, update
 
 from db import queries
@@ -16,6 +15,7 @@ from tasks import outbox
 from tasks.gateways.mail import MailGateway, MailRejected, MailUnavailable, use_mail_gateway
 from tests import factories
 from tests.emails import contexts
+from tests.helpers import queued_messages
 
 NOW = datetime(2026, 11, 22, 18, 0, tzinfo=timezone.utc)
 SENDER = "Acme Payments <payments@mail.remit.test>"
@@ -169,7 +169,7 @@ def test_a_missing_email_is_a_bug(db, smtp):
 
 
 def _queued_ids(broker):
-    return sorted(Message.decode(raw).args[0] for raw in broker.client.hvals(f"{broker.namespace}:emails.msgs"))
+    return sorted(message.args[0] for message in queued_messages(broker, "emails"))
 
 
 def test_sweep_resends_only_stale_queued_rows(db, broker):

@@ -2,7 +2,6 @@
 
 from datetime import date, datetime, timedelta, timezone
 
-from dramatiq import Message
 from sqlalchemy import select
 
 from db.models import Payment, PaymentEvent
@@ -10,12 +9,9 @@ from schedules import clock
 from schedules.schedule import SCHEDULE
 from tasks import execution, sweeps
 from tests import factories
+from tests.helpers import queued_messages
 
 NOW = datetime(2026, 11, 22, 18, 0, tzinfo=timezone.utc)
-
-
-def _queued(broker, queue):
-    return [Message.decode(raw) for raw in broker.client.hvals(f"{broker.namespace}:{queue}.msgs")]
 
 
 def _make(db, status, updated_at, **extra):
@@ -35,7 +31,7 @@ def test_sweeper_resends_payments_stuck_past_the_grace_period(db, broker):
     _make(db, "submitting", NOW - timedelta(hours=1), last_attempt_at=NOW - timedelta(seconds=30))
     _make(db, "succeeded", NOW - timedelta(days=1))
     assert sweeps.sweep_payments(NOW) == {"pending": 1, "submitting": 1}
-    assert sorted(m.args[0] for m in _queued(broker, "payments")) == [stale_pending, stale_submitting]
+    assert sorted(m.args[0] for m in queued_messages(broker, "payments")) == [stale_pending, stale_submitting]
 
 
 def test_swept_payment_left_by_a_lost_message_gets_charged(shop, emulator, broker):
@@ -47,7 +43,7 @@ def test_swept_payment_left_by_a_lost_message_gets_charged(shop, emulator, broke
         session.get(Payment, receipt.payment_id).updated_at = NOW - timedelta(minutes=5)
         session.commit()
     assert sweeps.sweep_payments(NOW) == {"pending": 1, "submitting": 0}
-    [message] = _queued(broker, "payments")
+    [message] = queued_messages(broker, "payments")
     assert execution.execute_payment(message.args[0], NOW) == "succeeded"
 
 
@@ -60,7 +56,7 @@ def test_dispatcher_starts_due_scheduled_payments_once(db, broker):
         assert session.get(Payment, due).status == "pending"
         events = session.scalars(select(PaymentEvent).where(PaymentEvent.payment_id == due)).all()
     assert [(e.from_status, e.to_status, e.source) for e in events] == [("scheduled", "pending", "clock")]
-    assert [m.args[0] for m in _queued(broker, "payments")] == [due]
+    assert [m.args[0] for m in queued_messages(broker, "payments")] == [due]
 
 
 def test_dispatcher_uses_the_sellers_calendar_day(db, broker):
@@ -68,7 +64,7 @@ def test_dispatcher_uses_the_sellers_calendar_day(db, broker):
         seller = factories.seller(session, timezone="America/Los_Angeles")
         account = factories.account(session, seller)
         method = factories.method(session, account)
-        payment = factories.payment(session, account, method, status="scheduled", scheduled_for=date(2026, 11, 23))
+        factories.payment(session, account, method, status="scheduled", scheduled_for=date(2026, 11, 23))
         session.commit()
     # 03:00 UTC on the 23rd is still the 22nd in Los Angeles.
     assert sweeps.dispatch_due_payments(datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc)) == {"dispatched": 0}
@@ -82,7 +78,7 @@ def test_clock_sends_each_job_once_per_period(db, broker):
     assert clock.run_once(NOW) == [job.name for job in SCHEDULE]
     assert clock.run_once(NOW + timedelta(seconds=1)) == []
     assert clock.run_once(NOW + timedelta(seconds=60)) == [job.name for job in minutely]
-    assert sorted(m.actor_name for m in _queued(broker, "maintenance")) == sorted(
+    assert sorted(m.actor_name for m in queued_messages(broker, "maintenance")) == sorted(
         [job.actor for job in SCHEDULE] + [job.actor for job in minutely])
 
 

@@ -1,12 +1,10 @@
 """Messages go through the real Redis broker to a real worker; final failures land in failed_jobs."""
 
-import time
-
 import dramatiq
-import pytest
 from sqlalchemy import select
 
 from db.models import FailedJob
+from tests.helpers import wait_until
 from workers.broker import QUEUES, build_middleware
 
 processed: list[int] = []
@@ -31,15 +29,6 @@ def declines(n: int) -> None:
     raise BusinessOutcome("card declined")
 
 
-def _wait(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_every_queue_of_the_design_is_declared(broker):
     assert set(QUEUES) <= broker.get_declared_queues()
 
@@ -60,7 +49,7 @@ def test_message_is_processed_by_a_real_worker(broker, worker):
 
 def test_final_failure_is_recorded_with_traceback(db, broker, worker):
     message = always_broken.send(42)
-    assert _wait(lambda: _failed(db, message.message_id) is not None)
+    wait_until(lambda: _failed(db, message.message_id) is not None, timeout_s=10.0)
     job = _failed(db, message.message_id)
     assert job.actor == "always_broken"
     assert job.queue == "maintenance"
@@ -103,7 +92,7 @@ def test_dead_letter_mirror_records_what_the_middleware_missed(db, broker, worke
     from tasks.dead_letters import mirror_dead_letters
 
     message = always_broken.send(7)
-    assert _wait(lambda: _failed(db, message.message_id) is not None)
+    wait_until(lambda: _failed(db, message.message_id) is not None, timeout_s=10.0)
     worker.join()
     with db() as session:  # as if the database had been down when the job failed for good
         session.execute(delete(FailedJob))

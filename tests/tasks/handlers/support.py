@@ -11,13 +11,14 @@ import time
 from contextlib import contextmanager
 from datetime import date, datetime, timezone
 from socketserver import ThreadingMixIn
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from sqlalchemy import func, select
 
 from db.models import Allocation, Dispute, Email, Payment, PaymentEvent, Refund, StripeEvent
 from tests import factories
+from tests.helpers import wait_until  # noqa: F401  (re-exported for the webhook tests)
 from tests.conftest import TEST_WEBHOOK_SECRETS
 
 SECRET = TEST_WEBHOOK_SECRETS[0]
@@ -66,18 +67,6 @@ def receiver() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-def wait_until(predicate: Callable[[], Any], timeout_s: float = 15.0, interval_s: float = 0.05) -> Any:
-    """Poll until predicate is truthy; fail the test at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s}s")
-        time.sleep(interval_s)
 
 
 def now() -> datetime:
