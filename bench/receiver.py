@@ -8,14 +8,10 @@ bench.ingest, whose end-to-end latency includes the workers competing for the sa
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import statistics
 import sys
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
 
 from bench import ingest
 
@@ -59,25 +55,7 @@ def _parse() -> argparse.Namespace:
 
 
 def _post_all(port: int, bodies: list[bytes], clients: int) -> dict:
-    local, latencies, lock = threading.local(), [], threading.Lock()
-
-    def post(body: bytes) -> int:
-        if not hasattr(local, "conn"):
-            local.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        start = time.perf_counter()
-        local.conn.request("POST", "/stripe/webhooks", body=body,
-                           headers={"Content-Type": "application/json", "Stripe-Signature": ingest._sign(body)})
-        response = local.conn.getresponse()
-        response.read()
-        with lock:
-            latencies.append(time.perf_counter() - start)
-        return response.status
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=clients) as pool:
-        statuses = list(pool.map(post, bodies))
-    elapsed = time.perf_counter() - started
-    latencies.sort()
+    statuses, latencies, elapsed = ingest.post_signed(port, bodies, clients)
     p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
     return {"accepted": statuses.count(200), "events_per_s": round(len(bodies) / elapsed, 1),
             "p50_ms": round(statistics.median(latencies) * 1000, 2), "p99_ms": round(p99, 2),
