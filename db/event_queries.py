@@ -7,9 +7,10 @@ from typing import Any, Sequence
 
 from sqlalchemy import Connection, select, text, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
-from db.models import Account, Allocation, Credit, Dispute, Invoice, Payment, PaymentMethod, Refund, StripeEvent
+from db.models import Allocation, Credit, Dispute, Invoice, Payment, PaymentMethod, Refund, StripeEvent
+from db.queries import lock_payment_where
 from tasks.domain.states import EventStatus, PaymentStatus
 
 # The receiver's one statement: raw JSON goes straight to jsonb, no re-serialisation in Python.
@@ -93,31 +94,22 @@ def list_due_unsettled_payments(session: Session, now: datetime, status: Payment
     return list(session.scalars(statement))
 
 
-def _locked_payment(session: Session, condition) -> Payment | None:
-    """One payment locked FOR UPDATE, loaded with the method, account and seller its emails need."""
-    return session.scalar(
-        select(Payment).where(condition)
-        .options(joinedload(Payment.method), joinedload(Payment.account).joinedload(Account.seller))
-        .with_for_update(of=Payment).execution_options(populate_existing=True)
-    )
-
-
 def lock_payment_for_intent(session: Session, intent_id: str | None, payment_id: int | None) -> Payment | None:
     """The payment a PaymentIntent belongs to, by intent id or else by our id in its metadata, locked."""
     if intent_id:
-        found = _locked_payment(session, Payment.stripe_payment_intent_id == intent_id)
+        found = lock_payment_where(session, Payment.stripe_payment_intent_id == intent_id)
         if found is not None:
             return found
     if payment_id is None:
         return None
-    return _locked_payment(session, Payment.id == payment_id)
+    return lock_payment_where(session, Payment.id == payment_id)
 
 
 def lock_payment_for_charge(session: Session, charge_id: str | None, intent_id: str | None,
                             payment_id: int | None) -> Payment | None:
     """The payment a charge belongs to: by charge id, then intent id, then metadata; locked."""
     if charge_id:
-        found = _locked_payment(session, Payment.stripe_charge_id == charge_id)
+        found = lock_payment_where(session, Payment.stripe_charge_id == charge_id)
         if found is not None:
             return found
     return lock_payment_for_intent(session, intent_id, payment_id)

@@ -29,8 +29,13 @@ def get_payment(session: Session, payment_id: int) -> Payment:
 
 def lock_payment(session: Session, payment_id: int) -> Payment | None:
     """The payment row, locked FOR UPDATE and freshly loaded, with its method, account and seller."""
+    return lock_payment_where(session, Payment.id == payment_id)
+
+
+def lock_payment_where(session: Session, condition) -> Payment | None:
+    """The one payment matching condition, locked and loaded with what its transitions and emails read."""
     return session.scalar(
-        select(Payment).where(Payment.id == payment_id)
+        select(Payment).where(condition)
         .options(joinedload(Payment.method), joinedload(Payment.account).joinedload(Account.seller))
         .with_for_update(of=Payment).execution_options(populate_existing=True)
     )
