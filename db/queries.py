@@ -8,8 +8,13 @@ from typing import Any, Sequence
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
-from db.models import Account, Allocation, Email, Invoice, Payment, PaymentEvent
+from db.models import Account, Allocation, Email, Invoice, Payment, PaymentEvent, PaymentMethod, Seller
+
+# Writes nothing in the transaction reads back go to the tables directly: no ORM unit of work.
+_EVENTS = PaymentEvent.__table__
+_EMAILS = Email.__table__
 
 
 class RowMissing(LookupError):
@@ -33,12 +38,24 @@ def lock_payment(session: Session, payment_id: int) -> Payment | None:
 
 
 def lock_payment_where(session: Session, condition) -> Payment | None:
-    """The one payment matching condition, locked and loaded with what its transitions and emails read."""
-    return session.scalar(
-        select(Payment).where(condition)
-        .options(joinedload(Payment.method), joinedload(Payment.account).joinedload(Account.seller))
-        .with_for_update(of=Payment).execution_options(populate_existing=True)
-    )
+    """The one payment matching condition, locked and loaded with what its transitions and emails read.
+
+    Its method, account and seller come in the same row (plain joins cost less than eager loaders)
+    and are set as loaded relationships, so reading them issues no query.
+    """
+    row = session.execute(
+        select(Payment, PaymentMethod, Account, Seller)
+        .join(PaymentMethod, PaymentMethod.id == Payment.payment_method_id)
+        .join(Account, Account.id == Payment.account_id).join(Seller, Seller.id == Account.seller_id)
+        .where(condition).with_for_update(of=Payment).execution_options(populate_existing=True)
+    ).first()
+    if row is None:
+        return None
+    payment, method, account, seller = row
+    set_committed_value(payment, "method", method)
+    set_committed_value(payment, "account", account)
+    set_committed_value(account, "seller", seller)
+    return payment
 
 
 def find_payment_by_intent(session: Session, intent_id: str) -> Payment | None:
@@ -58,8 +75,10 @@ def lock_invoices(session: Session, invoice_ids: Sequence[int]) -> list[Invoice]
 
 def move_allocations(session: Session, payment_id: int, from_state: str, to_state: str) -> int:
     """Move this payment's allocations between states; return how many moved."""
-    result = session.execute(
-        update(Allocation).where(Allocation.payment_id == payment_id, Allocation.state == from_state)
+    # On the session's connection: a plain UPDATE, without the ORM's bulk-update bookkeeping.
+    result = session.connection().execute(
+        update(Allocation.__table__).where(Allocation.__table__.c.payment_id == payment_id,
+                                           Allocation.__table__.c.state == from_state)
         .values(state=to_state)
     )
     return result.rowcount
@@ -67,31 +86,32 @@ def move_allocations(session: Session, payment_id: int, from_state: str, to_stat
 
 def add_payment_event(session: Session, payment: Payment, *, from_status: str | None, to_status: str, source: str,
                       applied: bool = True, detail: dict[str, Any] | None = None, at: datetime | None = None) -> None:
-    """One line on the payment's timeline."""
-    event = PaymentEvent(payment_id=payment.id, from_status=from_status, to_status=to_status, applied=applied,
-                         source=source, detail=detail or {})
+    """One line on the payment's timeline, inserted at once (nothing reads it back in the transaction)."""
+    values = dict(payment_id=payment.id, from_status=from_status, to_status=to_status, applied=applied,
+                  source=source, detail=detail or {})
     if at is not None:
-        event.at = at
-    session.add(event)
+        values["at"] = at
+    session.connection().execute(_EVENTS.insert().values(values))
 
 
 def add_email(session: Session, *, kind: str, recipient: str, context: dict[str, Any], dedupe_key: str,
               seller_id: int, account_id: int | None = None, payment_id: int | None = None) -> int | None:
     """Queue an outbox row; return its id, or None when one with this dedupe key exists."""
     statement = (
-        insert(Email)
+        insert(_EMAILS)
         .values(kind=kind, recipient=recipient, context=context, dedupe_key=dedupe_key, seller_id=seller_id,
                 account_id=account_id, payment_id=payment_id, status="queued", attempts=0)
-        .on_conflict_do_nothing(index_elements=[Email.dedupe_key])
-        .returning(Email.id)
+        .on_conflict_do_nothing(index_elements=[_EMAILS.c.dedupe_key])
+        .returning(_EMAILS.c.id)
     )
-    return session.scalar(statement)
+    return session.connection().scalar(statement)
 
 
 def mark_balance_stale(session: Session, account_id: int, now: datetime) -> bool:
     """Flag the account's figures for recomputation; True when this call set the flag."""
-    return bool(session.execute(
-        update(Account).where(Account.id == account_id, Account.balance_stale_since.is_(None))
+    accounts = Account.__table__
+    return bool(session.connection().execute(
+        update(accounts).where(accounts.c.id == account_id, accounts.c.balance_stale_since.is_(None))
         .values(balance_stale_since=now)
     ).rowcount)
 

@@ -63,8 +63,9 @@ def _move_money(session: Session, payment: Payment, target: PaymentStatus) -> No
     credit_move = CREDIT_MOVES.get(target)
     # Only custom amounts and deposits carry credit; skipping the others saves a statement per event.
     if credit_move is not None and payment.kind != PaymentKind.INVOICES:
-        session.execute(
-            update(Credit).where(Credit.payment_id == payment.id, Credit.state == credit_move[0])
+        credits = Credit.__table__
+        session.connection().execute(
+            update(credits).where(credits.c.payment_id == payment.id, credits.c.state == credit_move[0])
             .values(state=credit_move[1])
         )
 
