@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from db.models import Account, Allocation, Email, Invoice, Payment, PaymentEvent, PaymentMethod, Seller
@@ -73,6 +73,14 @@ def lock_invoices(session: Session, invoice_ids: Sequence[int]) -> list[Invoice]
     return list(session.scalars(statement))
 
 
+def lock_payment_invoices(session: Session, payment_id: int) -> list[Invoice]:
+    """The invoices the payment's allocations point at, locked FOR UPDATE in id order."""
+    return list(session.scalars(
+        select(Invoice).join(Allocation, Allocation.invoice_id == Invoice.id).where(Allocation.payment_id == payment_id)
+        .order_by(Invoice.id).with_for_update(of=Invoice).execution_options(populate_existing=True)
+    ).unique())
+
+
 def move_allocations(session: Session, payment_id: int, from_state: str, to_state: str) -> int:
     """Move this payment's allocations between states; return how many moved."""
     # On the session's connection: a plain UPDATE, without the ORM's bulk-update bookkeeping.
@@ -118,10 +126,15 @@ def mark_balance_stale(session: Session, account_id: int, now: datetime) -> bool
 
 def lock_account(session: Session, account_id: int) -> Account | None:
     """The account row locked FOR UPDATE: money requests of one account run one at a time."""
-    return session.scalar(
-        select(Account).where(Account.id == account_id).options(joinedload(Account.seller))
+    row = session.execute(
+        select(Account, Seller).join(Seller, Seller.id == Account.seller_id).where(Account.id == account_id)
         .with_for_update(of=Account).execution_options(populate_existing=True)
-    )
+    ).first()
+    if row is None:
+        return None
+    account, seller = row
+    set_committed_value(account, "seller", seller)
+    return account
 
 
 def find_payment_by_key(session: Session, account_id: int, idempotency_key: str) -> Payment | None:
@@ -130,33 +143,39 @@ def find_payment_by_key(session: Session, account_id: int, idempotency_key: str)
     )
 
 
-def list_children(session: Session, parent_ids: Sequence[int]) -> list[Invoice]:
-    if not parent_ids:
-        return []
-    return list(session.scalars(select(Invoice).where(Invoice.parent_id.in_(parent_ids)).order_by(Invoice.id)))
+def invoices_with_children(session: Session, invoice_ids: Sequence[int], lock: bool) -> list[Invoice]:
+    """The invoices and the children of any parent among them, in id order; locked FOR UPDATE when asked."""
+    statement = (
+        select(Invoice).where(or_(Invoice.id.in_(invoice_ids), Invoice.parent_id.in_(invoice_ids)))
+        .order_by(Invoice.id)
+    )
+    if lock:
+        statement = statement.with_for_update().execution_options(populate_existing=True)
+    return list(session.scalars(statement))
 
 
 def settled_by_invoice(session: Session, invoice_ids: Sequence[int]) -> dict[int, int]:
     """Money applied to each invoice, discounts taken included."""
+    return {invoice_id: settled for invoice_id, (settled, _) in standing_of_invoices(session, invoice_ids).items()}
+
+
+def standing_of_invoices(session: Session, invoice_ids: Sequence[int]) -> dict[int, tuple[int, str | None]]:
+    """For each invoice with allocations: (money applied, discounts included; status of the payment holding it).
+
+    One statement for both, since every payment request needs both; an invoice with neither is absent.
+    """
     if not invoice_ids:
         return {}
+    applied = Allocation.state == "applied"
     rows = session.execute(
-        select(Allocation.invoice_id, func.sum(Allocation.amount_minor + Allocation.discount_minor))
-        .where(Allocation.invoice_id.in_(invoice_ids), Allocation.state == "applied")
+        select(Allocation.invoice_id,
+               func.coalesce(func.sum(Allocation.amount_minor + Allocation.discount_minor).filter(applied), 0),
+               func.max(Payment.status).filter(Allocation.state == "reserved"))
+        .join(Payment, Payment.id == Allocation.payment_id)
+        .where(Allocation.invoice_id.in_(invoice_ids), Allocation.state.in_(("applied", "reserved")))
         .group_by(Allocation.invoice_id)
     )
-    return {invoice_id: int(total) for invoice_id, total in rows}
-
-
-def reservations_by_invoice(session: Session, invoice_ids: Sequence[int]) -> dict[int, str]:
-    """For each reserved invoice, the status of the payment holding it."""
-    if not invoice_ids:
-        return {}
-    rows = session.execute(
-        select(Allocation.invoice_id, Payment.status).join(Payment, Payment.id == Allocation.payment_id)
-        .where(Allocation.invoice_id.in_(invoice_ids), Allocation.state == "reserved")
-    )
-    return {invoice_id: status for invoice_id, status in rows}
+    return {invoice_id: (int(settled), held) for invoice_id, settled, held in rows}
 
 
 def list_payable_invoices(session: Session, account_id: int) -> list[Invoice]:
@@ -167,14 +186,6 @@ def list_payable_invoices(session: Session, account_id: int) -> list[Invoice]:
                               Invoice.customer_visible.is_(True), Invoice.id.not_in(parent))
         .order_by(Invoice.id)
     ))
-
-
-def list_allocations(session: Session, payment_id: int) -> list[Allocation]:
-    return list(session.scalars(select(Allocation).where(Allocation.payment_id == payment_id).order_by(Allocation.id)))
-
-
-def find_invoices(session: Session, invoice_ids: Sequence[int]) -> list[Invoice]:
-    return list(session.scalars(select(Invoice).where(Invoice.id.in_(invoice_ids)).order_by(Invoice.id)))
 
 
 def list_allocation_lines(session: Session, payment_id: int) -> list[tuple[int, str, int, int]]:

@@ -228,13 +228,16 @@ def _create(session: Session, account: Account, method_id: int, kind: PaymentKin
                       idempotency_key=key, request_hash=fingerprint, attempt=0, refunded_minor=0, **extra)
     session.add(payment)
     session.flush()
-    for line in plan.lines:
-        session.add(Allocation(payment_id=payment.id, invoice_id=line.invoice_id, amount_minor=line.amount_minor,
-                               discount_minor=line.discount_minor, state="reserved"))
+    # Straight to the tables: nothing in this transaction reads these rows back as objects.
+    connection = session.connection()
+    if plan.lines:
+        connection.execute(Allocation.__table__.insert(), [
+            dict(payment_id=payment.id, invoice_id=line.invoice_id, amount_minor=line.amount_minor,
+                 discount_minor=line.discount_minor, state="reserved") for line in plan.lines])
     if plan.credit_minor:
-        session.add(Credit(account_id=account.id, payment_id=payment.id, amount_minor=plan.credit_minor,
-                           currency=currency, state="pending", note=extra.get("note")))
-    session.flush()
+        connection.execute(Credit.__table__.insert().values(
+            account_id=account.id, payment_id=payment.id, amount_minor=plan.credit_minor, currency=currency,
+            state="pending", note=extra.get("note")))
     queries.add_payment_event(session, payment, from_status=None, to_status=status, source="api",
                               detail={"warnings": list(plan.warnings)} if plan.warnings else {})
     balance_moved(session, account.id, _now())

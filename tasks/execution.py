@@ -81,8 +81,7 @@ def _record_attempt(payment_id: int, now: datetime) -> Charge | str:
 
 def _last_look(session, payment) -> tuple[str, str] | None:
     """Re-read the invoices under lock right before money moves."""
-    allocations = queries.list_allocations(session, payment.id)
-    invoices = queries.lock_invoices(session, [a.invoice_id for a in allocations])
+    invoices = queries.lock_payment_invoices(session, payment.id)
     voided = [i for i in invoices if i.voided]
     if voided:
         return "invoice_voided", f"Invoice {voided[0].number} was voided before the payment was made."

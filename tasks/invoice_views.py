@@ -41,8 +41,9 @@ def list_invoices(account_id: int, now: datetime | None = None) -> list[InvoiceV
             select(Invoice).where(Invoice.account_id == account.id, Invoice.customer_visible.is_(True))
             .order_by(Invoice.due_on, Invoice.number)))
         ids = [r.id for r in rows]
-        settled = queries.settled_by_invoice(session, ids)
-        holds = queries.reservations_by_invoice(session, ids)
+        standing = queries.standing_of_invoices(session, ids)
+        settled = {invoice_id: paid for invoice_id, (paid, _) in standing.items()}
+        holds = {invoice_id: held for invoice_id, (_, held) in standing.items() if held is not None}
         children: dict[int, list[Invoice]] = {}
         for row in rows:
             if row.parent_id is not None:

@@ -66,9 +66,9 @@ def load_method(session: Session, account: Account, seller: Seller, method_id: o
 def select_invoices(session: Session, account: Account, seller: Seller, invoice_ids: object, lock: bool) -> Selection:
     """The payable invoices a selection means (a parent brings its children), all checked."""
     ids = check_invoice_ids(invoice_ids, seller.max_invoices_per_payment)
-    children = queries.list_children(session, ids)
-    wanted = sorted(set(ids) | {c.id for c in children})
-    rows = queries.lock_invoices(session, wanted) if lock else queries.find_invoices(session, wanted)
+    rows = queries.invoices_with_children(session, ids, lock)
+    asked = set(ids)
+    children = [r for r in rows if r.parent_id in asked]
     by_id = {r.id: r for r in rows if r.account_id == account.id and r.customer_visible}
     missing = [i for i in ids if i not in by_id]
     if missing:
@@ -97,14 +97,13 @@ def _leaves(ids: list[int], by_id: dict[int, Invoice], children: list[Invoice]) 
 
 def _open(session: Session, leaves: list[Invoice], by_id: dict[int, Invoice], ids: list[int]) -> list[OpenInvoice]:
     leaf_ids = [i.id for i in leaves]
-    settled = queries.settled_by_invoice(session, leaf_ids)
-    reserved = queries.reservations_by_invoice(session, leaf_ids)
+    standing = queries.standing_of_invoices(session, leaf_ids)
     open_invoices = []
     for invoice in leaves:
-        if invoice.id in reserved:
-            state = "scheduled" if reserved[invoice.id] == PaymentStatus.SCHEDULED else "pending"
+        paid, held = standing.get(invoice.id, (0, None))
+        if held is not None:
+            state = "scheduled" if held == PaymentStatus.SCHEDULED else "pending"
             raise RemitError("invoice_unavailable", f"Invoice {invoice.number} already has a {state} payment.")
-        paid = settled.get(invoice.id, 0)
         if paid >= invoice.total_minor:
             if invoice.id in ids:
                 raise RemitError("invoice_paid", f"Invoice {invoice.number} is already paid.")
@@ -123,10 +122,11 @@ def open_account_invoices(session: Session, account: Account, lock: bool) -> lis
     if lock:
         rows = queries.lock_invoices(session, [r.id for r in rows])
     ids = [r.id for r in rows]
-    settled = queries.settled_by_invoice(session, ids)
-    reserved = queries.reservations_by_invoice(session, ids)
-    return [
-        OpenInvoice(r.id, r.number, r.due_on, r.total_minor, settled.get(r.id, 0), r.discount_minor, r.discount_until)
-        for r in rows
-        if r.id not in reserved and settled.get(r.id, 0) < r.total_minor and r.currency == account.currency
-    ]
+    standing = queries.standing_of_invoices(session, ids)
+    open_invoices = []
+    for r in rows:
+        paid, held = standing.get(r.id, (0, None))
+        if held is None and paid < r.total_minor and r.currency == account.currency:
+            open_invoices.append(OpenInvoice(r.id, r.number, r.due_on, r.total_minor, paid, r.discount_minor,
+                                             r.discount_until))
+    return open_invoices

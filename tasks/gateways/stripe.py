@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import http.client
+import ssl
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import stripe
 
@@ -231,6 +235,66 @@ def method_details(pm: Any) -> MethodDetails:
     return MethodDetails(id=pm["id"], kind="us_bank_account", last4=bank["last4"], bank_name=bank.get("bank_name"))
 
 
+class KeepAliveClient(stripe.HTTPClient):
+    """The SDK's HTTP transport on http.client: one kept-alive connection per thread and host.
+
+    The SDK's default (requests) reads proxy settings from the whole environment and builds a
+    session request on every call; this does only what a Stripe call needs. A failed connection is
+    dropped and reported as retryable, so the SDK's own retry (with the same idempotency key)
+    reconnects.
+    """
+
+    name = "remit-keepalive"
+
+    def __init__(self, timeout_s: float):
+        super().__init__()
+        self._timeout_s = timeout_s
+        self._local = threading.local()
+
+    def request(self, method: str, url: str, headers, post_data=None, *, _usage=None):
+        parts = urlsplit(url)
+        target = parts.path + ("?" + parts.query if parts.query else "")
+        connection = self._connection(parts.scheme, parts.netloc)
+        body = post_data.encode("utf-8") if isinstance(post_data, str) else post_data
+        try:
+            connection.request(method.upper(), target, body=body, headers=dict(headers or {}))
+            response = connection.getresponse()
+            content = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            self._drop(parts.scheme, parts.netloc)
+            raise stripe.APIConnectionError(f"Network error talking to Stripe: {type(exc).__name__}: {exc}",
+                                            should_retry=True) from exc
+        if response.will_close:
+            self._drop(parts.scheme, parts.netloc)
+        # An HTTPMessage: header lookups are case-insensitive, as the SDK expects.
+        return content, response.status, response.msg
+
+    def request_stream(self, method: str, url: str, headers, post_data=None, *, _usage=None):
+        raise NotImplementedError("Remit makes no streaming Stripe calls")
+
+    def close(self) -> None:
+        for connection in getattr(self._local, "connections", {}).values():
+            connection.close()
+        self._local.connections = {}
+
+    def _connection(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
+        connections = self._local.__dict__.setdefault("connections", {})
+        connection = connections.get((scheme, netloc))
+        if connection is None:
+            if scheme == "https":
+                context = ssl.create_default_context(cafile=stripe.ca_bundle_path)
+                connection = http.client.HTTPSConnection(netloc, timeout=self._timeout_s, context=context)
+            else:
+                connection = http.client.HTTPConnection(netloc, timeout=self._timeout_s)
+            connections[(scheme, netloc)] = connection
+        return connection
+
+    def _drop(self, scheme: str, netloc: str) -> None:
+        connection = getattr(self._local, "connections", {}).pop((scheme, netloc), None)
+        if connection is not None:
+            connection.close()
+
+
 def build_gateway(api_key: str, api_base: str, timeout_s: float, redis_url: str | None,
                   requests_per_second: float, network_retries: int = 1,
                   limiter_namespace: str = "remit") -> StripeGateway:
@@ -239,7 +303,7 @@ def build_gateway(api_key: str, api_base: str, timeout_s: float, redis_url: str 
 
     client = stripe.StripeClient(
         api_key, base_addresses={"api": api_base}, max_network_retries=network_retries,
-        http_client=stripe.RequestsClient(timeout=timeout_s),
+        http_client=KeepAliveClient(timeout_s),
     )
     limiter = None
     if redis_url:
