@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Sequence
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Row, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -58,6 +58,12 @@ def lock_payment_where(session: Session, condition) -> Payment | None:
     return payment
 
 
+def touch_payment_attempt(session: Session, payment_id: int, now: datetime) -> None:
+    """Record that execute_payment is retrying the payment's current attempt now."""
+    payments = Payment.__table__
+    session.connection().execute(update(payments).where(payments.c.id == payment_id).values(last_attempt_at=now))
+
+
 def find_payment_by_intent(session: Session, intent_id: str) -> Payment | None:
     return session.scalar(select(Payment).where(Payment.stripe_payment_intent_id == intent_id))
 
@@ -73,12 +79,29 @@ def lock_invoices(session: Session, invoice_ids: Sequence[int]) -> list[Invoice]
     return list(session.scalars(statement))
 
 
-def lock_payment_invoices(session: Session, payment_id: int) -> list[Invoice]:
-    """The invoices the payment's allocations point at, locked FOR UPDATE in id order."""
-    return list(session.scalars(
-        select(Invoice).join(Allocation, Allocation.invoice_id == Invoice.id).where(Allocation.payment_id == payment_id)
-        .order_by(Invoice.id).with_for_update(of=Invoice).execution_options(populate_existing=True)
-    ).unique())
+def lock_payment_invoices(session: Session, payment_id: int) -> list[Row]:
+    """(id, number, voided) of the invoices the payment's allocations point at, locked FOR UPDATE in id order."""
+    invoices, allocations = Invoice.__table__, Allocation.__table__
+    return list(session.connection().execute(
+        select(invoices.c.id, invoices.c.number, invoices.c.voided)
+        .join(allocations, allocations.c.invoice_id == invoices.c.id).where(allocations.c.payment_id == payment_id)
+        .order_by(invoices.c.id).with_for_update(of=invoices)
+    ))
+
+
+def lock_payment_for_charge(session: Session, payment_id: int) -> Row | None:
+    """The payment row locked FOR UPDATE, as the columns a Stripe charge needs from it, its method and account."""
+    payments, methods, accounts = Payment.__table__, PaymentMethod.__table__, Account.__table__
+    return session.connection().execute(
+        select(payments.c.id, payments.c.status, payments.c.attempt, payments.c.first_attempt_at,
+               payments.c.amount_minor, payments.c.currency, payments.c.account_id, payments.c.scheduled_for,
+               methods.c.status.label("method_status"), methods.c.kind.label("method_kind"),
+               methods.c.stripe_payment_method_id, methods.c.mandate_accepted_at, methods.c.mandate_ip,
+               methods.c.mandate_user_agent, accounts.c.stripe_customer_id, accounts.c.billing_email, accounts.c.name)
+        .join(methods, methods.c.id == payments.c.payment_method_id)
+        .join(accounts, accounts.c.id == payments.c.account_id)
+        .where(payments.c.id == payment_id).with_for_update(of=payments)
+    ).first()
 
 
 def move_allocations(session: Session, payment_id: int, from_state: str, to_state: str) -> int:
@@ -94,8 +117,16 @@ def move_allocations(session: Session, payment_id: int, from_state: str, to_stat
 
 def add_payment_event(session: Session, payment: Payment, *, from_status: str | None, to_status: str, source: str,
                       applied: bool = True, detail: dict[str, Any] | None = None, at: datetime | None = None) -> None:
-    """One line on the payment's timeline, inserted at once (nothing reads it back in the transaction)."""
-    values = dict(payment_id=payment.id, from_status=from_status, to_status=to_status, applied=applied,
+    """One line on the payment's timeline."""
+    add_payment_event_row(session, payment.id, from_status=from_status, to_status=to_status, source=source,
+                          applied=applied, detail=detail, at=at)
+
+
+def add_payment_event_row(session: Session, payment_id: int, *, from_status: str | None, to_status: str,
+                          source: str, applied: bool = True, detail: dict[str, Any] | None = None,
+                          at: datetime | None = None) -> None:
+    """One line on the timeline of a payment known by id, inserted at once (nothing reads it back)."""
+    values = dict(payment_id=payment_id, from_status=from_status, to_status=to_status, applied=applied,
                   source=source, detail=detail or {})
     if at is not None:
         values["at"] = at
@@ -166,14 +197,15 @@ def standing_of_invoices(session: Session, invoice_ids: Sequence[int]) -> dict[i
     """
     if not invoice_ids:
         return {}
-    applied = Allocation.state == "applied"
-    rows = session.execute(
-        select(Allocation.invoice_id,
-               func.coalesce(func.sum(Allocation.amount_minor + Allocation.discount_minor).filter(applied), 0),
-               func.max(Payment.status).filter(Allocation.state == "reserved"))
-        .join(Payment, Payment.id == Allocation.payment_id)
-        .where(Allocation.invoice_id.in_(invoice_ids), Allocation.state.in_(("applied", "reserved")))
-        .group_by(Allocation.invoice_id)
+    allocations, payments = Allocation.__table__, Payment.__table__
+    rows = session.connection().execute(
+        select(allocations.c.invoice_id,
+               func.coalesce(func.sum(allocations.c.amount_minor + allocations.c.discount_minor)
+                             .filter(allocations.c.state == "applied"), 0),
+               func.max(payments.c.status).filter(allocations.c.state == "reserved"))
+        .join(payments, payments.c.id == allocations.c.payment_id)
+        .where(allocations.c.invoice_id.in_(invoice_ids), allocations.c.state.in_(("applied", "reserved")))
+        .group_by(allocations.c.invoice_id)
     )
     return {invoice_id: (int(settled), held) for invoice_id, settled, held in rows}
 

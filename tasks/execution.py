@@ -18,7 +18,7 @@ from tasks.domain.errors import StripeRefused
 from tasks.domain.intents import failure_fields, target_for_intent
 from tasks.domain.states import PaymentStatus
 from tasks.gateways.stripe import IntentResult, Mandate, get_gateway, payment_intent_params
-from tasks.ledger import apply_transition, record_event
+from tasks.ledger import apply_transition, record_event, record_quiet_transition
 
 SOURCE = "worker:execute_payment"
 
@@ -56,52 +56,53 @@ def execute_payment(payment_id: int, now: datetime) -> str:
 
 
 def _record_attempt(payment_id: int, now: datetime) -> Charge | str:
+    """Decide the attempt and commit its key before any Stripe call; plain statements on the common path."""
     with transaction() as session:
-        payment = queries.lock_payment(session, payment_id)
-        if payment is None:
+        row = queries.lock_payment_for_charge(session, payment_id)
+        if row is None:
             raise queries.RowMissing(f"payment {payment_id} does not exist")
-        decision = decide_attempt(payment.id, payment.status, payment.attempt, payment.first_attempt_at, now)
+        decision = decide_attempt(row.id, row.status, row.attempt, row.first_attempt_at, now)
         if decision.step == Step.NOTHING:
-            return f"nothing to do: payment is {payment.status}"
-        problem = _last_look(session, payment)
+            return f"nothing to do: payment is {row.status}"
+        problem = _last_look(session, row)
         if problem is not None:
+            payment = queries.lock_payment(session, payment_id)
             payment.failure_code, payment.failure_message = problem
             apply_transition(session, payment, PaymentStatus.FAILED, source=SOURCE, now=now,
                              detail={"last_look": problem[0]})
             return f"failed: {problem[0]}"
-        if payment.status == PaymentStatus.PENDING:
-            apply_transition(session, payment, PaymentStatus.SUBMITTING, source=SOURCE, now=now,
-                             detail={"attempt": decision.attempt, "stripe_idempotency_key": decision.idempotency_key})
-            payment.attempt = decision.attempt
-            payment.stripe_idempotency_key = decision.idempotency_key
-            payment.first_attempt_at = payment.first_attempt_at or now
-        payment.last_attempt_at = now
-        return _charge(session, payment, decision)
+        if row.status == PaymentStatus.PENDING:
+            record_quiet_transition(
+                session, row.id, PaymentStatus.PENDING, PaymentStatus.SUBMITTING, source=SOURCE, now=now,
+                detail={"attempt": decision.attempt, "stripe_idempotency_key": decision.idempotency_key},
+                attempt=decision.attempt, stripe_idempotency_key=decision.idempotency_key,
+                first_attempt_at=row.first_attempt_at or now, last_attempt_at=now,
+            )
+        else:
+            queries.touch_payment_attempt(session, row.id, now)
+        return _charge(row, decision)
 
 
-def _last_look(session, payment) -> tuple[str, str] | None:
+def _last_look(session, row) -> tuple[str, str] | None:
     """Re-read the invoices under lock right before money moves."""
-    invoices = queries.lock_payment_invoices(session, payment.id)
-    voided = [i for i in invoices if i.voided]
+    voided = [i for i in queries.lock_payment_invoices(session, row.id) if i.voided]
     if voided:
         return "invoice_voided", f"Invoice {voided[0].number} was voided before the payment was made."
-    if payment.method.status != "active":
+    if row.method_status != "active":
         return "method_unavailable", "The payment method can no longer be used."
     return None
 
 
-def _charge(session, payment, decision: Attempt) -> Charge:
-    account, method = payment.account, payment.method
+def _charge(row, decision: Attempt) -> Charge:
     mandate = None
-    if method.mandate_accepted_at is not None:
-        mandate = Mandate(int(method.mandate_accepted_at.timestamp()), method.mandate_ip or "", method.mandate_user_agent or "")
+    if row.mandate_accepted_at is not None:
+        mandate = Mandate(int(row.mandate_accepted_at.timestamp()), row.mandate_ip or "", row.mandate_user_agent or "")
     params = payment_intent_params(
-        payment_id=payment.id, account_id=account.id, amount_minor=payment.amount_minor, currency=payment.currency,
-        customer_id=account.stripe_customer_id or "", payment_method=method.stripe_payment_method_id,
-        method_kind=method.kind, off_session=payment.scheduled_for is not None, mandate=mandate,
+        payment_id=row.id, account_id=row.account_id, amount_minor=row.amount_minor, currency=row.currency,
+        customer_id=row.stripe_customer_id or "", payment_method=row.stripe_payment_method_id,
+        method_kind=row.method_kind, off_session=row.scheduled_for is not None, mandate=mandate,
     )
-    return Charge(payment.id, account.id, decision, params, account.stripe_customer_id, account.billing_email,
-                  account.name)
+    return Charge(row.id, row.account_id, decision, params, row.stripe_customer_id, row.billing_email, row.name)
 
 
 def _ensure_customer(charge: Charge) -> str:

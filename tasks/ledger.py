@@ -13,7 +13,9 @@ from db.models import Account, Allocation, Credit, Invoice, Payment, PaymentMeth
 from tasks import outbox
 from tasks.accounts import balance_moved
 from tasks.domain.outcomes import allocation_move, email_for
-from tasks.domain.states import FINAL_STATUSES, CreditState, PaymentKind, PaymentStatus, can_transition
+from tasks.domain.states import (
+    FINAL_STATUSES, CreditState, MethodKind, PaymentKind, PaymentStatus, can_transition,
+)
 
 P = PaymentStatus
 # Moving between these changes no balance figure: all of them count as pending.
@@ -48,6 +50,31 @@ def apply_transition(session: Session, payment: Payment, target: PaymentStatus, 
     if not (current in IN_FLIGHT and target in IN_FLIGHT):
         balance_moved(session, payment.account_id, now)
     return True
+
+
+def record_quiet_transition(session: Session, payment_id: int, current: PaymentStatus, target: PaymentStatus, *,
+                            source: str, now: datetime, detail: dict[str, Any], **values: Any) -> None:
+    """A transition that moves no money, owes no email and changes no balance figure, as two plain statements.
+
+    For the hot path of a payment whose row the caller already holds locked and whose status it read
+    there; values are further payment columns to set in the same UPDATE.
+    """
+    if not is_quiet(current, target):
+        raise ValueError(f"{current} -> {target} is not a quiet transition; use apply_transition")
+    payments = Payment.__table__
+    session.connection().execute(
+        update(payments).where(payments.c.id == payment_id, payments.c.status == current)
+        .values(status=target, updated_at=now, **values)
+    )
+    queries.add_payment_event_row(session, payment_id, from_status=current, to_status=target, source=source,
+                                  detail=detail, at=now)
+
+
+def is_quiet(current: PaymentStatus, target: PaymentStatus) -> bool:
+    """True when apply_transition would only change the status and add a timeline line."""
+    emails = {email_for(method, kind, current, target) for method in MethodKind for kind in PaymentKind}
+    return (can_transition(current, target) and current in IN_FLIGHT and target in IN_FLIGHT
+            and allocation_move(target) is None and target not in CREDIT_MOVES and emails == {None})
 
 
 def record_event(session: Session, payment: Payment, *, source: str, now: datetime, detail: dict[str, Any]) -> None:
@@ -100,10 +127,11 @@ def payment_email_context(session: Session, payment: Payment, account: Account, 
                           seller: Seller | None = None) -> dict[str, Any]:
     """Everything a payment email shows, as JSON-safe values (amounts stay integers in minor units)."""
     seller = seller or session.get(Seller, account.seller_id)
-    rows = session.execute(
-        select(Invoice.number, Invoice.site_name, Allocation.amount_minor, Allocation.discount_minor)
-        .join(Allocation, Allocation.invoice_id == Invoice.id)
-        .where(Allocation.payment_id == payment.id).order_by(Invoice.due_on, Invoice.number)
+    invoices, allocations = Invoice.__table__, Allocation.__table__
+    rows = session.connection().execute(
+        select(invoices.c.number, invoices.c.site_name, allocations.c.amount_minor, allocations.c.discount_minor)
+        .join(allocations, allocations.c.invoice_id == invoices.c.id)
+        .where(allocations.c.payment_id == payment.id).order_by(invoices.c.due_on, invoices.c.number)
     ).all()
     return {
         "payment_id": payment.id,
