@@ -145,13 +145,14 @@ def _record_outcome(payment_id: int, result: IntentResult, now: datetime) -> str
         raise UnexpectedIntentState(f"payment {payment_id}: PaymentIntent {result.id} is {result.status}")
     with transaction() as session:
         payment = queries.lock_payment(session, payment_id)
+        values = {}
         if result.id and payment.stripe_payment_intent_id is None:
-            payment.stripe_payment_intent_id = result.id
+            values["stripe_payment_intent_id"] = result.id
         if result.charge_id and payment.stripe_charge_id is None:
-            payment.stripe_charge_id = result.charge_id
+            values["stripe_charge_id"] = result.charge_id
         if target == PaymentStatus.FAILED and payment.status == PaymentStatus.SUBMITTING:
-            payment.failure_code, payment.failure_message = failure_fields(
+            values["failure_code"], values["failure_message"] = failure_fields(
                 result.error_code, result.decline_code, result.error_message)
         detail = {"payment_intent": result.id, "intent_status": result.status, "attempt": payment.attempt}
-        apply_transition(session, payment, target, source=SOURCE, now=now, detail=detail)
+        apply_transition(session, payment, target, source=SOURCE, now=now, detail=detail, values=values)
         return str(target)

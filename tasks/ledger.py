@@ -31,18 +31,22 @@ CREDIT_MOVES = {
 
 
 def apply_transition(session: Session, payment: Payment, target: PaymentStatus, *, source: str, now: datetime,
-                     detail: dict[str, Any] | None = None) -> bool:
-    """Move the payment to target if the table allows it; otherwise record the refusal. True if applied."""
+                     detail: dict[str, Any] | None = None, values: dict[str, Any] | None = None) -> bool:
+    """Move the payment to target if the table allows it; otherwise record the refusal. True if applied.
+
+    values are further payment columns to store either way (in the transition's own UPDATE when it applies).
+    """
     current = PaymentStatus(payment.status)
     if current == target or not can_transition(current, target):
         reason = "already in this state" if current == target else "transition not allowed"
+        queries.set_payment_columns(session, payment, **(values or {}))
         queries.add_payment_event(session, payment, from_status=current, to_status=target, source=source,
                                   applied=False, detail={**(detail or {}), "ignored": reason}, at=now)
         return False
-    payment.status = target
-    payment.updated_at = now
+    columns = {**(values or {}), "status": target, "updated_at": now}
     if target in FINAL_STATUSES or target == P.SUCCEEDED:
-        payment.finished_at = now
+        columns["finished_at"] = now
+    queries.set_payment_columns(session, payment, **columns)
     _move_money(session, payment, target)
     queries.add_payment_event(session, payment, from_status=current, to_status=target, source=source,
                               detail=detail or {}, at=now)

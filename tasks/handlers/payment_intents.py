@@ -40,18 +40,22 @@ def apply_intent(session: Session, payment: Payment, event_type: str, intent: di
         ledger.record_event(session, payment, source=source, now=now,
                             detail={**detail, "ignored": "payment already past this event"})
         return PROCESSED
-    if payment.status != target and can_transition(payment.status, target):
-        _copy_fields(payment, intent, target)
-    ledger.apply_transition(session, payment, target, source=source, now=now, detail=detail)
+    moves = payment.status != target and can_transition(payment.status, target)
+    values = _fields(payment, intent, target) if moves else {}
+    ledger.apply_transition(session, payment, target, source=source, now=now, detail=detail, values=values)
     return PROCESSED
 
 
-def _copy_fields(payment: Payment, intent: dict[str, Any], target: PaymentStatus) -> None:
-    payment.stripe_payment_intent_id = payment.stripe_payment_intent_id or intent["id"]
+def _fields(payment: Payment, intent: dict[str, Any], target: PaymentStatus) -> dict[str, Any]:
+    """The payment columns the intent fills in: ids we did not have yet, and why it failed."""
+    values: dict[str, Any] = {}
+    if payment.stripe_payment_intent_id is None:
+        values["stripe_payment_intent_id"] = intent["id"]
     charge_id = object_id(intent.get("latest_charge"))
-    if charge_id and target in (P.SUCCEEDED, P.PROCESSING):
-        payment.stripe_charge_id = payment.stripe_charge_id or charge_id
+    if charge_id and target in (P.SUCCEEDED, P.PROCESSING) and payment.stripe_charge_id is None:
+        values["stripe_charge_id"] = charge_id
     error = intent.get("last_payment_error") or {}
     if target in (P.FAILED, P.REQUIRES_ACTION) and error:
-        payment.failure_code, payment.failure_message = failure_fields(
+        values["failure_code"], values["failure_message"] = failure_fields(
             error.get("code"), error.get("decline_code"), error.get("message"))
+    return values
