@@ -71,13 +71,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--backlog-payments", type=int, default=600,
                         help="payments requested before the workers start, then drained under the limit (0 skips)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes")
-    parser.add_argument("--threads", type=int, default=8, help="threads per worker process")
+    parser.add_argument("--threads", type=int, default=4,
+                        help="threads per worker process (the Procfile's worker-money runs 4)")
     parser.add_argument("--rps", type=int, default=100, help="the emulator's limit in the rate-limited phase")
     parser.add_argument("--limiter-rps", type=float, default=None,
                         help="STRIPE_REQUESTS_PER_SECOND in the rate-limited phase (default: --rps)")
     parser.add_argument("--prefetch", type=int, default=None,
                         help="dramatiq_queue_prefetch, per process (default: --threads, one message per thread)")
-    parser.add_argument("--submitters", type=int, default=8, help="threads calling pay_invoices concurrently")
+    parser.add_argument("--submitters", type=int, default=4,
+                        help="threads calling pay_invoices concurrently, as a web tier's request threads")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds a phase may take to reach final states")
     parser.add_argument("--worker-log", type=Path, default=Path(tempfile.gettempdir()) / "remit-bench-workers.log",
                         help="where the workers' output goes (truncated at the start of a run)")

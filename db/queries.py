@@ -183,20 +183,24 @@ def lock_account(session: Session, account_id: int) -> Account | None:
 
 
 def find_payment_by_key(session: Session, account_id: int, idempotency_key: str) -> Payment | None:
-    return session.scalar(
-        select(Payment).where(Payment.account_id == account_id, Payment.idempotency_key == idempotency_key)
+    """The account's payment made with this request key; the usual answer, none, costs no object loading."""
+    payments = Payment.__table__
+    payment_id = session.connection().scalar(
+        select(payments.c.id).where(payments.c.account_id == account_id, payments.c.idempotency_key == idempotency_key)
     )
+    return session.get(Payment, payment_id) if payment_id is not None else None
 
 
-def invoices_with_children(session: Session, invoice_ids: Sequence[int], lock: bool) -> list[Invoice]:
-    """The invoices and the children of any parent among them, in id order; locked FOR UPDATE when asked."""
+def invoices_with_children(session: Session, invoice_ids: Sequence[int], lock: bool) -> list[Row]:
+    """The invoices and the children of any parent among them, as rows in id order; locked FOR UPDATE when asked."""
+    invoices = Invoice.__table__
     statement = (
-        select(Invoice).where(or_(Invoice.id.in_(invoice_ids), Invoice.parent_id.in_(invoice_ids)))
-        .order_by(Invoice.id)
+        select(invoices).where(or_(invoices.c.id.in_(invoice_ids), invoices.c.parent_id.in_(invoice_ids)))
+        .order_by(invoices.c.id)
     )
     if lock:
-        statement = statement.with_for_update().execution_options(populate_existing=True)
-    return list(session.scalars(statement))
+        statement = statement.with_for_update()
+    return list(session.connection().execute(statement))
 
 
 def settled_by_invoice(session: Session, invoice_ids: Sequence[int]) -> dict[int, int]:

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from db import queries
-from db.models import Account, Invoice, PaymentMethod, Seller
+from db.models import Account, PaymentMethod, Seller
 from tasks.domain.allocation import OpenInvoice
 from tasks.domain.errors import RemitError
 from tasks.domain.requests import check_invoice_ids
@@ -83,7 +84,7 @@ def select_invoices(session: Session, account: Account, seller: Seller, invoice_
     return Selection(_open(session, leaves, by_id, ids), currencies.pop())
 
 
-def _leaves(ids: list[int], by_id: dict[int, Invoice], children: list[Invoice]) -> list[Invoice]:
+def _leaves(ids: list[int], by_id: dict[int, Row], children: list[Row]) -> list[Row]:
     parents = {c.parent_id for c in children}
     for invoice_id in ids:
         if by_id[invoice_id].voided:
@@ -95,7 +96,7 @@ def _leaves(ids: list[int], by_id: dict[int, Invoice], children: list[Invoice]) 
     return list(leaves.values())
 
 
-def _open(session: Session, leaves: list[Invoice], by_id: dict[int, Invoice], ids: list[int]) -> list[OpenInvoice]:
+def _open(session: Session, leaves: list[Row], by_id: dict[int, Row], ids: list[int]) -> list[OpenInvoice]:
     leaf_ids = [i.id for i in leaves]
     standing = queries.standing_of_invoices(session, leaf_ids)
     open_invoices = []
