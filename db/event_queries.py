@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Sequence
 
-from sqlalchemy import Connection, select, text, update
+from sqlalchemy import Connection, Row, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -38,11 +38,20 @@ def find_event(session: Session, event_id: str) -> StripeEvent | None:
     return session.get(StripeEvent, event_id)
 
 
-def lock_event(session: Session, event_id: str) -> StripeEvent | None:
-    """The event row FOR UPDATE: two deliveries of one event are processed one after the other."""
-    return session.scalar(
-        select(StripeEvent).where(StripeEvent.id == event_id).with_for_update()
-        .execution_options(populate_existing=True)
+def lock_event(session: Session, event_id: str) -> Row | None:
+    """(status, payload) of the event, locked FOR UPDATE: two deliveries of one event run one after the other."""
+    events = StripeEvent.__table__
+    return session.connection().execute(
+        select(events.c.status, events.c.payload).where(events.c.id == event_id).with_for_update()
+    ).first()
+
+
+def mark_event(session: Session, event_id: str, status: str, note: str | None, now: datetime) -> None:
+    """Record how processing ended, counting the attempt."""
+    events = StripeEvent.__table__
+    session.connection().execute(
+        update(events).where(events.c.id == event_id)
+        .values(status=status, error=note, processed_at=now, attempts=events.c.attempts + 1)
     )
 
 

@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Iterator
 
-from db.event_queries import lock_event, record_event_failure
+from db.event_queries import lock_event, mark_event, record_event_failure
 from db.session import transaction
 from tasks.domain.states import EventStatus
 from tasks.handlers import handle_event
@@ -21,8 +21,7 @@ def process_event(event_id: str, now: datetime) -> str | None:
         if row is None or row.status in DONE:
             return None
         handled = handle_event(session, row.payload, now)
-        row.status, row.error, row.processed_at = handled.status, handled.note, now
-        row.attempts += 1
+        mark_event(session, event_id, handled.status, handled.note, now)
         return handled.status
 
 
