@@ -72,8 +72,9 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--receiver-workers", type=int, default=2)
     parser.add_argument("--receiver-threads", type=int, default=4)
     parser.add_argument("--worker-processes", type=int, default=2)
-    parser.add_argument("--worker-threads", type=int, default=8)
-    parser.add_argument("--prefetch", type=int, default=16)
+    # As the Procfile's worker-money runs the webhooks queue: 4 threads, one prefetched message per thread.
+    parser.add_argument("--worker-threads", type=int, default=4)
+    parser.add_argument("--prefetch", type=int, default=4)
     return parser.parse_args()
 
 
