@@ -7,6 +7,10 @@ The target (95% of the Stripe budget used, nothing failed by rate limiting) is j
 rate-limited end-to-end phase; the backlog phase shows the same workers draining a queue of
 already-requested payments, where request handling does not compete for the CPU.
 
+The two end-to-end phases start on warm workers, as long-running workers are: --warmup payments
+(not counted) go through each phase's fresh worker processes first, so their connection pools,
+prepared statements and caches exist before the clock starts. The backlog phase starts cold.
+
 Prints one JSON object on stdout; progress goes to stderr. Exits 1 when a phase does not finish in time.
 """
 
@@ -58,6 +62,7 @@ class Phase:
     orders: list[Order]
     emulator_rps: int | None
     limiter_rps: float
+    warmup: tuple[Order, ...] = ()
     # Request everything before the workers start: a backlog (DESIGN's burst of due payments) drained
     # at the Stripe budget, with no request traffic competing for the CPU.
     backlog: bool = False
@@ -71,6 +76,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--backlog-payments", type=int, default=600,
                         help="payments requested before the workers start, then drained under the limit (0 skips)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes")
+    parser.add_argument("--warmup", type=int, default=50,
+                        help="uncounted payments through each end-to-end phase's workers before timing (0: cold)")
     parser.add_argument("--threads", type=int, default=4,
                         help="threads per worker process (the Procfile's worker-money runs 4)")
     parser.add_argument("--rps", type=int, default=100, help="the emulator's limit in the rate-limited phase")
@@ -145,6 +152,11 @@ def run_phase(phase: Phase, args: argparse.Namespace, stack: Stack, emulator) ->
     workers = Workers(environ, args.workers, args.threads, ("payments",), args.worker_log)
     try:
         workers.wait_ready()
+        if phase.warmup:
+            warmup = Phase(f"{phase.name}_warmup", list(phase.warmup), phase.emulator_rps, phase.limiter_rps)
+            _, _, _, warmed = _drive(warmup, args)
+            if not warmed:
+                raise RuntimeError(f"{warmup.name}: the warm-up payments did not all reach a final state")
         log(f"{phase.name}: {args.workers}x{args.threads} workers ready, requesting {len(phase.orders)} payments")
         started = time.time()
         requested, finals, failures, finished = _drive(phase, args)
@@ -283,18 +295,20 @@ def run(args: argparse.Namespace) -> dict:
     try:
         create_database(stack)
         clear_redis(stack)
-        orders = seed(args.payments + args.limited_payments + args.backlog_payments)
+        orders = seed(args.payments + args.limited_payments + args.backlog_payments + 2 * args.warmup)
         log(f"seeded {len(orders)} invoices on {math.ceil(len(orders) / PAYMENTS_PER_ACCOUNT)} accounts")
+        warmups, orders = orders[:2 * args.warmup], orders[2 * args.warmup:]
         phases = [
-            Phase("unthrottled", orders[:args.payments], None, UNTHROTTLED_LIMITER_RPS),
+            Phase("unthrottled", orders[:args.payments], None, UNTHROTTLED_LIMITER_RPS,
+                  warmup=tuple(warmups[:args.warmup])),
             Phase("rate_limited", orders[args.payments:args.payments + args.limited_payments], args.rps,
-                  args.limiter_rps or args.rps),
+                  args.limiter_rps or args.rps, warmup=tuple(warmups[args.warmup:])),
         ]
         if args.backlog_payments:
             phases.append(Phase("rate_limited_backlog", orders[args.payments + args.limited_payments:], args.rps,
                                 args.limiter_rps or args.rps, backlog=True))
         report = {"payments": args.payments, "limited_payments": args.limited_payments,
-                  "backlog_payments": args.backlog_payments,
+                  "backlog_payments": args.backlog_payments, "warmup_payments_per_phase": args.warmup,
                   "workers": {"processes": args.workers, "threads": args.threads, "prefetch": args.prefetch or args.threads}}
         for phase in phases:
             report[phase.name] = run_phase(phase, args, stack, emulator)

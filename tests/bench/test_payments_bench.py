@@ -14,7 +14,7 @@ from tests.conftest import ROOT
 
 # Its own database, Redis database and namespace: never the suite's, never a real bench run's.
 ARGS = ["--payments", "20", "--limited-payments", "20", "--backlog-payments", "20", "--workers", "1",
-        "--threads", "2", "--rps", "100", "--timeout", "25", "--namespace", "remit-bench-test"]
+        "--threads", "2", "--rps", "100", "--timeout", "25", "--namespace", "remit-bench-test", "--warmup", "5"]
 
 
 def _servers() -> list[str]:
@@ -44,3 +44,5 @@ def test_bench_drives_every_payment_to_a_final_state_and_prints_one_json_report(
         assert phase["failed_by_rate_limit"] == 0
         assert phase["stripe_requests"] >= 20
     assert report["rate_limited"]["budget_rps"] == 100
+    # Warm-up payments go through the workers first and are not counted in the phase.
+    assert report["warmup_payments_per_phase"] == 5
