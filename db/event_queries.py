@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Sequence
 
-from sqlalchemy import Connection, Row, select, text, update
+from sqlalchemy import Connection, Row, bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from db.models import Allocation, Credit, Dispute, Invoice, Payment, PaymentMethod, Refund, StripeEvent
-from db.queries import lock_payment_where
+from db.queries import lock_payment_by
 from tasks.domain.states import EventStatus, PaymentStatus
 
 # The receiver's one statement: raw JSON goes straight to jsonb, no re-serialisation in Python.
@@ -20,6 +20,11 @@ _INSERT_EVENT = text(
     " ON CONFLICT (id) DO NOTHING RETURNING id"
 )
 _EVENT_STATUS = text("SELECT status FROM stripe_events WHERE id = :id")
+_EVENTS = StripeEvent.__table__
+_LOCK_EVENT = select(_EVENTS.c.status, _EVENTS.c.payload).where(_EVENTS.c.id == bindparam("id")).with_for_update()
+_MARK_EVENT = (
+    update(_EVENTS).where(_EVENTS.c.id == bindparam("_id")).values(attempts=_EVENTS.c.attempts + 1)
+)
 
 
 def insert_event(connection: Connection, *, event_id: str, event_type: str, livemode: bool, payload: str,
@@ -40,19 +45,13 @@ def find_event(session: Session, event_id: str) -> StripeEvent | None:
 
 def lock_event(session: Session, event_id: str) -> Row | None:
     """(status, payload) of the event, locked FOR UPDATE: two deliveries of one event run one after the other."""
-    events = StripeEvent.__table__
-    return session.connection().execute(
-        select(events.c.status, events.c.payload).where(events.c.id == event_id).with_for_update()
-    ).first()
+    return session.connection().execute(_LOCK_EVENT, {"id": event_id}).first()
 
 
 def mark_event(session: Session, event_id: str, status: str, note: str | None, now: datetime) -> None:
     """Record how processing ended, counting the attempt."""
-    events = StripeEvent.__table__
-    session.connection().execute(
-        update(events).where(events.c.id == event_id)
-        .values(status=status, error=note, processed_at=now, attempts=events.c.attempts + 1)
-    )
+    session.connection().execute(_MARK_EVENT, {"_id": event_id, "status": status, "error": note,
+                                               "processed_at": now})
 
 
 def store_event(session: Session, event: dict[str, Any], now: datetime) -> bool:
@@ -106,19 +105,19 @@ def list_due_unsettled_payments(session: Session, now: datetime, status: Payment
 def lock_payment_for_intent(session: Session, intent_id: str | None, payment_id: int | None) -> Payment | None:
     """The payment a PaymentIntent belongs to, by intent id or else by our id in its metadata, locked."""
     if intent_id:
-        found = lock_payment_where(session, Payment.stripe_payment_intent_id == intent_id)
+        found = lock_payment_by(session, "stripe_payment_intent_id", intent_id)
         if found is not None:
             return found
     if payment_id is None:
         return None
-    return lock_payment_where(session, Payment.id == payment_id)
+    return lock_payment_by(session, "id", payment_id)
 
 
 def lock_payment_for_charge(session: Session, charge_id: str | None, intent_id: str | None,
                             payment_id: int | None) -> Payment | None:
     """The payment a charge belongs to: by charge id, then intent id, then metadata; locked."""
     if charge_id:
-        found = lock_payment_where(session, Payment.stripe_charge_id == charge_id)
+        found = lock_payment_by(session, "stripe_charge_id", charge_id)
         if found is not None:
             return found
     return lock_payment_for_intent(session, intent_id, payment_id)

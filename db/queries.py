@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Sequence
 
-from sqlalchemy import Row, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import BigInteger, Row, any_, bindparam, func, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -15,6 +15,82 @@ from db.models import Account, Allocation, Email, Invoice, Payment, PaymentEvent
 # Writes nothing in the transaction reads back go to the tables directly: no ORM unit of work.
 _EVENTS = PaymentEvent.__table__
 _EMAILS = Email.__table__
+_PAYMENTS, _METHODS, _ACCOUNTS = Payment.__table__, PaymentMethod.__table__, Account.__table__
+_INVOICES, _ALLOCATIONS = Invoice.__table__, Allocation.__table__
+_IDS = ARRAY(BigInteger)
+
+# The statements of the payment and webhook hot paths are built once, with their values bound at
+# execution: building a statement per call (and keying it for the compiled cache) cost more than
+# running it. Lists go in as one array parameter, so the SQL text, and the server's prepared
+# statement, is the same for any number of ids.
+
+
+def _lock_payment_by(column: str):
+    return (
+        select(Payment, PaymentMethod, Account, Seller)
+        .join(PaymentMethod, PaymentMethod.id == Payment.payment_method_id)
+        .join(Account, Account.id == Payment.account_id).join(Seller, Seller.id == Account.seller_id)
+        .where(getattr(Payment, column) == bindparam("value")).with_for_update(of=Payment)
+        .execution_options(populate_existing=True)
+    )
+
+
+_LOCK_PAYMENT_BY = {column: _lock_payment_by(column)
+                    for column in ("id", "stripe_payment_intent_id", "stripe_charge_id")}
+_UPDATE_PAYMENT = update(_PAYMENTS).where(_PAYMENTS.c.id == bindparam("_id"))
+_UPDATE_PAYMENT_IN_STATUS = update(_PAYMENTS).where(_PAYMENTS.c.id == bindparam("_id"),
+                                                    _PAYMENTS.c.status == bindparam("_status"))
+_LOCK_PAYMENT_INVOICES = (
+    select(_INVOICES.c.id, _INVOICES.c.number, _INVOICES.c.voided)
+    .join(_ALLOCATIONS, _ALLOCATIONS.c.invoice_id == _INVOICES.c.id)
+    .where(_ALLOCATIONS.c.payment_id == bindparam("payment_id"))
+    .order_by(_INVOICES.c.id).with_for_update(of=_INVOICES)
+)
+_LOCK_FOR_CHARGE = (
+    select(_PAYMENTS.c.id, _PAYMENTS.c.status, _PAYMENTS.c.attempt, _PAYMENTS.c.first_attempt_at,
+           _PAYMENTS.c.amount_minor, _PAYMENTS.c.currency, _PAYMENTS.c.account_id, _PAYMENTS.c.scheduled_for,
+           _METHODS.c.status.label("method_status"), _METHODS.c.kind.label("method_kind"),
+           _METHODS.c.stripe_payment_method_id, _METHODS.c.mandate_accepted_at, _METHODS.c.mandate_ip,
+           _METHODS.c.mandate_user_agent, _ACCOUNTS.c.stripe_customer_id, _ACCOUNTS.c.billing_email,
+           _ACCOUNTS.c.name)
+    .join(_METHODS, _METHODS.c.id == _PAYMENTS.c.payment_method_id)
+    .join(_ACCOUNTS, _ACCOUNTS.c.id == _PAYMENTS.c.account_id)
+    .where(_PAYMENTS.c.id == bindparam("payment_id")).with_for_update(of=_PAYMENTS)
+)
+_MOVE_ALLOCATIONS = (
+    update(_ALLOCATIONS).where(_ALLOCATIONS.c.payment_id == bindparam("_payment_id"),
+                               _ALLOCATIONS.c.state == bindparam("_from")).values(state=bindparam("_to"))
+)
+_INSERT_EVENT = _EVENTS.insert()
+_INSERT_EMAIL = (
+    insert(_EMAILS).on_conflict_do_nothing(index_elements=[_EMAILS.c.dedupe_key]).returning(_EMAILS.c.id)
+)
+_MARK_STALE = (
+    update(_ACCOUNTS).where(_ACCOUNTS.c.id == bindparam("_id"), _ACCOUNTS.c.balance_stale_since.is_(None))
+    .values(balance_stale_since=bindparam("_now"))
+)
+_LOCK_ACCOUNT = (
+    select(Account, Seller).join(Seller, Seller.id == Account.seller_id).where(Account.id == bindparam("id"))
+    .with_for_update(of=Account).execution_options(populate_existing=True)
+)
+_PAYMENT_ID_BY_KEY = select(_PAYMENTS.c.id).where(_PAYMENTS.c.account_id == bindparam("account_id"),
+                                                   _PAYMENTS.c.idempotency_key == bindparam("key"))
+_INVOICES_WITH_CHILDREN = (
+    select(_INVOICES).where(or_(_INVOICES.c.id == any_(bindparam("ids", type_=_IDS)),
+                                _INVOICES.c.parent_id == any_(bindparam("ids", type_=_IDS))))
+    .order_by(_INVOICES.c.id)
+)
+_LOCK_INVOICES_WITH_CHILDREN = _INVOICES_WITH_CHILDREN.with_for_update()
+_STANDING = (
+    select(_ALLOCATIONS.c.invoice_id,
+           func.coalesce(func.sum(_ALLOCATIONS.c.amount_minor + _ALLOCATIONS.c.discount_minor)
+                         .filter(_ALLOCATIONS.c.state == "applied"), 0),
+           func.max(_PAYMENTS.c.status).filter(_ALLOCATIONS.c.state == "reserved"))
+    .join(_PAYMENTS, _PAYMENTS.c.id == _ALLOCATIONS.c.payment_id)
+    .where(_ALLOCATIONS.c.invoice_id == any_(bindparam("ids", type_=_IDS)),
+           _ALLOCATIONS.c.state.in_(("applied", "reserved")))
+    .group_by(_ALLOCATIONS.c.invoice_id)
+)
 
 
 class RowMissing(LookupError):
@@ -34,21 +110,17 @@ def get_payment(session: Session, payment_id: int) -> Payment:
 
 def lock_payment(session: Session, payment_id: int) -> Payment | None:
     """The payment row, locked FOR UPDATE and freshly loaded, with its method, account and seller."""
-    return lock_payment_where(session, Payment.id == payment_id)
+    return lock_payment_by(session, "id", payment_id)
 
 
-def lock_payment_where(session: Session, condition) -> Payment | None:
-    """The one payment matching condition, locked and loaded with what its transitions and emails read.
+def lock_payment_by(session: Session, column: str, value: object) -> Payment | None:
+    """The payment whose column (id, stripe_payment_intent_id or stripe_charge_id) is value, locked and
+    loaded with what its transitions and emails read.
 
     Its method, account and seller come in the same row (plain joins cost less than eager loaders)
     and are set as loaded relationships, so reading them issues no query.
     """
-    row = session.execute(
-        select(Payment, PaymentMethod, Account, Seller)
-        .join(PaymentMethod, PaymentMethod.id == Payment.payment_method_id)
-        .join(Account, Account.id == Payment.account_id).join(Seller, Seller.id == Account.seller_id)
-        .where(condition).with_for_update(of=Payment).execution_options(populate_existing=True)
-    ).first()
+    row = session.execute(_LOCK_PAYMENT_BY[column], {"value": value}).first()
     if row is None:
         return None
     payment, method, account, seller = row
@@ -66,16 +138,20 @@ def set_payment_columns(session: Session, payment: Payment, **values: Any) -> No
     """
     if not values:
         return
-    payments = Payment.__table__
-    session.connection().execute(update(payments).where(payments.c.id == payment.id).values(**values))
+    session.connection().execute(_UPDATE_PAYMENT, {"_id": payment.id, **values})
     for key, value in values.items():
         set_committed_value(payment, key, value)
 
 
 def touch_payment_attempt(session: Session, payment_id: int, now: datetime) -> None:
     """Record that execute_payment is retrying the payment's current attempt now."""
-    payments = Payment.__table__
-    session.connection().execute(update(payments).where(payments.c.id == payment_id).values(last_attempt_at=now))
+    session.connection().execute(_UPDATE_PAYMENT, {"_id": payment_id, "last_attempt_at": now})
+
+
+def update_payment_in_status(session: Session, payment_id: int, expected: str, **values: Any) -> int:
+    """Set these columns if the payment's status is still expected; return how many rows changed (0 or 1)."""
+    return session.connection().execute(_UPDATE_PAYMENT_IN_STATUS,
+                                        {"_id": payment_id, "_status": expected, **values}).rowcount
 
 
 def find_payment_by_intent(session: Session, intent_id: str) -> Payment | None:
@@ -95,37 +171,19 @@ def lock_invoices(session: Session, invoice_ids: Sequence[int]) -> list[Invoice]
 
 def lock_payment_invoices(session: Session, payment_id: int) -> list[Row]:
     """(id, number, voided) of the invoices the payment's allocations point at, locked FOR UPDATE in id order."""
-    invoices, allocations = Invoice.__table__, Allocation.__table__
-    return list(session.connection().execute(
-        select(invoices.c.id, invoices.c.number, invoices.c.voided)
-        .join(allocations, allocations.c.invoice_id == invoices.c.id).where(allocations.c.payment_id == payment_id)
-        .order_by(invoices.c.id).with_for_update(of=invoices)
-    ))
+    return list(session.connection().execute(_LOCK_PAYMENT_INVOICES, {"payment_id": payment_id}))
 
 
 def lock_payment_for_charge(session: Session, payment_id: int) -> Row | None:
     """The payment row locked FOR UPDATE, as the columns a Stripe charge needs from it, its method and account."""
-    payments, methods, accounts = Payment.__table__, PaymentMethod.__table__, Account.__table__
-    return session.connection().execute(
-        select(payments.c.id, payments.c.status, payments.c.attempt, payments.c.first_attempt_at,
-               payments.c.amount_minor, payments.c.currency, payments.c.account_id, payments.c.scheduled_for,
-               methods.c.status.label("method_status"), methods.c.kind.label("method_kind"),
-               methods.c.stripe_payment_method_id, methods.c.mandate_accepted_at, methods.c.mandate_ip,
-               methods.c.mandate_user_agent, accounts.c.stripe_customer_id, accounts.c.billing_email, accounts.c.name)
-        .join(methods, methods.c.id == payments.c.payment_method_id)
-        .join(accounts, accounts.c.id == payments.c.account_id)
-        .where(payments.c.id == payment_id).with_for_update(of=payments)
-    ).first()
+    return session.connection().execute(_LOCK_FOR_CHARGE, {"payment_id": payment_id}).first()
 
 
 def move_allocations(session: Session, payment_id: int, from_state: str, to_state: str) -> int:
     """Move this payment's allocations between states; return how many moved."""
     # On the session's connection: a plain UPDATE, without the ORM's bulk-update bookkeeping.
-    result = session.connection().execute(
-        update(Allocation.__table__).where(Allocation.__table__.c.payment_id == payment_id,
-                                           Allocation.__table__.c.state == from_state)
-        .values(state=to_state)
-    )
+    result = session.connection().execute(_MOVE_ALLOCATIONS,
+                                          {"_payment_id": payment_id, "_from": from_state, "_to": to_state})
     return result.rowcount
 
 
@@ -144,37 +202,25 @@ def add_payment_event_row(session: Session, payment_id: int, *, from_status: str
                   source=source, detail=detail or {})
     if at is not None:
         values["at"] = at
-    session.connection().execute(_EVENTS.insert().values(values))
+    session.connection().execute(_INSERT_EVENT, values)
 
 
 def add_email(session: Session, *, kind: str, recipient: str, context: dict[str, Any], dedupe_key: str,
               seller_id: int, account_id: int | None = None, payment_id: int | None = None) -> int | None:
     """Queue an outbox row; return its id, or None when one with this dedupe key exists."""
-    statement = (
-        insert(_EMAILS)
-        .values(kind=kind, recipient=recipient, context=context, dedupe_key=dedupe_key, seller_id=seller_id,
-                account_id=account_id, payment_id=payment_id, status="queued", attempts=0)
-        .on_conflict_do_nothing(index_elements=[_EMAILS.c.dedupe_key])
-        .returning(_EMAILS.c.id)
-    )
-    return session.connection().scalar(statement)
+    return session.connection().scalar(_INSERT_EMAIL, dict(
+        kind=kind, recipient=recipient, context=context, dedupe_key=dedupe_key, seller_id=seller_id,
+        account_id=account_id, payment_id=payment_id, status="queued", attempts=0))
 
 
 def mark_balance_stale(session: Session, account_id: int, now: datetime) -> bool:
     """Flag the account's figures for recomputation; True when this call set the flag."""
-    accounts = Account.__table__
-    return bool(session.connection().execute(
-        update(accounts).where(accounts.c.id == account_id, accounts.c.balance_stale_since.is_(None))
-        .values(balance_stale_since=now)
-    ).rowcount)
+    return bool(session.connection().execute(_MARK_STALE, {"_id": account_id, "_now": now}).rowcount)
 
 
 def lock_account(session: Session, account_id: int) -> Account | None:
     """The account row locked FOR UPDATE: money requests of one account run one at a time."""
-    row = session.execute(
-        select(Account, Seller).join(Seller, Seller.id == Account.seller_id).where(Account.id == account_id)
-        .with_for_update(of=Account).execution_options(populate_existing=True)
-    ).first()
+    row = session.execute(_LOCK_ACCOUNT, {"id": account_id}).first()
     if row is None:
         return None
     account, seller = row
@@ -184,23 +230,14 @@ def lock_account(session: Session, account_id: int) -> Account | None:
 
 def find_payment_by_key(session: Session, account_id: int, idempotency_key: str) -> Payment | None:
     """The account's payment made with this request key; the usual answer, none, costs no object loading."""
-    payments = Payment.__table__
-    payment_id = session.connection().scalar(
-        select(payments.c.id).where(payments.c.account_id == account_id, payments.c.idempotency_key == idempotency_key)
-    )
+    payment_id = session.connection().scalar(_PAYMENT_ID_BY_KEY, {"account_id": account_id, "key": idempotency_key})
     return session.get(Payment, payment_id) if payment_id is not None else None
 
 
 def invoices_with_children(session: Session, invoice_ids: Sequence[int], lock: bool) -> list[Row]:
     """The invoices and the children of any parent among them, as rows in id order; locked FOR UPDATE when asked."""
-    invoices = Invoice.__table__
-    statement = (
-        select(invoices).where(or_(invoices.c.id.in_(invoice_ids), invoices.c.parent_id.in_(invoice_ids)))
-        .order_by(invoices.c.id)
-    )
-    if lock:
-        statement = statement.with_for_update()
-    return list(session.connection().execute(statement))
+    statement = _LOCK_INVOICES_WITH_CHILDREN if lock else _INVOICES_WITH_CHILDREN
+    return list(session.connection().execute(statement, {"ids": list(invoice_ids)}))
 
 
 def settled_by_invoice(session: Session, invoice_ids: Sequence[int]) -> dict[int, int]:
@@ -215,16 +252,7 @@ def standing_of_invoices(session: Session, invoice_ids: Sequence[int]) -> dict[i
     """
     if not invoice_ids:
         return {}
-    allocations, payments = Allocation.__table__, Payment.__table__
-    rows = session.connection().execute(
-        select(allocations.c.invoice_id,
-               func.coalesce(func.sum(allocations.c.amount_minor + allocations.c.discount_minor)
-                             .filter(allocations.c.state == "applied"), 0),
-               func.max(payments.c.status).filter(allocations.c.state == "reserved"))
-        .join(payments, payments.c.id == allocations.c.payment_id)
-        .where(allocations.c.invoice_id.in_(invoice_ids), allocations.c.state.in_(("applied", "reserved")))
-        .group_by(allocations.c.invoice_id)
-    )
+    rows = session.connection().execute(_STANDING, {"ids": list(invoice_ids)})
     return {invoice_id: (int(settled), held) for invoice_id, settled, held in rows}
 
 

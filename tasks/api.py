@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 from datetime import date, datetime, timezone
 from typing import Callable
 
@@ -87,7 +88,7 @@ def pay_invoices(account_id: int, invoice_ids: list[int], payment_method_id: int
                                       method=payment_method_id, amount=amount, reason=short_reason,
                                       comment=comment, pay_on=pay_on)
 
-    def build(session: Session, account: Account, seller: Seller, today: date) -> Payment:
+    def build(session: Session, account: Account, seller: Seller, today: date) -> SimpleNamespace:
         method = selection.load_method(session, account, seller, payment_method_id)
         scheduled_for = checks.check_pay_on(pay_on, today)
         plan, currency, short = _invoice_plan(session, account, seller, invoice_ids, amount, today, lock=True)
@@ -106,7 +107,7 @@ def pay_amount(account_id: int, amount: int, payment_method_id: int, idempotency
     fingerprint = checks.request_hash("pay_amount", account_id=account_id, amount=amount,
                                       method=payment_method_id, pay_on=pay_on)
 
-    def build(session: Session, account: Account, seller: Seller, today: date) -> Payment:
+    def build(session: Session, account: Account, seller: Seller, today: date) -> SimpleNamespace:
         method = selection.load_method(session, account, seller, payment_method_id)
         scheduled_for = checks.check_pay_on(pay_on, today)
         plan = _amount_plan(session, account, seller, checks.check_amount(amount), lock=True)
@@ -122,7 +123,7 @@ def make_deposit(account_id: int, amount: int, payment_method_id: int, idempoten
     fingerprint = checks.request_hash("make_deposit", account_id=account_id, amount=amount,
                                       method=payment_method_id, note=note)
 
-    def build(session: Session, account: Account, seller: Seller, today: date) -> Payment:
+    def build(session: Session, account: Account, seller: Seller, today: date) -> SimpleNamespace:
         if not seller.deposits_enabled:
             raise RemitError("deposits_disabled", f"{seller.name} does not accept deposits.")
         method = selection.load_method(session, account, seller, payment_method_id)
@@ -203,7 +204,7 @@ def _amount_plan(session: Session, account: Account, seller: Seller, amount: int
 
 
 def _submit(account_id: int, key: str, fingerprint: str,
-            build: Callable[[Session, Account, Seller, date], Payment], now: datetime | None) -> PaymentReceipt:
+            build: Callable[[Session, Account, Seller, date], SimpleNamespace], now: datetime | None) -> PaymentReceipt:
     checks.check_idempotency_key(key)
     now = now or _now()
     try:
@@ -221,15 +222,15 @@ def _submit(account_id: int, key: str, fingerprint: str,
 
 
 def _create(session: Session, account: Account, method_id: int, kind: PaymentKind, plan: plans.Plan,
-            currency: str, scheduled_for: date | None, key: str, fingerprint: str, **extra) -> Payment:
+            currency: str, scheduled_for: date | None, key: str, fingerprint: str, **extra) -> SimpleNamespace:
     status = PaymentStatus.SCHEDULED if scheduled_for else PaymentStatus.PENDING
-    payment = Payment(account_id=account.id, kind=kind, amount_minor=plan.total_minor, currency=currency,
-                      payment_method_id=method_id, status=status, scheduled_for=scheduled_for,
-                      idempotency_key=key, request_hash=fingerprint, attempt=0, refunded_minor=0, **extra)
-    session.add(payment)
-    session.flush()
-    # Straight to the tables: nothing in this transaction reads these rows back as objects.
-    connection = session.connection()
+    # Straight to the tables, the payment returned as a row: a request reads nothing back as objects.
+    payments, connection = Payment.__table__, session.connection()
+    row = dict(account_id=account.id, kind=kind, amount_minor=plan.total_minor, currency=currency,
+               payment_method_id=method_id, status=status, scheduled_for=scheduled_for, idempotency_key=key,
+               request_hash=fingerprint, attempt=0, refunded_minor=0, **extra)
+    payment_id = connection.execute(payments.insert().returning(payments.c.id), row).scalar_one()
+    payment = SimpleNamespace(id=payment_id, **row)
     if plan.lines:
         connection.execute(Allocation.__table__.insert(), [
             dict(payment_id=payment.id, invoice_id=line.invoice_id, amount_minor=line.amount_minor,
@@ -242,7 +243,7 @@ def _create(session: Session, account: Account, method_id: int, kind: PaymentKin
                               detail={"warnings": list(plan.warnings)} if plan.warnings else {})
     balance_moved(session, account.id, _now())
     if status == PaymentStatus.SCHEDULED:
-        queue_payment_email(session, payment, PaymentStatus.PENDING, PaymentStatus.SCHEDULED)
+        queue_payment_email(session, session.get(Payment, payment.id), PaymentStatus.PENDING, PaymentStatus.SCHEDULED)
     else:
         _send_after_commit(session, payment.id)
     session.info["remit_plan"] = plan
@@ -262,7 +263,7 @@ def _replay(session: Session, payment: Payment, fingerprint: str) -> PaymentRece
     return _receipt(session, payment, replayed=True)
 
 
-def _receipt(session: Session, payment: Payment, replayed: bool) -> PaymentReceipt:
+def _receipt(session: Session, payment: Payment | SimpleNamespace, replayed: bool) -> PaymentReceipt:
     plan = session.info.pop("remit_plan", None)
     if plan is not None:  # just created: the plan is what was written
         lines, warnings = _lines(plan), plan.warnings

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import inspect, select, update
+from sqlalchemy import bindparam, inspect, select, update
 from sqlalchemy.orm import Session
 
 from db import queries
@@ -18,6 +18,16 @@ from tasks.domain.states import (
 )
 
 P = PaymentStatus
+_CREDITS, _INVOICES, _ALLOCATIONS = Credit.__table__, Invoice.__table__, Allocation.__table__
+_MOVE_CREDITS = (
+    update(_CREDITS).where(_CREDITS.c.payment_id == bindparam("_payment_id"), _CREDITS.c.state == bindparam("_from"))
+    .values(state=bindparam("_to"))
+)
+_EMAIL_LINES = (
+    select(_INVOICES.c.number, _INVOICES.c.site_name, _ALLOCATIONS.c.amount_minor, _ALLOCATIONS.c.discount_minor)
+    .join(_ALLOCATIONS, _ALLOCATIONS.c.invoice_id == _INVOICES.c.id)
+    .where(_ALLOCATIONS.c.payment_id == bindparam("payment_id")).order_by(_INVOICES.c.due_on, _INVOICES.c.number)
+)
 # Moving between these changes no balance figure: all of them count as pending.
 IN_FLIGHT = frozenset({P.PENDING, P.SUBMITTING, P.PROCESSING, P.REQUIRES_ACTION})
 # Where a payment's unapplied credit goes for each target status.
@@ -65,11 +75,7 @@ def record_quiet_transition(session: Session, payment_id: int, current: PaymentS
     """
     if not is_quiet(current, target):
         raise ValueError(f"{current} -> {target} is not a quiet transition; use apply_transition")
-    payments = Payment.__table__
-    session.connection().execute(
-        update(payments).where(payments.c.id == payment_id, payments.c.status == current)
-        .values(status=target, updated_at=now, **values)
-    )
+    queries.update_payment_in_status(session, payment_id, current, status=target, updated_at=now, **values)
     queries.add_payment_event_row(session, payment_id, from_status=current, to_status=target, source=source,
                                   detail=detail, at=now)
 
@@ -94,11 +100,8 @@ def _move_money(session: Session, payment: Payment, target: PaymentStatus) -> No
     credit_move = CREDIT_MOVES.get(target)
     # Only custom amounts and deposits carry credit; skipping the others saves a statement per event.
     if credit_move is not None and payment.kind != PaymentKind.INVOICES:
-        credits = Credit.__table__
-        session.connection().execute(
-            update(credits).where(credits.c.payment_id == payment.id, credits.c.state == credit_move[0])
-            .values(state=credit_move[1])
-        )
+        session.connection().execute(_MOVE_CREDITS, {"_payment_id": payment.id, "_from": credit_move[0],
+                                                     "_to": credit_move[1]})
 
 
 def queue_payment_email(session: Session, payment: Payment, source: PaymentStatus, target: PaymentStatus,
@@ -131,12 +134,7 @@ def payment_email_context(session: Session, payment: Payment, account: Account, 
                           seller: Seller | None = None) -> dict[str, Any]:
     """Everything a payment email shows, as JSON-safe values (amounts stay integers in minor units)."""
     seller = seller or session.get(Seller, account.seller_id)
-    invoices, allocations = Invoice.__table__, Allocation.__table__
-    rows = session.connection().execute(
-        select(invoices.c.number, invoices.c.site_name, allocations.c.amount_minor, allocations.c.discount_minor)
-        .join(allocations, allocations.c.invoice_id == invoices.c.id)
-        .where(allocations.c.payment_id == payment.id).order_by(invoices.c.due_on, invoices.c.number)
-    ).all()
+    rows = session.connection().execute(_EMAIL_LINES, {"payment_id": payment.id}).all()
     return {
         "payment_id": payment.id,
         "transaction_id": payment.stripe_charge_id or payment.stripe_payment_intent_id,
