@@ -1,7 +1,8 @@
 """Payments end to end against the Stripe emulator: unthrottled, then under a requests-per-second limit.
 
     .venv/bin/python -m bench.payments [--payments 300] [--limited-payments 600] [--backlog-payments 600]
-                                       [--workers 2] [--threads 8] [--rps 100]
+                                       [--workers 2] [--threads 8] [--rps 100] [--arrival-rps 120]
+                                       [--warmup 50]
 
 The target (95% of the Stripe budget used, nothing failed by rate limiting) is judged on the
 rate-limited end-to-end phase; the backlog phase shows the same workers draining a queue of
@@ -45,6 +46,10 @@ PAYMENTS_PER_ACCOUNT = 10
 UNTHROTTLED_LIMITER_RPS = 1000
 # The share of the Stripe budget the rate-limited phase must use.
 TARGET_BUDGET_USED = 0.95
+# Requests arrive in the rate-limited phase a little faster than the budget, so there is always
+# work waiting for it; arriving all at once only builds a queue the budget drains anyway (the
+# backlog phase measures that).
+ARRIVAL_OVER_BUDGET = 1.2
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,8 @@ class Phase:
     emulator_rps: int | None
     limiter_rps: float
     warmup: tuple[Order, ...] = ()
+    # Requests per second handed to the submitters; None hands them all out at once.
+    arrival_rps: float | None = None
     # Request everything before the workers start: a backlog (DESIGN's burst of due payments) drained
     # at the Stripe budget, with no request traffic competing for the CPU.
     backlog: bool = False
@@ -78,9 +85,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="worker processes")
     parser.add_argument("--warmup", type=int, default=50,
                         help="uncounted payments through each end-to-end phase's workers before timing (0: cold)")
-    parser.add_argument("--threads", type=int, default=4,
-                        help="threads per worker process (the Procfile's worker-money runs 4)")
+    parser.add_argument("--threads", type=int, default=8,
+                        help="threads per worker process: a payment mostly waits on Stripe and the shared limiter")
     parser.add_argument("--rps", type=int, default=100, help="the emulator's limit in the rate-limited phase")
+    parser.add_argument("--arrival-rps", type=float, default=None,
+                        help="payment requests per second in the rate-limited phase (default: 1.2 x --rps, a "
+                             "little more demand than the budget; 0 requests them all at once)")
     parser.add_argument("--limiter-rps", type=float, default=None,
                         help="STRIPE_REQUESTS_PER_SECOND in the rate-limited phase (default: --rps)")
     parser.add_argument("--prefetch", type=int, default=None,
@@ -207,10 +217,21 @@ def _drive(phase: Phase, args: argparse.Namespace):
             requested[receipt.payment_id] = t0
 
     pool = ThreadPoolExecutor(args.submitters, thread_name_prefix="bench-request")
-    for index, order in enumerate(phase.orders):
-        pool.submit(request, index, order)
-    pool.shutdown(wait=False)
+
+    def dispatch() -> None:
+        """Hand out the requests: all at once, or evenly spaced at the phase's arrival rate."""
+        started = time.monotonic()
+        for index, order in enumerate(phase.orders):
+            if phase.arrival_rps:
+                delay = started + index / phase.arrival_rps - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            pool.submit(request, index, order)
+
+    dispatcher = threading.Thread(target=dispatch, name="bench-dispatch", daemon=True)
+    dispatcher.start()
     finals, failures = _poll(phase, args, requested, lock, errors)
+    dispatcher.join()
     pool.shutdown(wait=True)
     if errors:
         raise RuntimeError(f"{len(errors)} pay_invoices calls failed, first: {errors[0]!r}")
@@ -271,11 +292,18 @@ def _measure(phase: Phase, started: float, ended: float, requested: dict[int, fl
         "stripe_429s": sum(1 for r in calls if r["status"] == 429),
         "failed_by_rate_limit": sum(n for code, n in by_code.items() if "rate" in code),
         "limiter_rps": phase.limiter_rps,
+        "arrival_rps": phase.arrival_rps,
     }
     if phase.emulator_rps:
         result["budget_rps"] = phase.emulator_rps
         result["budget_used"] = round(result["stripe_requests_per_second"] / phase.emulator_rps, 3)
     return result
+
+
+def _arrival_rps(args: argparse.Namespace) -> float | None:
+    if args.arrival_rps is None:
+        return ARRIVAL_OVER_BUDGET * args.rps
+    return args.arrival_rps or None
 
 
 def _per_second(times: list[float], started: float) -> list[int]:
@@ -302,7 +330,8 @@ def run(args: argparse.Namespace) -> dict:
             Phase("unthrottled", orders[:args.payments], None, UNTHROTTLED_LIMITER_RPS,
                   warmup=tuple(warmups[:args.warmup])),
             Phase("rate_limited", orders[args.payments:args.payments + args.limited_payments], args.rps,
-                  args.limiter_rps or args.rps, warmup=tuple(warmups[args.warmup:])),
+                  args.limiter_rps or args.rps, warmup=tuple(warmups[args.warmup:]),
+                  arrival_rps=_arrival_rps(args)),
         ]
         if args.backlog_payments:
             phases.append(Phase("rate_limited_backlog", orders[args.payments + args.limited_payments:], args.rps,
