@@ -83,7 +83,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--backlog-payments", type=int, default=600,
                         help="payments requested before the workers start, then drained under the limit (0 skips)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes")
-    parser.add_argument("--warmup", type=int, default=50,
+    parser.add_argument("--warmup", type=int, default=200,
                         help="uncounted payments through each end-to-end phase's workers before timing (0: cold)")
     parser.add_argument("--threads", type=int, default=8,
                         help="threads per worker process: a payment mostly waits on Stripe and the shared limiter")

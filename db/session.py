@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Callable, Iterator
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 _log = logging.getLogger(__name__)
@@ -25,12 +27,45 @@ def libpq_url(database_url: str) -> str:
 
 
 def make_engine(url: str, **kwargs) -> Engine:
-    """An engine with timeouts that turn stuck locks into retryable errors."""
+    """An engine with timeouts that turn stuck locks into retryable errors.
+
+    pool_pre_ping (on unless turned off) pings only connections idle for PING_AFTER_IDLE_S: a ping
+    on every checkout was three extra round trips per payment under load.
+    """
     options = f"-c lock_timeout={LOCK_TIMEOUT_MS} -c statement_timeout={STATEMENT_TIMEOUT_MS}"
-    kwargs.setdefault("pool_pre_ping", True)
+    ping = kwargs.pop("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    return create_engine(url, connect_args={"options": options, "connect_timeout": 5}, **kwargs)
+    engine = create_engine(url, connect_args={"options": options, "connect_timeout": 5}, **kwargs)
+    if ping:
+        event.listen(engine, "checkin", _note_checkin)
+        event.listen(engine, "checkout", _ping_if_idle)
+    return engine
+
+
+# A pooled connection back within this long is trusted as is; after longer idling (a database
+# restart, a dropped TCP connection) it is pinged at checkout and replaced if dead. Within the
+# window a dead connection fails its first statement: SQLAlchemy then discards the whole pool,
+# and jobs retry and the webhook receiver answers 503, as for any database error.
+PING_AFTER_IDLE_S = 5.0
+_CHECKED_IN_AT = "remit_checked_in_at"
+
+
+def _note_checkin(dbapi_connection, record) -> None:
+    record.info[_CHECKED_IN_AT] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection, record, proxy) -> None:
+    checked_in = record.info.get(_CHECKED_IN_AT)
+    if checked_in is None or time.monotonic() - checked_in < PING_AFTER_IDLE_S:
+        return  # never used yet (it was just connected) or used moments ago
+    try:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        dbapi_connection.rollback()
+    except Exception as exc:
+        # The pool replaces this connection and checks out another.
+        raise DisconnectionError(f"pooled connection is dead: {exc}") from exc
 
 
 @lru_cache(maxsize=1)

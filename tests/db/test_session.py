@@ -1,3 +1,5 @@
+import os
+
 import pytest
 from sqlalchemy import func, select
 
@@ -53,3 +55,59 @@ def test_failing_callback_keeps_the_commit_and_runs_the_rest(db):
 def _count_sellers(db) -> int:
     with db() as session:
         return session.scalar(select(func.count()).select_from(Seller))
+
+
+def _backend_pid(connection) -> int:
+    from sqlalchemy import text
+
+    return connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+
+
+def _terminate(pid: int) -> None:
+    import psycopg
+
+    from db.session import libpq_url
+
+    with psycopg.connect(libpq_url(os.environ["DATABASE_URL"]), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+def test_an_idle_pooled_connection_that_died_is_replaced_at_checkout(migrated, monkeypatch):
+    from sqlalchemy import text
+
+    from db import session as db_session
+
+    engine = db_session.make_engine(os.environ["DATABASE_URL"], pool_size=1, max_overflow=0)
+    try:
+        with engine.connect() as connection:
+            dead = _backend_pid(connection)
+        _terminate(dead)
+        monkeypatch.setattr(db_session, "PING_AFTER_IDLE_S", 0.0)
+
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT 41 + 1")).scalar_one() == 42
+            assert _backend_pid(connection) != dead
+    finally:
+        engine.dispose()
+
+
+def test_a_connection_used_moments_ago_is_not_pinged_and_a_dead_one_fails_once(migrated, monkeypatch):
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from db import session as db_session
+
+    engine = db_session.make_engine(os.environ["DATABASE_URL"], pool_size=1, max_overflow=0)
+    try:
+        with engine.connect() as connection:
+            dead = _backend_pid(connection)
+        _terminate(dead)
+        monkeypatch.setattr(db_session, "PING_AFTER_IDLE_S", 3600.0)
+
+        with pytest.raises(DBAPIError) as raised, engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        assert raised.value.connection_invalidated
+        with engine.connect() as connection:
+            assert _backend_pid(connection) != dead
+    finally:
+        engine.dispose()
