@@ -72,42 +72,43 @@ def _terminate(pid: int) -> None:
         admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
 
 
-def test_an_idle_pooled_connection_that_died_is_replaced_at_checkout(migrated, monkeypatch):
+@pytest.fixture()
+def dead_in_pool(migrated):
+    """An engine with one pooled connection whose server process was terminated while it sat idle."""
+    from db import session as db_session
+
+    engine = db_session.make_engine(os.environ["DATABASE_URL"], pool_size=1, max_overflow=0)
+    with engine.connect() as connection:
+        dead = _backend_pid(connection)
+    _terminate(dead)
+    yield engine, dead
+    engine.dispose()
+
+
+def test_an_idle_pooled_connection_that_died_is_replaced_at_checkout(dead_in_pool, monkeypatch):
     from sqlalchemy import text
 
     from db import session as db_session
 
-    engine = db_session.make_engine(os.environ["DATABASE_URL"], pool_size=1, max_overflow=0)
-    try:
-        with engine.connect() as connection:
-            dead = _backend_pid(connection)
-        _terminate(dead)
-        monkeypatch.setattr(db_session, "PING_AFTER_IDLE_S", 0.0)
+    engine, dead = dead_in_pool
+    monkeypatch.setattr(db_session, "PING_AFTER_IDLE_S", 0.0)
 
-        with engine.connect() as connection:
-            assert connection.execute(text("SELECT 41 + 1")).scalar_one() == 42
-            assert _backend_pid(connection) != dead
-    finally:
-        engine.dispose()
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT 41 + 1")).scalar_one() == 42
+        assert _backend_pid(connection) != dead
 
 
-def test_a_connection_used_moments_ago_is_not_pinged_and_a_dead_one_fails_once(migrated, monkeypatch):
+def test_a_connection_used_moments_ago_is_not_pinged_and_a_dead_one_fails_once(dead_in_pool, monkeypatch):
     from sqlalchemy import text
     from sqlalchemy.exc import DBAPIError
 
     from db import session as db_session
 
-    engine = db_session.make_engine(os.environ["DATABASE_URL"], pool_size=1, max_overflow=0)
-    try:
-        with engine.connect() as connection:
-            dead = _backend_pid(connection)
-        _terminate(dead)
-        monkeypatch.setattr(db_session, "PING_AFTER_IDLE_S", 3600.0)
+    engine, dead = dead_in_pool
+    monkeypatch.setattr(db_session, "PING_AFTER_IDLE_S", 3600.0)
 
-        with pytest.raises(DBAPIError) as raised, engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
-        assert raised.value.connection_invalidated
-        with engine.connect() as connection:
-            assert _backend_pid(connection) != dead
-    finally:
-        engine.dispose()
+    with pytest.raises(DBAPIError) as raised, engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+    assert raised.value.connection_invalidated
+    with engine.connect() as connection:
+        assert _backend_pid(connection) != dead
