@@ -24,10 +24,14 @@ class Selection:
 
 
 def find_account(session: Session, account_id: object, lock: bool = False) -> Account:
-    """The account (locked when asked), or a refusal when there is none with this id."""
+    """The account, or a refusal when there is none with this id.
+
+    Locked, it is the plain values of queries.lock_account_row (requests only read it); otherwise the
+    mapped row.
+    """
     if isinstance(account_id, bool) or not isinstance(account_id, int):
         raise RemitError("account_not_found", f"Account {account_id!r} was not found.")
-    account = queries.lock_account(session, account_id) if lock else session.get(Account, account_id)
+    account = queries.lock_account_row(session, account_id) if lock else session.get(Account, account_id)
     if account is None:
         raise RemitError("account_not_found", f"Account {account_id} was not found.")
     return account
