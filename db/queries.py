@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any, Sequence
 
-from sqlalchemy import BigInteger, Row, any_, bindparam, func, or_, select, update
+from sqlalchemy import BigInteger, Row, any_, bindparam, func, or_, select, true, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -39,8 +40,6 @@ def _lock_payment_by(column: str):
 _LOCK_PAYMENT_BY = {column: _lock_payment_by(column)
                     for column in ("id", "stripe_payment_intent_id", "stripe_charge_id")}
 _UPDATE_PAYMENT = update(_PAYMENTS).where(_PAYMENTS.c.id == bindparam("_id"))
-_UPDATE_PAYMENT_IN_STATUS = update(_PAYMENTS).where(_PAYMENTS.c.id == bindparam("_id"),
-                                                    _PAYMENTS.c.status == bindparam("_status"))
 _LOCK_PAYMENT_INVOICES = (
     select(_INVOICES.c.id, _INVOICES.c.number, _INVOICES.c.voided)
     .join(_ALLOCATIONS, _ALLOCATIONS.c.invoice_id == _INVOICES.c.id)
@@ -155,10 +154,36 @@ def touch_payment_attempt(session: Session, payment_id: int, now: datetime) -> N
     session.connection().execute(_UPDATE_PAYMENT, {"_id": payment_id, "last_attempt_at": now})
 
 
-def update_payment_in_status(session: Session, payment_id: int, expected: str, **values: Any) -> int:
-    """Set these columns if the payment's status is still expected; return how many rows changed (0 or 1)."""
-    return session.connection().execute(_UPDATE_PAYMENT_IN_STATUS,
-                                        {"_id": payment_id, "_status": expected, **values}).rowcount
+def move_payment(session: Session, payment_id: int, values: dict[str, Any], *, from_status: str, to_status: str,
+                 source: str, detail: dict[str, Any], at: datetime, expected: str | None = None) -> bool:
+    """Set these payment columns and add the timeline line that records it, in one statement.
+
+    With expected, only while the payment's status is still expected; returns whether it was set (the
+    line is written only then).
+    """
+    parameters = {f"v_{name}": value for name, value in values.items()}
+    parameters.update(_id=payment_id, _status=expected, e_from=from_status, e_to=to_status, e_source=source,
+                      e_detail=detail, e_at=at)
+    statement = _move_payment_statement(tuple(sorted(values)), expected is not None)
+    return session.connection().execute(statement, parameters).rowcount == 1
+
+
+@lru_cache(maxsize=64)
+def _move_payment_statement(columns: tuple[str, ...], guarded: bool):
+    """UPDATE payments ... RETURNING id, feeding INSERT INTO payment_events: built once per column set."""
+    condition = [_PAYMENTS.c.id == bindparam("_id")]
+    if guarded:
+        condition.append(_PAYMENTS.c.status == bindparam("_status"))
+    moved = (
+        update(_PAYMENTS).where(*condition).values({name: bindparam(f"v_{name}") for name in columns})
+        .returning(_PAYMENTS.c.id).cte("moved")
+    )
+    line = select(moved.c.id, bindparam("e_from", type_=_EVENTS.c.from_status.type),
+                  bindparam("e_to", type_=_EVENTS.c.to_status.type), true(),
+                  bindparam("e_source", type_=_EVENTS.c.source.type),
+                  bindparam("e_detail", type_=_EVENTS.c.detail.type), bindparam("e_at", type_=_EVENTS.c.at.type))
+    return insert(_EVENTS).from_select(["payment_id", "from_status", "to_status", "applied", "source", "detail", "at"],
+                                       line)
 
 
 def find_payment_by_intent(session: Session, intent_id: str) -> Payment | None:
@@ -196,16 +221,8 @@ def move_allocations(session: Session, payment_id: int, from_state: str, to_stat
 
 def add_payment_event(session: Session, payment: Payment, *, from_status: str | None, to_status: str, source: str,
                       applied: bool = True, detail: dict[str, Any] | None = None, at: datetime | None = None) -> None:
-    """One line on the payment's timeline."""
-    add_payment_event_row(session, payment.id, from_status=from_status, to_status=to_status, source=source,
-                          applied=applied, detail=detail, at=at)
-
-
-def add_payment_event_row(session: Session, payment_id: int, *, from_status: str | None, to_status: str,
-                          source: str, applied: bool = True, detail: dict[str, Any] | None = None,
-                          at: datetime | None = None) -> None:
-    """One line on the timeline of a payment known by id, inserted at once (nothing reads it back)."""
-    values = dict(payment_id=payment_id, from_status=from_status, to_status=to_status, applied=applied,
+    """One line on the payment's timeline, inserted at once (nothing reads it back in the transaction)."""
+    values = dict(payment_id=payment.id, from_status=from_status, to_status=to_status, applied=applied,
                   source=source, detail=detail or {})
     if at is not None:
         values["at"] = at

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, inspect, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from db import queries
 from db.models import Account, Allocation, Credit, Invoice, Payment, PaymentMethod, Seller
@@ -56,10 +57,11 @@ def apply_transition(session: Session, payment: Payment, target: PaymentStatus, 
     columns = {**(values or {}), "status": target, "updated_at": now}
     if target in FINAL_STATUSES or target == P.SUCCEEDED:
         columns["finished_at"] = now
-    queries.set_payment_columns(session, payment, **columns)
+    queries.move_payment(session, payment.id, columns, from_status=current, to_status=target, source=source,
+                         detail=detail or {}, at=now)
+    for name, value in columns.items():
+        set_committed_value(payment, name, value)
     _move_money(session, payment, target)
-    queries.add_payment_event(session, payment, from_status=current, to_status=target, source=source,
-                              detail=detail or {}, at=now)
     queue_payment_email(session, payment, current, target)
     if not (current in IN_FLIGHT and target in IN_FLIGHT):
         balance_moved(session, payment.account_id, now)
@@ -68,16 +70,15 @@ def apply_transition(session: Session, payment: Payment, target: PaymentStatus, 
 
 def record_quiet_transition(session: Session, payment_id: int, current: PaymentStatus, target: PaymentStatus, *,
                             source: str, now: datetime, detail: dict[str, Any], **values: Any) -> None:
-    """A transition that moves no money, owes no email and changes no balance figure, as two plain statements.
+    """A transition that moves no money, owes no email and changes no balance figure, as one plain statement.
 
     For the hot path of a payment whose row the caller already holds locked and whose status it read
     there; values are further payment columns to set in the same UPDATE.
     """
     if not is_quiet(current, target):
         raise ValueError(f"{current} -> {target} is not a quiet transition; use apply_transition")
-    queries.update_payment_in_status(session, payment_id, current, status=target, updated_at=now, **values)
-    queries.add_payment_event_row(session, payment_id, from_status=current, to_status=target, source=source,
-                                  detail=detail, at=now)
+    queries.move_payment(session, payment_id, {**values, "status": target, "updated_at": now}, from_status=current,
+                         to_status=target, source=source, detail=detail, at=now, expected=current)
 
 
 def is_quiet(current: PaymentStatus, target: PaymentStatus) -> bool:
