@@ -7,7 +7,7 @@ from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any, Sequence
 
-from sqlalchemy import BigInteger, Row, any_, bindparam, func, or_, select, true, update
+from sqlalchemy import BigInteger, Row, any_, bindparam, func, literal, null, or_, select, true, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -227,6 +227,42 @@ def add_payment_event(session: Session, payment: Payment, *, from_status: str | 
     if at is not None:
         values["at"] = at
     session.connection().execute(_INSERT_EVENT, values)
+
+
+def insert_payment(session: Session, values: dict[str, Any], lines: Sequence[tuple[int, int, int]], *,
+                   source: str, detail: dict[str, Any]) -> int:
+    """Write a new payment, its reserved allocations ((invoice id, amount, discount) each) and its first
+    timeline line in one statement; return the payment's id."""
+    values = {"needs_review": False, **values}
+    parameters = {f"p_{name}": value for name, value in values.items()}
+    parameters.update(invoice_ids=[line[0] for line in lines], amounts=[line[1] for line in lines],
+                      discounts=[line[2] for line in lines], e_to=values["status"], e_source=source, e_detail=detail)
+    return session.connection().execute(_insert_payment_statement(tuple(sorted(values))), parameters).scalar_one()
+
+
+@lru_cache(maxsize=16)
+def _insert_payment_statement(columns: tuple[str, ...]):
+    payment = (
+        insert(_PAYMENTS).values({name: bindparam(f"p_{name}", type_=_PAYMENTS.c[name].type) for name in columns})
+        .returning(_PAYMENTS.c.id).cte("new_payment")
+    )
+    lines = (
+        func.unnest(bindparam("invoice_ids", type_=_IDS), bindparam("amounts", type_=_IDS),
+                    bindparam("discounts", type_=_IDS))
+        .table_valued("invoice_id", "amount_minor", "discount_minor").render_derived(name="line")
+    )
+    allocations = insert(_ALLOCATIONS).from_select(
+        ["payment_id", "invoice_id", "amount_minor", "discount_minor", "state"],
+        select(payment.c.id, lines.c.invoice_id, lines.c.amount_minor, lines.c.discount_minor, literal("reserved"))
+        .select_from(payment.join(lines, true())),
+    ).cte("new_allocations")
+    timeline = insert(_EVENTS).from_select(
+        ["payment_id", "from_status", "to_status", "applied", "source", "detail"],
+        select(payment.c.id, null(), bindparam("e_to", type_=_EVENTS.c.to_status.type), true(),
+               bindparam("e_source", type_=_EVENTS.c.source.type), bindparam("e_detail", type_=_EVENTS.c.detail.type)),
+    ).cte("new_line")
+    # PostgreSQL runs every data-modifying WITH clause, referenced or not.
+    return select(payment.c.id).add_cte(allocations).add_cte(timeline)
 
 
 def add_email(session: Session, *, kind: str, recipient: str, context: dict[str, Any], dedupe_key: str,

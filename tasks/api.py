@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db import queries
-from db.models import Account, Allocation, Credit, Payment, Seller
+from db.models import Account, Credit, Payment, Seller
 from db.session import on_commit, transaction
 from tasks import selection
 from tasks.accounts import balance_moved
@@ -224,23 +224,18 @@ def _submit(account_id: int, key: str, fingerprint: str,
 def _create(session: Session, account: Account, method_id: int, kind: PaymentKind, plan: plans.Plan,
             currency: str, scheduled_for: date | None, key: str, fingerprint: str, **extra) -> SimpleNamespace:
     status = PaymentStatus.SCHEDULED if scheduled_for else PaymentStatus.PENDING
-    # Straight to the tables, the payment returned as a row: a request reads nothing back as objects.
-    payments, connection = Payment.__table__, session.connection()
+    # Straight to the tables in one statement: a request reads nothing back as objects.
     row = dict(account_id=account.id, kind=kind, amount_minor=plan.total_minor, currency=currency,
                payment_method_id=method_id, status=status, scheduled_for=scheduled_for, idempotency_key=key,
                request_hash=fingerprint, attempt=0, refunded_minor=0, **extra)
-    payment_id = connection.execute(payments.insert().returning(payments.c.id), row).scalar_one()
+    payment_id = queries.insert_payment(
+        session, row, [(line.invoice_id, line.amount_minor, line.discount_minor) for line in plan.lines],
+        source="api", detail={"warnings": list(plan.warnings)} if plan.warnings else {})
     payment = SimpleNamespace(id=payment_id, **row)
-    if plan.lines:
-        connection.execute(Allocation.__table__.insert(), [
-            dict(payment_id=payment.id, invoice_id=line.invoice_id, amount_minor=line.amount_minor,
-                 discount_minor=line.discount_minor, state="reserved") for line in plan.lines])
     if plan.credit_minor:
-        connection.execute(Credit.__table__.insert().values(
+        session.connection().execute(Credit.__table__.insert().values(
             account_id=account.id, payment_id=payment.id, amount_minor=plan.credit_minor, currency=currency,
             state="pending", note=extra.get("note")))
-    queries.add_payment_event(session, payment, from_status=None, to_status=status, source="api",
-                              detail={"warnings": list(plan.warnings)} if plan.warnings else {})
     balance_moved(session, account.id, _now())
     if status == PaymentStatus.SCHEDULED:
         queue_payment_email(session, session.get(Payment, payment.id), PaymentStatus.PENDING, PaymentStatus.SCHEDULED)
