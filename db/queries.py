@@ -230,14 +230,19 @@ def add_payment_event(session: Session, payment: Payment, *, from_status: str | 
 
 
 def insert_payment(session: Session, values: dict[str, Any], lines: Sequence[tuple[int, int, int]], *,
-                   source: str, detail: dict[str, Any]) -> int:
+                   source: str, detail: dict[str, Any], now: datetime) -> tuple[int, bool]:
     """Write a new payment, its reserved allocations ((invoice id, amount, discount) each) and its first
-    timeline line in one statement; return the payment's id."""
+    timeline line, and mark the account's balance stale, in one statement.
+
+    Returns the payment's id and whether this statement set the stale mark (as mark_balance_stale).
+    """
     values = {"needs_review": False, **values}
     parameters = {f"p_{name}": value for name, value in values.items()}
     parameters.update(invoice_ids=[line[0] for line in lines], amounts=[line[1] for line in lines],
-                      discounts=[line[2] for line in lines], e_to=values["status"], e_source=source, e_detail=detail)
-    return session.connection().execute(_insert_payment_statement(tuple(sorted(values))), parameters).scalar_one()
+                      discounts=[line[2] for line in lines], e_to=values["status"], e_source=source, e_detail=detail,
+                      a_id=values["account_id"], a_now=now)
+    row = session.connection().execute(_insert_payment_statement(tuple(sorted(values))), parameters).one()
+    return row[0], bool(row[1])
 
 
 @lru_cache(maxsize=16)
@@ -261,8 +266,13 @@ def _insert_payment_statement(columns: tuple[str, ...]):
         select(payment.c.id, null(), bindparam("e_to", type_=_EVENTS.c.to_status.type), true(),
                bindparam("e_source", type_=_EVENTS.c.source.type), bindparam("e_detail", type_=_EVENTS.c.detail.type)),
     ).cte("new_line")
+    stale = (
+        update(_ACCOUNTS).where(_ACCOUNTS.c.id == bindparam("a_id"), _ACCOUNTS.c.balance_stale_since.is_(None))
+        .values(balance_stale_since=bindparam("a_now")).returning(_ACCOUNTS.c.id).cte("stale")
+    )
     # PostgreSQL runs every data-modifying WITH clause, referenced or not.
-    return select(payment.c.id).add_cte(allocations).add_cte(timeline)
+    marked = select(func.count()).select_from(stale).scalar_subquery()
+    return select(payment.c.id, marked).add_cte(allocations).add_cte(timeline)
 
 
 def add_email(session: Session, *, kind: str, recipient: str, context: dict[str, Any], dedupe_key: str,

@@ -21,10 +21,15 @@ SWEEP_LIMIT = 1000
 
 def balance_moved(session: Session, account_id: int, now: datetime) -> None:
     """Mark the account stale and nudge recompute_balance after commit; later marks ride on the first nudge."""
+    if queries.mark_balance_stale(session, account_id, now):
+        recompute_after_commit(session, account_id)
+
+
+def recompute_after_commit(session: Session, account_id: int) -> None:
+    """The nudge for a stale mark this transaction set (balance_moved, or a statement that marked it)."""
     from db.session import on_commit
 
-    if queries.mark_balance_stale(session, account_id, now):
-        on_commit(session, lambda: _send_recompute(account_id))
+    on_commit(session, lambda: _send_recompute(account_id))
 
 
 def _send_recompute(account_id: int) -> None:

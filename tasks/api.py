@@ -14,7 +14,7 @@ from db import queries
 from db.models import Account, Credit, Payment, Seller
 from db.session import on_commit, transaction
 from tasks import selection
-from tasks.accounts import balance_moved
+from tasks.accounts import recompute_after_commit
 from tasks.domain import allocation as plans
 from tasks.domain import requests as checks
 from tasks.domain.errors import RemitError
@@ -228,15 +228,16 @@ def _create(session: Session, account: Account, method_id: int, kind: PaymentKin
     row = dict(account_id=account.id, kind=kind, amount_minor=plan.total_minor, currency=currency,
                payment_method_id=method_id, status=status, scheduled_for=scheduled_for, idempotency_key=key,
                request_hash=fingerprint, attempt=0, refunded_minor=0, **extra)
-    payment_id = queries.insert_payment(
+    payment_id, marked_stale = queries.insert_payment(
         session, row, [(line.invoice_id, line.amount_minor, line.discount_minor) for line in plan.lines],
-        source="api", detail={"warnings": list(plan.warnings)} if plan.warnings else {})
+        source="api", detail={"warnings": list(plan.warnings)} if plan.warnings else {}, now=_now())
+    if marked_stale:
+        recompute_after_commit(session, account.id)
     payment = SimpleNamespace(id=payment_id, **row)
     if plan.credit_minor:
         session.connection().execute(Credit.__table__.insert().values(
             account_id=account.id, payment_id=payment.id, amount_minor=plan.credit_minor, currency=currency,
             state="pending", note=extra.get("note")))
-    balance_moved(session, account.id, _now())
     if status == PaymentStatus.SCHEDULED:
         queue_payment_email(session, session.get(Payment, payment.id), PaymentStatus.PENDING, PaymentStatus.SCHEDULED)
     else:

@@ -69,7 +69,8 @@ def _terminate(pid: int) -> None:
     from db.session import libpq_url
 
     with psycopg.connect(libpq_url(os.environ["DATABASE_URL"]), autocommit=True) as admin:
-        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        # With a timeout it waits until the process is gone: otherwise the next statement can still win.
+        assert admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,)).fetchone()[0]
 
 
 @pytest.fixture()
