@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from db.models import Account, Allocation, Email, Invoice, Payment, PaymentEvent, PaymentMethod, Seller
+from db.models import Account, Allocation, Credit, Email, Invoice, Payment, PaymentEvent, PaymentMethod, Seller
 
 # Writes nothing in the transaction reads back go to the tables directly: no ORM unit of work.
 _EVENTS = PaymentEvent.__table__
@@ -60,6 +60,16 @@ _LOCK_FOR_CHARGE = (
 _MOVE_ALLOCATIONS = (
     update(_ALLOCATIONS).where(_ALLOCATIONS.c.payment_id == bindparam("_payment_id"),
                                _ALLOCATIONS.c.state == bindparam("_from")).values(state=bindparam("_to"))
+)
+_CREDITS = Credit.__table__
+_MOVE_CREDITS = (
+    update(_CREDITS).where(_CREDITS.c.payment_id == bindparam("_payment_id"), _CREDITS.c.state == bindparam("_from"))
+    .values(state=bindparam("_to"))
+)
+_EMAIL_LINES = (
+    select(_INVOICES.c.number, _INVOICES.c.site_name, _ALLOCATIONS.c.amount_minor, _ALLOCATIONS.c.discount_minor)
+    .join(_ALLOCATIONS, _ALLOCATIONS.c.invoice_id == _INVOICES.c.id)
+    .where(_ALLOCATIONS.c.payment_id == bindparam("payment_id")).order_by(_INVOICES.c.due_on, _INVOICES.c.number)
 )
 _INSERT_EVENT = _EVENTS.insert()
 _INSERT_EMAIL = (
@@ -145,6 +155,11 @@ def set_payment_columns(session: Session, payment: Payment, **values: Any) -> No
     if not values:
         return
     session.connection().execute(_UPDATE_PAYMENT, {"_id": payment.id, **values})
+    show_columns(payment, values)
+
+
+def show_columns(payment: Payment, values: dict[str, Any]) -> None:
+    """Make a loaded payment show columns a statement just wrote, without the unit of work writing them again."""
     for key, value in values.items():
         set_committed_value(payment, key, value)
 
@@ -215,6 +230,13 @@ def move_allocations(session: Session, payment_id: int, from_state: str, to_stat
     """Move this payment's allocations between states; return how many moved."""
     # On the session's connection: a plain UPDATE, without the ORM's bulk-update bookkeeping.
     result = session.connection().execute(_MOVE_ALLOCATIONS,
+                                          {"_payment_id": payment_id, "_from": from_state, "_to": to_state})
+    return result.rowcount
+
+
+def move_credits(session: Session, payment_id: int, from_state: str, to_state: str) -> int:
+    """Move this payment's unapplied credit between states; return how many rows moved."""
+    result = session.connection().execute(_MOVE_CREDITS,
                                           {"_payment_id": payment_id, "_from": from_state, "_to": to_state})
     return result.rowcount
 
@@ -349,6 +371,11 @@ def list_payable_invoices(session: Session, account_id: int) -> list[Invoice]:
                               Invoice.customer_visible.is_(True), Invoice.id.not_in(parent))
         .order_by(Invoice.id)
     ))
+
+
+def list_email_lines(session: Session, payment_id: int) -> list[Row]:
+    """(number, site_name, amount_minor, discount_minor) per invoice the payment covers, as its emails list them."""
+    return session.connection().execute(_EMAIL_LINES, {"payment_id": payment_id}).all()
 
 
 def list_allocation_lines(session: Session, payment_id: int) -> list[tuple[int, str, int, int]]:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import SimpleNamespace
 from datetime import date, datetime, timezone
+from types import SimpleNamespace
 from typing import Callable
 
 from sqlalchemy.exc import IntegrityError

@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, inspect, select, update
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from db import queries
-from db.models import Account, Allocation, Credit, Invoice, Payment, PaymentMethod, Seller
+from db.models import Account, Payment, PaymentMethod, Seller
 from tasks import outbox
 from tasks.accounts import balance_moved
 from tasks.domain.outcomes import allocation_move, email_for
@@ -19,16 +18,6 @@ from tasks.domain.states import (
 )
 
 P = PaymentStatus
-_CREDITS, _INVOICES, _ALLOCATIONS = Credit.__table__, Invoice.__table__, Allocation.__table__
-_MOVE_CREDITS = (
-    update(_CREDITS).where(_CREDITS.c.payment_id == bindparam("_payment_id"), _CREDITS.c.state == bindparam("_from"))
-    .values(state=bindparam("_to"))
-)
-_EMAIL_LINES = (
-    select(_INVOICES.c.number, _INVOICES.c.site_name, _ALLOCATIONS.c.amount_minor, _ALLOCATIONS.c.discount_minor)
-    .join(_ALLOCATIONS, _ALLOCATIONS.c.invoice_id == _INVOICES.c.id)
-    .where(_ALLOCATIONS.c.payment_id == bindparam("payment_id")).order_by(_INVOICES.c.due_on, _INVOICES.c.number)
-)
 # Moving between these changes no balance figure: all of them count as pending.
 IN_FLIGHT = frozenset({P.PENDING, P.SUBMITTING, P.PROCESSING, P.REQUIRES_ACTION})
 # Where a payment's unapplied credit goes for each target status.
@@ -59,8 +48,7 @@ def apply_transition(session: Session, payment: Payment, target: PaymentStatus, 
         columns["finished_at"] = now
     queries.move_payment(session, payment.id, columns, from_status=current, to_status=target, source=source,
                          detail=detail or {}, at=now)
-    for name, value in columns.items():
-        set_committed_value(payment, name, value)
+    queries.show_columns(payment, columns)
     _move_money(session, payment, target)
     queue_payment_email(session, payment, current, target)
     if not (current in IN_FLIGHT and target in IN_FLIGHT):
@@ -101,8 +89,7 @@ def _move_money(session: Session, payment: Payment, target: PaymentStatus) -> No
     credit_move = CREDIT_MOVES.get(target)
     # Only custom amounts and deposits carry credit; skipping the others saves a statement per event.
     if credit_move is not None and payment.kind != PaymentKind.INVOICES:
-        session.connection().execute(_MOVE_CREDITS, {"_payment_id": payment.id, "_from": credit_move[0],
-                                                     "_to": credit_move[1]})
+        queries.move_credits(session, payment.id, credit_move[0], credit_move[1])
 
 
 def queue_payment_email(session: Session, payment: Payment, source: PaymentStatus, target: PaymentStatus,
@@ -135,7 +122,7 @@ def payment_email_context(session: Session, payment: Payment, account: Account, 
                           seller: Seller | None = None) -> dict[str, Any]:
     """Everything a payment email shows, as JSON-safe values (amounts stay integers in minor units)."""
     seller = seller or session.get(Seller, account.seller_id)
-    rows = session.connection().execute(_EMAIL_LINES, {"payment_id": payment.id}).all()
+    rows = queries.list_email_lines(session, payment.id)
     return {
         "payment_id": payment.id,
         "transaction_id": payment.stripe_charge_id or payment.stripe_payment_intent_id,
