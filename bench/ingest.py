@@ -72,9 +72,10 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--receiver-workers", type=int, default=2)
     parser.add_argument("--receiver-threads", type=int, default=4)
     parser.add_argument("--worker-processes", type=int, default=2)
-    # As the Procfile's worker-money runs the webhooks queue: 4 threads, one prefetched message per thread.
+    # As the Procfile's worker-webhooks runs the webhooks queue: 4 threads, its prefetch per thread.
     parser.add_argument("--worker-threads", type=int, default=4)
-    parser.add_argument("--prefetch", type=int, default=4)
+    parser.add_argument("--prefetch", type=int, default=None,
+                        help="messages prefetched per process (default: the webhooks group's, per thread)")
     return parser.parse_args()
 
 
@@ -232,7 +233,10 @@ def _noop_throughput(env: dict[str, str], args: argparse.Namespace, procs: list)
 
 
 def _worker(env: dict[str, str], args: argparse.Namespace, module: str, queue: str) -> subprocess.Popen:
-    worker_env = {**env, "dramatiq_queue_prefetch": str(args.prefetch)}
+    from workers.run import PREFETCH_PER_THREAD
+
+    prefetch = args.prefetch or PREFETCH_PER_THREAD["webhooks"] * args.worker_threads
+    worker_env = {**env, "dramatiq_queue_prefetch": str(prefetch)}
     return _start([sys.executable, "-m", "dramatiq", module, "--processes", str(args.worker_processes),
                    "--threads", str(args.worker_threads), "--queues", queue], worker_env)
 

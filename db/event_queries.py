@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Sequence
 
-from sqlalchemy import Connection, Row, bindparam, select, text, update
+from sqlalchemy import Row, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -13,45 +13,43 @@ from db.models import Allocation, Credit, Dispute, Invoice, Payment, PaymentMeth
 from db.queries import lock_payment_by
 from tasks.domain.states import EventStatus, PaymentStatus
 
-# The receiver's one statement: raw JSON goes straight to jsonb, no re-serialisation in Python.
-_INSERT_EVENT = text(
-    "INSERT INTO stripe_events (id, type, livemode, payload, stripe_created_at, received_at, status, attempts)"
-    " VALUES (:id, :type, :livemode, CAST(:payload AS jsonb), to_timestamp(:created), now(), 'received', 0)"
-    " ON CONFLICT (id) DO NOTHING RETURNING id"
-)
-_EVENT_STATUS = text("SELECT status FROM stripe_events WHERE id = :id")
 _EVENTS = StripeEvent.__table__
-_LOCK_EVENT = select(_EVENTS.c.status, _EVENTS.c.payload).where(_EVENTS.c.id == bindparam("id")).with_for_update()
-_MARK_EVENT = (
-    update(_EVENTS).where(_EVENTS.c.id == bindparam("_id")).values(attempts=_EVENTS.c.attempts + 1)
+# The event a message names, waiting for whoever holds it; then other fresh waiting events nobody holds,
+# oldest first. Materialised so the named event is locked before the others are claimed.
+_CLAIM_EVENTS = text(
+    "WITH named AS MATERIALIZED (SELECT id, status, payload FROM stripe_events WHERE id = :id FOR UPDATE),"
+    " others AS MATERIALIZED (SELECT id, status, payload FROM stripe_events"
+    " WHERE status = 'received' AND attempts = 0 AND id <> :id ORDER BY received_at LIMIT :others"
+    " FOR UPDATE SKIP LOCKED)"
+    " SELECT id, status, payload FROM named UNION ALL SELECT id, status, payload FROM others"
 )
-
-
-def insert_event(connection: Connection, *, event_id: str, event_type: str, livemode: bool, payload: str,
-                 created: int | None) -> bool:
-    """Store a verified event unless it is already stored; True if this call stored it."""
-    row = connection.execute(_INSERT_EVENT, {"id": event_id, "type": event_type, "livemode": livemode,
-                                             "payload": payload, "created": created}).first()
-    return row is not None
-
-
-def find_event_status(connection: Connection, event_id: str) -> str | None:
-    return connection.execute(_EVENT_STATUS, {"id": event_id}).scalar()
+_MARK_EVENTS = text(
+    "UPDATE stripe_events SET status = done.status, error = done.note, processed_at = :now,"
+    " attempts = stripe_events.attempts + 1"
+    " FROM unnest(CAST(:ids AS text[]), CAST(:statuses AS text[]), CAST(:notes AS text[])) AS done (id, status, note)"
+    " WHERE stripe_events.id = done.id"
+)
 
 
 def find_event(session: Session, event_id: str) -> StripeEvent | None:
     return session.get(StripeEvent, event_id)
 
 
-def lock_event(session: Session, event_id: str) -> Row | None:
-    """(status, payload) of the event, locked FOR UPDATE: two deliveries of one event run one after the other."""
-    return session.connection().execute(_LOCK_EVENT, {"id": event_id}).first()
+def claim_events(session: Session, event_id: str, others: int) -> list[Row]:
+    """(id, status, payload) of the named event, then of up to `others` more waiting events; all locked.
+
+    The named event is waited for (a delivery being applied elsewhere is seen once it commits); the
+    others are fresh events (never attempted) no one else holds: an event that failed before is left
+    to its own message, so it cannot hold back a batch twice.
+    """
+    return list(session.connection().execute(_CLAIM_EVENTS, {"id": event_id, "others": others}))
 
 
-def mark_event(session: Session, event_id: str, status: str, note: str | None, now: datetime) -> None:
-    """Record how processing ended, counting the attempt."""
-    session.connection().execute(_MARK_EVENT, {"_id": event_id, "status": status, "error": note,
-                                               "processed_at": now})
+def mark_events(session: Session, outcomes: Sequence[tuple[str, str, str | None]], now: datetime) -> None:
+    """Record how processing ended for each (event id, status, note), counting the attempt; one statement."""
+    ids, statuses, notes = zip(*outcomes)
+    session.connection().execute(_MARK_EVENTS, {"ids": list(ids), "statuses": list(statuses), "notes": list(notes),
+                                                "now": now})
 
 
 def store_event(session: Session, event: dict[str, Any], now: datetime) -> bool:

@@ -25,7 +25,8 @@ from workers.settings import Settings, get_settings
 
 # The queues of DESIGN.md, in one place. Money queues first.
 QUEUES = ("webhooks", "payments", "ach", "emails", "balances", "maintenance")
-MONEY_QUEUES = ("webhooks", "payments", "ach")
+WEBHOOK_QUEUES = ("webhooks",)
+MONEY_QUEUES = ("payments", "ach")
 BULK_QUEUES = ("emails", "balances", "maintenance")
 
 # Messages only carry ids and sweepers re-send anything still due, so an old message is safe to drop.

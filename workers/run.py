@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import sys
 
-from workers.broker import BULK_QUEUES, MONEY_QUEUES, QUEUES
+from workers.broker import BULK_QUEUES, MONEY_QUEUES, QUEUES, WEBHOOK_QUEUES
 
-GROUPS = {"money": MONEY_QUEUES, "bulk": BULK_QUEUES, "all": QUEUES}
+GROUPS = {"webhooks": WEBHOOK_QUEUES, "money": MONEY_QUEUES, "bulk": BULK_QUEUES, "all": QUEUES}
 # Dramatiq's prefetch counts unacknowledged messages per process, not per thread. Money queues hold
-# one per thread (fair, few duplicates after a crash); bulk queues two per thread.
-PREFETCH_PER_THREAD = {"money": 1, "bulk": 2, "all": 1}
+# one per thread (fair, few duplicates after a crash); bulk queues two per thread. Webhook events
+# take a few milliseconds each and arrive in bursts: with one or two per thread a worker spends more
+# time polling Redis than applying them (no-op throughput 430/s at 4 prefetched, 1,700/s at 64).
+PREFETCH_PER_THREAD = {"webhooks": 16, "money": 1, "bulk": 2, "all": 1}
 
 
 def worker_argv(group: str, processes: int, threads: int) -> list[str]:

@@ -7,12 +7,13 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
+from functools import lru_cache
+
+import psycopg
 from dramatiq.errors import DramatiqError
 from redis.exceptions import RedisError
-from sqlalchemy.exc import DataError, DBAPIError
 
-from db.event_queries import find_event_status, insert_event
-from db.session import get_engine
+from db.inbox import Inbox
 from tasks.domain.errors import SignatureInvalid
 from tasks.domain.events import EventMalformed, check_event_shape
 from tasks.domain.states import EventStatus
@@ -53,21 +54,24 @@ def ingest(raw_body: bytes, signature_header: str | None) -> IngestResult:
     return _store_and_send(text, event, event_id, event_type)
 
 
+@lru_cache(maxsize=1)
+def get_inbox() -> Inbox:
+    """This process's inbox writer (one autocommitting connection per receiver thread)."""
+    return Inbox(get_settings().database_url)
+
+
 def _store_and_send(text: str, event: dict[str, Any], event_id: str, event_type: str) -> IngestResult:
     try:
-        with get_engine().begin() as connection:
-            stored = insert_event(connection, event_id=event_id, event_type=event_type,
-                                  livemode=bool(event.get("livemode")), payload=text,
-                                  created=event.get("created"))
-            # A redelivery of an event still waiting is sent again: its first send may have failed.
-            waiting = stored or find_event_status(connection, event_id) == EventStatus.RECEIVED
-    except DataError:
+        stored = get_inbox().store(event_id=event_id, event_type=event_type, livemode=bool(event.get("livemode")),
+                                   payload=text, created=event.get("created"))
+    except psycopg.DataError:
         return IngestResult(400, "event payload cannot be stored", event_id)
-    except DBAPIError as exc:
+    except psycopg.Error as exc:
         _log.warning("webhook %s not stored, database unavailable: %s", event_id, exc)
         return IngestResult(503, "database unavailable", event_id)
-    if waiting:
-        return _send(event_id, "stored" if stored else "duplicate, re-sent")
+    # A redelivery of an event still waiting is sent again: its first send may have failed.
+    if stored.new or stored.status == EventStatus.RECEIVED:
+        return _send(event_id, "stored" if stored.new else "duplicate, re-sent")
     return IngestResult(200, "duplicate", event_id)
 
 

@@ -107,11 +107,11 @@ def test_body_over_one_mebibyte_is_refused(db, broker):
 
 
 def test_database_down_answers_503_so_stripe_retries(db, broker, monkeypatch):
-    from db.session import make_engine
+    from db.inbox import Inbox
     import workers.webhook_app as webhook_app
 
-    dead = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none", pool_pre_ping=False)
-    monkeypatch.setattr(webhook_app, "get_engine", lambda: dead)
+    dead = Inbox("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    monkeypatch.setattr(webhook_app, "get_inbox", lambda: dead)
     body = event_body()
     assert ingest(body, sign(body)).status == 503
     monkeypatch.undo()

@@ -1,0 +1,59 @@
+"""The receiver's writer: one autocommitted statement per delivery, stored once, on a connection that heals."""
+
+from __future__ import annotations
+
+import os
+
+import psycopg
+import pytest
+from sqlalchemy import select
+
+from db.inbox import Inbox, Stored
+from db.models import StripeEvent
+from db.session import libpq_url
+
+
+def store(inbox: Inbox, event_id: str = "evt_inbox_1", payload: str = '{"id": "evt_inbox_1"}') -> Stored:
+    return inbox.store(event_id=event_id, event_type="payment_intent.succeeded", livemode=False, payload=payload,
+                       created=1_800_000_000)
+
+
+@pytest.fixture()
+def inbox(db):
+    writer = Inbox(os.environ["DATABASE_URL"])
+    yield writer
+    writer.close()
+
+
+def test_a_new_event_is_stored_committed_and_a_redelivery_reads_its_status(db, inbox):
+    assert store(inbox) == Stored(new=True, status=None)
+    with db() as session:  # another connection sees it at once: the statement committed by itself
+        row = session.get(StripeEvent, "evt_inbox_1")
+        assert (row.status, row.type, row.payload, row.attempts) == ("received", "payment_intent.succeeded",
+                                                                      {"id": "evt_inbox_1"}, 0)
+    assert store(inbox, payload='{"id": "evt_inbox_1", "changed": true}') == Stored(new=False, status="received")
+    with db() as session:
+        assert session.scalars(select(StripeEvent.payload)).all() == [{"id": "evt_inbox_1"}]
+
+
+def test_a_connection_dropped_while_idle_is_replaced_and_the_delivery_stored(db, inbox):
+    store(inbox, "evt_inbox_1")
+    pid = inbox._local.connection.info.backend_pid
+    with psycopg.connect(libpq_url(os.environ["DATABASE_URL"]), autocommit=True) as admin:
+        assert admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,)).fetchone()[0]
+    assert store(inbox, "evt_inbox_2", '{"id": "evt_inbox_2"}').new
+    assert inbox._local.connection.info.backend_pid != pid
+
+
+def test_an_unreachable_database_raises_and_stores_nothing(db):
+    dead = Inbox("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    with pytest.raises(psycopg.OperationalError):
+        store(dead)
+    with db() as session:
+        assert session.scalars(select(StripeEvent)).all() == []
+
+
+def test_a_payload_postgres_cannot_store_is_a_data_error_and_the_connection_stays_usable(db, inbox):
+    with pytest.raises(psycopg.DataError):
+        store(inbox, payload='{"id": "evt_inbox_1", "bad": "\\u0000"}')
+    assert store(inbox).new
