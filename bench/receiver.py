@@ -1,4 +1,4 @@
-"""The webhook receiver alone: signed events posted to gunicorn with no worker running, latency per sender count.
+"""The webhook receiver alone: signed events posted to it (under granian) with no worker running, latency per sender count.
 
 Run: python -m bench.receiver [--events 1000] [--clients 4 16]. Prints one JSON object. Shares
 bench.ingest's private database and Redis namespace (created, migrated and dropped). Read it beside
@@ -28,9 +28,9 @@ def main() -> None:
     try:
         events = ingest._seed(args.events * len(args.clients))
         port = ingest._free_port()
-        receiver = ingest._start([sys.executable, "-m", "gunicorn", "workers.webhook_app:app", "--bind",
-                                  f"127.0.0.1:{port}", "--workers", str(args.receiver_workers), "--threads",
-                                  str(args.receiver_threads), "--worker-class", "gthread", "--log-level", "warning"], env)
+        from workers.run import webhooks_argv  # imports the broker: after the environment is set
+
+        receiver = ingest._start(webhooks_argv("127.0.0.1", port, args.receiver_workers, args.receiver_threads), env)
         ingest._wait_healthy(port)
         bodies = [json.dumps(e).encode() for e in events]
         runs = {}
