@@ -1,6 +1,6 @@
-"""The webhook receiver's write: one autocommitted statement per delivery on a connection of its own thread.
+"""The webhook receiver's write: one autocommitted statement per delivery, on a small pool of its own.
 
-A delivery is one INSERT that commits by itself: no transaction block, no pool, one round trip.
+A delivery is one INSERT that commits by itself: no transaction block, no ping, one round trip.
 When it returns, the event is durable (synchronous commit), which is what the receiver's 200 promises.
 A connection that broke while idle (a database restart) is replaced and the statement sent once
 more, which is safe: storing is `ON CONFLICT DO NOTHING`.
@@ -24,6 +24,10 @@ _STORE = (
     " SELECT EXISTS (SELECT 1 FROM stored), (SELECT status FROM stripe_events WHERE id = %(id)s)"
 )
 CONNECT_TIMEOUT_S = 5
+# Connections per receiver process: its threads (4 under granian) each need one at a time.
+MAX_CONNECTIONS = 8
+# A delivery waiting longer than this for a connection is answered 503: Stripe retries it.
+CHECKOUT_TIMEOUT_S = 10
 
 
 @dataclass(frozen=True)
@@ -35,44 +39,63 @@ class Stored:
 
 
 class Inbox:
-    """Stores deliveries for one database URL, one connection per thread."""
+    """Stores deliveries for one database URL, on at most max_connections connections kept open between calls."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, max_connections: int = MAX_CONNECTIONS) -> None:
         self._conninfo = libpq_url(database_url)
-        self._local = threading.local()
+        self._idle: list[psycopg.Connection] = []
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(max_connections)
 
     def store(self, *, event_id: str, event_type: str, livemode: bool, payload: str, created: int | None) -> Stored:
         """Store the event unless it is stored already.
 
         Raises psycopg.DataError for a payload PostgreSQL will not store and psycopg.OperationalError
-        (or InterfaceError) when the database cannot be reached.
+        (or InterfaceError) when the database cannot be reached or no connection frees up in time.
         """
         params = {"id": event_id, "type": event_type, "livemode": livemode, "payload": payload, "created": created}
-        reused = getattr(self._local, "connection", None) is not None
+        if not self._slots.acquire(timeout=CHECKOUT_TIMEOUT_S):
+            raise psycopg.OperationalError(f"no database connection free within {CHECKOUT_TIMEOUT_S} s")
         try:
-            row = self._connection().execute(_STORE, params, prepare=True).fetchone()
-        except (psycopg.OperationalError, psycopg.InterfaceError):
-            self.close()
-            if not reused:
-                raise
-            row = self._connection().execute(_STORE, params, prepare=True).fetchone()
+            row = self._run(params)
+        finally:
+            self._slots.release()
         return Stored(bool(row[0]), row[1])
 
-    def close(self) -> None:
-        """Drop this thread's connection (the next store opens a new one)."""
-        connection = getattr(self._local, "connection", None)
-        self._local.connection = None
-        if connection is not None:
+    def _run(self, params: dict) -> tuple:
+        connection, reused = self._checkout()
+        try:
             try:
+                return connection.execute(_STORE, params, prepare=True).fetchone()
+            except (psycopg.OperationalError, psycopg.InterfaceError):
                 connection.close()
-            except psycopg.Error:
-                pass
+                if not reused:
+                    raise
+                connection = self._connect()  # it broke while idle (a restart): once more on a new one
+                return connection.execute(_STORE, params, prepare=True).fetchone()
+        finally:
+            self._checkin(connection)  # an autocommit connection stays usable after a refused statement
 
-    def _connection(self) -> psycopg.Connection:
-        connection = getattr(self._local, "connection", None)
+    def close(self) -> None:
+        """Close the idle connections (the next store opens a new one)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
+
+    def _checkout(self) -> tuple[psycopg.Connection, bool]:
+        with self._lock:
+            connection = self._idle.pop() if self._idle else None
         if connection is None or connection.closed:
-            connection = psycopg.connect(
-                self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
-                options=f"-c lock_timeout={LOCK_TIMEOUT_MS} -c statement_timeout={STATEMENT_TIMEOUT_MS}")
-            self._local.connection = connection
-        return connection
+            return self._connect(), False
+        return connection, True
+
+    def _checkin(self, connection: psycopg.Connection) -> None:
+        if connection.closed:
+            return
+        with self._lock:
+            self._idle.append(connection)
+
+    def _connect(self) -> psycopg.Connection:
+        return psycopg.connect(self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
+                               options=f"-c lock_timeout={LOCK_TIMEOUT_MS} -c statement_timeout={STATEMENT_TIMEOUT_MS}")

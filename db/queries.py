@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any, Sequence
 
-from sqlalchemy import BigInteger, Row, any_, bindparam, func, literal, null, or_, select, true, update
+from sqlalchemy import BigInteger, Row, Text, any_, bindparam, func, literal, null, or_, select, text, true, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -385,3 +386,130 @@ def list_allocation_lines(session: Session, payment_id: int) -> list[tuple[int, 
         .join(Invoice, Invoice.id == Allocation.invoice_id).where(Allocation.payment_id == payment_id)
         .order_by(Allocation.id)
     )]
+
+
+# Set-wise forms of the transition writes above, for tasks.ledger.TransitionBatch: one statement per
+# kind of write for a whole batch of webhook events. A NULL in a column array leaves that column as it is.
+BATCH_COLUMNS = frozenset({"status", "updated_at", "finished_at", "stripe_payment_intent_id", "stripe_charge_id",
+                           "failure_code", "failure_message"})
+_BATCH_ORDER = ("status", "updated_at", "finished_at", "stripe_payment_intent_id", "stripe_charge_id",
+                "failure_code", "failure_message")
+_BATCH_TYPES = ("text", "timestamptz", "timestamptz", "text", "text", "text", "text")
+_MOVE_PAYMENTS = text(
+    "WITH changed AS (UPDATE payments SET "
+    + ", ".join(f"{name} = COALESCE(c.{name}, payments.{name})" for name in _BATCH_ORDER)
+    + " FROM unnest(CAST(:ids AS bigint[]), "
+    + ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in zip(_BATCH_ORDER, _BATCH_TYPES))
+    + f") AS c (id, {', '.join(_BATCH_ORDER)}) WHERE payments.id = c.id RETURNING payments.id)"
+    " INSERT INTO payment_events (payment_id, from_status, to_status, applied, source, detail, at)"
+    " SELECT line.*, :at FROM unnest(CAST(:l_ids AS bigint[]), CAST(:l_from AS text[]), CAST(:l_to AS text[]),"
+    " CAST(:l_applied AS boolean[]), CAST(:l_source AS text[]), CAST(CAST(:l_detail AS text[]) AS jsonb[]))"
+    " AS line (payment_id, from_status, to_status, applied, source, detail)"
+)
+_MOVE_ALLOCATIONS_OF = text(
+    "UPDATE allocations SET state = m.to_state FROM unnest(CAST(:ids AS bigint[]), CAST(:froms AS text[]),"
+    " CAST(:tos AS text[])) AS m (payment_id, from_state, to_state)"
+    " WHERE allocations.payment_id = m.payment_id AND allocations.state = m.from_state"
+)
+_MOVE_CREDITS_OF = text(
+    "UPDATE credits SET state = m.to_state FROM unnest(CAST(:ids AS bigint[]), CAST(:froms AS text[]),"
+    " CAST(:tos AS text[])) AS m (payment_id, from_state, to_state)"
+    " WHERE credits.payment_id = m.payment_id AND credits.state = m.from_state"
+)
+_EMAIL_LINES_OF = (
+    select(_ALLOCATIONS.c.payment_id, _INVOICES.c.number, _INVOICES.c.site_name, _ALLOCATIONS.c.amount_minor,
+           _ALLOCATIONS.c.discount_minor)
+    .join(_ALLOCATIONS, _ALLOCATIONS.c.invoice_id == _INVOICES.c.id)
+    .where(_ALLOCATIONS.c.payment_id == any_(bindparam("ids", type_=_IDS)))
+    .order_by(_ALLOCATIONS.c.payment_id, _INVOICES.c.due_on, _INVOICES.c.number)
+)
+_ADD_EMAILS = text(
+    "INSERT INTO emails (kind, recipient, context, dedupe_key, seller_id, account_id, payment_id, status, attempts)"
+    " SELECT e.kind, e.recipient, CAST(e.context AS jsonb), e.dedupe_key, e.seller_id, e.account_id, e.payment_id,"
+    " 'queued', 0 FROM unnest(CAST(:kinds AS text[]), CAST(:recipients AS text[]), CAST(:contexts AS text[]),"
+    " CAST(:keys AS text[]), CAST(:sellers AS bigint[]), CAST(:accounts AS bigint[]), CAST(:payments AS bigint[]))"
+    " AS e (kind, recipient, context, dedupe_key, seller_id, account_id, payment_id)"
+    " ON CONFLICT (dedupe_key) DO NOTHING RETURNING id"
+)
+_MARK_STALE_OF = text(
+    "UPDATE accounts SET balance_stale_since = :now WHERE id = ANY(CAST(:ids AS bigint[]))"
+    " AND balance_stale_since IS NULL RETURNING id"
+)
+_PARTIES = {"method": _METHODS, "account": _ACCOUNTS, "seller": _SELLERS}
+_LOCK_PAYMENT_VIEWS = (
+    select(_PAYMENTS, *[column.label(f"{name}__{column.name}") for name, table in _PARTIES.items()
+                        for column in table.c])
+    .join(_METHODS, _METHODS.c.id == _PAYMENTS.c.payment_method_id)
+    .join(_ACCOUNTS, _ACCOUNTS.c.id == _PAYMENTS.c.account_id).join(_SELLERS, _SELLERS.c.id == _ACCOUNTS.c.seller_id)
+    .where(or_(_PAYMENTS.c.stripe_payment_intent_id == any_(bindparam("intents", type_=ARRAY(Text))),
+               _PAYMENTS.c.id == any_(bindparam("ids", type_=_IDS))))
+    .order_by(_PAYMENTS.c.id).with_for_update(of=_PAYMENTS)
+)
+
+
+def lock_payment_views(session: Session, intent_ids: Sequence[str], payment_ids: Sequence[int]) -> list[SimpleNamespace]:
+    """Payments with any of these PaymentIntent ids or ids, locked in id order, as plain views.
+
+    Each view has the payment's columns and .method, .account and .seller views of its parties:
+    what a transition and its email read, without loading four mapped objects per payment.
+    """
+    rows = session.connection().execute(_LOCK_PAYMENT_VIEWS, {"intents": list(intent_ids), "ids": list(payment_ids)})
+    views = []
+    for row in rows.mappings():
+        view = SimpleNamespace(**{column.name: row[column.name] for column in _PAYMENTS.c})
+        for name, table in _PARTIES.items():
+            setattr(view, name, SimpleNamespace(**{column.name: row[f"{name}__{column.name}"] for column in table.c}))
+        views.append(view)
+    return views
+
+
+def move_payments(session: Session, columns: dict[int, dict[str, Any]],
+                  lines: Sequence[tuple[int, str | None, str, bool, str, dict[str, Any]]], *, at: datetime) -> None:
+    """Set the payments' columns ({payment id: {column: value}}, BATCH_COLUMNS only) and add the timeline
+    lines ((payment id, from, to, applied, source, detail) each), in one statement."""
+    ids = list(columns)
+    parameters: dict[str, Any] = {"ids": ids, "at": at}
+    for name in _BATCH_ORDER:
+        parameters[name] = [columns[pid].get(name) for pid in ids]
+    for n, name in enumerate(("l_ids", "l_from", "l_to", "l_applied", "l_source")):
+        parameters[name] = [line[n] for line in lines]
+    parameters["l_detail"] = [json.dumps(line[5]) for line in lines]
+    session.connection().execute(_MOVE_PAYMENTS, parameters)
+
+
+def move_allocations_of(session: Session, moves: Sequence[tuple[int, str, str]]) -> None:
+    """move_allocations for many payments: (payment id, from state, to state) each."""
+    session.connection().execute(_MOVE_ALLOCATIONS_OF, _moves(moves))
+
+
+def move_credits_of(session: Session, moves: Sequence[tuple[int, str, str]]) -> None:
+    """move_credits for many payments: (payment id, from state, to state) each."""
+    session.connection().execute(_MOVE_CREDITS_OF, _moves(moves))
+
+
+def _moves(moves: Sequence[tuple[int, str, str]]) -> dict[str, list]:
+    return {"ids": [m[0] for m in moves], "froms": [str(m[1]) for m in moves], "tos": [str(m[2]) for m in moves]}
+
+
+def list_email_lines_of(session: Session, payment_ids: Sequence[int]) -> dict[int, list[Row]]:
+    """list_email_lines for many payments at once: {payment id: its lines}."""
+    lines: dict[int, list[Row]] = {}
+    for row in session.connection().execute(_EMAIL_LINES_OF, {"ids": list(payment_ids)}):
+        lines.setdefault(row.payment_id, []).append(row)
+    return lines
+
+
+def add_emails(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """add_email for many rows in one statement; returns the ids of the rows written (not the duplicates)."""
+    parameters = {
+        "kinds": [str(r["kind"]) for r in rows], "recipients": [r["recipient"] for r in rows],
+        "contexts": [json.dumps(r["context"]) for r in rows], "keys": [r["dedupe_key"] for r in rows],
+        "sellers": [r["seller_id"] for r in rows], "accounts": [r["account_id"] for r in rows],
+        "payments": [r["payment_id"] for r in rows],
+    }
+    return list(session.connection().execute(_ADD_EMAILS, parameters).scalars())
+
+
+def mark_balances_stale(session: Session, account_ids: Sequence[int], now: datetime) -> list[int]:
+    """mark_balance_stale for many accounts; returns the ids this call marked."""
+    return list(session.connection().execute(_MARK_STALE_OF, {"ids": list(account_ids), "now": now}).scalars())

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import inspect, select
@@ -11,7 +13,7 @@ from sqlalchemy.orm import Session
 from db import queries
 from db.models import Account, Payment, PaymentMethod, Seller
 from tasks import outbox
-from tasks.accounts import balance_moved
+from tasks.accounts import balance_moved, recompute_after_commit
 from tasks.domain.outcomes import allocation_move, email_for
 from tasks.domain.states import (
     FINAL_STATUSES, CreditState, MethodKind, PaymentKind, PaymentStatus, can_transition,
@@ -30,30 +32,140 @@ CREDIT_MOVES = {
 }
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What a transition writes: decided once, written row by row (apply_transition) or set-wise (TransitionBatch)."""
+
+    applied: bool
+    source: PaymentStatus
+    target: PaymentStatus
+    columns: dict[str, Any]
+    detail: dict[str, Any]
+    allocation_move: tuple[str, str] | None = None
+    credit_move: tuple[str, str] | None = None
+    email: str | None = None
+    balance_moves: bool = False
+
+
+def plan_transition(payment: Any, method_kind: str | None, target: PaymentStatus, *, now: datetime,
+                    detail: dict[str, Any] | None = None, values: dict[str, Any] | None = None) -> Plan:
+    """The transition of this payment (a loaded row or a plain view of one) to target, as the table allows it.
+
+    values are further payment columns to store either way; a refused transition stores only them and
+    records the refusal on the timeline. The owed email is decided only when method_kind is given.
+    """
+    current = PaymentStatus(payment.status)
+    if current == target or not can_transition(current, target):
+        reason = "already in this state" if current == target else "transition not allowed"
+        return Plan(False, current, target, dict(values or {}), {**(detail or {}), "ignored": reason})
+    columns = {**(values or {}), "status": target, "updated_at": now}
+    if target in FINAL_STATUSES or target == P.SUCCEEDED:
+        columns["finished_at"] = now
+    credit_move = CREDIT_MOVES.get(target)
+    # Only custom amounts and deposits carry credit; skipping the others saves a statement per event.
+    return Plan(True, current, target, columns, detail or {}, allocation_move=allocation_move(target),
+                credit_move=credit_move if payment.kind != PaymentKind.INVOICES else None,
+                email=email_for(method_kind, payment.kind, current, target) if method_kind else None,
+                balance_moves=not (current in IN_FLIGHT and target in IN_FLIGHT))
+
+
 def apply_transition(session: Session, payment: Payment, target: PaymentStatus, *, source: str, now: datetime,
                      detail: dict[str, Any] | None = None, values: dict[str, Any] | None = None) -> bool:
     """Move the payment to target if the table allows it; otherwise record the refusal. True if applied.
 
     values are further payment columns to store either way (in the transition's own UPDATE when it applies).
     """
-    current = PaymentStatus(payment.status)
-    if current == target or not can_transition(current, target):
-        reason = "already in this state" if current == target else "transition not allowed"
-        queries.set_payment_columns(session, payment, **(values or {}))
-        queries.add_payment_event(session, payment, from_status=current, to_status=target, source=source,
-                                  applied=False, detail={**(detail or {}), "ignored": reason}, at=now)
+    plan = plan_transition(payment, None, target, now=now, detail=detail, values=values)
+    if not plan.applied:
+        queries.set_payment_columns(session, payment, **plan.columns)
+        queries.add_payment_event(session, payment, from_status=plan.source, to_status=target, source=source,
+                                  applied=False, detail=plan.detail, at=now)
         return False
-    columns = {**(values or {}), "status": target, "updated_at": now}
-    if target in FINAL_STATUSES or target == P.SUCCEEDED:
-        columns["finished_at"] = now
-    queries.move_payment(session, payment.id, columns, from_status=current, to_status=target, source=source,
-                         detail=detail or {}, at=now)
-    queries.show_columns(payment, columns)
-    _move_money(session, payment, target)
-    queue_payment_email(session, payment, current, target)
-    if not (current in IN_FLIGHT and target in IN_FLIGHT):
+    queries.move_payment(session, payment.id, plan.columns, from_status=plan.source, to_status=target, source=source,
+                         detail=plan.detail, at=now)
+    queries.show_columns(payment, plan.columns)
+    if plan.allocation_move is not None:
+        queries.move_allocations(session, payment.id, *plan.allocation_move)
+    if plan.credit_move is not None:
+        queries.move_credits(session, payment.id, *plan.credit_move)
+    queue_payment_email(session, payment, plan.source, target)
+    if plan.balance_moves:
         balance_moved(session, payment.account_id, now)
     return True
+
+
+class TransitionBatch:
+    """Transitions of many payments, decided one by one and written together, a few statements per batch.
+
+    For webhook batches: the payments are plain views (db.queries.lock_payment_views), each changed in
+    place as its transitions are added, so a second event about the same payment sees the first.
+    Writes only the payment columns PaymentIntent events set (BATCH_COLUMNS); flush() writes
+    everything added since the last flush, in the order apply_transition writes it.
+    """
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self._columns: dict[int, dict[str, Any]] = {}
+        self._lines: list[tuple[int, str | None, str, bool, str, dict[str, Any]]] = []
+        self._moves: dict[int, tuple[tuple[str, str] | None, tuple[str, str] | None]] = {}
+        self._emails: list[tuple[Any, str, dict[str, Any]]] = []
+        self._accounts: set[int] = set()
+
+    def add(self, session: Session, payment: Any, target: PaymentStatus, *, source: str,
+            detail: dict[str, Any] | None = None, values: dict[str, Any] | None = None) -> bool:
+        """apply_transition, to be written at flush(); True if the transition applies."""
+        plan = plan_transition(payment, payment.method.kind, target, now=self.now, detail=detail, values=values)
+        unknown = set(plan.columns) - queries.BATCH_COLUMNS
+        if unknown:
+            raise ValueError(f"a transition batch cannot write payment columns {sorted(unknown)}")
+        if payment.id in self._moves and (plan.allocation_move or plan.credit_move):
+            self.flush(session)  # two money moves of one payment: the first must be written before the second
+        if plan.columns:
+            self._columns.setdefault(payment.id, {}).update(plan.columns)
+            vars(payment).update(plan.columns)
+        self._lines.append((payment.id, plan.source, target, plan.applied, source, plan.detail))
+        if not plan.applied:
+            return False
+        if plan.allocation_move or plan.credit_move:
+            self._moves[payment.id] = (plan.allocation_move, plan.credit_move)
+        if plan.email is not None:
+            self._emails.append((payment, plan.email, dict(vars(payment))))
+        if plan.balance_moves:
+            self._accounts.add(payment.account_id)
+        return True
+
+    def note(self, payment: Any, *, source: str, detail: dict[str, Any]) -> None:
+        """record_event: a timeline line that changes nothing."""
+        self._lines.append((payment.id, payment.status, payment.status, True, source, detail))
+
+    def flush(self, session: Session) -> None:
+        """Write what was added: payments and timeline, allocations, credits, emails, then stale balances."""
+        if self._lines:
+            queries.move_payments(session, self._columns, self._lines, at=self.now)
+        allocation_moves = [(pid, *move) for pid, (move, _) in self._moves.items() if move is not None]
+        credit_moves = [(pid, *move) for pid, (_, move) in self._moves.items() if move is not None]
+        if allocation_moves:
+            queries.move_allocations_of(session, allocation_moves)
+        if credit_moves:
+            queries.move_credits_of(session, credit_moves)
+        if self._emails:
+            self._queue_emails(session)
+        if self._accounts:
+            for account_id in queries.mark_balances_stale(session, sorted(self._accounts), self.now):
+                recompute_after_commit(session, account_id)
+        self.__init__(self.now)
+
+    def _queue_emails(self, session: Session) -> None:
+        lines = queries.list_email_lines_of(session, sorted({payment.id for payment, _, _ in self._emails}))
+        rows = []
+        for payment, kind, seen in self._emails:
+            context = payment_email_context(session, SimpleNamespace(**seen), payment.account, payment.method,
+                                            payment.seller, lines=lines.get(payment.id, []))
+            rows.append(dict(kind=kind, recipient=payment.account.billing_email, context=context,
+                             dedupe_key=f"{kind}:payment:{payment.id}", seller_id=payment.account.seller_id,
+                             account_id=payment.account_id, payment_id=payment.id))
+        for email_id in queries.add_emails(session, rows):
+            outbox.send_after_commit(session, email_id)
 
 
 def record_quiet_transition(session: Session, payment_id: int, current: PaymentStatus, target: PaymentStatus, *,
@@ -82,16 +194,6 @@ def record_event(session: Session, payment: Payment, *, source: str, now: dateti
                               source=source, detail=detail, at=now)
 
 
-def _move_money(session: Session, payment: Payment, target: PaymentStatus) -> None:
-    move = allocation_move(target)
-    if move is not None:
-        queries.move_allocations(session, payment.id, move[0], move[1])
-    credit_move = CREDIT_MOVES.get(target)
-    # Only custom amounts and deposits carry credit; skipping the others saves a statement per event.
-    if credit_move is not None and payment.kind != PaymentKind.INVOICES:
-        queries.move_credits(session, payment.id, credit_move[0], credit_move[1])
-
-
 def queue_payment_email(session: Session, payment: Payment, source: PaymentStatus, target: PaymentStatus,
                         dedupe_suffix: str = "", extra: dict[str, Any] | None = None) -> int | None:
     """Write the outbox row owed for this transition, once per payment and kind."""
@@ -118,11 +220,14 @@ def _parties(session: Session, payment: Payment) -> tuple[PaymentMethod, Account
     ).one())
 
 
-def payment_email_context(session: Session, payment: Payment, account: Account, method: PaymentMethod,
-                          seller: Seller | None = None) -> dict[str, Any]:
-    """Everything a payment email shows, as JSON-safe values (amounts stay integers in minor units)."""
+def payment_email_context(session: Session, payment: Any, account: Any, method: Any, seller: Any = None,
+                          lines: list[Any] | None = None) -> dict[str, Any]:
+    """Everything a payment email shows, as JSON-safe values (amounts stay integers in minor units).
+
+    lines are the payment's invoice lines when the caller read them already (list_email_lines_of).
+    """
     seller = seller or session.get(Seller, account.seller_id)
-    rows = queries.list_email_lines(session, payment.id)
+    rows = lines if lines is not None else queries.list_email_lines(session, payment.id)
     return {
         "payment_id": payment.id,
         "transaction_id": payment.stripe_charge_id or payment.stripe_payment_intent_id,

@@ -68,15 +68,22 @@ def migrated(database_url: str) -> str:
 @pytest.fixture()
 def db(migrated: str):
     """A sessionmaker on a database whose tables were all emptied before this test."""
+    from db.session import get_sessionmaker
+
+    truncate_all()
+    return get_sessionmaker()
+
+
+def truncate_all() -> None:
+    """Empty every table and restart its ids."""
     from sqlalchemy import text
 
     from db.models import Base
-    from db.session import get_engine, get_sessionmaker
+    from db.session import get_engine
 
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with get_engine().begin() as connection:
         connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    return get_sessionmaker()
 
 
 @pytest.fixture()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from sqlalchemy.orm import Session
 
@@ -12,9 +12,13 @@ from tasks.handlers import disputes, mandates, payment_intents, payment_methods,
 from tasks.handlers.common import Handled, ignored
 
 Handler = Callable[[Session, dict[str, Any], datetime], Handled]
+BatchHandler = Callable[[Session, Sequence[dict[str, Any]], datetime], list[Handled]]
 
+# Families whose events are applied together: one lock and a few set-wise writes for all of them.
+BATCH_HANDLERS: dict[str, BatchHandler] = {
+    "payment_intents": payment_intents.handle_batch,
+}
 HANDLERS: dict[str, Handler] = {
-    "payment_intents": payment_intents.handle,
     "refunds": refunds.handle,
     "disputes": disputes.handle,
     "setup_intents": setup_intents.handle,
@@ -25,7 +29,26 @@ HANDLERS: dict[str, Handler] = {
 
 def handle_event(session: Session, event: dict[str, Any], now: datetime) -> Handled:
     """Apply one stored event; unknown types are ignored."""
-    family = route_for(event.get("type", ""))
-    if family is None:
-        return ignored(f"event type {event.get('type')} is not handled")
-    return HANDLERS[family](session, event, now)
+    return handle_events(session, [event], now)[0]
+
+
+def handle_events(session: Session, events: Sequence[dict[str, Any]], now: datetime) -> list[Handled]:
+    """Apply stored events in one transaction; how each ended, in the order given.
+
+    The batch families go first, all their events at once; then every other event, one by one. Each
+    handler reads what the ones before it wrote, and events are order-independent by design
+    (transitions only move forwards), so applying a family first changes no outcome.
+    """
+    handled: list[Handled | None] = [None] * len(events)
+    families = [route_for(event.get("type", "")) for event in events]
+    for family, batch_handler in BATCH_HANDLERS.items():
+        positions = [n for n, f in enumerate(families) if f == family]
+        if positions:
+            for n, outcome in zip(positions, batch_handler(session, [events[n] for n in positions], now)):
+                handled[n] = outcome
+    for n, (event, family) in enumerate(zip(events, families)):
+        if family is None:
+            handled[n] = ignored(f"event type {event.get('type')} is not handled")
+        elif family in HANDLERS:
+            handled[n] = HANDLERS[family](session, event, now)
+    return handled  # type: ignore[return-value]

@@ -20,7 +20,7 @@ from sqlalchemy import Row
 from db.event_queries import claim_events, mark_events, record_event_failure
 from db.session import transaction
 from tasks.domain.states import EventStatus
-from tasks.handlers import handle_event
+from tasks.handlers import handle_events
 
 _log = logging.getLogger(__name__)
 
@@ -47,11 +47,9 @@ def process_event(event_id: str, now: datetime, batch_size: int = BATCH_SIZE) ->
 def _apply(event_id: str, now: datetime, others: int) -> str | None:
     with transaction() as session:
         rows = claim_events(session, event_id, others)
-        waiting = [row for row in rows if row.status not in DONE]
-        outcomes = []
-        for row in sorted(waiting, key=_lock_order):
-            handled = handle_event(session, row.payload, now)
-            outcomes.append((row.id, handled.status, handled.note))
+        waiting = sorted((row for row in rows if row.status not in DONE), key=_lock_order)
+        handled = handle_events(session, [row.payload for row in waiting], now)
+        outcomes = [(row.id, h.status, h.note) for row, h in zip(waiting, handled)]
         if outcomes:
             mark_events(session, outcomes, now)
     return next((status for eid, status, _ in outcomes if eid == event_id), None)

@@ -1,13 +1,18 @@
-"""payment_intent.* events: move the payment the intent belongs to, forwards only."""
+"""payment_intent.* events: move the payment the intent belongs to, forwards only.
+
+Webhook batches go through handle_batch: the payments of all the batch's intents are locked in one
+statement and their transitions written set-wise (ledger.TransitionBatch). The reconciler, holding
+one loaded payment, goes through apply_intent. Both decide with decide().
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Sequence
 
 from sqlalchemy.orm import Session
 
-from db.event_queries import lock_payment_for_intent
+from db import queries
 from db.models import Payment
 from tasks import ledger
 from tasks.domain.events import intent_event_applies, intent_event_target, payment_id_from_metadata
@@ -20,33 +25,67 @@ P = PaymentStatus
 
 def handle(session: Session, event: dict[str, Any], now: datetime) -> Handled:
     """Apply what the intent's event says happened, unless the payment has moved past it."""
-    intent = obj(event)
-    payment = lock_payment_for_intent(session, intent.get("id"), payment_id_from_metadata(intent.get("metadata")))
+    return handle_batch(session, [event], now)[0]
+
+
+def handle_batch(session: Session, events: Sequence[dict[str, Any]], now: datetime) -> list[Handled]:
+    """handle() for several events in one go: one lock statement, a few writes for all of them."""
+    intents = [obj(event) for event in events]
+    intent_ids = [i.get("id") for i in intents if isinstance(i.get("id"), str)]
+    payment_ids = [pid for i in intents if (pid := payment_id_from_metadata(i.get("metadata"))) is not None]
+    payments = queries.lock_payment_views(session, intent_ids, payment_ids)
+    by_intent = {p.stripe_payment_intent_id: p for p in payments if p.stripe_payment_intent_id}
+    by_id = {p.id: p for p in payments}
+    batch = ledger.TransitionBatch(now)
+    handled = []
+    for event, intent in zip(events, intents):
+        # As lock_payment_for_intent finds it: by the intent's id, else by our id in its metadata.
+        payment = by_intent.get(intent.get("id")) or by_id.get(payment_id_from_metadata(intent.get("metadata")))
+        handled.append(_apply(session, batch, payment, event, intent))
+    batch.flush(session)
+    return handled
+
+
+def _apply(session: Session, batch: ledger.TransitionBatch, payment: Any, event: dict[str, Any],
+           intent: dict[str, Any]) -> Handled:
     if payment is None:
         return ignored(f"no payment for PaymentIntent {intent.get('id')}")
+    source = source_of(event)
     if payment.stripe_payment_intent_id not in (None, intent["id"]):
-        ledger.record_event(session, payment, source=source_of(event), now=now,
-                            detail={"event_type": event["type"], "ignored": f"other PaymentIntent {intent['id']}"})
+        batch.note(payment, source=source,
+                   detail={"event_type": event["type"], "ignored": f"other PaymentIntent {intent['id']}"})
         return ignored(f"payment {payment.id} has another PaymentIntent")
-    return apply_intent(session, payment, event["type"], intent, source=source_of(event), now=now)
+    target, detail, values = decide(payment, event["type"], intent)
+    if target is None:
+        batch.note(payment, source=source, detail=detail)
+    else:
+        batch.add(session, payment, target, source=source, detail=detail, values=values)
+    return PROCESSED
 
 
 def apply_intent(session: Session, payment: Payment, event_type: str, intent: dict[str, Any], *, source: str,
                  now: datetime) -> Handled:
-    """The shared path of webhooks and the reconciler: fields first, then the transition."""
-    target = intent_event_target(event_type, intent.get("last_payment_error"))
-    detail = {"event_type": event_type, "intent_status": intent.get("status")}
-    if target is None or not intent_event_applies(payment.status):
-        ledger.record_event(session, payment, source=source, now=now,
-                            detail={**detail, "ignored": "payment already past this event"})
-        return PROCESSED
-    moves = payment.status != target and can_transition(payment.status, target)
-    values = _fields(payment, intent, target) if moves else {}
-    ledger.apply_transition(session, payment, target, source=source, now=now, detail=detail, values=values)
+    """The reconciler's path for one loaded payment: the same decision, written row by row."""
+    target, detail, values = decide(payment, event_type, intent)
+    if target is None:
+        ledger.record_event(session, payment, source=source, now=now, detail=detail)
+    else:
+        ledger.apply_transition(session, payment, target, source=source, now=now, detail=detail, values=values)
     return PROCESSED
 
 
-def _fields(payment: Payment, intent: dict[str, Any], target: PaymentStatus) -> dict[str, Any]:
+def decide(payment: Any, event_type: str, intent: dict[str, Any]
+           ) -> tuple[PaymentStatus | None, dict[str, Any], dict[str, Any]]:
+    """(target, timeline detail, payment columns) for the event; no target when the payment is past it."""
+    target = intent_event_target(event_type, intent.get("last_payment_error"))
+    detail = {"event_type": event_type, "intent_status": intent.get("status")}
+    if target is None or not intent_event_applies(payment.status):
+        return None, {**detail, "ignored": "payment already past this event"}, {}
+    moves = payment.status != target and can_transition(payment.status, target)
+    return target, detail, _fields(payment, intent, target) if moves else {}
+
+
+def _fields(payment: Any, intent: dict[str, Any], target: PaymentStatus) -> dict[str, Any]:
     """The payment columns the intent fills in: ids we did not have yet, and why it failed."""
     values: dict[str, Any] = {}
     if payment.stripe_payment_intent_id is None:

@@ -38,11 +38,12 @@ def test_a_new_event_is_stored_committed_and_a_redelivery_reads_its_status(db, i
 
 def test_a_connection_dropped_while_idle_is_replaced_and_the_delivery_stored(db, inbox):
     store(inbox, "evt_inbox_1")
-    pid = inbox._local.connection.info.backend_pid
+    (connection,) = inbox._idle
+    pid = connection.info.backend_pid
     with psycopg.connect(libpq_url(os.environ["DATABASE_URL"]), autocommit=True) as admin:
         assert admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,)).fetchone()[0]
     assert store(inbox, "evt_inbox_2", '{"id": "evt_inbox_2"}').new
-    assert inbox._local.connection.info.backend_pid != pid
+    assert [c.info.backend_pid != pid for c in inbox._idle] == [True]
 
 
 def test_an_unreachable_database_raises_and_stores_nothing(db):
@@ -57,3 +58,19 @@ def test_a_payload_postgres_cannot_store_is_a_data_error_and_the_connection_stay
     with pytest.raises(psycopg.DataError):
         store(inbox, payload='{"id": "evt_inbox_1", "bad": "\\u0000"}')
     assert store(inbox).new
+    assert len(inbox._idle) == 1
+
+
+def test_many_threads_share_at_most_max_connections_and_every_delivery_is_stored(db):
+    from concurrent.futures import ThreadPoolExecutor
+
+    writer = Inbox(os.environ["DATABASE_URL"], max_connections=3)
+    try:
+        with ThreadPoolExecutor(max_workers=40) as pool:
+            results = list(pool.map(lambda n: store(writer, f"evt_many_{n}", f'{{"n": {n}}}'), range(200)))
+        assert all(r.new for r in results)
+        assert 1 <= len(writer._idle) <= 3
+    finally:
+        writer.close()
+    with db() as session:
+        assert len(session.scalars(select(StripeEvent.id)).all()) == 200

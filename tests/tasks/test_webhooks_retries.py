@@ -15,7 +15,7 @@ class HandlerBug(RuntimeError):
     pass
 
 
-def broken(session, event, now):
+def broken(session, events, now):
     raise HandlerBug("handler bug: cannot read the intent")
 
 
@@ -35,7 +35,7 @@ def event_row(db, event_id: str) -> StripeEvent:
 def test_failing_handler_is_retried_then_dead_lettered_and_a_replay_after_the_fix_applies_it(
         db, broker, worker, monkeypatch):
     payment_id, event_id = succeeded_event(db)
-    monkeypatch.setitem(handlers.HANDLERS, "payment_intents", broken)
+    monkeypatch.setitem(handlers.BATCH_HANDLERS, "payment_intents", broken)
     process_stripe_event.send_with_options(args=(event_id,), max_retries=2, min_backoff=10, max_backoff=20)
 
     def dead_letter():
@@ -60,7 +60,7 @@ def test_failing_handler_is_retried_then_dead_lettered_and_a_replay_after_the_fi
 
 def test_a_direct_call_that_fails_marks_the_event_failed_and_raises(db, monkeypatch):
     _, event_id = succeeded_event(db)
-    monkeypatch.setitem(handlers.HANDLERS, "payment_intents", broken)
+    monkeypatch.setitem(handlers.BATCH_HANDLERS, "payment_intents", broken)
     with pytest.raises(HandlerBug):
         process_stripe_event(event_id)
     row = event_row(db, event_id)

@@ -11,6 +11,7 @@ from db.models import Payment, StripeEvent
 from db.session import get_engine
 from tasks import handlers
 from tasks.handlers.inbox import process_event
+from tests.conftest import truncate_all
 from tests.tasks.handlers.support import event_statuses, make_event, now, store_event, world
 
 
@@ -98,14 +99,14 @@ def test_the_named_event_is_waited_for_and_seen_done_once_its_holder_commits(db)
 
 def test_a_failing_event_rolls_its_batch_back_and_the_named_event_is_applied_alone(db, monkeypatch):
     (good_payment, good), (bad_payment, bad) = succeeded(db, 1), succeeded(db, 2)
-    real = handlers.HANDLERS["payment_intents"]
+    real = handlers.BATCH_HANDLERS["payment_intents"]
 
-    def fails_for_bad(session, event, at):
-        if event["id"] == bad:
+    def fails_for_bad(session, events, at):
+        if any(event["id"] == bad for event in events):
             raise RuntimeError("handler bug")
-        return real(session, event, at)
+        return real(session, events, at)
 
-    monkeypatch.setitem(handlers.HANDLERS, "payment_intents", fails_for_bad)
+    monkeypatch.setitem(handlers.BATCH_HANDLERS, "payment_intents", fails_for_bad)
     assert process_event(good, now(), batch_size=20) == "processed"
     assert statuses(db, Payment, [good_payment, bad_payment]) == ["succeeded", "submitting"]
     # The bad event was rolled back untouched: still waiting, unattempted, for its own message.
@@ -114,3 +115,66 @@ def test_a_failing_event_rolls_its_batch_back_and_the_named_event_is_applied_alo
     with pytest.raises(RuntimeError, match="handler bug"):
         process_event(bad, now(), batch_size=20)
     assert statuses(db, Payment, [bad_payment]) == ["submitting"]
+
+
+def intent_event(n: str, event_type: str, intent_id: str, payment_id: int, **fields) -> dict:
+    intent = {"id": intent_id, "object": "payment_intent", "status": event_type.rsplit(".", 1)[1],
+              "latest_charge": f"ch_{intent_id}", "metadata": {"payment_id": str(payment_id)}, **fields}
+    return make_event(event_type, intent, event_id=f"evt_{n}")
+
+
+def scenario(db, tag: str) -> tuple[list[int], list[dict]]:
+    """Payments of every kind of outcome and the events about them, some doubled, some out of order."""
+    ach = world(db, kind="us_bank_account", intent_id=f"pi_{tag}_ach")["payment"]
+    card = world(db, intent_id=f"pi_{tag}_card")["payment"]
+    declined = world(db, intent_id=f"pi_{tag}_declined")["payment"]
+    unknown_intent = world(db)["payment"]  # the intent id is only in the event's metadata
+    auth = world(db, intent_id=f"pi_{tag}_auth")["payment"]
+    error = {"code": "card_declined", "decline_code": "insufficient_funds", "message": "Declined."}
+    events = [
+        intent_event(f"{tag}_1", "payment_intent.processing", f"pi_{tag}_ach", ach),
+        intent_event(f"{tag}_2", "payment_intent.succeeded", f"pi_{tag}_ach", ach),
+        intent_event(f"{tag}_3", "payment_intent.processing", f"pi_{tag}_ach", ach),  # late: recorded, ignored
+        intent_event(f"{tag}_4", "payment_intent.succeeded", f"pi_{tag}_card", card),
+        intent_event(f"{tag}_5", "payment_intent.succeeded", f"pi_{tag}_card", card),  # a second event, same news
+        intent_event(f"{tag}_6", "payment_intent.payment_failed", f"pi_{tag}_declined", declined,
+                     last_payment_error=error),
+        intent_event(f"{tag}_7", "payment_intent.succeeded", f"pi_{tag}_new", unknown_intent),
+        intent_event(f"{tag}_8", "payment_intent.requires_action", f"pi_{tag}_auth", auth),
+        intent_event(f"{tag}_9", "payment_intent.succeeded", f"pi_{tag}_other", auth),  # another intent: ignored
+        intent_event(f"{tag}_10", "payment_intent.succeeded", f"pi_{tag}_stranger", 999_999),  # not ours
+    ]
+    for event in events:
+        store_event(db, event)
+    return [ach, card, declined, unknown_intent, auth], events
+
+
+def outcome(db, payments: list[int], events: list[dict]) -> dict:
+    from sqlalchemy import select
+
+    from db.models import Account, Email
+    from tests.tasks.handlers.support import snapshot, timeline
+
+    with db() as session:
+        rows = {e.id: (e.status, e.error) for e in session.scalars(select(StripeEvent))}
+        emails = sorted((e.kind, e.payment_id, e.context["status"]) for e in session.scalars(select(Email)))
+        stale = sorted(a.balance_stale_since is not None for a in session.scalars(select(Account)))
+    return {"payments": [snapshot(db, p) for p in payments], "timelines": [timeline(db, p) for p in payments],
+            "events": [rows[e["id"]] for e in events], "emails": emails, "stale": stale}
+
+
+def test_a_batch_ends_exactly_as_the_same_events_applied_one_by_one(db):
+    payments, events = scenario(db, "one")
+    for event in events:
+        process_event(event["id"], now(), batch_size=1)
+    one_by_one = outcome(db, payments, events)
+
+    truncate_all()  # the same tables emptied and ids restarted: the batch gets an identical world
+    payments, events = scenario(db, "one")
+    process_event(events[0]["id"], now(), batch_size=20)
+    batched = outcome(db, payments, events)
+
+    assert batched == one_by_one
+    assert [s["status"] for s in batched["payments"]] == ["succeeded", "succeeded", "failed", "succeeded",
+                                                          "requires_action"]
+    assert batched["events"][9] == ("ignored", "no payment for PaymentIntent pi_one_stranger")
