@@ -9,7 +9,7 @@ from sqlalchemy import Row, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from db.models import Allocation, Credit, Dispute, Invoice, Payment, PaymentMethod, Refund, StripeEvent
+from db.models import Dispute, Payment, PaymentMethod, Refund, StripeEvent
 from db.queries import lock_payment_by
 from tasks.domain.states import EventStatus, PaymentStatus
 
@@ -121,15 +121,6 @@ def lock_payment_for_charge(session: Session, charge_id: str | None, intent_id: 
     return lock_payment_for_intent(session, intent_id, payment_id)
 
 
-def list_applied_allocations(session: Session, payment_id: int) -> list[tuple[Allocation, Invoice]]:
-    """The payment's applied allocations with their invoices."""
-    statement = (
-        select(Allocation, Invoice).join(Invoice, Invoice.id == Allocation.invoice_id)
-        .where(Allocation.payment_id == payment_id, Allocation.state == "applied").order_by(Allocation.id)
-    )
-    return [(a, i) for a, i in session.execute(statement).all()]
-
-
 def upsert_refund(session: Session, *, payment_id: int, stripe_refund_id: str, amount_minor: int, currency: str,
                   status: str, reason: str | None) -> bool:
     """Record a Stripe refund (its status follows Stripe's latest word); True if new."""
@@ -177,11 +168,3 @@ def lock_method_for_setup_intent(session: Session, setup_intent_id: str, stripe_
         .with_for_update().execution_options(populate_existing=True)
     )
     return found if found is not None else lock_method_by_stripe_id(session, stripe_payment_method_id)
-
-
-def list_available_credits(session: Session, payment_id: int) -> list[Credit]:
-    """The payment's unapplied credit still on the account, oldest first, locked for update."""
-    return list(session.scalars(
-        select(Credit).where(Credit.payment_id == payment_id, Credit.state == "available")
-        .order_by(Credit.id).with_for_update()
-    ))

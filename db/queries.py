@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any, Sequence
@@ -389,32 +389,54 @@ def list_allocation_lines(session: Session, payment_id: int) -> list[tuple[int, 
 
 
 # Set-wise forms of the transition writes above, for tasks.ledger.TransitionBatch: one statement per
-# kind of write for a whole batch of webhook events. A NULL in a column array leaves that column as it is.
-BATCH_COLUMNS = frozenset({"status", "updated_at", "finished_at", "stripe_payment_intent_id", "stripe_charge_id",
-                           "failure_code", "failure_message"})
-_BATCH_ORDER = ("status", "updated_at", "finished_at", "stripe_payment_intent_id", "stripe_charge_id",
-                "failure_code", "failure_message")
-_BATCH_TYPES = ("text", "timestamptz", "timestamptz", "text", "text", "text", "text")
+# kind of write for a whole batch of webhook events. The rows go in as one JSON document read by
+# jsonb_to_recordset (one C-serialised parameter instead of an array per column dumped in Python).
+# A column missing from a payment's row is left as it is.
+_BATCH_TYPES = {"status": "text", "updated_at": "timestamptz", "finished_at": "timestamptz",
+                "stripe_payment_intent_id": "text", "stripe_charge_id": "text", "failure_code": "text",
+                "failure_message": "text", "refunded_minor": "bigint"}
+BATCH_COLUMNS = frozenset(_BATCH_TYPES)
 _MOVE_PAYMENTS = text(
     "WITH changed AS (UPDATE payments SET "
-    + ", ".join(f"{name} = COALESCE(c.{name}, payments.{name})" for name in _BATCH_ORDER)
-    + " FROM unnest(CAST(:ids AS bigint[]), "
-    + ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in zip(_BATCH_ORDER, _BATCH_TYPES))
-    + f") AS c (id, {', '.join(_BATCH_ORDER)}) WHERE payments.id = c.id RETURNING payments.id)"
+    + ", ".join(f"{name} = CASE WHEN c.row ? '{name}' THEN c.{name} ELSE payments.{name} END" for name in _BATCH_TYPES)
+    + " FROM jsonb_to_recordset(CAST(:changes AS jsonb)) AS c (id bigint, row jsonb, "
+    + ", ".join(f"{name} {kind}" for name, kind in _BATCH_TYPES.items())
+    + ") WHERE payments.id = c.id RETURNING payments.id)"
     " INSERT INTO payment_events (payment_id, from_status, to_status, applied, source, detail, at)"
-    " SELECT line.*, :at FROM unnest(CAST(:l_ids AS bigint[]), CAST(:l_from AS text[]), CAST(:l_to AS text[]),"
-    " CAST(:l_applied AS boolean[]), CAST(:l_source AS text[]), CAST(CAST(:l_detail AS text[]) AS jsonb[]))"
-    " AS line (payment_id, from_status, to_status, applied, source, detail)"
+    " SELECT line.payment_id, line.from_status, line.to_status, line.applied, line.source, line.detail, :at"
+    " FROM jsonb_to_recordset(CAST(:lines AS jsonb)) AS line (payment_id bigint, from_status text,"
+    " to_status text, applied boolean, source text, detail jsonb)"
 )
 _MOVE_ALLOCATIONS_OF = text(
-    "UPDATE allocations SET state = m.to_state FROM unnest(CAST(:ids AS bigint[]), CAST(:froms AS text[]),"
-    " CAST(:tos AS text[])) AS m (payment_id, from_state, to_state)"
+    "UPDATE allocations SET state = m.to_state, updated_at = now() FROM jsonb_to_recordset(CAST(:moves AS jsonb))"
+    " AS m (payment_id bigint, from_state text, to_state text)"
     " WHERE allocations.payment_id = m.payment_id AND allocations.state = m.from_state"
 )
 _MOVE_CREDITS_OF = text(
-    "UPDATE credits SET state = m.to_state FROM unnest(CAST(:ids AS bigint[]), CAST(:froms AS text[]),"
-    " CAST(:tos AS text[])) AS m (payment_id, from_state, to_state)"
+    "UPDATE credits SET state = m.to_state, updated_at = now() FROM jsonb_to_recordset(CAST(:moves AS jsonb))"
+    " AS m (payment_id bigint, from_state text, to_state text)"
     " WHERE credits.payment_id = m.payment_id AND credits.state = m.from_state"
+)
+# Refunds reverse or reduce single allocations and credits: (id, state or amount) rows, as above.
+_SET_SLICES = {
+    table: text(
+        f"UPDATE {table} SET state = CASE WHEN c.row ? 'state' THEN c.state ELSE {table}.state END,"
+        f" amount_minor = CASE WHEN c.row ? 'amount_minor' THEN c.amount_minor ELSE {table}.amount_minor END,"
+        f" updated_at = now() FROM jsonb_to_recordset(CAST(:changes AS jsonb))"
+        f" AS c (id bigint, row jsonb, state text, amount_minor bigint) WHERE {table}.id = c.id"
+    )
+    for table in ("allocations", "credits")
+}
+_APPLIED_OF = (
+    select(_ALLOCATIONS.c.payment_id, _ALLOCATIONS.c.id, _INVOICES.c.due_on, _ALLOCATIONS.c.amount_minor)
+    .join(_INVOICES, _INVOICES.c.id == _ALLOCATIONS.c.invoice_id)
+    .where(_ALLOCATIONS.c.payment_id == any_(bindparam("ids", type_=_IDS)), _ALLOCATIONS.c.state == "applied")
+    .order_by(_ALLOCATIONS.c.id)
+)
+_LOCK_AVAILABLE_CREDITS_OF = (
+    select(_CREDITS.c.payment_id, _CREDITS.c.id, _CREDITS.c.amount_minor)
+    .where(_CREDITS.c.payment_id == any_(bindparam("ids", type_=_IDS)), _CREDITS.c.state == "available")
+    .order_by(_CREDITS.c.id).with_for_update()
 )
 _EMAIL_LINES_OF = (
     select(_ALLOCATIONS.c.payment_id, _INVOICES.c.number, _INVOICES.c.site_name, _ALLOCATIONS.c.amount_minor,
@@ -425,10 +447,9 @@ _EMAIL_LINES_OF = (
 )
 _ADD_EMAILS = text(
     "INSERT INTO emails (kind, recipient, context, dedupe_key, seller_id, account_id, payment_id, status, attempts)"
-    " SELECT e.kind, e.recipient, CAST(e.context AS jsonb), e.dedupe_key, e.seller_id, e.account_id, e.payment_id,"
-    " 'queued', 0 FROM unnest(CAST(:kinds AS text[]), CAST(:recipients AS text[]), CAST(:contexts AS text[]),"
-    " CAST(:keys AS text[]), CAST(:sellers AS bigint[]), CAST(:accounts AS bigint[]), CAST(:payments AS bigint[]))"
-    " AS e (kind, recipient, context, dedupe_key, seller_id, account_id, payment_id)"
+    " SELECT e.kind, e.recipient, e.context, e.dedupe_key, e.seller_id, e.account_id, e.payment_id, 'queued', 0"
+    " FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS e (kind text, recipient text, context jsonb,"
+    " dedupe_key text, seller_id bigint, account_id bigint, payment_id bigint)"
     " ON CONFLICT (dedupe_key) DO NOTHING RETURNING id"
 )
 _MARK_STALE_OF = text(
@@ -441,19 +462,22 @@ _LOCK_PAYMENT_VIEWS = (
                         for column in table.c])
     .join(_METHODS, _METHODS.c.id == _PAYMENTS.c.payment_method_id)
     .join(_ACCOUNTS, _ACCOUNTS.c.id == _PAYMENTS.c.account_id).join(_SELLERS, _SELLERS.c.id == _ACCOUNTS.c.seller_id)
-    .where(or_(_PAYMENTS.c.stripe_payment_intent_id == any_(bindparam("intents", type_=ARRAY(Text))),
+    .where(or_(_PAYMENTS.c.stripe_charge_id == any_(bindparam("charges", type_=ARRAY(Text))),
+               _PAYMENTS.c.stripe_payment_intent_id == any_(bindparam("intents", type_=ARRAY(Text))),
                _PAYMENTS.c.id == any_(bindparam("ids", type_=_IDS))))
     .order_by(_PAYMENTS.c.id).with_for_update(of=_PAYMENTS)
 )
 
 
-def lock_payment_views(session: Session, intent_ids: Sequence[str], payment_ids: Sequence[int]) -> list[SimpleNamespace]:
-    """Payments with any of these PaymentIntent ids or ids, locked in id order, as plain views.
+def lock_payment_views(session: Session, *, charge_ids: Sequence[str] = (), intent_ids: Sequence[str] = (),
+                       payment_ids: Sequence[int] = ()) -> list[SimpleNamespace]:
+    """Payments with any of these charge ids, PaymentIntent ids or ids, locked in id order, as plain views.
 
     Each view has the payment's columns and .method, .account and .seller views of its parties:
     what a transition and its email read, without loading four mapped objects per payment.
     """
-    rows = session.connection().execute(_LOCK_PAYMENT_VIEWS, {"intents": list(intent_ids), "ids": list(payment_ids)})
+    rows = session.connection().execute(_LOCK_PAYMENT_VIEWS, {"charges": list(charge_ids), "intents": list(intent_ids),
+                                                              "ids": list(payment_ids)})
     views = []
     for row in rows.mappings():
         view = SimpleNamespace(**{column.name: row[column.name] for column in _PAYMENTS.c})
@@ -467,28 +491,67 @@ def move_payments(session: Session, columns: dict[int, dict[str, Any]],
                   lines: Sequence[tuple[int, str | None, str, bool, str, dict[str, Any]]], *, at: datetime) -> None:
     """Set the payments' columns ({payment id: {column: value}}, BATCH_COLUMNS only) and add the timeline
     lines ((payment id, from, to, applied, source, detail) each), in one statement."""
-    ids = list(columns)
-    parameters: dict[str, Any] = {"ids": ids, "at": at}
-    for name in _BATCH_ORDER:
-        parameters[name] = [columns[pid].get(name) for pid in ids]
-    for n, name in enumerate(("l_ids", "l_from", "l_to", "l_applied", "l_source")):
-        parameters[name] = [line[n] for line in lines]
-    parameters["l_detail"] = [json.dumps(line[5]) for line in lines]
-    session.connection().execute(_MOVE_PAYMENTS, parameters)
+    changes = [{**values, "id": pid, "row": dict.fromkeys(values, True)} for pid, values in columns.items()]
+    keys = ("payment_id", "from_status", "to_status", "applied", "source", "detail")
+    session.connection().execute(_MOVE_PAYMENTS, {"changes": _json(changes), "at": at,
+                                                  "lines": _json([dict(zip(keys, line)) for line in lines])})
 
 
 def move_allocations_of(session: Session, moves: Sequence[tuple[int, str, str]]) -> None:
     """move_allocations for many payments: (payment id, from state, to state) each."""
-    session.connection().execute(_MOVE_ALLOCATIONS_OF, _moves(moves))
+    session.connection().execute(_MOVE_ALLOCATIONS_OF, {"moves": _moves(moves)})
 
 
 def move_credits_of(session: Session, moves: Sequence[tuple[int, str, str]]) -> None:
     """move_credits for many payments: (payment id, from state, to state) each."""
-    session.connection().execute(_MOVE_CREDITS_OF, _moves(moves))
+    session.connection().execute(_MOVE_CREDITS_OF, {"moves": _moves(moves)})
 
 
-def _moves(moves: Sequence[tuple[int, str, str]]) -> dict[str, list]:
-    return {"ids": [m[0] for m in moves], "froms": [str(m[1]) for m in moves], "tos": [str(m[2]) for m in moves]}
+def _moves(moves: Sequence[tuple[int, str, str]]) -> str:
+    return _json([{"payment_id": m[0], "from_state": m[1], "to_state": m[2]} for m in moves])
+
+
+def _json(rows: Any) -> str:
+    """Rows for jsonb_to_recordset; times as ISO 8601, which timestamptz reads back exactly."""
+    return json.dumps(rows, default=_iso)
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def set_allocations(session: Session, changes: dict[int, dict[str, Any]]) -> None:
+    """Set single allocations' state and/or amount: {allocation id: {"state": ..., "amount_minor": ...}}."""
+    _set_slices(session, "allocations", changes)
+
+
+def set_credits(session: Session, changes: dict[int, dict[str, Any]]) -> None:
+    """Set single credits' state and/or amount: {credit id: {"state": ..., "amount_minor": ...}}."""
+    _set_slices(session, "credits", changes)
+
+
+def _set_slices(session: Session, table: str, changes: dict[int, dict[str, Any]]) -> None:
+    rows = [{**values, "id": row_id, "row": dict.fromkeys(values, True)} for row_id, values in changes.items()]
+    session.connection().execute(_SET_SLICES[table], {"changes": _json(rows)})
+
+
+def list_applied_allocations_of(session: Session, payment_ids: Sequence[int]) -> dict[int, list[Row]]:
+    """(payment_id, id, due_on, amount_minor) of the payments' applied allocations: {payment id: rows}."""
+    found: dict[int, list[Row]] = {pid: [] for pid in payment_ids}
+    for row in session.connection().execute(_APPLIED_OF, {"ids": list(payment_ids)}):
+        found[row.payment_id].append(row)
+    return found
+
+
+def lock_available_credits_of(session: Session, payment_ids: Sequence[int]) -> dict[int, list[Row]]:
+    """(payment_id, id, amount_minor) of the payments' available credit, oldest first, locked: {payment id: rows}."""
+    found: dict[int, list[Row]] = {pid: [] for pid in payment_ids}
+    if payment_ids:
+        for row in session.connection().execute(_LOCK_AVAILABLE_CREDITS_OF, {"ids": list(payment_ids)}):
+            found[row.payment_id].append(row)
+    return found
 
 
 def list_email_lines_of(session: Session, payment_ids: Sequence[int]) -> dict[int, list[Row]]:
@@ -501,13 +564,7 @@ def list_email_lines_of(session: Session, payment_ids: Sequence[int]) -> dict[in
 
 def add_emails(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
     """add_email for many rows in one statement; returns the ids of the rows written (not the duplicates)."""
-    parameters = {
-        "kinds": [str(r["kind"]) for r in rows], "recipients": [r["recipient"] for r in rows],
-        "contexts": [json.dumps(r["context"]) for r in rows], "keys": [r["dedupe_key"] for r in rows],
-        "sellers": [r["seller_id"] for r in rows], "accounts": [r["account_id"] for r in rows],
-        "payments": [r["payment_id"] for r in rows],
-    }
-    return list(session.connection().execute(_ADD_EMAILS, parameters).scalars())
+    return list(session.connection().execute(_ADD_EMAILS, {"rows": _json(rows)}).scalars())
 
 
 def mark_balances_stale(session: Session, account_ids: Sequence[int], now: datetime) -> list[int]:

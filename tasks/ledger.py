@@ -108,7 +108,7 @@ class TransitionBatch:
         self._columns: dict[int, dict[str, Any]] = {}
         self._lines: list[tuple[int, str | None, str, bool, str, dict[str, Any]]] = []
         self._moves: dict[int, tuple[tuple[str, str] | None, tuple[str, str] | None]] = {}
-        self._emails: list[tuple[Any, str, dict[str, Any]]] = []
+        self._emails: list[tuple[Any, str, dict[str, Any], str]] = []
         self._accounts: set[int] = set()
 
     def add(self, session: Session, payment: Any, target: PaymentStatus, *, source: str,
@@ -129,7 +129,7 @@ class TransitionBatch:
         if plan.allocation_move or plan.credit_move:
             self._moves[payment.id] = (plan.allocation_move, plan.credit_move)
         if plan.email is not None:
-            self._emails.append((payment, plan.email, dict(vars(payment))))
+            self._emails.append((payment, plan.email, dict(vars(payment)), ""))
         if plan.balance_moves:
             self._accounts.add(payment.account_id)
         return True
@@ -137,6 +137,25 @@ class TransitionBatch:
     def note(self, payment: Any, *, source: str, detail: dict[str, Any]) -> None:
         """record_event: a timeline line that changes nothing."""
         self._lines.append((payment.id, payment.status, payment.status, True, source, detail))
+
+    def set_columns(self, payment: Any, values: dict[str, Any]) -> None:
+        """Payment columns to write without a transition (BATCH_COLUMNS only)."""
+        unknown = set(values) - queries.BATCH_COLUMNS
+        if unknown:
+            raise ValueError(f"a transition batch cannot write payment columns {sorted(unknown)}")
+        if values:
+            self._columns.setdefault(payment.id, {}).update(values)
+            vars(payment).update(values)
+
+    def email(self, payment: Any, source: PaymentStatus, target: PaymentStatus, dedupe_suffix: str = "") -> None:
+        """queue_payment_email: the email owed for source -> target, as the payment is now."""
+        kind = email_for(payment.method.kind, payment.kind, source, target)
+        if kind is not None:
+            self._emails.append((payment, kind, dict(vars(payment)), dedupe_suffix))
+
+    def balance_moved(self, account_id: int) -> None:
+        """tasks.accounts.balance_moved, at flush()."""
+        self._accounts.add(account_id)
 
     def flush(self, session: Session) -> None:
         """Write what was added: payments and timeline, allocations, credits, emails, then stale balances."""
@@ -156,13 +175,13 @@ class TransitionBatch:
         self.__init__(self.now)
 
     def _queue_emails(self, session: Session) -> None:
-        lines = queries.list_email_lines_of(session, sorted({payment.id for payment, _, _ in self._emails}))
+        lines = queries.list_email_lines_of(session, sorted({payment.id for payment, _, _, _ in self._emails}))
         rows = []
-        for payment, kind, seen in self._emails:
+        for payment, kind, seen, suffix in self._emails:
             context = payment_email_context(session, SimpleNamespace(**seen), payment.account, payment.method,
                                             payment.seller, lines=lines.get(payment.id, []))
             rows.append(dict(kind=kind, recipient=payment.account.billing_email, context=context,
-                             dedupe_key=f"{kind}:payment:{payment.id}", seller_id=payment.account.seller_id,
+                             dedupe_key=f"{kind}:payment:{payment.id}{suffix}", seller_id=payment.account.seller_id,
                              account_id=payment.account_id, payment_id=payment.id))
         for email_id in queries.add_emails(session, rows):
             outbox.send_after_commit(session, email_id)

@@ -17,9 +17,9 @@ BatchHandler = Callable[[Session, Sequence[dict[str, Any]], datetime], list[Hand
 # Families whose events are applied together: one lock and a few set-wise writes for all of them.
 BATCH_HANDLERS: dict[str, BatchHandler] = {
     "payment_intents": payment_intents.handle_batch,
+    "refunds": refunds.handle_batch,
 }
 HANDLERS: dict[str, Handler] = {
-    "refunds": refunds.handle,
     "disputes": disputes.handle,
     "setup_intents": setup_intents.handle,
     "payment_methods": payment_methods.handle,

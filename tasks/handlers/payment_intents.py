@@ -33,7 +33,7 @@ def handle_batch(session: Session, events: Sequence[dict[str, Any]], now: dateti
     intents = [obj(event) for event in events]
     intent_ids = [i.get("id") for i in intents if isinstance(i.get("id"), str)]
     payment_ids = [pid for i in intents if (pid := payment_id_from_metadata(i.get("metadata"))) is not None]
-    payments = queries.lock_payment_views(session, intent_ids, payment_ids)
+    payments = queries.lock_payment_views(session, intent_ids=intent_ids, payment_ids=payment_ids)
     by_intent = {p.stripe_payment_intent_id: p for p in payments if p.stripe_payment_intent_id}
     by_id = {p.id: p for p in payments}
     batch = ledger.TransitionBatch(now)

@@ -9,20 +9,19 @@ first (see tasks.domain.events.split_refund).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Sequence
 
 from sqlalchemy.orm import Session
 
-from db.event_queries import (
-    list_applied_allocations, list_available_credits, lock_payment_for_charge, upsert_refund,
-)
-from db.models import Payment
+from db import queries
+from db.event_queries import lock_payment_for_charge, upsert_refund
 from tasks import ledger
-from tasks.accounts import balance_moved
-from tasks.domain.events import AllocationSlice, payment_id_from_metadata, refund_target, split_refund
-from tasks.domain.states import AllocationState, CreditState, PaymentStatus
+from tasks.domain.events import (
+    AllocationSlice, payment_id_from_metadata, refund_target, settled_first, split_refund,
+)
+from tasks.domain.states import AllocationState, CreditState, PaymentKind, PaymentStatus
 from tasks.handlers.common import PROCESSED, Handled, ignored, obj, source_of
-from tasks.handlers.settle import charge_ids, settle_if_in_flight
+from tasks.handlers.settle import charge_ids
 
 P = PaymentStatus
 REFUNDABLE = (P.SUCCEEDED, P.PARTIALLY_REFUNDED)
@@ -30,71 +29,137 @@ REFUNDABLE = (P.SUCCEEDED, P.PARTIALLY_REFUNDED)
 
 def handle(session: Session, event: dict[str, Any], now: datetime) -> Handled:
     """Route charge.refunded to the money path and refund.* to the refund rows."""
-    if event["type"] == "charge.refunded":
-        return handle_charge_refunded(session, event, now)
-    return handle_refund_object(session, event, now)
+    return handle_batch(session, [event], now)[0]
 
 
-def handle_charge_refunded(session: Session, event: dict[str, Any], now: datetime) -> Handled:
-    """Reverse what the newly refunded money paid for and move the payment to (partially_)refunded."""
-    charge = obj(event)
-    charge_id, intent_id = charge_ids(charge)
-    payment = lock_payment_for_charge(session, charge_id, intent_id, payment_id_from_metadata(charge.get("metadata")))
-    if payment is None:
-        return ignored(f"no payment for charge {charge_id}")
-    source = source_of(event)
-    settle_if_in_flight(session, payment, charge_id, intent_id, source=source, now=now)
+def handle_batch(session: Session, events: Sequence[dict[str, Any]], now: datetime) -> list[Handled]:
+    """charge.refunded events together (one lock, a few set-wise writes); refund.* events one by one."""
+    refunded = [n for n, event in enumerate(events) if event["type"] == "charge.refunded"]
+    handled: list[Handled | None] = [None] * len(events)
+    if refunded:
+        for n, outcome in zip(refunded, _charges_refunded(session, [events[n] for n in refunded], now)):
+            handled[n] = outcome
+    for n, event in enumerate(events):
+        if handled[n] is None:
+            handled[n] = handle_refund_object(session, event, now)
+    return handled  # type: ignore[return-value]
+
+
+def _charges_refunded(session: Session, events: Sequence[dict[str, Any]], now: datetime) -> list[Handled]:
+    """Reverse what the newly refunded money paid for and move each payment to (partially_)refunded."""
+    keys = [(*charge_ids(obj(event)), payment_id_from_metadata(obj(event).get("metadata"))) for event in events]
+    views = queries.lock_payment_views(session, charge_ids=[k[0] for k in keys if isinstance(k[0], str)],
+                                       intent_ids=[k[1] for k in keys if isinstance(k[1], str)],
+                                       payment_ids=[k[2] for k in keys if k[2] is not None])
+    by_charge = {v.stripe_charge_id: v for v in views if v.stripe_charge_id}
+    by_intent = {v.stripe_payment_intent_id: v for v in views if v.stripe_payment_intent_id}
+    by_id = {v.id: v for v in views}
+    batch = ledger.TransitionBatch(now)
+    found = []
+    for event, (charge_id, intent_id, payment_id) in zip(events, keys):
+        # As lock_payment_for_charge finds it: by charge id, then intent id, then our id in the metadata.
+        view = by_charge.get(charge_id) or by_intent.get(intent_id) or by_id.get(payment_id)
+        if view is not None:
+            _settle_if_in_flight(session, batch, view, charge_id, intent_id, source_of(event))
+        found.append(view)
+    batch.flush(session)  # a payment settled just now has its allocations applied before they are split
+    ids = sorted({v.id for v in found if v is not None})
+    slices = _Slices(queries.list_applied_allocations_of(session, ids),
+                     queries.lock_available_credits_of(session, [i for i in ids if by_id[i].kind != PaymentKind.INVOICES]))
+    handled = []
+    for event, (charge_id, _, _), view in zip(events, keys, found):
+        if view is None:
+            handled.append(ignored(f"no payment for charge {charge_id}"))
+            continue
+        _refund(session, batch, slices, view, event)
+        handled.append(PROCESSED)
+    slices.write(session)
+    batch.flush(session)
+    return handled
+
+
+def _settle_if_in_flight(session: Session, batch: ledger.TransitionBatch, payment: Any, charge_id: str | None,
+                         intent_id: str | None, source: str) -> None:
+    """tasks.handlers.settle.settle_if_in_flight, for a payment view in a batch."""
+    ids = {"stripe_payment_intent_id": payment.stripe_payment_intent_id or intent_id,
+           "stripe_charge_id": payment.stripe_charge_id or charge_id}
+    batch.set_columns(payment, {k: v for k, v in ids.items() if v != getattr(payment, k)})
+    if settled_first(payment.status):
+        batch.add(session, payment, P.SUCCEEDED, source=source, detail={"implied_by": "refund or dispute on the charge"})
+
+
+def _refund(session: Session, batch: ledger.TransitionBatch, slices: "_Slices", payment: Any,
+            event: dict[str, Any]) -> None:
+    source, charge = source_of(event), obj(event)
     total = min(int(charge.get("amount_refunded") or 0), payment.amount_minor)
     if payment.status not in REFUNDABLE or total <= payment.refunded_minor:
-        ledger.record_event(session, payment, source=source, now=now,
-                            detail={"event_type": event["type"], "amount_refunded": total,
-                                    "ignored": "no new refund for this payment"})
-        return PROCESSED
-    _refund(session, payment, total, source=source, now=now)
-    return PROCESSED
-
-
-def _refund(session: Session, payment: Payment, total: int, *, source: str, now: datetime) -> None:
-    beyond_credit = _take_back_credit(session, payment, total - payment.refunded_minor)
-    split = _reverse_allocations(session, payment, beyond_credit)
+        batch.note(payment, source=source, detail={"event_type": event["type"], "amount_refunded": total,
+                                                   "ignored": "no new refund for this payment"})
+        return
+    beyond_credit = slices.take_back_credit(payment.id, total - payment.refunded_minor)
+    split = slices.reverse_allocations(payment.id, beyond_credit)
     previous, target = P(payment.status), refund_target(payment.amount_minor, total)
-    payment.refunded_minor = total
+    batch.set_columns(payment, {"refunded_minor": total})
     detail = {"amount_refunded": total, "reversed_allocations": list(split.reverse_ids),
               "reduced_allocation": list(split.reduce) if split.reduce else None}
     if previous == target:
-        ledger.record_event(session, payment, source=source, now=now, detail=detail)
-        balance_moved(session, payment.account_id, now)
+        batch.note(payment, source=source, detail=detail)
+        batch.balance_moved(payment.account_id)
     else:
-        ledger.apply_transition(session, payment, target, source=source, now=now, detail=detail)
+        batch.add(session, payment, target, source=source, detail=detail)
+        if target == P.REFUNDED:
+            slices.all_reversed(payment.id)
     if previous == P.PARTIALLY_REFUNDED:
         # The first refund's email used the plain key; each later one is its own email.
-        ledger.queue_payment_email(session, payment, previous, target, dedupe_suffix=f":refunded:{total}")
+        batch.email(payment, previous, target, dedupe_suffix=f":refunded:{total}")
 
 
-def _take_back_credit(session: Session, payment: Payment, refund_minor: int) -> int:
-    """Reduce the payment's available credit by the refund; return what is left to refund."""
-    remaining = refund_minor
-    for credit in list_available_credits(session, payment.id):
-        if remaining <= 0:
-            break
-        if remaining >= credit.amount_minor:
-            remaining -= credit.amount_minor
-            credit.state = CreditState.REVERSED
-        else:
-            credit.amount_minor -= remaining
-            remaining = 0
-    return remaining
+class _Slices:
+    """The applied allocations and available credit of a batch's payments, changed in memory, written once."""
 
+    def __init__(self, applied: dict[int, list[Any]], credits: dict[int, list[Any]]) -> None:
+        self._applied = {pid: {r.id: [r.due_on, r.amount_minor] for r in rows} for pid, rows in applied.items()}
+        self._credits = {pid: {r.id: r.amount_minor for r in rows} for pid, rows in credits.items()}
+        self._allocation_changes: dict[int, dict[str, Any]] = {}
+        self._credit_changes: dict[int, dict[str, Any]] = {}
 
-def _reverse_allocations(session: Session, payment: Payment, refund_minor: int):
-    rows = list_applied_allocations(session, payment.id)
-    split = split_refund([AllocationSlice(a.id, i.due_on, a.amount_minor) for a, i in rows], refund_minor)
-    by_id = {a.id: a for a, _ in rows}
-    for allocation_id in split.reverse_ids:
-        by_id[allocation_id].state = AllocationState.REVERSED
-    if split.reduce:
-        by_id[split.reduce[0]].amount_minor = split.reduce[1]
-    return split
+    def take_back_credit(self, payment_id: int, refund_minor: int) -> int:
+        """Reduce the payment's available credit by the refund, oldest first; return what is left to refund."""
+        remaining, credits = refund_minor, self._credits.get(payment_id, {})
+        for credit_id in sorted(credits):
+            if remaining <= 0:
+                break
+            if remaining >= credits[credit_id]:
+                remaining -= credits.pop(credit_id)
+                self._credit_changes.setdefault(credit_id, {})["state"] = CreditState.REVERSED
+            else:
+                credits[credit_id] -= remaining
+                self._credit_changes.setdefault(credit_id, {})["amount_minor"] = credits[credit_id]
+                remaining = 0
+        return remaining
+
+    def reverse_allocations(self, payment_id: int, refund_minor: int):
+        """split_refund over the payment's applied allocations, latest-due first."""
+        applied = self._applied[payment_id]
+        split = split_refund([AllocationSlice(aid, due, amount) for aid, (due, amount) in applied.items()],
+                             refund_minor)
+        for allocation_id in split.reverse_ids:
+            del applied[allocation_id]
+            self._allocation_changes.setdefault(allocation_id, {})["state"] = AllocationState.REVERSED
+        if split.reduce:
+            applied[split.reduce[0]][1] = split.reduce[1]
+            self._allocation_changes.setdefault(split.reduce[0], {})["amount_minor"] = split.reduce[1]
+        return split
+
+    def all_reversed(self, payment_id: int) -> None:
+        """The payment's transition reverses every allocation still applied."""
+        self._applied[payment_id].clear()
+
+    def write(self, session: Session) -> None:
+        if self._allocation_changes:
+            queries.set_allocations(session, self._allocation_changes)
+        if self._credit_changes:
+            queries.set_credits(session, self._credit_changes)
 
 
 def handle_refund_object(session: Session, event: dict[str, Any], now: datetime) -> Handled:

@@ -130,6 +130,8 @@ def scenario(db, tag: str) -> tuple[list[int], list[dict]]:
     declined = world(db, intent_id=f"pi_{tag}_declined")["payment"]
     unknown_intent = world(db)["payment"]  # the intent id is only in the event's metadata
     auth = world(db, intent_id=f"pi_{tag}_auth")["payment"]
+    refunded = world(db, intent_id=f"pi_{tag}_refund")["payment"]
+    early_refund = world(db, intent_id=f"pi_{tag}_early")["payment"]  # refunded before its success arrives
     error = {"code": "card_declined", "decline_code": "insufficient_funds", "message": "Declined."}
     events = [
         intent_event(f"{tag}_1", "payment_intent.processing", f"pi_{tag}_ach", ach),
@@ -143,10 +145,23 @@ def scenario(db, tag: str) -> tuple[list[int], list[dict]]:
         intent_event(f"{tag}_8", "payment_intent.requires_action", f"pi_{tag}_auth", auth),
         intent_event(f"{tag}_9", "payment_intent.succeeded", f"pi_{tag}_other", auth),  # another intent: ignored
         intent_event(f"{tag}_10", "payment_intent.succeeded", f"pi_{tag}_stranger", 999_999),  # not ours
+        intent_event(f"{tag}_11", "payment_intent.succeeded", f"pi_{tag}_refund", refunded),
+        charge_refunded(f"{tag}_12", f"pi_{tag}_refund", refunded, 3_000),
+        charge_refunded(f"{tag}_13", f"pi_{tag}_refund", refunded, 7_000),
+        charge_refunded(f"{tag}_14", f"pi_{tag}_refund", refunded, 3_000),  # late: a smaller total changes nothing
+        charge_refunded(f"{tag}_15", f"pi_{tag}_refund", refunded, 10_000),
+        charge_refunded(f"{tag}_16", f"pi_{tag}_early", early_refund, 4_000),
+        charge_refunded(f"{tag}_17", "pi_nobody", 888_888, 4_000),  # not ours
     ]
     for event in events:
         store_event(db, event)
-    return [ach, card, declined, unknown_intent, auth], events
+    return [ach, card, declined, unknown_intent, auth, refunded, early_refund], events
+
+
+def charge_refunded(n: str, intent_id: str, payment_id: int, amount_refunded: int) -> dict:
+    charge = {"id": f"ch_{intent_id}", "object": "charge", "amount": 10_000, "amount_refunded": amount_refunded,
+              "currency": "usd", "payment_intent": intent_id, "metadata": {"payment_id": str(payment_id)}}
+    return make_event("charge.refunded", charge, event_id=f"evt_{n}")
 
 
 def outcome(db, payments: list[int], events: list[dict]) -> dict:
@@ -176,5 +191,9 @@ def test_a_batch_ends_exactly_as_the_same_events_applied_one_by_one(db):
 
     assert batched == one_by_one
     assert [s["status"] for s in batched["payments"]] == ["succeeded", "succeeded", "failed", "succeeded",
-                                                          "requires_action"]
+                                                          "requires_action", "refunded", "partially_refunded"]
     assert batched["events"][9] == ("ignored", "no payment for PaymentIntent pi_one_stranger")
+    assert batched["events"][16] == ("ignored", "no payment for charge ch_pi_nobody")
+    # Refunded in full: every allocation reversed; the early one gave back the latest-due invoice (4,000).
+    assert {state for _, state, _ in batched["payments"][5]["allocations"]} == {"reversed"}
+    assert [state for _, state, _ in batched["payments"][6]["allocations"]] == ["applied", "reversed"]
