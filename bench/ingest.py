@@ -73,6 +73,7 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--worker-processes", type=int, default=2)
     # As the Procfile's worker-webhooks runs the webhooks queue: 4 threads, its prefetch per thread.
     parser.add_argument("--worker-threads", type=int, default=4)
+    parser.add_argument("--worker-nice", type=int, default=0, help="CPU niceness of the worker processes")
     parser.add_argument("--prefetch", type=int, default=None,
                         help="messages prefetched per process (default: the webhooks group's, per thread)")
     return parser.parse_args()
@@ -257,12 +258,13 @@ def _worker(env: dict[str, str], args: argparse.Namespace, module: str, queue: s
     prefetch = args.prefetch or PREFETCH_PER_THREAD["webhooks"] * args.worker_threads
     worker_env = {**env, "dramatiq_queue_prefetch": str(prefetch)}
     return _start([sys.executable, "-m", "dramatiq", module, "--processes", str(args.worker_processes),
-                   "--threads", str(args.worker_threads), "--queues", queue], worker_env)
+                   "--threads", str(args.worker_threads), "--queues", queue], worker_env, nice=args.worker_nice)
 
 
-def _start(argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+def _start(argv: list[str], env: dict[str, str], nice: int = 0) -> subprocess.Popen:
     return subprocess.Popen(argv, env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+                            stderr=subprocess.DEVNULL, start_new_session=True,
+                            preexec_fn=(lambda: os.nice(nice)) if nice else None)
 
 
 def _stop(proc: subprocess.Popen) -> None:

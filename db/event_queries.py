@@ -14,14 +14,15 @@ from db.queries import lock_payment_by
 from tasks.domain.states import EventStatus, PaymentStatus
 
 _EVENTS = StripeEvent.__table__
-# The event a message names, waiting for whoever holds it; then other fresh waiting events nobody holds,
-# oldest first. Materialised so the named event is locked before the others are claimed.
-_CLAIM_EVENTS = text(
-    "WITH named AS MATERIALIZED (SELECT id, status, payload FROM stripe_events WHERE id = :id FOR UPDATE),"
-    " others AS MATERIALIZED (SELECT id, status, payload FROM stripe_events"
-    " WHERE status = 'received' AND attempts = 0 AND id <> :id ORDER BY received_at LIMIT :others"
-    " FOR UPDATE SKIP LOCKED)"
-    " SELECT id, status, payload FROM named UNION ALL SELECT id, status, payload FROM others"
+# The event a message names: waited for if someone holds it, or passed over.
+_LOCK_EVENT = {
+    True: text("SELECT id, status, payload FROM stripe_events WHERE id = :id FOR UPDATE"),
+    False: text("SELECT id, status, payload FROM stripe_events WHERE id = :id FOR UPDATE SKIP LOCKED"),
+}
+# Other fresh waiting events nobody holds, oldest first.
+_CLAIM_WAITING = text(
+    "SELECT id, status, payload FROM stripe_events WHERE status = 'received' AND attempts = 0 AND id <> :id"
+    " ORDER BY received_at LIMIT :others FOR UPDATE SKIP LOCKED"
 )
 _MARK_EVENTS = text(
     "UPDATE stripe_events SET status = done.status, error = done.note, processed_at = :now,"
@@ -35,14 +36,21 @@ def find_event(session: Session, event_id: str) -> StripeEvent | None:
     return session.get(StripeEvent, event_id)
 
 
-def claim_events(session: Session, event_id: str, others: int) -> list[Row]:
-    """(id, status, payload) of the named event, then of up to `others` more waiting events; all locked.
+def lock_event(session: Session, event_id: str, wait: bool = True) -> Row | None:
+    """(id, status, payload) of the event, locked FOR UPDATE: two deliveries of one event run one after the other.
 
-    The named event is waited for (a delivery being applied elsewhere is seen once it commits); the
-    others are fresh events (never attempted) no one else holds: an event that failed before is left
-    to its own message, so it cannot hold back a batch twice.
+    Without wait, None also when another transaction holds the event.
     """
-    return list(session.connection().execute(_CLAIM_EVENTS, {"id": event_id, "others": others}))
+    return session.connection().execute(_LOCK_EVENT[wait], {"id": event_id}).first()
+
+
+def claim_waiting_events(session: Session, event_id: str, others: int) -> list[Row]:
+    """(id, status, payload) of up to `others` waiting events besides this one, locked.
+
+    Only fresh events (never attempted) no one else holds: an event that failed before is left to its
+    own message, so it cannot hold back a batch twice.
+    """
+    return list(session.connection().execute(_CLAIM_WAITING, {"id": event_id, "others": others}))
 
 
 def mark_events(session: Session, outcomes: Sequence[tuple[str, str, str | None]], now: datetime) -> None:

@@ -1,8 +1,11 @@
 """Processing stored events: apply them and mark them in one transaction; count failures in another.
 
-A message names one event. Its transaction also takes up to BATCH_SIZE - 1 other events still
-waiting that no one else holds, so a backlog drains at the cost of one commit per batch instead of
-one per event; the messages of events already applied that way find them done and return. Should
+A message names one event. Its transaction also takes up to BATCH_SIZE - 1 other waiting events
+that no one else holds, so a backlog drains at the cost of one commit per batch instead of one per
+event, and every worker thread with a message has work while a backlog lasts: the message of an
+event already applied finds it done and takes others. When another batch holds the named event
+right now, the message applies other waiting events instead, then waits for that batch and looks
+again. Should
 anything in a batch fail, the batch is rolled back and the named event is applied alone: one bad
 event never holds back another, and the events of the rolled-back batch are still waiting for their
 own messages.
@@ -17,7 +20,7 @@ from typing import Any, Iterator
 
 from sqlalchemy import Row
 
-from db.event_queries import claim_events, mark_events, record_event_failure
+from db.event_queries import claim_waiting_events, lock_event, mark_events, record_event_failure
 from db.session import transaction
 from tasks.domain.states import EventStatus
 from tasks.handlers import handle_events
@@ -37,22 +40,34 @@ def process_event(event_id: str, now: datetime, batch_size: int = BATCH_SIZE) ->
     """
     if batch_size > 1:
         try:
-            return _apply(event_id, now, batch_size - 1)
+            status = _apply(event_id, now, batch_size - 1, wait=False)
+            if status is not _BUSY:
+                return status
+            # Another batch holds the named event (this transaction took other waiting events meanwhile):
+            # wait for that batch and see whether it applied the event.
+            return _apply(event_id, now, batch_size - 1, wait=True)
         except Exception as exc:  # the named event alone decides whether this message failed
             _log.info("batch with event %s rolled back (%s: %s); applying it alone", event_id,
                       type(exc).__name__, exc)
-    return _apply(event_id, now, 0)
+    return _apply(event_id, now, 0, wait=True)
 
 
-def _apply(event_id: str, now: datetime, others: int) -> str | None:
+_BUSY = "busy"
+
+
+def _apply(event_id: str, now: datetime, others: int, wait: bool) -> str | None:
+    """One transaction: the named event (if waiting) and up to `others` more; _BUSY if someone held the named one."""
     with transaction() as session:
-        rows = claim_events(session, event_id, others)
-        waiting = sorted((row for row in rows if row.status not in DONE), key=_lock_order)
-        handled = handle_events(session, [row.payload for row in waiting], now)
-        outcomes = [(row.id, h.status, h.note) for row, h in zip(waiting, handled)]
-        if outcomes:
-            mark_events(session, outcomes, now)
-    return next((status for eid, status, _ in outcomes if eid == event_id), None)
+        named = lock_event(session, event_id, wait=wait)
+        claimed = claim_waiting_events(session, event_id, others) if others else []
+        waiting = [row for row in ([named] if named is not None else []) + claimed if row.status not in DONE]
+        waiting.sort(key=_lock_order)
+        handled = handle_events(session, [row.payload for row in waiting], now) if waiting else []
+        if waiting:
+            mark_events(session, [(row.id, h.status, h.note) for row, h in zip(waiting, handled)], now)
+    if named is None:
+        return _BUSY if not wait else None
+    return next((h.status for row, h in zip(waiting, handled) if row.id == event_id), None)
 
 
 def _lock_order(row: Row) -> str:

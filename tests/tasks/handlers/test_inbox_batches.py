@@ -57,6 +57,7 @@ def test_a_batch_takes_at_most_batch_size_events(db):
 def test_a_message_whose_event_is_done_still_applies_waiting_events(db):
     first, second = succeeded(db, 1)[1], succeeded(db, 2)[1]
     process_event(first, now(), batch_size=1)
+    assert statuses(db, StripeEvent, [first, second]) == ["processed", "received"]
     assert process_event(first, now(), batch_size=20) is None
     assert statuses(db, StripeEvent, [second]) == ["processed"]
 
