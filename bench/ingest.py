@@ -35,6 +35,8 @@ SCENARIOS = [("card", ["payment_intent.succeeded"]), ("card", ["payment_intent.s
              ("fail", ["payment_intent.payment_failed"]),
              ("refund", ["payment_intent.succeeded", "charge.refunded"])]
 AMOUNT_MINOR = 10_000
+# The issue's targets on this 2-core machine.
+TARGETS = {"events_per_s": 1000, "receiver_p99_ms": 25.0}
 
 
 def main() -> None:
@@ -55,8 +57,10 @@ def main() -> None:
         result = _run(port, events, args.clients)
         result.update(noop_messages_per_s=round(noop_rate, 1),
                       ratio_to_noop=round(result["events_per_s"] / noop_rate, 3),
-                      worker_processes=args.worker_processes, worker_threads=args.worker_threads,
-                      receiver_workers=args.receiver_workers, cpus=os.cpu_count())
+                      targets=TARGETS, targets_met=_targets_met(result),
+                      clients=args.clients, worker_processes=args.worker_processes, worker_threads=args.worker_threads,
+                      prefetch=_prefetch(args), receiver_workers=args.receiver_workers,
+                      receiver_threads=args.receiver_threads, cpus=os.cpu_count())
         print(json.dumps(result))
     finally:
         for proc in procs:
@@ -64,16 +68,20 @@ def main() -> None:
         _cleanup(env)
 
 
+def _targets_met(result: dict[str, Any]) -> dict[str, bool]:
+    return {"events_per_s": result["events_per_s"] >= TARGETS["events_per_s"],
+            "receiver_p99_ms": result["receiver_p99_ms"] < TARGETS["receiver_p99_ms"]}
+
+
 def _parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=5000)
-    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--clients", type=int, default=8, help="concurrent senders (Stripe's deliveries in flight)")
     parser.add_argument("--receiver-workers", type=int, default=2)
     parser.add_argument("--receiver-threads", type=int, default=4)
+    # As the Procfile's worker-webhooks runs the webhooks queue: 2 processes x 2 threads, its prefetch.
     parser.add_argument("--worker-processes", type=int, default=2)
-    # As the Procfile's worker-webhooks runs the webhooks queue: 4 threads, its prefetch per thread.
-    parser.add_argument("--worker-threads", type=int, default=4)
-    parser.add_argument("--worker-nice", type=int, default=0, help="CPU niceness of the worker processes")
+    parser.add_argument("--worker-threads", type=int, default=2)
     parser.add_argument("--prefetch", type=int, default=None,
                         help="messages prefetched per process (default: the webhooks group's, per thread)")
     return parser.parse_args()
@@ -252,19 +260,21 @@ def _noop_throughput(env: dict[str, str], args: argparse.Namespace, procs: list)
     return rate
 
 
-def _worker(env: dict[str, str], args: argparse.Namespace, module: str, queue: str) -> subprocess.Popen:
+def _prefetch(args: argparse.Namespace) -> int:
     from workers.run import PREFETCH_PER_THREAD
 
-    prefetch = args.prefetch or PREFETCH_PER_THREAD["webhooks"] * args.worker_threads
-    worker_env = {**env, "dramatiq_queue_prefetch": str(prefetch)}
+    return args.prefetch or PREFETCH_PER_THREAD["webhooks"] * args.worker_threads
+
+
+def _worker(env: dict[str, str], args: argparse.Namespace, module: str, queue: str) -> subprocess.Popen:
+    worker_env = {**env, "dramatiq_queue_prefetch": str(_prefetch(args))}
     return _start([sys.executable, "-m", "dramatiq", module, "--processes", str(args.worker_processes),
-                   "--threads", str(args.worker_threads), "--queues", queue], worker_env, nice=args.worker_nice)
+                   "--threads", str(args.worker_threads), "--queues", queue], worker_env)
 
 
-def _start(argv: list[str], env: dict[str, str], nice: int = 0) -> subprocess.Popen:
+def _start(argv: list[str], env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(argv, env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True,
-                            preexec_fn=(lambda: os.nice(nice)) if nice else None)
+                            stderr=subprocess.DEVNULL, start_new_session=True)
 
 
 def _stop(proc: subprocess.Popen) -> None:

@@ -64,8 +64,9 @@ def _charges_refunded(session: Session, events: Sequence[dict[str, Any]], now: d
         found.append(view)
     batch.flush(session)  # a payment settled just now has its allocations applied before they are split
     ids = sorted({v.id for v in found if v is not None})
+    with_credit = [i for i in ids if by_id[i].kind != PaymentKind.INVOICES]  # invoice payments carry no credit
     slices = _Slices(queries.list_applied_allocations_of(session, ids),
-                     queries.lock_available_credits_of(session, [i for i in ids if by_id[i].kind != PaymentKind.INVOICES]))
+                     queries.lock_available_credits_of(session, with_credit))
     handled = []
     for event, (charge_id, _, _), view in zip(events, keys, found):
         if view is None:
@@ -85,7 +86,8 @@ def _settle_if_in_flight(session: Session, batch: ledger.TransitionBatch, paymen
            "stripe_charge_id": payment.stripe_charge_id or charge_id}
     batch.set_columns(payment, {k: v for k, v in ids.items() if v != getattr(payment, k)})
     if settled_first(payment.status):
-        batch.add(session, payment, P.SUCCEEDED, source=source, detail={"implied_by": "refund or dispute on the charge"})
+        batch.add(session, payment, P.SUCCEEDED, source=source,
+                  detail={"implied_by": "refund or dispute on the charge"})
 
 
 def _refund(session: Session, batch: ledger.TransitionBatch, slices: "_Slices", payment: Any,
