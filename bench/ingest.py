@@ -52,9 +52,14 @@ def main() -> None:
         from workers.run import webhooks_argv  # imports the broker: after the environment is set
 
         procs.append(_start(webhooks_argv("127.0.0.1", port, args.receiver_workers, args.receiver_threads), env))
-        procs.append(_worker(env, args, "tasks.webhooks", "webhooks"))
+        worker = _worker(env, args, "tasks.webhooks", "webhooks")
+        procs.append(worker)
         _wait_healthy(port)
         result = _run(port, events, args.clients)
+        if args.halves:
+            _stop(worker)
+            procs.remove(worker)
+            result.update(_halves(env, args, procs, port))
         result.update(noop_messages_per_s=round(noop_rate, 1),
                       ratio_to_noop=round(result["events_per_s"] / noop_rate, 3),
                       targets=TARGETS, targets_met=_targets_met(result),
@@ -66,6 +71,23 @@ def main() -> None:
         for proc in procs:
             _stop(proc)
         _cleanup(env)
+
+
+def _halves(env: dict[str, str], args: argparse.Namespace, procs: list, port: int) -> dict[str, Any]:
+    """The two halves alone, on a second round of events: the receiver with no worker running, then
+    the workers draining the backlog it stored. Where the end-to-end run's time goes."""
+    bodies = [json.dumps(e).encode() for e in _seed(args.events, tag="b")]
+    before = _finished_count()
+    statuses, latencies, posted = post_signed(port, bodies, args.clients)
+    procs.append(_worker(env, args, "tasks.webhooks", "webhooks"))
+    started = time.perf_counter()
+    _wait_processed(before + len(bodies))
+    drained = time.perf_counter() - started
+    return {"receiver_alone": {"accepted": statuses.count(200), "events_per_s": round(len(bodies) / posted, 1),
+                               "p50_ms": round(statistics.median(latencies) * 1000, 2),
+                               "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2)},
+            # Includes the workers' start (about a second), as the end-to-end figure does not.
+            "workers_alone_backlog_events_per_s": round(len(bodies) / drained, 1)}
 
 
 def _targets_met(result: dict[str, Any]) -> dict[str, bool]:
@@ -82,6 +104,8 @@ def _parse() -> argparse.Namespace:
     # As the Procfile's worker-webhooks runs the webhooks queue: 2 processes x 2 threads, its prefetch.
     parser.add_argument("--worker-processes", type=int, default=2)
     parser.add_argument("--worker-threads", type=int, default=2)
+    parser.add_argument("--no-halves", dest="halves", action="store_false",
+                        help="skip the second round that times the receiver and the workers each alone")
     parser.add_argument("--prefetch", type=int, default=None,
                         help="messages prefetched per process (default: the webhooks group's, per thread)")
     return parser.parse_args()
@@ -109,21 +133,24 @@ def _prepare_database(url: str) -> None:
     upgrade(url)
 
 
-def _seed(n_events: int) -> list[dict[str, Any]]:
-    """Payments in flight for every scenario, and the events Stripe would send about them."""
+def _seed(n_events: int, tag: str = "a") -> list[dict[str, Any]]:
+    """Payments in flight for every scenario, and the events Stripe would send about them.
+
+    Each tag is its own seller, account and payments, so one database can hold several rounds.
+    """
     from db.models import Account, Allocation, Invoice, Payment, PaymentMethod, Seller
     from db.session import transaction
 
     with transaction() as session:
-        seller = Seller(slug="bench", name="Bench", brand_color="#000000")
+        seller = Seller(slug=f"bench-{tag}", name="Bench", brand_color="#000000")
         session.add(seller)
         session.flush()
-        account = Account(seller_id=seller.id, number="B-1", name="Bench", billing_email="ap@bench.test")
+        account = Account(seller_id=seller.id, number=f"B-{tag}", name="Bench", billing_email="ap@bench.test")
         session.add(account)
         session.flush()
-        card = PaymentMethod(account_id=account.id, stripe_payment_method_id="pm_bench_card", kind="card",
+        card = PaymentMethod(account_id=account.id, stripe_payment_method_id=f"pm_bench_card_{tag}", kind="card",
                              last4="4242", brand="visa")
-        bank = PaymentMethod(account_id=account.id, stripe_payment_method_id="pm_bench_bank",
+        bank = PaymentMethod(account_id=account.id, stripe_payment_method_id=f"pm_bench_bank_{tag}",
                              kind="us_bank_account", last4="6789", mandate_accepted_at=date(2026, 1, 1))
         session.add_all([card, bank])
         session.flush()
@@ -131,19 +158,20 @@ def _seed(n_events: int) -> list[dict[str, Any]]:
         while len(events) < n_events:
             kind, types = SCENARIOS[n % len(SCENARIOS)]
             n += 1
-            invoice = Invoice(account_id=account.id, number=f"INV-{n}", currency="usd", total_minor=AMOUNT_MINOR,
+            invoice = Invoice(account_id=account.id, number=f"INV-{tag}-{n}", currency="usd", total_minor=AMOUNT_MINOR,
                               issued_on=date(2026, 1, 1), due_on=date(2026, 2, 1))
             payment = Payment(account_id=account.id, kind="invoices", amount_minor=AMOUNT_MINOR, currency="usd",
                               payment_method_id=(bank if kind == "ach" else card).id, status="submitting",
-                              idempotency_key=f"bench-{n}", request_hash="0" * 64, stripe_payment_intent_id=f"pi_b{n}")
+                              idempotency_key=f"bench-{tag}-{n}", request_hash="0" * 64,
+                              stripe_payment_intent_id=f"pi_b{tag}{n}")
             session.add_all([invoice, payment])
             session.flush()
             session.add(Allocation(payment_id=payment.id, invoice_id=invoice.id, amount_minor=AMOUNT_MINOR))
-            events.extend(_event(t, n, payment.id, kind) for t in types)
+            events.extend(_event(t, f"{tag}{n}", payment.id, kind) for t in types)
         return events[:n_events]
 
 
-def _event(event_type: str, n: int, payment_id: int, kind: str) -> dict[str, Any]:
+def _event(event_type: str, n: str, payment_id: int, kind: str) -> dict[str, Any]:
     if event_type == "charge.refunded":
         obj = {"id": f"ch_b{n}", "object": "charge", "amount": AMOUNT_MINOR, "amount_refunded": AMOUNT_MINOR,
                "currency": "usd", "payment_intent": f"pi_b{n}", "metadata": {"payment_id": str(payment_id)}}
@@ -222,19 +250,30 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
 
 
 def _wait_processed(total: int, timeout_s: float = 600) -> dict[str, int]:
-    from sqlalchemy import text
-
-    from db.session import get_engine
-
     deadline = time.monotonic() + timeout_s
     while True:
-        with get_engine().connect() as connection:
-            counts = dict(connection.execute(text("SELECT status, count(*) FROM stripe_events GROUP BY status")).all())
-        if sum(v for k, v in counts.items() if k in ("processed", "ignored", "failed")) >= total:
+        counts = _event_counts()
+        if sum(v for k, v in counts.items() if k in FINISHED) >= total:
             return counts
         if time.monotonic() > deadline:
             raise SystemExit(f"timed out waiting for processing: {counts}")
         time.sleep(0.02)
+
+
+FINISHED = ("processed", "ignored", "failed")
+
+
+def _event_counts() -> dict[str, int]:
+    from sqlalchemy import text
+
+    from db.session import get_engine
+
+    with get_engine().connect() as connection:
+        return dict(connection.execute(text("SELECT status, count(*) FROM stripe_events GROUP BY status")).all())
+
+
+def _finished_count() -> int:
+    return sum(v for k, v in _event_counts().items() if k in FINISHED)
 
 
 def _noop_throughput(env: dict[str, str], args: argparse.Namespace, procs: list) -> float:
