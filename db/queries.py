@@ -391,7 +391,8 @@ def list_allocation_lines(session: Session, payment_id: int) -> list[tuple[int, 
 # Set-wise forms of the transition writes above, for tasks.ledger.TransitionBatch: one statement per
 # kind of write for a whole batch of webhook events. The rows go in as one JSON document read by
 # jsonb_to_recordset (one C-serialised parameter instead of an array per column dumped in Python).
-# A column missing from a payment's row is left as it is.
+# A column missing from a payment's row is left as it is. The ids go in once more as an array: the
+# planner cannot see into the JSON and would join a whole table to it instead of using its index.
 _BATCH_TYPES = {"status": "text", "updated_at": "timestamptz", "finished_at": "timestamptz",
                 "stripe_payment_intent_id": "text", "stripe_charge_id": "text", "failure_code": "text",
                 "failure_message": "text", "refunded_minor": "bigint"}
@@ -401,7 +402,7 @@ _MOVE_PAYMENTS = text(
     + ", ".join(f"{name} = CASE WHEN c.row ? '{name}' THEN c.{name} ELSE payments.{name} END" for name in _BATCH_TYPES)
     + " FROM jsonb_to_recordset(CAST(:changes AS jsonb)) AS c (id bigint, row jsonb, "
     + ", ".join(f"{name} {kind}" for name, kind in _BATCH_TYPES.items())
-    + ") WHERE payments.id = c.id RETURNING payments.id)"
+    + ") WHERE payments.id = c.id AND payments.id = ANY(CAST(:ids AS bigint[])) RETURNING payments.id)"
     " INSERT INTO payment_events (payment_id, from_status, to_status, applied, source, detail, at)"
     " SELECT line.payment_id, line.from_status, line.to_status, line.applied, line.source, line.detail, :at"
     " FROM jsonb_to_recordset(CAST(:lines AS jsonb)) AS line (payment_id bigint, from_status text,"
@@ -411,11 +412,13 @@ _MOVE_ALLOCATIONS_OF = text(
     "UPDATE allocations SET state = m.to_state, updated_at = now() FROM jsonb_to_recordset(CAST(:moves AS jsonb))"
     " AS m (payment_id bigint, from_state text, to_state text)"
     " WHERE allocations.payment_id = m.payment_id AND allocations.state = m.from_state"
+    " AND allocations.payment_id = ANY(CAST(:ids AS bigint[]))"
 )
 _MOVE_CREDITS_OF = text(
     "UPDATE credits SET state = m.to_state, updated_at = now() FROM jsonb_to_recordset(CAST(:moves AS jsonb))"
     " AS m (payment_id bigint, from_state text, to_state text)"
     " WHERE credits.payment_id = m.payment_id AND credits.state = m.from_state"
+    " AND credits.payment_id = ANY(CAST(:ids AS bigint[]))"
 )
 # Refunds reverse or reduce single allocations and credits: (id, state or amount) rows, as above.
 _SET_SLICES = {
@@ -424,6 +427,7 @@ _SET_SLICES = {
         f" amount_minor = CASE WHEN c.row ? 'amount_minor' THEN c.amount_minor ELSE {table}.amount_minor END,"
         f" updated_at = now() FROM jsonb_to_recordset(CAST(:changes AS jsonb))"
         f" AS c (id bigint, row jsonb, state text, amount_minor bigint) WHERE {table}.id = c.id"
+        f" AND {table}.id = ANY(CAST(:ids AS bigint[]))"
     )
     for table in ("allocations", "credits")
 }
@@ -493,18 +497,18 @@ def move_payments(session: Session, columns: dict[int, dict[str, Any]],
     lines ((payment id, from, to, applied, source, detail) each), in one statement."""
     changes = [{**values, "id": pid, "row": dict.fromkeys(values, True)} for pid, values in columns.items()]
     keys = ("payment_id", "from_status", "to_status", "applied", "source", "detail")
-    session.connection().execute(_MOVE_PAYMENTS, {"changes": _json(changes), "at": at,
+    session.connection().execute(_MOVE_PAYMENTS, {"changes": _json(changes), "ids": list(columns), "at": at,
                                                   "lines": _json([dict(zip(keys, line)) for line in lines])})
 
 
 def move_allocations_of(session: Session, moves: Sequence[tuple[int, str, str]]) -> None:
     """move_allocations for many payments: (payment id, from state, to state) each."""
-    session.connection().execute(_MOVE_ALLOCATIONS_OF, {"moves": _moves(moves)})
+    session.connection().execute(_MOVE_ALLOCATIONS_OF, {"moves": _moves(moves), "ids": [m[0] for m in moves]})
 
 
 def move_credits_of(session: Session, moves: Sequence[tuple[int, str, str]]) -> None:
     """move_credits for many payments: (payment id, from state, to state) each."""
-    session.connection().execute(_MOVE_CREDITS_OF, {"moves": _moves(moves)})
+    session.connection().execute(_MOVE_CREDITS_OF, {"moves": _moves(moves), "ids": [m[0] for m in moves]})
 
 
 def _moves(moves: Sequence[tuple[int, str, str]]) -> str:
@@ -534,7 +538,7 @@ def set_credits(session: Session, changes: dict[int, dict[str, Any]]) -> None:
 
 def _set_slices(session: Session, table: str, changes: dict[int, dict[str, Any]]) -> None:
     rows = [{**values, "id": row_id, "row": dict.fromkeys(values, True)} for row_id, values in changes.items()]
-    session.connection().execute(_SET_SLICES[table], {"changes": _json(rows)})
+    session.connection().execute(_SET_SLICES[table], {"changes": _json(rows), "ids": list(changes)})
 
 
 def list_applied_allocations_of(session: Session, payment_ids: Sequence[int]) -> dict[int, list[Row]]:

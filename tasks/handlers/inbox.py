@@ -3,9 +3,9 @@
 A message names one event. Its transaction also takes up to BATCH_SIZE - 1 other waiting events
 that no one else holds, so a backlog drains at the cost of one commit per batch instead of one per
 event, and every worker thread with a message has work while a backlog lasts: the message of an
-event already applied finds it done and takes others. When another batch holds the named event
-right now, the message applies other waiting events instead, then waits for that batch and looks
-again. Should
+event already applied finds it done and takes others (measured: draining a backlog without that
+ran at half the rate). When another batch holds the named event right now, the message applies
+other waiting events instead, then waits for that batch and looks again. Should
 anything in a batch fail, the batch is rolled back and the named event is applied alone: one bad
 event never holds back another, and the events of the rolled-back batch are still waiting for their
 own messages.
@@ -28,9 +28,11 @@ from tasks.handlers import handle_events
 _log = logging.getLogger(__name__)
 
 DONE = (EventStatus.PROCESSED, EventStatus.IGNORED)
-# Events one transaction applies at most. Big enough to amortise a commit, small enough that a
-# batch holds its payment locks for a few tens of milliseconds.
-BATCH_SIZE = 20
+# Events one transaction applies at most. Draining an 8,000-event backlog on 2 cores (2 processes x
+# 2 threads) ran at 470/s with 10, 650/s with 20, 1,000/s with 50, 1,350/s with 100 and 1,230/s with
+# 200: most of an event's cost is per transaction and per scan for waiting events. A batch of 100
+# holds its payments locked for a few hundred milliseconds at most, well inside the 5 s lock timeout.
+BATCH_SIZE = 100
 
 
 def process_event(event_id: str, now: datetime, batch_size: int = BATCH_SIZE) -> str | None:

@@ -62,6 +62,23 @@ def test_a_message_whose_event_is_done_still_applies_waiting_events(db):
     assert statuses(db, StripeEvent, [second]) == ["processed"]
 
 
+def test_a_message_whose_event_another_batch_holds_applies_other_waiting_events_meanwhile(db):
+    named, other = succeeded(db, 1)[1], succeeded(db, 2)[1]
+    results = []
+    with get_engine().connect() as holder:
+        holder.execute(text("SELECT 1 FROM stripe_events WHERE id = :id FOR UPDATE"), {"id": named})
+        worker = threading.Thread(target=lambda: results.append(process_event(named, now(), batch_size=20)))
+        worker.start()
+        # The other event is applied while the named one is still held...
+        from tests.helpers import wait_until
+        wait_until(lambda: statuses(db, StripeEvent, [other]) == ["processed"], timeout_s=10)
+        assert worker.is_alive()
+        holder.rollback()  # ...and once its holder gives it up unapplied, this message applies it.
+    worker.join(10)
+    assert results == ["processed"]
+    assert statuses(db, StripeEvent, [named, other]) == ["processed", "processed"]
+
+
 def test_an_event_that_failed_before_is_left_to_its_own_message(db):
     first, retried = succeeded(db, 1)[1], succeeded(db, 2)[1]
     with get_engine().begin() as connection:
