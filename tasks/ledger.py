@@ -105,6 +105,9 @@ class TransitionBatch:
 
     def __init__(self, now: datetime) -> None:
         self.now = now
+        self._reset()
+
+    def _reset(self) -> None:
         self._columns: dict[int, dict[str, Any]] = {}
         self._lines: list[tuple[int, str | None, str, bool, str, dict[str, Any]]] = []
         self._moves: dict[int, tuple[tuple[str, str] | None, tuple[str, str] | None]] = {}
@@ -172,7 +175,7 @@ class TransitionBatch:
         if self._accounts:
             for account_id in queries.mark_balances_stale(session, sorted(self._accounts), self.now):
                 recompute_after_commit(session, account_id)
-        self.__init__(self.now)
+        self._reset()
 
     def _queue_emails(self, session: Session) -> None:
         lines = queries.list_email_lines_of(session, sorted({payment.id for payment, _, _, _ in self._emails}))

@@ -27,11 +27,6 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-def handle_event(session: Session, event: dict[str, Any], now: datetime) -> Handled:
-    """Apply one stored event; unknown types are ignored."""
-    return handle_events(session, [event], now)[0]
-
-
 def handle_events(session: Session, events: Sequence[dict[str, Any]], now: datetime) -> list[Handled]:
     """Apply stored events in one transaction; how each ended, in the order given.
 
