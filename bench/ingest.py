@@ -77,7 +77,7 @@ def _halves(env: dict[str, str], args: argparse.Namespace, procs: list, port: in
     """The two halves alone, on a second round of events: the receiver with no worker running, then
     the workers draining the backlog it stored. Where the end-to-end run's time goes."""
     bodies = [json.dumps(e).encode() for e in _seed(args.events, tag="b")]
-    before = _finished_count()
+    before = _finished(_event_counts())
     statuses, latencies, posted = post_signed(port, bodies, args.clients)
     procs.append(_worker(env, args, "tasks.webhooks", "webhooks"))
     started = time.perf_counter()
@@ -253,7 +253,7 @@ def _wait_processed(total: int, timeout_s: float = 600) -> dict[str, int]:
     deadline = time.monotonic() + timeout_s
     while True:
         counts = _event_counts()
-        if sum(v for k, v in counts.items() if k in FINISHED) >= total:
+        if _finished(counts) >= total:
             return counts
         if time.monotonic() > deadline:
             raise SystemExit(f"timed out waiting for processing: {counts}")
@@ -272,8 +272,8 @@ def _event_counts() -> dict[str, int]:
         return dict(connection.execute(text("SELECT status, count(*) FROM stripe_events GROUP BY status")).all())
 
 
-def _finished_count() -> int:
-    return sum(v for k, v in _event_counts().items() if k in FINISHED)
+def _finished(counts: dict[str, int]) -> int:
+    return sum(v for k, v in counts.items() if k in FINISHED)
 
 
 def _noop_throughput(env: dict[str, str], args: argparse.Namespace, procs: list) -> float:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from db.session import LOCK_TIMEOUT_MS, STATEMENT_TIMEOUT_MS, libpq_url
+from db.session import CONNECT_TIMEOUT_S, CONNECTION_OPTIONS, libpq_url
 
 # Stored when new, and the status of the stored row when not (the same snapshot does not see the
 # row this statement inserts, so a new event reads NULL there). Raw JSON goes straight to jsonb.
@@ -23,7 +23,6 @@ _STORE = (
     " to_timestamp(%(created)s), now(), 'received', 0) ON CONFLICT (id) DO NOTHING RETURNING id)"
     " SELECT EXISTS (SELECT 1 FROM stored), (SELECT status FROM stripe_events WHERE id = %(id)s)"
 )
-CONNECT_TIMEOUT_S = 5
 # Connections per receiver process: its threads (4 under granian) each need one at a time.
 MAX_CONNECTIONS = 8
 # A delivery waiting longer than this for a connection is answered 503: Stripe retries it.
@@ -98,4 +97,4 @@ class Inbox:
 
     def _connect(self) -> psycopg.Connection:
         return psycopg.connect(self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
-                               options=f"-c lock_timeout={LOCK_TIMEOUT_MS} -c statement_timeout={STATEMENT_TIMEOUT_MS}")
+                               options=CONNECTION_OPTIONS)

@@ -47,7 +47,7 @@ _LOCK_PAYMENT_INVOICES = (
     .where(_ALLOCATIONS.c.payment_id == bindparam("payment_id"))
     .order_by(_INVOICES.c.id).with_for_update(of=_INVOICES)
 )
-_LOCK_FOR_CHARGE = (
+_LOCK_TO_CHARGE = (
     select(_PAYMENTS.c.id, _PAYMENTS.c.status, _PAYMENTS.c.attempt, _PAYMENTS.c.first_attempt_at,
            _PAYMENTS.c.amount_minor, _PAYMENTS.c.currency, _PAYMENTS.c.account_id, _PAYMENTS.c.scheduled_for,
            _METHODS.c.status.label("method_status"), _METHODS.c.kind.label("method_kind"),
@@ -66,11 +66,6 @@ _CREDITS = Credit.__table__
 _MOVE_CREDITS = (
     update(_CREDITS).where(_CREDITS.c.payment_id == bindparam("_payment_id"), _CREDITS.c.state == bindparam("_from"))
     .values(state=bindparam("_to"))
-)
-_EMAIL_LINES = (
-    select(_INVOICES.c.number, _INVOICES.c.site_name, _ALLOCATIONS.c.amount_minor, _ALLOCATIONS.c.discount_minor)
-    .join(_ALLOCATIONS, _ALLOCATIONS.c.invoice_id == _INVOICES.c.id)
-    .where(_ALLOCATIONS.c.payment_id == bindparam("payment_id")).order_by(_INVOICES.c.due_on, _INVOICES.c.number)
 )
 _INSERT_EVENT = _EVENTS.insert()
 _INSERT_EMAIL = (
@@ -222,9 +217,9 @@ def lock_payment_invoices(session: Session, payment_id: int) -> list[Row]:
     return list(session.connection().execute(_LOCK_PAYMENT_INVOICES, {"payment_id": payment_id}))
 
 
-def lock_payment_for_charge(session: Session, payment_id: int) -> Row | None:
+def lock_payment_to_charge(session: Session, payment_id: int) -> Row | None:
     """The payment row locked FOR UPDATE, as the columns a Stripe charge needs from it, its method and account."""
-    return session.connection().execute(_LOCK_FOR_CHARGE, {"payment_id": payment_id}).first()
+    return session.connection().execute(_LOCK_TO_CHARGE, {"payment_id": payment_id}).first()
 
 
 def move_allocations(session: Session, payment_id: int, from_state: str, to_state: str) -> int:
@@ -330,10 +325,16 @@ def lock_account_row(session: Session, account_id: int) -> SimpleNamespace | Non
     row = session.connection().execute(_LOCK_ACCOUNT_ROW, {"id": account_id}).first()
     if row is None:
         return None
-    values = row._mapping
-    account = SimpleNamespace(**{column.name: values[column.name] for column in _ACCOUNTS.c})
-    account.seller = SimpleNamespace(**{column.name: values[f"seller__{column.name}"] for column in _SELLERS.c})
-    return account
+    return _view(row._mapping, _ACCOUNTS, {"seller": _SELLERS})
+
+
+def _view(row: Any, table: Any, parties: dict[str, Any]) -> SimpleNamespace:
+    """A plain view of a joined row: the table's columns as attributes, and each party's columns,
+    selected labelled `<party>__<column>`, as a view of its own under that party's name."""
+    view = SimpleNamespace(**{column.name: row[column.name] for column in table.c})
+    for name, party in parties.items():
+        setattr(view, name, SimpleNamespace(**{column.name: row[f"{name}__{column.name}"] for column in party.c}))
+    return view
 
 
 def find_payment_by_key(session: Session, account_id: int, idempotency_key: str) -> Payment | None:
@@ -376,7 +377,7 @@ def list_payable_invoices(session: Session, account_id: int) -> list[Invoice]:
 
 def list_email_lines(session: Session, payment_id: int) -> list[Row]:
     """(number, site_name, amount_minor, discount_minor) per invoice the payment covers, as its emails list them."""
-    return session.connection().execute(_EMAIL_LINES, {"payment_id": payment_id}).all()
+    return list_email_lines_of(session, [payment_id]).get(payment_id, [])
 
 
 def list_allocation_lines(session: Session, payment_id: int) -> list[tuple[int, str, int, int]]:
@@ -482,13 +483,7 @@ def lock_payment_views(session: Session, *, charge_ids: Sequence[str] = (), inte
     """
     rows = session.connection().execute(_LOCK_PAYMENT_VIEWS, {"charges": list(charge_ids), "intents": list(intent_ids),
                                                               "ids": list(payment_ids)})
-    views = []
-    for row in rows.mappings():
-        view = SimpleNamespace(**{column.name: row[column.name] for column in _PAYMENTS.c})
-        for name, table in _PARTIES.items():
-            setattr(view, name, SimpleNamespace(**{column.name: row[f"{name}__{column.name}"] for column in table.c}))
-        views.append(view)
-    return views
+    return [_view(row, _PAYMENTS, _PARTIES) for row in rows.mappings()]
 
 
 def move_payments(session: Session, columns: dict[int, dict[str, Any]],

@@ -19,6 +19,9 @@ _CALLBACKS_KEY = "remit_on_commit"
 LOCK_TIMEOUT_MS = 5000
 # Bounds a runaway query; money paths are all short statements.
 STATEMENT_TIMEOUT_MS = 30000
+# Every connection Remit opens runs with both, and gives up connecting after CONNECT_TIMEOUT_S.
+CONNECT_TIMEOUT_S = 5
+CONNECTION_OPTIONS = f"-c lock_timeout={LOCK_TIMEOUT_MS} -c statement_timeout={STATEMENT_TIMEOUT_MS}"
 
 
 def libpq_url(database_url: str) -> str:
@@ -32,11 +35,11 @@ def make_engine(url: str, **kwargs) -> Engine:
     pool_pre_ping (on unless turned off) pings only connections idle for PING_AFTER_IDLE_S: a ping
     on every checkout was three extra round trips per payment under load.
     """
-    options = f"-c lock_timeout={LOCK_TIMEOUT_MS} -c statement_timeout={STATEMENT_TIMEOUT_MS}"
     ping = kwargs.pop("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    engine = create_engine(url, connect_args={"options": options, "connect_timeout": 5}, **kwargs)
+    engine = create_engine(url, connect_args={"options": CONNECTION_OPTIONS, "connect_timeout": CONNECT_TIMEOUT_S},
+                           **kwargs)
     if ping:
         event.listen(engine, "checkin", _note_checkin)
         event.listen(engine, "checkout", _ping_if_idle)

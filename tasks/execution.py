@@ -58,7 +58,7 @@ def execute_payment(payment_id: int, now: datetime) -> str:
 def _record_attempt(payment_id: int, now: datetime) -> Charge | str:
     """Decide the attempt and commit its key before any Stripe call; plain statements on the common path."""
     with transaction() as session:
-        row = queries.lock_payment_for_charge(session, payment_id)
+        row = queries.lock_payment_to_charge(session, payment_id)
         if row is None:
             raise queries.RowMissing(f"payment {payment_id} does not exist")
         decision = decide_attempt(row.id, row.status, row.attempt, row.first_attempt_at, now)

@@ -43,16 +43,15 @@ class Plan:
     detail: dict[str, Any]
     allocation_move: tuple[str, str] | None = None
     credit_move: tuple[str, str] | None = None
-    email: str | None = None
     balance_moves: bool = False
 
 
-def plan_transition(payment: Any, method_kind: str | None, target: PaymentStatus, *, now: datetime,
-                    detail: dict[str, Any] | None = None, values: dict[str, Any] | None = None) -> Plan:
+def plan_transition(payment: Any, target: PaymentStatus, *, now: datetime, detail: dict[str, Any] | None = None,
+                    values: dict[str, Any] | None = None) -> Plan:
     """The transition of this payment (a loaded row or a plain view of one) to target, as the table allows it.
 
     values are further payment columns to store either way; a refused transition stores only them and
-    records the refusal on the timeline. The owed email is decided only when method_kind is given.
+    records the refusal on the timeline. The email it owes is queue_payment_email's to decide.
     """
     current = PaymentStatus(payment.status)
     if current == target or not can_transition(current, target):
@@ -65,7 +64,6 @@ def plan_transition(payment: Any, method_kind: str | None, target: PaymentStatus
     # Only custom amounts and deposits carry credit; skipping the others saves a statement per event.
     return Plan(True, current, target, columns, detail or {}, allocation_move=allocation_move(target),
                 credit_move=credit_move if payment.kind != PaymentKind.INVOICES else None,
-                email=email_for(method_kind, payment.kind, current, target) if method_kind else None,
                 balance_moves=not (current in IN_FLIGHT and target in IN_FLIGHT))
 
 
@@ -75,7 +73,7 @@ def apply_transition(session: Session, payment: Payment, target: PaymentStatus, 
 
     values are further payment columns to store either way (in the transition's own UPDATE when it applies).
     """
-    plan = plan_transition(payment, None, target, now=now, detail=detail, values=values)
+    plan = plan_transition(payment, target, now=now, detail=detail, values=values)
     if not plan.applied:
         queries.set_payment_columns(session, payment, **plan.columns)
         queries.add_payment_event(session, payment, from_status=plan.source, to_status=target, source=source,
@@ -117,22 +115,16 @@ class TransitionBatch:
     def add(self, session: Session, payment: Any, target: PaymentStatus, *, source: str,
             detail: dict[str, Any] | None = None, values: dict[str, Any] | None = None) -> bool:
         """apply_transition, to be written at flush(); True if the transition applies."""
-        plan = plan_transition(payment, payment.method.kind, target, now=self.now, detail=detail, values=values)
-        unknown = set(plan.columns) - queries.BATCH_COLUMNS
-        if unknown:
-            raise ValueError(f"a transition batch cannot write payment columns {sorted(unknown)}")
+        plan = plan_transition(payment, target, now=self.now, detail=detail, values=values)
         if payment.id in self._moves and (plan.allocation_move or plan.credit_move):
             self.flush(session)  # two money moves of one payment: the first must be written before the second
-        if plan.columns:
-            self._columns.setdefault(payment.id, {}).update(plan.columns)
-            vars(payment).update(plan.columns)
+        self.set_columns(payment, plan.columns)
         self._lines.append((payment.id, plan.source, target, plan.applied, source, plan.detail))
         if not plan.applied:
             return False
         if plan.allocation_move or plan.credit_move:
             self._moves[payment.id] = (plan.allocation_move, plan.credit_move)
-        if plan.email is not None:
-            self._emails.append((payment, plan.email, dict(vars(payment)), ""))
+        self.email(payment, plan.source, target)
         if plan.balance_moves:
             self._accounts.add(payment.account_id)
         return True

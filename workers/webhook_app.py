@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
-
 from functools import lru_cache
+from typing import Any, Callable, Iterable
 
 import psycopg
 from dramatiq.errors import DramatiqError
@@ -56,7 +55,7 @@ def ingest(raw_body: bytes, signature_header: str | None) -> IngestResult:
 
 @lru_cache(maxsize=1)
 def get_inbox() -> Inbox:
-    """This process's inbox writer (one autocommitting connection per receiver thread)."""
+    """This process's inbox writer (autocommitting connections, a few per process, shared by its threads)."""
     return Inbox(get_settings().database_url)
 
 

@@ -31,16 +31,16 @@ def handle(session: Session, event: dict[str, Any], now: datetime) -> Handled:
 def handle_batch(session: Session, events: Sequence[dict[str, Any]], now: datetime) -> list[Handled]:
     """handle() for several events in one go: one lock statement, a few writes for all of them."""
     intents = [obj(event) for event in events]
-    intent_ids = [i.get("id") for i in intents if isinstance(i.get("id"), str)]
-    payment_ids = [pid for i in intents if (pid := payment_id_from_metadata(i.get("metadata"))) is not None]
-    payments = queries.lock_payment_views(session, intent_ids=intent_ids, payment_ids=payment_ids)
+    keys = [(intent.get("id"), payment_id_from_metadata(intent.get("metadata"))) for intent in intents]
+    payments = queries.lock_payment_views(session, intent_ids=[k[0] for k in keys if isinstance(k[0], str)],
+                                          payment_ids=[k[1] for k in keys if k[1] is not None])
     by_intent = {p.stripe_payment_intent_id: p for p in payments if p.stripe_payment_intent_id}
     by_id = {p.id: p for p in payments}
     batch = ledger.TransitionBatch(now)
     handled = []
-    for event, intent in zip(events, intents):
+    for event, intent, (intent_id, payment_id) in zip(events, intents, keys):
         # As lock_payment_for_intent finds it: by the intent's id, else by our id in its metadata.
-        payment = by_intent.get(intent.get("id")) or by_id.get(payment_id_from_metadata(intent.get("metadata")))
+        payment = by_intent.get(intent_id) or by_id.get(payment_id)
         handled.append(_apply(session, batch, payment, event, intent))
     batch.flush(session)
     return handled
