@@ -45,6 +45,7 @@ class Inbox:
         self._idle: list[psycopg.Connection] = []
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max_connections)
+        self._max_connections = max_connections
 
     def store(self, *, event_id: str, event_type: str, livemode: bool, payload: str, created: int | None) -> Stored:
         """Store the event unless it is stored already.
@@ -74,6 +75,23 @@ class Inbox:
                 return connection.execute(_STORE, params, prepare=True).fetchone()
         finally:
             self._checkin(connection)  # an autocommit connection stays usable after a refused statement
+
+    def open_connections(self, count: int) -> int:
+        """Open up to `count` idle connections (at most the pool's size) ahead of the first deliveries;
+        return how many opened.
+
+        A receiver starting while the database is down still starts: it opens what it can and the
+        deliveries connect later (or are answered 503).
+        """
+        opened = []
+        for _ in range(min(count, self._max_connections - len(self._idle))):
+            try:
+                opened.append(self._connect())
+            except psycopg.Error:
+                break
+        for connection in opened:
+            self._checkin(connection)
+        return len(opened)
 
     def close(self) -> None:
         """Close the idle connections (the next store opens a new one)."""

@@ -20,7 +20,7 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
-from workers.middleware import RecordFailedJobs
+from workers.middleware import FreezeStartupObjects, RecordFailedJobs
 from workers.settings import Settings, get_settings
 
 # The queues of DESIGN.md, in one place. Money queues first.
@@ -46,6 +46,7 @@ MAINTENANCE_CHANCE_PER_MILLION = 10_000
 def build_middleware() -> list[dramatiq.Middleware]:
     """Remit's middleware; RecordFailedJobs sits before Retries so its after-hook runs after it."""
     return [
+        FreezeStartupObjects(),
         AgeLimit(max_age=MAX_MESSAGE_AGE_MS),
         TimeLimit(time_limit=DEFAULT_TIME_LIMIT_MS),
         ShutdownNotifications(),

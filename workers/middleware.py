@@ -1,4 +1,4 @@
-"""Middleware that mirrors every final job failure into the durable failed_jobs table."""
+"""Remit's own middleware: final job failures mirrored into failed_jobs; start-up objects kept out of full GC passes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,20 @@ import traceback
 import dramatiq
 from sqlalchemy.dialects.postgresql import insert
 
+from workers.heap import freeze_startup_objects
+
 _log = logging.getLogger(__name__)
+
+
+class FreezeStartupObjects(dramatiq.Middleware):
+    """In a worker process the CLI started, once its actor modules are imported: workers.heap.
+
+    Only `dramatiq` (and `remit worker`) emit process_boot, so a Worker a test starts in its own
+    process leaves that process's collector alone.
+    """
+
+    def after_process_boot(self, broker):
+        freeze_startup_objects()
 
 
 class RecordFailedJobs(dramatiq.Middleware):

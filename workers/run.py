@@ -41,8 +41,8 @@ def webhooks_argv(host: str, port: int, workers: int, threads: int = WEBHOOK_THR
     1,200-1,470 events/s with p99 8-22 ms, where gunicorn took 750-860/s with p99 16-41 ms.
     """
     return [
-        sys.executable, "-m", "granian", "--interface", "wsgi", "workers.webhook_app:app", "--host", host,
-        "--port", str(port), "--workers", str(workers), "--blocking-threads", str(threads), "--no-ws",
+        sys.executable, "-m", "granian", "--interface", "wsgi", "workers.webhook_app:create_app", "--factory",
+        "--host", host, "--port", str(port), "--workers", str(workers), "--blocking-threads", str(threads), "--no-ws",
         "--log-level", "warning",
     ]
 

@@ -74,3 +74,22 @@ def test_many_threads_share_at_most_max_connections_and_every_delivery_is_stored
         writer.close()
     with db() as session:
         assert len(session.scalars(select(StripeEvent.id)).all()) == 200
+
+
+def test_connections_opened_ahead_serve_the_first_deliveries_and_stay_within_the_pool(db):
+    writer = Inbox(os.environ["DATABASE_URL"], max_connections=3)
+    try:
+        assert writer.open_connections(2) == 2
+        opened = {c.info.backend_pid for c in writer._idle}
+        assert store(writer).new
+        assert {c.info.backend_pid for c in writer._idle} == opened  # no new connection for the delivery
+        assert writer.open_connections(5) == 1  # the pool holds 3
+        assert len(writer._idle) == 3
+    finally:
+        writer.close()
+
+
+def test_opening_connections_ahead_against_a_database_that_is_down_opens_none_and_raises_nothing():
+    dead = Inbox("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    assert dead.open_connections(4) == 0
+    assert dead._idle == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -116,6 +117,41 @@ def test_database_down_answers_503_so_stripe_retries(db, broker, monkeypatch):
     assert ingest(body, sign(body)).status == 503
     monkeypatch.undo()
     assert stored_count(db) == 0 and queued(broker) == 0
+
+
+def test_a_server_process_opens_its_connections_and_freezes_start_up_objects_before_serving(db, broker, monkeypatch):
+    import gc
+
+    import workers.webhook_app as webhook_app
+    from db.inbox import Inbox
+
+    writer = Inbox(os.environ["DATABASE_URL"])
+    monkeypatch.setattr(webhook_app, "get_inbox", lambda: writer)
+    try:
+        assert webhook_app.create_app(connections=3) is webhook_app.app
+        assert len(writer._idle) == 3 and gc.get_freeze_count() > 0
+        body = event_body()
+        assert ingest(body, sign(body)).status == 200
+        assert len(writer._idle) == 3  # the delivery used one of them
+    finally:
+        gc.unfreeze()
+        writer.close()
+
+
+def test_a_server_process_starting_while_the_database_is_down_still_serves_and_answers_503(db, broker, monkeypatch):
+    import gc
+
+    import workers.webhook_app as webhook_app
+    from db.inbox import Inbox
+
+    dead = Inbox("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    monkeypatch.setattr(webhook_app, "get_inbox", lambda: dead)
+    try:
+        assert webhook_app.create_app() is webhook_app.app
+    finally:
+        gc.unfreeze()
+    body = event_body()
+    assert ingest(body, sign(body)).status == 503
 
 
 def post(url: str, body: bytes, headers: dict[str, str] | None = None, method: str = "POST") -> tuple[int, dict]:
