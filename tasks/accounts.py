@@ -32,6 +32,23 @@ def recompute_after_commit(session: Session, account_id: int) -> None:
     on_commit(session, lambda: _send_recompute(account_id))
 
 
+def recompute_all_after_commit(session: Session, account_ids: list[int]) -> None:
+    """recompute_after_commit for many accounts: their nudges go out together (workers.broker.send_all)."""
+    if not account_ids:
+        return
+    from db.session import on_commit
+
+    ids = list(account_ids)
+    on_commit(session, lambda: _send_recomputes(ids))
+
+
+def _send_recomputes(account_ids: list[int]) -> None:
+    from tasks.balances import recompute_balance
+    from workers.broker import send_all
+
+    send_all([recompute_balance.message(account_id) for account_id in account_ids])
+
+
 def _send_recompute(account_id: int) -> None:
     from tasks.balances import recompute_balance
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from db import queries
 from db.models import Account, Payment, PaymentMethod, Seller
 from tasks import outbox
-from tasks.accounts import balance_moved, recompute_after_commit
+from tasks.accounts import balance_moved, recompute_all_after_commit
 from tasks.domain.outcomes import allocation_move, email_for
 from tasks.domain.states import (
     FINAL_STATUSES, CreditState, MethodKind, PaymentKind, PaymentStatus, can_transition,
@@ -165,8 +165,7 @@ class TransitionBatch:
         if self._emails:
             self._queue_emails(session)
         if self._accounts:
-            for account_id in queries.mark_balances_stale(session, sorted(self._accounts), self.now):
-                recompute_after_commit(session, account_id)
+            recompute_all_after_commit(session, queries.mark_balances_stale(session, sorted(self._accounts), self.now))
         self._reset()
 
     def _queue_emails(self, session: Session) -> None:
@@ -178,8 +177,7 @@ class TransitionBatch:
             rows.append(dict(kind=kind, recipient=payment.account.billing_email, context=context,
                              dedupe_key=f"{kind}:payment:{payment.id}{suffix}", seller_id=payment.account.seller_id,
                              account_id=payment.account_id, payment_id=payment.id))
-        for email_id in queries.add_emails(session, rows):
-            outbox.send_after_commit(session, email_id)
+        outbox.send_all_after_commit(session, queries.add_emails(session, rows))
 
 
 def record_quiet_transition(session: Session, payment_id: int, current: PaymentStatus, target: PaymentStatus, *,

@@ -65,6 +65,7 @@ def sweep_emails(now: datetime, grace: timedelta = EMAIL_GRACE, limit: int = SWE
     ever more slowly instead of being given up after a fixed count.
     """
     from tasks.emails import send_email
+    from workers.broker import send_all
 
     with transaction() as session:
         rows = session.execute(
@@ -73,8 +74,7 @@ def sweep_emails(now: datetime, grace: timedelta = EMAIL_GRACE, limit: int = SWE
                    Email.created_at < literal(now) - func.greatest(Email.attempts, 1) * literal(grace))
             .order_by(Email.id).limit(limit).with_for_update(skip_locked=True)
         ).all()
-    for email_id, _ in rows:
-        send_email.send(email_id)
+    send_all([send_email.message(email_id) for email_id, _ in rows])
     unsent = sum(1 for _, attempts in rows if attempts == 0)
     return {"unsent": unsent, "retrying": len(rows) - unsent}
 
@@ -95,6 +95,17 @@ def send_after_commit(session: Session, email_id: int | None) -> None:
     from tasks.emails import send_email
 
     on_commit(session, lambda: send_email.send(email_id))
+
+
+def send_all_after_commit(session: Session, email_ids: list[int]) -> None:
+    """send_after_commit for many rows at once: their messages go out together (workers.broker.send_all)."""
+    if not email_ids:
+        return
+    from tasks.emails import send_email
+    from workers.broker import send_all
+
+    ids = list(email_ids)
+    on_commit(session, lambda: send_all([send_email.message(email_id) for email_id in ids]))
 
 
 def _claim(session: Session, email_id: int) -> Email | str:

@@ -6,10 +6,13 @@ Every actor module imports this module before declaring actors.
 from __future__ import annotations
 
 import logging
+from typing import Sequence
+from uuid import uuid4
 
 import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
+from dramatiq.common import current_millis
 from dramatiq.middleware import (
     AgeLimit,
     Callbacks,
@@ -78,6 +81,41 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     for queue in QUEUES:
         broker.declare_queue(queue)
     return broker
+
+
+def send_all(messages: Sequence[dramatiq.Message]) -> None:
+    """Enqueue messages built with actor.message(...) as actor.send would, in order.
+
+    On Redis they go in one pipeline, two round trips in all (one to check that Dramatiq's enqueue
+    script is loaded, one for the messages) where sending them one by one takes one each: a webhook
+    batch that owes a hundred receipts spent a fifth of its time sending them. Each message is
+    enqueued by Dramatiq's own script with the arguments RedisBroker.enqueue gives it, and the
+    enqueue middleware hooks run for each. Other brokers send one by one.
+    """
+    if not messages:
+        return
+    target = dramatiq.get_broker()
+    if not isinstance(target, RedisBroker) or len(messages) == 1:
+        for message in messages:
+            target.enqueue(message)
+        return
+    # As RedisBroker.enqueue: a fresh Redis id per enqueue, since a message may be enqueued again.
+    prepared = [message.copy(options={"redis_message_id": str(uuid4())}) for message in messages]
+    for message in prepared:
+        target.emit_before("enqueue", message, None)
+    enqueue = target.scripts["dispatch"]
+    unpack_limit = target._max_unpack_size()
+    with target.client.pipeline(transaction=False) as pipe:
+        for message in prepared:
+            # command, time, queue, broker id, heartbeat timeout, dead TTL, maintenance (the workers' commands
+            # do it), unpack limit, then the enqueue command's own arguments.
+            enqueue(keys=[target.namespace], client=pipe,
+                    args=["enqueue", current_millis(), message.queue_name, target.broker_id, target.heartbeat_timeout,
+                          target.dead_message_ttl, 0, unpack_limit, message.options["redis_message_id"],
+                          message.encode()])
+        pipe.execute()
+    for message in prepared:
+        target.emit_after("enqueue", message, None)
 
 
 def _init_sentry(settings: Settings) -> None:

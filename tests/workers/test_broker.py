@@ -102,3 +102,49 @@ def test_dead_letter_mirror_records_what_the_middleware_missed(db, broker, worke
     assert (job.actor, job.args, job.status) == ("always_broken", [7], "dead")
     assert "ValueError: broken invariant for 7" in job.error and "Traceback" in job.traceback
     assert mirror_dead_letters(broker, QUEUES) == {"seen": 1, "recorded": 0}
+
+
+def test_send_all_enqueues_every_message_once_in_one_pipeline_and_runs_the_enqueue_hooks(broker, worker, monkeypatch):
+    from workers.broker import send_all
+
+    pipelines, hooks, direct = [], [], []
+    real_pipeline, real_emit_before, real_emit_after = broker.client.pipeline, broker.emit_before, broker.emit_after
+
+    def counting_pipeline(*args, **kwargs):
+        pipelines.append(kwargs)
+        return real_pipeline(*args, **kwargs)
+
+    def before(signal, *args, **kwargs):
+        if signal == "enqueue":
+            hooks.append(("before", args[0].message_id))
+        return real_emit_before(signal, *args, **kwargs)
+
+    def after(signal, *args, **kwargs):
+        if signal == "enqueue":
+            hooks.append(("after", args[0].message_id))
+        return real_emit_after(signal, *args, **kwargs)
+
+    monkeypatch.setattr(broker.client, "pipeline", counting_pipeline)
+    monkeypatch.setattr(broker, "emit_before", before)
+    monkeypatch.setattr(broker, "emit_after", after)
+    monkeypatch.setattr(broker, "enqueue", lambda *a, **k: direct.append(a))
+    processed.clear()
+    messages = [record_number.message(n) for n in range(25)]
+    send_all(messages)
+    assert len(pipelines) == 1 and direct == []
+    ids = [m.message_id for m in messages]
+    assert hooks == [("before", i) for i in ids] + [("after", i) for i in ids]
+    broker.join("maintenance", timeout=10_000)
+    worker.join()
+    assert sorted(processed) == list(range(25))
+
+
+def test_send_all_of_one_message_or_none(broker, worker):
+    from workers.broker import send_all
+
+    processed.clear()
+    send_all([])
+    send_all([record_number.message(3)])
+    broker.join("maintenance", timeout=10_000)
+    worker.join()
+    assert processed == [3]

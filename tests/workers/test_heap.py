@@ -36,7 +36,7 @@ def test_objects_alive_at_start_are_exempt_and_start_up_garbage_is_collected_fir
     exempt = freeze_startup_objects()
     assert gone() is None  # collected, not frozen for the life of the process
     assert not _tracked(kept)  # no full pass walks it any more
-    assert exempt == gc.get_freeze_count() > 0
+    assert exempt > 0  # (the count drops as frozen objects are freed, so it is not compared again)
     later = _Thing()
     assert _tracked(later)  # what is allocated afterwards is collected as usual
 

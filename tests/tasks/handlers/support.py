@@ -47,6 +47,9 @@ def body_of(event: dict[str, Any]) -> bytes:
 
 class _ThreadingServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
+    # socketserver listens with a backlog of 5: sixteen clients connecting at once overflowed it
+    # and some connections were reset.
+    request_queue_size = 128
 
 
 class _QuietHandler(WSGIRequestHandler):
