@@ -89,12 +89,12 @@ def recompute_balance(account_id: int, now: datetime) -> bool:
 def sweep_stale_balances(now: datetime, limit: int = SWEEP_LIMIT) -> dict[str, int]:
     """Re-send recompute_balance for accounts stale past the grace period."""
     from tasks.balances import recompute_balance as actor
+    from workers.broker import send_all
 
     with transaction() as session:
         ids = session.scalars(select(Account.id).where(Account.balance_stale_since < now - STALE_GRACE)
                               .order_by(Account.balance_stale_since).limit(limit)).all()
-    for account_id in ids:
-        actor.send(account_id)
+    send_all([actor.message(account_id) for account_id in ids])
     return {"stale": len(ids)}
 
 

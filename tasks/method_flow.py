@@ -110,6 +110,7 @@ def detach_payment_method(method_id: int, now: datetime) -> str:
 def resend_stuck_methods(now: datetime, grace: timedelta = SYNC_GRACE, limit: int = SWEEP_LIMIT) -> dict[str, int]:
     """Send sync_payment_method again for saved methods whose first sync never happened; return the count."""
     from tasks.ach import sync_payment_method as sync_actor
+    from workers.broker import send_all
 
     with transaction() as session:
         ids = list(session.scalars(
@@ -120,8 +121,7 @@ def resend_stuck_methods(now: datetime, grace: timedelta = SYNC_GRACE, limit: in
         ))
         if ids:
             session.execute(update(PaymentMethod).where(PaymentMethod.id.in_(ids)).values(updated_at=now))
-    for method_id in ids:
-        sync_actor.send(method_id)
+    send_all([sync_actor.message(method_id) for method_id in ids])
     return {"resent": len(ids)}
 
 

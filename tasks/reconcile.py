@@ -39,11 +39,11 @@ def sweep_received_events(now: datetime, grace_seconds: int = RECEIVED_GRACE_SEC
                           limit: int = SWEEP_LIMIT) -> dict[str, int]:
     """Send process_stripe_event again for every event still `received` past the grace period."""
     from tasks.webhooks import process_stripe_event
+    from workers.broker import send_all
 
     with transaction() as session:
         due = event_queries.list_due_received_events(session, now, timedelta(seconds=grace_seconds), limit)
-    for event_id in due:
-        process_stripe_event.send(event_id)
+    send_all([process_stripe_event.message(event_id) for event_id in due])
     return {"resent": len(due)}
 
 

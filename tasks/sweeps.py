@@ -22,6 +22,7 @@ SWEEP_LIMIT = 500
 def sweep_payments(now: datetime, limit: int = SWEEP_LIMIT) -> dict[str, int]:
     """Re-send execute_payment for payments stuck pending or submitting; return counts by status."""
     from tasks.payments import execute_payment
+    from workers.broker import send_all
 
     with transaction() as session:
         rows = session.execute(
@@ -32,8 +33,8 @@ def sweep_payments(now: datetime, limit: int = SWEEP_LIMIT) -> dict[str, int]:
             )).order_by(Payment.id).limit(limit)
         ).all()
     counts = {"pending": 0, "submitting": 0}
-    for payment_id, status in rows:
-        execute_payment.send(payment_id)
+    send_all([execute_payment.message(payment_id) for payment_id, _ in rows])
+    for _, status in rows:
         counts[status] += 1
     return counts
 
@@ -41,6 +42,7 @@ def sweep_payments(now: datetime, limit: int = SWEEP_LIMIT) -> dict[str, int]:
 def dispatch_due_payments(now: datetime, limit: int = SWEEP_LIMIT) -> dict[str, int]:
     """Move scheduled payments due today (at the seller) to pending and send them, after commit."""
     from tasks.payments import execute_payment
+    from workers.broker import send_all
 
     seller_today = func.date(func.timezone(Seller.timezone, literal(now)))
     with transaction() as session:
@@ -52,5 +54,6 @@ def dispatch_due_payments(now: datetime, limit: int = SWEEP_LIMIT) -> dict[str, 
         ))
         for payment in due:
             apply_transition(session, payment, PaymentStatus.PENDING, source="clock", now=now)
-            on_commit(session, lambda payment_id=payment.id: execute_payment.send(payment_id))
+        messages = [execute_payment.message(payment.id) for payment in due]
+        on_commit(session, lambda: send_all(messages))
     return {"dispatched": len(due)}
