@@ -68,6 +68,6 @@ def sweep_saved_methods() -> None:
 @dramatiq.actor(queue_name="maintenance", max_retries=0, time_limit=120_000)
 def mirror_dead_letters() -> None:
     """Record Redis dead letters that failed_jobs missed, before Redis expires them."""
-    from workers.broker import QUEUES, broker
+    from workers.broker import QUEUES
 
-    _log.info("mirror_dead_letters %s", dead_letters.mirror_dead_letters(broker, QUEUES))
+    _log.info("mirror_dead_letters %s", dead_letters.mirror_dead_letters(broker.broker, QUEUES))

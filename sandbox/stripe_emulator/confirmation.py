@@ -103,7 +103,7 @@ def _confirm_bank(state, intent, method, mandate_data):
 
 def start_processing(state, intent, method):
     """Send the ACH debit: intent `processing`, charge `pending`, settlement timer set."""
-    charge = charges.open_charge(state, intent, method, announce=True)
+    charges.open_charge(state, intent, method, announce=True)
     previous = {"status": intent["status"]}
     intent.update(status="processing", next_action=None,
                   processing={"type": "us_bank_account"})

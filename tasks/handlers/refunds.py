@@ -17,11 +17,11 @@ from db import queries
 from db.event_queries import lock_payment_for_charge, upsert_refund
 from tasks import ledger
 from tasks.domain.events import (
-    AllocationSlice, payment_id_from_metadata, refund_target, settled_first, split_refund,
+    AllocationSlice, payment_id_from_metadata, refund_target, split_refund,
 )
 from tasks.domain.states import AllocationState, CreditState, PaymentKind, PaymentStatus
 from tasks.handlers.common import PROCESSED, Handled, ignored, obj, source_of
-from tasks.handlers.settle import charge_ids
+from tasks.handlers.settle import charge_ids, settle_in_batch
 
 P = PaymentStatus
 REFUNDABLE = (P.SUCCEEDED, P.PARTIALLY_REFUNDED)
@@ -60,7 +60,7 @@ def _charges_refunded(session: Session, events: Sequence[dict[str, Any]], now: d
         # As lock_payment_for_charge finds it: by charge id, then intent id, then our id in the metadata.
         view = by_charge.get(charge_id) or by_intent.get(intent_id) or by_id.get(payment_id)
         if view is not None:
-            _settle_if_in_flight(session, batch, view, charge_id, intent_id, source_of(event))
+            settle_in_batch(session, batch, view, charge_id, intent_id, source=source_of(event))
         found.append(view)
     batch.flush(session)  # a payment settled just now has its allocations applied before they are split
     ids = sorted({v.id for v in found if v is not None})
@@ -77,17 +77,6 @@ def _charges_refunded(session: Session, events: Sequence[dict[str, Any]], now: d
     slices.write(session)
     batch.flush(session)
     return handled
-
-
-def _settle_if_in_flight(session: Session, batch: ledger.TransitionBatch, payment: Any, charge_id: str | None,
-                         intent_id: str | None, source: str) -> None:
-    """tasks.handlers.settle.settle_if_in_flight, for a payment view in a batch."""
-    ids = {"stripe_payment_intent_id": payment.stripe_payment_intent_id or intent_id,
-           "stripe_charge_id": payment.stripe_charge_id or charge_id}
-    batch.set_columns(payment, {k: v for k, v in ids.items() if v != getattr(payment, k)})
-    if settled_first(payment.status):
-        batch.add(session, payment, P.SUCCEEDED, source=source,
-                  detail={"implied_by": "refund or dispute on the charge"})
 
 
 def _refund(session: Session, batch: ledger.TransitionBatch, slices: "_Slices", payment: Any,

@@ -14,14 +14,30 @@ from tasks.domain.states import PaymentStatus
 from tasks.handlers.common import object_id
 
 
+IMPLIED = {"implied_by": "refund or dispute on the charge"}
+
+
+def missing_ids(payment: Any, charge_id: str | None, intent_id: str | None) -> dict[str, str]:
+    """The Stripe ids the payment has not recorded yet, from a refund or dispute on its charge."""
+    found = {"stripe_payment_intent_id": intent_id, "stripe_charge_id": charge_id}
+    return {column: value for column, value in found.items() if value and not getattr(payment, column)}
+
+
 def settle_if_in_flight(session: Session, payment: Payment, charge_id: str | None, intent_id: str | None, *,
                         source: str, now: datetime) -> None:
     """Move a payment that never heard of its success to succeeded, so out-of-order events converge."""
-    payment.stripe_payment_intent_id = payment.stripe_payment_intent_id or intent_id
-    payment.stripe_charge_id = payment.stripe_charge_id or charge_id
+    for column, value in missing_ids(payment, charge_id, intent_id).items():
+        setattr(payment, column, value)
     if settled_first(payment.status):
-        ledger.apply_transition(session, payment, PaymentStatus.SUCCEEDED, source=source, now=now,
-                                detail={"implied_by": "refund or dispute on the charge"})
+        ledger.apply_transition(session, payment, PaymentStatus.SUCCEEDED, source=source, now=now, detail=IMPLIED)
+
+
+def settle_in_batch(session: Session, batch: ledger.TransitionBatch, payment: Any, charge_id: str | None,
+                    intent_id: str | None, *, source: str) -> None:
+    """settle_if_in_flight for a payment view whose writes a TransitionBatch makes."""
+    batch.set_columns(payment, missing_ids(payment, charge_id, intent_id))
+    if settled_first(payment.status):
+        batch.add(session, payment, PaymentStatus.SUCCEEDED, source=source, detail=IMPLIED)
 
 
 def charge_ids(charge_or_child: dict[str, Any]) -> tuple[str | None, str | None]:
