@@ -23,7 +23,7 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
-from workers.middleware import FreezeStartupObjects, RecordFailedJobs
+from workers.middleware import FreezeStartupObjects, RecordFailedJobs, StopGently
 from workers.settings import Settings, get_settings
 
 # The queues of DESIGN.md, in one place. Money queues first.
@@ -50,6 +50,7 @@ def build_middleware() -> list[dramatiq.Middleware]:
     """Remit's middleware; RecordFailedJobs sits before Retries so its after-hook runs after it."""
     return [
         FreezeStartupObjects(),
+        StopGently(),
         AgeLimit(max_age=MAX_MESSAGE_AGE_MS),
         TimeLimit(time_limit=DEFAULT_TIME_LIMIT_MS),
         ShutdownNotifications(),

@@ -1,8 +1,11 @@
-"""Remit's own middleware: final job failures mirrored into failed_jobs; start-up objects kept out of full GC passes."""
+"""Remit's own middleware: final job failures mirrored into failed_jobs; start-up objects kept out of full GC
+passes; one stop signal delivered twice stops a worker process gently, not by killing it."""
 
 from __future__ import annotations
 
 import logging
+import signal
+import time
 import traceback
 
 import dramatiq
@@ -22,6 +25,37 @@ class FreezeStartupObjects(dramatiq.Middleware):
 
     def after_process_boot(self, broker):
         freeze_startup_objects()
+
+
+# Both copies of one stop arrive within milliseconds; a person repeating a stop takes longer.
+DUPLICATE_STOP_WINDOW_S = 1.0
+
+
+class StopGently(dramatiq.Middleware):
+    """A worker process stops once on a stop signal that reaches it twice, finishing its messages.
+
+    Honcho (`make run`) and platforms like Heroku send SIGTERM to every process of a Procfile entry,
+    and Dramatiq's main process forwards it to its worker processes as well. Dramatiq takes a second
+    signal as "kill now": every process was killed mid-message, so a message being handled at that
+    moment ran again later (an email handed to the mail server was sent twice). A second SIGTERM
+    within DUPLICATE_STOP_WINDOW_S of the first is taken as the same stop; one later still kills.
+    """
+
+    def after_process_boot(self, broker):
+        dramatiq_handler = signal.getsignal(signal.SIGTERM)
+        if not callable(dramatiq_handler):
+            return
+        first_at: float | None = None
+
+        def on_stop(signum, frame):
+            nonlocal first_at
+            now = time.monotonic()
+            if first_at is not None and now - first_at < DUPLICATE_STOP_WINDOW_S:
+                return
+            first_at = first_at if first_at is not None else now
+            dramatiq_handler(signum, frame)
+
+        signal.signal(signal.SIGTERM, on_stop)
 
 
 class RecordFailedJobs(dramatiq.Middleware):
