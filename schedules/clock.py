@@ -7,6 +7,8 @@ import time
 from datetime import datetime, timezone
 
 import dramatiq
+from dramatiq.errors import DramatiqError
+from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 
@@ -26,13 +28,21 @@ def run_once(now: datetime, schedule: tuple[Job, ...] = SCHEDULE) -> list[str]:
     broker = dramatiq.get_broker()
     sent = []
     for job in schedule:
-        with transaction() as session:
-            claimed = session.scalar(
-                insert(ScheduleRun).values(job=job.name, period=period_of(job, now.timestamp()))
-                .on_conflict_do_nothing(index_elements=["job", "period"]).returning(ScheduleRun.id)
-            )
+        try:
+            with transaction() as session:
+                claimed = session.scalar(
+                    insert(ScheduleRun).values(job=job.name, period=period_of(job, now.timestamp()))
+                    .on_conflict_do_nothing(index_elements=["job", "period"]).returning(ScheduleRun.id)
+                )
+                if claimed is not None:
+                    # Sent before the claim commits: a send that fails takes the claim back with it, so
+                    # the next tick sends the job. (A commit failing after the send sends it twice, which
+                    # every scheduled actor tolerates; losing a period's run is what must not happen.)
+                    broker.get_actor(job.actor).send()
+        except (DramatiqError, RedisError, OSError) as error:
+            _log.warning("could not send %s, trying again next tick: %s", job.name, error)
+            continue
         if claimed is not None:
-            broker.get_actor(job.actor).send()
             sent.append(job.name)
     return sent
 

@@ -23,7 +23,7 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
-from workers.middleware import FreezeStartupObjects, RecordFailedJobs, StopGently
+from workers.middleware import AckBusinessOutcomes, FreezeStartupObjects, RecordFailedJobs, StopGently
 from workers.settings import Settings, get_settings
 
 # The queues of DESIGN.md, in one place. Money queues first.
@@ -57,6 +57,7 @@ def build_middleware() -> list[dramatiq.Middleware]:
         Callbacks(),
         Pipelines(),
         CurrentMessage(),
+        AckBusinessOutcomes(),
         RecordFailedJobs(),
         Retries(
             max_retries=DEFAULT_MAX_RETRIES,

@@ -58,6 +58,19 @@ class StopGently(dramatiq.Middleware):
         signal.signal(signal.SIGTERM, on_stop)
 
 
+class AckBusinessOutcomes(dramatiq.Middleware):
+    """A message whose actor raised one of its `throws` (a decline, a refused email) is done, not dead.
+
+    Dramatiq's Retries marks such a message failed, so the broker put it on the dead-letter queue and
+    the dead-letter mirror later showed every bounced address to ops as a bug. The actor has recorded
+    the outcome as state; the message is acknowledged. Sits before Retries: after-hooks run in reverse.
+    """
+
+    def after_process_message(self, broker, message, *, result=None, exception=None):
+        if exception is not None and message.failed and _is_business_outcome(broker, message, exception):
+            message.failed = False
+
+
 class RecordFailedJobs(dramatiq.Middleware):
     """Record a message in failed_jobs once it has failed for good, with its traceback."""
 

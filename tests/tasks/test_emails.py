@@ -7,8 +7,10 @@ import time
 from sqlalchemy import func, select
 
 from db.models import Email, FailedJob
+from tasks.dead_letters import mirror_dead_letters
 from tasks.emails import send_email
 from tasks.gateways.mail import MailGateway, MailRejected, use_mail_gateway
+from workers.broker import QUEUES
 from tests.tasks.test_outbox import SENDER, RefusingCapture, queue_email
 from tests.tasks.test_outbox import smtp  # noqa: F401  (fixture)
 
@@ -51,9 +53,13 @@ def test_refused_email_fails_without_retries_or_a_dead_letter(db, broker, worker
         send_email.send(email_id)
         row = wait_for_status(db, email_id, "failed")
         broker.join("emails", timeout=15_000)
+        worker.join()
     finally:
         use_mail_gateway(None)
         server.stop()
     assert (row.status, row.attempts) == ("failed", 1)
+    # Acknowledged, not rejected: nothing on the broker's dead-letter queue for the mirror to find.
+    assert broker.client.zcard(f"{broker.namespace}:emails.XQ") == 0
+    mirror_dead_letters(broker, QUEUES)
     with db() as session:
         assert session.scalar(select(func.count()).select_from(FailedJob)) == 0

@@ -82,6 +82,28 @@ def test_clock_sends_each_job_once_per_period(db, broker):
         [job.actor for job in SCHEDULE] + [job.actor for job in minutely])
 
 
+def test_a_job_whose_send_failed_is_sent_on_the_next_tick_and_the_others_are_not_held_back(db, broker, monkeypatch):
+    import dramatiq
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    import workers.actors  # noqa: F401
+
+    hourly = next(job for job in SCHEDULE if job.every_seconds == 3600)
+    actor = dramatiq.get_broker().get_actor(hourly.actor)
+
+    def redis_blip(*args, **kwargs):
+        raise RedisConnectionError("connection reset")
+
+    monkeypatch.setattr(actor, "send", redis_blip)
+    first = clock.run_once(NOW)
+    assert hourly.name not in first and len(first) == len(SCHEDULE) - 1  # the rest went out
+    monkeypatch.undo()
+    # A second later Redis is back: the hourly job is still owed for this hour, and only it is sent.
+    assert clock.run_once(NOW + timedelta(seconds=1)) == [hourly.name]
+    assert sorted(m.actor_name for m in queued_messages(broker, "maintenance")) == sorted(
+        job.actor for job in SCHEDULE)
+
+
 def test_every_scheduled_actor_exists():
     import dramatiq
 
