@@ -74,7 +74,7 @@ def check_event_shape(event: Any) -> tuple[str, str]:
 def payment_id_from_metadata(metadata: Mapping[str, Any] | None) -> int | None:
     """Our payment id as put in a PaymentIntent's metadata, or None if absent or not an id."""
     raw = (metadata or {}).get("payment_id")
-    if isinstance(raw, str) and raw.isdigit() and 0 < len(raw) <= 18:
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit() and 0 < len(raw) <= 18:
         return int(raw)
     return None
 

@@ -150,7 +150,7 @@ class Dashboard:
         filters = {"status": request.query.get("status", "").strip(),
                    "account": request.query.get("account", "").strip(),
                    "older_than": request.query.get("older_than", "").strip()}
-        older_than = int(filters["older_than"]) if filters["older_than"].isdigit() else 0
+        older_than = int(filters["older_than"]) if filters["older_than"].isdecimal() else 0
         now = self.clock()
         with self.sessions() as session:
             page = queries.list_payments(session, now, status=filters["status"], account_number=filters["account"],
@@ -190,7 +190,7 @@ class Dashboard:
 
 def _page(request: Request) -> int:
     raw = request.query.get("page", "1")
-    return max(int(raw), 1) if raw.isdigit() else 1
+    return max(int(raw), 1) if raw.isdecimal() else 1
 
 
 def _pager(filters: dict[str, str]) -> Callable[[int], str]:

@@ -67,6 +67,7 @@ def test_intent_events_never_move_a_settled_payment(current, applies):
 @pytest.mark.parametrize(("metadata", "payment_id"), [
     ({"payment_id": "42"}, 42), ({}, None), (None, None), ({"payment_id": "abc"}, None),
     ({"payment_id": "-1"}, None), ({"payment_id": 42}, None), ({"payment_id": "9" * 30}, None),
+    ({"payment_id": "²"}, None), ({"payment_id": "٣"}, None),
 ])
 def test_payment_id_from_metadata_accepts_only_our_ids(metadata, payment_id):
     assert payment_id_from_metadata(metadata) == payment_id

@@ -102,6 +102,7 @@ def test_list_filters_by_status_account_and_age(client, db, clock):
     assert "1 row" in client.get("/payments?status=processing&account=A-1&older_than=86400").body
     assert "No payments match." in client.get("/payments?account=nobody").body
     assert "3 rows" in client.get("/payments?older_than=junk&page=junk").body
+    assert "3 rows" in client.get("/payments?older_than=%C2%B2&page=%C2%B2").body  # "²" is a digit int() refuses
 
 
 def test_unknown_payment_is_404(client):
