@@ -129,14 +129,22 @@ def lock_payment_for_charge(session: Session, charge_id: str | None, intent_id: 
     return lock_payment_for_intent(session, intent_id, payment_id)
 
 
+# A refund in these statuses stays in them: its money never left, whatever a late event says.
+REFUND_FINAL = ("failed", "canceled")
+# Statuses a refund only passes through: a late event saying one never undoes an outcome (Stripe
+# can still fail a refund it reported succeeded, so succeeded is not in REFUND_FINAL).
+REFUND_WAITING = ("pending", "requires_action")
+
+
 def upsert_refund(session: Session, *, payment_id: int, stripe_refund_id: str, amount_minor: int, currency: str,
                   status: str, reason: str | None) -> bool:
-    """Record a Stripe refund (its status follows Stripe's latest word); True if new."""
+    """Record a Stripe refund, its status moving only forwards; True if new."""
     statement = insert(Refund).values(payment_id=payment_id, stripe_refund_id=stripe_refund_id,
                                       amount_minor=amount_minor, currency=currency, status=status, reason=reason)
     statement = statement.on_conflict_do_update(
         index_elements=[Refund.stripe_refund_id], set_={"status": statement.excluded.status},
-        where=Refund.status != "failed",
+        where=Refund.status.not_in(REFUND_FINAL)
+        & (statement.excluded.status.not_in(REFUND_WAITING) | Refund.status.in_(REFUND_WAITING)),
     ).returning(text("(xmax = 0) AS inserted"))
     return bool(session.scalar(statement))
 

@@ -83,6 +83,28 @@ def test_refund_objects_are_stored_once_and_a_failed_one_is_flagged(db):
         assert session.get(Payment, ids["payment"]).needs_review is True
 
 
+def test_late_refund_created_leaves_a_succeeded_refund_succeeded(db):
+    succeeded(db)
+    refund = {"id": "re_9", "object": "refund", "amount": 2_000, "currency": "usd", "charge": "ch_pi_r",
+              "payment_intent": "pi_r", "status": "pending", "reason": None}
+    run(db, make_event("refund.updated", {**refund, "status": "succeeded"}))
+    run(db, make_event("refund.created", refund))  # delivered late
+    run(db, make_event("refund.updated", {**refund, "status": "requires_action"}))  # late too
+    with db() as session:
+        assert session.scalars(select(Refund.status)).all() == ["succeeded"]
+
+
+def test_succeeded_refund_that_fails_later_is_stored_failed(db):
+    succeeded(db)
+    refund = {"id": "re_8", "object": "refund", "amount": 2_000, "currency": "usd", "charge": "ch_pi_r",
+              "payment_intent": "pi_r", "status": "succeeded", "reason": None}
+    run(db, make_event("refund.updated", refund))
+    run(db, make_event("refund.failed", {**refund, "status": "failed"}))
+    run(db, make_event("refund.created", {**refund, "status": "pending"}))  # late
+    with db() as session:
+        assert session.scalars(select(Refund.status)).all() == ["failed"]
+
+
 def test_card_dispute_reverses_allocations_flags_and_emails(db):
     ids = succeeded(db)
     run(db, make_event("charge.dispute.created", dispute("dp_1", "pi_r", "needs_response")))
