@@ -14,7 +14,7 @@ from typing import Any, Sequence
 from sqlalchemy.orm import Session
 
 from db import queries
-from db.event_queries import lock_payment_for_charge, upsert_refund
+from db.event_queries import REFUND_FINAL, lock_payment_for_charge, upsert_refund
 from tasks import ledger
 from tasks.domain.events import (
     AllocationSlice, payment_id_from_metadata, refund_target, split_refund,
@@ -154,7 +154,7 @@ class _Slices:
 
 
 def handle_refund_object(session: Session, event: dict[str, Any], now: datetime) -> Handled:
-    """Keep a row per Stripe refund; a refund that failed at the bank is flagged for ops."""
+    """Keep a row per Stripe refund; a refund that failed or was canceled is flagged for ops."""
     refund = obj(event)
     charge_id, intent_id = charge_ids(refund)
     payment = lock_payment_for_charge(session, charge_id, intent_id, payment_id_from_metadata(refund.get("metadata")))
@@ -162,10 +162,10 @@ def handle_refund_object(session: Session, event: dict[str, Any], now: datetime)
         return ignored(f"no payment for refund {refund.get('id')}")
     upsert_refund(session, payment_id=payment.id, stripe_refund_id=refund["id"], amount_minor=refund["amount"],
                   currency=refund["currency"], status=refund.get("status") or "pending", reason=refund.get("reason"))
-    if refund.get("status") == "failed":
+    if refund.get("status") in REFUND_FINAL:
         # The money never left; the invoices stay reopened until ops decide (re-refund or re-apply).
         payment.needs_review = True
         ledger.record_event(session, payment, source=source_of(event), now=now,
-                            detail={"event_type": event["type"], "refund": refund["id"], "refund_failed":
-                                    refund.get("failure_reason")})
+                            detail={"event_type": event["type"], "refund": refund["id"],
+                                    f"refund_{refund['status']}": refund.get("failure_reason")})
     return PROCESSED

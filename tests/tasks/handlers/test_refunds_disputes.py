@@ -105,6 +105,17 @@ def test_succeeded_refund_that_fails_later_is_stored_failed(db):
         assert session.scalars(select(Refund.status)).all() == ["failed"]
 
 
+def test_canceled_refund_is_flagged_for_ops_like_a_failed_one(db):
+    # charge.refunded reopened the invoices; the refund is then canceled (the money never left).
+    ids = succeeded(db)
+    run(db, make_event("charge.refunded", charge("pi_r", ids["payment"], 10_000)))
+    refund = {"id": "re_c", "object": "refund", "amount": 10_000, "currency": "usd", "charge": "ch_pi_r",
+              "payment_intent": "pi_r", "status": "canceled", "reason": None}
+    run(db, make_event("refund.updated", refund))
+    state = snapshot(db, ids["payment"])
+    assert (state["needs_review"], state["refunds"]) == (True, [(10_000, "canceled")])
+
+
 def test_card_dispute_reverses_allocations_flags_and_emails(db):
     ids = succeeded(db)
     run(db, make_event("charge.dispute.created", dispute("dp_1", "pi_r", "needs_response")))
