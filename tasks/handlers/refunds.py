@@ -3,7 +3,8 @@
 Stripe's charge carries the cumulative `amount_refunded`; it only ever grows, so a duplicate or
 late event with a smaller total changes nothing. Newly refunded money first takes back the
 payment's unapplied credit (the overpaid part), then reverses applied allocations latest-due
-first (see tasks.domain.events.split_refund).
+first (see tasks.domain.events.split_refund). A refund delivered after a dispute only records the
+amount and owes its email: the dispute gave everything back already.
 """
 
 from __future__ import annotations
@@ -83,6 +84,9 @@ def _refund(session: Session, batch: ledger.TransitionBatch, slices: "_Slices", 
             event: dict[str, Any]) -> None:
     source, charge = source_of(event), obj(event)
     total = min(int(charge.get("amount_refunded") or 0), payment.amount_minor)
+    if payment.status == P.DISPUTED and total > payment.refunded_minor:
+        _refund_disputed(batch, payment, event, total)
+        return
     if payment.status not in REFUNDABLE or total <= payment.refunded_minor:
         batch.note(payment, source=source, detail={"event_type": event["type"], "amount_refunded": total,
                                                    "ignored": "no new refund for this payment"})
@@ -103,6 +107,20 @@ def _refund(session: Session, batch: ledger.TransitionBatch, slices: "_Slices", 
     if previous == P.PARTIALLY_REFUNDED:
         # The first refund's email used the plain key; each later one is its own email.
         batch.email(payment, previous, target, dedupe_suffix=f":refunded:{total}")
+
+
+def _refund_disputed(batch: ledger.TransitionBatch, payment: Any, event: dict[str, Any], total: int) -> None:
+    """Refunded money reported on a disputed payment: the amount and the refund email, nothing else.
+
+    Usually a refund made before the dispute and delivered after it; the dispute reversed the
+    allocations and credit already, so this ends as the in-order delivery does.
+    """
+    # As in order: the first refund's email has the plain key, each later one its own.
+    suffix = f":refunded:{total}" if payment.refunded_minor else ""
+    batch.set_columns(payment, {"refunded_minor": total})
+    batch.note(payment, source=source_of(event), detail={"event_type": event["type"], "amount_refunded": total,
+                                                         "after_dispute": True})
+    batch.email(payment, P.DISPUTED, refund_target(payment.amount_minor, total), dedupe_suffix=suffix)
 
 
 class _Slices:

@@ -8,6 +8,10 @@ from db.models import Allocation, Payment, Refund, StripeEvent
 from tasks.webhooks import process_stripe_event
 from tests.tasks.handlers.support import make_event, snapshot, store_event, world
 
+# What any delivery order of a payment's events must agree on (reversed allocations keep the amount
+# they had when reversed, which depends on the order and counts nowhere).
+SETTLED_FIELDS = ("status", "refunded_minor", "needs_review", "emails", "refunds", "disputes")
+
 
 def charge(intent_id: str, payment_id: int, refunded: int = 0, amount: int = 10_000) -> dict:
     return {"id": f"ch_{intent_id}", "object": "charge", "amount": amount, "amount_refunded": refunded,
@@ -178,3 +182,40 @@ def test_partial_refund_takes_back_unapplied_credit_before_reopening_invoices(db
     assert [a[1:] for a in state["allocations"]] == [("applied", 6_000), ("applied", 1_000)]
     with db() as session:
         assert session.scalars(select(Credit.state)).all() == ["reversed"]
+
+
+def settled(db, intent_id: str) -> dict:
+    """A succeeded card payment of invoices 6,000 and 4,000 on charge ch_<intent_id>."""
+    ids = world(db, status="succeeded", intent_id=intent_id)
+    with db() as session, session.begin():
+        session.get(Payment, ids["payment"]).stripe_charge_id = f"ch_{intent_id}"
+        for allocation in session.scalars(select(Allocation).where(Allocation.payment_id == ids["payment"])):
+            allocation.state = "applied"
+    return ids
+
+
+def outcome(db, payment_id: int) -> tuple:
+    state = snapshot(db, payment_id)
+    emails = [key.replace(f":payment:{payment_id}", "") for key in state["emails"]]
+    return tuple(emails if field == "emails" else state[field] for field in SETTLED_FIELDS) + (
+        [a[1] for a in state["allocations"]],)
+
+
+def test_partial_refunds_delivered_after_the_dispute_end_as_in_order(db):
+    # Refunds of 3,000 then 5,000 in all, then a chargeback; each order of delivery.
+    orders = {"in order": ("r3", "r5", "dp"), "refunds late": ("dp", "r3", "r5"),
+              "second refund late": ("r3", "dp", "r5")}
+    outcomes = {}
+    for n, (name, order) in enumerate(orders.items()):
+        intent = f"pi_o{n}"
+        ids = settled(db, intent)
+        events = {"r3": make_event("charge.refunded", charge(intent, ids["payment"], 3_000)),
+                  "r5": make_event("charge.refunded", charge(intent, ids["payment"], 5_000)),
+                  "dp": make_event("charge.dispute.created", dispute(f"dp_o{n}", intent, "needs_response"))}
+        for key in order:
+            run(db, events[key])
+        run(db, events["r3"])  # a redelivery changes nothing
+        outcomes[name] = outcome(db, ids["payment"])
+    assert outcomes["refunds late"] == outcomes["second refund late"] == outcomes["in order"] == (
+        "disputed", 5_000, True, ["payment_reversed", "refund_issued", "refund_issued:refunded:5000"], [],
+        [("needs_response", "fraudulent")], ["reversed", "reversed"])
