@@ -24,6 +24,9 @@ ROUTES: dict[str, str] = {
     "refund.failed": "refunds",
     "charge.dispute.created": "disputes",
     "charge.dispute.closed": "disputes",
+    # An inquiry that escalates to a chargeback changes status without a new created event.
+    "charge.dispute.updated": "disputes",
+    "charge.dispute.funds_withdrawn": "disputes",
     "setup_intent.succeeded": "setup_intents",
     "setup_intent.requires_action": "setup_intents",
     "setup_intent.setup_failed": "setup_intents",
@@ -155,3 +158,15 @@ def split_refund(applied: Sequence[AllocationSlice], refund_minor: int) -> Refun
 def dispute_is_closed(status: str) -> bool:
     """Whether a dispute status is one Stripe no longer changes."""
     return status in ("won", "lost", "warning_closed", "charge_refunded")
+
+
+def dispute_is_inquiry(status: str) -> bool:
+    """Whether a dispute status is a card network inquiry (warning_*): no funds withdrawn yet."""
+    return status.startswith("warning_")
+
+
+def next_dispute_status(stored: str, reported: str) -> str:
+    """The status a dispute row keeps: a closed one never changes, a chargeback never becomes an inquiry again."""
+    if dispute_is_closed(stored) or (dispute_is_inquiry(reported) and not dispute_is_inquiry(stored)):
+        return stored
+    return reported

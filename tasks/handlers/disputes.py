@@ -1,9 +1,11 @@
 """charge.dispute.* events: a card dispute or a late ACH return takes the money back.
 
-Any dispute, created or closed, won or lost, marks the payment disputed, reverses its applied
+Any chargeback, created or closed, won or lost, marks the payment disputed, reverses its applied
 allocations (the invoices reopen) and flags it for ops, so that any delivery order ends alike.
 A won dispute returns the funds but leaves the payment disputed with needs_review: ops re-apply
-the money, because the reopened invoices may have been paid again meanwhile.
+the money, because the reopened invoices may have been paid again meanwhile. An inquiry (a
+warning_* status) moves no money: it is recorded and flagged for a response, and reverses the
+payment only if it escalates to a chargeback.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from db.event_queries import insert_dispute, lock_payment_for_charge
 from tasks import ledger
-from tasks.domain.events import dispute_is_closed
+from tasks.domain.events import dispute_is_closed, dispute_is_inquiry, next_dispute_status
 from tasks.domain.states import PaymentStatus
 from tasks.handlers.common import PROCESSED, Handled, ignored, obj, source_of
 from tasks.handlers.settle import charge_ids, settle_if_in_flight
@@ -25,7 +27,7 @@ DISPUTABLE = (P.SUCCEEDED, P.PARTIALLY_REFUNDED)
 
 
 def handle(session: Session, event: dict[str, Any], now: datetime) -> Handled:
-    """Record the dispute and reverse the payment once."""
+    """Record the dispute; reverse the payment once it is a chargeback."""
     dispute = obj(event)
     charge_id, intent_id = charge_ids(dispute)
     payment = lock_payment_for_charge(session, charge_id, intent_id, None)
@@ -34,15 +36,17 @@ def handle(session: Session, event: dict[str, Any], now: datetime) -> Handled:
     row = insert_dispute(session, payment_id=payment.id, stripe_dispute_id=dispute["id"],
                          amount_minor=dispute["amount"], currency=dispute["currency"],
                          reason=dispute.get("reason"), status=dispute["status"])
-    if not dispute_is_closed(row.status):
-        row.status = dispute["status"]
-        row.closed_at = now if dispute_is_closed(row.status) else None
+    row.status = next_dispute_status(row.status, dispute["status"])
+    if dispute_is_closed(row.status) and row.closed_at is None:
+        row.closed_at = now
     source = source_of(event)
     settle_if_in_flight(session, payment, charge_id, intent_id, source=source, now=now)
-    payment.needs_review = True
+    payment.needs_review = True  # an inquiry needs a response too
     detail = {"event_type": event["type"], "dispute": dispute["id"], "reason": dispute.get("reason"),
               "dispute_status": dispute["status"]}
-    if payment.status in DISPUTABLE:
+    if dispute_is_inquiry(row.status):
+        ledger.record_event(session, payment, source=source, now=now, detail={**detail, "inquiry": True})
+    elif payment.status in DISPUTABLE:
         ledger.apply_transition(session, payment, P.DISPUTED, source=source, now=now, detail=detail)
     else:
         ledger.record_event(session, payment, source=source, now=now, detail=detail)

@@ -12,8 +12,10 @@ from tasks.domain.events import (
     RefundSplit,
     check_event_shape,
     dispute_is_closed,
+    dispute_is_inquiry,
     intent_event_applies,
     intent_event_target,
+    next_dispute_status,
     payment_id_from_metadata,
     refund_target,
     route_for,
@@ -29,6 +31,8 @@ from tasks.domain.states import PaymentStatus as P
     ("refund.failed", "refunds"),
     ("charge.dispute.created", "disputes"),
     ("charge.dispute.closed", "disputes"),
+    ("charge.dispute.updated", "disputes"),
+    ("charge.dispute.funds_withdrawn", "disputes"),
     ("setup_intent.setup_failed", "setup_intents"),
     ("payment_method.automatically_updated", "payment_methods"),
     ("mandate.updated", "mandates"),
@@ -124,6 +128,28 @@ def test_check_event_shape_returns_id_and_type():
 ])
 def test_dispute_is_closed(status, closed):
     assert dispute_is_closed(status) is closed
+
+
+@pytest.mark.parametrize(("status", "inquiry"), [
+    ("warning_needs_response", True), ("warning_under_review", True), ("warning_closed", True),
+    ("needs_response", False), ("under_review", False), ("won", False), ("lost", False),
+])
+def test_dispute_is_inquiry(status, inquiry):
+    assert dispute_is_inquiry(status) is inquiry
+
+
+@pytest.mark.parametrize(("stored", "reported", "kept"), [
+    ("warning_needs_response", "warning_under_review", "warning_under_review"),
+    ("warning_needs_response", "warning_closed", "warning_closed"),
+    ("warning_under_review", "needs_response", "needs_response"),  # escalated to a chargeback
+    ("needs_response", "warning_needs_response", "needs_response"),  # the inquiry's events delivered late
+    ("under_review", "warning_under_review", "under_review"),
+    ("needs_response", "lost", "lost"),
+    ("lost", "needs_response", "lost"),
+    ("warning_closed", "warning_needs_response", "warning_closed"),
+])
+def test_next_dispute_status_never_undoes_an_escalation_or_a_close(stored, reported, kept):
+    assert next_dispute_status(stored, reported) == kept
 
 
 @pytest.mark.parametrize(("status", "event_type"), [

@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from db.models import Allocation, Payment, Refund, StripeEvent
 from tasks.webhooks import process_stripe_event
-from tests.tasks.handlers.support import make_event, snapshot, store_event, world
+from tests.tasks.handlers.support import make_event, snapshot, store_event, timeline, world
 
 # What any delivery order of a payment's events must agree on (reversed allocations keep the amount
 # they had when reversed, which depends on the order and counts nowhere).
@@ -219,3 +219,40 @@ def test_partial_refunds_delivered_after_the_dispute_end_as_in_order(db):
     assert outcomes["refunds late"] == outcomes["second refund late"] == outcomes["in order"] == (
         "disputed", 5_000, True, ["payment_reversed", "refund_issued", "refund_issued:refunded:5000"], [],
         [("needs_response", "fraudulent")], ["reversed", "reversed"])
+
+
+def test_inquiry_moves_no_money_and_flags_the_payment_for_a_response(db):
+    # A card network inquiry: no funds withdrawn, usually closed as warning_closed.
+    ids = succeeded(db)
+    run(db, make_event("charge.dispute.created", dispute("dp_i", "pi_r", "warning_needs_response")))
+    run(db, make_event("charge.dispute.updated", dispute("dp_i", "pi_r", "warning_under_review")))
+    run(db, make_event("charge.dispute.closed", dispute("dp_i", "pi_r", "warning_closed")))
+    state = snapshot(db, ids["payment"])
+    assert (state["status"], state["needs_review"], state["emails"]) == ("succeeded", True, [])
+    assert [a[1] for a in state["allocations"]] == ["applied", "applied"]
+    assert state["disputes"] == [("warning_closed", "fraudulent")]
+    assert timeline(db, ids["payment"])[-3:] == [("succeeded", "succeeded", True)] * 3
+
+
+def test_inquiry_escalated_to_a_chargeback_reverses_the_payment_in_any_order(db):
+    outcomes = []
+    for n, late in enumerate((False, True)):
+        intent = f"pi_e{n}"
+        ids = settled(db, intent)
+        inquiry = make_event("charge.dispute.created", dispute(f"dp_e{n}", intent, "warning_needs_response"))
+        chargeback = make_event("charge.dispute.funds_withdrawn", dispute(f"dp_e{n}", intent, "needs_response"))
+        for event in ((chargeback, inquiry) if late else (inquiry, chargeback)):
+            run(db, event)
+        outcomes.append(outcome(db, ids["payment"]))
+    assert outcomes[0] == outcomes[1] == ("disputed", 0, True, ["payment_reversed"], [],
+                                          [("needs_response", "fraudulent")], ["reversed", "reversed"])
+
+
+def test_refund_during_an_inquiry_is_an_ordinary_refund(db):
+    ids = succeeded(db)
+    run(db, make_event("charge.dispute.created", dispute("dp_j", "pi_r", "warning_needs_response")))
+    run(db, make_event("charge.refunded", charge("pi_r", ids["payment"], 4_000)))
+    state = snapshot(db, ids["payment"])
+    assert (state["status"], state["refunded_minor"]) == ("partially_refunded", 4_000)
+    assert [a[1:] for a in state["allocations"]] == [("applied", 6_000), ("reversed", 4_000)]
+    assert state["emails"] == [f"refund_issued:payment:{ids['payment']}"]
