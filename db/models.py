@@ -55,6 +55,11 @@ def _one_of(column: str, enum: type[StrEnum], name: str) -> CheckConstraint:
     return CheckConstraint(f"{column} IN ({values})", name=name)
 
 
+def _first_amount(context: Any) -> int:
+    """Column default: a new allocation was paid its whole amount."""
+    return context.get_current_parameters()["amount_minor"]
+
+
 def _created() -> Mapped[datetime]:
     return mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -209,6 +214,9 @@ class Payment(Base):
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), index=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the reconciler last asked Stripe about it, moved or not: it takes the least recently asked
+    # first, so payments Stripe keeps waiting on cannot crowd out the rest. Not an update: updated_at stays.
+    reconciled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     account: Mapped[Account] = relationship()
     method: Mapped[PaymentMethod] = relationship()
@@ -234,6 +242,9 @@ class Allocation(Base):
     payment_id: Mapped[int] = mapped_column(ForeignKey("payments.id"), index=True)
     invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
     amount_minor: Mapped[int] = mapped_column(BigInteger)
+    # What the payment first put on the invoice, never changed: a refund lowers amount_minor only,
+    # and emails list this so their lines still add up to the payment.
+    paid_minor: Mapped[int] = mapped_column(BigInteger, default=_first_amount)
     discount_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     state: Mapped[str] = mapped_column(String(16), default=AllocationState.RESERVED)
     created_at: Mapped[datetime] = _created()
@@ -245,6 +256,7 @@ class Allocation(Base):
     __table_args__ = (
         CheckConstraint("amount_minor > 0", name="amount_positive"),
         CheckConstraint("discount_minor >= 0", name="discount_non_negative"),
+        CheckConstraint("paid_minor >= amount_minor", name="paid_covers_amount"),
         _one_of("state", AllocationState, "state_known"),
         UniqueConstraint("payment_id", "invoice_id", name="uq_allocations_payment_invoice"),
         # The database itself refuses a second in-flight or scheduled payment for one invoice.
