@@ -99,13 +99,21 @@ def find_existing_event_ids(session: Session, event_ids: Sequence[str]) -> set[s
 
 def list_due_unsettled_payments(session: Session, now: datetime, status: PaymentStatus, older_than: timedelta,
                                 limit: int) -> list[int]:
-    """Ids of payments with a PaymentIntent held in this status longer than expected, oldest update first."""
+    """Ids of payments with a PaymentIntent held in this status longer than expected: never reconciled first,
+    then least recently reconciled, then oldest update; so a payment Stripe keeps waiting on goes to the back."""
     statement = (
         select(Payment.id).where(Payment.status == status, Payment.stripe_payment_intent_id.is_not(None),
                               Payment.updated_at < now - older_than)
-        .order_by(Payment.updated_at).limit(limit)
+        .order_by(Payment.reconciled_at.asc().nulls_first(), Payment.updated_at).limit(limit)
     )
     return list(session.scalars(statement))
+
+
+def mark_reconciled(session: Session, payment_id: int, now: datetime) -> None:
+    """Record that the reconciler asked Stripe about the payment, leaving updated_at as it is."""
+    session.execute(update(Payment).where(Payment.id == payment_id)
+                    .values(reconciled_at=now, updated_at=Payment.updated_at)
+                    .execution_options(synchronize_session=False))
 
 
 def lock_payment_for_intent(session: Session, intent_id: str | None, payment_id: int | None) -> Payment | None:

@@ -96,7 +96,9 @@ def _settle_from_stripe(gateway: StripeGateway, payment_id: int, now: datetime) 
         snapshot = intent_snapshot(intent)
         if event_type is not None and intent_event_target(event_type, snapshot["last_payment_error"]) != before:
             apply_intent(session, payment, event_type, snapshot, source=SOURCE, now=now)
-        return int(payment.status != before)
+        moved = int(payment.status != before)
+        event_queries.mark_reconciled(session, payment.id, now)
+        return moved
 
 
 def intent_snapshot(intent: IntentResult) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from db.models import Payment, StripeEvent
+from tasks.gateways.stripe import IntentResult
 from tasks.reconcile import reconcile_with_stripe, sweep_received_events
 from tests.tasks.handlers.support import make_event, now, snapshot, timeline, world
 
@@ -100,3 +101,52 @@ def test_reconciler_fails_a_declined_payment_left_submitting(db, emulator, gatew
     state = snapshot(db, ids["payment"])
     assert (state["status"], state["failure_code"]) == ("failed", "card_declined")
     assert [a[1] for a in state["allocations"]] == ["released", "released"]
+
+
+class WaitingStripe:
+    """Stripe as the reconciler sees it: no undelivered events; every intent still waits on its customer
+    except those named as succeeded."""
+
+    def __init__(self, succeeded: tuple[str, ...] = ()) -> None:
+        self.succeeded = succeeded
+        self.retrieved: list[str] = []
+
+    def list_events(self, params):
+        return []
+
+    def retrieve_payment_intent(self, intent_id):
+        self.retrieved.append(intent_id)
+        if intent_id in self.succeeded:
+            return IntentResult(id=intent_id, status="succeeded", amount=10_000, currency="usd",
+                                charge_id=f"ch_{intent_id}")
+        return IntentResult(id=intent_id, status="requires_payment_method", error_code="authentication_required")
+
+
+def waiting_payment(db, intent_id: str, updated_ago: timedelta) -> int:
+    ids = world(db, status="requires_action", intent_id=intent_id)
+    with db() as session, session.begin():
+        session.get(Payment, ids["payment"]).updated_at = now() - updated_ago
+    return ids["payment"]
+
+
+def test_reconciler_reaches_every_stuck_payment_not_only_the_oldest_unmovable_ones(db):
+    waiting = [waiting_payment(db, f"pi_wait{n}", timedelta(days=3 - n)) for n in range(2)]
+    done = waiting_payment(db, "pi_done", timedelta(days=1))
+    stripe = WaitingStripe(succeeded=("pi_done",))
+    for _ in range(2):
+        reconcile_with_stripe(now(), stripe, limit=2)
+    assert stripe.retrieved == ["pi_wait0", "pi_wait1", "pi_done", "pi_wait0"]
+    assert snapshot(db, done)["status"] == "succeeded"
+    assert [snapshot(db, p)["status"] for p in waiting] == ["requires_action", "requires_action"]
+
+
+def test_reconciler_marks_a_payment_it_could_not_move_without_touching_updated_at(db):
+    payment_id = waiting_payment(db, "pi_wait", timedelta(days=1))
+    with db() as session:
+        updated_at = session.get(Payment, payment_id).updated_at
+    at = now()
+    counts = reconcile_with_stripe(at, WaitingStripe())
+    assert (counts["payments_checked"], counts["payments_moved"]) == (1, 0)
+    with db() as session:
+        payment = session.get(Payment, payment_id)
+        assert (payment.status, payment.reconciled_at, payment.updated_at) == ("requires_action", at, updated_at)
