@@ -8,7 +8,9 @@ from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any, Sequence
 
-from sqlalchemy import BigInteger, Row, Text, any_, bindparam, func, literal, null, or_, select, text, true, update
+from sqlalchemy import (
+    BigInteger, Row, Text, any_, bindparam, case, func, literal, null, or_, select, text, true, update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -377,7 +379,8 @@ def list_payable_invoices(session: Session, account_id: int) -> list[Invoice]:
 
 
 def list_email_lines(session: Session, payment_id: int) -> list[Row]:
-    """(number, site_name, amount_minor, discount_minor) per invoice the payment covers, as its emails list them."""
+    """(number, site_name, amount_minor, discount_minor, reversed_minor) per invoice the payment covers, as its
+    emails list them: amount_minor is what the payment first put on the invoice."""
     return list_email_lines_of(session, [payment_id]).get(payment_id, [])
 
 
@@ -444,9 +447,14 @@ _LOCK_AVAILABLE_CREDITS_OF = (
     .where(_CREDITS.c.payment_id == any_(bindparam("ids", type_=_IDS)), _CREDITS.c.state == "available")
     .order_by(_CREDITS.c.id).with_for_update()
 )
+# An email lists what the payment paid each invoice, so its lines add up to the payment whatever was
+# refunded since; reversed_minor is how much of that a refund or dispute has taken back from the invoice.
 _EMAIL_LINES_OF = (
-    select(_ALLOCATIONS.c.payment_id, _INVOICES.c.number, _INVOICES.c.site_name, _ALLOCATIONS.c.amount_minor,
-           _ALLOCATIONS.c.discount_minor)
+    select(_ALLOCATIONS.c.payment_id, _INVOICES.c.number, _INVOICES.c.site_name,
+           _ALLOCATIONS.c.paid_minor.label("amount_minor"), _ALLOCATIONS.c.discount_minor,
+           case((_ALLOCATIONS.c.state == "reversed", _ALLOCATIONS.c.paid_minor),
+                (_ALLOCATIONS.c.state == "applied", _ALLOCATIONS.c.paid_minor - _ALLOCATIONS.c.amount_minor),
+                else_=0).label("reversed_minor"))
     .join(_ALLOCATIONS, _ALLOCATIONS.c.invoice_id == _INVOICES.c.id)
     .where(_ALLOCATIONS.c.payment_id == any_(bindparam("ids", type_=_IDS)))
     .order_by(_ALLOCATIONS.c.payment_id, _INVOICES.c.due_on, _INVOICES.c.number)

@@ -92,6 +92,23 @@ def test_refund_email_shows_the_refunded_amount_when_the_writer_gives_it():
     assert "has been refunded in full" in full
 
 
+def reversed_lines(reversed_minor: tuple[int, int]) -> list[dict]:
+    lines = contexts.payment_context()["invoices"]
+    return [{**line, "reversed_minor": amount} for line, amount in zip(lines, reversed_minor)]
+
+
+def test_refund_email_says_per_invoice_what_was_refunded_and_other_emails_do_not():
+    context = contexts.payment_context(status="partially_refunded", refunded_minor=33456,
+                                       invoices=reversed_lines((10000, 23456)))
+    rendered = render("refund_issued", context)
+    assert "- INV-1001 (Plant <2>): $1,000.00 (discount $20.00), $100.00 refunded" in rendered.text
+    assert "- INV-1002: $234.56, $234.56 refunded" in rendered.text
+    assert "$100.00 refunded</span>" in rendered.html and "$234.56 refunded</span>" in rendered.html
+    reversed_email = render("payment_reversed", contexts.payment_context(status="disputed",
+                                                                         invoices=reversed_lines((100000, 23456))))
+    assert "refunded" not in reversed_email.text and "refunded" not in reversed_email.html
+
+
 def test_bank_verification_needed_explains_the_descriptor_code():
     context = contexts.method_context(arrival_date=None, microdeposit_type="descriptor_code")
     rendered = render("bank_verification_needed", context)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from db.models import Allocation, Payment, Refund, StripeEvent
+from db.models import Allocation, Email, Payment, Refund, StripeEvent
+from emails import render
 from tasks.webhooks import process_stripe_event
 from tests.tasks.handlers.support import make_event, snapshot, store_event, timeline, world
 
@@ -63,6 +64,27 @@ def test_partial_refunds_reverse_latest_due_first_and_reduce_the_next(db):
     assert [a[1] for a in state["allocations"]] == ["reversed", "reversed"]
     assert state["emails"] == sorted([f"refund_issued:payment:{ids['payment']}",
                                       f"refund_issued:payment:{ids['payment']}:refunded:10000"])
+
+
+def refund_email_contexts(db, payment_id: int) -> list[dict]:
+    with db() as session:
+        return list(session.scalars(select(Email.context).where(Email.payment_id == payment_id,
+                                                                Email.kind == "refund_issued").order_by(Email.id)))
+
+
+def test_refund_emails_list_what_each_invoice_was_paid_and_what_was_refunded_adding_up_to_the_total(db):
+    ids = succeeded(db)  # invoices 6,000 (due first) and 4,000 (due later)
+    run(db, make_event("charge.refunded", charge("pi_r", ids["payment"], 5_000)))
+    run(db, make_event("charge.refunded", charge("pi_r", ids["payment"], 10_000)))
+    partial, full = refund_email_contexts(db, ids["payment"])
+    assert [(line["amount_minor"], line["reversed_minor"]) for line in partial["invoices"]] == [(6_000, 1_000),
+                                                                                               (4_000, 4_000)]
+    assert [(line["amount_minor"], line["reversed_minor"]) for line in full["invoices"]] == [(6_000, 6_000),
+                                                                                            (4_000, 4_000)]
+    text = render("refund_issued", partial).text
+    assert "$50.00 of your payment of $100.00 has been refunded" in text
+    assert ": $60.00, $10.00 refunded" in text and ": $40.00, $40.00 refunded" in text
+    assert "Total: $100.00" in text
 
 
 def test_refund_before_success_settles_the_payment_first(db):
