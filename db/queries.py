@@ -51,7 +51,7 @@ _LOCK_PAYMENT_INVOICES = (
 )
 _LOCK_TO_CHARGE = (
     select(_PAYMENTS.c.id, _PAYMENTS.c.status, _PAYMENTS.c.attempt, _PAYMENTS.c.first_attempt_at,
-           _PAYMENTS.c.amount_minor, _PAYMENTS.c.currency, _PAYMENTS.c.account_id, _PAYMENTS.c.scheduled_for,
+           _PAYMENTS.c.needs_review, _PAYMENTS.c.amount_minor, _PAYMENTS.c.currency, _PAYMENTS.c.account_id, _PAYMENTS.c.scheduled_for,
            _METHODS.c.status.label("method_status"), _METHODS.c.kind.label("method_kind"),
            _METHODS.c.stripe_payment_method_id, _METHODS.c.mandate_accepted_at, _METHODS.c.mandate_ip,
            _METHODS.c.mandate_user_agent, _ACCOUNTS.c.stripe_customer_id, _ACCOUNTS.c.billing_email,

@@ -27,6 +27,10 @@ class UnexpectedIntentState(Exception):
     """Stripe reported a PaymentIntent state a create-and-confirm call can never produce."""
 
 
+class FailedAtLastLook(Exception):
+    """Stripe holds nothing for the payment and the last look refused a fresh attempt: it failed instead."""
+
+
 @dataclass(frozen=True)
 class Charge:
     """Everything the Stripe call needs, read from our rows inside the recording transaction."""
@@ -49,6 +53,8 @@ def execute_payment(payment_id: int, now: datetime) -> str:
     params = {**charge.params, "customer": customer_id}
     try:
         result = _call_stripe(charge, params, now)
+    except FailedAtLastLook as failed:
+        return str(failed)
     except StripeRefused as refused:
         result = IntentResult(id=None, status="requires_payment_method", error_code=refused.code,
                               error_message=refused.message)
@@ -64,14 +70,10 @@ def _record_attempt(payment_id: int, now: datetime) -> Charge | str:
         decision = decide_attempt(row.id, row.status, row.attempt, row.first_attempt_at, now)
         if decision.step == Step.NOTHING:
             return f"nothing to do: payment is {row.status}"
-        problem = _last_look(session, row)
-        if problem is not None:
-            payment = queries.lock_payment(session, payment_id)
-            payment.failure_code, payment.failure_message = problem
-            apply_transition(session, payment, PaymentStatus.FAILED, source=SOURCE, now=now,
-                             detail={"last_look": problem[0]})
-            return f"failed: {problem[0]}"
         if row.status == PaymentStatus.PENDING:
+            problem = _last_look(session, row)
+            if problem is not None:
+                return _fail_at_last_look(session, payment_id, problem, now)
             record_quiet_transition(
                 session, row.id, PaymentStatus.PENDING, PaymentStatus.SUBMITTING, source=SOURCE, now=now,
                 detail={"attempt": decision.attempt, "stripe_idempotency_key": decision.idempotency_key},
@@ -79,12 +81,34 @@ def _record_attempt(payment_id: int, now: datetime) -> Charge | str:
                 first_attempt_at=row.first_attempt_at or now, last_attempt_at=now,
             )
         else:
-            queries.touch_payment_attempt(session, row.id, now)
+            _retry_attempt(session, row, now)
         return _charge(row, decision)
 
 
+def _fail_at_last_look(session, payment_id: int, problem: tuple[str, str], now: datetime) -> str:
+    """Nothing has reached Stripe yet: the payment fails and its invoices are freed."""
+    payment = queries.lock_payment(session, payment_id)
+    payment.failure_code, payment.failure_message = problem
+    apply_transition(session, payment, PaymentStatus.FAILED, source=SOURCE, now=now, detail={"last_look": problem[0]})
+    return f"failed: {problem[0]}"
+
+
+def _retry_attempt(session, row, now: datetime) -> None:
+    """A submitting payment may already be charged at Stripe: it is replayed with the same key, never failed here.
+
+    What changed since the first call (an invoice voided, the method removed) is flagged for ops instead.
+    """
+    problem = None if row.needs_review else _last_look(session, row)
+    if problem is None:
+        queries.touch_payment_attempt(session, row.id, now)
+        return
+    queries.move_payment(session, row.id, {"needs_review": True, "last_attempt_at": now}, from_status=row.status,
+                         to_status=row.status, source=SOURCE, at=now,
+                         detail={"needs_review": problem[0], "message": problem[1], "attempt": row.attempt})
+
+
 def _last_look(session, row) -> tuple[str, str] | None:
-    """Re-read the invoices under lock right before money moves."""
+    """Re-read the invoices and the method under lock right before money first moves."""
     voided = [i for i in queries.lock_payment_invoices(session, row.id) if i.voided]
     if voided:
         return "invoice_voided", f"Invoice {voided[0].number} was voided before the payment was made."
@@ -127,16 +151,27 @@ def _call_stripe(charge: Charge, params: dict, now: datetime) -> IntentResult:
 
 
 def _start_fresh_attempt(payment_id: int, now: datetime) -> str:
-    """Stripe has no intent for this payment and our old key may be pruned: record a new attempt first."""
+    """Stripe has no intent for this payment and our old key may be pruned: record a new attempt first.
+
+    Nothing has moved yet, so a fresh attempt gets the last look a first one gets.
+    """
     with transaction() as session:
-        payment = queries.lock_payment(session, payment_id)
-        payment.attempt += 1
-        payment.stripe_idempotency_key = stripe_key(payment.id, payment.attempt)
-        payment.first_attempt_at = now
-        record_event(session, payment, source=SOURCE, now=now,
-                     detail={"attempt": payment.attempt, "stripe_idempotency_key": payment.stripe_idempotency_key,
-                             "reason": "no PaymentIntent found at Stripe after the search window"})
-        return payment.stripe_idempotency_key
+        problem = _last_look(session, queries.lock_payment_to_charge(session, payment_id))
+        if problem is None:
+            return _record_fresh_attempt(session, payment_id, now)
+        outcome = _fail_at_last_look(session, payment_id, problem, now)
+    raise FailedAtLastLook(outcome)  # outside the transaction, which commits the failure
+
+
+def _record_fresh_attempt(session, payment_id: int, now: datetime) -> str:
+    payment = queries.lock_payment(session, payment_id)
+    payment.attempt += 1
+    payment.stripe_idempotency_key = stripe_key(payment.id, payment.attempt)
+    payment.first_attempt_at = now
+    record_event(session, payment, source=SOURCE, now=now,
+                 detail={"attempt": payment.attempt, "stripe_idempotency_key": payment.stripe_idempotency_key,
+                         "reason": "no PaymentIntent found at Stripe after the search window"})
+    return payment.stripe_idempotency_key
 
 
 def _record_outcome(payment_id: int, result: IntentResult, now: datetime) -> str:

@@ -235,6 +235,59 @@ def test_voided_invoice_fails_the_payment_at_the_last_look(shop, emulator):
     assert _allocation_states(shop, receipt.payment_id) == ["released", "released"]
 
 
+def _void_first_invoice(shop):
+    from db.models import Invoice
+
+    with shop.db() as session:
+        session.get(Invoice, shop.invoices[0]).voided = True
+        session.commit()
+
+
+def _remove_method(shop):
+    from db.models import PaymentMethod
+
+    with shop.db() as session:
+        session.get(PaymentMethod, shop.methods["visa"]).status = "removed"
+        session.commit()
+
+
+@pytest.mark.parametrize(("change", "code"), [(_void_first_invoice, "invoice_voided"),
+                                              (_remove_method, "method_unavailable")])
+def test_retry_after_a_lost_answer_replays_the_charge_and_flags_what_changed_instead_of_failing(
+        shop, emulator, change, code):
+    receipt = _pay(shop)
+    _without_sdk_retries(emulator)
+    emulator.inject_fault("drop_after_commit", count=1, path="/v1/payment_intents")
+    with pytest.raises(StripeUnavailable):
+        execution.execute_payment(receipt.payment_id, shop.now)  # charged at Stripe, answer lost
+    assert [pi["status"] for pi in _intents_for(emulator, receipt.payment_id)] == ["succeeded"]
+    change(shop)  # the seller's ERP voids an invoice, or the customer removes the card, meanwhile
+    assert execution.execute_payment(receipt.payment_id, shop.now) == "succeeded"
+    payment = _payment(shop, receipt.payment_id)
+    assert (payment.status, payment.needs_review, payment.failure_code) == ("succeeded", True, None)
+    assert _allocation_states(shop, receipt.payment_id) == ["applied", "applied"]
+    assert "payment_failed" not in _emails(shop, receipt.payment_id)
+    creates = [r for r in emulator.requests() if r["path"] == "/v1/payment_intents" and r["method"] == "POST"]
+    assert {r["idempotency_key"] for r in creates} == {f"remit-payment-{receipt.payment_id}-attempt-1"}
+    with shop.db() as session:
+        flagged = [e.detail for e in session.scalars(select(PaymentEvent).where(
+            PaymentEvent.payment_id == receipt.payment_id)) if "needs_review" in e.detail]
+    assert [(d["needs_review"], d["attempt"]) for d in flagged] == [(code, 1)]
+
+
+def test_fresh_attempt_after_the_search_window_gets_the_last_look(shop, emulator, monkeypatch):
+    receipt = _pay(shop)
+    monkeypatch.setattr(execution, "_call_stripe", lambda *a, **k: (_ for _ in ()).throw(StripeUnavailable("down")))
+    with pytest.raises(StripeUnavailable):
+        execution.execute_payment(receipt.payment_id, shop.now)
+    monkeypatch.undo()
+    _void_first_invoice(shop)
+    later = shop.now + timedelta(hours=21)
+    assert execution.execute_payment(receipt.payment_id, later) == "failed: invoice_voided"
+    assert _intents_for(emulator, receipt.payment_id) == []
+    assert _allocation_states(shop, receipt.payment_id) == ["released", "released"]
+
+
 def test_timeline_records_each_step(shop, emulator):
     receipt = _pay(shop)
     execution.execute_payment(receipt.payment_id, shop.now)
