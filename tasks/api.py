@@ -73,7 +73,8 @@ def preview_payment(account_id: int, invoice_ids: list[int] | None = None, amoun
         today = selection.seller_today(seller, now or _now())
         scheduled_for = checks.check_pay_on(pay_on, today)
         if invoice_ids is not None:
-            plan, currency, _ = _invoice_plan(session, account, seller, invoice_ids, amount, today, lock=False)
+            plan, currency, _ = _invoice_plan(session, account, seller, invoice_ids, amount, scheduled_for or today,
+                                              lock=False)
         else:
             plan, currency = _amount_plan(session, account, seller, checks.check_amount(amount), lock=False), account.currency
         session.rollback()
@@ -91,7 +92,9 @@ def pay_invoices(account_id: int, invoice_ids: list[int], payment_method_id: int
     def build(session: Session, account: Account, seller: Seller, today: date) -> SimpleNamespace:
         method = selection.load_method(session, account, seller, payment_method_id)
         scheduled_for = checks.check_pay_on(pay_on, today)
-        plan, currency, short = _invoice_plan(session, account, seller, invoice_ids, amount, today, lock=True)
+        # An early-payment discount is judged on the day the money moves.
+        plan, currency, short = _invoice_plan(session, account, seller, invoice_ids, amount, scheduled_for or today,
+                                              lock=True)
         reason, note = (None, None)
         if short:
             reason, note = checks.check_short_pay(short_reason, comment, seller.short_pay_reasons)
@@ -178,11 +181,12 @@ def account_overview(account_id: int, now: datetime | None = None) -> AccountOve
                                figures.pending_minor, figures.scheduled_minor, figures.credit_minor, count)
 
 
-def _invoice_plan(session: Session, account: Account, seller: Seller, invoice_ids, amount, today: date,
+def _invoice_plan(session: Session, account: Account, seller: Seller, invoice_ids, amount, pay_day: date,
                   lock: bool) -> tuple[plans.Plan, str, bool]:
-    """The plan, its currency, and whether it is a short payment (less than the full amount due)."""
+    """The plan for money moving on pay_day, its currency, and whether it is a short payment (less than the
+    full amount due)."""
     chosen = selection.select_invoices(session, account, seller, invoice_ids, lock=lock)
-    full = plans.plan_in_full(chosen.invoices, today)
+    full = plans.plan_in_full(chosen.invoices, pay_day)
     if amount is None:
         return full, chosen.currency, False
     value = checks.check_amount(amount)
@@ -192,7 +196,7 @@ def _invoice_plan(session: Session, account: Account, seller: Seller, invoice_id
                          f"The amount {value} is more than the {owed} owed on the selected invoices.")
     if value == full.total_minor:
         return full, chosen.currency, False
-    return plans.plan_short(chosen.invoices, value, today), chosen.currency, value < full.total_minor
+    return plans.plan_short(chosen.invoices, value, pay_day), chosen.currency, value < full.total_minor
 
 
 def _amount_plan(session: Session, account: Account, seller: Seller, amount: int, lock: bool) -> plans.Plan:

@@ -146,6 +146,26 @@ def test_early_payment_discount_is_taken_until_its_last_day(world):
     assert (receipt.amount_minor, allocation.amount_minor, allocation.discount_minor) == (49_000, 49_000, 1_000)
 
 
+def test_scheduled_payment_takes_an_early_payment_discount_only_if_its_date_is_within_it(world):
+    from datetime import datetime, timezone
+
+    with world.db() as session:
+        account = session.get(Account, world.account_id)
+        invoice = factories.invoice(session, account, total_minor=50_000, discount_minor=1_000,
+                                    discount_until=date(2026, 11, 25), due_on=date(2026, 12, 31)).id
+        session.commit()
+    now = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+    within = api.preview_payment(world.account_id, [invoice], pay_on=date(2026, 11, 25), now=now)
+    after = api.preview_payment(world.account_id, [invoice], pay_on=date(2026, 12, 10), now=now)
+    assert (within.total_minor, within.lines[0].discount_minor) == (49_000, 1_000)
+    assert (after.total_minor, after.lines[0].discount_minor) == (50_000, 0)
+    assert "ended on 2026-11-25" in after.warnings[0]
+    receipt = api.pay_invoices(world.account_id, [invoice], world.card, "k1", pay_on=date(2026, 12, 10), now=now)
+    [allocation] = _rows(world.db, Allocation)
+    assert (receipt.status, receipt.amount_minor, receipt.lines[0].discount_minor) == ("scheduled", 50_000, 0)
+    assert (allocation.amount_minor, allocation.discount_minor) == (50_000, 0)
+
+
 def test_preview_writes_nothing(world, broker):
     preview = api.preview_payment(world.account_id, world.invoices[:2], amount=15_000)
     assert preview.total_minor == 15_000
