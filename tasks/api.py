@@ -194,9 +194,10 @@ def _invoice_plan(session: Session, account: Account, seller: Seller, invoice_id
     if value > owed:
         raise RemitError("amount_exceeds_balance",
                          f"The amount {value} is more than the {owed} owed on the selected invoices.")
-    if value == full.total_minor:
+    if value == full.total_minor:  # the discounted total, while discounts apply, pays everything
         return full, chosen.currency, False
-    return plans.plan_short(chosen.invoices, value, pay_day), chosen.currency, value < full.total_minor
+    # Any other amount takes no discount, so it is short unless it pays all that is owed.
+    return plans.plan_short(chosen.invoices, value, pay_day), chosen.currency, value < owed
 
 
 def _amount_plan(session: Session, account: Account, seller: Seller, amount: int, lock: bool) -> plans.Plan:

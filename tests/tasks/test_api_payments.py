@@ -166,6 +166,25 @@ def test_scheduled_payment_takes_an_early_payment_discount_only_if_its_date_is_w
     assert (allocation.amount_minor, allocation.discount_minor) == (50_000, 0)
 
 
+@pytest.mark.parametrize(("amount", "discount", "reason"), [(19_500, 1_000, None), (19_800, 0, "Other"),
+                                                            (20_500, 0, None)])
+def test_an_amount_on_discounted_invoices_is_full_at_the_discounted_total_or_what_is_owed_and_short_between(
+        world, amount, discount, reason):
+    from datetime import datetime, timezone
+
+    with world.db() as session:
+        account = session.get(Account, world.account_id)
+        ids = [factories.invoice(session, account, total_minor=10_000 + n * 500, discount_minor=500,
+                                 discount_until=date(2026, 11, 30), due_on=date(2026, 12, 1 + n)).id for n in range(2)]
+        session.commit()
+    receipt = api.pay_invoices(world.account_id, ids, world.card, "k1", amount=amount, short_reason=reason,
+                               comment="Disputed line" if reason else None,
+                               now=datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc))
+    [payment] = _rows(world.db, Payment)
+    assert (receipt.amount_minor, sum(l.discount_minor for l in receipt.lines)) == (amount, discount)
+    assert payment.short_reason == reason
+
+
 def test_preview_writes_nothing(world, broker):
     preview = api.preview_payment(world.account_id, world.invoices[:2], amount=15_000)
     assert preview.total_minor == 15_000

@@ -142,6 +142,16 @@ def test_short_payment_without_reason(world):
              lambda: api.pay_invoices(world.account_id, world.invoices[:1], world.card, "k", amount=5_000))
 
 
+def test_paying_more_than_the_discounted_total_but_less_than_owed_needs_a_reason(world):
+    from datetime import datetime, timezone
+
+    _update(world, Invoice, world.invoices[0], discount_minor=500, discount_until=date(2026, 11, 30))
+    now = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+    # In full with the discount: 9_500 + 10_000 = 19_500; 20_000 is owed; 19_800 leaves 200 unpaid.
+    _refused(world, "short_reason_required", lambda: api.pay_invoices(
+        world.account_id, world.invoices[:2], world.card, "k", amount=19_800, now=now))
+
+
 def test_short_payment_with_reason_not_on_sellers_list(world):
     _refused(world, "short_reason_unknown", lambda: api.pay_invoices(
         world.account_id, world.invoices[:1], world.card, "k", amount=5_000, short_reason="Cash flow"))
