@@ -73,8 +73,15 @@ _INSERT_EVENT = _EVENTS.insert()
 _INSERT_EMAIL = (
     insert(_EMAILS).on_conflict_do_nothing(index_elements=[_EMAILS.c.dedupe_key]).returning(_EMAILS.c.id)
 )
+# The account row is locked even when it is already stale: recompute_balance locks it too, so it cannot
+# compute (and clear the mark) while a money movement that marked it is still uncommitted. NO KEY UPDATE
+# leaves inserts of rows that reference the account free to go on.
+_LOCKED_FOR_STALE = (
+    select(_ACCOUNTS.c.id, _ACCOUNTS.c.balance_stale_since).where(_ACCOUNTS.c.id == bindparam("_id"))
+    .with_for_update(key_share=True).cte("locked")
+)
 _MARK_STALE = (
-    update(_ACCOUNTS).where(_ACCOUNTS.c.id == bindparam("_id"), _ACCOUNTS.c.balance_stale_since.is_(None))
+    update(_ACCOUNTS).where(_ACCOUNTS.c.id == _LOCKED_FOR_STALE.c.id, _LOCKED_FOR_STALE.c.balance_stale_since.is_(None))
     .values(balance_stale_since=bindparam("_now"))
 )
 _LOCK_ACCOUNT = (
@@ -305,7 +312,8 @@ def add_email(session: Session, *, kind: str, recipient: str, context: dict[str,
 
 
 def mark_balance_stale(session: Session, account_id: int, now: datetime) -> bool:
-    """Flag the account's figures for recomputation; True when this call set the flag."""
+    """Flag the account's figures for recomputation, locking the account either way; True when this call set
+    the flag."""
     return bool(session.connection().execute(_MARK_STALE, {"_id": account_id, "_now": now}).rowcount)
 
 
@@ -466,9 +474,12 @@ _ADD_EMAILS = text(
     " dedupe_key text, seller_id bigint, account_id bigint, payment_id bigint)"
     " ON CONFLICT (dedupe_key) DO NOTHING RETURNING id"
 )
+# As _MARK_STALE, for many accounts, locked in id order.
 _MARK_STALE_OF = text(
-    "UPDATE accounts SET balance_stale_since = :now WHERE id = ANY(CAST(:ids AS bigint[]))"
-    " AND balance_stale_since IS NULL RETURNING id"
+    "WITH locked AS (SELECT id, balance_stale_since FROM accounts WHERE id = ANY(CAST(:ids AS bigint[]))"
+    " ORDER BY id FOR NO KEY UPDATE)"
+    " UPDATE accounts SET balance_stale_since = :now FROM locked"
+    " WHERE accounts.id = locked.id AND locked.balance_stale_since IS NULL RETURNING accounts.id"
 )
 _PARTIES = {"method": _METHODS, "account": _ACCOUNTS, "seller": _SELLERS}
 _LOCK_PAYMENT_VIEWS = (
@@ -576,5 +587,5 @@ def add_emails(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
 
 
 def mark_balances_stale(session: Session, account_ids: Sequence[int], now: datetime) -> list[int]:
-    """mark_balance_stale for many accounts; returns the ids this call marked."""
+    """mark_balance_stale for many accounts, locked in id order; returns the ids this call marked."""
     return list(session.connection().execute(_MARK_STALE_OF, {"ids": list(account_ids), "now": now}).scalars())

@@ -2,6 +2,9 @@
 
 from datetime import timedelta
 
+import pytest
+
+from db import queries
 from db.models import Account
 from tasks import accounts, api, execution
 from tests.helpers import queued_messages
@@ -56,3 +59,56 @@ def test_sweeper_nudges_accounts_left_stale(shop, broker):
     assert accounts.sweep_stale_balances(shop.now) == {"stale": 1}
     assert [m.args for m in queued_messages(broker, "balances")] == [(shop.account_id,)]
     assert accounts.sweep_stale_balances(shop.now - timedelta(minutes=10)) == {"stale": 0}
+
+
+def _lock_waiters(db) -> int:
+    from sqlalchemy import text
+
+    with db() as session:
+        return session.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                   " AND datname = current_database()"))
+
+
+def test_recompute_waits_for_an_uncommitted_transition_on_an_account_already_stale(shop, emulator):
+    import threading
+    import time
+
+    from tasks import ledger
+    from tasks.domain.states import PaymentStatus
+
+    receipt = api.pay_invoices(shop.account_id, shop.invoices[:1], shop.methods["visa"], "k1",
+                               pay_on=shop.today + timedelta(days=10), now=shop.now)
+    assert accounts.recompute_balance(shop.account_id, shop.now)
+    with shop.db() as session:  # another money movement marked the account stale; its nudge is on its way
+        assert queries.mark_balance_stale(session, shop.account_id, shop.now)
+        session.commit()
+    with shop.db() as clock:  # the clock dispatches the scheduled payment; its transaction is still open
+        payment = queries.lock_payment(clock, receipt.payment_id)
+        assert ledger.apply_transition(clock, payment, PaymentStatus.PENDING, source="clock", now=shop.now)
+        recompute = threading.Thread(target=accounts.recompute_balance, args=(shop.account_id, shop.now))
+        recompute.start()  # the earlier mark's nudge runs now
+        deadline = time.monotonic() + 10
+        while recompute.is_alive() and not _lock_waiters(shop.db) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        clock.commit()
+    recompute.join(10)
+    account = _account(shop)
+    # Either the figures show the payment pending or the account is still marked for a recompute.
+    assert (account.scheduled_minor, account.pending_minor) == (0, receipt.amount_minor) \
+        or account.balance_stale_since is not None, (account.scheduled_minor, account.pending_minor)
+
+
+@pytest.mark.parametrize("mark", [
+    lambda session, account_id, now: [account_id] if queries.mark_balance_stale(session, account_id, now) else [],
+    lambda session, account_id, now: queries.mark_balances_stale(session, [account_id], now),
+], ids=["one", "many"])
+def test_marking_an_account_stale_locks_it_even_when_it_already_is(shop, mark):
+    from sqlalchemy import select
+    from sqlalchemy.exc import OperationalError
+
+    with shop.db() as marker, shop.db() as other:
+        assert mark(marker, shop.account_id, shop.now) == [shop.account_id]
+        marker.commit()
+        assert mark(marker, shop.account_id, shop.now) == []  # nothing newly marked; locked all the same
+        with pytest.raises(OperationalError, match="could not obtain lock"):
+            other.execute(select(Account.id).where(Account.id == shop.account_id).with_for_update(nowait=True))
