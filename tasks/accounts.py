@@ -56,17 +56,18 @@ def _send_recompute(account_id: int) -> None:
 
 
 def figures_for(session: Session, account: Account, now: datetime) -> Figures:
-    """The account's figures as the ledger says right now."""
+    """The account's figures as the ledger says right now, in the account's currency only."""
     from tasks.selection import seller_today
 
-    invoices = queries.list_payable_invoices(session, account.id)
+    invoices = [i for i in queries.list_payable_invoices(session, account.id) if i.currency == account.currency]
     settled = queries.settled_by_invoice(session, [i.id for i in invoices])
     facts = [InvoiceFacts(i.total_minor, settled.get(i.id, 0), i.due_on) for i in invoices]
     amounts = dict(session.execute(
-        select(Payment.status, func.sum(Payment.amount_minor)).where(Payment.account_id == account.id)
+        select(Payment.status, func.sum(Payment.amount_minor))
+        .where(Payment.account_id == account.id, Payment.currency == account.currency)
         .group_by(Payment.status)).all())
     credit = session.scalar(select(func.coalesce(func.sum(Credit.amount_minor), 0)).where(
-        Credit.account_id == account.id, Credit.state == CreditState.AVAILABLE))
+        Credit.account_id == account.id, Credit.currency == account.currency, Credit.state == CreditState.AVAILABLE))
     pending = sum(int(amounts.get(s, 0) or 0) for s in IN_FLIGHT)
     scheduled = int(amounts.get(PaymentStatus.SCHEDULED, 0) or 0)
     return compute_figures(facts, pending, scheduled, int(credit), seller_today(session.get(Seller, account.seller_id), now))

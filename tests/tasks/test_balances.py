@@ -112,3 +112,24 @@ def test_marking_an_account_stale_locks_it_even_when_it_already_is(shop, mark):
         assert mark(marker, shop.account_id, shop.now) == []  # nothing newly marked; locked all the same
         with pytest.raises(OperationalError, match="could not obtain lock"):
             other.execute(select(Account.id).where(Account.id == shop.account_id).with_for_update(nowait=True))
+
+
+def test_figures_count_only_invoices_payments_and_credit_in_the_accounts_currency(shop):
+    from db.models import Credit, PaymentMethod
+    from tests import factories
+
+    with shop.db() as session:
+        account = session.get(Account, shop.account_id)
+        card = session.get(PaymentMethod, shop.methods["visa"])
+        factories.invoice(session, account, total_minor=1_000_000, currency="jpy", due_on=shop.today)
+        factories.payment(session, account, card, amount_minor=500_000, currency="jpy", status="pending")
+        factories.payment(session, account, card, amount_minor=500_000, currency="jpy", status="scheduled",
+                          scheduled_for=shop.today + timedelta(days=40))
+        deposit = factories.payment(session, account, card, amount_minor=300_000, currency="jpy", status="succeeded")
+        session.add(Credit(account_id=account.id, payment_id=deposit.id, amount_minor=300_000, currency="jpy",
+                           state="available"))
+        session.commit()
+    overview = api.account_overview(shop.account_id, now=shop.now + timedelta(days=30))
+    assert overview.currency == "usd"
+    assert (overview.balance_minor, overview.overdue_minor) == (sum(10_000 + n * 1_000 for n in range(5)),) * 2
+    assert (overview.pending_minor, overview.scheduled_minor, overview.credit_minor) == (0, 0, 0)
