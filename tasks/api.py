@@ -85,7 +85,7 @@ def pay_invoices(account_id: int, invoice_ids: list[int], payment_method_id: int
                  amount: int | None = None, short_reason: str | None = None, comment: str | None = None,
                  pay_on: date | None = None, now: datetime | None = None) -> PaymentReceipt:
     """Pay one to 200 invoices in full, or short with a reason; now or on a future date."""
-    fingerprint = checks.request_hash("pay_invoices", account_id=account_id, invoice_ids=sorted(invoice_ids or []),
+    fingerprint = checks.request_hash("pay_invoices", account_id=account_id, invoice_ids=_fingerprint_ids(invoice_ids),
                                       method=payment_method_id, amount=amount, reason=short_reason,
                                       comment=comment, pay_on=pay_on)
 
@@ -188,6 +188,9 @@ def _invoice_plan(session: Session, account: Account, seller: Seller, invoice_id
     chosen = selection.select_invoices(session, account, seller, invoice_ids, lock=lock)
     full = plans.plan_in_full(chosen.invoices, pay_day)
     if amount is None:
+        if full.total_minor > checks.MAX_AMOUNT_MINOR:
+            raise RemitError("invalid_amount", f"The total of the selected invoices, {full.total_minor}, is above the "
+                                               "largest single payment allowed; pay them in smaller groups.")
         return full, chosen.currency, False
     value = checks.check_amount(amount)
     owed = sum(i.owed_minor for i in chosen.invoices)
@@ -198,6 +201,15 @@ def _invoice_plan(session: Session, account: Account, seller: Seller, invoice_id
         return full, chosen.currency, False
     # Any other amount takes no discount, so it is short unless it pays all that is owed.
     return plans.plan_short(chosen.invoices, value, pay_day), chosen.currency, value < owed
+
+
+def _fingerprint_ids(invoice_ids) -> list[int] | str:
+    """The ids in order, so a retry listing them differently is the same request; anything unsortable as
+    given, for the validation inside the request to refuse."""
+    try:
+        return sorted(invoice_ids or [])
+    except TypeError:
+        return repr(invoice_ids)
 
 
 def _amount_plan(session: Session, account: Account, seller: Seller, amount: int, lock: bool) -> plans.Plan:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from tasks.domain.errors import RemitError
@@ -57,7 +57,7 @@ def check_pay_on(pay_on: Any, today: date) -> date | None:
     """None for today or no date; a future date within a year for a scheduled payment."""
     if pay_on is None:
         return None
-    if not isinstance(pay_on, date):
+    if isinstance(pay_on, datetime) or not isinstance(pay_on, date):  # a datetime is a date, but not comparable to one
         raise RemitError("invalid_pay_on", f"The payment date must be a date, not {pay_on!r}.")
     if pay_on < today:
         raise RemitError("invalid_pay_on", f"The payment date {pay_on.isoformat()} is in the past.")

@@ -205,6 +205,27 @@ def test_pay_on_in_the_past(world):
         world.account_id, world.invoices[:1], world.card, "k", pay_on=date.today() - timedelta(days=1)))
 
 
+def test_pay_on_given_as_a_datetime(world):
+    from datetime import datetime, timezone
+
+    _refused(world, "invalid_pay_on", lambda: api.pay_invoices(
+        world.account_id, world.invoices[:1], world.card, "k", pay_on=datetime.now(timezone.utc) + timedelta(days=5)))
+
+
+@pytest.mark.parametrize("invoice_ids", [[1, "2"], [None, 3], 7])
+def test_invoice_ids_that_are_not_a_list_of_whole_numbers(world, invoice_ids):
+    code = "invalid_invoice_id" if isinstance(invoice_ids, list) else "no_invoices"
+    _refused(world, code, lambda: api.pay_invoices(world.account_id, invoice_ids, world.card, "k"))
+
+
+def test_invoices_whose_full_total_is_above_the_largest_single_payment(world):
+    from tasks.domain.requests import MAX_AMOUNT_MINOR
+
+    _update(world, Invoice, world.invoices[0], total_minor=MAX_AMOUNT_MINOR)
+    _refused(world, "invalid_amount",
+             lambda: api.pay_invoices(world.account_id, world.invoices[:2], world.card, "k"))
+
+
 def test_same_key_with_different_parameters(world):
     api.pay_invoices(world.account_id, world.invoices[:1], world.card, "checkout-7")
     _refused(world, "idempotency_key_reused",
