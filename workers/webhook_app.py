@@ -70,8 +70,10 @@ def _store_and_send(text: str, event: dict[str, Any], event_id: str, event_type:
     except psycopg.Error as exc:
         _log.warning("webhook %s not stored, database unavailable: %s", event_id, exc)
         return IngestResult(503, "database unavailable", event_id)
-    # A redelivery of an event still waiting is sent again: its first send may have failed.
-    if stored.new or stored.status == EventStatus.RECEIVED:
+    # A redelivery of an event still waiting is sent again: its first send may have failed. No status
+    # on a row that was not new means another writer (a concurrent delivery, the reconciler) committed
+    # it while this statement waited: still waiting, as far as this delivery can tell.
+    if stored.new or stored.status in (None, EventStatus.RECEIVED):
         return _send(event_id, "stored" if stored.new else "duplicate, re-sent")
     return IngestResult(200, "duplicate", event_id)
 

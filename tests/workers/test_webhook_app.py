@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from db.models import StripeEvent
 from tests.conftest import TEST_WEBHOOK_SECRETS
+from tests.helpers import wait_until
 from tests.tasks.handlers.support import body_of, make_event, receiver, sign
 from workers.webhook_app import MAX_BODY_BYTES, ingest
 
@@ -118,6 +119,38 @@ def test_database_down_answers_503_so_stripe_retries(db, broker, monkeypatch):
     assert ingest(body, sign(body)).status == 503
     monkeypatch.undo()
     assert stored_count(db) == 0 and queued(broker) == 0
+
+
+def test_a_delivery_that_waited_on_a_concurrent_insert_of_its_event_still_enqueues_it(db, broker):
+    import threading
+    from datetime import datetime, timezone
+
+    from db.event_queries import store_event
+    from db.session import transaction
+
+    event = make_event("payment_intent.succeeded", {"id": "pi_race", "object": "payment_intent"},
+                       event_id="evt_receiver_race")
+    body = body_of(event)
+    results = []
+    # The reconciler (or a concurrent first delivery) has inserted the event but not committed yet.
+    with transaction() as first:
+        store_event(first, event, datetime.now(timezone.utc))
+        first.flush()
+        delivery = threading.Thread(target=lambda: results.append(ingest(body, sign(body))))
+        delivery.start()
+        wait_until(lambda: _waiting_on_a_lock(db), timeout_s=10.0)  # its INSERT waits for the first one
+    delivery.join(10)
+    # If that first writer never sends (a Redis blip, a crash), only this delivery can enqueue the event.
+    (result,) = results
+    assert (result.status, queued(broker)) == (200, 1), result
+
+
+def _waiting_on_a_lock(db) -> bool:
+    from sqlalchemy import text
+
+    with db() as session:
+        return bool(session.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                        " AND query LIKE 'WITH stored AS (INSERT INTO stripe_events%'")))
 
 
 def test_a_server_process_opens_its_connections_and_freezes_start_up_objects_before_serving(db, broker, monkeypatch):
