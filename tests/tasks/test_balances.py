@@ -110,8 +110,12 @@ def test_marking_an_account_stale_locks_it_even_when_it_already_is(shop, mark):
         assert mark(marker, shop.account_id, shop.now) == [shop.account_id]
         marker.commit()
         assert mark(marker, shop.account_id, shop.now) == []  # nothing newly marked; locked all the same
-        with pytest.raises(OperationalError, match="could not obtain lock"):
+        with pytest.raises(OperationalError, match="could not obtain lock"):  # a recompute waits
             other.execute(select(Account.id).where(Account.id == shop.account_id).with_for_update(nowait=True))
+        other.rollback()
+        # Another money movement of the account does not wait: it takes the same weak lock.
+        assert other.execute(select(Account.id).where(Account.id == shop.account_id)
+                             .with_for_update(read=True, key_share=True, nowait=True)).all() == [(shop.account_id,)]
 
 
 def test_figures_count_only_invoices_payments_and_credit_in_the_accounts_currency(shop):
