@@ -210,12 +210,17 @@ def test_after_twenty_hours_it_searches_stripe_instead_of_creating(shop, emulato
     assert any(r["path"].startswith("/v1/payment_intents/search") for r in emulator.requests())
 
 
-def test_after_twenty_hours_with_nothing_at_stripe_it_starts_a_new_attempt(shop, emulator, monkeypatch):
-    receipt = _pay(shop)
+def _first_call_never_reaches_stripe(shop, monkeypatch, payment_id: int) -> None:
+    """Run the payment once with Stripe unreachable: it is left submitting, with nothing at Stripe."""
     monkeypatch.setattr(execution, "_call_stripe", lambda *a, **k: (_ for _ in ()).throw(StripeUnavailable("down")))
     with pytest.raises(StripeUnavailable):
-        execution.execute_payment(receipt.payment_id, shop.now)
+        execution.execute_payment(payment_id, shop.now)
     monkeypatch.undo()
+
+
+def test_after_twenty_hours_with_nothing_at_stripe_it_starts_a_new_attempt(shop, emulator, monkeypatch):
+    receipt = _pay(shop)
+    _first_call_never_reaches_stripe(shop, monkeypatch, receipt.payment_id)
     assert execution.execute_payment(receipt.payment_id, shop.now + timedelta(hours=21)) == "succeeded"
     payment = _payment(shop, receipt.payment_id)
     assert payment.attempt == 2
@@ -277,10 +282,7 @@ def test_retry_after_a_lost_answer_replays_the_charge_and_flags_what_changed_ins
 
 def test_fresh_attempt_after_the_search_window_gets_the_last_look(shop, emulator, monkeypatch):
     receipt = _pay(shop)
-    monkeypatch.setattr(execution, "_call_stripe", lambda *a, **k: (_ for _ in ()).throw(StripeUnavailable("down")))
-    with pytest.raises(StripeUnavailable):
-        execution.execute_payment(receipt.payment_id, shop.now)
-    monkeypatch.undo()
+    _first_call_never_reaches_stripe(shop, monkeypatch, receipt.payment_id)
     _void_first_invoice(shop)
     later = shop.now + timedelta(hours=21)
     assert execution.execute_payment(receipt.payment_id, later) == "failed: invoice_voided"
