@@ -5,17 +5,20 @@ Both return counts so the clock's actors and tests can call them directly.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
 from db import event_queries
 from db.session import transaction
+from tasks.domain.errors import StripeMisconfigured, StripeUnavailable
 from tasks.domain.events import intent_event_target, intent_event_type, route_for
 from tasks.domain.states import PaymentStatus
 from tasks.gateways.stripe import IntentResult, StripeGateway, get_gateway
 from tasks.handlers.inbox import process_event
 from tasks.handlers.payment_intents import apply_intent
 
+_log = logging.getLogger(__name__)
 P = PaymentStatus
 # A stored event is normally processed within a second; two minutes means its message was lost.
 RECEIVED_GRACE_SECONDS = 120
@@ -73,14 +76,24 @@ def _recover_undelivered(gateway: StripeGateway, now: datetime, lookback_seconds
 
 
 def _check_stuck_payments(gateway: StripeGateway, now: datetime, limit: int) -> dict[str, int]:
-    checked = moved = 0
+    checked = moved = failed = 0
     for status, seconds in STUCK_AFTER_SECONDS.items():
         with transaction() as session:
             due = event_queries.list_due_unsettled_payments(session, now, status, timedelta(seconds=seconds), limit)
         for payment_id in due:
             checked += 1
-            moved += _settle_from_stripe(gateway, payment_id, now)
-    return {"payments_checked": checked, "payments_moved": moved}
+            try:
+                moved += _settle_from_stripe(gateway, payment_id, now)
+            except (StripeUnavailable, StripeMisconfigured):
+                raise  # Stripe down or our key refused: every other payment would fail alike; the run is retried
+            except Exception:
+                # One payment Stripe will not tell us about (or whose answer we cannot apply) must not
+                # stop the run each time: it is reported, goes to the back of the line, and the rest go on.
+                _log.exception("reconciler could not settle payment %s from Stripe", payment_id)
+                with transaction() as session:
+                    event_queries.mark_reconciled(session, payment_id, now)
+                failed += 1
+    return {"payments_checked": checked, "payments_moved": moved, "payments_failed": failed}
 
 
 def _settle_from_stripe(gateway: StripeGateway, payment_id: int, now: datetime) -> int:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import select
 
 from db.models import Payment, StripeEvent
+from tasks.domain.errors import StripeRefused, StripeUnavailable
 from tasks.gateways.stripe import IntentResult
 from tasks.reconcile import reconcile_with_stripe, sweep_received_events
 from tests.tasks.handlers.support import make_event, now, snapshot, timeline, world
@@ -107,8 +109,8 @@ class WaitingStripe:
     """Stripe as the reconciler sees it: no undelivered events; every intent still waits on its customer
     except those named as succeeded."""
 
-    def __init__(self, succeeded: tuple[str, ...] = ()) -> None:
-        self.succeeded = succeeded
+    def __init__(self, succeeded: tuple[str, ...] = (), refused: tuple[str, ...] = ()) -> None:
+        self.succeeded, self.refused = succeeded, refused
         self.retrieved: list[str] = []
 
     def list_events(self, params):
@@ -116,6 +118,8 @@ class WaitingStripe:
 
     def retrieve_payment_intent(self, intent_id):
         self.retrieved.append(intent_id)
+        if intent_id in self.refused:
+            raise StripeRefused("resource_missing", f"No such payment_intent: '{intent_id}'", 404)
         if intent_id in self.succeeded:
             return IntentResult(id=intent_id, status="succeeded", amount=10_000, currency="usd",
                                 charge_id=f"ch_{intent_id}")
@@ -150,3 +154,26 @@ def test_reconciler_marks_a_payment_it_could_not_move_without_touching_updated_a
     with db() as session:
         payment = session.get(Payment, payment_id)
         assert (payment.status, payment.reconciled_at, payment.updated_at) == ("requires_action", at, updated_at)
+
+
+def test_a_payment_stripe_will_not_return_does_not_stop_the_run_and_goes_to_the_back_of_the_line(db):
+    missing = waiting_payment(db, "pi_missing", timedelta(days=3))
+    done = waiting_payment(db, "pi_done", timedelta(days=2))
+    stripe = WaitingStripe(succeeded=("pi_done",), refused=("pi_missing",))
+    at = now()
+    counts = reconcile_with_stripe(at, stripe)
+    assert (counts["payments_checked"], counts["payments_moved"], counts["payments_failed"]) == (2, 1, 1)
+    assert snapshot(db, done)["status"] == "succeeded"
+    with db() as session:
+        assert session.get(Payment, missing).reconciled_at == at  # asked last next time
+
+
+def test_stripe_unavailable_stops_the_run_for_a_retry(db):
+    waiting_payment(db, "pi_wait", timedelta(days=1))
+
+    class Down(WaitingStripe):
+        def retrieve_payment_intent(self, intent_id):
+            raise StripeUnavailable("APIConnectionError: connection refused")
+
+    with pytest.raises(StripeUnavailable):
+        reconcile_with_stripe(now(), Down())
