@@ -19,13 +19,15 @@ def confirm(state, intent, method, off_session, mandate_data):
 
 
 def _confirm_card(state, intent, method, off_session):
-    outcome = behaviour_of(state, method)["outcome"]
-    if outcome == "auth_always" and off_session:
+    behaviour = behaviour_of(state, method)
+    outcome = behaviour["outcome"]
+    # Stripe's 3155 card only skips authentication off-session once a SetupIntent set it up.
+    unset = outcome == "auth_on_setup" and not behaviour.get("set_up")
+    if (outcome == "auth_always" or unset) and off_session:
         _decline(state, intent, method, None, ("authentication_required", "authentication_required", _AUTH_MESSAGE))
-    elif outcome in ("auth_always", "auth_on_session") and not off_session:
+    elif outcome in ("auth_always", "auth_on_setup", "auth_on_session") and not off_session:
         _require_authentication(state, intent)
     elif outcome in ("decline", "decline_after_attach"):
-        behaviour = behaviour_of(state, method)
         charge = charges.open_charge(state, intent, method)
         _decline(state, intent, method, charge,
                  (behaviour["code"], behaviour["decline_code"], behaviour["message"]))

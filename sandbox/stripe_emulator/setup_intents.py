@@ -85,6 +85,7 @@ def succeed(state, intent, method):
     """Finish setup: attach the method to the customer and emit `setup_intent.succeeded`."""
     previous = {"status": intent["status"]}
     intent.update(status="succeeded", next_action=None)
+    behaviour_of(state, method)["set_up"] = True
     if intent["customer"]:
         attach_to(state, method, intent["customer"])
     state.emit("setup_intent.succeeded", intent, previous)

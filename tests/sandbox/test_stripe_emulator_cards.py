@@ -55,7 +55,21 @@ def test_on_session_payment_needing_authentication_requires_action(client, emu):
 
 
 def test_card_set_up_for_off_session_pays_off_session(client, customer):
-    assert pay(client, "pm_card_authenticationRequiredOnSetup", customer.id).status == "succeeded"
+    setup = client.v1.setup_intents.create({"customer": customer.id, "confirm": True, "usage": "off_session",
+                                            "payment_method": "pm_card_authenticationRequiredOnSetup"})
+    assert setup.status == "succeeded"
+    assert pay(client, setup.payment_method, customer.id).status == "succeeded"
+
+
+def test_card_needing_authentication_unless_set_up_is_declined_off_session_before_setup(client, customer):
+    with pytest.raises(stripe.CardError) as caught:
+        pay(client, "pm_card_authenticationRequiredOnSetup", customer.id)
+    assert caught.value.code == "authentication_required"
+    assert caught.value.error.payment_intent.status == "requires_payment_method"
+
+
+def test_card_that_skips_authentication_off_session_pays_without_setup(client, customer):
+    assert pay(client, "pm_card_authenticationRequiredSetupForOffSession", customer.id).status == "succeeded"
 
 
 def test_create_then_confirm_then_retrieve_with_expansions(client, customer):
