@@ -19,8 +19,10 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/remit dev
 
+# pytest exits 5 when it collected no test: that is a failure, and make would only say "Error 5".
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests: failing" >&2; fi; exit $$status
 
 check: $(STAMP)
 	$(BIN)/remit check
