@@ -42,6 +42,8 @@ def _process(emu, method, path, query, body, headers, record):
         early = _admit(emu, method, path, params, key, request_id, record)
     if early is not None:
         return early
+    if record["fault"] == "500_stored":
+        return _fail_and_keep(emu, key, request_id)
     if record["fault"] == "hang" and not emu._hang():
         _abandon(emu, key)
         return Response(0, drop=True)
@@ -109,6 +111,17 @@ def _execute(emu, call):
             response.headers["Original-Request"] = call.request_id
             _store_or_abandon(emu, call.idempotency_key, response, stored)
         return response
+
+
+def _fail_and_keep(emu, key, request_id):
+    """A 500 from an endpoint that started and did nothing, stored for the key like any started request."""
+    response = _error_response(errors.api_error(), request_id)
+    if key:
+        response.headers["Idempotency-Key"] = key
+        response.headers["Original-Request"] = request_id
+        with emu.lock:
+            _store_or_abandon(emu, key, response, True)
+    return response
 
 
 def _store_or_abandon(emu, key, response, stored):

@@ -1,10 +1,12 @@
-"""Injected faults (500, 429, hang, drop after commit) and the requests-per-second limit."""
+"""Injected faults (500, a 500 kept for its key, 429, hang, drop after commit) and the requests-per-second limit."""
 
 import collections
 import time
 from dataclasses import dataclass
 
-KINDS = ("500", "429", "429_retry", "hang", "drop_after_commit")
+# "500": refused before the endpoint ran, so a retry with the key runs it. "500_stored": the endpoint
+# started and failed having done nothing; Stripe keeps that 500 for the key and replays it to every retry.
+KINDS = ("500", "500_stored", "429", "429_retry", "hang", "drop_after_commit")
 
 
 @dataclass

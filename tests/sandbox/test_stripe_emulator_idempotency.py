@@ -126,6 +126,18 @@ def test_injected_500_is_retried_by_the_sdk_and_not_stored(make_client, emu):
     assert intent.status == "succeeded" and len(emu.payment_intents()) == 1
 
 
+def test_a_500_from_a_started_endpoint_is_kept_and_replayed_to_every_retry_with_its_key(make_client, emu):
+    emu.inject_fault("500_stored", path="/v1/payment_intents")
+    with pytest.raises(stripe.APIError):
+        create(make_client(retries=2), "k-500-kept")  # the SDK's own retries get the replay too
+    with pytest.raises(stripe.APIError):
+        create(make_client(), "k-500-kept")
+    assert emu.payment_intents() == []
+    assert [(r["status"], r["fault"], r["replayed"]) for r in emu.requests()] == [
+        (500, "500_stored", False), (500, None, True), (500, None, True), (500, None, True)]
+    assert create(make_client(), "k-500-new").status == "succeeded"  # a new key runs the endpoint
+
+
 def test_plain_429_is_not_retried_but_429_with_should_retry_is(make_client, emu):
     emu.inject_fault("429")
     with pytest.raises(stripe.RateLimitError):

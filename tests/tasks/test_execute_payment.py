@@ -144,6 +144,21 @@ def test_transient_faults_are_retried_without_a_duplicate_charge(shop, emulator,
     assert len(_intents_for(emulator, receipt.payment_id)) == 1
 
 
+def test_a_500_stripe_keeps_for_the_key_leaves_the_payment_submitting_until_the_search_starts_anew(shop, emulator):
+    receipt = _pay(shop)
+    _without_sdk_retries(emulator)
+    emulator.inject_fault("500_stored", count=1, path="/v1/payment_intents")
+    for _ in range(3):  # every retry with the same key gets the same 500 back: never a new charge, never failed
+        with pytest.raises(StripeUnavailable):
+            execution.execute_payment(receipt.payment_id, shop.now)
+        assert _payment(shop, receipt.payment_id).status == "submitting"
+    assert _intents_for(emulator, receipt.payment_id) == []
+    # Past the search window, Stripe is searched, holds nothing for the payment, and a new attempt runs.
+    assert execution.execute_payment(receipt.payment_id, shop.now + timedelta(hours=21)) == "succeeded"
+    assert _payment(shop, receipt.payment_id).attempt == 2
+    assert len(_intents_for(emulator, receipt.payment_id)) == 1
+
+
 @pytest.mark.parametrize("fault", ["429", "429_retry"])
 def test_rate_limited_calls_are_retried_in_place_with_the_same_key(shop, emulator, fault):
     receipt = _pay(shop)
