@@ -79,6 +79,16 @@ def test_scheduled_emails_show_the_day():
     assert "December 15, 2026" in rendered.subject and "December 15, 2026" in rendered.html
 
 
+def test_a_canceled_payment_that_was_never_scheduled_is_not_called_scheduled():
+    scheduled = render("scheduled_canceled", contexts.for_kind("scheduled_canceled"))
+    assert "Scheduled payment of" in scheduled.subject and "Your scheduled payment was canceled" in scheduled.text
+    awaiting_authentication = render("scheduled_canceled", {**contexts.for_kind("scheduled_canceled"),
+                                                            "scheduled_for": None})
+    assert awaiting_authentication.subject.startswith("Payment of")
+    assert "scheduled" not in (awaiting_authentication.subject + awaiting_authentication.text).lower()
+    assert "Your payment was canceled" in awaiting_authentication.html
+
+
 def test_deposit_note_is_shown_escaped():
     rendered = render("deposit_received", contexts.for_kind("deposit_received"))
     assert "Note: <b>Deposit</b> for the spring order" in rendered.text
