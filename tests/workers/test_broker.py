@@ -148,3 +148,18 @@ def test_send_all_of_one_message_or_none(broker, worker):
     broker.join("maintenance", timeout=10_000)
     worker.join()
     assert processed == [3]
+
+
+def test_send_all_on_another_broker_enqueues_one_by_one_in_order(monkeypatch):
+    from dramatiq.brokers.stub import StubBroker
+
+    import workers.broker as remit_broker
+
+    other = StubBroker()
+    other.declare_queue("maintenance")
+    monkeypatch.setattr(remit_broker.dramatiq, "get_broker", lambda: other)
+    messages = [record_number.message(n) for n in range(3)]
+    remit_broker.send_all(messages)
+    queued = [other.queues["maintenance"].get_nowait() for _ in range(3)]
+    assert [dramatiq.Message.decode(m).args for m in queued] == [(0,), (1,), (2,)]
+    assert other.queues["maintenance"].empty()
