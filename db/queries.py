@@ -77,13 +77,13 @@ _INSERT_EMAIL = (
 # cannot compute (and clear the mark) while a money movement that marked it is still uncommitted. KEY
 # SHARE, the weakest lock, is enough for that and lets concurrent money movements of one account go on
 # together (a stronger lock made two webhook batches touching one account wait for each other: the
-# bench's backlog drained at a third of the rate).
-_LOCKED_FOR_STALE = (
-    select(_ACCOUNTS.c.id, _ACCOUNTS.c.balance_stale_since).where(_ACCOUNTS.c.id == bindparam("_id"))
-    .with_for_update(read=True, key_share=True).cte("locked")
-)
+# bench's backlog drained at a third of the rate). The lock is its own statement: a locking CTE is read
+# only as far as the UPDATE needs it, so an UPDATE that found nothing to mark took no lock at all.
+_LOCK_FOR_STALE = select(_ACCOUNTS.c.id).where(_ACCOUNTS.c.id == bindparam("_id")).with_for_update(read=True,
+                                                                                                     key_share=True)
+# A marker that waited on another's uncommitted mark re-reads the row and leaves it: one nudge per mark.
 _MARK_STALE = (
-    update(_ACCOUNTS).where(_ACCOUNTS.c.id == _LOCKED_FOR_STALE.c.id, _LOCKED_FOR_STALE.c.balance_stale_since.is_(None))
+    update(_ACCOUNTS).where(_ACCOUNTS.c.id == bindparam("_id"), _ACCOUNTS.c.balance_stale_since.is_(None))
     .values(balance_stale_since=bindparam("_now"))
 )
 _LOCK_ACCOUNT = (
@@ -316,7 +316,9 @@ def add_email(session: Session, *, kind: str, recipient: str, context: dict[str,
 def mark_balance_stale(session: Session, account_id: int, now: datetime) -> bool:
     """Flag the account's figures for recomputation, locking the account either way; True when this call set
     the flag."""
-    return bool(session.connection().execute(_MARK_STALE, {"_id": account_id, "_now": now}).rowcount)
+    connection = session.connection()
+    connection.execute(_LOCK_FOR_STALE, {"_id": account_id})
+    return bool(connection.execute(_MARK_STALE, {"_id": account_id, "_now": now}).rowcount)
 
 
 def lock_account(session: Session, account_id: int) -> Account | None:
@@ -476,12 +478,13 @@ _ADD_EMAILS = text(
     " dedupe_key text, seller_id bigint, account_id bigint, payment_id bigint)"
     " ON CONFLICT (dedupe_key) DO NOTHING RETURNING id"
 )
-# As _MARK_STALE, for many accounts, locked in id order.
+# As _LOCK_FOR_STALE and _MARK_STALE, for many accounts, locked in id order.
+_LOCK_FOR_STALE_OF = text(
+    "SELECT id FROM accounts WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id FOR KEY SHARE"
+)
 _MARK_STALE_OF = text(
-    "WITH locked AS (SELECT id, balance_stale_since FROM accounts WHERE id = ANY(CAST(:ids AS bigint[]))"
-    " ORDER BY id FOR KEY SHARE)"
-    " UPDATE accounts SET balance_stale_since = :now FROM locked"
-    " WHERE accounts.id = locked.id AND locked.balance_stale_since IS NULL RETURNING accounts.id"
+    "UPDATE accounts SET balance_stale_since = :now WHERE id = ANY(CAST(:ids AS bigint[]))"
+    " AND balance_stale_since IS NULL RETURNING id"
 )
 _PARTIES = {"method": _METHODS, "account": _ACCOUNTS, "seller": _SELLERS}
 _LOCK_PAYMENT_VIEWS = (
@@ -590,4 +593,6 @@ def add_emails(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
 
 def mark_balances_stale(session: Session, account_ids: Sequence[int], now: datetime) -> list[int]:
     """mark_balance_stale for many accounts, locked in id order; returns the ids this call marked."""
-    return list(session.connection().execute(_MARK_STALE_OF, {"ids": list(account_ids), "now": now}).scalars())
+    connection, ids = session.connection(), list(account_ids)
+    connection.execute(_LOCK_FOR_STALE_OF, {"ids": ids})
+    return list(connection.execute(_MARK_STALE_OF, {"ids": ids, "now": now}).scalars())

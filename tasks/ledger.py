@@ -252,8 +252,12 @@ def payment_email_context(session: Session, payment: Any, account: Any, method: 
         "account": {"number": account.number, "name": account.name},
         "seller": {"name": seller.name, "logo_url": seller.logo_url, "brand_color": seller.brand_color,
                    "support_email": seller.support_email, "support_phone": seller.support_phone},
+        # Once a chargeback has taken every invoice back, what each line lost is not a refund: a refund
+        # email for a disputed payment lists the invoices as paid, and its heading gives the amount.
         "invoices": [{"number": r.number, "site_name": r.site_name, "amount_minor": r.amount_minor,
-                      "discount_minor": r.discount_minor, "reversed_minor": r.reversed_minor} for r in rows],
+                      "discount_minor": r.discount_minor,
+                      "reversed_minor": 0 if payment.status == PaymentStatus.DISPUTED else r.reversed_minor}
+                     for r in rows],
         "failure_code": payment.failure_code,
         "failure_message": payment.failure_message,
         "short_reason": payment.short_reason,

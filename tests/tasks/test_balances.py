@@ -118,6 +118,34 @@ def test_marking_an_account_stale_locks_it_even_when_it_already_is(shop, mark):
                              .with_for_update(read=True, key_share=True, nowait=True)).all() == [(shop.account_id,)]
 
 
+@pytest.mark.parametrize("mark", [
+    lambda session, account_id, now: [account_id] if queries.mark_balance_stale(session, account_id, now) else [],
+    lambda session, account_id, now: queries.mark_balances_stale(session, [account_id], now),
+], ids=["one", "many"])
+def test_of_two_markers_racing_on_a_fresh_account_only_the_first_marks_it(shop, mark):
+    import threading
+
+    from tests.helpers import wait_until
+
+    assert accounts.recompute_balance(shop.account_id, shop.now) or _account(shop).balance_stale_since is None
+    later = shop.now + timedelta(seconds=5)
+    seconds = []
+    with shop.db() as first, shop.db() as second:
+        assert mark(first, shop.account_id, shop.now) == [shop.account_id]
+
+        def mark_second():
+            seconds.append(mark(second, shop.account_id, later))
+            second.commit()
+
+        racer = threading.Thread(target=mark_second)
+        racer.start()
+        wait_until(lambda: _lock_waiters(shop.db) > 0, timeout_s=10.0)  # it waits on the first's mark
+        first.commit()
+        racer.join(10)
+    assert seconds == [[]]  # no second nudge for the same stale mark
+    assert _account(shop).balance_stale_since == shop.now  # and the mark keeps its first time
+
+
 def test_figures_count_only_invoices_payments_and_credit_in_the_accounts_currency(shop):
     from db.models import Credit, PaymentMethod
     from tests import factories

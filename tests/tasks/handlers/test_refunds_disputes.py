@@ -243,6 +243,24 @@ def test_partial_refunds_delivered_after_the_dispute_end_as_in_order(db):
         [("needs_response", "fraudulent")], ["reversed", "reversed"])
 
 
+def test_a_refund_email_after_the_chargeback_does_not_call_what_the_dispute_took_back_refunded(db):
+    from sqlalchemy import select
+
+    from db.models import Email
+    from emails import render
+
+    ids = settled(db, "pi_late")  # 10,000 over invoices of 6,000 and 4,000
+    run(db, make_event("charge.dispute.created", dispute("dp_late", "pi_late", "needs_response")))
+    run(db, make_event("charge.refunded", charge("pi_late", ids["payment"], 3_000)))
+    with db() as session:
+        email = session.scalars(select(Email).where(Email.payment_id == ids["payment"],
+                                                    Email.kind == "refund_issued")).one()
+    lines = [(line["amount_minor"], line["reversed_minor"]) for line in email.context["invoices"]]
+    assert lines == [(6_000, 0), (4_000, 0)]  # as paid, adding up to the payment
+    text = render(email.kind, email.context).text
+    assert "$30.00 of your payment of $100.00 has been refunded" in text and " refunded\n" not in text
+
+
 def test_inquiry_moves_no_money_and_flags_the_payment_for_a_response(db):
     # A card network inquiry: no funds withdrawn, usually closed as warning_closed.
     ids = succeeded(db)
