@@ -59,7 +59,7 @@ class StopGently(dramatiq.Middleware):
 
 
 class AckBusinessOutcomes(dramatiq.Middleware):
-    """A message whose actor raised one of its `throws` (a decline, a refused email) is done, not dead.
+    """A message whose actor raised one of its `throws` (a refused email) is done, not dead.
 
     Dramatiq's Retries marks such a message failed, so the broker put it on the dead-letter queue and
     the dead-letter mirror later showed every bounced address to ops as a bug. The actor has recorded
