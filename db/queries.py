@@ -73,19 +73,6 @@ _INSERT_EVENT = _EVENTS.insert()
 _INSERT_EMAIL = (
     insert(_EMAILS).on_conflict_do_nothing(index_elements=[_EMAILS.c.dedupe_key]).returning(_EMAILS.c.id)
 )
-# The account row is locked even when it is already stale: recompute_balance locks it FOR UPDATE, so it
-# cannot compute (and clear the mark) while a money movement that marked it is still uncommitted. KEY
-# SHARE, the weakest lock, is enough for that and lets concurrent money movements of one account go on
-# together (a stronger lock made two webhook batches touching one account wait for each other: the
-# bench's backlog drained at a third of the rate). The lock is its own statement: a locking CTE is read
-# only as far as the UPDATE needs it, so an UPDATE that found nothing to mark took no lock at all.
-_LOCK_FOR_STALE = select(_ACCOUNTS.c.id).where(_ACCOUNTS.c.id == bindparam("_id")).with_for_update(read=True,
-                                                                                                     key_share=True)
-# A marker that waited on another's uncommitted mark re-reads the row and leaves it: one nudge per mark.
-_MARK_STALE = (
-    update(_ACCOUNTS).where(_ACCOUNTS.c.id == bindparam("_id"), _ACCOUNTS.c.balance_stale_since.is_(None))
-    .values(balance_stale_since=bindparam("_now"))
-)
 _LOCK_ACCOUNT = (
     select(Account, Seller).join(Seller, Seller.id == Account.seller_id).where(Account.id == bindparam("id"))
     .with_for_update(of=Account).execution_options(populate_existing=True)
@@ -316,9 +303,7 @@ def add_email(session: Session, *, kind: str, recipient: str, context: dict[str,
 def mark_balance_stale(session: Session, account_id: int, now: datetime) -> bool:
     """Flag the account's figures for recomputation, locking the account either way; True when this call set
     the flag."""
-    connection = session.connection()
-    connection.execute(_LOCK_FOR_STALE, {"_id": account_id})
-    return bool(connection.execute(_MARK_STALE, {"_id": account_id, "_now": now}).rowcount)
+    return bool(mark_balances_stale(session, [account_id], now))
 
 
 def lock_account(session: Session, account_id: int) -> Account | None:
@@ -478,11 +463,17 @@ _ADD_EMAILS = text(
     " dedupe_key text, seller_id bigint, account_id bigint, payment_id bigint)"
     " ON CONFLICT (dedupe_key) DO NOTHING RETURNING id"
 )
-# As _LOCK_FOR_STALE and _MARK_STALE, for many accounts, locked in id order.
-_LOCK_FOR_STALE_OF = text(
+# The account row is locked even when it is already stale: recompute_balance locks it FOR UPDATE, so it
+# cannot compute (and clear the mark) while a money movement that marked it is still uncommitted. KEY
+# SHARE, the weakest lock, is enough for that and lets concurrent money movements of one account go on
+# together (a stronger lock made two webhook batches touching one account wait for each other: the
+# bench's backlog drained at a third of the rate). The lock is its own statement: a locking CTE is read
+# only as far as the UPDATE needs it, so an UPDATE that found nothing to mark took no lock at all.
+_LOCK_FOR_STALE = text(
     "SELECT id FROM accounts WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id FOR KEY SHARE"
 )
-_MARK_STALE_OF = text(
+# A marker that waited on another's uncommitted mark re-reads the row and leaves it: one nudge per mark.
+_MARK_STALE = text(
     "UPDATE accounts SET balance_stale_since = :now WHERE id = ANY(CAST(:ids AS bigint[]))"
     " AND balance_stale_since IS NULL RETURNING id"
 )
@@ -592,7 +583,8 @@ def add_emails(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
 
 
 def mark_balances_stale(session: Session, account_ids: Sequence[int], now: datetime) -> list[int]:
-    """mark_balance_stale for many accounts, locked in id order; returns the ids this call marked."""
+    """Flag the accounts' figures for recomputation, locking each (in id order) either way; returns the ids
+    this call newly flagged."""
     connection, ids = session.connection(), list(account_ids)
-    connection.execute(_LOCK_FOR_STALE_OF, {"ids": ids})
-    return list(connection.execute(_MARK_STALE_OF, {"ids": ids, "now": now}).scalars())
+    connection.execute(_LOCK_FOR_STALE, {"ids": ids})
+    return list(connection.execute(_MARK_STALE, {"ids": ids, "now": now}).scalars())

@@ -27,13 +27,11 @@ def balance_moved(session: Session, account_id: int, now: datetime) -> None:
 
 def recompute_after_commit(session: Session, account_id: int) -> None:
     """The nudge for a stale mark this transaction set (balance_moved, or a statement that marked it)."""
-    from db.session import on_commit
-
-    on_commit(session, lambda: _send_recompute(account_id))
+    recompute_all_after_commit(session, [account_id])
 
 
 def recompute_all_after_commit(session: Session, account_ids: list[int]) -> None:
-    """recompute_after_commit for many accounts: their nudges go out together (workers.broker.send_all)."""
+    """The nudges for the stale marks this transaction set, sent together after commit (workers.broker.send_all)."""
     if not account_ids:
         return
     from db.session import on_commit
@@ -47,12 +45,6 @@ def _send_recomputes(account_ids: list[int]) -> None:
     from workers.broker import send_all
 
     send_all([recompute_balance.message(account_id) for account_id in account_ids])
-
-
-def _send_recompute(account_id: int) -> None:
-    from tasks.balances import recompute_balance
-
-    recompute_balance.send(account_id)
 
 
 def figures_for(session: Session, account: Account, now: datetime) -> Figures:

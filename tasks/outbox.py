@@ -90,15 +90,11 @@ def queue_email(session: Session, **row) -> int | None:
 
 def send_after_commit(session: Session, email_id: int | None) -> None:
     """Nudge send_email once the transaction that wrote the row commits; None (a duplicate row) sends nothing."""
-    if email_id is None:
-        return
-    from tasks.emails import send_email
-
-    on_commit(session, lambda: send_email.send(email_id))
+    send_all_after_commit(session, [] if email_id is None else [email_id])
 
 
 def send_all_after_commit(session: Session, email_ids: list[int]) -> None:
-    """send_after_commit for many rows at once: their messages go out together (workers.broker.send_all)."""
+    """Nudge send_email for each row once the transaction that wrote them commits, together (workers.broker.send_all)."""
     if not email_ids:
         return
     from tasks.emails import send_email
