@@ -23,13 +23,9 @@ from tasks.handlers.common import PROCESSED, Handled, ignored, obj, object_id, s
 P = PaymentStatus
 
 
-def handle(session: Session, event: dict[str, Any], now: datetime) -> Handled:
-    """Apply what the intent's event says happened, unless the payment has moved past it."""
-    return handle_batch(session, [event], now)[0]
-
-
 def handle_batch(session: Session, events: Sequence[dict[str, Any]], now: datetime) -> list[Handled]:
-    """handle() for several events in one go: one lock statement, a few writes for all of them."""
+    """Apply what each intent's event says happened, unless its payment has moved past it: one lock
+    statement and a few writes for all of them."""
     intents = [obj(event) for event in events]
     keys = [(intent.get("id"), payment_id_from_metadata(intent.get("metadata"))) for intent in intents]
     payments = queries.lock_payment_views(session, intent_ids=[k[0] for k in keys if isinstance(k[0], str)],

@@ -28,11 +28,6 @@ P = PaymentStatus
 REFUNDABLE = (P.SUCCEEDED, P.PARTIALLY_REFUNDED)
 
 
-def handle(session: Session, event: dict[str, Any], now: datetime) -> Handled:
-    """Route charge.refunded to the money path and refund.* to the refund rows."""
-    return handle_batch(session, [event], now)[0]
-
-
 def handle_batch(session: Session, events: Sequence[dict[str, Any]], now: datetime) -> list[Handled]:
     """charge.refunded events together (one lock, a few set-wise writes); refund.* events one by one."""
     refunded = [n for n, event in enumerate(events) if event["type"] == "charge.refunded"]
