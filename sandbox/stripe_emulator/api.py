@@ -42,12 +42,10 @@ def _process(emu, method, path, query, body, headers, record):
         early = _admit(emu, method, path, params, key, request_id, record)
     if early is not None:
         return early
-    if record["fault"] == "500_stored":
-        return _fail_and_keep(emu, key, request_id)
     if record["fault"] == "hang" and not emu._hang():
         _abandon(emu, key)
         return Response(0, drop=True)
-    response = _execute(emu, Call(method, path, params, (), request_id, key))
+    response = _execute(emu, Call(method, path, params, (), request_id, key), record["fault"])
     return Response(0, drop=True) if record["fault"] == "drop_after_commit" else response
 
 
@@ -93,10 +91,12 @@ def _raise_injected(fault):
         raise errors.rate_limited("lock_timeout", retry=True)
 
 
-def _execute(emu, call):
+def _execute(emu, call, fault=None):
     with emu.lock:
         emu.state.call = call
         try:
+            if fault == "500_stored":  # the endpoint started and failed having done nothing: kept for the key
+                raise errors.api_error(stored=True)
             handler, call.args = routes.route(call.method, call.path)
             response, stored = _json_response(200, handler(emu.state, call), call.request_id), True
         except errors.StripeError as exc:
@@ -111,17 +111,6 @@ def _execute(emu, call):
             response.headers["Original-Request"] = call.request_id
             _store_or_abandon(emu, call.idempotency_key, response, stored)
         return response
-
-
-def _fail_and_keep(emu, key, request_id):
-    """A 500 from an endpoint that started and did nothing, stored for the key like any started request."""
-    response = _error_response(errors.api_error(), request_id)
-    if key:
-        response.headers["Idempotency-Key"] = key
-        response.headers["Original-Request"] = request_id
-        with emu.lock:
-            _store_or_abandon(emu, key, response, True)
-    return response
 
 
 def _store_or_abandon(emu, key, response, stored):

@@ -61,6 +61,6 @@ def rate_limited(code="rate_limit", retry=None):
     return error
 
 
-def api_error(message="An unknown error occurred while processing your request."):
-    """A 500 as Stripe answers it."""
-    return StripeError(500, "api_error", message, stored=False)
+def api_error(message="An unknown error occurred while processing your request.", stored=False):
+    """A 500 as Stripe answers it; stored when the endpoint had started (Stripe replays it for the key)."""
+    return StripeError(500, "api_error", message, stored=stored)
