@@ -50,9 +50,10 @@ class StopGently(dramatiq.Middleware):
         def on_stop(signum, frame):
             nonlocal first_at
             now = time.monotonic()
-            if first_at is not None and now - first_at < DUPLICATE_STOP_WINDOW_S:
+            if first_at is None:
+                first_at = now
+            elif now - first_at < DUPLICATE_STOP_WINDOW_S:
                 return
-            first_at = first_at if first_at is not None else now
             dramatiq_handler(signum, frame)
 
         signal.signal(signal.SIGTERM, on_stop)
