@@ -1,0 +1,1 @@
+"""PostgreSQL: the models, migrations, sessions, and the queries grouped by table."""

@@ -390,7 +390,7 @@ def list_allocation_lines(session: Session, payment_id: int) -> list[tuple[int, 
     )]
 
 
-# Set-wise forms of the transition writes above, for tasks.ledger.TransitionBatch: one statement per
+# Set-wise forms of the transition writes above, for tasks.flows.ledger.TransitionBatch: one statement per
 # kind of write for a whole batch of webhook events. The rows go in as one JSON document read by
 # jsonb_to_recordset (one C-serialised parameter instead of an array per column dumped in Python).
 # A column missing from a payment's row is left as it is. The ids go in once more as an array: the

@@ -1,0 +1,1 @@
+"""The offline stack for development and tests: Stripe emulator, SMTP capture, embedded services, demo."""

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 import dramatiq
 
 from workers import broker  # noqa: F401  (declares the broker before any actor)
-from tasks import method_flow
+from tasks.flows import ach as method_flow
 
 # 2 s, 4 s, 8 s ... capped at 5 min: about 15 minutes of retries ride out a Stripe incident;
 # resend_stuck_methods picks up a pending method after that.

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 import dramatiq
 
 from workers import broker  # noqa: F401  (declares the broker before any actor)
-from tasks import accounts
+from tasks.flows import balances as accounts
 
 
 @dramatiq.actor(queue_name="balances", max_retries=5, min_backoff=1_000, max_backoff=60_000, time_limit=60_000)

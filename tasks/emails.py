@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 import dramatiq
 
 from workers import broker  # noqa: F401  (declares the broker before any actor)
-from tasks import outbox
+from tasks.flows import emails as outbox
 from tasks.gateways.mail import MailRejected
 
 # 10 s, 20 s, 40 s ... capped at 5 min: about 10 minutes of retries ride out a relay restart;

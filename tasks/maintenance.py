@@ -7,7 +7,12 @@ import logging
 import dramatiq
 
 from workers import broker  # noqa: F401  (declares the broker before any actor)
-from tasks import accounts, dead_letters, method_flow, outbox, reconcile, sweeps
+from tasks.flows import balances as accounts
+from tasks.flows import dead_letters
+from tasks.flows import ach as method_flow
+from tasks.flows import emails as outbox
+from tasks.flows import reconcile
+from tasks.flows import payments as sweeps
 
 
 _log = logging.getLogger("remit.maintenance")

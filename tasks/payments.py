@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 import dramatiq
 
 from workers import broker  # noqa: F401  (declares the broker before any actor)
-from tasks import execution
+from tasks.flows import payments as execution
 
 
 @dramatiq.actor(queue_name="payments", max_retries=8, min_backoff=1_000, max_backoff=60_000,

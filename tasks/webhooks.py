@@ -8,7 +8,7 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage
 
 from workers import broker  # noqa: F401,I001  (the broker must exist before any actor is declared)
-from tasks.handlers.inbox import counting_failures, process_event  # noqa: I001
+from tasks.flows.webhooks import counting_failures, process_event  # noqa: I001
 
 # Handlers do no network I/O, so failures are lock timeouts, DB blips or bugs: a few quick tries,
 # then a dead letter for ops (the sweeper and the reconciler cover anything longer).

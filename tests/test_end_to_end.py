@@ -70,7 +70,7 @@ def test_requests_become_stripe_charges_through_a_real_worker(shop, emulator, wo
 def test_worker_killed_mid_charge_ends_with_exactly_one_charge(shop, emulator):
     from datetime import datetime, timedelta, timezone
 
-    from tasks import sweeps
+    from tasks.flows import payments as sweeps
 
     emulator.inject_fault("hang", count=1, path="/v1/payment_intents")
     first = _start_worker(emulator)

@@ -1,0 +1,1 @@
+"""Processes: the broker and its middleware, settings, the CLI, the webhook receiver and the ops dashboard."""

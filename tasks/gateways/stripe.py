@@ -130,7 +130,7 @@ class StripeGateway:
                 raise StripeUnavailable(f"{type(exc).__name__}: {exc}") from exc
             raise StripeRefused(exc.code, exc.user_message or str(exc), exc.http_status) from exc
 
-    # ---- Saved methods (tasks.method_flow): SetupIntents, microdeposits, retrieve, detach ----
+    # ---- Saved methods (tasks.flows.ach): SetupIntents, microdeposits, retrieve, detach ----
     # SetupIntents come back as plain dicts reduced to what Remit decides on:
     # id, status, payment_method, next_action, arrival_date, microdeposit_type, error_code, error_message.
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from db.models import Account, PaymentMethod, Seller
-from tasks import outbox
+from tasks.flows import emails as outbox
 from tasks.domain.states import EventStatus
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from db.event_queries import insert_dispute, lock_payment_for_charge
-from tasks import ledger
+from tasks.flows import ledger
 from tasks.domain.events import dispute_is_closed, dispute_is_inquiry, next_dispute_status
 from tasks.domain.states import PaymentStatus
 from tasks.handlers.common import PROCESSED, Handled, ignored, obj, source_of

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from db import queries
 from db.models import Payment
-from tasks import ledger
+from tasks.flows import ledger
 from tasks.domain.events import intent_event_applies, intent_event_target, payment_id_from_metadata
 from tasks.domain.intents import failure_fields
 from tasks.domain.states import PaymentStatus, can_transition

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from db import queries
 from db.event_queries import REFUND_FINAL, lock_payment_for_charge, upsert_refund
-from tasks import ledger
+from tasks.flows import ledger
 from tasks.domain.events import (
     AllocationSlice, payment_id_from_metadata, refund_target, split_refund,
 )

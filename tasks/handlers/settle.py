@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from db.models import Payment
-from tasks import ledger
+from tasks.flows import ledger
 from tasks.domain.events import settled_first
 from tasks.domain.states import PaymentStatus
 from tasks.handlers.common import object_id

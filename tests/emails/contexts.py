@@ -1,4 +1,4 @@
-"""Realistic email contexts, shaped exactly like the writers' (tasks.ledger, tasks.handlers.common)."""
+"""Realistic email contexts, shaped exactly like the writers' (tasks.flows.ledger, tasks.handlers.common)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ PAYMENT_STATES: dict[str, dict[str, Any]] = {
 
 
 def payment_context(**overrides: Any) -> dict[str, Any]:
-    """What tasks.ledger.payment_email_context writes for a card payment of two invoices."""
+    """What tasks.flows.ledger.payment_email_context writes for a card payment of two invoices."""
     context = {
         "payment_id": 42,
         "transaction_id": "ch_3QabcDEF123",

@@ -8,7 +8,7 @@ from db.models import Email
 from emails import render
 from tasks.domain.outcomes import EmailKind
 from tasks.handlers.common import queue_method_email
-from tasks.ledger import payment_email_context
+from tasks.flows.ledger import payment_email_context
 from tests import factories
 from tests.emails.contexts import HOSTILE_NAME, METHOD_KINDS
 

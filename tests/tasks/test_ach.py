@@ -6,7 +6,10 @@ import pytest
 from sqlalchemy import func, select, update
 
 from db.models import PaymentMethod
-from tasks import api, execution, method_flow, methods
+from tasks import api
+from tasks.flows import payments as execution
+from tasks.flows import ach as method_flow
+from tasks.api import methods
 from tasks.domain.errors import StripeUnavailable
 from tests.tasks.test_methods import NOW, Portal, portal  # noqa: F401  (the portal fixture)
 
@@ -272,7 +275,7 @@ def _refused_code(fn, *args):
 def _apply_stripe_events(portal, emulator):
     """Store and process every event the emulator emitted so far, as the webhook receiver and worker would."""
     from db.event_queries import store_event
-    from tasks.handlers.inbox import process_event
+    from tasks.flows.webhooks import process_event
 
     for event in emulator.events():
         with portal.db() as session:

@@ -250,7 +250,7 @@ def test_cancel_is_refused_once_the_payment_started(world):
 def test_cancel_racing_the_dispatcher_has_exactly_one_winner(world):
     from datetime import datetime, timezone
 
-    from tasks import sweeps
+    from tasks.flows import payments as sweeps
 
     day = date.today() + timedelta(days=1)
     receipts = [api.pay_invoices(world.account_id, [invoice], world.card, f"s{n}", pay_on=day)

@@ -6,7 +6,9 @@ import pytest
 
 from db import queries
 from db.models import Account
-from tasks import accounts, api, execution
+from tasks import api
+from tasks.flows import balances as accounts
+from tasks.flows import payments as execution
 from tests.helpers import queued_messages
 
 
@@ -73,7 +75,7 @@ def test_recompute_waits_for_an_uncommitted_transition_on_an_account_already_sta
     import threading
     import time
 
-    from tasks import ledger
+    from tasks.flows import ledger
     from tasks.domain.states import PaymentStatus
 
     receipt = api.pay_invoices(shop.account_id, shop.invoices[:1], shop.methods["visa"], "k1",

@@ -7,7 +7,7 @@ import time
 from sqlalchemy import func, select
 
 from db.models import Email, FailedJob
-from tasks.dead_letters import mirror_dead_letters
+from tasks.flows.dead_letters import mirror_dead_letters
 from tasks.emails import send_email
 from tasks.gateways.mail import MailGateway, MailRejected, use_mail_gateway
 from workers.broker import QUEUES

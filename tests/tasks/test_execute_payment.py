@@ -6,7 +6,8 @@ import pytest
 from sqlalchemy import select
 
 from db.models import Allocation, Email, Payment, PaymentEvent
-from tasks import api, execution
+from tasks import api
+from tasks.flows import payments as execution
 from tasks.domain.errors import StripeUnavailable
 
 

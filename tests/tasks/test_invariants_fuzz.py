@@ -19,13 +19,14 @@ from db.models import (
     PaymentEvent,
     PaymentMethod,
 )
-from tasks import api, execution
-from tasks.accounts import figures_for, recompute_balance
+from tasks import api
+from tasks.flows import payments as execution
+from tasks.flows.balances import figures_for, recompute_balance
 from tasks.domain.errors import RemitError
 from tasks.domain.outcomes import email_for
 from tasks.domain.states import TRANSITIONS, PaymentStatus
 from tasks.gateways.stripe import IntentResult, use_gateway
-from tasks.handlers.inbox import process_event
+from tasks.flows.webhooks import process_event
 from tests import factories
 from tests.tasks.handlers.support import make_event, store_event
 

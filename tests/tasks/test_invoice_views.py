@@ -4,7 +4,8 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from tasks import api, execution
+from tasks import api
+from tasks.flows import payments as execution
 from tasks.domain.errors import RemitError
 from tests import factories
 

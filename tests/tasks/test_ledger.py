@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from db.models import Payment, PaymentEvent
-from tasks import ledger
+from tasks.flows import ledger
 from tasks.domain.states import PaymentStatus as P
 from tests import factories
 

@@ -7,7 +7,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from db.models import Email, PaymentMethod
-from tasks import methods
+from tasks.api import methods
 from tasks.domain.errors import RemitError
 from tests import factories
 

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from db import queries
 from db.models import Email
 from sandbox.smtp_capture import SmtpCapture
-from tasks import outbox
+from tasks.flows import emails as outbox
 from tasks.gateways.mail import MailGateway, MailRejected, MailUnavailable, use_mail_gateway
 from tests import factories
 from tests.emails import contexts

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from db.models import Payment, StripeEvent
 from tasks.domain.errors import StripeRefused, StripeUnavailable
 from tasks.gateways.stripe import IntentResult
-from tasks.reconcile import reconcile_with_stripe, sweep_received_events
+from tasks.flows.reconcile import reconcile_with_stripe, sweep_received_events
 from tests.tasks.handlers.support import make_event, now, snapshot, timeline, world
 
 MANDATE = {"customer_acceptance": {"type": "online", "online": {"ip_address": "203.0.113.9", "user_agent": "t"}}}

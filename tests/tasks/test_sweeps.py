@@ -7,7 +7,8 @@ from sqlalchemy import select
 from db.models import Payment, PaymentEvent
 from schedules import clock
 from schedules.schedule import SCHEDULE
-from tasks import execution, sweeps
+from tasks.flows import payments as execution
+from tasks.flows import payments as sweeps
 from tests import factories
 from tests.helpers import queued_messages
 

@@ -89,7 +89,7 @@ def test_an_amqp_url_builds_a_rabbitmq_broker_with_every_queue():
 def test_dead_letter_mirror_records_what_the_middleware_missed(db, broker, worker):
     from sqlalchemy import delete
 
-    from tasks.dead_letters import mirror_dead_letters
+    from tasks.flows.dead_letters import mirror_dead_letters
 
     message = always_broken.send(7)
     wait_until(lambda: _failed(db, message.message_id) is not None, timeout_s=10.0)

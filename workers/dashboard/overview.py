@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 
 from db.models import Account, Email, FailedJob, Payment, StripeEvent
 from tasks.domain.states import EmailStatus, EventStatus, FailedJobStatus, PaymentStatus
-from tasks.outbox import EMAIL_GRACE
-from tasks.reconcile import RECEIVED_GRACE_SECONDS, STUCK_AFTER_SECONDS
-from tasks.sweeps import PENDING_GRACE
+from tasks.flows.emails import EMAIL_GRACE
+from tasks.flows.reconcile import RECEIVED_GRACE_SECONDS, STUCK_AFTER_SECONDS
+from tasks.flows.payments import PENDING_GRACE
 from workers.dashboard.queues import QueueStats, QueuesUnavailable, read_queue_stats
 
 P = PaymentStatus

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from db.models import Payment, StripeEvent
 from db.session import get_engine
 from tasks import handlers
-from tasks.handlers.inbox import process_event
+from tasks.flows.webhooks import process_event
 from tests.conftest import truncate_all
 from tests.tasks.handlers.support import event_statuses, make_event, now, store_event, world
 

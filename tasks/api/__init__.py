@@ -13,15 +13,16 @@ from sqlalchemy.orm import Session
 from db import queries
 from db.models import Account, Credit, Payment, Seller
 from db.session import on_commit, transaction
-from tasks import selection
-from tasks.accounts import recompute_after_commit
+from tasks.api import selection
+from tasks.flows.balances import recompute_after_commit
 from tasks.domain import allocation as plans
 from tasks.domain import requests as checks
+from tasks.domain.dates import seller_today
 from tasks.domain.errors import RemitError
 from tasks.domain.states import PaymentKind, PaymentStatus
-from tasks.ledger import apply_transition, queue_payment_email
-from tasks.invoice_views import InvoiceView, list_invoices  # noqa: F401  (part of this contract)
-from tasks.methods import (  # noqa: F401  (the saved-method entry points are part of this contract)
+from tasks.flows.ledger import apply_transition, queue_payment_email
+from tasks.api.invoices import InvoiceView, list_invoices  # noqa: F401  (part of this contract)
+from tasks.api.methods import (  # noqa: F401  (the saved-method entry points are part of this contract)
     SavedMethod, list_payment_methods, remove_payment_method, save_payment_method, set_default_payment_method,
     verify_microdeposits,
 )
@@ -70,7 +71,7 @@ def preview_payment(account_id: int, invoice_ids: list[int] | None = None, amoun
         account, seller = selection.load_account(session, account_id, lock=False)
         if payment_method_id is not None:
             selection.load_method(session, account, seller, payment_method_id)
-        today = selection.seller_today(seller, now or _now())
+        today = seller_today(seller, now or _now())
         scheduled_for = checks.check_pay_on(pay_on, today)
         if invoice_ids is not None:
             plan, currency, _ = _invoice_plan(session, account, seller, invoice_ids, amount, scheduled_for or today,
@@ -171,7 +172,7 @@ def account_overview(account_id: int, now: datetime | None = None) -> AccountOve
     """Balance, overdue, pending, scheduled and credit, computed from the ledger as of now."""
     from sqlalchemy import func, select
 
-    from tasks.accounts import figures_for
+    from tasks.flows.balances import figures_for
 
     with transaction() as session:
         account = selection.find_account(session, account_id)
@@ -230,7 +231,7 @@ def _submit(account_id: int, key: str, fingerprint: str,
             existing = queries.find_payment_by_key(session, account.id, key)
             if existing is not None:
                 return _replay(session, existing, fingerprint)
-            payment = build(session, account, seller, selection.seller_today(seller, now))
+            payment = build(session, account, seller, seller_today(seller, now))
             return _receipt(session, payment, replayed=False)
     except IntegrityError as exc:
         if "uq_allocations_one_reserved_per_invoice" in str(exc.orig):

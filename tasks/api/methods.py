@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from db.models import Account, Payment, PaymentMethod, Seller
 from db.session import on_commit, transaction
-from tasks import selection
+from tasks.api import selection
 from tasks.domain import methods as rules
 from tasks.domain import requests as checks
 from tasks.domain.errors import RemitError

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from db import queries
 from db.models import Account, Payment, PaymentMethod, Seller
-from tasks import outbox
-from tasks.accounts import balance_moved, recompute_all_after_commit
+from tasks.flows import emails as outbox
+from tasks.flows.balances import balance_moved, recompute_all_after_commit
 from tasks.domain.outcomes import allocation_move, email_for
 from tasks.domain.states import (
     FINAL_STATUSES, CreditState, MethodKind, PaymentKind, PaymentStatus, can_transition,
@@ -149,7 +149,7 @@ class TransitionBatch:
             self._emails.append((payment, kind, dict(vars(payment)), dedupe_suffix))
 
     def balance_moved(self, account_id: int) -> None:
-        """tasks.accounts.balance_moved, at flush()."""
+        """tasks.flows.balances.balance_moved, at flush()."""
         self._accounts.add(account_id)
 
     def flush(self, session: Session) -> None:

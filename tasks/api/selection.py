@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
@@ -44,11 +43,6 @@ def load_account(session: Session, account_id: object, lock: bool) -> tuple[Acco
     if not seller.payments_enabled or not account.portal_enabled:
         raise RemitError("payments_disabled", f"Online payments are turned off for account {account.number}.")
     return account, seller
-
-
-def seller_today(seller: Seller, now: datetime) -> date:
-    """The calendar date at the seller, which is what due and discount dates mean."""
-    return now.astimezone(ZoneInfo(seller.timezone)).date()
 
 
 def load_method(session: Session, account: Account, seller: Seller, method_id: object) -> PaymentMethod:

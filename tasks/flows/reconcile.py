@@ -15,7 +15,7 @@ from tasks.domain.errors import StripeMisconfigured, StripeUnavailable
 from tasks.domain.events import intent_event_target, intent_event_type, route_for
 from tasks.domain.states import PaymentStatus
 from tasks.gateways.stripe import IntentResult, StripeGateway, get_gateway
-from tasks.handlers.inbox import process_event
+from tasks.flows.webhooks import process_event
 from tasks.handlers.payment_intents import apply_intent
 
 _log = logging.getLogger(__name__)

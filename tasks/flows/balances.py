@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from db import queries
 from db.models import Account, Credit, Payment, Seller
 from db.session import transaction
+from tasks.domain.dates import seller_today
 from tasks.domain.balances import Figures, InvoiceFacts, compute_figures
 from tasks.domain.states import CreditState, PaymentStatus
 
@@ -49,8 +50,6 @@ def _send_recomputes(account_ids: list[int]) -> None:
 
 def figures_for(session: Session, account: Account, now: datetime) -> Figures:
     """The account's figures as the ledger says right now, in the account's currency only."""
-    from tasks.selection import seller_today
-
     invoices = [i for i in queries.list_payable_invoices(session, account.id) if i.currency == account.currency]
     settled = queries.settled_by_invoice(session, [i.id for i in invoices])
     facts = [InvoiceFacts(i.total_minor, settled.get(i.id, 0), i.due_on) for i in invoices]

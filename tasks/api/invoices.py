@@ -11,7 +11,8 @@ from db import queries
 from db.models import Invoice
 from db.session import transaction
 from tasks.domain.invoices import combine_holds, invoice_state
-from tasks.selection import find_account, seller_today
+from tasks.api.selection import find_account
+from tasks.domain.dates import seller_today
 
 
 @dataclass(frozen=True)
