@@ -1,18 +1,13 @@
 """Queue `maintenance`: sweepers and dispatchers the clock sends; each returns counts for tests."""
 
-from datetime import datetime, timezone
-
 import logging
+from datetime import datetime, timezone
 
 import dramatiq
 
-from workers import broker  # noqa: F401  (declares the broker before any actor)
-from tasks.flows import balances as accounts
-from tasks.flows import dead_letters
-from tasks.flows import ach as method_flow
-from tasks.flows import emails as outbox
-from tasks.flows import reconcile
-from tasks.flows import payments as sweeps
+from workers import broker  # noqa: I001  (declares the broker before any actor)
+from workers.broker import QUEUES
+from tasks.flows import ach, balances, dead_letters, emails, payments, reconcile
 
 
 _log = logging.getLogger("remit.maintenance")
@@ -25,25 +20,25 @@ def _now() -> datetime:
 @dramatiq.actor(queue_name="maintenance", max_retries=0, time_limit=120_000)
 def sweep_payments() -> None:
     """Nudge payments left pending or submitting (the next run retries, so no retries here)."""
-    _log.info("sweep_payments %s", sweeps.sweep_payments(_now()))
+    _log.info("sweep_payments %s", payments.sweep_payments(_now()))
 
 
 @dramatiq.actor(queue_name="maintenance", max_retries=0, time_limit=120_000)
 def dispatch_due_payments() -> None:
     """Start scheduled payments whose day has come."""
-    _log.info("dispatch_due_payments %s", sweeps.dispatch_due_payments(_now()))
+    _log.info("dispatch_due_payments %s", payments.dispatch_due_payments(_now()))
 
 
 @dramatiq.actor(queue_name="maintenance", max_retries=0, time_limit=120_000)
 def sweep_stale_balances() -> None:
     """Nudge recomputation of accounts whose figures stayed stale past the grace period."""
-    _log.info("sweep_stale_balances %s", accounts.sweep_stale_balances(_now()))
+    _log.info("sweep_stale_balances %s", balances.sweep_stale_balances(_now()))
 
 
 @dramatiq.actor(queue_name="maintenance", max_retries=0, time_limit=120_000)
 def mark_all_balances_stale() -> None:
     """The nightly full pass: overdue amounts change when a day passes, with no money moving."""
-    _log.info("mark_all_balances_stale %s", accounts.mark_all_stale(_now()))
+    _log.info("mark_all_balances_stale %s", balances.mark_all_stale(_now()))
 
 
 @dramatiq.actor(queue_name="maintenance", max_retries=0, time_limit=120_000)
@@ -61,18 +56,16 @@ def reconcile_stripe() -> None:
 @dramatiq.actor(queue_name="maintenance", max_retries=0, time_limit=120_000)
 def sweep_emails() -> None:
     """Re-send send_email for outbox rows still queued past their grace period."""
-    _log.info("sweep_emails %s", outbox.sweep_emails(_now()))
+    _log.info("sweep_emails %s", emails.sweep_emails(_now()))
 
 
 @dramatiq.actor(queue_name="maintenance", max_retries=0, time_limit=120_000)
 def sweep_saved_methods() -> None:
     """Re-send sync_payment_method for saved methods whose first sync message was lost."""
-    _log.info("sweep_saved_methods %s", method_flow.resend_stuck_methods(_now()))
+    _log.info("sweep_saved_methods %s", ach.resend_stuck_methods(_now()))
 
 
 @dramatiq.actor(queue_name="maintenance", max_retries=0, time_limit=120_000)
 def mirror_dead_letters() -> None:
     """Record Redis dead letters that failed_jobs missed, before Redis expires them."""
-    from workers.broker import QUEUES
-
     _log.info("mirror_dead_letters %s", dead_letters.mirror_dead_letters(broker.broker, QUEUES))

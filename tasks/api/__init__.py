@@ -7,19 +7,21 @@ from datetime import date, datetime, timezone
 from types import SimpleNamespace
 from typing import Callable
 
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db import queries
 from db.models import Account, Credit, Payment, Seller
-from db.session import on_commit, transaction
+from db.session import transaction
 from tasks.api import selection
-from tasks.flows.balances import recompute_after_commit
+from tasks.flows.balances import figures_for, recompute_after_commit
 from tasks.domain import allocation as plans
 from tasks.domain import requests as checks
 from tasks.domain.dates import seller_today
 from tasks.domain.errors import RemitError
 from tasks.domain.states import PaymentKind, PaymentStatus
+from tasks.flows import messages
 from tasks.flows.ledger import apply_transition, queue_payment_email
 from tasks.api.invoices import InvoiceView, list_invoices  # noqa: F401  (part of this contract)
 from tasks.api.methods import (  # noqa: F401  (the saved-method entry points are part of this contract)
@@ -170,10 +172,6 @@ class AccountOverview:
 
 def account_overview(account_id: int, now: datetime | None = None) -> AccountOverview:
     """Balance, overdue, pending, scheduled and credit, computed from the ledger as of now."""
-    from sqlalchemy import func, select
-
-    from tasks.flows.balances import figures_for
-
     with transaction() as session:
         account = selection.find_account(session, account_id)
         figures = figures_for(session, account, now or _now())
@@ -259,15 +257,9 @@ def _create(session: Session, account: Account, method_id: int, kind: PaymentKin
     if status == PaymentStatus.SCHEDULED:
         queue_payment_email(session, session.get(Payment, payment.id), PaymentStatus.PENDING, PaymentStatus.SCHEDULED)
     else:
-        _send_after_commit(session, payment.id)
+        messages.send_after_commit(session, "execute_payment", [(payment.id,)])
     session.info["remit_plan"] = plan
     return payment
-
-
-def _send_after_commit(session: Session, payment_id: int) -> None:
-    from tasks.payments import execute_payment
-
-    on_commit(session, lambda: execute_payment.send(payment_id))
 
 
 def _replay(session: Session, payment: Payment, fingerprint: str) -> PaymentReceipt:

@@ -16,12 +16,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db.models import Account, Payment, PaymentMethod, Seller
-from db.session import on_commit, transaction
+from db.session import transaction
 from tasks.api import selection
 from tasks.domain import methods as rules
 from tasks.domain import requests as checks
 from tasks.domain.errors import RemitError
 from tasks.domain.states import MethodKind, MethodStatus
+from tasks.flows import messages
 
 S = MethodStatus
 _UNIQUE_STRIPE_ID = "uq_payment_methods_stripe_payment_method_id"
@@ -65,7 +66,7 @@ def save_payment_method(account_id: int, *, stripe_payment_method_id: str | None
             method = _insert(session, account, stripe_id, display, acceptance)
             if set_default:
                 _make_default(session, account.id, method)
-            _send_after_commit(session, "sync_payment_method", method.id)
+            messages.send_after_commit(session, "sync_payment_method", [(method.id,)])
             return _view(method)
     except IntegrityError as exc:
         if _UNIQUE_STRIPE_ID not in str(exc.orig):
@@ -104,7 +105,7 @@ def remove_payment_method(account_id: int, payment_method_id: int) -> SavedMetho
             return _view(method, replayed=True)
         rules.check_removable(method.is_default, _other_candidates(session, method), _payments_using(session, method))
         method.status, method.is_default = S.REMOVED, False
-        _send_after_commit(session, "detach_payment_method", method.id)
+        messages.send_after_commit(session, "detach_payment_method", [(method.id,)])
         return _view(method)
 
 
@@ -121,10 +122,8 @@ def verify_microdeposits(account_id: int, payment_method_id: int, amounts: list[
         method = _method_of(session, account, payment_method_id)
         rules.check_verifiable(method.kind, method.status, method.stripe_setup_intent_id)
         view = _view(method)
-    from tasks.ach import verify_bank_account
-
-    verify_bank_account.send(view.id, list(verification.amounts) if verification.amounts else None,
-                             verification.descriptor_code)
+    amounts = list(verification.amounts) if verification.amounts else None
+    messages.send_now("verify_bank_account", [(view.id, amounts, verification.descriptor_code)])
     return view
 
 
@@ -201,13 +200,6 @@ def _other_candidates(session: Session, method: PaymentMethod) -> int:
     return session.scalar(select(func.count()).select_from(PaymentMethod).where(
         PaymentMethod.account_id == method.account_id, PaymentMethod.id != method.id,
         PaymentMethod.status.in_([S.ACTIVE, S.VERIFICATION_PENDING])))
-
-
-def _send_after_commit(session: Session, actor_name: str, method_id: int) -> None:
-    from tasks import ach
-
-    actor = getattr(ach, actor_name)
-    on_commit(session, lambda: actor.send(method_id))
 
 
 def _view(method: PaymentMethod, replayed: bool = False) -> SavedMethod:

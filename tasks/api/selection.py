@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
 
 from sqlalchemy import Row
 from sqlalchemy.orm import Session

@@ -14,11 +14,12 @@ from sqlalchemy import select, update
 
 from db.models import Account, PaymentMethod
 from db.queries import RowMissing
-from db.session import on_commit, transaction
+from db.session import transaction
 from tasks.domain import methods as rules
 from tasks.domain.errors import StripeRefused
 from tasks.domain.outcomes import EmailKind
 from tasks.domain.states import MethodStatus
+from tasks.flows import messages
 from tasks.gateways.stripe import Mandate, MethodDetails, get_gateway
 from tasks.handlers.common import queue_method_email
 
@@ -109,9 +110,6 @@ def detach_payment_method(method_id: int, now: datetime) -> str:
 
 def resend_stuck_methods(now: datetime, grace: timedelta = SYNC_GRACE, limit: int = SWEEP_LIMIT) -> dict[str, int]:
     """Send sync_payment_method again for saved methods whose first sync never happened; return the count."""
-    from tasks.ach import sync_payment_method as sync_actor
-    from workers.broker import send_all
-
     with transaction() as session:
         ids = list(session.scalars(
             select(PaymentMethod.id)
@@ -121,7 +119,7 @@ def resend_stuck_methods(now: datetime, grace: timedelta = SYNC_GRACE, limit: in
         ))
         if ids:
             session.execute(update(PaymentMethod).where(PaymentMethod.id.in_(ids)).values(updated_at=now))
-    send_all([sync_actor.message(method_id) for method_id in ids])
+    messages.send_now("sync_payment_method", [(method_id,) for method_id in ids])
     return {"resent": len(ids)}
 
 
@@ -214,6 +212,4 @@ def _lock(session, method_id: int) -> PaymentMethod:
 
 
 def _detach_after_commit(session, method_id: int) -> None:
-    from tasks.ach import detach_payment_method as detach_actor
-
-    on_commit(session, lambda: detach_actor.send(method_id))
+    messages.send_after_commit(session, "detach_payment_method", [(method_id,)])

@@ -10,9 +10,10 @@ from sqlalchemy.orm import Session
 from db import queries
 from db.models import Account, Credit, Payment, Seller
 from db.session import transaction
-from tasks.domain.dates import seller_today
 from tasks.domain.balances import Figures, InvoiceFacts, compute_figures
+from tasks.domain.dates import seller_today
 from tasks.domain.states import CreditState, PaymentStatus
+from tasks.flows import messages
 
 IN_FLIGHT = (PaymentStatus.PENDING, PaymentStatus.SUBMITTING, PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION)
 # A recompute normally follows its money movement within a second; a minute means the nudge was lost.
@@ -32,20 +33,8 @@ def recompute_after_commit(session: Session, account_id: int) -> None:
 
 
 def recompute_all_after_commit(session: Session, account_ids: list[int]) -> None:
-    """The nudges for the stale marks this transaction set, sent together after commit (workers.broker.send_all)."""
-    if not account_ids:
-        return
-    from db.session import on_commit
-
-    ids = list(account_ids)
-    on_commit(session, lambda: _send_recomputes(ids))
-
-
-def _send_recomputes(account_ids: list[int]) -> None:
-    from tasks.balances import recompute_balance
-    from workers.broker import send_all
-
-    send_all([recompute_balance.message(account_id) for account_id in account_ids])
+    """The nudges for the stale marks this transaction set, sent together after commit."""
+    messages.send_after_commit(session, "recompute_balance", [(account_id,) for account_id in account_ids])
 
 
 def figures_for(session: Session, account: Account, now: datetime) -> Figures:
@@ -80,13 +69,10 @@ def recompute_balance(account_id: int, now: datetime) -> bool:
 
 def sweep_stale_balances(now: datetime, limit: int = SWEEP_LIMIT) -> dict[str, int]:
     """Re-send recompute_balance for accounts stale past the grace period."""
-    from tasks.balances import recompute_balance as actor
-    from workers.broker import send_all
-
     with transaction() as session:
         ids = session.scalars(select(Account.id).where(Account.balance_stale_since < now - STALE_GRACE)
                               .order_by(Account.balance_stale_since).limit(limit)).all()
-    send_all([actor.message(account_id) for account_id in ids])
+    messages.send_now("recompute_balance", [(account_id,) for account_id in ids])
     return {"stale": len(ids)}
 
 

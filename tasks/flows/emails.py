@@ -14,11 +14,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, literal, select
 from sqlalchemy.orm import Session
 
+from db import queries
 from db.models import Email
 from db.queries import RowMissing
-from db.session import on_commit, transaction
+from db.session import transaction
 from emails import render
 from tasks.domain.states import EmailStatus
+from tasks.flows import messages
 from tasks.gateways.mail import MailRejected, Outgoing, get_mail_gateway
 
 # A send_email message normally runs within seconds; two minutes without one means it was lost.
@@ -64,9 +66,6 @@ def sweep_emails(now: datetime, grace: timedelta = EMAIL_GRACE, limit: int = SWE
     written, so a row whose actor is still retrying is not doubled, and a long outage is retried
     ever more slowly instead of being given up after a fixed count.
     """
-    from tasks.emails import send_email
-    from workers.broker import send_all
-
     with transaction() as session:
         rows = session.execute(
             select(Email.id, Email.attempts)
@@ -74,15 +73,13 @@ def sweep_emails(now: datetime, grace: timedelta = EMAIL_GRACE, limit: int = SWE
                    Email.created_at < literal(now) - func.greatest(Email.attempts, 1) * literal(grace))
             .order_by(Email.id).limit(limit).with_for_update(skip_locked=True)
         ).all()
-    send_all([send_email.message(email_id) for email_id, _ in rows])
+    messages.send_now("send_email", [(email_id,) for email_id, _ in rows])
     unsent = sum(1 for _, attempts in rows if attempts == 0)
     return {"unsent": unsent, "retrying": len(rows) - unsent}
 
 
 def queue_email(session: Session, **row) -> int | None:
     """Write an outbox row (once per dedupe key) and send it after commit; return its id or None."""
-    from db import queries
-
     email_id = queries.add_email(session, **row)
     send_after_commit(session, email_id)
     return email_id
@@ -94,14 +91,8 @@ def send_after_commit(session: Session, email_id: int | None) -> None:
 
 
 def send_all_after_commit(session: Session, email_ids: list[int]) -> None:
-    """Nudge send_email for each row once the transaction that wrote them commits, together (workers.broker.send_all)."""
-    if not email_ids:
-        return
-    from tasks.emails import send_email
-    from workers.broker import send_all
-
-    ids = list(email_ids)
-    on_commit(session, lambda: send_all([send_email.message(email_id) for email_id in ids]))
+    """Nudge send_email for each row once the transaction that wrote them commits, together."""
+    messages.send_after_commit(session, "send_email", [(email_id,) for email_id in email_ids])
 
 
 def _claim(session: Session, email_id: int) -> Email | str:

@@ -13,11 +13,12 @@ from sqlalchemy import and_, func, literal, or_, select, update
 
 from db import queries
 from db.models import Account, Payment, Seller
-from db.session import on_commit, transaction
+from db.session import transaction
 from tasks.domain.attempts import Attempt, Step, decide_attempt, stripe_key
 from tasks.domain.errors import StripeRefused
 from tasks.domain.intents import failure_fields, target_for_intent
 from tasks.domain.states import PaymentStatus
+from tasks.flows import messages
 from tasks.gateways.stripe import IntentResult, Mandate, get_gateway, payment_intent_params
 from tasks.flows.ledger import apply_transition, record_event, record_quiet_transition
 
@@ -203,9 +204,6 @@ SWEEP_LIMIT = 500
 
 def sweep_payments(now: datetime, limit: int = SWEEP_LIMIT) -> dict[str, int]:
     """Re-send execute_payment for payments stuck pending or submitting; return counts by status."""
-    from tasks.payments import execute_payment
-    from workers.broker import send_all
-
     with transaction() as session:
         rows = session.execute(
             select(Payment.id, Payment.status).where(or_(
@@ -215,7 +213,7 @@ def sweep_payments(now: datetime, limit: int = SWEEP_LIMIT) -> dict[str, int]:
             )).order_by(Payment.id).limit(limit)
         ).all()
     counts = {"pending": 0, "submitting": 0}
-    send_all([execute_payment.message(payment_id) for payment_id, _ in rows])
+    messages.send_now("execute_payment", [(payment_id,) for payment_id, _ in rows])
     for _, status in rows:
         counts[status] += 1
     return counts
@@ -223,9 +221,6 @@ def sweep_payments(now: datetime, limit: int = SWEEP_LIMIT) -> dict[str, int]:
 
 def dispatch_due_payments(now: datetime, limit: int = SWEEP_LIMIT) -> dict[str, int]:
     """Move scheduled payments due today (at the seller) to pending and send them, after commit."""
-    from tasks.payments import execute_payment
-    from workers.broker import send_all
-
     seller_today = func.date(func.timezone(Seller.timezone, literal(now)))
     with transaction() as session:
         due = list(session.scalars(
@@ -236,6 +231,5 @@ def dispatch_due_payments(now: datetime, limit: int = SWEEP_LIMIT) -> dict[str, 
         ))
         for payment in due:
             apply_transition(session, payment, PaymentStatus.PENDING, source="clock", now=now)
-        messages = [execute_payment.message(payment.id) for payment in due]
-        on_commit(session, lambda: send_all(messages))
+        messages.send_after_commit(session, "execute_payment", [(payment.id,) for payment in due])
     return {"dispatched": len(due)}

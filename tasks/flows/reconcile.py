@@ -9,11 +9,12 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from db import event_queries
+from db import event_queries, queries
 from db.session import transaction
 from tasks.domain.errors import StripeMisconfigured, StripeUnavailable
 from tasks.domain.events import intent_event_target, intent_event_type, route_for
 from tasks.domain.states import PaymentStatus
+from tasks.flows import messages
 from tasks.gateways.stripe import IntentResult, StripeGateway, get_gateway
 from tasks.flows.webhooks import process_event
 from tasks.handlers.payment_intents import apply_intent
@@ -41,12 +42,9 @@ SOURCE = "reconciler"
 def sweep_received_events(now: datetime, grace_seconds: int = RECEIVED_GRACE_SECONDS,
                           limit: int = SWEEP_LIMIT) -> dict[str, int]:
     """Send process_stripe_event again for every event still `received` past the grace period."""
-    from tasks.webhooks import process_stripe_event
-    from workers.broker import send_all
-
     with transaction() as session:
         due = event_queries.list_due_received_events(session, now, timedelta(seconds=grace_seconds), limit)
-    send_all([process_stripe_event.message(event_id) for event_id in due])
+    messages.send_now("process_stripe_event", [(event_id,) for event_id in due])
     return {"resent": len(due)}
 
 
@@ -97,10 +95,8 @@ def _check_stuck_payments(gateway: StripeGateway, now: datetime, limit: int) -> 
 
 
 def _settle_from_stripe(gateway: StripeGateway, payment_id: int, now: datetime) -> int:
-    from db.queries import find_payment
-
     with transaction() as session:
-        intent_id = find_payment(session, payment_id).stripe_payment_intent_id
+        intent_id = queries.find_payment(session, payment_id).stripe_payment_intent_id
     intent = gateway.retrieve_payment_intent(intent_id)
     event_type = intent_event_type(intent.status)
     with transaction() as session:
