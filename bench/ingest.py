@@ -26,7 +26,8 @@ from typing import Any
 from db.session import libpq_url
 
 ROOT = Path(__file__).resolve().parent.parent
-DATABASE = "remit_bench"
+# Beside the test database when a test runs it (REMIT_BENCH_DB), so parallel checkouts never share one.
+DATABASE = os.environ.get("REMIT_BENCH_DB", "remit_bench")
 NAMESPACE = "remit-bench"
 SECRET = "whsec_bench"
 # Payment scenarios and the events each produces, cycled to reach N events: a realistic mix.

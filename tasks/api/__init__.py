@@ -21,6 +21,7 @@ from tasks.domain import requests as checks
 from tasks.domain.dates import seller_today
 from tasks.domain.errors import RemitError
 from tasks.domain.states import PaymentKind, PaymentStatus
+from tasks.domain.transitions import SCHEDULED_EMAIL
 from tasks.flows import messages
 from tasks.flows.ledger import apply_transition, queue_payment_email
 from tasks.api.invoices import InvoiceView, list_invoices  # noqa: F401  (part of this contract)
@@ -255,7 +256,7 @@ def _create(session: Session, account: Account, method_id: int, kind: PaymentKin
             account_id=account.id, payment_id=payment.id, amount_minor=plan.credit_minor, currency=currency,
             state="pending", note=extra.get("note")))
     if status == PaymentStatus.SCHEDULED:
-        queue_payment_email(session, session.get(Payment, payment.id), PaymentStatus.PENDING, PaymentStatus.SCHEDULED)
+        queue_payment_email(session, session.get(Payment, payment.id), SCHEDULED_EMAIL, _now())
     else:
         messages.send_after_commit(session, "execute_payment", [(payment.id,)])
     session.info["remit_plan"] = plan

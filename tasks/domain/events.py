@@ -7,7 +7,8 @@ from datetime import date
 from typing import Any, Mapping, Sequence
 
 from tasks.domain.intents import target_for_intent
-from tasks.domain.states import RESERVING_STATUSES, PaymentStatus
+from tasks.domain.states import PaymentStatus
+from tasks.domain.transitions import RESERVING_STATUSES
 
 P = PaymentStatus
 

@@ -11,8 +11,9 @@ from enum import StrEnum
 from typing import Any
 
 from tasks.domain.errors import RemitError
-from tasks.domain.outcomes import EmailKind
-from tasks.domain.states import RESERVING_STATUSES, MethodKind, MethodStatus
+from tasks.domain.states import EmailKind
+from tasks.domain.states import MethodKind, MethodStatus
+from tasks.domain.transitions import RESERVING_STATUSES
 
 S = MethodStatus
 # Stripe's PaymentMethod ids are "pm_..." and at most 255 characters, like every Stripe id.

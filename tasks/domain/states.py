@@ -1,4 +1,4 @@
-"""States stored in the database, and the payment transition table."""
+"""States and kinds stored in the database, as StrEnums whose values are the stored strings."""
 
 from __future__ import annotations
 
@@ -64,32 +64,24 @@ class EmailStatus(StrEnum):
     FAILED = "failed"
 
 
+class EmailKind(StrEnum):
+    PAYMENT_CONFIRMATION = "payment_confirmation"
+    ACH_INITIATED = "ach_initiated"
+    ACH_SETTLED = "ach_settled"
+    ACH_FAILED = "ach_failed"
+    PAYMENT_FAILED = "payment_failed"
+    AUTHENTICATION_REQUIRED = "authentication_required"
+    SCHEDULED_CONFIRMED = "scheduled_confirmed"
+    SCHEDULED_CANCELED = "scheduled_canceled"
+    DEPOSIT_RECEIVED = "deposit_received"
+    REFUND_ISSUED = "refund_issued"
+    PAYMENT_REVERSED = "payment_reversed"
+    BANK_VERIFICATION_NEEDED = "bank_verification_needed"
+    BANK_VERIFIED = "bank_verified"
+    BANK_VERIFICATION_FAILED = "bank_verification_failed"
+
+
 class FailedJobStatus(StrEnum):
     DEAD = "dead"
     RETRIED = "retried"
     DISCARDED = "discarded"
-
-
-_P = PaymentStatus
-TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
-    _P.SCHEDULED: frozenset({_P.PENDING, _P.CANCELED}),
-    _P.PENDING: frozenset({_P.SUBMITTING, _P.FAILED, _P.CANCELED}),
-    _P.SUBMITTING: frozenset({_P.SUCCEEDED, _P.PROCESSING, _P.REQUIRES_ACTION, _P.FAILED}),
-    _P.PROCESSING: frozenset({_P.SUCCEEDED, _P.FAILED}),
-    _P.REQUIRES_ACTION: frozenset({_P.SUCCEEDED, _P.FAILED, _P.CANCELED, _P.PROCESSING}),
-    _P.SUCCEEDED: frozenset({_P.REFUNDED, _P.PARTIALLY_REFUNDED, _P.DISPUTED}),
-    _P.PARTIALLY_REFUNDED: frozenset({_P.REFUNDED, _P.PARTIALLY_REFUNDED, _P.DISPUTED}),
-    _P.FAILED: frozenset(),
-    _P.CANCELED: frozenset(),
-    _P.REFUNDED: frozenset(),
-    _P.DISPUTED: frozenset({_P.SUCCEEDED}),
-}
-
-FINAL_STATUSES = frozenset({_P.FAILED, _P.CANCELED, _P.REFUNDED})
-# Statuses in which the payment's allocations still hold their invoices.
-RESERVING_STATUSES = frozenset({_P.SCHEDULED, _P.PENDING, _P.SUBMITTING, _P.PROCESSING, _P.REQUIRES_ACTION})
-
-
-def can_transition(current: PaymentStatus, target: PaymentStatus) -> bool:
-    """Whether the transition table allows moving from current to target."""
-    return target in TRANSITIONS[PaymentStatus(current)]

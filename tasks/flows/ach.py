@@ -17,7 +17,7 @@ from db.queries import RowMissing
 from db.session import transaction
 from tasks.domain import methods as rules
 from tasks.domain.errors import StripeRefused
-from tasks.domain.outcomes import EmailKind
+from tasks.domain.states import EmailKind
 from tasks.domain.states import MethodStatus
 from tasks.flows import messages
 from tasks.gateways.stripe import Mandate, MethodDetails, get_gateway

@@ -80,9 +80,15 @@ def sweep_emails(now: datetime, grace: timedelta = EMAIL_GRACE, limit: int = SWE
 
 def queue_email(session: Session, **row) -> int | None:
     """Write an outbox row (once per dedupe key) and send it after commit; return its id or None."""
-    email_id = queries.add_email(session, **row)
-    send_after_commit(session, email_id)
-    return email_id
+    written = queue_emails(session, [row])
+    return written[0] if written else None
+
+
+def queue_emails(session: Session, rows: list[dict]) -> list[int]:
+    """Write outbox rows (once per dedupe key) and send each one written after commit; return their ids."""
+    written = queries.add_emails(session, rows)
+    send_all_after_commit(session, written)
+    return written
 
 
 def send_after_commit(session: Session, email_id: int | None) -> None:

@@ -17,7 +17,8 @@ from db.models import Payment
 from tasks.flows import ledger
 from tasks.domain.events import intent_event_applies, intent_event_target, payment_id_from_metadata
 from tasks.domain.intents import failure_fields
-from tasks.domain.states import PaymentStatus, can_transition
+from tasks.domain.states import PaymentStatus
+from tasks.domain.transitions import can_transition
 from tasks.handlers.common import PROCESSED, Handled, ignored, obj, object_id, source_of
 
 P = PaymentStatus

@@ -20,7 +20,7 @@ from tasks.flows import ledger
 from tasks.domain.events import (
     AllocationSlice, payment_id_from_metadata, refund_target, split_refund,
 )
-from tasks.domain.states import AllocationState, CreditState, PaymentKind, PaymentStatus
+from tasks.domain.states import AllocationState, CreditState, EmailKind, PaymentKind, PaymentStatus
 from tasks.handlers.common import PROCESSED, Handled, ignored, obj, source_of
 from tasks.handlers.settle import charge_ids, settle_in_batch
 
@@ -101,7 +101,7 @@ def _refund(session: Session, batch: ledger.TransitionBatch, slices: "_Slices", 
             slices.all_reversed(payment.id)
     if previous == P.PARTIALLY_REFUNDED:
         # The first refund's email used the plain key; each later one is its own email.
-        batch.email(payment, previous, target, dedupe_suffix=f":refunded:{total}")
+        batch.email(payment, EmailKind.REFUND_ISSUED, dedupe_suffix=f":refunded:{total}")
 
 
 def _refund_disputed(batch: ledger.TransitionBatch, payment: Any, event: dict[str, Any], total: int) -> None:
@@ -115,7 +115,7 @@ def _refund_disputed(batch: ledger.TransitionBatch, payment: Any, event: dict[st
     batch.set_columns(payment, {"refunded_minor": total})
     batch.note(payment, source=source_of(event), detail={"event_type": event["type"], "amount_refunded": total,
                                                          "after_dispute": True})
-    batch.email(payment, P.DISPUTED, refund_target(payment.amount_minor, total), dedupe_suffix=suffix)
+    batch.email(payment, EmailKind.REFUND_ISSUED, dedupe_suffix=suffix)
 
 
 class _Slices:

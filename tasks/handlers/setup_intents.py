@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from db.event_queries import lock_method_for_setup_intent
-from tasks.domain.outcomes import EmailKind
+from tasks.domain.states import EmailKind
 from tasks.domain.states import MethodKind, MethodStatus
 from tasks.handlers.common import PROCESSED, Handled, ignored, obj, object_id, queue_method_email
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.domain.outcomes import EmailKind
+from tasks.domain.states import EmailKind
 
 HOSTILE_NAME = "<script>alert('owned')</script> Fabrication & Sons"
 HOSTILE_COMMENT = "<script>steal()</script> short by 2 crates"

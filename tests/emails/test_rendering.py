@@ -7,7 +7,7 @@ from jinja2 import UndefinedError
 
 from emails import UnknownEmailKind, render
 from emails.rendering import DEFAULT_BRAND_COLOR, TEMPLATES
-from tasks.domain.outcomes import EmailKind
+from tasks.domain.states import EmailKind
 from tests.emails import contexts
 from tests.emails.contexts import HOSTILE_COMMENT, HOSTILE_NAME, METHOD_KINDS, SELLER
 

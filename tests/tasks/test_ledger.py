@@ -1,4 +1,4 @@
-"""The quiet-transition shortcut: only for transitions apply_transition would reduce to a status change."""
+"""The quiet-transition form: a batch of one, only for transitions that change nothing but the status."""
 
 from datetime import datetime, timezone
 
@@ -11,18 +11,6 @@ from tasks.domain.states import PaymentStatus as P
 from tests import factories
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
-
-
-@pytest.mark.parametrize(("current", "target", "quiet"), [
-    (P.PENDING, P.SUBMITTING, True),
-    (P.SUBMITTING, P.SUCCEEDED, False),  # allocations applied, confirmation owed
-    (P.SUBMITTING, P.PROCESSING, False),  # ACH initiated email owed
-    (P.SUBMITTING, P.REQUIRES_ACTION, False),  # authentication email owed
-    (P.PENDING, P.FAILED, False),  # allocations released
-    (P.SUCCEEDED, P.PENDING, False),  # not allowed at all
-])
-def test_is_quiet(current, target, quiet):
-    assert ledger.is_quiet(current, target) is quiet
 
 
 def _pending_payment(db):

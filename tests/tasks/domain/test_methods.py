@@ -6,7 +6,7 @@ import pytest
 
 from tasks.domain import methods as rules
 from tasks.domain.errors import RemitError
-from tasks.domain.outcomes import EmailKind
+from tasks.domain.states import EmailKind
 from tasks.domain.states import MethodStatus as S
 
 NOW = datetime(2026, 11, 22, 18, 0, tzinfo=timezone.utc)
