@@ -56,7 +56,8 @@ def choose_leaves(ids: Sequence[int], rows: Sequence[InvoiceFacts], account_id: 
                                               f"this selection covers {len(leaves)}.")
     currencies = {invoice.currency for invoice in leaves}
     if len(currencies) > 1:
-        raise RemitError("mixed_currencies", f"The selected invoices are in different currencies: {sorted(currencies)}.")
+        raise RemitError("mixed_currencies",
+                         f"The selected invoices are in different currencies: {sorted(currencies)}.")
     return Leaves(tuple(leaves), currencies.pop(), by_id[ids[0]].number)
 
 
