@@ -46,10 +46,7 @@ def choose_leaves(ids: Sequence[int], rows: Sequence[InvoiceFacts], account_id: 
     """The leaves of the asked ids among rows (the asked invoices and their children), or a refusal."""
     asked = set(ids)
     children = [r for r in rows if r.parent_id in asked]
-    by_id = {r.id: r for r in rows if r.account_id == account_id and r.customer_visible}
-    missing = [i for i in ids if i not in by_id]
-    if missing:
-        raise RemitError("invoice_not_found", f"Invoice {missing[0]} was not found on this account.")
+    by_id = _visible(ids, rows, account_id)
     leaves = _leaves(ids, by_id, children)
     if len(leaves) > max_invoices:
         raise RemitError("too_many_invoices", f"At most {max_invoices} invoices can be paid at once; "
@@ -59,6 +56,15 @@ def choose_leaves(ids: Sequence[int], rows: Sequence[InvoiceFacts], account_id: 
         raise RemitError("mixed_currencies",
                          f"The selected invoices are in different currencies: {sorted(currencies)}.")
     return Leaves(tuple(leaves), currencies.pop(), by_id[ids[0]].number)
+
+
+def _visible(ids: Sequence[int], rows: Sequence[InvoiceFacts], account_id: int) -> dict[int, InvoiceFacts]:
+    """The account's rows its customer sees, by id; an asked one not among them is not found (whoever owns it)."""
+    by_id = {r.id: r for r in rows if r.account_id == account_id and r.customer_visible}
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise RemitError("invoice_not_found", f"Invoice {missing[0]} was not found on this account.")
+    return by_id
 
 
 def _leaves(ids: Sequence[int], by_id: dict[int, InvoiceFacts], children: list[InvoiceFacts]) -> list[InvoiceFacts]:
