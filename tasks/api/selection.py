@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from db import queries
 from db.models import Account, PaymentMethod, Seller
+from tasks.domain import payability
 from tasks.domain.allocation import OpenInvoice
 from tasks.domain.errors import RemitError
 from tasks.domain.requests import check_invoice_ids
-from tasks.domain.states import MethodKind, MethodStatus, PaymentStatus
+from tasks.domain.states import MethodKind, MethodStatus
 
 
 @dataclass(frozen=True)
@@ -65,53 +65,9 @@ def select_invoices(session: Session, account: Account, seller: Seller, invoice_
     """The payable invoices a selection means (a parent brings its children), all checked."""
     ids = check_invoice_ids(invoice_ids, seller.max_invoices_per_payment)
     rows = queries.invoices_with_children(session, ids, lock)
-    asked = set(ids)
-    children = [r for r in rows if r.parent_id in asked]
-    by_id = {r.id: r for r in rows if r.account_id == account.id and r.customer_visible}
-    missing = [i for i in ids if i not in by_id]
-    if missing:
-        raise RemitError("invoice_not_found", f"Invoice {missing[0]} was not found on this account.")
-    leaves = _leaves(ids, by_id, children)
-    if len(leaves) > seller.max_invoices_per_payment:
-        raise RemitError("too_many_invoices", f"At most {seller.max_invoices_per_payment} invoices can be paid at once; "
-                                              f"this selection covers {len(leaves)}.")
-    currencies = {invoice.currency for invoice in leaves}
-    if len(currencies) > 1:
-        raise RemitError("mixed_currencies", f"The selected invoices are in different currencies: {sorted(currencies)}.")
-    return Selection(_open(session, leaves, by_id, ids), currencies.pop())
-
-
-def _leaves(ids: list[int], by_id: dict[int, Row], children: list[Row]) -> list[Row]:
-    parents = {c.parent_id for c in children}
-    for invoice_id in ids:
-        if by_id[invoice_id].voided:
-            raise RemitError("invoice_void", f"Invoice {by_id[invoice_id].number} was voided and cannot be paid.")
-    leaves = {i: by_id[i] for i in ids if i not in parents}
-    for child in children:
-        if child.id in by_id and not child.voided:
-            leaves[child.id] = by_id[child.id]
-    return list(leaves.values())
-
-
-def _open(session: Session, leaves: list[Row], by_id: dict[int, Row], ids: list[int]) -> list[OpenInvoice]:
-    leaf_ids = [i.id for i in leaves]
-    standing = queries.standing_of_invoices(session, leaf_ids)
-    open_invoices = []
-    for invoice in leaves:
-        paid, held = standing.get(invoice.id, (0, None))
-        if held is not None:
-            state = "scheduled" if held == PaymentStatus.SCHEDULED else "pending"
-            raise RemitError("invoice_unavailable", f"Invoice {invoice.number} already has a {state} payment.")
-        if paid >= invoice.total_minor:
-            if invoice.id in ids:
-                raise RemitError("invoice_paid", f"Invoice {invoice.number} is already paid.")
-            continue
-        open_invoices.append(OpenInvoice(invoice.id, invoice.number, invoice.due_on, invoice.total_minor, paid,
-                                         invoice.discount_minor, invoice.discount_until))
-    if not open_invoices:
-        number = by_id[ids[0]].number
-        raise RemitError("invoice_paid", f"Invoice {number} is already paid.")
-    return open_invoices
+    leaves = payability.choose_leaves(ids, rows, account.id, seller.max_invoices_per_payment)
+    standing = queries.standing_of_invoices(session, [i.id for i in leaves.invoices])
+    return Selection(payability.open_leaves(leaves, standing, ids), leaves.currency)
 
 
 def open_account_invoices(session: Session, account: Account, lock: bool) -> list[OpenInvoice]:
@@ -119,12 +75,5 @@ def open_account_invoices(session: Session, account: Account, lock: bool) -> lis
     rows = queries.list_payable_invoices(session, account.id)
     if lock:
         rows = queries.lock_invoices(session, [r.id for r in rows])
-    ids = [r.id for r in rows]
-    standing = queries.standing_of_invoices(session, ids)
-    open_invoices = []
-    for r in rows:
-        paid, held = standing.get(r.id, (0, None))
-        if held is None and paid < r.total_minor and r.currency == account.currency:
-            open_invoices.append(OpenInvoice(r.id, r.number, r.due_on, r.total_minor, paid, r.discount_minor,
-                                             r.discount_until))
-    return open_invoices
+    standing = queries.standing_of_invoices(session, [r.id for r in rows])
+    return payability.open_for_custom_amount(rows, standing, account.currency)

@@ -8,8 +8,9 @@ from enum import StrEnum
 
 from tasks.domain.states import PaymentStatus
 
-# Stripe keeps idempotency keys for at least 24 hours; past 20 a replay is no longer guaranteed,
-# so we look for the PaymentIntent by our metadata instead of creating one blindly.
+# Stripe keeps idempotency keys for at least 24 hours; from 20 hours after the first attempt on
+# (exactly 20 included) we leave the 4 as margin and look for the PaymentIntent by our metadata
+# instead of replaying the key blindly.
 SEARCH_AFTER = timedelta(hours=20)
 
 

@@ -143,17 +143,50 @@ def split_refund(applied: Sequence[AllocationSlice], refund_minor: int) -> Refun
     """
     if refund_minor < 0:
         raise ValueError("refund must not be negative")
-    remaining, reverse, reduce = refund_minor, [], None
-    for piece in sorted(applied, key=lambda a: (a.due_on, a.id), reverse=True):
+    latest_due_first = sorted(applied, key=lambda a: (a.due_on, a.id), reverse=True)
+    return RefundSplit(*_take(latest_due_first, refund_minor))
+
+
+@dataclass(frozen=True)
+class CreditSlice:
+    """An available credit as the refund take-back sees it."""
+
+    id: int
+    amount_minor: int
+
+
+@dataclass(frozen=True)
+class TakeBack:
+    """Credits to reverse whole, one to reduce to a new amount, then the split of the rest over allocations."""
+
+    reverse_credit_ids: tuple[int, ...]
+    reduce_credit: tuple[int, int] | None
+    allocations: RefundSplit
+
+
+def take_back(credits: Sequence[CreditSlice], applied: Sequence[AllocationSlice], refund_minor: int) -> TakeBack:
+    """What newly refunded money takes back from one payment.
+
+    The payment's available credit goes first, oldest first: it is the overpaid part no invoice
+    counts on, so giving it back reopens nothing. What the credit does not cover is split over
+    the applied allocations by split_refund.
+    """
+    reverse, reduce, rest = _take(sorted(credits, key=lambda c: c.id), refund_minor)
+    return TakeBack(reverse, reduce, split_refund(applied, rest))
+
+
+def _take(pieces: Sequence[AllocationSlice | CreditSlice],
+          amount_minor: int) -> tuple[tuple[int, ...], tuple[int, int] | None, int]:
+    """(ids reversed whole in order while the amount covers them, (id, new amount) of the next one, what is left)."""
+    remaining, reverse = amount_minor, []
+    for piece in pieces:
         if remaining <= 0:
             break
-        if remaining >= piece.amount_minor:
-            reverse.append(piece.id)
-            remaining -= piece.amount_minor
-        else:
-            reduce = (piece.id, piece.amount_minor - remaining)
-            remaining = 0
-    return RefundSplit(tuple(reverse), reduce, remaining)
+        if remaining < piece.amount_minor:
+            return tuple(reverse), (piece.id, piece.amount_minor - remaining), 0
+        reverse.append(piece.id)
+        remaining -= piece.amount_minor
+    return tuple(reverse), None, remaining
 
 
 def dispute_is_closed(status: str) -> bool:

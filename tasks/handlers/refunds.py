@@ -3,12 +3,13 @@
 Stripe's charge carries the cumulative `amount_refunded`; it only ever grows, so a duplicate or
 late event with a smaller total changes nothing. Newly refunded money first takes back the
 payment's unapplied credit (the overpaid part), then reverses applied allocations latest-due
-first (see tasks.domain.events.split_refund). A refund delivered after a dispute only records the
+first (see tasks.domain.events.take_back). A refund delivered after a dispute only records the
 amount and owes its email: the dispute gave everything back already.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Sequence
 
@@ -18,7 +19,7 @@ from db import queries
 from db.event_queries import REFUND_FINAL, lock_payment_for_charge, upsert_refund
 from tasks.flows import ledger
 from tasks.domain.events import (
-    AllocationSlice, payment_id_from_metadata, refund_target, split_refund,
+    AllocationSlice, CreditSlice, TakeBack, payment_id_from_metadata, refund_target, take_back,
 )
 from tasks.domain.states import AllocationState, CreditState, EmailKind, PaymentKind, PaymentStatus
 from tasks.handlers.common import PROCESSED, Handled, ignored, obj, source_of
@@ -43,36 +44,50 @@ def handle_batch(session: Session, events: Sequence[dict[str, Any]], now: dateti
 
 def _charges_refunded(session: Session, events: Sequence[dict[str, Any]], now: datetime) -> list[Handled]:
     """Reverse what the newly refunded money paid for and move each payment to (partially_)refunded."""
-    keys = [(*charge_ids(obj(event)), payment_id_from_metadata(obj(event).get("metadata"))) for event in events]
-    views = queries.lock_payment_views(session, charge_ids=[k[0] for k in keys if isinstance(k[0], str)],
-                                       intent_ids=[k[1] for k in keys if isinstance(k[1], str)],
-                                       payment_ids=[k[2] for k in keys if k[2] is not None])
-    by_charge = {v.stripe_charge_id: v for v in views if v.stripe_charge_id}
-    by_intent = {v.stripe_payment_intent_id: v for v in views if v.stripe_payment_intent_id}
-    by_id = {v.id: v for v in views}
+    keys = [_charge_key(event) for event in events]
+    found = _lock_payments(session, keys)
     batch = ledger.TransitionBatch(now)
-    found = []
-    for event, (charge_id, intent_id, payment_id) in zip(events, keys):
-        # As lock_payment_for_charge finds it: by charge id, then intent id, then our id in the metadata.
-        view = by_charge.get(charge_id) or by_intent.get(intent_id) or by_id.get(payment_id)
-        if view is not None:
-            settle_in_batch(session, batch, view, charge_id, intent_id, source=source_of(event))
-        found.append(view)
+    for event, (charge_id, intent_id, _), payment in zip(events, keys, found):
+        if payment is not None:
+            settle_in_batch(session, batch, payment, charge_id, intent_id, source=source_of(event))
     batch.flush(session)  # a payment settled just now has its allocations applied before they are split
-    ids = sorted({v.id for v in found if v is not None})
-    with_credit = [i for i in ids if by_id[i].kind != PaymentKind.INVOICES]  # invoice payments carry no credit
-    slices = _Slices(queries.list_applied_allocations_of(session, ids),
-                     queries.lock_available_credits_of(session, with_credit))
+    slices = _Slices.load(session, [payment for payment in found if payment is not None])
     handled = []
-    for event, (charge_id, _, _), view in zip(events, keys, found):
-        if view is None:
+    for event, (charge_id, _, _), payment in zip(events, keys, found):
+        if payment is None:
             handled.append(ignored(f"no payment for charge {charge_id}"))
             continue
-        _refund(session, batch, slices, view, event)
+        _refund(session, batch, slices, payment, event)
         handled.append(PROCESSED)
     slices.write(session)
     batch.flush(session)
     return handled
+
+
+def _charge_key(event: dict[str, Any]) -> tuple[str | None, str | None, int | None]:
+    """(charge id, intent id, our payment id from the metadata) an event names."""
+    charge = obj(event)
+    return (*charge_ids(charge), payment_id_from_metadata(charge.get("metadata")))
+
+
+def _lock_payments(session: Session, keys: Sequence[tuple[Any, Any, int | None]]) -> list[Any]:
+    """Each key's payment view (or None), all locked in one statement."""
+    charges, intents, ids = zip(*keys) if keys else ((), (), ())
+    views = queries.lock_payment_views(session, charge_ids=_strings(charges), intent_ids=_strings(intents),
+                                       payment_ids=[i for i in ids if i is not None])
+    by_charge, by_intent = _index(views, "stripe_charge_id"), _index(views, "stripe_payment_intent_id")
+    by_id = {v.id: v for v in views}
+    # As lock_payment_for_charge finds it: by charge id, then intent id, then our id in the metadata.
+    return [by_charge.get(c) or by_intent.get(i) or by_id.get(p) for c, i, p in keys]
+
+
+def _strings(values: Sequence[Any]) -> list[str]:
+    return [v for v in values if isinstance(v, str)]
+
+
+def _index(views: Sequence[Any], column: str) -> dict[str, Any]:
+    """Views by a Stripe id column, leaving out those without one."""
+    return {getattr(v, column): v for v in views if getattr(v, column)}
 
 
 def _refund(session: Session, batch: ledger.TransitionBatch, slices: "_Slices", payment: Any,
@@ -86,8 +101,7 @@ def _refund(session: Session, batch: ledger.TransitionBatch, slices: "_Slices", 
         batch.note(payment, source=source, detail={"event_type": event["type"], "amount_refunded": total,
                                                    "ignored": "no new refund for this payment"})
         return
-    beyond_credit = slices.take_back_credit(payment.id, total - payment.refunded_minor)
-    split = slices.reverse_allocations(payment.id, beyond_credit)
+    split = slices.take_back(payment.id, total - payment.refunded_minor).allocations
     previous, target = P(payment.status), refund_target(payment.amount_minor, total)
     batch.set_columns(payment, {"refunded_minor": total})
     detail = {"amount_refunded": total, "reversed_allocations": list(split.reverse_ids),
@@ -122,38 +136,28 @@ class _Slices:
     """The applied allocations and available credit of a batch's payments, changed in memory, written once."""
 
     def __init__(self, applied: dict[int, list[Any]], credits: dict[int, list[Any]]) -> None:
-        self._applied = {pid: {r.id: [r.due_on, r.amount_minor] for r in rows} for pid, rows in applied.items()}
-        self._credits = {pid: {r.id: r.amount_minor for r in rows} for pid, rows in credits.items()}
+        self._applied = {pid: {r.id: AllocationSlice(r.id, r.due_on, r.amount_minor) for r in rows}
+                         for pid, rows in applied.items()}
+        self._credits = {pid: {r.id: CreditSlice(r.id, r.amount_minor) for r in rows} for pid, rows in credits.items()}
         self._allocation_changes: dict[int, dict[str, Any]] = {}
         self._credit_changes: dict[int, dict[str, Any]] = {}
 
-    def take_back_credit(self, payment_id: int, refund_minor: int) -> int:
-        """Reduce the payment's available credit by the refund, oldest first; return what is left to refund."""
-        remaining, credits = refund_minor, self._credits.get(payment_id, {})
-        for credit_id in sorted(credits):
-            if remaining <= 0:
-                break
-            if remaining >= credits[credit_id]:
-                remaining -= credits.pop(credit_id)
-                self._credit_changes.setdefault(credit_id, {})["state"] = CreditState.REVERSED
-            else:
-                credits[credit_id] -= remaining
-                self._credit_changes.setdefault(credit_id, {})["amount_minor"] = credits[credit_id]
-                remaining = 0
-        return remaining
+    @classmethod
+    def load(cls, session: Session, payments: Sequence[Any]) -> "_Slices":
+        """The payments' applied allocations, and the available credit (locked) of those that can carry any."""
+        ids = sorted({p.id for p in payments})
+        with_credit = sorted({p.id for p in payments if p.kind != PaymentKind.INVOICES})  # invoice payments carry none
+        applied = queries.list_applied_allocations_of(session, ids)
+        return cls(applied, queries.lock_available_credits_of(session, with_credit))
 
-    def reverse_allocations(self, payment_id: int, refund_minor: int):
-        """split_refund over the payment's applied allocations, latest-due first."""
-        applied = self._applied[payment_id]
-        split = split_refund([AllocationSlice(aid, due, amount) for aid, (due, amount) in applied.items()],
-                             refund_minor)
-        for allocation_id in split.reverse_ids:
-            del applied[allocation_id]
-            self._allocation_changes.setdefault(allocation_id, {})["state"] = AllocationState.REVERSED
-        if split.reduce:
-            applied[split.reduce[0]][1] = split.reduce[1]
-            self._allocation_changes.setdefault(split.reduce[0], {})["amount_minor"] = split.reduce[1]
-        return split
+    def take_back(self, payment_id: int, refund_minor: int) -> TakeBack:
+        """take_back over the payment's slices as earlier events of the batch left them; the changes kept to write."""
+        applied, credits = self._applied[payment_id], self._credits.get(payment_id, {})
+        taken = take_back(list(credits.values()), list(applied.values()), refund_minor)
+        _shrink(credits, self._credit_changes, taken.reverse_credit_ids, taken.reduce_credit, CreditState.REVERSED)
+        _shrink(applied, self._allocation_changes, taken.allocations.reverse_ids, taken.allocations.reduce,
+                AllocationState.REVERSED)
+        return taken
 
     def all_reversed(self, payment_id: int) -> None:
         """The payment's transition reverses every allocation still applied."""
@@ -164,6 +168,18 @@ class _Slices:
             queries.set_allocations(session, self._allocation_changes)
         if self._credit_changes:
             queries.set_credits(session, self._credit_changes)
+
+
+def _shrink(slices: dict[int, Any], changes: dict[int, dict[str, Any]], reverse_ids: Sequence[int],
+            reduce: tuple[int, int] | None, reversed_state: str) -> None:
+    """Apply a take-back to the slices in memory and to the changes to write."""
+    for slice_id in reverse_ids:
+        del slices[slice_id]
+        changes.setdefault(slice_id, {})["state"] = reversed_state
+    if reduce:
+        slice_id, amount_minor = reduce
+        slices[slice_id] = replace(slices[slice_id], amount_minor=amount_minor)
+        changes.setdefault(slice_id, {})["amount_minor"] = amount_minor
 
 
 def handle_refund_object(session: Session, event: dict[str, Any], now: datetime) -> Handled:

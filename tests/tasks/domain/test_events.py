@@ -8,6 +8,7 @@ import pytest
 
 from tasks.domain.events import (
     AllocationSlice,
+    CreditSlice,
     EventMalformed,
     RefundSplit,
     check_event_shape,
@@ -20,6 +21,7 @@ from tasks.domain.events import (
     refund_target,
     route_for,
     split_refund,
+    take_back,
 )
 from tasks.domain.states import PaymentStatus as P
 
@@ -105,6 +107,43 @@ def test_split_refund_gives_back_latest_due_invoices_first(refund, split):
 def test_split_refund_refuses_negative_amounts():
     with pytest.raises(ValueError):
         split_refund([A], -1)
+
+
+OLD_CREDIT = CreditSlice(10, 1_000)
+NEW_CREDIT = CreditSlice(11, 500)
+NONE = RefundSplit((), None, 0)
+
+
+@pytest.mark.parametrize(("credits", "refund", "reverse_credits", "reduce_credit", "split"), [
+    # no credit: the refund goes straight to the allocations, latest due first
+    ([], 2_500, (), None, RefundSplit((3,), (2, 4_500), 0)),
+    # less than the oldest credit: that credit shrinks, every invoice stays paid
+    ([NEW_CREDIT, OLD_CREDIT], 400, (), (10, 600), NONE),
+    # exactly the oldest credit: it is reversed whole, nothing else moves
+    ([NEW_CREDIT, OLD_CREDIT], 1_000, (10,), None, NONE),
+    # into the newer credit: the oldest reversed, the newer one shrinks
+    ([NEW_CREDIT, OLD_CREDIT], 1_200, (10,), (11, 300), NONE),
+    # exactly all credit: both reversed, no invoice reopened
+    ([NEW_CREDIT, OLD_CREDIT], 1_500, (10, 11), None, NONE),
+    # one past all credit: the latest-due allocation is reduced by the unit left
+    ([NEW_CREDIT, OLD_CREDIT], 1_501, (10, 11), None, RefundSplit((), (3, 1_999), 0)),
+    # past credit and one allocation: it is reversed and the next latest-due one reduced
+    ([OLD_CREDIT], 4_000, (10,), None, RefundSplit((3,), (2, 4_000), 0)),
+    # more than credit and allocations together: the rest is left to the full-refund transition
+    ([OLD_CREDIT], 12_000, (10,), None, RefundSplit((3, 2, 1), None, 1_000)),
+    # nothing newly refunded takes nothing back
+    ([OLD_CREDIT], 0, (), None, NONE),
+])
+def test_a_refund_takes_back_credit_oldest_first_then_latest_due_allocations(credits, refund, reverse_credits,
+                                                                              reduce_credit, split):
+    taken = take_back(credits, [A, B, C], refund)
+    assert (taken.reverse_credit_ids, taken.reduce_credit, taken.allocations) == (reverse_credits, reduce_credit,
+                                                                                  split)
+
+
+def test_take_back_refuses_negative_amounts():
+    with pytest.raises(ValueError):
+        take_back([OLD_CREDIT], [A], -1)
 
 
 GOOD = {"id": "evt_1", "object": "event", "type": "x.y", "created": 1, "data": {"object": {}}}
