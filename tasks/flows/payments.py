@@ -17,6 +17,7 @@ from db.session import on_commit, transaction
 from tasks.domain.attempts import Attempt, Step, decide_attempt, stripe_key
 from tasks.domain.errors import StripeRefused
 from tasks.domain.intents import failure_fields, target_for_intent
+from tasks.domain.last_look import Refusal, last_look
 from tasks.domain.states import PaymentStatus
 from tasks.gateways.stripe import IntentResult, Mandate, get_gateway, payment_intent_params
 from tasks.flows.ledger import apply_transition, record_event, record_quiet_transition
@@ -72,9 +73,9 @@ def _record_attempt(payment_id: int, now: datetime) -> Charge | str:
         if decision.step == Step.NOTHING:
             return f"nothing to do: payment is {row.status}"
         if row.status == PaymentStatus.PENDING:
-            problem = _last_look(session, row)
-            if problem is not None:
-                return _fail_at_last_look(session, payment_id, problem, now)
+            refusal = _last_look(session, row)
+            if refusal is not None:
+                return _fail_at_last_look(session, payment_id, refusal, now)
             record_quiet_transition(
                 session, row.id, PaymentStatus.PENDING, PaymentStatus.SUBMITTING, source=SOURCE, now=now,
                 detail={"attempt": decision.attempt, "stripe_idempotency_key": decision.idempotency_key},
@@ -86,12 +87,12 @@ def _record_attempt(payment_id: int, now: datetime) -> Charge | str:
         return _charge(row, decision)
 
 
-def _fail_at_last_look(session, payment_id: int, problem: tuple[str, str], now: datetime) -> str:
+def _fail_at_last_look(session, payment_id: int, refusal: Refusal, now: datetime) -> str:
     """Nothing has reached Stripe yet: the payment fails and its invoices are freed."""
     payment = queries.lock_payment(session, payment_id)
-    payment.failure_code, payment.failure_message = problem
-    apply_transition(session, payment, PaymentStatus.FAILED, source=SOURCE, now=now, detail={"last_look": problem[0]})
-    return f"failed: {problem[0]}"
+    payment.failure_code, payment.failure_message = refusal.code, refusal.message
+    apply_transition(session, payment, PaymentStatus.FAILED, source=SOURCE, now=now, detail={"last_look": refusal.code})
+    return f"failed: {refusal.code}"
 
 
 def _retry_attempt(session, row, now: datetime) -> None:
@@ -99,23 +100,19 @@ def _retry_attempt(session, row, now: datetime) -> None:
 
     What changed since the first call (an invoice voided, the method removed) is flagged for ops instead.
     """
-    problem = None if row.needs_review else _last_look(session, row)
-    if problem is None:
+    refusal = None if row.needs_review else _last_look(session, row)
+    if refusal is None:
         queries.touch_payment_attempt(session, row.id, now)
         return
     queries.move_payment(session, row.id, {"needs_review": True, "last_attempt_at": now}, from_status=row.status,
                          to_status=row.status, source=SOURCE, at=now,
-                         detail={"needs_review": problem[0], "message": problem[1], "attempt": row.attempt})
+                         detail={"needs_review": refusal.code, "message": refusal.message, "attempt": row.attempt})
 
 
-def _last_look(session, row) -> tuple[str, str] | None:
+def _last_look(session, row) -> Refusal | None:
     """Re-read the invoices and the method under lock right before money first moves."""
-    voided = [i for i in queries.lock_payment_invoices(session, row.id) if i.voided]
-    if voided:
-        return "invoice_voided", f"Invoice {voided[0].number} was voided before the payment was made."
-    if row.method_status != "active":
-        return "method_unavailable", "The payment method can no longer be used."
-    return None
+    invoices = queries.lock_payment_invoices(session, row.id)
+    return last_look([(i.number, i.voided) for i in invoices], row.method_status)
 
 
 def _charge(row, decision: Attempt) -> Charge:
@@ -157,10 +154,10 @@ def _start_fresh_attempt(payment_id: int, now: datetime) -> str:
     Nothing has moved yet, so a fresh attempt gets the last look a first one gets.
     """
     with transaction() as session:
-        problem = _last_look(session, queries.lock_payment_to_charge(session, payment_id))
-        if problem is None:
+        refusal = _last_look(session, queries.lock_payment_to_charge(session, payment_id))
+        if refusal is None:
             return _record_fresh_attempt(session, payment_id, now)
-        outcome = _fail_at_last_look(session, payment_id, problem, now)
+        outcome = _fail_at_last_look(session, payment_id, refusal, now)
     raise FailedAtLastLook(outcome)  # outside the transaction, which commits the failure
 
 
