@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, literal, or_, select, update
+from sqlalchemy import and_, func, literal, or_, select
 
 from db import queries
 from db.models import Account, Payment, Seller
@@ -19,6 +19,7 @@ from tasks.domain.errors import StripeRefused
 from tasks.domain.intents import failure_fields, target_for_intent
 from tasks.domain.last_look import Refusal, last_look
 from tasks.domain.states import PaymentStatus
+from tasks.flows.customers import ensure_customer
 from tasks.gateways.stripe import IntentResult, Mandate, get_gateway, payment_intent_params
 from tasks.flows.ledger import apply_transition, record_event, record_quiet_transition
 
@@ -51,7 +52,7 @@ def execute_payment(payment_id: int, now: datetime) -> str:
     charge = _record_attempt(payment_id, now)
     if isinstance(charge, str):
         return charge
-    customer_id = charge.customer_id or _ensure_customer(charge)
+    customer_id = charge.customer_id or ensure_customer(charge.account_id, charge.email, charge.name)
     params = {**charge.params, "customer": customer_id}
     try:
         result = _call_stripe(charge, params, now)
@@ -125,16 +126,6 @@ def _charge(row, decision: Attempt) -> Charge:
         method_kind=row.method_kind, off_session=row.scheduled_for is not None, mandate=mandate,
     )
     return Charge(row.id, row.account_id, decision, params, row.stripe_customer_id, row.billing_email, row.name)
-
-
-def _ensure_customer(charge: Charge) -> str:
-    """Create the account's Stripe customer once; the key makes concurrent creators agree."""
-    customer_id = get_gateway().create_customer(account_id=charge.account_id, email=charge.email, name=charge.name,
-                                                idempotency_key=f"remit-customer-{charge.account_id}")
-    with transaction() as session:
-        session.execute(update(Account).where(Account.id == charge.account_id, Account.stripe_customer_id.is_(None))
-                        .values(stripe_customer_id=customer_id))
-        return session.get(Account, charge.account_id).stripe_customer_id
 
 
 def _call_stripe(charge: Charge, params: dict, now: datetime) -> IntentResult:
