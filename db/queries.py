@@ -590,3 +590,11 @@ def mark_balances_stale(session: Session, account_ids: Sequence[int], now: datet
     connection, ids = session.connection(), list(account_ids)
     connection.execute(_LOCK_FOR_STALE, {"ids": ids})
     return list(connection.execute(_MARK_STALE, {"ids": ids, "now": now}).scalars())
+
+
+def set_stripe_customer(session: Session, account_id: int, customer_id: str) -> str:
+    """Store the account's Stripe customer id unless one is stored already; return the stored one."""
+    # Only where null, so concurrent creators agree on the first one written.
+    session.execute(update(Account).where(Account.id == account_id, Account.stripe_customer_id.is_(None))
+                    .values(stripe_customer_id=customer_id))
+    return session.scalar(select(Account.stripe_customer_id).where(Account.id == account_id))

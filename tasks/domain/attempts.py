@@ -1,4 +1,7 @@
-"""When execute_payment creates a PaymentIntent, and when it must search Stripe instead. Pure rules."""
+"""When execute_payment creates a PaymentIntent, when it must search Stripe instead, and what it can end in.
+
+Pure rules and values.
+"""
 
 from __future__ import annotations
 
@@ -43,3 +46,28 @@ def decide_attempt(payment_id: int, status: str, attempt: int, first_attempt_at:
     if first_attempt_at is not None and now - first_attempt_at >= SEARCH_AFTER:
         return Attempt(Step.SEARCH, attempt, stripe_key(payment_id, attempt))
     return Attempt(Step.CREATE, attempt, stripe_key(payment_id, attempt))
+
+
+@dataclass(frozen=True)
+class NothingToDo:
+    """The payment was in no state execute_payment acts on: nothing was recorded or sent."""
+
+    status: PaymentStatus
+
+
+@dataclass(frozen=True)
+class FailedAtLastLook:
+    """Nothing had reached Stripe and the last look refused: the payment failed with this code."""
+
+    code: str
+
+
+@dataclass(frozen=True)
+class Answered:
+    """Stripe answered, and the payment moved to (or, moved by a webhook first, already was in) this status."""
+
+    status: PaymentStatus
+
+
+# What execute_payment ends in; an exception means it did not end and the message is retried.
+Outcome = NothingToDo | FailedAtLastLook | Answered

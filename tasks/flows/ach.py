@@ -20,6 +20,7 @@ from tasks.domain.errors import StripeRefused
 from tasks.domain.states import EmailKind
 from tasks.domain.states import MethodStatus
 from tasks.flows import messages
+from tasks.flows.customers import ensure_customer
 from tasks.gateways.stripe import Mandate, MethodDetails, get_gateway
 from tasks.handlers.common import queue_method_email
 
@@ -58,7 +59,7 @@ def sync_payment_method(method_id: int, now: datetime) -> str:
     step = rules.sync_step(saved.kind, saved.status, saved.setup_intent_id)
     if step == rules.SyncStep.NOTHING:
         return f"nothing to do: method is {saved.status}"
-    customer_id = saved.customer_id or _ensure_customer(saved)
+    customer_id = saved.customer_id or ensure_customer(saved.account_id, saved.email, saved.name)
     gateway = get_gateway()
     try:
         if step == rules.SyncStep.ATTACH:
@@ -136,16 +137,6 @@ def _load(method_id: int) -> Saved:
         return Saved(method.id, account.id, method.kind, method.status, method.stripe_payment_method_id,
                      method.stripe_setup_intent_id, mandate, account.stripe_customer_id, account.billing_email,
                      account.name)
-
-
-def _ensure_customer(saved: Saved) -> str:
-    """The account's Stripe customer, created once: the key and parameters are execute_payment's own."""
-    customer_id = get_gateway().create_customer(account_id=saved.account_id, email=saved.email, name=saved.name,
-                                                idempotency_key=f"remit-customer-{saved.account_id}")
-    with transaction() as session:
-        session.execute(update(Account).where(Account.id == saved.account_id, Account.stripe_customer_id.is_(None))
-                        .values(stripe_customer_id=customer_id))
-        return session.get(Account, saved.account_id).stripe_customer_id
 
 
 def _record_setup(method_id: int, now: datetime, setup: dict[str, Any], details: MethodDetails | None) -> str:

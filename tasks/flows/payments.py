@@ -6,19 +6,23 @@ State is committed before every Stripe call, so a crash anywhere leaves a row a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, literal, or_, select, update
+from sqlalchemy import and_, func, literal, or_, select
 
 from db import queries
 from db.models import Account, Payment, Seller
 from db.session import transaction
-from tasks.domain.attempts import Attempt, Step, decide_attempt, stripe_key
+from tasks.domain.attempts import (
+    Answered, Attempt, FailedAtLastLook, NothingToDo, Outcome, Step, decide_attempt, stripe_key,
+)
 from tasks.domain.errors import StripeRefused
 from tasks.domain.intents import failure_fields, target_for_intent
+from tasks.domain.last_look import Refusal, last_look
 from tasks.domain.states import PaymentStatus
 from tasks.flows import messages
+from tasks.flows.customers import ensure_customer
 from tasks.gateways.stripe import IntentResult, Mandate, get_gateway, payment_intent_params
 from tasks.flows.ledger import apply_transition, record_event, record_quiet_transition
 
@@ -27,10 +31,6 @@ SOURCE = "worker:execute_payment"
 
 class UnexpectedIntentState(Exception):
     """Stripe reported a PaymentIntent state a create-and-confirm call can never produce."""
-
-
-class FailedAtLastLook(Exception):
-    """Stripe holds nothing for the payment and the last look refused a fresh attempt: it failed instead."""
 
 
 @dataclass(frozen=True)
@@ -46,24 +46,24 @@ class Charge:
     name: str
 
 
-def execute_payment(payment_id: int, now: datetime) -> str:
-    """Drive one payment through Stripe; return what happened in a word."""
-    charge = _record_attempt(payment_id, now)
-    if isinstance(charge, str):
-        return charge
-    customer_id = charge.customer_id or _ensure_customer(charge)
-    params = {**charge.params, "customer": customer_id}
-    try:
-        result = _call_stripe(charge, params, now)
-    except FailedAtLastLook as failed:
-        return str(failed)
-    except StripeRefused as refused:
-        result = IntentResult(id=None, status="requires_payment_method", error_code=refused.code,
-                              error_message=refused.message)
-    return _record_outcome(payment_id, result, now)
+def execute_payment(payment_id: int, now: datetime) -> Outcome:
+    """Drive one payment through Stripe; each phase returns the next one's input, or the outcome."""
+    phase = _record_attempt(payment_id, now)
+    while True:
+        match phase:
+            case Charge(customer_id=None):
+                phase = _with_customer(phase)
+            case Charge(attempt=Attempt(step=Step.SEARCH)):
+                phase = _search_stripe(phase, now)
+            case Charge():
+                phase = _call_stripe(phase)
+            case IntentResult():
+                phase = _record_outcome(payment_id, phase, now)
+            case NothingToDo() | FailedAtLastLook() | Answered():
+                return phase
 
 
-def _record_attempt(payment_id: int, now: datetime) -> Charge | str:
+def _record_attempt(payment_id: int, now: datetime) -> Charge | NothingToDo | FailedAtLastLook:
     """Decide the attempt and commit its key before any Stripe call; plain statements on the common path."""
     with transaction() as session:
         row = queries.lock_payment_to_charge(session, payment_id)
@@ -71,11 +71,11 @@ def _record_attempt(payment_id: int, now: datetime) -> Charge | str:
             raise queries.RowMissing(f"payment {payment_id} does not exist")
         decision = decide_attempt(row.id, row.status, row.attempt, row.first_attempt_at, now)
         if decision.step == Step.NOTHING:
-            return f"nothing to do: payment is {row.status}"
+            return NothingToDo(PaymentStatus(row.status))
         if row.status == PaymentStatus.PENDING:
-            problem = _last_look(session, row)
-            if problem is not None:
-                return _fail_at_last_look(session, payment_id, problem, now)
+            refusal = _last_look(session, row)
+            if refusal is not None:
+                return _fail_at_last_look(session, payment_id, refusal, now)
             record_quiet_transition(
                 session, row.id, PaymentStatus.PENDING, PaymentStatus.SUBMITTING, source=SOURCE, now=now,
                 detail={"attempt": decision.attempt, "stripe_idempotency_key": decision.idempotency_key},
@@ -87,12 +87,12 @@ def _record_attempt(payment_id: int, now: datetime) -> Charge | str:
         return _charge(row, decision)
 
 
-def _fail_at_last_look(session, payment_id: int, problem: tuple[str, str], now: datetime) -> str:
+def _fail_at_last_look(session, payment_id: int, refusal: Refusal, now: datetime) -> FailedAtLastLook:
     """Nothing has reached Stripe yet: the payment fails and its invoices are freed."""
     payment = queries.lock_payment(session, payment_id)
-    payment.failure_code, payment.failure_message = problem
-    apply_transition(session, payment, PaymentStatus.FAILED, source=SOURCE, now=now, detail={"last_look": problem[0]})
-    return f"failed: {problem[0]}"
+    payment.failure_code, payment.failure_message = refusal.code, refusal.message
+    apply_transition(session, payment, PaymentStatus.FAILED, source=SOURCE, now=now, detail={"last_look": refusal.code})
+    return FailedAtLastLook(refusal.code)
 
 
 def _retry_attempt(session, row, now: datetime) -> None:
@@ -100,23 +100,19 @@ def _retry_attempt(session, row, now: datetime) -> None:
 
     What changed since the first call (an invoice voided, the method removed) is flagged for ops instead.
     """
-    problem = None if row.needs_review else _last_look(session, row)
-    if problem is None:
+    refusal = None if row.needs_review else _last_look(session, row)
+    if refusal is None:
         queries.touch_payment_attempt(session, row.id, now)
         return
     queries.move_payment(session, row.id, {"needs_review": True, "last_attempt_at": now}, from_status=row.status,
                          to_status=row.status, source=SOURCE, at=now,
-                         detail={"needs_review": problem[0], "message": problem[1], "attempt": row.attempt})
+                         detail={"needs_review": refusal.code, "message": refusal.message, "attempt": row.attempt})
 
 
-def _last_look(session, row) -> tuple[str, str] | None:
+def _last_look(session, row) -> Refusal | None:
     """Re-read the invoices and the method under lock right before money first moves."""
-    voided = [i for i in queries.lock_payment_invoices(session, row.id) if i.voided]
-    if voided:
-        return "invoice_voided", f"Invoice {voided[0].number} was voided before the payment was made."
-    if row.method_status != "active":
-        return "method_unavailable", "The payment method can no longer be used."
-    return None
+    invoices = queries.lock_payment_invoices(session, row.id)
+    return last_look([(i.number, i.voided) for i in invoices], row.method_status)
 
 
 def _charge(row, decision: Attempt) -> Charge:
@@ -128,44 +124,54 @@ def _charge(row, decision: Attempt) -> Charge:
         customer_id=row.stripe_customer_id or "", payment_method=row.stripe_payment_method_id,
         method_kind=row.method_kind, off_session=row.scheduled_for is not None, mandate=mandate,
     )
-    return Charge(row.id, row.account_id, decision, params, row.stripe_customer_id, row.billing_email, row.name)
+    return Charge(row.id, row.account_id, decision, params, row.stripe_customer_id or None, row.billing_email,
+                  row.name)
 
 
-def _ensure_customer(charge: Charge) -> str:
-    """Create the account's Stripe customer once; the key makes concurrent creators agree."""
-    customer_id = get_gateway().create_customer(account_id=charge.account_id, email=charge.email, name=charge.name,
-                                                idempotency_key=f"remit-customer-{charge.account_id}")
-    with transaction() as session:
-        session.execute(update(Account).where(Account.id == charge.account_id, Account.stripe_customer_id.is_(None))
-                        .values(stripe_customer_id=customer_id))
-        return session.get(Account, charge.account_id).stripe_customer_id
+def _with_customer(charge: Charge) -> Charge:
+    return replace(charge, customer_id=ensure_customer(charge.account_id, charge.email, charge.name))
 
 
-def _call_stripe(charge: Charge, params: dict, now: datetime) -> IntentResult:
-    gateway = get_gateway()
-    if charge.attempt.step == Step.SEARCH:
-        found = gateway.find_payment_intent(charge.payment_id)
-        if found is not None:
-            return found
-        key = _start_fresh_attempt(charge.payment_id, now)
-        return gateway.create_payment_intent(params=params, idempotency_key=key)
-    return gateway.create_payment_intent(params=params, idempotency_key=charge.attempt.idempotency_key)
+def _search_stripe(charge: Charge, now: datetime) -> IntentResult | Charge | FailedAtLastLook:
+    """Past the search window, take the intent Stripe holds for the payment, or start a fresh attempt."""
+    try:
+        found = get_gateway().find_payment_intent(charge.payment_id)
+    except StripeRefused as refused:
+        return _refused(refused)
+    if found is not None:
+        return found
+    return _start_fresh_attempt(charge, now)
 
 
-def _start_fresh_attempt(payment_id: int, now: datetime) -> str:
+def _call_stripe(charge: Charge) -> IntentResult:
+    """Create the attempt's intent, or replay it: the key is the attempt's own."""
+    params = {**charge.params, "customer": charge.customer_id}
+    key = charge.attempt.idempotency_key
+    try:
+        return get_gateway().create_payment_intent(params=params, idempotency_key=key)
+    except StripeRefused as refused:
+        return _refused(refused)
+
+
+def _refused(refused: StripeRefused) -> IntentResult:
+    """A refusal is Stripe's answer too: the payment needs another method."""
+    return IntentResult(id=None, status="requires_payment_method", error_code=refused.code,
+                        error_message=refused.message)
+
+
+def _start_fresh_attempt(charge: Charge, now: datetime) -> Charge | FailedAtLastLook:
     """Stripe has no intent for this payment and our old key may be pruned: record a new attempt first.
 
     Nothing has moved yet, so a fresh attempt gets the last look a first one gets.
     """
     with transaction() as session:
-        problem = _last_look(session, queries.lock_payment_to_charge(session, payment_id))
-        if problem is None:
-            return _record_fresh_attempt(session, payment_id, now)
-        outcome = _fail_at_last_look(session, payment_id, problem, now)
-    raise FailedAtLastLook(outcome)  # outside the transaction, which commits the failure
+        refusal = _last_look(session, queries.lock_payment_to_charge(session, charge.payment_id))
+        if refusal is not None:
+            return _fail_at_last_look(session, charge.payment_id, refusal, now)
+        return replace(charge, attempt=_record_fresh_attempt(session, charge.payment_id, now))
 
 
-def _record_fresh_attempt(session, payment_id: int, now: datetime) -> str:
+def _record_fresh_attempt(session, payment_id: int, now: datetime) -> Attempt:
     payment = queries.lock_payment(session, payment_id)
     payment.attempt += 1
     payment.stripe_idempotency_key = stripe_key(payment.id, payment.attempt)
@@ -173,10 +179,10 @@ def _record_fresh_attempt(session, payment_id: int, now: datetime) -> str:
     record_event(session, payment, source=SOURCE, now=now,
                  detail={"attempt": payment.attempt, "stripe_idempotency_key": payment.stripe_idempotency_key,
                          "reason": "no PaymentIntent found at Stripe after the search window"})
-    return payment.stripe_idempotency_key
+    return Attempt(Step.CREATE, payment.attempt, payment.stripe_idempotency_key)
 
 
-def _record_outcome(payment_id: int, result: IntentResult, now: datetime) -> str:
+def _record_outcome(payment_id: int, result: IntentResult, now: datetime) -> Answered:
     target = target_for_intent(result.status, result.error_code, result.decline_code)
     if target is None:
         raise UnexpectedIntentState(f"payment {payment_id}: PaymentIntent {result.id} is {result.status}")
@@ -192,7 +198,7 @@ def _record_outcome(payment_id: int, result: IntentResult, now: datetime) -> str
                 result.error_code, result.decline_code, result.error_message)
         detail = {"payment_intent": result.id, "intent_status": result.status, "attempt": payment.attempt}
         apply_transition(session, payment, target, source=SOURCE, now=now, detail=detail, values=values)
-        return str(target)
+        return Answered(target)
 
 # A pending payment's message normally runs within a second; a minute means the send was lost.
 PENDING_GRACE = timedelta(seconds=60)

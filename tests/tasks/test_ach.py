@@ -10,7 +10,9 @@ from tasks import api
 from tasks.flows import payments as execution
 from tasks.flows import ach as method_flow
 from tasks.api import methods
+from tasks.domain.attempts import Answered
 from tasks.domain.errors import StripeUnavailable
+from tasks.domain.states import PaymentStatus as P
 from tests.tasks.test_methods import NOW, Portal, portal  # noqa: F401  (the portal fixture)
 
 
@@ -187,7 +189,7 @@ def test_a_verified_account_pays_off_session_with_its_mandate(portal, emulator):
         invoice = factories.invoice(session, session.get(Account, portal.account_id), total_minor=12_345)
         session.commit()
     receipt = api.pay_invoices(portal.account_id, [invoice.id], method_id, "pay-1", now=NOW)
-    assert execution.execute_payment(receipt.payment_id, NOW) == "processing"
+    assert execution.execute_payment(receipt.payment_id, NOW) == Answered(P.PROCESSING)
 
 
 # -- detach_payment_method --------------------------------------------------------------------------------------

@@ -8,7 +8,9 @@ from sqlalchemy import select
 from db.models import Allocation, Email, Payment, PaymentEvent
 from tasks import api
 from tasks.flows import payments as execution
+from tasks.domain.attempts import Answered, FailedAtLastLook, NothingToDo
 from tasks.domain.errors import StripeUnavailable
+from tasks.domain.states import PaymentStatus as P
 
 
 def _pay(shop, method="visa", invoices=None, key="k1"):
@@ -38,7 +40,7 @@ def _intents_for(emulator, payment_id):
 
 def test_card_payment_succeeds_and_applies_allocations(shop, emulator):
     receipt = _pay(shop)
-    assert execution.execute_payment(receipt.payment_id, shop.now) == "succeeded"
+    assert execution.execute_payment(receipt.payment_id, shop.now) == Answered(P.SUCCEEDED)
     payment = _payment(shop, receipt.payment_id)
     assert payment.status == "succeeded"
     assert payment.stripe_payment_intent_id.startswith("pi_")
@@ -53,7 +55,7 @@ def test_card_payment_succeeds_and_applies_allocations(shop, emulator):
 def test_running_execute_twice_creates_one_payment_intent(shop, emulator):
     receipt = _pay(shop)
     execution.execute_payment(receipt.payment_id, shop.now)
-    assert execution.execute_payment(receipt.payment_id, shop.now).startswith("nothing to do")
+    assert execution.execute_payment(receipt.payment_id, shop.now) == NothingToDo(P.SUCCEEDED)
     assert len(_intents_for(emulator, receipt.payment_id)) == 1
     assert _emails(shop, receipt.payment_id) == ["payment_confirmation"]
 
@@ -67,26 +69,26 @@ def test_every_stripe_call_carries_our_idempotency_key(shop, emulator):
 
 def test_decline_fails_payment_and_releases_invoices(shop, emulator):
     receipt = _pay(shop, method="insufficient")
-    assert execution.execute_payment(receipt.payment_id, shop.now) == "failed"
+    assert execution.execute_payment(receipt.payment_id, shop.now) == Answered(P.FAILED)
     payment = _payment(shop, receipt.payment_id)
     assert payment.failure_code == "insufficient_funds"
     assert payment.failure_message
     assert _allocation_states(shop, payment.id) == ["released", "released"]
     assert _emails(shop, payment.id) == ["payment_failed"]
     again = _pay(shop, method="visa", key="k2")
-    assert execution.execute_payment(again.payment_id, shop.now) == "succeeded"
+    assert execution.execute_payment(again.payment_id, shop.now) == Answered(P.SUCCEEDED)
 
 
 def test_authentication_required_leaves_invoices_reserved(shop, emulator):
     receipt = _pay(shop, method="auth")
-    assert execution.execute_payment(receipt.payment_id, shop.now) == "requires_action"
+    assert execution.execute_payment(receipt.payment_id, shop.now) == Answered(P.REQUIRES_ACTION)
     assert _allocation_states(shop, receipt.payment_id) == ["reserved", "reserved"]
     assert _emails(shop, receipt.payment_id) == ["authentication_required"]
 
 
 def test_ach_payment_is_processing_with_invoices_still_pending(shop, emulator):
     receipt = _pay(shop, method="ach")
-    assert execution.execute_payment(receipt.payment_id, shop.now) == "processing"
+    assert execution.execute_payment(receipt.payment_id, shop.now) == Answered(P.PROCESSING)
     assert _allocation_states(shop, receipt.payment_id) == ["reserved", "reserved"]
     assert _emails(shop, receipt.payment_id) == ["ach_initiated"]
     [intent] = _intents_for(emulator, receipt.payment_id)
@@ -105,7 +107,7 @@ def test_crash_after_recording_the_key_and_before_stripe_ends_with_one_charge(sh
     assert _payment(shop, receipt.payment_id).status == "submitting"
     assert _intents_for(emulator, receipt.payment_id) == []
     monkeypatch.undo()
-    assert execution.execute_payment(receipt.payment_id, shop.now) == "succeeded"
+    assert execution.execute_payment(receipt.payment_id, shop.now) == Answered(P.SUCCEEDED)
     assert len(_intents_for(emulator, receipt.payment_id)) == 1
 
 
@@ -127,7 +129,7 @@ def test_charge_committed_at_stripe_but_response_lost_is_replayed_not_repeated(s
         execution.execute_payment(receipt.payment_id, shop.now)
     assert _payment(shop, receipt.payment_id).status == "submitting"
     assert len(_intents_for(emulator, receipt.payment_id)) == 1
-    assert execution.execute_payment(receipt.payment_id, shop.now) == "succeeded"
+    assert execution.execute_payment(receipt.payment_id, shop.now) == Answered(P.SUCCEEDED)
     assert len(_intents_for(emulator, receipt.payment_id)) == 1
     creates = [r for r in emulator.requests() if r["path"] == "/v1/payment_intents" and r["method"] == "POST"]
     assert {r["idempotency_key"] for r in creates} == {f"remit-payment-{receipt.payment_id}-attempt-1"}
@@ -141,7 +143,7 @@ def test_transient_faults_are_retried_without_a_duplicate_charge(shop, emulator,
     emulator.inject_fault(fault, count=1, path="/v1/payment_intents")
     with pytest.raises(StripeUnavailable):
         execution.execute_payment(receipt.payment_id, shop.now)
-    assert execution.execute_payment(receipt.payment_id, shop.now) == "succeeded"
+    assert execution.execute_payment(receipt.payment_id, shop.now) == Answered(P.SUCCEEDED)
     assert len(_intents_for(emulator, receipt.payment_id)) == 1
 
 
@@ -155,7 +157,8 @@ def test_a_500_stripe_keeps_for_the_key_leaves_the_payment_submitting_until_the_
         assert _payment(shop, receipt.payment_id).status == "submitting"
     assert _intents_for(emulator, receipt.payment_id) == []
     # Past the search window, Stripe is searched, holds nothing for the payment, and a new attempt runs.
-    assert execution.execute_payment(receipt.payment_id, shop.now + timedelta(hours=21)) == "succeeded"
+    later = shop.now + timedelta(hours=21)
+    assert execution.execute_payment(receipt.payment_id, later) == Answered(P.SUCCEEDED)
     assert _payment(shop, receipt.payment_id).attempt == 2
     assert len(_intents_for(emulator, receipt.payment_id)) == 1
 
@@ -165,7 +168,7 @@ def test_rate_limited_calls_are_retried_in_place_with_the_same_key(shop, emulato
     receipt = _pay(shop)
     _without_sdk_retries(emulator)
     emulator.inject_fault(fault, count=2, path="/v1/payment_intents")
-    assert execution.execute_payment(receipt.payment_id, shop.now) == "succeeded"
+    assert execution.execute_payment(receipt.payment_id, shop.now) == Answered(P.SUCCEEDED)
     creates = [r for r in emulator.requests() if r["path"] == "/v1/payment_intents" and r["method"] == "POST"]
     assert [r["status"] for r in creates] == [429, 429, 200]
     assert {r["idempotency_key"] for r in creates} == {f"remit-payment-{receipt.payment_id}-attempt-1"}
@@ -179,7 +182,7 @@ def test_rate_limiting_that_persists_leaves_the_payment_submitting_for_a_retry(s
     with pytest.raises(StripeUnavailable):
         execution.execute_payment(receipt.payment_id, shop.now)
     assert _payment(shop, receipt.payment_id).status == "submitting"
-    assert execution.execute_payment(receipt.payment_id, shop.now) == "succeeded"
+    assert execution.execute_payment(receipt.payment_id, shop.now) == Answered(P.SUCCEEDED)
 
 
 def test_timeout_is_retried_without_a_duplicate_charge(shop, emulator, gateway):
@@ -194,7 +197,7 @@ def test_timeout_is_retried_without_a_duplicate_charge(shop, emulator, gateway):
     use_gateway(gateway)
     outcomes = _retry_while_unavailable(lambda: execution.execute_payment(receipt.payment_id, shop.now))
     # While the hung request is still running at the emulator, the same key answers 409: retried, never duplicated.
-    assert outcomes[-1] == "succeeded"
+    assert outcomes[-1] == Answered(P.SUCCEEDED)
     assert len(_intents_for(emulator, receipt.payment_id)) == 1
 
 
@@ -219,7 +222,7 @@ def test_after_twenty_hours_it_searches_stripe_instead_of_creating(shop, emulato
     with pytest.raises(StripeUnavailable):
         execution.execute_payment(receipt.payment_id, shop.now)
     later = shop.now + timedelta(hours=21)
-    assert execution.execute_payment(receipt.payment_id, later) == "succeeded"
+    assert execution.execute_payment(receipt.payment_id, later) == Answered(P.SUCCEEDED)
     assert len(_intents_for(emulator, receipt.payment_id)) == 1
     creates = [r for r in emulator.requests() if r["path"] == "/v1/payment_intents" and r["method"] == "POST"]
     assert len(creates) == 1  # the dropped one; the late run only searched
@@ -237,7 +240,8 @@ def _first_call_never_reaches_stripe(shop, monkeypatch, payment_id: int) -> None
 def test_after_twenty_hours_with_nothing_at_stripe_it_starts_a_new_attempt(shop, emulator, monkeypatch):
     receipt = _pay(shop)
     _first_call_never_reaches_stripe(shop, monkeypatch, receipt.payment_id)
-    assert execution.execute_payment(receipt.payment_id, shop.now + timedelta(hours=21)) == "succeeded"
+    later = shop.now + timedelta(hours=21)
+    assert execution.execute_payment(receipt.payment_id, later) == Answered(P.SUCCEEDED)
     payment = _payment(shop, receipt.payment_id)
     assert payment.attempt == 2
     assert payment.stripe_idempotency_key == f"remit-payment-{payment.id}-attempt-2"
@@ -251,7 +255,7 @@ def test_voided_invoice_fails_the_payment_at_the_last_look(shop, emulator):
     with shop.db() as session:
         session.get(Invoice, shop.invoices[0]).voided = True
         session.commit()
-    assert execution.execute_payment(receipt.payment_id, shop.now) == "failed: invoice_voided"
+    assert execution.execute_payment(receipt.payment_id, shop.now) == FailedAtLastLook("invoice_voided")
     assert _intents_for(emulator, receipt.payment_id) == []
     assert _allocation_states(shop, receipt.payment_id) == ["released", "released"]
 
@@ -283,7 +287,7 @@ def test_retry_after_a_lost_answer_replays_the_charge_and_flags_what_changed_ins
         execution.execute_payment(receipt.payment_id, shop.now)  # charged at Stripe, answer lost
     assert [pi["status"] for pi in _intents_for(emulator, receipt.payment_id)] == ["succeeded"]
     change(shop)  # the seller's ERP voids an invoice, or the customer removes the card, meanwhile
-    assert execution.execute_payment(receipt.payment_id, shop.now) == "succeeded"
+    assert execution.execute_payment(receipt.payment_id, shop.now) == Answered(P.SUCCEEDED)
     payment = _payment(shop, receipt.payment_id)
     assert (payment.status, payment.needs_review, payment.failure_code) == ("succeeded", True, None)
     assert _allocation_states(shop, receipt.payment_id) == ["applied", "applied"]
@@ -301,7 +305,7 @@ def test_fresh_attempt_after_the_search_window_gets_the_last_look(shop, emulator
     _first_call_never_reaches_stripe(shop, monkeypatch, receipt.payment_id)
     _void_first_invoice(shop)
     later = shop.now + timedelta(hours=21)
-    assert execution.execute_payment(receipt.payment_id, later) == "failed: invoice_voided"
+    assert execution.execute_payment(receipt.payment_id, later) == FailedAtLastLook("invoice_voided")
     assert _intents_for(emulator, receipt.payment_id) == []
     assert _allocation_states(shop, receipt.payment_id) == ["released", "released"]
 
@@ -328,8 +332,8 @@ def test_stripe_customer_is_created_once_on_first_use(db, emulator, gateway):
         account_id, method_id = account.id, method.id
     first = api.pay_invoices(account_id, invoices[:1], method_id, "c1")
     second = api.pay_invoices(account_id, invoices[1:], method_id, "c2")
-    assert execution.execute_payment(first.payment_id, datetime_now()) == "succeeded"
-    assert execution.execute_payment(second.payment_id, datetime_now()) == "succeeded"
+    assert execution.execute_payment(first.payment_id, datetime_now()) == Answered(P.SUCCEEDED)
+    assert execution.execute_payment(second.payment_id, datetime_now()) == Answered(P.SUCCEEDED)
     with db() as session:
         customer_id = session.get(Account, account_id).stripe_customer_id
     assert customer_id and [c["id"] for c in emulator.customers()] == [customer_id]

@@ -7,6 +7,8 @@ from sqlalchemy import select
 from db.models import Payment, PaymentEvent
 from schedules import clock
 from schedules.schedule import SCHEDULE
+from tasks.domain.attempts import Answered
+from tasks.domain.states import PaymentStatus as P
 from tasks.flows import payments as execution
 from tasks.flows import payments as sweeps
 from tests import factories
@@ -45,7 +47,7 @@ def test_swept_payment_left_by_a_lost_message_gets_charged(shop, emulator, broke
         session.commit()
     assert sweeps.sweep_payments(NOW) == {"pending": 1, "submitting": 0}
     [message] = queued_messages(broker, "payments")
-    assert execution.execute_payment(message.args[0], NOW) == "succeeded"
+    assert execution.execute_payment(message.args[0], NOW) == Answered(P.SUCCEEDED)
 
 
 def test_dispatcher_starts_due_scheduled_payments_once(db, broker):
