@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import stripe
 
 from tasks.domain.errors import SignatureInvalid, StripeMisconfigured, StripeRefused, StripeUnavailable
+from tasks.domain.intents import AUTHENTICATION_REQUIRED
 from tasks.gateways.limiter import StripeRateLimiter
 
 # Evenly spaced calls at exactly the budget still meet Stripe's one-second windows with jitter;
@@ -20,8 +21,6 @@ from tasks.gateways.limiter import StripeRateLimiter
 LIMITER_HEADROOM = 0.97
 # A 429 is retried in place this many times (each after a new limiter slot) before the job retries.
 RATE_LIMITED_RETRIES = 2
-# Both spellings exist: which field carries it on current API versions is unconfirmed (STRIPE.md).
-AUTHENTICATION_REQUIRED = "authentication_required"
 
 
 @dataclass(frozen=True)
