@@ -142,10 +142,7 @@ class StripeGateway:
             # automatic: instant when the portal collected the account through Financial Connections,
             # microdeposits otherwise.
             "payment_method_options": {"us_bank_account": {"verification_method": "automatic"}},
-            "mandate_data": {"customer_acceptance": {
-                "type": "online", "accepted_at": mandate.accepted_at,
-                "online": {"ip_address": mandate.ip_address, "user_agent": mandate.user_agent},
-            }},
+            "mandate_data": mandate_data(mandate),
         }
         try:
             intent = self._call(self._client.v1.setup_intents.create, params, {"idempotency_key": idempotency_key})
@@ -386,8 +383,11 @@ def payment_intent_params(*, payment_id: int, account_id: int, amount_minor: int
     if method_kind == "card" and off_session:
         params["off_session"] = True
     if method_kind == "us_bank_account" and mandate is not None:
-        params["mandate_data"] = {"customer_acceptance": {
-            "type": "online", "accepted_at": mandate.accepted_at,
-            "online": {"ip_address": mandate.ip_address, "user_agent": mandate.user_agent},
-        }}
+        params["mandate_data"] = mandate_data(mandate)
     return params
+
+
+def mandate_data(mandate: Mandate) -> dict[str, Any]:
+    """The ACH mandate as Stripe takes it, the same on a SetupIntent and a PaymentIntent."""
+    online = {"ip_address": mandate.ip_address, "user_agent": mandate.user_agent}
+    return {"customer_acceptance": {"type": "online", "accepted_at": mandate.accepted_at, "online": online}}
