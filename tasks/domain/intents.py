@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from tasks.domain.states import PaymentStatus
 
+# Looked for in both error_code and decline_code: which field carries it on current API versions
+# is unconfirmed (STRIPE.md).
 AUTHENTICATION_REQUIRED = "authentication_required"
 
 _BY_INTENT_STATUS = {

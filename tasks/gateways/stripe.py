@@ -1,27 +1,20 @@
-"""The only module that talks to Stripe; every Stripe error becomes one of ours here."""
+"""Stripe calls Remit makes, reduced to Remit's results; every Stripe error becomes one of ours here.
+
+The wire (HTTP client, SDK client, rate limit) is tasks.gateways.stripe_transport.
+"""
 
 from __future__ import annotations
 
-import http.client
-import ssl
-import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlsplit
 
 import stripe
 
 from tasks.domain.errors import SignatureInvalid, StripeMisconfigured, StripeRefused, StripeUnavailable
+from tasks.domain.intents import AUTHENTICATION_REQUIRED
 from tasks.gateways.limiter import StripeRateLimiter
-
-# Evenly spaced calls at exactly the budget still meet Stripe's one-second windows with jitter;
-# 3% below it keeps 429s rare.
-LIMITER_HEADROOM = 0.97
-# A 429 is retried in place this many times (each after a new limiter slot) before the job retries.
-RATE_LIMITED_RETRIES = 2
-# Both spellings exist: which field carries it on current API versions is unconfirmed (STRIPE.md).
-AUTHENTICATION_REQUIRED = "authentication_required"
+from tasks.gateways.stripe_transport import build_client, build_limiter, send
 
 
 @dataclass(frozen=True)
@@ -55,6 +48,15 @@ class MethodDetails:
     exp_month: int | None = None
     exp_year: int | None = None
     bank_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Mandate:
+    """The customer's acceptance of the ACH debit terms, as recorded when the account was saved."""
+
+    accepted_at: int
+    ip_address: str
+    user_agent: str
 
 
 class StripeGateway:
@@ -104,20 +106,9 @@ class StripeGateway:
         return [event.to_dict() for event in page.auto_paging_iter()]
 
     def _call(self, fn, params: dict[str, Any], options: dict[str, Any]):
-        for attempt in range(RATE_LIMITED_RETRIES + 1):
-            try:
-                return self._call_once(fn, params, options)
-            except stripe.RateLimitError as exc:
-                # Not stored by Stripe, so retrying at once with a fresh slot is safe and cheap.
-                if attempt == RATE_LIMITED_RETRIES:
-                    raise StripeUnavailable(f"RateLimitError: {exc.user_message or exc}") from exc
-
-    def _call_once(self, fn, params: dict[str, Any], options: dict[str, Any]):
-        if self._limiter is not None:
-            self._limiter.acquire()
         try:
-            return fn(params, options)
-        except (stripe.CardError, stripe.RateLimitError):
+            return send(self._limiter, fn, params, options)
+        except stripe.CardError:
             raise
         except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as exc:
             raise StripeUnavailable(f"{type(exc).__name__}: {exc.user_message or exc}") from exc
@@ -134,7 +125,7 @@ class StripeGateway:
     # SetupIntents come back as plain dicts reduced to what Remit decides on:
     # id, status, payment_method, next_action, arrival_date, microdeposit_type, error_code, error_message.
 
-    def create_setup_intent(self, *, customer_id: str, payment_method: str, mandate: "Mandate",
+    def create_setup_intent(self, *, customer_id: str, payment_method: str, mandate: Mandate,
                             metadata: dict[str, str], idempotency_key: str) -> dict[str, Any]:
         """Create and confirm an off-session bank-account SetupIntent; microdeposits when not verified at once."""
         params = {
@@ -143,10 +134,7 @@ class StripeGateway:
             # automatic: instant when the portal collected the account through Financial Connections,
             # microdeposits otherwise.
             "payment_method_options": {"us_bank_account": {"verification_method": "automatic"}},
-            "mandate_data": {"customer_acceptance": {
-                "type": "online", "accepted_at": mandate.accepted_at,
-                "online": {"ip_address": mandate.ip_address, "user_agent": mandate.user_agent},
-            }},
+            "mandate_data": mandate_data(mandate),
         }
         try:
             intent = self._call(self._client.v1.setup_intents.create, params, {"idempotency_key": idempotency_key})
@@ -238,81 +226,30 @@ def method_details(pm: Any) -> MethodDetails:
     return MethodDetails(id=pm["id"], kind="us_bank_account", last4=bank["last4"], bank_name=bank.get("bank_name"))
 
 
-class KeepAliveClient(stripe.HTTPClient):
-    """The SDK's HTTP transport on http.client: one kept-alive connection per thread and host.
-
-    The SDK's default (requests) reads proxy settings from the whole environment and builds a
-    session request on every call; this does only what a Stripe call needs. A failed connection is
-    dropped and reported as retryable, so the SDK's own retry (with the same idempotency key)
-    reconnects.
-    """
-
-    name = "remit-keepalive"
-
-    def __init__(self, timeout_s: float):
-        super().__init__()
-        self._timeout_s = timeout_s
-        self._local = threading.local()
-
-    def request(self, method: str, url: str, headers, post_data=None, *, _usage=None):
-        parts = urlsplit(url)
-        target = parts.path + ("?" + parts.query if parts.query else "")
-        connection = self._connection(parts.scheme, parts.netloc)
-        body = post_data.encode("utf-8") if isinstance(post_data, str) else post_data
-        try:
-            connection.request(method.upper(), target, body=body, headers=dict(headers or {}))
-            response = connection.getresponse()
-            content = response.read()
-        except (OSError, http.client.HTTPException) as exc:
-            self._drop(parts.scheme, parts.netloc)
-            raise stripe.APIConnectionError(f"Network error talking to Stripe: {type(exc).__name__}: {exc}",
-                                            should_retry=True) from exc
-        if response.will_close:
-            self._drop(parts.scheme, parts.netloc)
-        # An HTTPMessage: header lookups are case-insensitive, as the SDK expects.
-        return content, response.status, response.msg
-
-    def request_stream(self, method: str, url: str, headers, post_data=None, *, _usage=None):
-        raise NotImplementedError("Remit makes no streaming Stripe calls")
-
-    def close(self) -> None:
-        for connection in getattr(self._local, "connections", {}).values():
-            connection.close()
-        self._local.connections = {}
-
-    def _connection(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
-        connections = self._local.__dict__.setdefault("connections", {})
-        connection = connections.get((scheme, netloc))
-        if connection is None:
-            if scheme == "https":
-                context = ssl.create_default_context(cafile=stripe.ca_bundle_path)
-                connection = http.client.HTTPSConnection(netloc, timeout=self._timeout_s, context=context)
-            else:
-                connection = http.client.HTTPConnection(netloc, timeout=self._timeout_s)
-            connections[(scheme, netloc)] = connection
-        return connection
-
-    def _drop(self, scheme: str, netloc: str) -> None:
-        connection = getattr(self._local, "connections", {}).pop((scheme, netloc), None)
-        if connection is not None:
-            connection.close()
+def payment_intent_params(*, payment_id: int, account_id: int, amount_minor: int, currency: str, customer_id: str,
+                          payment_method: str, method_kind: str, off_session: bool,
+                          mandate: Mandate | None) -> dict[str, Any]:
+    """Create-and-confirm parameters; built only from our rows, so every retry sends the same ones."""
+    params: dict[str, Any] = {
+        "amount": amount_minor,
+        "currency": currency,
+        "customer": customer_id,
+        "payment_method": payment_method,
+        "payment_method_types": [method_kind],
+        "confirm": True,
+        "metadata": {"payment_id": str(payment_id), "account_id": str(account_id)},
+    }
+    if method_kind == "card" and off_session:
+        params["off_session"] = True
+    if method_kind == "us_bank_account" and mandate is not None:
+        params["mandate_data"] = mandate_data(mandate)
+    return params
 
 
-def build_gateway(api_key: str, api_base: str, timeout_s: float, redis_url: str | None,
-                  requests_per_second: float, network_retries: int = 1,
-                  limiter_namespace: str = "remit") -> StripeGateway:
-    """A gateway whose one SDK retry reuses our key and the shared limiter when Redis is given."""
-    import redis
-
-    client = stripe.StripeClient(
-        api_key, base_addresses={"api": api_base}, max_network_retries=network_retries,
-        http_client=KeepAliveClient(timeout_s),
-    )
-    limiter = None
-    if redis_url:
-        limiter = StripeRateLimiter(redis.Redis.from_url(redis_url), requests_per_second * LIMITER_HEADROOM,
-                                    key=f"{limiter_namespace}:stripe:limiter")
-    return StripeGateway(client, limiter)
+def mandate_data(mandate: Mandate) -> dict[str, Any]:
+    """The ACH mandate as Stripe takes it, the same on a SetupIntent and a PaymentIntent."""
+    online = {"ip_address": mandate.ip_address, "user_agent": mandate.user_agent}
+    return {"customer_acceptance": {"type": "online", "accepted_at": mandate.accepted_at, "online": online}}
 
 
 # Stripe's own default: only old timestamps are rejected, to limit replays of captured deliveries.
@@ -335,6 +272,14 @@ def verify_webhook(payload: bytes, header: str | None, secrets: tuple[str, ...],
     # A stale timestamp is only reported for a secret whose signature matched: the most useful reason.
     stale = [r for r in reasons if "Timestamp" in r]
     raise SignatureInvalid((stale or reasons or ["no secret configured"])[0])
+
+
+def build_gateway(api_key: str, api_base: str, timeout_s: float, redis_url: str | None,
+                  requests_per_second: float, network_retries: int = 1,
+                  limiter_namespace: str = "remit") -> StripeGateway:
+    """A gateway whose one SDK retry reuses our key and the shared limiter when Redis is given."""
+    client = build_client(api_key, api_base, timeout_s, network_retries)
+    return StripeGateway(client, build_limiter(redis_url, requests_per_second, limiter_namespace))
 
 
 _override: list[StripeGateway] = []
@@ -360,35 +305,3 @@ def use_gateway(gateway: StripeGateway | None) -> None:
     _override.clear()
     if gateway is not None:
         _override.append(gateway)
-
-
-@dataclass(frozen=True)
-class Mandate:
-    """The customer's acceptance of the ACH debit terms, as recorded when the account was saved."""
-
-    accepted_at: int
-    ip_address: str
-    user_agent: str
-
-
-def payment_intent_params(*, payment_id: int, account_id: int, amount_minor: int, currency: str, customer_id: str,
-                          payment_method: str, method_kind: str, off_session: bool,
-                          mandate: Mandate | None) -> dict[str, Any]:
-    """Create-and-confirm parameters; built only from our rows, so every retry sends the same ones."""
-    params: dict[str, Any] = {
-        "amount": amount_minor,
-        "currency": currency,
-        "customer": customer_id,
-        "payment_method": payment_method,
-        "payment_method_types": [method_kind],
-        "confirm": True,
-        "metadata": {"payment_id": str(payment_id), "account_id": str(account_id)},
-    }
-    if method_kind == "card" and off_session:
-        params["off_session"] = True
-    if method_kind == "us_bank_account" and mandate is not None:
-        params["mandate_data"] = {"customer_acceptance": {
-            "type": "online", "accepted_at": mandate.accepted_at,
-            "online": {"ip_address": mandate.ip_address, "user_agent": mandate.user_agent},
-        }}
-    return params

@@ -1,4 +1,5 @@
-"""The SDK transport: one kept-alive connection per thread and host, failures reported as retryable."""
+"""The wire to Stripe: one kept-alive connection per thread and host, failures reported as retryable,
+every call in a limiter slot and a 429 retried in place."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import stripe
 
-from tasks.gateways.stripe import KeepAliveClient
+from tasks.domain.errors import StripeUnavailable
+from tasks.gateways.stripe import StripeGateway
+from tasks.gateways.stripe_transport import RATE_LIMITED_RETRIES, KeepAliveClient, build_limiter, send
 
 
 class _Recorder(BaseHTTPRequestHandler):
@@ -126,3 +129,65 @@ def test_a_server_that_never_answers_times_out_as_retryable():
         assert raised.value.should_retry is True
     finally:
         listener.close()
+
+
+class _CountingLimiter:
+    def __init__(self):
+        self.slots = 0
+
+    def acquire(self) -> float:
+        self.slots += 1
+        return 0.0
+
+
+class _RateLimitedFor:
+    """A Stripe call answering 429 the given number of times, then succeeding."""
+
+    def __init__(self, times: int):
+        self.left, self.calls = times, 0
+
+    def __call__(self, params: dict, options: dict) -> dict:
+        self.calls += 1
+        if self.left:
+            self.left -= 1
+            raise stripe.RateLimitError("Too many requests", http_status=429)
+        return {"ok": True, "params": params, "options": options}
+
+
+def test_each_call_takes_a_limiter_slot_and_gets_params_and_options():
+    limiter = _CountingLimiter()
+
+    answer = send(limiter, _RateLimitedFor(0), {"amount": 100}, {"idempotency_key": "k"})
+
+    assert answer == {"ok": True, "params": {"amount": 100}, "options": {"idempotency_key": "k"}}
+    assert limiter.slots == 1
+
+
+def test_a_429_is_retried_in_place_on_a_fresh_slot():
+    limiter, call = _CountingLimiter(), _RateLimitedFor(RATE_LIMITED_RETRIES)
+
+    assert send(limiter, call, {}, {})["ok"] is True
+    assert (call.calls, limiter.slots) == (RATE_LIMITED_RETRIES + 1, RATE_LIMITED_RETRIES + 1)
+
+
+class _AlwaysRateLimitedClient:
+    """An SDK client whose PaymentIntent retrieve always answers 429."""
+
+    def __init__(self):
+        self.v1, self.payment_intents, self.calls = self, self, 0
+
+    def retrieve(self, intent_id: str, params: dict, options: dict):
+        self.calls += 1
+        raise stripe.RateLimitError("Too many requests", http_status=429)
+
+
+def test_a_429_past_the_retries_reaches_the_job_as_stripe_unavailable():
+    client, limiter = _AlwaysRateLimitedClient(), _CountingLimiter()
+
+    with pytest.raises(StripeUnavailable, match="^RateLimitError: Too many requests$"):
+        StripeGateway(client, limiter).retrieve_payment_intent("pi_1")
+    assert (client.calls, limiter.slots) == (RATE_LIMITED_RETRIES + 1, RATE_LIMITED_RETRIES + 1)
+
+
+def test_without_redis_calls_go_unspaced():
+    assert build_limiter(None, 25, "remit") is None
