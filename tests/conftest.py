@@ -98,8 +98,10 @@ def broker():
 
 @pytest.fixture()
 def worker(broker):
-    """A real Dramatiq worker consuming every queue in this process."""
+    """A real Dramatiq worker consuming every queue in this process, knowing every actor as `remit worker` does."""
     import dramatiq
+
+    import workers.actors  # noqa: F401  (code sends by actor name: the worker must have declared them all)
 
     worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100)
     worker.start()
