@@ -10,7 +10,8 @@ from typing import Callable
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from db import queries
+from db.queries import invoices as invoice_rows
+from db.queries import payments as payment_rows
 from db.models import Account, Credit, Payment, Seller
 from db.session import on_commit, transaction
 from tasks.api import selection
@@ -144,7 +145,7 @@ def make_deposit(account_id: int, amount: int, payment_method_id: int, idempoten
 def cancel_scheduled_payment(account_id: int, payment_id: int, now: datetime | None = None) -> PaymentReceipt:
     """Cancel a scheduled payment and free its invoices; refused once execution has begun."""
     with transaction() as session:
-        payment = queries.lock_payment(session, payment_id) if isinstance(payment_id, int) else None
+        payment = payment_rows.lock_payment(session, payment_id) if isinstance(payment_id, int) else None
         if payment is None or payment.account_id != account_id:
             raise RemitError("payment_not_found", f"Payment {payment_id!r} was not found on this account.")
         if payment.status == PaymentStatus.CANCELED:
@@ -228,7 +229,7 @@ def _submit(account_id: int, key: str, fingerprint: str,
     try:
         with transaction() as session:
             account, seller = selection.load_account(session, account_id, lock=True)
-            existing = queries.find_payment_by_key(session, account.id, key)
+            existing = payment_rows.find_payment_by_key(session, account.id, key)
             if existing is not None:
                 return _replay(session, existing, fingerprint)
             payment = build(session, account, seller, seller_today(seller, now))
@@ -246,7 +247,7 @@ def _create(session: Session, account: Account, method_id: int, kind: PaymentKin
     row = dict(account_id=account.id, kind=kind, amount_minor=plan.total_minor, currency=currency,
                payment_method_id=method_id, status=status, scheduled_for=scheduled_for, idempotency_key=key,
                request_hash=fingerprint, attempt=0, refunded_minor=0, **extra)
-    payment_id, marked_stale = queries.insert_payment(
+    payment_id, marked_stale = payment_rows.insert_payment(
         session, row, [(line.invoice_id, line.amount_minor, line.discount_minor) for line in plan.lines],
         source="api", detail={"warnings": list(plan.warnings)} if plan.warnings else {}, now=_now())
     if marked_stale:
@@ -282,7 +283,7 @@ def _receipt(session: Session, payment: Payment | SimpleNamespace, replayed: boo
     if plan is not None:  # just created: the plan is what was written
         lines, warnings = _lines(plan), plan.warnings
     else:
-        rows = queries.list_allocation_lines(session, payment.id)
+        rows = invoice_rows.list_allocation_lines(session, payment.id)
         lines, warnings = tuple(PaymentLine(*row) for row in rows), ()
     credit = payment.amount_minor - sum(line.amount_minor for line in lines)
     return PaymentReceipt(payment.id, payment.status, payment.kind, payment.amount_minor, payment.currency,

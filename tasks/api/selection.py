@@ -8,7 +8,8 @@ from datetime import date, datetime
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
-from db import queries
+from db.queries import accounts as account_rows
+from db.queries import invoices as invoice_rows
 from db.models import Account, PaymentMethod, Seller
 from tasks.domain.allocation import OpenInvoice
 from tasks.domain.errors import RemitError
@@ -25,12 +26,12 @@ class Selection:
 def find_account(session: Session, account_id: object, lock: bool = False) -> Account:
     """The account, or a refusal when there is none with this id.
 
-    Locked, it is the plain values of queries.lock_account_row (requests only read it); otherwise the
+    Locked, it is the plain values of account_rows.lock_account_row (requests only read it); otherwise the
     mapped row.
     """
     if isinstance(account_id, bool) or not isinstance(account_id, int):
         raise RemitError("account_not_found", f"Account {account_id!r} was not found.")
-    account = queries.lock_account_row(session, account_id) if lock else session.get(Account, account_id)
+    account = account_rows.lock_account_row(session, account_id) if lock else session.get(Account, account_id)
     if account is None:
         raise RemitError("account_not_found", f"Account {account_id} was not found.")
     return account
@@ -65,7 +66,7 @@ def load_method(session: Session, account: Account, seller: Seller, method_id: o
 def select_invoices(session: Session, account: Account, seller: Seller, invoice_ids: object, lock: bool) -> Selection:
     """The payable invoices a selection means (a parent brings its children), all checked."""
     ids = check_invoice_ids(invoice_ids, seller.max_invoices_per_payment)
-    rows = queries.invoices_with_children(session, ids, lock)
+    rows = (invoice_rows.lock_invoices_with_children if lock else invoice_rows.list_invoices_with_children)(session, ids)
     asked = set(ids)
     children = [r for r in rows if r.parent_id in asked]
     by_id = {r.id: r for r in rows if r.account_id == account.id and r.customer_visible}
@@ -96,7 +97,7 @@ def _leaves(ids: list[int], by_id: dict[int, Row], children: list[Row]) -> list[
 
 def _open(session: Session, leaves: list[Row], by_id: dict[int, Row], ids: list[int]) -> list[OpenInvoice]:
     leaf_ids = [i.id for i in leaves]
-    standing = queries.standing_of_invoices(session, leaf_ids)
+    standing = invoice_rows.list_standing(session, leaf_ids)
     open_invoices = []
     for invoice in leaves:
         paid, held = standing.get(invoice.id, (0, None))
@@ -117,11 +118,11 @@ def _open(session: Session, leaves: list[Row], by_id: dict[int, Row], ids: list[
 
 def open_account_invoices(session: Session, account: Account, lock: bool) -> list[OpenInvoice]:
     """Every invoice of the account with money still owed and no payment holding it, for custom amounts."""
-    rows = queries.list_payable_invoices(session, account.id)
+    rows = invoice_rows.list_payable_invoices(session, account.id)
     if lock:
-        rows = queries.lock_invoices(session, [r.id for r in rows])
+        rows = invoice_rows.lock_invoices(session, [r.id for r in rows])
     ids = [r.id for r in rows]
-    standing = queries.standing_of_invoices(session, ids)
+    standing = invoice_rows.list_standing(session, ids)
     open_invoices = []
     for r in rows:
         paid, held = standing.get(r.id, (0, None))

@@ -7,7 +7,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from db import queries
+from db.queries import accounts as account_rows
+from db.queries import invoices as invoice_rows
 from db.models import Account, Credit, Payment, Seller
 from db.session import transaction
 from tasks.domain.dates import seller_today
@@ -22,7 +23,7 @@ SWEEP_LIMIT = 1000
 
 def balance_moved(session: Session, account_id: int, now: datetime) -> None:
     """Mark the account stale and nudge recompute_balance after commit; later marks ride on the first nudge."""
-    if queries.mark_balance_stale(session, account_id, now):
+    if account_rows.mark_balance_stale(session, account_id, now):
         recompute_after_commit(session, account_id)
 
 
@@ -50,8 +51,8 @@ def _send_recomputes(account_ids: list[int]) -> None:
 
 def figures_for(session: Session, account: Account, now: datetime) -> Figures:
     """The account's figures as the ledger says right now, in the account's currency only."""
-    invoices = [i for i in queries.list_payable_invoices(session, account.id) if i.currency == account.currency]
-    settled = queries.settled_by_invoice(session, [i.id for i in invoices])
+    invoices = [i for i in invoice_rows.list_payable_invoices(session, account.id) if i.currency == account.currency]
+    settled = invoice_rows.list_settled(session, [i.id for i in invoices])
     facts = [InvoiceFacts(i.total_minor, settled.get(i.id, 0), i.due_on) for i in invoices]
     amounts = dict(session.execute(
         select(Payment.status, func.sum(Payment.amount_minor))
@@ -67,7 +68,7 @@ def figures_for(session: Session, account: Account, now: datetime) -> Figures:
 def recompute_balance(account_id: int, now: datetime) -> bool:
     """Store fresh figures if the account is marked stale; return whether it recomputed."""
     with transaction() as session:
-        account = queries.lock_account(session, account_id)
+        account = account_rows.lock_account(session, account_id)
         if account is None or account.balance_stale_since is None:
             return False
         figures = figures_for(session, account, now)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from db.models import Email
 from db.queries import RowMissing
+from db.queries import emails as email_rows
 from db.session import on_commit, transaction
 from emails import render
 from tasks.domain.states import EmailStatus
@@ -81,9 +82,7 @@ def sweep_emails(now: datetime, grace: timedelta = EMAIL_GRACE, limit: int = SWE
 
 def queue_email(session: Session, **row) -> int | None:
     """Write an outbox row (once per dedupe key) and send it after commit; return its id or None."""
-    from db import queries
-
-    email_id = queries.add_email(session, **row)
+    email_id = email_rows.add_email(session, **row)
     send_after_commit(session, email_id)
     return email_id
 

@@ -10,7 +10,10 @@ from typing import Any
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
-from db import queries
+from db.queries import accounts as account_rows
+from db.queries import emails as email_rows
+from db.queries import invoices as invoice_rows
+from db.queries import payments as payment_rows
 from db.models import Account, Payment, PaymentMethod, Seller
 from tasks.flows import emails as outbox
 from tasks.flows.balances import balance_moved, recompute_all_after_commit
@@ -75,17 +78,17 @@ def apply_transition(session: Session, payment: Payment, target: PaymentStatus, 
     """
     plan = plan_transition(payment, target, now=now, detail=detail, values=values)
     if not plan.applied:
-        queries.set_payment_columns(session, payment, **plan.columns)
-        queries.add_payment_event(session, payment, from_status=plan.source, to_status=target, source=source,
+        payment_rows.set_payment_columns(session, payment, **plan.columns)
+        payment_rows.add_payment_event(session, payment, from_status=plan.source, to_status=target, source=source,
                                   applied=False, detail=plan.detail, at=now)
         return False
-    queries.move_payment(session, payment.id, plan.columns, from_status=plan.source, to_status=target, source=source,
+    payment_rows.move_payment(session, payment.id, plan.columns, from_status=plan.source, to_status=target, source=source,
                          detail=plan.detail, at=now)
-    queries.show_columns(payment, plan.columns)
+    payment_rows.show_columns(payment, plan.columns)
     if plan.allocation_move is not None:
-        queries.move_allocations(session, payment.id, *plan.allocation_move)
+        invoice_rows.move_allocations(session, payment.id, *plan.allocation_move)
     if plan.credit_move is not None:
-        queries.move_credits(session, payment.id, *plan.credit_move)
+        invoice_rows.move_credits(session, payment.id, *plan.credit_move)
     queue_payment_email(session, payment, plan.source, target)
     if plan.balance_moves:
         balance_moved(session, payment.account_id, now)
@@ -95,7 +98,7 @@ def apply_transition(session: Session, payment: Payment, target: PaymentStatus, 
 class TransitionBatch:
     """Transitions of many payments, decided one by one and written together, a few statements per batch.
 
-    For webhook batches: the payments are plain views (db.queries.lock_payment_views), each changed in
+    For webhook batches: the payments are plain views (db.payment_rows.lock_payment_views), each changed in
     place as its transitions are added, so a second event about the same payment sees the first.
     Writes only the payment columns PaymentIntent events set (BATCH_COLUMNS); flush() writes
     everything added since the last flush, in the order apply_transition writes it.
@@ -135,7 +138,7 @@ class TransitionBatch:
 
     def set_columns(self, payment: Any, values: dict[str, Any]) -> None:
         """Payment columns to write without a transition (BATCH_COLUMNS only)."""
-        unknown = set(values) - queries.BATCH_COLUMNS
+        unknown = set(values) - payment_rows.BATCH_COLUMNS
         if unknown:
             raise ValueError(f"a transition batch cannot write payment columns {sorted(unknown)}")
         if values:
@@ -155,21 +158,21 @@ class TransitionBatch:
     def flush(self, session: Session) -> None:
         """Write what was added: payments and timeline, allocations, credits, emails, then stale balances."""
         if self._lines:
-            queries.move_payments(session, self._columns, self._lines, at=self.now)
+            payment_rows.move_payments(session, self._columns, self._lines, at=self.now)
         allocation_moves = [(pid, *move) for pid, (move, _) in self._moves.items() if move is not None]
         credit_moves = [(pid, *move) for pid, (_, move) in self._moves.items() if move is not None]
         if allocation_moves:
-            queries.move_allocations_of(session, allocation_moves)
+            invoice_rows.move_allocations_of(session, allocation_moves)
         if credit_moves:
-            queries.move_credits_of(session, credit_moves)
+            invoice_rows.move_credits_of(session, credit_moves)
         if self._emails:
             self._queue_emails(session)
         if self._accounts:
-            recompute_all_after_commit(session, queries.mark_balances_stale(session, sorted(self._accounts), self.now))
+            recompute_all_after_commit(session, account_rows.mark_balances_stale(session, sorted(self._accounts), self.now))
         self._reset()
 
     def _queue_emails(self, session: Session) -> None:
-        lines = queries.list_email_lines_of(session, sorted({payment.id for payment, _, _, _ in self._emails}))
+        lines = email_rows.list_email_lines_of(session, sorted({payment.id for payment, _, _, _ in self._emails}))
         rows = []
         for payment, kind, seen, suffix in self._emails:
             context = payment_email_context(session, SimpleNamespace(**seen), payment.account, payment.method,
@@ -177,7 +180,7 @@ class TransitionBatch:
             rows.append(dict(kind=kind, recipient=payment.account.billing_email, context=context,
                              dedupe_key=f"{kind}:payment:{payment.id}{suffix}", seller_id=payment.account.seller_id,
                              account_id=payment.account_id, payment_id=payment.id))
-        outbox.send_all_after_commit(session, queries.add_emails(session, rows))
+        outbox.send_all_after_commit(session, email_rows.add_emails(session, rows))
 
 
 def record_quiet_transition(session: Session, payment_id: int, current: PaymentStatus, target: PaymentStatus, *,
@@ -189,7 +192,7 @@ def record_quiet_transition(session: Session, payment_id: int, current: PaymentS
     """
     if not is_quiet(current, target):
         raise ValueError(f"{current} -> {target} is not a quiet transition; use apply_transition")
-    queries.move_payment(session, payment_id, {**values, "status": target, "updated_at": now}, from_status=current,
+    payment_rows.move_payment(session, payment_id, {**values, "status": target, "updated_at": now}, from_status=current,
                          to_status=target, source=source, detail=detail, at=now, expected=current)
 
 
@@ -202,7 +205,7 @@ def is_quiet(current: PaymentStatus, target: PaymentStatus) -> bool:
 
 def record_event(session: Session, payment: Payment, *, source: str, now: datetime, detail: dict[str, Any]) -> None:
     """A timeline entry that changes no state (e.g. a recorded Stripe attempt)."""
-    queries.add_payment_event(session, payment, from_status=payment.status, to_status=payment.status,
+    payment_rows.add_payment_event(session, payment, from_status=payment.status, to_status=payment.status,
                               source=source, detail=detail, at=now)
 
 
@@ -239,7 +242,7 @@ def payment_email_context(session: Session, payment: Any, account: Any, method: 
     lines are the payment's invoice lines when the caller read them already (list_email_lines_of).
     """
     seller = seller or session.get(Seller, account.seller_id)
-    rows = lines if lines is not None else queries.list_email_lines(session, payment.id)
+    rows = lines if lines is not None else email_rows.list_email_lines(session, payment.id)
     return {
         "payment_id": payment.id,
         "transaction_id": payment.stripe_charge_id or payment.stripe_payment_intent_id,

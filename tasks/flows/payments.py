@@ -11,7 +11,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, literal, or_, select, update
 
-from db import queries
+from db.queries import RowMissing
+from db.queries import invoices as invoice_rows
+from db.queries import payments as payment_rows
 from db.models import Account, Payment, Seller
 from db.session import on_commit, transaction
 from tasks.domain.attempts import Attempt, Step, decide_attempt, stripe_key
@@ -65,9 +67,9 @@ def execute_payment(payment_id: int, now: datetime) -> str:
 def _record_attempt(payment_id: int, now: datetime) -> Charge | str:
     """Decide the attempt and commit its key before any Stripe call; plain statements on the common path."""
     with transaction() as session:
-        row = queries.lock_payment_to_charge(session, payment_id)
+        row = payment_rows.lock_payment_to_charge(session, payment_id)
         if row is None:
-            raise queries.RowMissing(f"payment {payment_id} does not exist")
+            raise RowMissing(f"payment {payment_id} does not exist")
         decision = decide_attempt(row.id, row.status, row.attempt, row.first_attempt_at, now)
         if decision.step == Step.NOTHING:
             return f"nothing to do: payment is {row.status}"
@@ -88,7 +90,7 @@ def _record_attempt(payment_id: int, now: datetime) -> Charge | str:
 
 def _fail_at_last_look(session, payment_id: int, problem: tuple[str, str], now: datetime) -> str:
     """Nothing has reached Stripe yet: the payment fails and its invoices are freed."""
-    payment = queries.lock_payment(session, payment_id)
+    payment = payment_rows.lock_payment(session, payment_id)
     payment.failure_code, payment.failure_message = problem
     apply_transition(session, payment, PaymentStatus.FAILED, source=SOURCE, now=now, detail={"last_look": problem[0]})
     return f"failed: {problem[0]}"
@@ -101,16 +103,16 @@ def _retry_attempt(session, row, now: datetime) -> None:
     """
     problem = None if row.needs_review else _last_look(session, row)
     if problem is None:
-        queries.touch_payment_attempt(session, row.id, now)
+        payment_rows.touch_payment_attempt(session, row.id, now)
         return
-    queries.move_payment(session, row.id, {"needs_review": True, "last_attempt_at": now}, from_status=row.status,
+    payment_rows.move_payment(session, row.id, {"needs_review": True, "last_attempt_at": now}, from_status=row.status,
                          to_status=row.status, source=SOURCE, at=now,
                          detail={"needs_review": problem[0], "message": problem[1], "attempt": row.attempt})
 
 
 def _last_look(session, row) -> tuple[str, str] | None:
     """Re-read the invoices and the method under lock right before money first moves."""
-    voided = [i for i in queries.lock_payment_invoices(session, row.id) if i.voided]
+    voided = [i for i in invoice_rows.lock_payment_invoices(session, row.id) if i.voided]
     if voided:
         return "invoice_voided", f"Invoice {voided[0].number} was voided before the payment was made."
     if row.method_status != "active":
@@ -157,7 +159,7 @@ def _start_fresh_attempt(payment_id: int, now: datetime) -> str:
     Nothing has moved yet, so a fresh attempt gets the last look a first one gets.
     """
     with transaction() as session:
-        problem = _last_look(session, queries.lock_payment_to_charge(session, payment_id))
+        problem = _last_look(session, payment_rows.lock_payment_to_charge(session, payment_id))
         if problem is None:
             return _record_fresh_attempt(session, payment_id, now)
         outcome = _fail_at_last_look(session, payment_id, problem, now)
@@ -165,7 +167,7 @@ def _start_fresh_attempt(payment_id: int, now: datetime) -> str:
 
 
 def _record_fresh_attempt(session, payment_id: int, now: datetime) -> str:
-    payment = queries.lock_payment(session, payment_id)
+    payment = payment_rows.lock_payment(session, payment_id)
     payment.attempt += 1
     payment.stripe_idempotency_key = stripe_key(payment.id, payment.attempt)
     payment.first_attempt_at = now
@@ -180,7 +182,7 @@ def _record_outcome(payment_id: int, result: IntentResult, now: datetime) -> str
     if target is None:
         raise UnexpectedIntentState(f"payment {payment_id}: PaymentIntent {result.id} is {result.status}")
     with transaction() as session:
-        payment = queries.lock_payment(session, payment_id)
+        payment = payment_rows.lock_payment(session, payment_id)
         values = {}
         if result.id and payment.stripe_payment_intent_id is None:
             values["stripe_payment_intent_id"] = result.id

@@ -14,13 +14,13 @@ from typing import Any, Sequence
 
 from sqlalchemy.orm import Session
 
-from db import queries
-from db.event_queries import REFUND_FINAL, lock_payment_for_charge, upsert_refund
+from db.queries import invoices as invoice_rows
+from db.queries import payments as payment_rows
 from tasks.flows import ledger
 from tasks.domain.events import (
     AllocationSlice, payment_id_from_metadata, refund_target, split_refund,
 )
-from tasks.domain.states import AllocationState, CreditState, PaymentKind, PaymentStatus
+from tasks.domain.states import REFUND_FINAL, AllocationState, CreditState, PaymentKind, PaymentStatus
 from tasks.handlers.common import PROCESSED, Handled, ignored, obj, source_of
 from tasks.handlers.settle import charge_ids, settle_in_batch
 
@@ -44,7 +44,7 @@ def handle_batch(session: Session, events: Sequence[dict[str, Any]], now: dateti
 def _charges_refunded(session: Session, events: Sequence[dict[str, Any]], now: datetime) -> list[Handled]:
     """Reverse what the newly refunded money paid for and move each payment to (partially_)refunded."""
     keys = [(*charge_ids(obj(event)), payment_id_from_metadata(obj(event).get("metadata"))) for event in events]
-    views = queries.lock_payment_views(session, charge_ids=[k[0] for k in keys if isinstance(k[0], str)],
+    views = payment_rows.lock_payment_views(session, charge_ids=[k[0] for k in keys if isinstance(k[0], str)],
                                        intent_ids=[k[1] for k in keys if isinstance(k[1], str)],
                                        payment_ids=[k[2] for k in keys if k[2] is not None])
     by_charge = {v.stripe_charge_id: v for v in views if v.stripe_charge_id}
@@ -61,8 +61,8 @@ def _charges_refunded(session: Session, events: Sequence[dict[str, Any]], now: d
     batch.flush(session)  # a payment settled just now has its allocations applied before they are split
     ids = sorted({v.id for v in found if v is not None})
     with_credit = [i for i in ids if by_id[i].kind != PaymentKind.INVOICES]  # invoice payments carry no credit
-    slices = _Slices(queries.list_applied_allocations_of(session, ids),
-                     queries.lock_available_credits_of(session, with_credit))
+    slices = _Slices(invoice_rows.list_applied_allocations_of(session, ids),
+                     invoice_rows.lock_available_credits_of(session, with_credit))
     handled = []
     for event, (charge_id, _, _), view in zip(events, keys, found):
         if view is None:
@@ -161,19 +161,19 @@ class _Slices:
 
     def write(self, session: Session) -> None:
         if self._allocation_changes:
-            queries.set_allocations(session, self._allocation_changes)
+            invoice_rows.update_allocations(session, self._allocation_changes)
         if self._credit_changes:
-            queries.set_credits(session, self._credit_changes)
+            invoice_rows.update_credits(session, self._credit_changes)
 
 
 def handle_refund_object(session: Session, event: dict[str, Any], now: datetime) -> Handled:
     """Keep a row per Stripe refund; a refund that failed or was canceled is flagged for ops."""
     refund = obj(event)
     charge_id, intent_id = charge_ids(refund)
-    payment = lock_payment_for_charge(session, charge_id, intent_id, payment_id_from_metadata(refund.get("metadata")))
+    payment = payment_rows.lock_payment_for_charge(session, charge_id, intent_id, payment_id_from_metadata(refund.get("metadata")))
     if payment is None:
         return ignored(f"no payment for refund {refund.get('id')}")
-    upsert_refund(session, payment_id=payment.id, stripe_refund_id=refund["id"], amount_minor=refund["amount"],
+    payment_rows.insert_refund(session, payment_id=payment.id, stripe_refund_id=refund["id"], amount_minor=refund["amount"],
                   currency=refund["currency"], status=refund.get("status") or "pending", reason=refund.get("reason"))
     if refund.get("status") in REFUND_FINAL:
         # The money never left; the invoices stay reopened until ops decide (re-refund or re-apply).
