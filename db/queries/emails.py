@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any, Sequence
 
-from sqlalchemy import BigInteger, Row, any_, bindparam, case, select, text
+from sqlalchemy import BigInteger, Row, any_, bindparam, case, func, literal, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import Session
 
@@ -64,3 +65,34 @@ def list_email_lines_of(session: Session, payment_ids: Sequence[int]) -> dict[in
 def add_emails(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
     """add_email for many rows in one statement; returns the ids of the rows written (not the duplicates)."""
     return list(session.connection().execute(_ADD_EMAILS, {"rows": _json(rows)}).scalars())
+
+
+def lock_due_emails(session: Session, now: datetime, grace: timedelta, limit: int) -> list[Row]:
+    """(id, attempts) of queued rows past max(attempts, 1) grace periods, oldest first, locked; rows others hold
+    are passed over."""
+    return list(session.execute(
+        select(Email.id, Email.attempts)
+        .where(Email.status == EmailStatus.QUEUED,
+               Email.created_at < literal(now) - func.greatest(Email.attempts, 1) * literal(grace))
+        .order_by(Email.id).limit(limit).with_for_update(skip_locked=True)
+    ).all())
+
+
+def lock_email(session: Session, email_id: int) -> Email | None:
+    """The outbox row locked FOR UPDATE and freshly loaded."""
+    return session.scalar(
+        select(Email).where(Email.id == email_id).with_for_update().execution_options(populate_existing=True)
+    )
+
+
+def lock_email_if_free(session: Session, email_id: int) -> Email | None:
+    """lock_email, or None also when another transaction holds the row."""
+    return session.scalar(
+        select(Email).where(Email.id == email_id).with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+
+
+def find_email_id(session: Session, email_id: int) -> int | None:
+    """The id back when the row exists, locked or not."""
+    return session.scalar(select(Email.id).where(Email.id == email_id))
