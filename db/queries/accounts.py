@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Sequence
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -73,3 +73,19 @@ def mark_balances_stale(session: Session, account_ids: Sequence[int], now: datet
     connection, ids = session.connection(), list(account_ids)
     connection.execute(_LOCK_FOR_STALE, {"ids": ids})
     return list(connection.execute(_MARK_STALE, {"ids": ids, "now": now}).scalars())
+
+
+def find_seller(session: Session, seller_id: int) -> Seller | None:
+    return session.get(Seller, seller_id)
+
+
+def list_due_stale_accounts(session: Session, now: datetime, grace: timedelta, limit: int) -> list[int]:
+    """Ids of accounts flagged stale longer than grace ago, longest first."""
+    return list(session.scalars(select(Account.id).where(Account.balance_stale_since < now - grace)
+                                .order_by(Account.balance_stale_since).limit(limit)).all())
+
+
+def mark_all_balances_stale(session: Session, now: datetime) -> int:
+    """Flag every account not flagged yet; return how many."""
+    return session.execute(update(Account).where(Account.balance_stale_since.is_(None))
+                           .values(balance_stale_since=now)).rowcount

@@ -208,3 +208,9 @@ def lock_available_credits_of(session: Session, payment_ids: Sequence[int]) -> d
         for row in session.connection().execute(_LOCK_AVAILABLE_CREDITS_OF, {"ids": list(payment_ids)}):
             found[row.payment_id].append(row)
     return found
+
+
+def sum_available_credit(session: Session, account_id: int, currency: str) -> int:
+    """The account's available credit in this currency, in minor units."""
+    return session.scalar(select(func.coalesce(func.sum(Credit.amount_minor), 0)).where(
+        Credit.account_id == account_id, Credit.currency == currency, Credit.state == CreditState.AVAILABLE))

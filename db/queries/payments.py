@@ -343,3 +343,11 @@ def insert_dispute(session: Session, *, payment_id: int, stripe_dispute_id: str,
         select(Dispute).where(Dispute.stripe_dispute_id == stripe_dispute_id).with_for_update()
         .execution_options(populate_existing=True)
     )
+
+
+def sum_payments_by_status(session: Session, account_id: int, currency: str) -> dict[str, int]:
+    """{status: total amount} of the account's payments in this currency."""
+    return dict(session.execute(
+        select(Payment.status, func.sum(Payment.amount_minor))
+        .where(Payment.account_id == account_id, Payment.currency == currency)
+        .group_by(Payment.status)).all())
