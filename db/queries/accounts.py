@@ -89,3 +89,14 @@ def mark_all_balances_stale(session: Session, now: datetime) -> int:
     """Flag every account not flagged yet; return how many."""
     return session.execute(update(Account).where(Account.balance_stale_since.is_(None))
                            .values(balance_stale_since=now)).rowcount
+
+
+def find_account(session: Session, account_id: int) -> Account | None:
+    return session.get(Account, account_id)
+
+
+def update_stripe_customer(session: Session, account_id: int, customer_id: str) -> str:
+    """Give the account this Stripe customer unless it has one; return the one it has now."""
+    session.execute(update(Account).where(Account.id == account_id, Account.stripe_customer_id.is_(None))
+                    .values(stripe_customer_id=customer_id))
+    return session.get(Account, account_id).stripe_customer_id

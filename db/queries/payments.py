@@ -7,7 +7,9 @@ from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any, Sequence
 
-from sqlalchemy import BigInteger, Row, Text, any_, bindparam, func, literal, null, or_, select, text, true, update
+from sqlalchemy import (
+    BigInteger, Row, Text, and_, any_, bindparam, func, literal, null, or_, select, text, true, update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -351,3 +353,28 @@ def sum_payments_by_status(session: Session, account_id: int, currency: str) -> 
         select(Payment.status, func.sum(Payment.amount_minor))
         .where(Payment.account_id == account_id, Payment.currency == currency)
         .group_by(Payment.status)).all())
+
+
+def list_due_stuck_payments(session: Session, now: datetime, pending_grace: timedelta, submitting_grace: timedelta,
+                            limit: int) -> list[Row]:
+    """(id, status) of payments pending longer than pending_grace, or submitting with no attempt for longer than
+    submitting_grace; in id order."""
+    return list(session.execute(
+        select(Payment.id, Payment.status).where(or_(
+            and_(Payment.status == PaymentStatus.PENDING, Payment.updated_at < now - pending_grace),
+            and_(Payment.status == PaymentStatus.SUBMITTING,
+                 func.coalesce(Payment.last_attempt_at, Payment.updated_at) < now - submitting_grace),
+        )).order_by(Payment.id).limit(limit)
+    ).all())
+
+
+def lock_due_scheduled_payments(session: Session, now: datetime, limit: int) -> list[Payment]:
+    """Scheduled payments due on or before their seller's today, earliest first, locked; ones others hold are
+    passed over."""
+    seller_today = func.date(func.timezone(Seller.timezone, literal(now)))
+    return list(session.scalars(
+        select(Payment).join(Account, Account.id == Payment.account_id).join(Seller, Seller.id == Account.seller_id)
+        .where(Payment.status == PaymentStatus.SCHEDULED, Payment.scheduled_for <= seller_today)
+        .order_by(Payment.scheduled_for, Payment.id).limit(limit)
+        .with_for_update(of=Payment, skip_locked=True)
+    ))

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
-
-from db.models import Account, PaymentMethod
+from db.models import PaymentMethod
 from db.queries import RowMissing
+from db.queries import accounts as account_rows
+from db.queries import methods as method_rows
 from db.session import on_commit, transaction
 from tasks.domain import methods as rules
 from tasks.domain.errors import StripeRefused
@@ -113,24 +113,19 @@ def resend_stuck_methods(now: datetime, grace: timedelta = SYNC_GRACE, limit: in
     from workers.broker import send_all
 
     with transaction() as session:
-        ids = list(session.scalars(
-            select(PaymentMethod.id)
-            .where(PaymentMethod.status == S.VERIFICATION_PENDING, PaymentMethod.stripe_setup_intent_id.is_(None),
-                   PaymentMethod.updated_at < now - grace)
-            .order_by(PaymentMethod.id).limit(limit).with_for_update(skip_locked=True)
-        ))
+        ids = method_rows.lock_due_unsynced_methods(session, now, grace, limit)
         if ids:
-            session.execute(update(PaymentMethod).where(PaymentMethod.id.in_(ids)).values(updated_at=now))
+            method_rows.mark_methods_touched(session, ids, now)
     send_all([sync_actor.message(method_id) for method_id in ids])
     return {"resent": len(ids)}
 
 
 def _load(method_id: int) -> Saved:
     with transaction() as session:
-        method = session.get(PaymentMethod, method_id)
+        method = method_rows.find_method(session, method_id)
         if method is None:
             raise RowMissing(f"payment method {method_id} does not exist")
-        account = session.get(Account, method.account_id)
+        account = account_rows.find_account(session, method.account_id)
         mandate = None
         if method.mandate_accepted_at is not None:
             mandate = Mandate(int(method.mandate_accepted_at.timestamp()), method.mandate_ip or "",
@@ -145,9 +140,7 @@ def _ensure_customer(saved: Saved) -> str:
     customer_id = get_gateway().create_customer(account_id=saved.account_id, email=saved.email, name=saved.name,
                                                 idempotency_key=f"remit-customer-{saved.account_id}")
     with transaction() as session:
-        session.execute(update(Account).where(Account.id == saved.account_id, Account.stripe_customer_id.is_(None))
-                        .values(stripe_customer_id=customer_id))
-        return session.get(Account, saved.account_id).stripe_customer_id
+        return account_rows.update_stripe_customer(session, saved.account_id, customer_id)
 
 
 def _record_setup(method_id: int, now: datetime, setup: dict[str, Any], details: MethodDetails | None) -> str:
@@ -206,8 +199,7 @@ def _copy_display(method: PaymentMethod, details: MethodDetails) -> None:
 
 
 def _lock(session, method_id: int) -> PaymentMethod:
-    method = session.scalar(select(PaymentMethod).where(PaymentMethod.id == method_id).with_for_update()
-                            .execution_options(populate_existing=True))
+    method = method_rows.lock_method(session, method_id)
     if method is None:
         raise RowMissing(f"payment method {method_id} does not exist")
     return method

@@ -9,12 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, literal, or_, select, update
-
 from db.queries import RowMissing
+from db.queries import accounts as account_rows
 from db.queries import invoices as invoice_rows
 from db.queries import payments as payment_rows
-from db.models import Account, Payment, Seller
 from db.session import on_commit, transaction
 from tasks.domain.attempts import Attempt, Step, decide_attempt, stripe_key
 from tasks.domain.errors import StripeRefused
@@ -137,9 +135,7 @@ def _ensure_customer(charge: Charge) -> str:
     customer_id = get_gateway().create_customer(account_id=charge.account_id, email=charge.email, name=charge.name,
                                                 idempotency_key=f"remit-customer-{charge.account_id}")
     with transaction() as session:
-        session.execute(update(Account).where(Account.id == charge.account_id, Account.stripe_customer_id.is_(None))
-                        .values(stripe_customer_id=customer_id))
-        return session.get(Account, charge.account_id).stripe_customer_id
+        return account_rows.update_stripe_customer(session, charge.account_id, customer_id)
 
 
 def _call_stripe(charge: Charge, params: dict, now: datetime) -> IntentResult:
@@ -209,13 +205,7 @@ def sweep_payments(now: datetime, limit: int = SWEEP_LIMIT) -> dict[str, int]:
     from workers.broker import send_all
 
     with transaction() as session:
-        rows = session.execute(
-            select(Payment.id, Payment.status).where(or_(
-                and_(Payment.status == PaymentStatus.PENDING, Payment.updated_at < now - PENDING_GRACE),
-                and_(Payment.status == PaymentStatus.SUBMITTING,
-                     func.coalesce(Payment.last_attempt_at, Payment.updated_at) < now - SUBMITTING_GRACE),
-            )).order_by(Payment.id).limit(limit)
-        ).all()
+        rows = payment_rows.list_due_stuck_payments(session, now, PENDING_GRACE, SUBMITTING_GRACE, limit)
     counts = {"pending": 0, "submitting": 0}
     send_all([execute_payment.message(payment_id) for payment_id, _ in rows])
     for _, status in rows:
@@ -228,14 +218,8 @@ def dispatch_due_payments(now: datetime, limit: int = SWEEP_LIMIT) -> dict[str, 
     from tasks.payments import execute_payment
     from workers.broker import send_all
 
-    seller_today = func.date(func.timezone(Seller.timezone, literal(now)))
     with transaction() as session:
-        due = list(session.scalars(
-            select(Payment).join(Account, Account.id == Payment.account_id).join(Seller, Seller.id == Account.seller_id)
-            .where(Payment.status == PaymentStatus.SCHEDULED, Payment.scheduled_for <= seller_today)
-            .order_by(Payment.scheduled_for, Payment.id).limit(limit)
-            .with_for_update(of=Payment, skip_locked=True)
-        ))
+        due = payment_rows.lock_due_scheduled_payments(session, now, limit)
         for payment in due:
             apply_transition(session, payment, PaymentStatus.PENDING, source="clock", now=now)
         messages = [execute_payment.message(payment.id) for payment in due]
