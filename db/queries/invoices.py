@@ -214,3 +214,15 @@ def sum_available_credit(session: Session, account_id: int, currency: str) -> in
     """The account's available credit in this currency, in minor units."""
     return session.scalar(select(func.coalesce(func.sum(Credit.amount_minor), 0)).where(
         Credit.account_id == account_id, Credit.currency == currency, Credit.state == CreditState.AVAILABLE))
+
+
+def list_visible_invoices(session: Session, account_id: int) -> list[Invoice]:
+    """The account's customer-visible invoices, due date first."""
+    return list(session.scalars(
+        select(Invoice).where(Invoice.account_id == account_id, Invoice.customer_visible.is_(True))
+        .order_by(Invoice.due_on, Invoice.number)))
+
+
+def insert_credit(session: Session, **values: Any) -> None:
+    """A new credit row, written at once (nothing reads it back in the transaction)."""
+    session.connection().execute(_CREDITS.insert().values(**values))

@@ -378,3 +378,7 @@ def lock_due_scheduled_payments(session: Session, now: datetime, limit: int) -> 
         .order_by(Payment.scheduled_for, Payment.id).limit(limit)
         .with_for_update(of=Payment, skip_locked=True)
     ))
+
+
+def count_payments(session: Session, account_id: int) -> int:
+    return session.scalar(select(func.count()).select_from(Payment).where(Payment.account_id == account_id))

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from db.queries import invoices as invoice_rows
 from db.queries import payments as payment_rows
-from db.models import Account, Credit, Payment, Seller
+from db.models import Account, Payment, Seller
 from db.session import on_commit, transaction
 from tasks.api import selection
 from tasks.flows.balances import recompute_after_commit
@@ -20,7 +20,7 @@ from tasks.domain import allocation as plans
 from tasks.domain import requests as checks
 from tasks.domain.dates import seller_today
 from tasks.domain.errors import RemitError
-from tasks.domain.states import PaymentKind, PaymentStatus
+from tasks.domain.states import CreditState, PaymentKind, PaymentStatus
 from tasks.flows.ledger import apply_transition, queue_payment_email
 from tasks.api.invoices import InvoiceView, list_invoices  # noqa: F401  (part of this contract)
 from tasks.api.methods import (  # noqa: F401  (the saved-method entry points are part of this contract)
@@ -171,14 +171,12 @@ class AccountOverview:
 
 def account_overview(account_id: int, now: datetime | None = None) -> AccountOverview:
     """Balance, overdue, pending, scheduled and credit, computed from the ledger as of now."""
-    from sqlalchemy import func, select
-
     from tasks.flows.balances import figures_for
 
     with transaction() as session:
         account = selection.find_account(session, account_id)
         figures = figures_for(session, account, now or _now())
-        count = session.scalar(select(func.count()).select_from(Payment).where(Payment.account_id == account.id))
+        count = payment_rows.count_payments(session, account.id)
         return AccountOverview(account.id, account.currency, figures.balance_minor, figures.overdue_minor,
                                figures.pending_minor, figures.scheduled_minor, figures.credit_minor, count)
 
@@ -254,11 +252,10 @@ def _create(session: Session, account: Account, method_id: int, kind: PaymentKin
         recompute_after_commit(session, account.id)
     payment = SimpleNamespace(id=payment_id, **row)
     if plan.credit_minor:
-        session.connection().execute(Credit.__table__.insert().values(
-            account_id=account.id, payment_id=payment.id, amount_minor=plan.credit_minor, currency=currency,
-            state="pending", note=extra.get("note")))
+        invoice_rows.insert_credit(session, account_id=account.id, payment_id=payment.id, amount_minor=plan.credit_minor,
+                                   currency=currency, state=CreditState.PENDING, note=extra.get("note"))
     if status == PaymentStatus.SCHEDULED:
-        queue_payment_email(session, session.get(Payment, payment.id), PaymentStatus.PENDING, PaymentStatus.SCHEDULED)
+        queue_payment_email(session, payment_rows.find_payment(session, payment.id), PaymentStatus.PENDING, PaymentStatus.SCHEDULED)
     else:
         _send_after_commit(session, payment.id)
     session.info["remit_plan"] = plan

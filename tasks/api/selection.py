@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from db.queries import accounts as account_rows
 from db.queries import invoices as invoice_rows
+from db.queries import methods as method_rows
 from db.models import Account, PaymentMethod, Seller
 from tasks.domain.allocation import OpenInvoice
 from tasks.domain.errors import RemitError
@@ -31,7 +32,7 @@ def find_account(session: Session, account_id: object, lock: bool = False) -> Ac
     """
     if isinstance(account_id, bool) or not isinstance(account_id, int):
         raise RemitError("account_not_found", f"Account {account_id!r} was not found.")
-    account = account_rows.lock_account_row(session, account_id) if lock else session.get(Account, account_id)
+    account = account_rows.lock_account_row(session, account_id) if lock else account_rows.find_account(session, account_id)
     if account is None:
         raise RemitError("account_not_found", f"Account {account_id} was not found.")
     return account
@@ -48,7 +49,7 @@ def load_account(session: Session, account_id: object, lock: bool) -> tuple[Acco
 
 def load_method(session: Session, account: Account, seller: Seller, method_id: object) -> PaymentMethod:
     """The account's usable payment method, or a refusal saying why it cannot be used."""
-    method = session.get(PaymentMethod, method_id) if isinstance(method_id, int) and not isinstance(method_id, bool) else None
+    method = method_rows.find_method(session, method_id) if isinstance(method_id, int) and not isinstance(method_id, bool) else None
     if method is None or method.account_id != account.id:
         raise RemitError("method_not_found", f"Payment method {method_id!r} was not found on this account.")
     if method.status == MethodStatus.REMOVED:
