@@ -382,3 +382,9 @@ def lock_due_scheduled_payments(session: Session, now: datetime, limit: int) -> 
 
 def count_payments(session: Session, account_id: int) -> int:
     return session.scalar(select(func.count()).select_from(Payment).where(Payment.account_id == account_id))
+
+
+def count_payments_with_method(session: Session, method_id: int, statuses: Sequence[str]) -> int:
+    """How many payments made with this method are in these statuses."""
+    return session.scalar(select(func.count()).select_from(Payment).where(
+        Payment.payment_method_id == method_id, Payment.status.in_(statuses)))
