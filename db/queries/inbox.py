@@ -13,6 +13,15 @@ from db.models import StripeEvent
 from tasks.domain.states import EventStatus
 
 _EVENTS = StripeEvent.__table__
+# The receiver's one statement (db.inbox runs it on its own connections, in psycopg's parameter style).
+# Stored when new, and the status of the stored row when not (the same snapshot does not see the
+# row this statement inserts, so a new event reads NULL there). Raw JSON goes straight to jsonb.
+STORE_DELIVERY = (
+    "WITH stored AS (INSERT INTO stripe_events (id, type, livemode, payload, stripe_created_at, received_at,"
+    " status, attempts) VALUES (%(id)s, %(type)s, %(livemode)s, CAST(%(payload)s AS jsonb),"
+    f" to_timestamp(%(created)s), now(), '{EventStatus.RECEIVED}', 0) ON CONFLICT (id) DO NOTHING RETURNING id)"
+    " SELECT EXISTS (SELECT 1 FROM stored), (SELECT status FROM stripe_events WHERE id = %(id)s)"
+)
 # The event a message names: waited for if someone holds it, or passed over.
 _LOCK_EVENT = {
     True: text("SELECT id, status, payload FROM stripe_events WHERE id = :id FOR UPDATE"),
