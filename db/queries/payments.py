@@ -231,7 +231,7 @@ def _insert_payment_statement(columns: tuple[str, ...]):
     allocations = insert(_ALLOCATIONS).from_select(
         ["payment_id", "invoice_id", "amount_minor", "paid_minor", "discount_minor", "state"],
         select(payment.c.id, lines.c.invoice_id, lines.c.amount_minor, lines.c.amount_minor, lines.c.discount_minor,
-               literal(AllocationState.RESERVED))
+               literal(AllocationState.RESERVED.value))
         .select_from(payment.join(lines, true())),
     ).cte("new_allocations")
     timeline = insert(_EVENTS).from_select(
