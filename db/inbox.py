@@ -13,16 +13,9 @@ from dataclasses import dataclass
 
 import psycopg
 
+from db.queries.inbox import STORE_DELIVERY as _STORE
 from db.session import CONNECT_TIMEOUT_S, CONNECTION_OPTIONS, libpq_url
 
-# Stored when new, and the status of the stored row when not (the same snapshot does not see the
-# row this statement inserts, so a new event reads NULL there). Raw JSON goes straight to jsonb.
-_STORE = (
-    "WITH stored AS (INSERT INTO stripe_events (id, type, livemode, payload, stripe_created_at, received_at,"
-    " status, attempts) VALUES (%(id)s, %(type)s, %(livemode)s, CAST(%(payload)s AS jsonb),"
-    " to_timestamp(%(created)s), now(), 'received', 0) ON CONFLICT (id) DO NOTHING RETURNING id)"
-    " SELECT EXISTS (SELECT 1 FROM stored), (SELECT status FROM stripe_events WHERE id = %(id)s)"
-)
 # Connections per receiver process: its threads (4 under granian) each need one at a time.
 MAX_CONNECTIONS = 8
 # A delivery waiting longer than this for a connection is answered 503: Stripe retries it.

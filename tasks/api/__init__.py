@@ -7,12 +7,12 @@ from datetime import date, datetime, timezone
 from types import SimpleNamespace
 from typing import Callable
 
-from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from db import queries
-from db.models import Account, Credit, Payment, Seller
+from db.queries import invoices as invoice_rows
+from db.queries import payments as payment_rows
+from db.models import Account, Payment, Seller
 from db.session import transaction
 from tasks.api import selection
 from tasks.flows.balances import figures_for, recompute_after_commit
@@ -20,7 +20,7 @@ from tasks.domain import allocation as plans
 from tasks.domain import requests as checks
 from tasks.domain.dates import seller_today
 from tasks.domain.errors import RemitError
-from tasks.domain.states import PaymentKind, PaymentStatus
+from tasks.domain.states import CreditState, PaymentKind, PaymentStatus
 from tasks.domain.transitions import SCHEDULED_EMAIL
 from tasks.flows import messages
 from tasks.flows.ledger import apply_transition, queue_payment_email
@@ -147,7 +147,7 @@ def make_deposit(account_id: int, amount: int, payment_method_id: int, idempoten
 def cancel_scheduled_payment(account_id: int, payment_id: int, now: datetime | None = None) -> PaymentReceipt:
     """Cancel a scheduled payment and free its invoices; refused once execution has begun."""
     with transaction() as session:
-        payment = queries.lock_payment(session, payment_id) if isinstance(payment_id, int) else None
+        payment = payment_rows.lock_payment(session, payment_id) if isinstance(payment_id, int) else None
         if payment is None or payment.account_id != account_id:
             raise RemitError("payment_not_found", f"Payment {payment_id!r} was not found on this account.")
         if payment.status == PaymentStatus.CANCELED:
@@ -176,7 +176,7 @@ def account_overview(account_id: int, now: datetime | None = None) -> AccountOve
     with transaction() as session:
         account = selection.find_account(session, account_id)
         figures = figures_for(session, account, now or _now())
-        count = session.scalar(select(func.count()).select_from(Payment).where(Payment.account_id == account.id))
+        count = payment_rows.count_payments(session, account.id)
         return AccountOverview(account.id, account.currency, figures.balance_minor, figures.overdue_minor,
                                figures.pending_minor, figures.scheduled_minor, figures.credit_minor, count)
 
@@ -227,7 +227,7 @@ def _submit(account_id: int, key: str, fingerprint: str,
     try:
         with transaction() as session:
             account, seller = selection.load_account(session, account_id, lock=True)
-            existing = queries.find_payment_by_key(session, account.id, key)
+            existing = payment_rows.find_payment_by_key(session, account.id, key)
             if existing is not None:
                 return _replay(session, existing, fingerprint)
             payment = build(session, account, seller, seller_today(seller, now))
@@ -245,18 +245,17 @@ def _create(session: Session, account: Account, method_id: int, kind: PaymentKin
     row = dict(account_id=account.id, kind=kind, amount_minor=plan.total_minor, currency=currency,
                payment_method_id=method_id, status=status, scheduled_for=scheduled_for, idempotency_key=key,
                request_hash=fingerprint, attempt=0, refunded_minor=0, **extra)
-    payment_id, marked_stale = queries.insert_payment(
+    payment_id, marked_stale = payment_rows.insert_payment(
         session, row, [(line.invoice_id, line.amount_minor, line.discount_minor) for line in plan.lines],
         source="api", detail={"warnings": list(plan.warnings)} if plan.warnings else {}, now=_now())
     if marked_stale:
         recompute_after_commit(session, account.id)
     payment = SimpleNamespace(id=payment_id, **row)
     if plan.credit_minor:
-        session.connection().execute(Credit.__table__.insert().values(
-            account_id=account.id, payment_id=payment.id, amount_minor=plan.credit_minor, currency=currency,
-            state="pending", note=extra.get("note")))
+        invoice_rows.insert_credit(session, account_id=account.id, payment_id=payment.id, amount_minor=plan.credit_minor,
+                                   currency=currency, state=CreditState.PENDING, note=extra.get("note"))
     if status == PaymentStatus.SCHEDULED:
-        queue_payment_email(session, session.get(Payment, payment.id), SCHEDULED_EMAIL, _now())
+        queue_payment_email(session, payment_rows.find_payment(session, payment.id), SCHEDULED_EMAIL, _now())
     else:
         messages.send_after_commit(session, "execute_payment", [(payment.id,)])
     session.info["remit_plan"] = plan
@@ -275,7 +274,7 @@ def _receipt(session: Session, payment: Payment | SimpleNamespace, replayed: boo
     if plan is not None:  # just created: the plan is what was written
         lines, warnings = _lines(plan), plan.warnings
     else:
-        rows = queries.list_allocation_lines(session, payment.id)
+        rows = invoice_rows.list_allocation_lines(session, payment.id)
         lines, warnings = tuple(PaymentLine(*row) for row in rows), ()
     credit = payment.amount_minor - sum(line.amount_minor for line in lines)
     return PaymentReceipt(payment.id, payment.status, payment.kind, payment.amount_minor, payment.currency,

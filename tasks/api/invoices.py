@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
-from sqlalchemy import select
 
-from db import queries
+from db.queries import invoices as invoice_rows
 from db.models import Invoice
 from db.session import transaction
 from tasks.domain.invoices import combine_holds, invoice_state
@@ -38,11 +37,9 @@ def list_invoices(account_id: int, now: datetime | None = None) -> list[InvoiceV
     with transaction() as session:
         account = find_account(session, account_id)
         today = seller_today(account.seller, now or datetime.now(timezone.utc))
-        rows = list(session.scalars(
-            select(Invoice).where(Invoice.account_id == account.id, Invoice.customer_visible.is_(True))
-            .order_by(Invoice.due_on, Invoice.number)))
+        rows = invoice_rows.list_visible_invoices(session, account.id)
         ids = [r.id for r in rows]
-        standing = queries.standing_of_invoices(session, ids)
+        standing = invoice_rows.list_standing(session, ids)
         settled = {invoice_id: paid for invoice_id, (paid, _) in standing.items()}
         holds = {invoice_id: held for invoice_id, (_, held) in standing.items() if held is not None}
         children: dict[int, list[Invoice]] = {}

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from db.models import Account, Payment, PaymentMethod, Seller
+from db.queries import methods as method_rows
+from db.queries import payments as payment_rows
+from db.models import Account, PaymentMethod, Seller
 from db.session import transaction
 from tasks.api import selection
 from tasks.domain import methods as rules
@@ -131,9 +132,7 @@ def list_payment_methods(account_id: int) -> list[SavedMethod]:
     """The account's methods that were not removed, the default first."""
     with transaction() as session:
         account, _ = selection.load_account(session, account_id, lock=False)
-        rows = session.scalars(select(PaymentMethod).where(PaymentMethod.account_id == account.id,
-                                                           PaymentMethod.status != S.REMOVED)
-                               .order_by(PaymentMethod.is_default.desc(), PaymentMethod.id))
+        rows = method_rows.list_methods_not_removed(session, account.id)
         return [_view(row) for row in rows]
 
 
@@ -145,7 +144,7 @@ def _check_accepted(seller: Seller, kind: MethodKind) -> None:
 
 
 def _find_by_stripe_id(session: Session, stripe_id: str) -> PaymentMethod | None:
-    return session.scalar(select(PaymentMethod).where(PaymentMethod.stripe_payment_method_id == stripe_id))
+    return method_rows.find_method_by_stripe_id(session, stripe_id)
 
 
 def _replay(existing: PaymentMethod, account_id: int) -> SavedMethod:
@@ -165,16 +164,13 @@ def _insert(session: Session, account: Account, stripe_id: str, display: rules.D
     if acceptance is not None:
         method.mandate_accepted_at, method.mandate_ip = acceptance.accepted_at, acceptance.ip_address
         method.mandate_user_agent, method.mandate_text_version = acceptance.user_agent, acceptance.text_version
-    session.add(method)
-    session.flush()
+    method_rows.insert_method(session, method)
     return method
 
 
 def _make_default(session: Session, account_id: int, method: PaymentMethod) -> None:
     """Clear the old default before setting the new one: the partial unique index sees one at a time."""
-    session.execute(update(PaymentMethod)
-                    .where(PaymentMethod.account_id == account_id, PaymentMethod.is_default, PaymentMethod.id != method.id)
-                    .values(is_default=False).execution_options(synchronize_session="fetch"))
+    method_rows.mark_others_not_default(session, account_id, method.id)
     method.is_default = True
     session.flush()
 
@@ -183,23 +179,19 @@ def _method_of(session: Session, account: Account, method_id: object) -> Payment
     """The account's method, locked; another account's id is as unknown as a missing one."""
     method = None
     if isinstance(method_id, int) and not isinstance(method_id, bool):
-        method = session.scalar(select(PaymentMethod).where(PaymentMethod.id == method_id).with_for_update()
-                                .execution_options(populate_existing=True))
+        method = method_rows.lock_method(session, method_id)
     if method is None or method.account_id != account.id:
         raise RemitError("method_not_found", f"Payment method {method_id!r} was not found on this account.")
     return method
 
 
 def _payments_using(session: Session, method: PaymentMethod) -> int:
-    return session.scalar(select(func.count()).select_from(Payment).where(
-        Payment.payment_method_id == method.id, Payment.status.in_(rules.IN_USE_STATUSES)))
+    return payment_rows.count_payments_with_method(session, method.id, rules.IN_USE_STATUSES)
 
 
 def _other_candidates(session: Session, method: PaymentMethod) -> int:
     """Other methods of the account that could become the default instead."""
-    return session.scalar(select(func.count()).select_from(PaymentMethod).where(
-        PaymentMethod.account_id == method.account_id, PaymentMethod.id != method.id,
-        PaymentMethod.status.in_([S.ACTIVE, S.VERIFICATION_PENDING])))
+    return method_rows.count_other_methods(session, method.account_id, method.id, [S.ACTIVE, S.VERIFICATION_PENDING])
 
 
 def _view(method: PaymentMethod, replayed: bool = False) -> SavedMethod:

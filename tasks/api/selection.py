@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from db import queries
+from db.queries import accounts as account_rows
+from db.queries import invoices as invoice_rows
+from db.queries import methods as method_rows
 from db.models import Account, PaymentMethod, Seller
 from tasks.domain import payability
 from tasks.domain.allocation import OpenInvoice
@@ -24,12 +26,12 @@ class Selection:
 def find_account(session: Session, account_id: object, lock: bool = False) -> Account:
     """The account, or a refusal when there is none with this id.
 
-    Locked, it is the plain values of queries.lock_account_row (requests only read it); otherwise the
+    Locked, it is the plain values of account_rows.lock_account_row (requests only read it); otherwise the
     mapped row.
     """
     if isinstance(account_id, bool) or not isinstance(account_id, int):
         raise RemitError("account_not_found", f"Account {account_id!r} was not found.")
-    account = queries.lock_account_row(session, account_id) if lock else session.get(Account, account_id)
+    account = account_rows.lock_account_row(session, account_id) if lock else account_rows.find_account(session, account_id)
     if account is None:
         raise RemitError("account_not_found", f"Account {account_id} was not found.")
     return account
@@ -46,7 +48,7 @@ def load_account(session: Session, account_id: object, lock: bool) -> tuple[Acco
 
 def load_method(session: Session, account: Account, seller: Seller, method_id: object) -> PaymentMethod:
     """The account's usable payment method, or a refusal saying why it cannot be used."""
-    method = session.get(PaymentMethod, method_id) if isinstance(method_id, int) and not isinstance(method_id, bool) else None
+    method = method_rows.find_method(session, method_id) if isinstance(method_id, int) and not isinstance(method_id, bool) else None
     if method is None or method.account_id != account.id:
         raise RemitError("method_not_found", f"Payment method {method_id!r} was not found on this account.")
     if method.status == MethodStatus.REMOVED:
@@ -64,16 +66,16 @@ def load_method(session: Session, account: Account, seller: Seller, method_id: o
 def select_invoices(session: Session, account: Account, seller: Seller, invoice_ids: object, lock: bool) -> Selection:
     """The payable invoices a selection means (a parent brings its children), all checked."""
     ids = check_invoice_ids(invoice_ids, seller.max_invoices_per_payment)
-    rows = queries.invoices_with_children(session, ids, lock)
+    rows = (invoice_rows.lock_invoices_with_children if lock else invoice_rows.list_invoices_with_children)(session, ids)
     leaves = payability.choose_leaves(ids, rows, account.id, seller.max_invoices_per_payment)
-    standing = queries.standing_of_invoices(session, [i.id for i in leaves.invoices])
+    standing = invoice_rows.list_standing(session, [i.id for i in leaves.invoices])
     return Selection(payability.open_leaves(leaves, standing, ids), leaves.currency)
 
 
 def open_account_invoices(session: Session, account: Account, lock: bool) -> list[OpenInvoice]:
     """Every invoice of the account with money still owed and no payment holding it, for custom amounts."""
-    rows = queries.list_payable_invoices(session, account.id)
+    rows = invoice_rows.list_payable_invoices(session, account.id)
     if lock:
-        rows = queries.lock_invoices(session, [r.id for r in rows])
-    standing = queries.standing_of_invoices(session, [r.id for r in rows])
+        rows = invoice_rows.lock_invoices(session, [r.id for r in rows])
+    standing = invoice_rows.list_standing(session, [r.id for r in rows])
     return payability.open_for_custom_amount(rows, standing, account.currency)

@@ -7,6 +7,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any, Callable
+
+from tasks.domain.states import AllocationState
+
+# What a payment's email shows as taken back from an invoice, by the allocation's state, from what the
+# payment paid it and what of that still stands: the lines then add up to the payment whatever was
+# refunded since; other states show nothing taken back. Plain operators, so the rule reads integers
+# and SQL columns alike.
+TAKEN_BACK: dict[AllocationState, Callable[[Any, Any], Any]] = {
+    AllocationState.REVERSED: lambda paid, standing: paid,
+    AllocationState.APPLIED: lambda paid, standing: paid - standing,
+}
 
 
 @dataclass(frozen=True)

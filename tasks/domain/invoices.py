@@ -6,7 +6,14 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
-from tasks.domain.states import PaymentStatus
+from tasks.domain.states import AllocationState, PaymentStatus
+
+# An allocation in this state has paid its invoice: its amount and discount count as settled.
+SETTLING_STATE = AllocationState.APPLIED
+# An allocation in this state holds its invoice for its payment, whose status the invoice shows.
+HOLDING_STATE = AllocationState.RESERVED
+# Invoices a customer can pay have these flags (and are not parents: their children are paid instead).
+PAYABLE_FLAGS = {"voided": False, "customer_visible": True}
 
 
 class InvoiceStatus(StrEnum):

@@ -51,6 +51,22 @@ class CreditState(StrEnum):
     REVERSED = "reversed"
 
 
+class RefundStatus(StrEnum):
+    PENDING = "pending"
+    REQUIRES_ACTION = "requires_action"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+# A refund's status only moves forwards. A refund in these statuses stays in them: its money never
+# left, whatever a late event says.
+REFUND_FINAL = (RefundStatus.FAILED, RefundStatus.CANCELED)
+# Statuses a refund only passes through: a late event saying one never undoes an outcome (Stripe
+# can still fail a refund it reported succeeded, so succeeded is not in REFUND_FINAL).
+REFUND_WAITING = (RefundStatus.PENDING, RefundStatus.REQUIRES_ACTION)
+
+
 class EventStatus(StrEnum):
     RECEIVED = "received"
     PROCESSED = "processed"

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
-
-from db.models import Account, PaymentMethod
+from db.queries import accounts as account_rows
+from db.queries import methods as method_rows
+from db.models import PaymentMethod
 from db.queries import RowMissing
 from db.session import transaction
 from tasks.domain import methods as rules
@@ -112,24 +112,19 @@ def detach_payment_method(method_id: int, now: datetime) -> str:
 def resend_stuck_methods(now: datetime, grace: timedelta = SYNC_GRACE, limit: int = SWEEP_LIMIT) -> dict[str, int]:
     """Send sync_payment_method again for saved methods whose first sync never happened; return the count."""
     with transaction() as session:
-        ids = list(session.scalars(
-            select(PaymentMethod.id)
-            .where(PaymentMethod.status == S.VERIFICATION_PENDING, PaymentMethod.stripe_setup_intent_id.is_(None),
-                   PaymentMethod.updated_at < now - grace)
-            .order_by(PaymentMethod.id).limit(limit).with_for_update(skip_locked=True)
-        ))
+        ids = method_rows.lock_due_unsynced_methods(session, now, grace, limit)
         if ids:
-            session.execute(update(PaymentMethod).where(PaymentMethod.id.in_(ids)).values(updated_at=now))
+            method_rows.mark_methods_touched(session, ids, now)
     messages.send_now("sync_payment_method", [(method_id,) for method_id in ids])
     return {"resent": len(ids)}
 
 
 def _load(method_id: int) -> Saved:
     with transaction() as session:
-        method = session.get(PaymentMethod, method_id)
+        method = method_rows.find_method(session, method_id)
         if method is None:
             raise RowMissing(f"payment method {method_id} does not exist")
-        account = session.get(Account, method.account_id)
+        account = account_rows.find_account(session, method.account_id)
         mandate = None
         if method.mandate_accepted_at is not None:
             mandate = Mandate(int(method.mandate_accepted_at.timestamp()), method.mandate_ip or "",
@@ -195,8 +190,7 @@ def _copy_display(method: PaymentMethod, details: MethodDetails) -> None:
 
 
 def _lock(session, method_id: int) -> PaymentMethod:
-    method = session.scalar(select(PaymentMethod).where(PaymentMethod.id == method_id).with_for_update()
-                            .execution_options(populate_existing=True))
+    method = method_rows.lock_method(session, method_id)
     if method is None:
         raise RowMissing(f"payment method {method_id} does not exist")
     return method

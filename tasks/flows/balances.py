@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from db import queries
-from db.models import Account, Credit, Payment, Seller
+from db.queries import accounts as account_rows
+from db.queries import invoices as invoice_rows
+from db.queries import payments as payment_rows
+from db.models import Account
 from db.session import transaction
 from tasks.domain.balances import Figures, InvoiceFacts, compute_figures
 from tasks.domain.dates import seller_today
-from tasks.domain.states import CreditState, PaymentStatus
+from tasks.domain.states import PaymentStatus
 from tasks.flows import messages
 
 IN_FLIGHT = (PaymentStatus.PENDING, PaymentStatus.SUBMITTING, PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION)
@@ -23,7 +24,7 @@ SWEEP_LIMIT = 1000
 
 def balance_moved(session: Session, account_id: int, now: datetime) -> None:
     """Mark the account stale and nudge recompute_balance after commit; later marks ride on the first nudge."""
-    if queries.mark_balance_stale(session, account_id, now):
+    if account_rows.mark_balance_stale(session, account_id, now):
         recompute_after_commit(session, account_id)
 
 
@@ -39,24 +40,20 @@ def recompute_all_after_commit(session: Session, account_ids: list[int]) -> None
 
 def figures_for(session: Session, account: Account, now: datetime) -> Figures:
     """The account's figures as the ledger says right now, in the account's currency only."""
-    invoices = [i for i in queries.list_payable_invoices(session, account.id) if i.currency == account.currency]
-    settled = queries.settled_by_invoice(session, [i.id for i in invoices])
+    invoices = [i for i in invoice_rows.list_payable_invoices(session, account.id) if i.currency == account.currency]
+    settled = invoice_rows.list_settled(session, [i.id for i in invoices])
     facts = [InvoiceFacts(i.total_minor, settled.get(i.id, 0), i.due_on) for i in invoices]
-    amounts = dict(session.execute(
-        select(Payment.status, func.sum(Payment.amount_minor))
-        .where(Payment.account_id == account.id, Payment.currency == account.currency)
-        .group_by(Payment.status)).all())
-    credit = session.scalar(select(func.coalesce(func.sum(Credit.amount_minor), 0)).where(
-        Credit.account_id == account.id, Credit.currency == account.currency, Credit.state == CreditState.AVAILABLE))
+    amounts = payment_rows.sum_payments_by_status(session, account.id, account.currency)
+    credit = invoice_rows.sum_available_credit(session, account.id, account.currency)
     pending = sum(int(amounts.get(s, 0) or 0) for s in IN_FLIGHT)
     scheduled = int(amounts.get(PaymentStatus.SCHEDULED, 0) or 0)
-    return compute_figures(facts, pending, scheduled, int(credit), seller_today(session.get(Seller, account.seller_id), now))
+    return compute_figures(facts, pending, scheduled, int(credit), seller_today(account_rows.find_seller(session, account.seller_id), now))
 
 
 def recompute_balance(account_id: int, now: datetime) -> bool:
     """Store fresh figures if the account is marked stale; return whether it recomputed."""
     with transaction() as session:
-        account = queries.lock_account(session, account_id)
+        account = account_rows.lock_account(session, account_id)
         if account is None or account.balance_stale_since is None:
             return False
         figures = figures_for(session, account, now)
@@ -70,8 +67,7 @@ def recompute_balance(account_id: int, now: datetime) -> bool:
 def sweep_stale_balances(now: datetime, limit: int = SWEEP_LIMIT) -> dict[str, int]:
     """Re-send recompute_balance for accounts stale past the grace period."""
     with transaction() as session:
-        ids = session.scalars(select(Account.id).where(Account.balance_stale_since < now - STALE_GRACE)
-                              .order_by(Account.balance_stale_since).limit(limit)).all()
+        ids = account_rows.list_due_stale_accounts(session, now, STALE_GRACE, limit)
     messages.send_now("recompute_balance", [(account_id,) for account_id in ids])
     return {"stale": len(ids)}
 
@@ -79,6 +75,5 @@ def sweep_stale_balances(now: datetime, limit: int = SWEEP_LIMIT) -> dict[str, i
 def mark_all_stale(now: datetime) -> dict[str, int]:
     """The nightly full pass: every account is recomputed (due dates pass at midnight)."""
     with transaction() as session:
-        result = session.execute(update(Account).where(Account.balance_stale_since.is_(None))
-                                 .values(balance_stale_since=now))
-    return {"marked": result.rowcount}
+        marked = account_rows.mark_all_balances_stale(session, now)
+    return {"marked": marked}

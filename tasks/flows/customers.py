@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from db import queries
+from db.queries import accounts as account_rows
 from db.session import transaction
 from tasks.gateways.stripe import get_gateway
 
@@ -12,4 +12,4 @@ def ensure_customer(account_id: int, email: str, name: str) -> str:
     customer_id = get_gateway().create_customer(account_id=account_id, email=email, name=name,
                                                 idempotency_key=f"remit-customer-{account_id}")
     with transaction() as session:
-        return queries.set_stripe_customer(session, account_id, customer_id)
+        return account_rows.update_stripe_customer(session, account_id, customer_id)

@@ -10,10 +10,10 @@ from typing import Any
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
-from sqlalchemy.dialects.postgresql import insert
 
-from db.models import FailedJob
+from db.queries import failed_jobs as failed_job_rows
 from db.session import transaction
+from tasks.domain.states import FailedJobStatus
 
 # Dead letters read per queue per run; the next run takes the rest.
 MIRROR_LIMIT_PER_QUEUE = 1000
@@ -28,10 +28,7 @@ def mirror_dead_letters(broker: dramatiq.Broker, queues: tuple[str, ...],
     if not rows:
         return {"seen": 0, "recorded": 0}
     with transaction() as session:
-        recorded = session.execute(
-            insert(FailedJob).values(rows).on_conflict_do_nothing(index_elements=[FailedJob.message_id])
-            .returning(FailedJob.id)
-        ).all()
+        recorded = failed_job_rows.insert_failed_jobs(session, rows)
     return {"seen": len(rows), "recorded": len(recorded)}
 
 
@@ -53,5 +50,5 @@ def _row(raw: bytes) -> dict[str, Any]:
         "message_id": message.message_id, "queue": message.queue_name, "actor": message.actor_name,
         "args": list(message.args), "kwargs": dict(message.kwargs),
         "error": (last_line or "dead-lettered by the broker; no error was recorded")[:4000],
-        "traceback": traceback, "attempts": message.options.get("retries", 0) or 1, "status": "dead",
+        "traceback": traceback, "attempts": message.options.get("retries", 0) or 1, "status": FailedJobStatus.DEAD,
     }

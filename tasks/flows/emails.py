@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, literal, select
 from sqlalchemy.orm import Session
 
-from db import queries
+from db.queries import emails as email_rows
 from db.models import Email
 from db.queries import RowMissing
 from db.session import transaction
@@ -67,12 +66,7 @@ def sweep_emails(now: datetime, grace: timedelta = EMAIL_GRACE, limit: int = SWE
     ever more slowly instead of being given up after a fixed count.
     """
     with transaction() as session:
-        rows = session.execute(
-            select(Email.id, Email.attempts)
-            .where(Email.status == EmailStatus.QUEUED,
-                   Email.created_at < literal(now) - func.greatest(Email.attempts, 1) * literal(grace))
-            .order_by(Email.id).limit(limit).with_for_update(skip_locked=True)
-        ).all()
+        rows = email_rows.lock_due_emails(session, now, grace, limit)
     messages.send_now("send_email", [(email_id,) for email_id, _ in rows])
     unsent = sum(1 for _, attempts in rows if attempts == 0)
     return {"unsent": unsent, "retrying": len(rows) - unsent}
@@ -86,7 +80,7 @@ def queue_email(session: Session, **row) -> int | None:
 
 def queue_emails(session: Session, rows: list[dict]) -> list[int]:
     """Write outbox rows (once per dedupe key) and send each one written after commit; return their ids."""
-    written = queries.add_emails(session, rows)
+    written = email_rows.add_emails(session, rows)
     send_all_after_commit(session, written)
     return written
 
@@ -103,13 +97,10 @@ def send_all_after_commit(session: Session, email_ids: list[int]) -> None:
 
 def _claim(session: Session, email_id: int) -> Email | str:
     """The row locked for sending, or why there is nothing to send."""
-    email = session.scalar(
-        select(Email).where(Email.id == email_id).with_for_update(skip_locked=True)
-        .execution_options(populate_existing=True)
-    )
+    email = email_rows.lock_email_if_free(session, email_id)
     if email is not None:
         return email if email.status == EmailStatus.QUEUED else f"nothing to do: email is {email.status}"
-    if session.scalar(select(Email.id).where(Email.id == email_id)) is None:
+    if email_rows.find_email_id(session, email_id) is None:
         raise RowMissing(f"email {email_id} does not exist")
     return "nothing to do: another worker is sending it"
 
@@ -123,9 +114,7 @@ def _outgoing(email: Email, rendered) -> Outgoing:
 def _record_failure(email_id: int, error: Exception, now: datetime, *, final: bool) -> None:
     """Count the attempt and keep the error, in its own small transaction; fail the row if it is over."""
     with transaction() as session:
-        email = session.scalar(
-            select(Email).where(Email.id == email_id).with_for_update().execution_options(populate_existing=True)
-        )
+        email = email_rows.lock_email(session, email_id)
         if email is None or email.status != EmailStatus.QUEUED:
             return
         email.attempts += 1

@@ -11,12 +11,14 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from db import queries
-from db.models import Account, PaymentMethod, Seller
+from db.queries import accounts as account_rows
+from db.queries import emails as email_rows
+from db.queries import invoices as invoice_rows
+from db.queries import payments as payment_rows
 from tasks.domain.states import EmailKind, PaymentStatus
 from tasks.domain.transitions import is_quiet, plan_transition
 from tasks.flows import emails as outbox
@@ -31,7 +33,7 @@ EMAIL_FIELDS = ("id", "stripe_charge_id", "stripe_payment_intent_id", "amount_mi
 class TransitionBatch:
     """Transitions of one or many payments, decided one by one and written together at flush().
 
-    A payment is a loaded row (db.queries.lock_payment) or a plain view (db.queries.lock_payment_views)
+    A payment is a loaded row (db.queries.payments.lock_payment) or a plain view (lock_payment_views)
     with its method, account and seller; each is changed in place as its transitions are added, so a
     second event about the same payment sees the first. Only BATCH_COLUMNS of a payment are written.
     """
@@ -75,7 +77,7 @@ class TransitionBatch:
 
     def set_columns(self, payment: Any, values: dict[str, Any]) -> None:
         """Payment columns to write (BATCH_COLUMNS only); the payment shows them at once."""
-        unknown = set(values) - queries.BATCH_COLUMNS
+        unknown = set(values) - payment_rows.BATCH_COLUMNS
         if unknown:
             raise ValueError(f"a transition batch cannot write payment columns {sorted(unknown)}")
         if not values:
@@ -99,21 +101,21 @@ class TransitionBatch:
     def flush(self, session: Session) -> None:
         """Write what was added: payments and timeline, allocations, credits, emails, then stale balances."""
         if self._lines or self._columns:
-            queries.move_payments(session, self._columns, self._lines, at=self.now)
+            payment_rows.move_payments(session, self._columns, self._lines, at=self.now)
         allocation_moves = [(pid, *move) for pid, (move, _) in self._moves.items() if move is not None]
         credit_moves = [(pid, *move) for pid, (_, move) in self._moves.items() if move is not None]
         if allocation_moves:
-            queries.move_allocations_of(session, allocation_moves)
+            invoice_rows.move_allocations_of(session, allocation_moves)
         if credit_moves:
-            queries.move_credits_of(session, credit_moves)
+            invoice_rows.move_credits_of(session, credit_moves)
         if self._emails:
             self._queue_emails(session)
         if self._accounts:
-            recompute_all_after_commit(session, queries.mark_balances_stale(session, sorted(self._accounts), self.now))
+            recompute_all_after_commit(session, account_rows.mark_balances_stale(session, sorted(self._accounts), self.now))
         self._reset()
 
     def _queue_emails(self, session: Session) -> None:
-        lines = queries.list_email_lines_of(session, sorted({payment.id for payment, _, _, _ in self._emails}))
+        lines = email_rows.list_email_lines_of(session, sorted({payment.id for payment, _, _, _ in self._emails}))
         rows = []
         for payment, kind, seen, suffix in self._emails:
             method, account, seller = _parties(session, payment)
@@ -175,16 +177,13 @@ def _parties(session: Session, payment: Any) -> tuple[Any, Any, Any]:
     elif inspect(payment).unloaded.isdisjoint({"method", "account"}) and "seller" not in inspect(
             payment.account).unloaded:
         return payment.method, payment.account, payment.account.seller
-    return tuple(session.execute(
-        select(PaymentMethod, Account, Seller).join(Account, Account.id == PaymentMethod.account_id)
-        .join(Seller, Seller.id == Account.seller_id).where(PaymentMethod.id == payment.payment_method_id)
-    ).one())
+    return payment_rows.get_parties(session, payment.payment_method_id)
 
 
 def payment_email_context(payment: Any, account: Any, method: Any, seller: Any, lines: list[Any]) -> dict[str, Any]:
     """Everything a payment email shows, as JSON-safe values (amounts stay integers in minor units).
 
-    lines are the payment's invoice lines (db.queries.list_email_lines_of).
+    lines are the payment's invoice lines (db.queries.emails.list_email_lines_of).
     """
     return {
         "payment_id": payment.id,

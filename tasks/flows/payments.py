@@ -9,10 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, literal, or_, select
-
-from db import queries
-from db.models import Account, Payment, Seller
+from db.queries import invoices as invoice_rows
+from db.queries import payments as payment_rows
+from db.queries import RowMissing
 from db.session import transaction
 from tasks.domain.attempts import (
     Answered, Attempt, FailedAtLastLook, NothingToDo, Outcome, Step, decide_attempt, stripe_key,
@@ -66,9 +65,9 @@ def execute_payment(payment_id: int, now: datetime) -> Outcome:
 def _record_attempt(payment_id: int, now: datetime) -> Charge | NothingToDo | FailedAtLastLook:
     """Decide the attempt and commit its key before any Stripe call; plain statements on the common path."""
     with transaction() as session:
-        row = queries.lock_payment_to_charge(session, payment_id)
+        row = payment_rows.lock_payment_to_charge(session, payment_id)
         if row is None:
-            raise queries.RowMissing(f"payment {payment_id} does not exist")
+            raise RowMissing(f"payment {payment_id} does not exist")
         decision = decide_attempt(row.id, row.status, row.attempt, row.first_attempt_at, now)
         if decision.step == Step.NOTHING:
             return NothingToDo(PaymentStatus(row.status))
@@ -89,7 +88,7 @@ def _record_attempt(payment_id: int, now: datetime) -> Charge | NothingToDo | Fa
 
 def _fail_at_last_look(session, payment_id: int, refusal: Refusal, now: datetime) -> FailedAtLastLook:
     """Nothing has reached Stripe yet: the payment fails and its invoices are freed."""
-    payment = queries.lock_payment(session, payment_id)
+    payment = payment_rows.lock_payment(session, payment_id)
     payment.failure_code, payment.failure_message = refusal.code, refusal.message
     apply_transition(session, payment, PaymentStatus.FAILED, source=SOURCE, now=now, detail={"last_look": refusal.code})
     return FailedAtLastLook(refusal.code)
@@ -102,16 +101,16 @@ def _retry_attempt(session, row, now: datetime) -> None:
     """
     refusal = None if row.needs_review else _last_look(session, row)
     if refusal is None:
-        queries.touch_payment_attempt(session, row.id, now)
+        payment_rows.touch_payment_attempt(session, row.id, now)
         return
-    queries.move_payment(session, row.id, {"needs_review": True, "last_attempt_at": now}, from_status=row.status,
+    payment_rows.move_payment(session, row.id, {"needs_review": True, "last_attempt_at": now}, from_status=row.status,
                          to_status=row.status, source=SOURCE, at=now,
                          detail={"needs_review": refusal.code, "message": refusal.message, "attempt": row.attempt})
 
 
 def _last_look(session, row) -> Refusal | None:
     """Re-read the invoices and the method under lock right before money first moves."""
-    invoices = queries.lock_payment_invoices(session, row.id)
+    invoices = invoice_rows.lock_payment_invoices(session, row.id)
     return last_look([(i.number, i.voided) for i in invoices], row.method_status)
 
 
@@ -165,14 +164,14 @@ def _start_fresh_attempt(charge: Charge, now: datetime) -> Charge | FailedAtLast
     Nothing has moved yet, so a fresh attempt gets the last look a first one gets.
     """
     with transaction() as session:
-        refusal = _last_look(session, queries.lock_payment_to_charge(session, charge.payment_id))
+        refusal = _last_look(session, payment_rows.lock_payment_to_charge(session, charge.payment_id))
         if refusal is not None:
             return _fail_at_last_look(session, charge.payment_id, refusal, now)
         return replace(charge, attempt=_record_fresh_attempt(session, charge.payment_id, now))
 
 
 def _record_fresh_attempt(session, payment_id: int, now: datetime) -> Attempt:
-    payment = queries.lock_payment(session, payment_id)
+    payment = payment_rows.lock_payment(session, payment_id)
     payment.attempt += 1
     payment.stripe_idempotency_key = stripe_key(payment.id, payment.attempt)
     payment.first_attempt_at = now
@@ -187,7 +186,7 @@ def _record_outcome(payment_id: int, result: IntentResult, now: datetime) -> Ans
     if target is None:
         raise UnexpectedIntentState(f"payment {payment_id}: PaymentIntent {result.id} is {result.status}")
     with transaction() as session:
-        payment = queries.lock_payment(session, payment_id)
+        payment = payment_rows.lock_payment(session, payment_id)
         values = {}
         if result.id and payment.stripe_payment_intent_id is None:
             values["stripe_payment_intent_id"] = result.id
@@ -211,13 +210,7 @@ SWEEP_LIMIT = 500
 def sweep_payments(now: datetime, limit: int = SWEEP_LIMIT) -> dict[str, int]:
     """Re-send execute_payment for payments stuck pending or submitting; return counts by status."""
     with transaction() as session:
-        rows = session.execute(
-            select(Payment.id, Payment.status).where(or_(
-                and_(Payment.status == PaymentStatus.PENDING, Payment.updated_at < now - PENDING_GRACE),
-                and_(Payment.status == PaymentStatus.SUBMITTING,
-                     func.coalesce(Payment.last_attempt_at, Payment.updated_at) < now - SUBMITTING_GRACE),
-            )).order_by(Payment.id).limit(limit)
-        ).all()
+        rows = payment_rows.list_due_stuck_payments(session, now, PENDING_GRACE, SUBMITTING_GRACE, limit)
     counts = {"pending": 0, "submitting": 0}
     messages.send_now("execute_payment", [(payment_id,) for payment_id, _ in rows])
     for _, status in rows:
@@ -227,14 +220,8 @@ def sweep_payments(now: datetime, limit: int = SWEEP_LIMIT) -> dict[str, int]:
 
 def dispatch_due_payments(now: datetime, limit: int = SWEEP_LIMIT) -> dict[str, int]:
     """Move scheduled payments due today (at the seller) to pending and send them, after commit."""
-    seller_today = func.date(func.timezone(Seller.timezone, literal(now)))
     with transaction() as session:
-        due = list(session.scalars(
-            select(Payment).join(Account, Account.id == Payment.account_id).join(Seller, Seller.id == Account.seller_id)
-            .where(Payment.status == PaymentStatus.SCHEDULED, Payment.scheduled_for <= seller_today)
-            .order_by(Payment.scheduled_for, Payment.id).limit(limit)
-            .with_for_update(of=Payment, skip_locked=True)
-        ))
+        due = payment_rows.lock_due_scheduled_payments(session, now, limit)
         for payment in due:
             apply_transition(session, payment, PaymentStatus.PENDING, source="clock", now=now)
         messages.send_after_commit(session, "execute_payment", [(payment.id,) for payment in due])

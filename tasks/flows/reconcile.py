@@ -9,7 +9,8 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from db import event_queries, queries
+from db.queries import inbox as inbox_rows
+from db.queries import payments as payment_rows
 from db.session import transaction
 from tasks.domain.errors import StripeMisconfigured, StripeUnavailable
 from tasks.domain.events import intent_event_target, intent_event_type, route_for
@@ -43,7 +44,7 @@ def sweep_received_events(now: datetime, grace_seconds: int = RECEIVED_GRACE_SEC
                           limit: int = SWEEP_LIMIT) -> dict[str, int]:
     """Send process_stripe_event again for every event still `received` past the grace period."""
     with transaction() as session:
-        due = event_queries.list_due_received_events(session, now, timedelta(seconds=grace_seconds), limit)
+        due = inbox_rows.list_due_received_events(session, now, timedelta(seconds=grace_seconds), limit)
     messages.send_now("process_stripe_event", [(event_id,) for event_id in due])
     return {"resent": len(due)}
 
@@ -63,10 +64,10 @@ def _recover_undelivered(gateway: StripeGateway, now: datetime, lookback_seconds
     listed = gateway.list_events({"delivery_success": False, "created": {"gte": since}, "limit": 100})
     wanted = [e for e in listed if route_for(e.get("type", ""))]
     with transaction() as session:
-        known = event_queries.find_existing_event_ids(session, [e["id"] for e in wanted])
+        known = inbox_rows.list_known_event_ids(session, [e["id"] for e in wanted])
         fresh = [e for e in wanted if e["id"] not in known]
         for event in fresh:
-            event_queries.store_event(session, event, now)
+            inbox_rows.insert_event(session, event, now)
     # Oldest first, as Stripe created them; each is applied and marked in its own transaction.
     for event in sorted(fresh, key=lambda e: e.get("created") or 0):
         process_event(event["id"], now)
@@ -77,7 +78,7 @@ def _check_stuck_payments(gateway: StripeGateway, now: datetime, limit: int) -> 
     checked = moved = failed = 0
     for status, seconds in STUCK_AFTER_SECONDS.items():
         with transaction() as session:
-            due = event_queries.list_due_unsettled_payments(session, now, status, timedelta(seconds=seconds), limit)
+            due = payment_rows.list_due_unsettled_payments(session, now, status, timedelta(seconds=seconds), limit)
         for payment_id in due:
             checked += 1
             try:
@@ -89,24 +90,24 @@ def _check_stuck_payments(gateway: StripeGateway, now: datetime, limit: int) -> 
                 # stop the run each time: it is reported, goes to the back of the line, and the rest go on.
                 _log.exception("reconciler could not settle payment %s from Stripe", payment_id)
                 with transaction() as session:
-                    event_queries.mark_reconciled(session, payment_id, now)
+                    payment_rows.mark_reconciled(session, payment_id, now)
                 failed += 1
     return {"payments_checked": checked, "payments_moved": moved, "payments_failed": failed}
 
 
 def _settle_from_stripe(gateway: StripeGateway, payment_id: int, now: datetime) -> int:
     with transaction() as session:
-        intent_id = queries.find_payment(session, payment_id).stripe_payment_intent_id
+        intent_id = payment_rows.find_payment(session, payment_id).stripe_payment_intent_id
     intent = gateway.retrieve_payment_intent(intent_id)
     event_type = intent_event_type(intent.status)
     with transaction() as session:
-        payment = event_queries.lock_payment_for_intent(session, intent.id, None)
+        payment = payment_rows.lock_payment_for_intent(session, intent.id, None)
         before = payment.status
         snapshot = intent_snapshot(intent)
         if event_type is not None and intent_event_target(event_type, snapshot["last_payment_error"]) != before:
             apply_intent(session, payment, event_type, snapshot, source=SOURCE, now=now)
         moved = int(payment.status != before)
-        event_queries.mark_reconciled(session, payment.id, now)
+        payment_rows.mark_reconciled(session, payment.id, now)
         return moved
 
 

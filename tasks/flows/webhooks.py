@@ -20,7 +20,7 @@ from typing import Any, Iterator
 
 from sqlalchemy import Row
 
-from db.event_queries import claim_waiting_events, lock_event, mark_events, record_event_failure
+from db.queries import inbox as inbox_rows
 from db.session import transaction
 from tasks.domain.states import EventStatus
 from tasks.handlers import handle_events
@@ -60,13 +60,13 @@ _BUSY = "busy"
 def _apply(event_id: str, now: datetime, others: int, wait: bool) -> str | None:
     """One transaction: the named event (if waiting) and up to `others` more; _BUSY if someone held the named one."""
     with transaction() as session:
-        named = lock_event(session, event_id, wait=wait)
-        claimed = claim_waiting_events(session, event_id, others) if others else []
+        named = inbox_rows.lock_event(session, event_id, wait=wait)
+        claimed = inbox_rows.lock_waiting_events(session, event_id, others) if others else []
         waiting = [row for row in ([named] if named is not None else []) + claimed if row.status not in DONE]
         waiting.sort(key=_lock_order)
         handled = handle_events(session, [row.payload for row in waiting], now) if waiting else []
         if waiting:
-            mark_events(session, [(row.id, h.status, h.note) for row, h in zip(waiting, handled)], now)
+            inbox_rows.mark_events(session, [(row.id, h.status, h.note) for row, h in zip(waiting, handled)], now)
     if named is None:
         return _BUSY if not wait else None
     return next((h.status for row, h in zip(waiting, handled) if row.id == event_id), None)
@@ -92,5 +92,5 @@ def counting_failures(event_id: str, final: bool) -> Iterator[None]:
         yield
     except BaseException as exc:
         with transaction() as session:
-            record_event_failure(session, event_id, f"{type(exc).__name__}: {exc}", final)
+            inbox_rows.mark_event_failed(session, event_id, f"{type(exc).__name__}: {exc}", final)
         raise

@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from db.models import Account, PaymentMethod, Seller
+from db.models import PaymentMethod
+from db.queries import accounts as account_rows
 from tasks.flows import emails as outbox
 from tasks.domain.states import EventStatus
 
@@ -47,8 +48,8 @@ def object_id(value: Any) -> str | None:
 def queue_method_email(session: Session, method: PaymentMethod, kind: str, now: datetime,
                        extra: dict[str, Any] | None = None) -> int | None:
     """The outbox row owed for a saved method's verification outcome, once per method and kind."""
-    account = session.get(Account, method.account_id)
-    seller = session.get(Seller, account.seller_id)
+    account = account_rows.find_account(session, method.account_id)
+    seller = account_rows.find_seller(session, account.seller_id)
     context = {
         "method": {"kind": method.kind, "brand": method.brand, "bank_name": method.bank_name, "last4": method.last4},
         "account": {"number": account.number, "name": account.name},

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from db.event_queries import insert_dispute, lock_payment_for_charge
+from db.queries import payments as payment_rows
 from tasks.flows import ledger
 from tasks.domain.events import dispute_is_closed, dispute_is_inquiry, next_dispute_status
 from tasks.domain.states import PaymentStatus
@@ -30,10 +30,10 @@ def handle(session: Session, event: dict[str, Any], now: datetime) -> Handled:
     """Record the dispute; reverse the payment once it is a chargeback."""
     dispute = obj(event)
     charge_id, intent_id = charge_ids(dispute)
-    payment = lock_payment_for_charge(session, charge_id, intent_id, None)
+    payment = payment_rows.lock_payment_for_charge(session, charge_id, intent_id, None)
     if payment is None:
         return ignored(f"no payment for dispute {dispute.get('id')}")
-    row = insert_dispute(session, payment_id=payment.id, stripe_dispute_id=dispute["id"],
+    row = payment_rows.insert_dispute(session, payment_id=payment.id, stripe_dispute_id=dispute["id"],
                          amount_minor=dispute["amount"], currency=dispute["currency"],
                          reason=dispute.get("reason"), status=dispute["status"])
     row.status = next_dispute_status(row.status, dispute["status"])

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from db.event_queries import lock_method_by_stripe_id
+from db.queries import methods as method_rows
 from tasks.domain.states import MethodStatus
 from tasks.handlers.common import PROCESSED, Handled, ignored, obj, object_id
 
@@ -17,7 +17,7 @@ MANDATE_INACTIVE_MESSAGE = "The authorization to debit this bank account was rev
 def handle(session: Session, event: dict[str, Any], now: datetime) -> Handled:
     """An inactive mandate fails the method's verification so the customer re-adds it."""
     mandate = obj(event)
-    method = lock_method_by_stripe_id(session, object_id(mandate.get("payment_method")))
+    method = method_rows.lock_method_by_stripe_id(session, object_id(mandate.get("payment_method")))
     if method is None:
         return ignored(f"no payment method for mandate {mandate.get('id')}")
     if mandate.get("status") == "inactive" and method.status in (MethodStatus.ACTIVE, MethodStatus.VERIFICATION_PENDING):

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 from sqlalchemy.orm import Session
 
-from db import queries
+from db.queries import payments as payment_rows
 from db.models import Payment
 from tasks.flows import ledger
 from tasks.domain.events import intent_event_applies, intent_event_target, payment_id_from_metadata
@@ -29,7 +29,7 @@ def handle_batch(session: Session, events: Sequence[dict[str, Any]], now: dateti
     statement and a few writes for all of them."""
     intents = [obj(event) for event in events]
     keys = [(intent.get("id"), payment_id_from_metadata(intent.get("metadata"))) for intent in intents]
-    payments = queries.lock_payment_views(session, intent_ids=[k[0] for k in keys if isinstance(k[0], str)],
+    payments = payment_rows.lock_payment_views(session, intent_ids=[k[0] for k in keys if isinstance(k[0], str)],
                                           payment_ids=[k[1] for k in keys if k[1] is not None])
     by_intent = {p.stripe_payment_intent_id: p for p in payments if p.stripe_payment_intent_id}
     by_id = {p.id: p for p in payments}

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from db.event_queries import lock_method_by_stripe_id
+from db.queries import methods as method_rows
 from tasks.domain.states import MethodStatus
 from tasks.handlers.common import PROCESSED, Handled, ignored, obj
 
@@ -15,7 +15,7 @@ from tasks.handlers.common import PROCESSED, Handled, ignored, obj
 def handle(session: Session, event: dict[str, Any], now: datetime) -> Handled:
     """Detached at Stripe means removed here; updates refresh display data of a method still in use."""
     pm = obj(event)
-    method = lock_method_by_stripe_id(session, pm.get("id"))
+    method = method_rows.lock_method_by_stripe_id(session, pm.get("id"))
     if method is None:
         return ignored(f"no payment method {pm.get('id')}")
     if method.status == MethodStatus.REMOVED or event["type"] == "payment_method.attached":

@@ -15,13 +15,13 @@ from typing import Any, Sequence
 
 from sqlalchemy.orm import Session
 
-from db import queries
-from db.event_queries import REFUND_FINAL, lock_payment_for_charge, upsert_refund
+from db.queries import invoices as invoice_rows
+from db.queries import payments as payment_rows
 from tasks.flows import ledger
 from tasks.domain.events import (
     AllocationSlice, CreditSlice, TakeBack, payment_id_from_metadata, refund_target, take_back,
 )
-from tasks.domain.states import AllocationState, CreditState, EmailKind, PaymentKind, PaymentStatus
+from tasks.domain.states import REFUND_FINAL, AllocationState, CreditState, EmailKind, PaymentKind, PaymentStatus
 from tasks.handlers.common import PROCESSED, Handled, ignored, obj, source_of
 from tasks.handlers.settle import charge_ids, settle_in_batch
 
@@ -73,7 +73,7 @@ def _charge_key(event: dict[str, Any]) -> tuple[str | None, str | None, int | No
 def _lock_payments(session: Session, keys: Sequence[tuple[Any, Any, int | None]]) -> list[Any]:
     """Each key's payment view (or None), all locked in one statement."""
     charges, intents, ids = zip(*keys) if keys else ((), (), ())
-    views = queries.lock_payment_views(session, charge_ids=_strings(charges), intent_ids=_strings(intents),
+    views = payment_rows.lock_payment_views(session, charge_ids=_strings(charges), intent_ids=_strings(intents),
                                        payment_ids=[i for i in ids if i is not None])
     by_charge, by_intent = _index(views, "stripe_charge_id"), _index(views, "stripe_payment_intent_id")
     by_id = {v.id: v for v in views}
@@ -147,8 +147,8 @@ class _Slices:
         """The payments' applied allocations, and the available credit (locked) of those that can carry any."""
         ids = sorted({p.id for p in payments})
         with_credit = sorted({p.id for p in payments if p.kind != PaymentKind.INVOICES})  # invoice payments carry none
-        applied = queries.list_applied_allocations_of(session, ids)
-        return cls(applied, queries.lock_available_credits_of(session, with_credit))
+        applied = invoice_rows.list_applied_allocations_of(session, ids)
+        return cls(applied, invoice_rows.lock_available_credits_of(session, with_credit))
 
     def take_back(self, payment_id: int, refund_minor: int) -> TakeBack:
         """take_back over the payment's slices as earlier events of the batch left them; the changes kept to write."""
@@ -165,9 +165,9 @@ class _Slices:
 
     def write(self, session: Session) -> None:
         if self._allocation_changes:
-            queries.set_allocations(session, self._allocation_changes)
+            invoice_rows.update_allocations(session, self._allocation_changes)
         if self._credit_changes:
-            queries.set_credits(session, self._credit_changes)
+            invoice_rows.update_credits(session, self._credit_changes)
 
 
 def _shrink(slices: dict[int, Any], changes: dict[int, dict[str, Any]], reverse_ids: Sequence[int],
@@ -186,10 +186,10 @@ def handle_refund_object(session: Session, event: dict[str, Any], now: datetime)
     """Keep a row per Stripe refund; a refund that failed or was canceled is flagged for ops."""
     refund = obj(event)
     charge_id, intent_id = charge_ids(refund)
-    payment = lock_payment_for_charge(session, charge_id, intent_id, payment_id_from_metadata(refund.get("metadata")))
+    payment = payment_rows.lock_payment_for_charge(session, charge_id, intent_id, payment_id_from_metadata(refund.get("metadata")))
     if payment is None:
         return ignored(f"no payment for refund {refund.get('id')}")
-    upsert_refund(session, payment_id=payment.id, stripe_refund_id=refund["id"], amount_minor=refund["amount"],
+    payment_rows.insert_refund(session, payment_id=payment.id, stripe_refund_id=refund["id"], amount_minor=refund["amount"],
                   currency=refund["currency"], status=refund.get("status") or "pending", reason=refund.get("reason"))
     if refund.get("status") in REFUND_FINAL:
         # The money never left; the invoices stay reopened until ops decide (re-refund or re-apply).

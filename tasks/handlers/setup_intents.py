@@ -7,9 +7,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from db.event_queries import lock_method_for_setup_intent
-from tasks.domain.states import EmailKind
-from tasks.domain.states import MethodKind, MethodStatus
+from db.queries import methods as method_rows
+from tasks.domain.states import EmailKind, MethodKind, MethodStatus
 from tasks.handlers.common import PROCESSED, Handled, ignored, obj, object_id, queue_method_email
 
 S = MethodStatus
@@ -18,7 +17,7 @@ S = MethodStatus
 def handle(session: Session, event: dict[str, Any], now: datetime) -> Handled:
     """Verified, needs microdeposits, or failed: only a method still pending verification moves."""
     intent = obj(event)
-    method = lock_method_for_setup_intent(session, intent["id"], object_id(intent.get("payment_method")))
+    method = method_rows.lock_method_for_setup_intent(session, intent["id"], object_id(intent.get("payment_method")))
     if method is None:
         return ignored(f"no payment method for SetupIntent {intent['id']}")
     method.stripe_setup_intent_id = method.stripe_setup_intent_id or intent["id"]

@@ -276,7 +276,7 @@ def _refused_code(fn, *args):
 
 def _apply_stripe_events(portal, emulator):
     """Store and process every event the emulator emitted so far, as the webhook receiver and worker would."""
-    from db.event_queries import store_event
+    from db.queries.inbox import insert_event as store_event
     from tasks.flows.webhooks import process_event
 
     for event in emulator.events():

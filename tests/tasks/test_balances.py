@@ -4,7 +4,8 @@ from datetime import timedelta
 
 import pytest
 
-from db import queries
+from db.queries import accounts as account_rows
+from db.queries import payments as payment_rows
 from db.models import Account
 from tasks import api
 from tasks.flows import balances as accounts
@@ -82,10 +83,10 @@ def test_recompute_waits_for_an_uncommitted_transition_on_an_account_already_sta
                                pay_on=shop.today + timedelta(days=10), now=shop.now)
     assert accounts.recompute_balance(shop.account_id, shop.now)
     with shop.db() as session:  # another money movement marked the account stale; its nudge is on its way
-        assert queries.mark_balance_stale(session, shop.account_id, shop.now)
+        assert account_rows.mark_balance_stale(session, shop.account_id, shop.now)
         session.commit()
     with shop.db() as clock:  # the clock dispatches the scheduled payment; its transaction is still open
-        payment = queries.lock_payment(clock, receipt.payment_id)
+        payment = payment_rows.lock_payment(clock, receipt.payment_id)
         assert ledger.apply_transition(clock, payment, PaymentStatus.PENDING, source="clock", now=shop.now)
         recompute = threading.Thread(target=accounts.recompute_balance, args=(shop.account_id, shop.now))
         recompute.start()  # the earlier mark's nudge runs now
@@ -101,8 +102,8 @@ def test_recompute_waits_for_an_uncommitted_transition_on_an_account_already_sta
 
 
 @pytest.mark.parametrize("mark", [
-    lambda session, account_id, now: [account_id] if queries.mark_balance_stale(session, account_id, now) else [],
-    lambda session, account_id, now: queries.mark_balances_stale(session, [account_id], now),
+    lambda session, account_id, now: [account_id] if account_rows.mark_balance_stale(session, account_id, now) else [],
+    lambda session, account_id, now: account_rows.mark_balances_stale(session, [account_id], now),
 ], ids=["one", "many"])
 def test_marking_an_account_stale_locks_it_even_when_it_already_is(shop, mark):
     from sqlalchemy import select
@@ -121,8 +122,8 @@ def test_marking_an_account_stale_locks_it_even_when_it_already_is(shop, mark):
 
 
 @pytest.mark.parametrize("mark", [
-    lambda session, account_id, now: [account_id] if queries.mark_balance_stale(session, account_id, now) else [],
-    lambda session, account_id, now: queries.mark_balances_stale(session, [account_id], now),
+    lambda session, account_id, now: [account_id] if account_rows.mark_balance_stale(session, account_id, now) else [],
+    lambda session, account_id, now: account_rows.mark_balances_stale(session, [account_id], now),
 ], ids=["one", "many"])
 def test_of_two_markers_racing_on_a_fresh_account_only_the_first_marks_it(shop, mark):
     import threading

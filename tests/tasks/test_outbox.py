@@ -8,7 +8,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select, update
 
-from db import queries
+from db.queries import RowMissing
+from db.queries import emails as email_rows
 from db.models import Email
 from sandbox.smtp_capture import SmtpCapture
 from tasks.flows import emails as outbox
@@ -48,7 +49,7 @@ def queue_email(db, kind="payment_confirmation", recipient="ap@customer.test", c
     with db() as session:
         seller = factories.seller(session)
         account = factories.account(session, seller)
-        email_id = queries.add_email(session, kind=kind, recipient=recipient, context=contexts.for_kind(kind),
+        email_id = email_rows.add_email(session, kind=kind, recipient=recipient, context=contexts.for_kind(kind),
                                      dedupe_key=f"{kind}:test:{account.id}", seller_id=seller.id,
                                      account_id=account.id)
         session.execute(update(Email).where(Email.id == email_id).values(created_at=created_at, **row))
@@ -164,7 +165,7 @@ def test_a_template_error_is_recorded_and_raised_loudly(db, smtp):
 
 
 def test_a_missing_email_is_a_bug(db, smtp):
-    with pytest.raises(queries.RowMissing):
+    with pytest.raises(RowMissing):
         outbox.deliver_email(999_999, NOW)
 
 
@@ -194,7 +195,7 @@ def test_sweep_leaves_a_row_being_sent_right_now(db, broker):
 def test_send_after_commit_nudges_only_once_the_row_is_committed(db, broker):
     with db() as session:
         seller = factories.seller(session)
-        email_id = queries.add_email(session, kind="bank_verified", recipient="ap@customer.test",
+        email_id = email_rows.add_email(session, kind="bank_verified", recipient="ap@customer.test",
                                      context=contexts.for_kind("bank_verified"), dedupe_key="k:1", seller_id=seller.id)
         outbox.send_after_commit(session, email_id)
         outbox.send_after_commit(session, None)

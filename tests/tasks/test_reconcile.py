@@ -17,7 +17,7 @@ MANDATE = {"customer_acceptance": {"type": "online", "online": {"ip_address": "2
 
 
 def stored(db, event, received_ago_s: int) -> str:
-    from db.event_queries import store_event
+    from db.queries.inbox import insert_event as store_event
 
     with db() as session, session.begin():
         store_event(session, event, now() - timedelta(seconds=received_ago_s))

@@ -125,7 +125,7 @@ def test_a_delivery_that_waited_on_a_concurrent_insert_of_its_event_still_enqueu
     import threading
     from datetime import datetime, timezone
 
-    from db.event_queries import store_event
+    from db.queries.inbox import insert_event as store_event
     from db.session import transaction
 
     event = make_event("payment_intent.succeeded", {"id": "pi_race", "object": "payment_intent"},

@@ -7,13 +7,9 @@ from enum import StrEnum
 
 from dramatiq.errors import ActorNotFound, DramatiqError
 from redis.exceptions import RedisError
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.models import FailedJob
-from tasks.domain.states import FailedJobStatus
-
-S = FailedJobStatus
+from db.queries import failed_jobs as failed_job_rows
 
 
 class Outcome(StrEnum):
@@ -47,10 +43,7 @@ def retry_failed_job(factory: sessionmaker[Session], broker, job_id: int, now: d
     """
     try:
         with factory() as session, session.begin():
-            claimed = session.execute(
-                update(FailedJob).where(FailedJob.id == job_id, FailedJob.status.in_([S.DEAD, S.DISCARDED]))
-                .values(status=S.RETRIED, retried_at=now)
-                .returning(FailedJob.actor, FailedJob.args, FailedJob.kwargs)).first()
+            claimed = failed_job_rows.move_failed_job_to_retried(session, job_id, now)
             if claimed is None:
                 return _current(session, job_id, Outcome.ALREADY_RETRIED)
             _send(broker, claimed.actor, claimed.args, claimed.kwargs)
@@ -79,11 +72,10 @@ def _send(broker, actor_name: str, args: list, kwargs: dict) -> None:
 def discard_failed_job(factory: sessionmaker[Session], job_id: int) -> Outcome:
     """Mark a dead row discarded; a retried or discarded row is left alone."""
     with factory() as session, session.begin():
-        changed = session.execute(update(FailedJob).where(FailedJob.id == job_id, FailedJob.status == S.DEAD)
-                                  .values(status=S.DISCARDED).returning(FailedJob.id)).first()
+        changed = failed_job_rows.mark_failed_job_discarded(session, job_id)
         return Outcome.DISCARDED if changed else _current(session, job_id, Outcome.ALREADY_DISCARDED)
 
 
 def _current(session: Session, job_id: int, otherwise: Outcome) -> Outcome:
-    exists = session.scalar(select(FailedJob.id).where(FailedJob.id == job_id))
+    exists = failed_job_rows.find_failed_job_id(session, job_id)
     return otherwise if exists else Outcome.NOT_FOUND

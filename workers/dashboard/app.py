@@ -17,7 +17,7 @@ from sqlalchemy import text as sql
 from sqlalchemy.orm import Session, sessionmaker
 
 from tasks.domain.states import FailedJobStatus, PaymentStatus
-from workers.dashboard import queries
+from db.queries import dashboard as dashboard_rows
 from workers.dashboard.actions import FLASHES, Outcome, discard_failed_job, retry_failed_job
 from workers.dashboard.auth import Auth, session_cookie
 from workers.dashboard.http import Request, Response, StartResponse, redirect, text
@@ -124,14 +124,14 @@ class Dashboard:
     def failed_list(self, request: Request, subject: str) -> Response:
         filters = {k: request.query.get(k, "").strip() for k in ("queue", "actor", "status")}
         with self.sessions() as session:
-            page = queries.list_failed_jobs(session, page=_page(request), **filters)
+            page = dashboard_rows.list_failed_jobs(session, page=_page(request), **filters)
             return self.page(200, "failed_list.html", subject, title="Dead letters", jobs=page, filters=filters,
                              queues=self.queues, statuses=[s.value for s in FailedJobStatus],
                              link=_pager(filters))
 
     def failed_detail(self, request: Request, subject: str, job_id: int) -> Response:
         with self.sessions() as session:
-            job = queries.find_failed_job(session, job_id)
+            job = dashboard_rows.find_failed_job(session, job_id)
             if job is None:
                 return self.page(404, "message.html", subject, title="Not found", message="No such failed job.")
             return self.page(200, "failed_detail.html", subject, title=f"Failed job {job_id}", job=job,
@@ -153,7 +153,7 @@ class Dashboard:
         older_than = int(filters["older_than"]) if filters["older_than"].isdecimal() else 0
         now = self.clock()
         with self.sessions() as session:
-            page = queries.list_payments(session, now, status=filters["status"], account_number=filters["account"],
+            page = dashboard_rows.list_payments(session, now, status=filters["status"], account_number=filters["account"],
                                          older_than_seconds=older_than, page=_page(request))
             return self.page(200, "payments.html", subject, title="Payments", payments=page, filters=filters,
                              statuses=[s.value for s in PaymentStatus], ages=AGE_CHOICES, now=now,
@@ -161,7 +161,7 @@ class Dashboard:
 
     def payment_detail(self, request: Request, subject: str, payment_id: int) -> Response:
         with self.sessions() as session:
-            detail = queries.find_payment_detail(session, payment_id)
+            detail = dashboard_rows.find_payment_detail(session, payment_id)
             if detail is None:
                 return self.page(404, "message.html", subject, title="Not found", message="No such payment.")
             return self.page(200, "payment_detail.html", subject, title=f"Payment {payment_id}", d=detail,

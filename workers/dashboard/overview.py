@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db.models import Account, Email, FailedJob, Payment, StripeEvent
+from db.queries import dashboard as dashboard_rows
 from tasks.domain.states import EmailStatus, EventStatus, FailedJobStatus, PaymentStatus
 from tasks.flows.emails import EMAIL_GRACE
 from tasks.flows.reconcile import RECEIVED_GRACE_SECONDS, STUCK_AFTER_SECONDS
@@ -77,8 +76,7 @@ def _count_alerts(o: Overview) -> int:
 
 
 def _failed_jobs(session: Session) -> tuple[dict[str, int], dict[str, int]]:
-    rows = session.execute(select(FailedJob.queue, FailedJob.status, func.count())
-                           .group_by(FailedJob.queue, FailedJob.status)).all()
+    rows = dashboard_rows.count_failed_jobs(session)
     by_status = {s.value: 0 for s in FailedJobStatus}
     dead_by_queue: dict[str, int] = {}
     for queue, status, count in rows:
@@ -89,8 +87,7 @@ def _failed_jobs(session: Session) -> tuple[dict[str, int], dict[str, int]]:
 
 
 def _payments(session: Session, now: datetime) -> list[Row]:
-    rows = {status: (count, oldest) for status, count, oldest in session.execute(
-        select(Payment.status, func.count(), func.min(Payment.updated_at)).group_by(Payment.status))}
+    rows = {status: (count, oldest) for status, count, oldest in dashboard_rows.count_payments(session)}
     result = []
     for status in PaymentStatus:
         count, oldest = rows.get(status.value, (0, None))
@@ -103,18 +100,14 @@ def _payments(session: Session, now: datetime) -> list[Row]:
 
 
 def _scheduled_past_due(session: Session, now: datetime) -> Row:
-    count, oldest = session.execute(
-        select(func.count(), func.min(Payment.scheduled_for))
-        .where(Payment.status == P.SCHEDULED, Payment.scheduled_for < now.date())).one()
+    count, oldest = dashboard_rows.count_scheduled_before(session, now.date())
     age = (now - datetime.combine(oldest, datetime.min.time(), now.tzinfo)).total_seconds() if oldest else None
     return Row("scheduled, past due", count, age, count > 0, "the clock dispatches due rows every minute")
 
 
 def _events(session: Session, now: datetime) -> list[Row]:
     late = now - timedelta(seconds=RECEIVED_GRACE_SECONDS)
-    rows = {s: (c, l, o) for s, c, l, o in session.execute(
-        select(StripeEvent.status, func.count(), func.count().filter(StripeEvent.received_at < late),
-               func.min(StripeEvent.received_at)).group_by(StripeEvent.status))}
+    rows = {s: (c, l, o) for s, c, l, o in dashboard_rows.count_events(session, late)}
     result = []
     for status in EventStatus:
         count, overdue, oldest = rows.get(status.value, (0, 0, None))
@@ -128,9 +121,7 @@ def _events(session: Session, now: datetime) -> list[Row]:
 
 def _emails(session: Session, now: datetime) -> list[Row]:
     wanted = (EmailStatus.QUEUED, EmailStatus.FAILED)
-    rows = {s: (c, o) for s, c, o in session.execute(
-        select(Email.status, func.count(), func.min(Email.created_at))
-        .where(Email.status.in_(wanted)).group_by(Email.status))}
+    rows = {s: (c, o) for s, c, o in dashboard_rows.count_emails(session, wanted)}
     queued, oldest = rows.get(EmailStatus.QUEUED.value, (0, None))
     queued_age = _age(now, oldest) if queued else None
     failed = rows.get(EmailStatus.FAILED.value, (0, None))[0]
@@ -139,9 +130,7 @@ def _emails(session: Session, now: datetime) -> list[Row]:
 
 
 def _stale_balances(session: Session, now: datetime) -> Row:
-    count, oldest = session.execute(
-        select(func.count(), func.min(Account.balance_stale_since))
-        .where(Account.balance_stale_since < now - STALE_BALANCE_ALERT)).one()
+    count, oldest = dashboard_rows.count_stale_accounts(session, now - STALE_BALANCE_ALERT)
     return Row("stale for over 5 minutes", count, _age(now, oldest) if count else None, count > 0)
 
 

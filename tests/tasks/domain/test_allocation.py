@@ -2,7 +2,8 @@ from datetime import date
 
 import pytest
 
-from tasks.domain.allocation import OpenInvoice, plan_custom_amount, plan_in_full, plan_short
+from tasks.domain.allocation import TAKEN_BACK, OpenInvoice, plan_custom_amount, plan_in_full, plan_short
+from tasks.domain.states import AllocationState
 
 TODAY = date(2026, 11, 22)
 
@@ -78,3 +79,22 @@ def test_custom_amount_leaves_the_remainder_as_credit(amount, lines, credit):
 def test_custom_amount_with_nothing_owed_is_all_credit():
     plan = plan_custom_amount([], 5_000)
     assert plan.lines == () and plan.credit_minor == 5_000
+
+
+@pytest.mark.parametrize(
+    ("state", "paid", "standing", "taken_back"),
+    [
+        # a reversed allocation gave back all the payment paid the invoice
+        (AllocationState.REVERSED, 5_000, 0, 5_000),
+        # an applied one reduced by a partial refund gave back the difference
+        (AllocationState.APPLIED, 5_000, 3_000, 2_000),
+        # an applied one untouched gave back nothing
+        (AllocationState.APPLIED, 5_000, 5_000, 0),
+    ],
+)
+def test_an_email_shows_what_was_taken_back_from_each_invoice(state, paid, standing, taken_back):
+    assert TAKEN_BACK[state](paid, standing) == taken_back
+
+
+def test_an_email_shows_nothing_taken_back_while_an_allocation_is_reserved_or_released():
+    assert AllocationState.RESERVED not in TAKEN_BACK and AllocationState.RELEASED not in TAKEN_BACK

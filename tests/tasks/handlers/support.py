@@ -124,7 +124,7 @@ def timeline(db, payment_id: int) -> list[tuple[str | None, str, bool]]:
 
 def store_event(db, event: dict[str, Any]) -> str:
     """Put an event in the inbox the way the receiver would (without sending)."""
-    from db.event_queries import store_event as store
+    from db.queries.inbox import insert_event as store
 
     with db() as session, session.begin():
         store(session, event, now())

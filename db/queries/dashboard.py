@@ -1,16 +1,18 @@
-"""Read queries behind the dashboard's lists and detail pages; each page is a few queries, never one per row."""
+"""The dashboard's reads across tables: paged lists, a payment's detail, the overview's counts; a few queries a page."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from datetime import date
+from typing import Any, Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
 from db.models import (Account, Allocation, Dispute, Email, FailedJob, Invoice, Payment, PaymentEvent,
-                       PaymentMethod, Refund)
+                       PaymentMethod, Refund, StripeEvent)
+from tasks.domain.states import PaymentStatus
 
 # A screenful that still renders in milliseconds.
 PAGE_SIZE = 50
@@ -93,3 +95,43 @@ def find_payment_detail(session: Session, payment_id: int) -> PaymentDetail | No
 
 def _children(session: Session, model, payment_id: int) -> list:
     return list(session.scalars(select(model).where(model.payment_id == payment_id).order_by(model.id)))
+
+
+def count_failed_jobs(session: Session) -> list[Row]:
+    """(queue, status, count) of failed jobs."""
+    return list(session.execute(select(FailedJob.queue, FailedJob.status, func.count())
+                                .group_by(FailedJob.queue, FailedJob.status)).all())
+
+
+def count_payments(session: Session) -> list[Row]:
+    """(status, count, oldest updated_at) of payments."""
+    return list(session.execute(
+        select(Payment.status, func.count(), func.min(Payment.updated_at)).group_by(Payment.status)))
+
+
+def count_scheduled_before(session: Session, day: date) -> Row:
+    """(count, earliest scheduled_for) of scheduled payments due before this day."""
+    return session.execute(
+        select(func.count(), func.min(Payment.scheduled_for))
+        .where(Payment.status == PaymentStatus.SCHEDULED, Payment.scheduled_for < day)).one()
+
+
+def count_events(session: Session, late: datetime) -> list[Row]:
+    """(status, count, count received before late, oldest received_at) of Stripe events."""
+    return list(session.execute(
+        select(StripeEvent.status, func.count(), func.count().filter(StripeEvent.received_at < late),
+               func.min(StripeEvent.received_at)).group_by(StripeEvent.status)))
+
+
+def count_emails(session: Session, statuses: Sequence[str]) -> list[Row]:
+    """(status, count, oldest created_at) of emails in these statuses."""
+    return list(session.execute(
+        select(Email.status, func.count(), func.min(Email.created_at))
+        .where(Email.status.in_(statuses)).group_by(Email.status)))
+
+
+def count_stale_accounts(session: Session, since: datetime) -> Row:
+    """(count, oldest mark) of accounts flagged stale before since."""
+    return session.execute(
+        select(func.count(), func.min(Account.balance_stale_since))
+        .where(Account.balance_stale_since < since)).one()

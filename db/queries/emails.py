@@ -1,0 +1,98 @@
+"""The emails outbox, and the invoice lines an email lists."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Sequence
+
+from sqlalchemy import BigInteger, Row, any_, bindparam, case, func, literal, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.orm import Session
+
+from db.models import Allocation, Email, Invoice
+from db.queries._batch import _json
+from tasks.domain.allocation import TAKEN_BACK
+from tasks.domain.states import EmailStatus
+
+_EMAILS, _INVOICES, _ALLOCATIONS = Email.__table__, Invoice.__table__, Allocation.__table__
+_IDS = ARRAY(BigInteger)
+_INSERT_EMAIL = (
+    insert(_EMAILS).on_conflict_do_nothing(index_elements=[_EMAILS.c.dedupe_key]).returning(_EMAILS.c.id)
+)
+# An email lists what the payment paid each invoice, so its lines add up to the payment whatever was
+# refunded since; reversed_minor is how much of that a refund or dispute has taken back from the invoice.
+_EMAIL_LINES_OF = (
+    select(_ALLOCATIONS.c.payment_id, _INVOICES.c.number, _INVOICES.c.site_name,
+           _ALLOCATIONS.c.paid_minor.label("amount_minor"), _ALLOCATIONS.c.discount_minor,
+           case(*[(_ALLOCATIONS.c.state == state, rule(_ALLOCATIONS.c.paid_minor, _ALLOCATIONS.c.amount_minor))
+                  for state, rule in TAKEN_BACK.items()], else_=0).label("reversed_minor"))
+    .join(_ALLOCATIONS, _ALLOCATIONS.c.invoice_id == _INVOICES.c.id)
+    .where(_ALLOCATIONS.c.payment_id == any_(bindparam("ids", type_=_IDS)))
+    .order_by(_ALLOCATIONS.c.payment_id, _INVOICES.c.due_on, _INVOICES.c.number)
+)
+_ADD_EMAILS = text(
+    "INSERT INTO emails (kind, recipient, context, dedupe_key, seller_id, account_id, payment_id, status, attempts)"
+    " SELECT e.kind, e.recipient, e.context, e.dedupe_key, e.seller_id, e.account_id, e.payment_id,"
+    f" '{EmailStatus.QUEUED}', 0"
+    " FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS e (kind text, recipient text, context jsonb,"
+    " dedupe_key text, seller_id bigint, account_id bigint, payment_id bigint)"
+    " ON CONFLICT (dedupe_key) DO NOTHING RETURNING id"
+)
+
+
+def add_email(session: Session, *, kind: str, recipient: str, context: dict[str, Any], dedupe_key: str,
+              seller_id: int, account_id: int | None = None, payment_id: int | None = None) -> int | None:
+    """Queue an outbox row; return its id, or None when one with this dedupe key exists."""
+    return session.connection().scalar(_INSERT_EMAIL, dict(
+        kind=kind, recipient=recipient, context=context, dedupe_key=dedupe_key, seller_id=seller_id,
+        account_id=account_id, payment_id=payment_id, status="queued", attempts=0))
+
+
+def list_email_lines(session: Session, payment_id: int) -> list[Row]:
+    """(number, site_name, amount_minor, discount_minor, reversed_minor) per invoice the payment covers, as its
+    emails list them: amount_minor is what the payment first put on the invoice."""
+    return list_email_lines_of(session, [payment_id]).get(payment_id, [])
+
+
+def list_email_lines_of(session: Session, payment_ids: Sequence[int]) -> dict[int, list[Row]]:
+    """list_email_lines for many payments at once: {payment id: its lines}."""
+    lines: dict[int, list[Row]] = {}
+    for row in session.connection().execute(_EMAIL_LINES_OF, {"ids": list(payment_ids)}):
+        lines.setdefault(row.payment_id, []).append(row)
+    return lines
+
+
+def add_emails(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """add_email for many rows in one statement; returns the ids of the rows written (not the duplicates)."""
+    return list(session.connection().execute(_ADD_EMAILS, {"rows": _json(rows)}).scalars())
+
+
+def lock_due_emails(session: Session, now: datetime, grace: timedelta, limit: int) -> list[Row]:
+    """(id, attempts) of queued rows past max(attempts, 1) grace periods, oldest first, locked; rows others hold
+    are passed over."""
+    return list(session.execute(
+        select(Email.id, Email.attempts)
+        .where(Email.status == EmailStatus.QUEUED,
+               Email.created_at < literal(now) - func.greatest(Email.attempts, 1) * literal(grace))
+        .order_by(Email.id).limit(limit).with_for_update(skip_locked=True)
+    ).all())
+
+
+def lock_email(session: Session, email_id: int) -> Email | None:
+    """The outbox row locked FOR UPDATE and freshly loaded."""
+    return session.scalar(
+        select(Email).where(Email.id == email_id).with_for_update().execution_options(populate_existing=True)
+    )
+
+
+def lock_email_if_free(session: Session, email_id: int) -> Email | None:
+    """lock_email, or None also when another transaction holds the row."""
+    return session.scalar(
+        select(Email).where(Email.id == email_id).with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+
+
+def find_email_id(session: Session, email_id: int) -> int | None:
+    """The id back when the row exists, locked or not."""
+    return session.scalar(select(Email.id).where(Email.id == email_id))

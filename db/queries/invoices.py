@@ -1,0 +1,228 @@
+"""Invoices, and the allocations and credits that pay them."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from sqlalchemy import BigInteger, Row, any_, bindparam, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Session
+
+from db.models import Allocation, Credit, Invoice, Payment
+from db.queries._batch import _json
+from tasks.domain.invoices import HOLDING_STATE, PAYABLE_FLAGS, SETTLING_STATE
+from tasks.domain.states import AllocationState, CreditState
+
+_PAYMENTS, _INVOICES, _ALLOCATIONS, _CREDITS = (Payment.__table__, Invoice.__table__, Allocation.__table__,
+                                                 Credit.__table__)
+_IDS = ARRAY(BigInteger)
+
+# The statements of the payment and webhook hot paths are built once, with their values bound at
+# execution: building a statement per call (and keying it for the compiled cache) cost more than
+# running it. Lists go in as one array parameter, so the SQL text, and the server's prepared
+# statement, is the same for any number of ids.
+
+_LOCK_PAYMENT_INVOICES = (
+    select(_INVOICES.c.id, _INVOICES.c.number, _INVOICES.c.voided)
+    .join(_ALLOCATIONS, _ALLOCATIONS.c.invoice_id == _INVOICES.c.id)
+    .where(_ALLOCATIONS.c.payment_id == bindparam("payment_id"))
+    .order_by(_INVOICES.c.id).with_for_update(of=_INVOICES)
+)
+_MOVE_ALLOCATIONS = (
+    update(_ALLOCATIONS).where(_ALLOCATIONS.c.payment_id == bindparam("_payment_id"),
+                               _ALLOCATIONS.c.state == bindparam("_from")).values(state=bindparam("_to"))
+)
+_MOVE_CREDITS = (
+    update(_CREDITS).where(_CREDITS.c.payment_id == bindparam("_payment_id"), _CREDITS.c.state == bindparam("_from"))
+    .values(state=bindparam("_to"))
+)
+_INVOICES_WITH_CHILDREN = (
+    select(_INVOICES).where(or_(_INVOICES.c.id == any_(bindparam("ids", type_=_IDS)),
+                                _INVOICES.c.parent_id == any_(bindparam("ids", type_=_IDS))))
+    .order_by(_INVOICES.c.id)
+)
+_LOCK_INVOICES_WITH_CHILDREN = _INVOICES_WITH_CHILDREN.with_for_update()
+_STANDING = (
+    select(_ALLOCATIONS.c.invoice_id,
+           func.coalesce(func.sum(_ALLOCATIONS.c.amount_minor + _ALLOCATIONS.c.discount_minor)
+                         .filter(_ALLOCATIONS.c.state == SETTLING_STATE), 0),
+           func.max(_PAYMENTS.c.status).filter(_ALLOCATIONS.c.state == HOLDING_STATE))
+    .join(_PAYMENTS, _PAYMENTS.c.id == _ALLOCATIONS.c.payment_id)
+    .where(_ALLOCATIONS.c.invoice_id == any_(bindparam("ids", type_=_IDS)),
+           _ALLOCATIONS.c.state.in_((SETTLING_STATE, HOLDING_STATE)))
+    .group_by(_ALLOCATIONS.c.invoice_id)
+)
+_PAYABLE = [_INVOICES.c[name].is_(value) for name, value in PAYABLE_FLAGS.items()]
+_MOVE_ALLOCATIONS_OF = text(
+    "UPDATE allocations SET state = m.to_state, updated_at = now() FROM jsonb_to_recordset(CAST(:moves AS jsonb))"
+    " AS m (payment_id bigint, from_state text, to_state text)"
+    " WHERE allocations.payment_id = m.payment_id AND allocations.state = m.from_state"
+    " AND allocations.payment_id = ANY(CAST(:ids AS bigint[]))"
+)
+_MOVE_CREDITS_OF = text(
+    "UPDATE credits SET state = m.to_state, updated_at = now() FROM jsonb_to_recordset(CAST(:moves AS jsonb))"
+    " AS m (payment_id bigint, from_state text, to_state text)"
+    " WHERE credits.payment_id = m.payment_id AND credits.state = m.from_state"
+    " AND credits.payment_id = ANY(CAST(:ids AS bigint[]))"
+)
+# Refunds reverse or reduce single allocations and credits: (id, state or amount) rows, as above.
+_SET_SLICES = {
+    table: text(
+        f"UPDATE {table} SET state = CASE WHEN c.row ? 'state' THEN c.state ELSE {table}.state END,"
+        f" amount_minor = CASE WHEN c.row ? 'amount_minor' THEN c.amount_minor ELSE {table}.amount_minor END,"
+        f" updated_at = now() FROM jsonb_to_recordset(CAST(:changes AS jsonb))"
+        f" AS c (id bigint, row jsonb, state text, amount_minor bigint) WHERE {table}.id = c.id"
+        f" AND {table}.id = ANY(CAST(:ids AS bigint[]))"
+    )
+    for table in ("allocations", "credits")
+}
+_APPLIED_OF = (
+    select(_ALLOCATIONS.c.payment_id, _ALLOCATIONS.c.id, _INVOICES.c.due_on, _ALLOCATIONS.c.amount_minor)
+    .join(_INVOICES, _INVOICES.c.id == _ALLOCATIONS.c.invoice_id)
+    .where(_ALLOCATIONS.c.payment_id == any_(bindparam("ids", type_=_IDS)), _ALLOCATIONS.c.state == AllocationState.APPLIED)
+    .order_by(_ALLOCATIONS.c.id)
+)
+_LOCK_AVAILABLE_CREDITS_OF = (
+    select(_CREDITS.c.payment_id, _CREDITS.c.id, _CREDITS.c.amount_minor)
+    .where(_CREDITS.c.payment_id == any_(bindparam("ids", type_=_IDS)), _CREDITS.c.state == CreditState.AVAILABLE)
+    .order_by(_CREDITS.c.id).with_for_update()
+)
+
+
+def lock_invoices(session: Session, invoice_ids: Sequence[int]) -> list[Invoice]:
+    """Invoices locked FOR UPDATE in id order, so two payments never deadlock."""
+    if not invoice_ids:
+        return []
+    statement = (
+        select(Invoice).where(Invoice.id.in_(sorted(set(invoice_ids)))).order_by(Invoice.id)
+        .with_for_update().execution_options(populate_existing=True)
+    )
+    return list(session.scalars(statement))
+
+
+def lock_payment_invoices(session: Session, payment_id: int) -> list[Row]:
+    """(id, number, voided) of the invoices the payment's allocations point at, locked FOR UPDATE in id order."""
+    return list(session.connection().execute(_LOCK_PAYMENT_INVOICES, {"payment_id": payment_id}))
+
+
+def list_invoices_with_children(session: Session, invoice_ids: Sequence[int]) -> list[Row]:
+    """The invoices and the children of any parent among them, as rows in id order."""
+    return list(session.connection().execute(_INVOICES_WITH_CHILDREN, {"ids": list(invoice_ids)}))
+
+
+def lock_invoices_with_children(session: Session, invoice_ids: Sequence[int]) -> list[Row]:
+    """list_invoices_with_children, locked FOR UPDATE."""
+    return list(session.connection().execute(_LOCK_INVOICES_WITH_CHILDREN, {"ids": list(invoice_ids)}))
+
+
+def list_settled(session: Session, invoice_ids: Sequence[int]) -> dict[int, int]:
+    """Money applied to each invoice, discounts taken included."""
+    return {invoice_id: settled for invoice_id, (settled, _) in list_standing(session, invoice_ids).items()}
+
+
+def list_standing(session: Session, invoice_ids: Sequence[int]) -> dict[int, tuple[int, str | None]]:
+    """For each invoice with allocations: (money applied, discounts included; status of the payment holding it).
+
+    One statement for both, since every payment request needs both; an invoice with neither is absent.
+    """
+    if not invoice_ids:
+        return {}
+    rows = session.connection().execute(_STANDING, {"ids": list(invoice_ids)})
+    return {invoice_id: (int(settled), held) for invoice_id, settled, held in rows}
+
+
+def list_payable_invoices(session: Session, account_id: int) -> list[Invoice]:
+    """Visible, unvoided invoices of the account that are not parents of other invoices."""
+    parent = select(Invoice.parent_id).where(Invoice.parent_id.is_not(None), Invoice.account_id == account_id)
+    return list(session.scalars(
+        select(Invoice).where(Invoice.account_id == account_id, *_PAYABLE, Invoice.id.not_in(parent))
+        .order_by(Invoice.id)
+    ))
+
+
+def list_allocation_lines(session: Session, payment_id: int) -> list[tuple[int, str, int, int]]:
+    """(invoice id, invoice number, amount, discount) of each allocation of the payment, in allocation order."""
+    return [tuple(row) for row in session.execute(
+        select(Allocation.invoice_id, Invoice.number, Allocation.amount_minor, Allocation.discount_minor)
+        .join(Invoice, Invoice.id == Allocation.invoice_id).where(Allocation.payment_id == payment_id)
+        .order_by(Allocation.id)
+    )]
+
+
+def move_allocations(session: Session, payment_id: int, from_state: str, to_state: str) -> int:
+    """Move this payment's allocations between states; return how many moved."""
+    # On the session's connection: a plain UPDATE, without the ORM's bulk-update bookkeeping.
+    result = session.connection().execute(_MOVE_ALLOCATIONS,
+                                          {"_payment_id": payment_id, "_from": from_state, "_to": to_state})
+    return result.rowcount
+
+
+def move_credits(session: Session, payment_id: int, from_state: str, to_state: str) -> int:
+    """Move this payment's unapplied credit between states; return how many rows moved."""
+    result = session.connection().execute(_MOVE_CREDITS,
+                                          {"_payment_id": payment_id, "_from": from_state, "_to": to_state})
+    return result.rowcount
+
+
+def move_allocations_of(session: Session, moves: Sequence[tuple[int, str, str]]) -> None:
+    """move_allocations for many payments: (payment id, from state, to state) each."""
+    session.connection().execute(_MOVE_ALLOCATIONS_OF, {"moves": _moves(moves), "ids": [m[0] for m in moves]})
+
+
+def move_credits_of(session: Session, moves: Sequence[tuple[int, str, str]]) -> None:
+    """move_credits for many payments: (payment id, from state, to state) each."""
+    session.connection().execute(_MOVE_CREDITS_OF, {"moves": _moves(moves), "ids": [m[0] for m in moves]})
+
+
+def _moves(moves: Sequence[tuple[int, str, str]]) -> str:
+    return _json([{"payment_id": m[0], "from_state": m[1], "to_state": m[2]} for m in moves])
+
+
+def update_allocations(session: Session, changes: dict[int, dict[str, Any]]) -> None:
+    """Set single allocations' state and/or amount: {allocation id: {"state": ..., "amount_minor": ...}}."""
+    _set_slices(session, "allocations", changes)
+
+
+def update_credits(session: Session, changes: dict[int, dict[str, Any]]) -> None:
+    """Set single credits' state and/or amount: {credit id: {"state": ..., "amount_minor": ...}}."""
+    _set_slices(session, "credits", changes)
+
+
+def _set_slices(session: Session, table: str, changes: dict[int, dict[str, Any]]) -> None:
+    rows = [{**values, "id": row_id, "row": dict.fromkeys(values, True)} for row_id, values in changes.items()]
+    session.connection().execute(_SET_SLICES[table], {"changes": _json(rows), "ids": list(changes)})
+
+
+def list_applied_allocations_of(session: Session, payment_ids: Sequence[int]) -> dict[int, list[Row]]:
+    """(payment_id, id, due_on, amount_minor) of the payments' applied allocations: {payment id: rows}."""
+    found: dict[int, list[Row]] = {pid: [] for pid in payment_ids}
+    for row in session.connection().execute(_APPLIED_OF, {"ids": list(payment_ids)}):
+        found[row.payment_id].append(row)
+    return found
+
+
+def lock_available_credits_of(session: Session, payment_ids: Sequence[int]) -> dict[int, list[Row]]:
+    """(payment_id, id, amount_minor) of the payments' available credit, oldest first, locked: {payment id: rows}."""
+    found: dict[int, list[Row]] = {pid: [] for pid in payment_ids}
+    if payment_ids:
+        for row in session.connection().execute(_LOCK_AVAILABLE_CREDITS_OF, {"ids": list(payment_ids)}):
+            found[row.payment_id].append(row)
+    return found
+
+
+def sum_available_credit(session: Session, account_id: int, currency: str) -> int:
+    """The account's available credit in this currency, in minor units."""
+    return session.scalar(select(func.coalesce(func.sum(Credit.amount_minor), 0)).where(
+        Credit.account_id == account_id, Credit.currency == currency, Credit.state == CreditState.AVAILABLE))
+
+
+def list_visible_invoices(session: Session, account_id: int) -> list[Invoice]:
+    """The account's customer-visible invoices, due date first."""
+    return list(session.scalars(
+        select(Invoice).where(Invoice.account_id == account_id, Invoice.customer_visible.is_(True))
+        .order_by(Invoice.due_on, Invoice.number)))
+
+
+def insert_credit(session: Session, **values: Any) -> None:
+    """A new credit row, written at once (nothing reads it back in the transaction)."""
+    session.connection().execute(_CREDITS.insert().values(**values))
