@@ -79,7 +79,9 @@ _LOCK_PAYMENT_VIEWS = (
 # planner cannot see into the JSON and would join a whole table to it instead of using its index.
 _BATCH_TYPES = {"status": "text", "updated_at": "timestamptz", "finished_at": "timestamptz",
                 "stripe_payment_intent_id": "text", "stripe_charge_id": "text", "failure_code": "text",
-                "failure_message": "text", "refunded_minor": "bigint"}
+                "failure_message": "text", "refunded_minor": "bigint", "attempt": "integer",
+                "stripe_idempotency_key": "text", "first_attempt_at": "timestamptz", "last_attempt_at": "timestamptz",
+                "needs_review": "boolean"}
 BATCH_COLUMNS = frozenset(_BATCH_TYPES)
 _MOVE_PAYMENTS = text(
     "WITH changed AS (UPDATE payments SET "

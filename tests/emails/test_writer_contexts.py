@@ -8,7 +8,7 @@ from db.models import Email
 from emails import render
 from tasks.domain.states import EmailKind
 from tasks.handlers.common import queue_method_email
-from db import queries
+from db.queries import emails as email_rows
 from tasks.flows.ledger import payment_email_context
 from tests import factories
 from tests.emails.contexts import HOSTILE_NAME, METHOD_KINDS
@@ -41,7 +41,7 @@ def test_payment_email_context_from_the_ledger_renders(db, kind):
         factories.allocation(session, payment, invoices[0], amount_minor=49_000, discount_minor=1_000)
         factories.allocation(session, payment, invoices[1])
         number = invoices[0].number
-        context = payment_email_context(payment, account, method, seller, queries.list_email_lines_of(session, [payment.id])[payment.id])
+        context = payment_email_context(payment, account, method, seller, email_rows.list_email_lines_of(session, [payment.id])[payment.id])
         stored_id = factories._add(session, Email(kind=kind, recipient=account.billing_email, context=context,
                                                   dedupe_key=f"test:{kind}", seller_id=seller.id)).id
         rendered = render(kind, _stored(session, stored_id))

@@ -1,6 +1,6 @@
 """The account's Stripe customer, shared by the payment and saved-method flows."""
 
-from db import queries
+from db.queries import accounts as account_rows
 from db.models import Account
 from tasks.flows import customers
 from tests import factories
@@ -16,8 +16,8 @@ def _account(db, **values) -> int:
 def test_the_first_stored_customer_is_kept_and_returned(db):
     account_id = _account(db, stripe_customer_id=None)
     with db() as session:
-        assert queries.set_stripe_customer(session, account_id, "cus_first") == "cus_first"
-        assert queries.set_stripe_customer(session, account_id, "cus_second") == "cus_first"
+        assert account_rows.update_stripe_customer(session, account_id, "cus_first") == "cus_first"
+        assert account_rows.update_stripe_customer(session, account_id, "cus_second") == "cus_first"
         session.commit()
     with db() as session:
         assert session.get(Account, account_id).stripe_customer_id == "cus_first"
