@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/remit dev
+	$(BIN)/python -m sandbox dev
 
 # pytest exits 5 when it collected no test: that is a failure, and make would only say "Error 5".
 test: $(STAMP)

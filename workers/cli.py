@@ -1,4 +1,4 @@
-"""The `remit` command: database, checks, workers and the sandbox."""
+"""The `remit` command: database, checks and workers (the sandbox has its own: `python -m sandbox`)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from db.migrate import current_revision, head_revision, upgrade
 
     url = get_settings().database_url
-    _require_database(url)
+    require_database(url)
     upgrade(url, args.revision)
     print(f"database at migration {current_revision(url)} (latest is {head_revision()})")
     return 0
@@ -34,30 +34,13 @@ def cmd_db_downgrade(args: argparse.Namespace) -> int:
     from db.migrate import current_revision, downgrade
 
     url = get_settings().database_url
-    _require_database(url)
+    require_database(url)
     downgrade(url, args.revision)
     print(f"database at migration {current_revision(url) or 'none'}")
     return 0
 
 
-def cmd_db_seed_demo(args: argparse.Namespace) -> int:
-    from sandbox.seed import seed_demo
-
-    from tasks.domain.errors import StripeMisconfigured, StripeRefused, StripeUnavailable
-
-    settings = get_settings()
-    _require_database(settings.database_url, schema=True)
-    try:
-        summary = seed_demo(settings, only_if_empty=args.if_empty)
-    except (StripeUnavailable, StripeMisconfigured, StripeRefused) as exc:
-        raise CommandError(f"the demo's saved methods need Stripe at {settings.stripe_api_base} and it failed "
-                           f"({type(exc).__name__}); start the emulator (`remit sandbox stripe`) and point "
-                           "STRIPE_API_BASE at it. Nothing was seeded.") from None
-    print(summary)
-    return 0
-
-
-def _require_database(url: str, schema: bool = False) -> None:
+def require_database(url: str, schema: bool = False) -> None:
     from workers.check import check_database
 
     findings = check_database(url)
@@ -81,7 +64,7 @@ def _require_broker() -> None:
 def cmd_worker(args: argparse.Namespace) -> int:
     from workers.run import run_worker
 
-    _require_database(get_settings().database_url, schema=True)
+    require_database(get_settings().database_url, schema=True)
     _require_broker()
     return run_worker(args.group, processes=args.processes, threads=args.threads)
 
@@ -89,7 +72,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_clock(args: argparse.Namespace) -> int:
     from schedules.clock import run_clock
 
-    _require_database(get_settings().database_url, schema=True)
+    require_database(get_settings().database_url, schema=True)
     _require_broker()
     return run_clock()
 
@@ -97,7 +80,7 @@ def cmd_clock(args: argparse.Namespace) -> int:
 def cmd_webhooks(args: argparse.Namespace) -> int:
     from workers.run import run_webhooks
 
-    _require_database(get_settings().database_url, schema=True)
+    require_database(get_settings().database_url, schema=True)
     _require_broker()
     return run_webhooks(port=args.port, workers=args.workers, host=args.host)
 
@@ -109,29 +92,8 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     if not settings.dashboard_token:
         # A warning, not an exit: honcho would stop the whole stack if this process ended.
         print("remit: DASHBOARD_TOKEN is not set; the dashboard answers 503 until it is", file=sys.stderr)
-    _require_database(settings.database_url, schema=True)
+    require_database(settings.database_url, schema=True)
     return run_dashboard(port=args.port, workers=args.workers, host=args.host)
-
-
-def cmd_sandbox_stripe(args: argparse.Namespace) -> int:
-    from sandbox.stripe_emulator import serve
-
-    secrets = [s for s in (args.webhook_secrets or "").split(",") if s]
-    serve(args.port, state_file=args.state_file, webhook_url=args.webhook_url, webhook_secrets=secrets or None)
-    return 0
-
-
-def cmd_sandbox_smtp(args: argparse.Namespace) -> int:
-    from sandbox.smtp_capture import serve
-
-    serve(args.port)
-    return 0
-
-
-def cmd_dev(args: argparse.Namespace) -> int:
-    from sandbox.dev import run_dev
-
-    return run_dev()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -146,9 +108,6 @@ def build_parser() -> argparse.ArgumentParser:
     down = db.add_parser("downgrade", help="migrate down to a revision (base = empty)")
     down.add_argument("revision")
     down.set_defaults(fn=cmd_db_downgrade)
-    seed = db.add_parser("seed-demo", help="load the demo seller, accounts, invoices and saved methods")
-    seed.add_argument("--if-empty", action="store_true", help="do nothing when a seller already exists")
-    seed.set_defaults(fn=cmd_db_seed_demo)
 
     worker = sub.add_parser("worker", help="run Dramatiq workers for a queue group")
     worker.add_argument("group", choices=["webhooks", "money", "bulk", "all"])
@@ -171,18 +130,6 @@ def build_parser() -> argparse.ArgumentParser:
     dash.add_argument("--host", default=os.environ.get("DASHBOARD_HOST", "0.0.0.0"))
     dash.set_defaults(fn=cmd_dashboard)
 
-    sandbox = sub.add_parser("sandbox", help="offline stand-ins").add_subparsers(dest="sandbox_command", required=True)
-    stripe = sandbox.add_parser("stripe", help="run the Stripe emulator")
-    stripe.add_argument("--port", type=int, default=12111)
-    stripe.add_argument("--state-file")
-    stripe.add_argument("--webhook-url")
-    stripe.add_argument("--webhook-secrets", help="comma-separated whsec_ secrets")
-    stripe.set_defaults(fn=cmd_sandbox_stripe)
-    smtp = sandbox.add_parser("smtp", help="run the SMTP capture server")
-    smtp.add_argument("--port", type=int, default=1025)
-    smtp.set_defaults(fn=cmd_sandbox_smtp)
-
-    sub.add_parser("dev", help="the whole offline stack in the foreground (make run)").set_defaults(fn=cmd_dev)
     return parser
 
 

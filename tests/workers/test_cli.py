@@ -4,11 +4,9 @@ import os
 import subprocess
 import sys
 
-import psycopg
 import pytest
 
 from db.migrate import head_revision
-from db.session import libpq_url
 
 
 def remit(*args, **env):
@@ -63,32 +61,6 @@ def test_database_behind_the_latest_migration_is_refused_then_upgraded(scratch_d
     assert f"database at migration {head_revision()}" in out
     code, out, _ = remit("check", DATABASE_URL=scratch_database)
     assert code == 0
-
-
-def test_seed_demo_without_stripe_says_so_and_seeds_nothing(scratch_database):
-    assert remit("db", "upgrade", DATABASE_URL=scratch_database)[0] == 0
-    code, out, err = remit("db", "seed-demo", DATABASE_URL=scratch_database, STRIPE_API_BASE="http://127.0.0.1:9")
-    assert code == 2 and "Traceback" not in err
-    assert "need Stripe at http://127.0.0.1:9" in err and "Nothing was seeded" in err
-    with psycopg.connect(libpq_url(scratch_database)) as connection:
-        assert connection.execute("SELECT count(*) FROM sellers").fetchone()[0] == 0
-
-
-def test_seed_demo_loads_the_demo_once(scratch_database, emulator):
-    env = {"DATABASE_URL": scratch_database, "STRIPE_API_BASE": emulator.url}
-    assert remit("db", "upgrade", **env)[0] == 0
-    code, out, err = remit("db", "seed-demo", "--if-empty", **env)
-    assert code == 0, err
-    assert "3 accounts, 31 invoices, 5 saved methods" in out
-    assert "already present" in remit("db", "seed-demo", "--if-empty", **env)[1]
-    with psycopg.connect(libpq_url(scratch_database)) as connection:
-        kinds = dict(connection.execute("SELECT kind, count(*) FROM payment_methods GROUP BY kind").fetchall())
-        children = connection.execute("SELECT count(*) FROM invoices WHERE parent_id IS NOT NULL").fetchone()[0]
-        overdue = connection.execute("SELECT count(*) FROM invoices WHERE due_on < current_date").fetchone()[0]
-        discounted = connection.execute("SELECT count(*) FROM invoices WHERE discount_minor > 0").fetchone()[0]
-    assert kinds == {"card": 4, "us_bank_account": 1}
-    assert children == 3 and overdue > 0 and discounted > 0
-    assert len(emulator.customers()) == 3
 
 
 @pytest.mark.parametrize("command", [["worker", "money"], ["clock"], ["webhooks"]])
