@@ -33,14 +33,24 @@ class Stack:
         return self.admin_url.rsplit("/", 1)[0] + "/" + self.database
 
 
-def stack_environ(stack: Stack, stripe_url: str, api_key: str, requests_per_second: float,
-                  extra: dict[str, str] | None = None) -> dict[str, str]:
+def stack_environ(
+    stack: Stack,
+    stripe_url: str,
+    api_key: str,
+    requests_per_second: float,
+    extra: dict[str, str] | None = None,
+) -> dict[str, str]:
     """The environment Remit's settings read, for this process and the workers."""
     environ = {k: v for k, v in os.environ.items() if k != "SENTRY_DSN"}
     environ.update(
-        DATABASE_URL=stack.database_url, BROKER_URL=stack.redis_url, BROKER_NAMESPACE=stack.namespace,
-        STRIPE_API_KEY=api_key, STRIPE_API_BASE=stripe_url, STRIPE_WEBHOOK_SECRETS="whsec_bench",
-        STRIPE_REQUESTS_PER_SECOND=str(requests_per_second), REMIT_ENV="bench",
+        DATABASE_URL=stack.database_url,
+        BROKER_URL=stack.redis_url,
+        BROKER_NAMESPACE=stack.namespace,
+        STRIPE_API_KEY=api_key,
+        STRIPE_API_BASE=stripe_url,
+        STRIPE_WEBHOOK_SECRETS="whsec_bench",
+        STRIPE_REQUESTS_PER_SECOND=str(requests_per_second),
+        REMIT_ENV="bench",
     )
     environ.update(extra or {})
     return environ
@@ -80,18 +90,30 @@ def clear_redis(stack: Stack) -> int:
 class Workers:
     """`python -m dramatiq workers.actors` as a child process group."""
 
-    def __init__(self, environ: dict[str, str], processes: int, threads: int, queues: tuple[str, ...],
-                 log_path: Path):
-        argv = [sys.executable, "-m", "dramatiq", "workers.actors", "--processes", str(processes),
-                "--threads", str(threads), "--queues", *queues]
+    def __init__(
+        self, environ: dict[str, str], processes: int, threads: int, queues: tuple[str, ...], log_path: Path
+    ):
+        argv = [
+            sys.executable,
+            "-m",
+            "dramatiq",
+            "workers.actors",
+            "--processes",
+            str(processes),
+            "--threads",
+            str(threads),
+            "--queues",
+            *queues,
+        ]
         self.processes = processes
         self.namespace = environ["BROKER_NAMESPACE"]
         self.redis_url = environ["BROKER_URL"]
         # A file, not a pipe: retries log warnings, and an unread pipe would block the workers when full.
         self.log_path = log_path
         with open(log_path, "ab") as sink:
-            self._proc = subprocess.Popen(argv, env=environ, cwd=ROOT, stdout=sink, stderr=sink,
-                                          start_new_session=True)
+            self._proc = subprocess.Popen(
+                argv, env=environ, cwd=ROOT, stdout=sink, stderr=sink, start_new_session=True
+            )
 
     def wait_ready(self, timeout_s: float = WORKER_START_TIMEOUT_SECONDS) -> None:
         """Block until every worker process has polled the broker once (its heartbeat is in Redis)."""
@@ -167,10 +189,13 @@ class EmulatorProcess:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self._process = subprocess.Popen([sys.executable, "-m", "sandbox.stripe_emulator", "--port", str(self.port)],
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "sandbox.stripe_emulator", "--port", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
-    def start(self, timeout_s: float = WORKER_START_TIMEOUT_SECONDS) -> "EmulatorProcess":
+    def start(self, timeout_s: float = WORKER_START_TIMEOUT_SECONDS) -> EmulatorProcess:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
@@ -195,7 +220,11 @@ class EmulatorProcess:
         import urllib.request
 
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(f"{self.url}/_emulator/{name}", data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"{self.url}/_emulator/{name}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read())

@@ -31,10 +31,13 @@ DATABASE = os.environ.get("REMIT_BENCH_DB", "remit_bench")
 NAMESPACE = "remit-bench"
 SECRET = "whsec_bench"
 # Payment scenarios and the events each produces, cycled to reach N events: a realistic mix.
-SCENARIOS = [("card", ["payment_intent.succeeded"]), ("card", ["payment_intent.succeeded"]),
-             ("ach", ["payment_intent.processing", "payment_intent.succeeded"]),
-             ("fail", ["payment_intent.payment_failed"]),
-             ("refund", ["payment_intent.succeeded", "charge.refunded"])]
+SCENARIOS = [
+    ("card", ["payment_intent.succeeded"]),
+    ("card", ["payment_intent.succeeded"]),
+    ("ach", ["payment_intent.processing", "payment_intent.succeeded"]),
+    ("fail", ["payment_intent.payment_failed"]),
+    ("refund", ["payment_intent.succeeded", "charge.refunded"]),
+]
 AMOUNT_MINOR = 10_000
 # The issue's targets on this 2-core machine.
 TARGETS = {"events_per_s": 1000, "receiver_p99_ms": 25.0}
@@ -52,7 +55,9 @@ def main() -> None:
         port = _free_port()
         from workers.run import webhooks_argv  # imports the broker: after the environment is set
 
-        procs.append(_start(webhooks_argv("127.0.0.1", port, args.receiver_workers, args.receiver_threads), env))
+        procs.append(
+            _start(webhooks_argv("127.0.0.1", port, args.receiver_workers, args.receiver_threads), env)
+        )
         worker = _worker(env, args, "tasks.webhooks", "webhooks")
         procs.append(worker)
         _wait_healthy(port)
@@ -61,12 +66,19 @@ def main() -> None:
             _stop(worker)
             procs.remove(worker)
             result.update(_halves(env, args, procs, port))
-        result.update(noop_messages_per_s=round(noop_rate, 1),
-                      ratio_to_noop=round(result["events_per_s"] / noop_rate, 3),
-                      targets=TARGETS, targets_met=_targets_met(result),
-                      clients=args.clients, worker_processes=args.worker_processes, worker_threads=args.worker_threads,
-                      prefetch=_prefetch(args), receiver_workers=args.receiver_workers,
-                      receiver_threads=args.receiver_threads, cpus=os.cpu_count())
+        result.update(
+            noop_messages_per_s=round(noop_rate, 1),
+            ratio_to_noop=round(result["events_per_s"] / noop_rate, 3),
+            targets=TARGETS,
+            targets_met=_targets_met(result),
+            clients=args.clients,
+            worker_processes=args.worker_processes,
+            worker_threads=args.worker_threads,
+            prefetch=_prefetch(args),
+            receiver_workers=args.receiver_workers,
+            receiver_threads=args.receiver_threads,
+            cpus=os.cpu_count(),
+        )
         print(json.dumps(result))
     finally:
         for proc in procs:
@@ -84,31 +96,48 @@ def _halves(env: dict[str, str], args: argparse.Namespace, procs: list, port: in
     started = time.perf_counter()
     _wait_processed(before + len(bodies))
     drained = time.perf_counter() - started
-    return {"receiver_alone": {"accepted": statuses.count(200), "events_per_s": round(len(bodies) / posted, 1),
-                               "p50_ms": round(statistics.median(latencies) * 1000, 2),
-                               "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2)},
-            # Includes the workers' start (about a second), as the end-to-end figure does not.
-            "workers_alone_backlog_events_per_s": round(len(bodies) / drained, 1)}
+    return {
+        "receiver_alone": {
+            "accepted": statuses.count(200),
+            "events_per_s": round(len(bodies) / posted, 1),
+            "p50_ms": round(statistics.median(latencies) * 1000, 2),
+            "p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
+        },
+        # Includes the workers' start (about a second), as the end-to-end figure does not.
+        "workers_alone_backlog_events_per_s": round(len(bodies) / drained, 1),
+    }
 
 
 def _targets_met(result: dict[str, Any]) -> dict[str, bool]:
-    return {"events_per_s": result["events_per_s"] >= TARGETS["events_per_s"],
-            "receiver_p99_ms": result["receiver_p99_ms"] < TARGETS["receiver_p99_ms"]}
+    return {
+        "events_per_s": result["events_per_s"] >= TARGETS["events_per_s"],
+        "receiver_p99_ms": result["receiver_p99_ms"] < TARGETS["receiver_p99_ms"],
+    }
 
 
 def _parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=5000)
-    parser.add_argument("--clients", type=int, default=8, help="concurrent senders (Stripe's deliveries in flight)")
+    parser.add_argument(
+        "--clients", type=int, default=8, help="concurrent senders (Stripe's deliveries in flight)"
+    )
     parser.add_argument("--receiver-workers", type=int, default=2)
     parser.add_argument("--receiver-threads", type=int, default=4)
     # As the Procfile's worker-webhooks runs the webhooks queue: 2 processes x 2 threads, its prefetch.
     parser.add_argument("--worker-processes", type=int, default=2)
     parser.add_argument("--worker-threads", type=int, default=2)
-    parser.add_argument("--no-halves", dest="halves", action="store_false",
-                        help="skip the second round that times the receiver and the workers each alone")
-    parser.add_argument("--prefetch", type=int, default=None,
-                        help="messages prefetched per process (default: the webhooks group's, per thread)")
+    parser.add_argument(
+        "--no-halves",
+        dest="halves",
+        action="store_false",
+        help="skip the second round that times the receiver and the workers each alone",
+    )
+    parser.add_argument(
+        "--prefetch",
+        type=int,
+        default=None,
+        help="messages prefetched per process (default: the webhooks group's, per thread)",
+    )
     return parser.parse_args()
 
 
@@ -118,9 +147,16 @@ def _environment() -> dict[str, str]:
     environ = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "BROKER_URL")}
     services = ensure_services(root=ROOT / ".remit", environ=environ, database=DATABASE)
     broker_url = services.broker_url.rsplit("/", 1)[0] + "/14"
-    return {"DATABASE_URL": services.database_url, "BROKER_URL": broker_url, "BROKER_NAMESPACE": NAMESPACE,
-            "STRIPE_API_KEY": "sk_test_bench", "STRIPE_WEBHOOK_SECRETS": SECRET, "REMIT_ENV": "bench",
-            "STRIPE_API_BASE": "http://127.0.0.1:9", "PYTHONPATH": str(ROOT)}
+    return {
+        "DATABASE_URL": services.database_url,
+        "BROKER_URL": broker_url,
+        "BROKER_NAMESPACE": NAMESPACE,
+        "STRIPE_API_KEY": "sk_test_bench",
+        "STRIPE_WEBHOOK_SECRETS": SECRET,
+        "REMIT_ENV": "bench",
+        "STRIPE_API_BASE": "http://127.0.0.1:9",
+        "PYTHONPATH": str(ROOT),
+    }
 
 
 def _prepare_database(url: str) -> None:
@@ -149,22 +185,45 @@ def _seed(n_events: int, tag: str = "a") -> list[dict[str, Any]]:
         account = Account(seller_id=seller.id, number=f"B-{tag}", name="Bench", billing_email="ap@bench.test")
         session.add(account)
         session.flush()
-        card = PaymentMethod(account_id=account.id, stripe_payment_method_id=f"pm_bench_card_{tag}", kind="card",
-                             last4="4242", brand="visa")
-        bank = PaymentMethod(account_id=account.id, stripe_payment_method_id=f"pm_bench_bank_{tag}",
-                             kind="us_bank_account", last4="6789", mandate_accepted_at=date(2026, 1, 1))
+        card = PaymentMethod(
+            account_id=account.id,
+            stripe_payment_method_id=f"pm_bench_card_{tag}",
+            kind="card",
+            last4="4242",
+            brand="visa",
+        )
+        bank = PaymentMethod(
+            account_id=account.id,
+            stripe_payment_method_id=f"pm_bench_bank_{tag}",
+            kind="us_bank_account",
+            last4="6789",
+            mandate_accepted_at=date(2026, 1, 1),
+        )
         session.add_all([card, bank])
         session.flush()
         events, n = [], 0
         while len(events) < n_events:
             kind, types = SCENARIOS[n % len(SCENARIOS)]
             n += 1
-            invoice = Invoice(account_id=account.id, number=f"INV-{tag}-{n}", currency="usd", total_minor=AMOUNT_MINOR,
-                              issued_on=date(2026, 1, 1), due_on=date(2026, 2, 1))
-            payment = Payment(account_id=account.id, kind="invoices", amount_minor=AMOUNT_MINOR, currency="usd",
-                              payment_method_id=(bank if kind == "ach" else card).id, status="submitting",
-                              idempotency_key=f"bench-{tag}-{n}", request_hash="0" * 64,
-                              stripe_payment_intent_id=f"pi_b{tag}{n}")
+            invoice = Invoice(
+                account_id=account.id,
+                number=f"INV-{tag}-{n}",
+                currency="usd",
+                total_minor=AMOUNT_MINOR,
+                issued_on=date(2026, 1, 1),
+                due_on=date(2026, 2, 1),
+            )
+            payment = Payment(
+                account_id=account.id,
+                kind="invoices",
+                amount_minor=AMOUNT_MINOR,
+                currency="usd",
+                payment_method_id=(bank if kind == "ach" else card).id,
+                status="submitting",
+                idempotency_key=f"bench-{tag}-{n}",
+                request_hash="0" * 64,
+                stripe_payment_intent_id=f"pi_b{tag}{n}",
+            )
             session.add_all([invoice, payment])
             session.flush()
             session.add(Allocation(payment_id=payment.id, invoice_id=invoice.id, amount_minor=AMOUNT_MINOR))
@@ -174,17 +233,36 @@ def _seed(n_events: int, tag: str = "a") -> list[dict[str, Any]]:
 
 def _event(event_type: str, n: str, payment_id: int, kind: str) -> dict[str, Any]:
     if event_type == "charge.refunded":
-        obj = {"id": f"ch_b{n}", "object": "charge", "amount": AMOUNT_MINOR, "amount_refunded": AMOUNT_MINOR,
-               "currency": "usd", "payment_intent": f"pi_b{n}", "metadata": {"payment_id": str(payment_id)}}
+        obj = {
+            "id": f"ch_b{n}",
+            "object": "charge",
+            "amount": AMOUNT_MINOR,
+            "amount_refunded": AMOUNT_MINOR,
+            "currency": "usd",
+            "payment_intent": f"pi_b{n}",
+            "metadata": {"payment_id": str(payment_id)},
+        }
     else:
         error = {"code": "card_declined", "decline_code": "insufficient_funds", "message": "Declined."}
-        obj = {"id": f"pi_b{n}", "object": "payment_intent", "amount": AMOUNT_MINOR, "currency": "usd",
-               "status": event_type.rsplit(".", 1)[1], "latest_charge": f"ch_b{n}",
-               "metadata": {"payment_id": str(payment_id)},
-               "last_payment_error": error if kind == "fail" else None}
+        obj = {
+            "id": f"pi_b{n}",
+            "object": "payment_intent",
+            "amount": AMOUNT_MINOR,
+            "currency": "usd",
+            "status": event_type.rsplit(".", 1)[1],
+            "latest_charge": f"ch_b{n}",
+            "metadata": {"payment_id": str(payment_id)},
+            "last_payment_error": error if kind == "fail" else None,
+        }
     suffix = event_type.replace(".", "_")
-    return {"id": f"evt_b{n}_{suffix}", "object": "event", "type": event_type, "created": int(time.time()),
-            "livemode": False, "data": {"object": obj}}
+    return {
+        "id": f"evt_b{n}_{suffix}",
+        "object": "event",
+        "type": event_type,
+        "created": int(time.time()),
+        "livemode": False,
+        "data": {"object": obj},
+    }
 
 
 def _sign(body: bytes) -> str:
@@ -198,11 +276,16 @@ def _run(port: int, events: list[dict[str, Any]], clients: int) -> dict[str, Any
     statuses, latencies, posted = post_signed(port, bodies, clients)
     done = _wait_processed(len(events))
     elapsed = time.perf_counter() - started
-    return {"events": len(events), "accepted": statuses.count(200), "events_per_s": round(len(events) / elapsed, 1),
-            "post_phase_s": round(posted, 3), "end_to_end_s": round(elapsed, 3),
-            "receiver_p50_ms": round(statistics.median(latencies) * 1000, 2),
-            "receiver_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
-            "processed": done}
+    return {
+        "events": len(events),
+        "accepted": statuses.count(200),
+        "events_per_s": round(len(events) / elapsed, 1),
+        "post_phase_s": round(posted, 3),
+        "end_to_end_s": round(elapsed, 3),
+        "receiver_p50_ms": round(statistics.median(latencies) * 1000, 2),
+        "receiver_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1] * 1000, 2),
+        "processed": done,
+    }
 
 
 def post_signed(port: int, bodies: list[bytes], clients: int) -> tuple[list[int], list[float], float]:
@@ -222,8 +305,10 @@ async def _post_all(port: int, bodies: list[bytes], clients: int) -> tuple[list[
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             for body in pending:  # one shared iterator: each body is posted once, by whichever sender is free
-                head = (f"POST /stripe/webhooks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                        f"Stripe-Signature: {_sign(body)}\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+                head = (
+                    f"POST /stripe/webhooks HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                    f"Stripe-Signature: {_sign(body)}\r\nContent-Length: {len(body)}\r\n\r\n"
+                ).encode()
                 start = time.perf_counter()
                 writer.write(head + body)
                 statuses.append(await _read_response(reader))
@@ -270,7 +355,9 @@ def _event_counts() -> dict[str, int]:
     from db.session import get_engine
 
     with get_engine().connect() as connection:
-        return dict(connection.execute(text("SELECT status, count(*) FROM stripe_events GROUP BY status")).all())
+        return dict(
+            connection.execute(text("SELECT status, count(*) FROM stripe_events GROUP BY status")).all()
+        )
 
 
 def _finished(counts: dict[str, int]) -> int:
@@ -308,13 +395,32 @@ def _prefetch(args: argparse.Namespace) -> int:
 
 def _worker(env: dict[str, str], args: argparse.Namespace, module: str, queue: str) -> subprocess.Popen:
     worker_env = {**env, "dramatiq_queue_prefetch": str(_prefetch(args))}
-    return _start([sys.executable, "-m", "dramatiq", module, "--processes", str(args.worker_processes),
-                   "--threads", str(args.worker_threads), "--queues", queue], worker_env)
+    return _start(
+        [
+            sys.executable,
+            "-m",
+            "dramatiq",
+            module,
+            "--processes",
+            str(args.worker_processes),
+            "--threads",
+            str(args.worker_threads),
+            "--queues",
+            queue,
+        ],
+        worker_env,
+    )
 
 
 def _start(argv: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(argv, env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(
+        argv,
+        env={**os.environ, **env},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def _stop(proc: subprocess.Popen) -> None:

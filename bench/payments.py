@@ -32,8 +32,17 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from bench.common import (
-    EmulatorProcess, Stack, Workers, busiest_second, clear_redis, create_database, drop_database, log, percentile_ms,
-    request_rate, stack_environ,
+    EmulatorProcess,
+    Stack,
+    Workers,
+    busiest_second,
+    clear_redis,
+    create_database,
+    drop_database,
+    log,
+    percentile_ms,
+    request_rate,
+    stack_environ,
 )
 
 API_KEY = "sk_test_bench"
@@ -78,33 +87,77 @@ class Phase:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.payments", description=__doc__.splitlines()[0])
     parser.add_argument("--payments", type=int, default=300, help="payments in the unthrottled phase")
-    parser.add_argument("--limited-payments", type=int, default=600,
-                        help="payments in the rate-limited phase (600 lasts about 6 s at 100/s)")
-    parser.add_argument("--backlog-payments", type=int, default=600,
-                        help="payments requested before the workers start, then drained under the limit (0 skips)")
+    parser.add_argument(
+        "--limited-payments",
+        type=int,
+        default=600,
+        help="payments in the rate-limited phase (600 lasts about 6 s at 100/s)",
+    )
+    parser.add_argument(
+        "--backlog-payments",
+        type=int,
+        default=600,
+        help="payments requested before the workers start, then drained under the limit (0 skips)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="worker processes")
-    parser.add_argument("--warmup", type=int, default=200,
-                        help="uncounted payments through each end-to-end phase's workers before timing (0: cold)")
-    parser.add_argument("--threads", type=int, default=8,
-                        help="threads per worker process: a payment mostly waits on Stripe and the shared limiter")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=200,
+        help="uncounted payments through each end-to-end phase's workers before timing (0: cold)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=8,
+        help="threads per worker process: a payment mostly waits on Stripe and the shared limiter",
+    )
     parser.add_argument("--rps", type=int, default=100, help="the emulator's limit in the rate-limited phase")
-    parser.add_argument("--arrival-rps", type=float, default=None,
-                        help="payment requests per second in the rate-limited phase (default: 1.2 x --rps, a "
-                             "little more demand than the budget; 0 requests them all at once)")
-    parser.add_argument("--limiter-rps", type=float, default=None,
-                        help="STRIPE_REQUESTS_PER_SECOND in the rate-limited phase (default: --rps)")
-    parser.add_argument("--prefetch", type=int, default=None,
-                        help="dramatiq_queue_prefetch, per process (default: --threads, one message per thread)")
-    parser.add_argument("--submitters", type=int, default=4,
-                        help="threads calling pay_invoices concurrently, as a web tier's request threads")
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds a phase may take to reach final states")
-    parser.add_argument("--worker-log", type=Path, default=Path(tempfile.gettempdir()) / "remit-bench-workers.log",
-                        help="where the workers' output goes (truncated at the start of a run)")
+    parser.add_argument(
+        "--arrival-rps",
+        type=float,
+        default=None,
+        help="payment requests per second in the rate-limited phase (default: 1.2 x --rps, a "
+        "little more demand than the budget; 0 requests them all at once)",
+    )
+    parser.add_argument(
+        "--limiter-rps",
+        type=float,
+        default=None,
+        help="STRIPE_REQUESTS_PER_SECOND in the rate-limited phase (default: --rps)",
+    )
+    parser.add_argument(
+        "--prefetch",
+        type=int,
+        default=None,
+        help="dramatiq_queue_prefetch, per process (default: --threads, one message per thread)",
+    )
+    parser.add_argument(
+        "--submitters",
+        type=int,
+        default=4,
+        help="threads calling pay_invoices concurrently, as a web tier's request threads",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=120.0, help="seconds a phase may take to reach final states"
+    )
+    parser.add_argument(
+        "--worker-log",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "remit-bench-workers.log",
+        help="where the workers' output goes (truncated at the start of a run)",
+    )
     parser.add_argument("--database", default="remit_bench")
-    parser.add_argument("--redis-url", default=None,
-                        help="Redis for the queues (default: the local or embedded Redis, database 13)")
-    parser.add_argument("--admin-url", default=None,
-                        help="a PostgreSQL URL allowed to create databases (default: the local or embedded server)")
+    parser.add_argument(
+        "--redis-url",
+        default=None,
+        help="Redis for the queues (default: the local or embedded Redis, database 13)",
+    )
+    parser.add_argument(
+        "--admin-url",
+        default=None,
+        help="a PostgreSQL URL allowed to create databases (default: the local or embedded server)",
+    )
     parser.add_argument("--namespace", default="remit-bench")
     return parser.parse_args(argv)
 
@@ -117,33 +170,69 @@ def seed(count: int) -> list[Order]:
 
     gateway, today = get_gateway(), date.today()
     with transaction() as session:
-        seller = Seller(slug="bench", name="Bench Supply", timezone="UTC", payments_enabled=True,
-                        cards_enabled=True, ach_enabled=True, deposits_enabled=False, short_pay_reasons=["Other"])
+        seller = Seller(
+            slug="bench",
+            name="Bench Supply",
+            timezone="UTC",
+            payments_enabled=True,
+            cards_enabled=True,
+            ach_enabled=True,
+            deposits_enabled=False,
+            short_pay_reasons=["Other"],
+        )
         session.add(seller)
         session.flush()
         cards = []
         for n in range(math.ceil(count / PAYMENTS_PER_ACCOUNT)):
-            account = Account(seller_id=seller.id, number=f"B-{n:05d}", name=f"Bench Customer {n}",
-                              billing_email=f"ap{n}@bench.test", currency="usd", portal_enabled=True)
+            account = Account(
+                seller_id=seller.id,
+                number=f"B-{n:05d}",
+                name=f"Bench Customer {n}",
+                billing_email=f"ap{n}@bench.test",
+                currency="usd",
+                portal_enabled=True,
+            )
             session.add(account)
             session.flush()
             account.stripe_customer_id = gateway.create_customer(
-                account_id=account.id, email=account.billing_email, name=account.name,
-                idempotency_key=f"bench-customer-{account.id}")
-            card = gateway.attach_payment_method(payment_method="pm_card_visa", customer_id=account.stripe_customer_id,
-                                                 idempotency_key=f"bench-attach-{account.id}")
-            method = PaymentMethod(account_id=account.id, stripe_payment_method_id=card.id, kind=card.kind,
-                                   brand=card.brand, last4=card.last4, exp_month=card.exp_month,
-                                   exp_year=card.exp_year, status="active", is_default=True)
+                account_id=account.id,
+                email=account.billing_email,
+                name=account.name,
+                idempotency_key=f"bench-customer-{account.id}",
+            )
+            card = gateway.attach_payment_method(
+                payment_method="pm_card_visa",
+                customer_id=account.stripe_customer_id,
+                idempotency_key=f"bench-attach-{account.id}",
+            )
+            method = PaymentMethod(
+                account_id=account.id,
+                stripe_payment_method_id=card.id,
+                kind=card.kind,
+                brand=card.brand,
+                last4=card.last4,
+                exp_month=card.exp_month,
+                exp_year=card.exp_year,
+                status="active",
+                is_default=True,
+            )
             session.add(method)
             session.flush()
             cards.append((account.id, method.id))
         invoices = []
         for n in range(count):
             account_id, method_id = cards[n % len(cards)]
-            invoice = Invoice(account_id=account_id, number=f"BINV-{n:06d}", currency="usd",
-                              total_minor=10_000 + n % 97 * 100, issued_on=today, due_on=today + timedelta(days=30),
-                              discount_minor=0, voided=False, customer_visible=True)
+            invoice = Invoice(
+                account_id=account_id,
+                number=f"BINV-{n:06d}",
+                currency="usd",
+                total_minor=10_000 + n % 97 * 100,
+                issued_on=today,
+                due_on=today + timedelta(days=30),
+                discount_minor=0,
+                voided=False,
+                customer_visible=True,
+            )
             session.add(invoice)
             invoices.append((account_id, method_id, invoice))
         session.flush()
@@ -155,8 +244,13 @@ def run_phase(phase: Phase, args: argparse.Namespace, stack: Stack, emulator) ->
     clear_redis(stack)
     # Prefetch caps the unacked messages of a whole process: 1 (workers/run.py's money group) runs one at a time.
     emulator.set_rate_limit(phase.emulator_rps)
-    environ = stack_environ(stack, emulator.url, API_KEY, phase.limiter_rps,
-                            {"dramatiq_queue_prefetch": str(args.prefetch or args.threads)})
+    environ = stack_environ(
+        stack,
+        emulator.url,
+        API_KEY,
+        phase.limiter_rps,
+        {"dramatiq_queue_prefetch": str(args.prefetch or args.threads)},
+    )
     if phase.backlog:
         return _run_backlog(phase, args, emulator, environ)
     workers = Workers(environ, args.workers, args.threads, ("payments",), args.worker_log)
@@ -167,7 +261,9 @@ def run_phase(phase: Phase, args: argparse.Namespace, stack: Stack, emulator) ->
             _, _, _, warmed = _drive(warmup, args)
             if not warmed:
                 raise RuntimeError(f"{warmup.name}: the warm-up payments did not all reach a final state")
-        log(f"{phase.name}: {args.workers}x{args.threads} workers ready, requesting {len(phase.orders)} payments")
+        log(
+            f"{phase.name}: {args.workers}x{args.threads} workers ready, requesting {len(phase.orders)} payments"
+        )
         started = time.time()
         requested, finals, failures, finished = _drive(phase, args)
         ended = time.time()
@@ -181,9 +277,17 @@ def _run_backlog(phase: Phase, args: argparse.Namespace, emulator, environ: dict
     from tasks.api import pay_invoices
 
     with ThreadPoolExecutor(args.submitters, thread_name_prefix="bench-request") as pool:
-        receipts = list(pool.map(lambda item: pay_invoices(item[1].account_id, [item[1].invoice_id],
-                                                           item[1].method_id, f"bench-{phase.name}-{item[0]}"),
-                                 enumerate(phase.orders)))
+        receipts = list(
+            pool.map(
+                lambda item: pay_invoices(
+                    item[1].account_id,
+                    [item[1].invoice_id],
+                    item[1].method_id,
+                    f"bench-{phase.name}-{item[0]}",
+                ),
+                enumerate(phase.orders),
+            )
+        )
     log(f"{phase.name}: {len(receipts)} payments waiting; starting the workers")
     workers = Workers(environ, args.workers, args.threads, ("payments",), args.worker_log)
     try:
@@ -194,7 +298,9 @@ def _run_backlog(phase: Phase, args: argparse.Namespace, emulator, environ: dict
         ended = time.time()
     finally:
         workers.stop()
-    return _measure(phase, started, ended, requested, finals, failures, len(finals) == len(phase.orders), emulator)
+    return _measure(
+        phase, started, ended, requested, finals, failures, len(finals) == len(phase.orders), emulator
+    )
 
 
 def _drive(phase: Phase, args: argparse.Namespace):
@@ -208,8 +314,9 @@ def _drive(phase: Phase, args: argparse.Namespace):
     def request(index: int, order: Order) -> None:
         t0 = time.time()
         try:
-            receipt = pay_invoices(order.account_id, [order.invoice_id], order.method_id,
-                                   f"bench-{phase.name}-{index}")
+            receipt = pay_invoices(
+                order.account_id, [order.invoice_id], order.method_id, f"bench-{phase.name}-{index}"
+            )
         except BaseException as exc:  # noqa: BLE001 - reported below; a bench must not hang on one refusal
             errors.append(exc)
             return
@@ -255,7 +362,8 @@ def _poll(phase: Phase, args, requested: dict[int, float], lock: threading.Lock,
                 outstanding = [pid for pid in requested if pid not in finals]
             rows = connection.execute(
                 "SELECT id, status, failure_code FROM payments WHERE id = ANY(%s) AND status = ANY(%s)",
-                (outstanding, list(FINAL_STATES))).fetchall()
+                (outstanding, list(FINAL_STATES)),
+            ).fetchall()
             seen = time.time()
             for payment_id, status, failure_code in rows:
                 finals[payment_id] = (status, seen)
@@ -268,9 +376,16 @@ def _poll(phase: Phase, args, requested: dict[int, float], lock: threading.Lock,
     return finals, failures
 
 
-def _measure(phase: Phase, started: float, ended: float, requested: dict[int, float],
-             finals: dict[int, tuple[str, float]], failures: dict[int, str | None], finished: bool,
-             emulator) -> dict:
+def _measure(
+    phase: Phase,
+    started: float,
+    ended: float,
+    requested: dict[int, float],
+    finals: dict[int, tuple[str, float]],
+    failures: dict[int, str | None],
+    finished: bool,
+    emulator,
+) -> dict:
     durations = [finals[pid][1] - t0 for pid, t0 in requested.items() if pid in finals]
     last_final = max((at for _, at in finals.values()), default=ended)
     first_request = min(requested.values(), default=started)
@@ -325,25 +440,53 @@ def run(args: argparse.Namespace) -> dict:
         clear_redis(stack)
         orders = seed(args.payments + args.limited_payments + args.backlog_payments + 2 * args.warmup)
         log(f"seeded {len(orders)} invoices on {math.ceil(len(orders) / PAYMENTS_PER_ACCOUNT)} accounts")
-        warmups, orders = orders[:2 * args.warmup], orders[2 * args.warmup:]
+        warmups, orders = orders[: 2 * args.warmup], orders[2 * args.warmup :]
         phases = [
-            Phase("unthrottled", orders[:args.payments], None, UNTHROTTLED_LIMITER_RPS,
-                  warmup=tuple(warmups[:args.warmup])),
-            Phase("rate_limited", orders[args.payments:args.payments + args.limited_payments], args.rps,
-                  args.limiter_rps or args.rps, warmup=tuple(warmups[args.warmup:]),
-                  arrival_rps=_arrival_rps(args)),
+            Phase(
+                "unthrottled",
+                orders[: args.payments],
+                None,
+                UNTHROTTLED_LIMITER_RPS,
+                warmup=tuple(warmups[: args.warmup]),
+            ),
+            Phase(
+                "rate_limited",
+                orders[args.payments : args.payments + args.limited_payments],
+                args.rps,
+                args.limiter_rps or args.rps,
+                warmup=tuple(warmups[args.warmup :]),
+                arrival_rps=_arrival_rps(args),
+            ),
         ]
         if args.backlog_payments:
-            phases.append(Phase("rate_limited_backlog", orders[args.payments + args.limited_payments:], args.rps,
-                                args.limiter_rps or args.rps, backlog=True))
-        report = {"payments": args.payments, "limited_payments": args.limited_payments,
-                  "backlog_payments": args.backlog_payments, "warmup_payments_per_phase": args.warmup,
-                  "workers": {"processes": args.workers, "threads": args.threads, "prefetch": args.prefetch or args.threads}}
+            phases.append(
+                Phase(
+                    "rate_limited_backlog",
+                    orders[args.payments + args.limited_payments :],
+                    args.rps,
+                    args.limiter_rps or args.rps,
+                    backlog=True,
+                )
+            )
+        report = {
+            "payments": args.payments,
+            "limited_payments": args.limited_payments,
+            "backlog_payments": args.backlog_payments,
+            "warmup_payments_per_phase": args.warmup,
+            "workers": {
+                "processes": args.workers,
+                "threads": args.threads,
+                "prefetch": args.prefetch or args.threads,
+            },
+        }
         for phase in phases:
             report[phase.name] = run_phase(phase, args, stack, emulator)
         limited = report["rate_limited"]
-        report["target_met"] = (limited["finished"] and limited["budget_used"] >= TARGET_BUDGET_USED
-                                and all(report[p.name]["failed_by_rate_limit"] == 0 for p in phases))
+        report["target_met"] = (
+            limited["finished"]
+            and limited["budget_used"] >= TARGET_BUDGET_USED
+            and all(report[p.name]["failed_by_rate_limit"] == 0 for p in phases)
+        )
         return report
     finally:
         _teardown(stack, emulator)
@@ -356,8 +499,9 @@ def _servers(args: argparse.Namespace) -> tuple[str, str]:
     from sandbox.services import ensure_services, libpq_url
 
     environ = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "BROKER_URL")}
-    services = ensure_services(root=Path(__file__).resolve().parent.parent / ".remit", environ=environ,
-                               database="postgres")
+    services = ensure_services(
+        root=Path(__file__).resolve().parent.parent / ".remit", environ=environ, database="postgres"
+    )
     redis_url = services.broker_url.rsplit("/", 1)[0] + "/13"
     return args.admin_url or libpq_url(services.database_url), args.redis_url or redis_url
 

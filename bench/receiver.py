@@ -29,15 +29,26 @@ def main() -> None:
         port = ingest._free_port()
         from workers.run import webhooks_argv  # imports the broker: after the environment is set
 
-        receiver = ingest._start(webhooks_argv("127.0.0.1", port, args.receiver_workers, args.receiver_threads), env)
+        receiver = ingest._start(
+            webhooks_argv("127.0.0.1", port, args.receiver_workers, args.receiver_threads), env
+        )
         ingest._wait_healthy(port)
         bodies = [json.dumps(e).encode() for e in events]
         runs = {}
         for n, clients in enumerate(args.clients):
-            runs[str(clients)] = _post_all(port, bodies[n * args.events:(n + 1) * args.events], clients)
-        print(json.dumps({"events_per_run": args.events, "receiver_workers": args.receiver_workers,
-                          "receiver_threads": args.receiver_threads, "by_concurrent_senders": runs,
-                          "target_p99_ms": TARGET_P99_MS, "cpus": os.cpu_count()}))
+            runs[str(clients)] = _post_all(port, bodies[n * args.events : (n + 1) * args.events], clients)
+        print(
+            json.dumps(
+                {
+                    "events_per_run": args.events,
+                    "receiver_workers": args.receiver_workers,
+                    "receiver_threads": args.receiver_threads,
+                    "by_concurrent_senders": runs,
+                    "target_p99_ms": TARGET_P99_MS,
+                    "cpus": os.cpu_count(),
+                }
+            )
+        )
     finally:
         if receiver is not None:
             ingest._stop(receiver)
@@ -47,7 +58,9 @@ def main() -> None:
 def _parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1000, help="events posted per sender count")
-    parser.add_argument("--clients", type=int, nargs="+", default=[4, 16], help="concurrent senders, one run each")
+    parser.add_argument(
+        "--clients", type=int, nargs="+", default=[4, 16], help="concurrent senders, one run each"
+    )
     parser.add_argument("--receiver-workers", type=int, default=2)
     parser.add_argument("--receiver-threads", type=int, default=4)
     return parser.parse_args()
@@ -56,9 +69,13 @@ def _parse() -> argparse.Namespace:
 def _post_all(port: int, bodies: list[bytes], clients: int) -> dict:
     statuses, latencies, elapsed = ingest.post_signed(port, bodies, clients)
     p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
-    return {"accepted": statuses.count(200), "events_per_s": round(len(bodies) / elapsed, 1),
-            "p50_ms": round(statistics.median(latencies) * 1000, 2), "p99_ms": round(p99, 2),
-            "p99_under_target": p99 < TARGET_P99_MS}
+    return {
+        "accepted": statuses.count(200),
+        "events_per_s": round(len(bodies) / elapsed, 1),
+        "p50_ms": round(statistics.median(latencies) * 1000, 2),
+        "p99_ms": round(p99, 2),
+        "p99_under_target": p99 < TARGET_P99_MS,
+    }
 
 
 if __name__ == "__main__":

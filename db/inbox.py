@@ -40,13 +40,21 @@ class Inbox:
         self._slots = threading.BoundedSemaphore(max_connections)
         self._max_connections = max_connections
 
-    def store(self, *, event_id: str, event_type: str, livemode: bool, payload: str, created: int | None) -> Stored:
+    def store(
+        self, *, event_id: str, event_type: str, livemode: bool, payload: str, created: int | None
+    ) -> Stored:
         """Store the event unless it is stored already.
 
         Raises psycopg.DataError for a payload PostgreSQL will not store and psycopg.OperationalError
         (or InterfaceError) when the database cannot be reached or no connection frees up in time.
         """
-        params = {"id": event_id, "type": event_type, "livemode": livemode, "payload": payload, "created": created}
+        params = {
+            "id": event_id,
+            "type": event_type,
+            "livemode": livemode,
+            "payload": payload,
+            "created": created,
+        }
         if not self._slots.acquire(timeout=CHECKOUT_TIMEOUT_S):
             raise psycopg.OperationalError(f"no database connection free within {CHECKOUT_TIMEOUT_S} s")
         try:
@@ -107,5 +115,6 @@ class Inbox:
             self._idle.append(connection)
 
     def _connect(self) -> psycopg.Connection:
-        return psycopg.connect(self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
-                               options=CONNECTION_OPTIONS)
+        return psycopg.connect(
+            self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, options=CONNECTION_OPTIONS
+        )

@@ -141,7 +141,10 @@ class Invoice(Base):
     __table_args__ = (
         UniqueConstraint("account_id", "number", name="uq_invoices_account_number"),
         CheckConstraint("total_minor > 0", name="total_positive"),
-        CheckConstraint("discount_minor >= 0 AND (discount_minor = 0 OR discount_minor < total_minor)", name="discount_range"),
+        CheckConstraint(
+            "discount_minor >= 0 AND (discount_minor = 0 OR discount_minor < total_minor)",
+            name="discount_range",
+        ),
         CheckConstraint("discount_minor = 0 OR discount_until IS NOT NULL", name="discount_has_date"),
         CheckConstraint("due_on >= issued_on", name="due_after_issue"),
         CheckConstraint("parent_id IS NULL OR parent_id <> id", name="not_own_parent"),
@@ -170,7 +173,9 @@ class PaymentMethod(Base):
     mandate_text_version: Mapped[str | None] = mapped_column(String(32))
     verification_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created()
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
 
     __table_args__ = (
         _one_of("kind", MethodKind, "kind_known"),
@@ -181,7 +186,9 @@ class PaymentMethod(Base):
             "kind <> 'us_bank_account' OR mandate_accepted_at IS NOT NULL", name="ach_needs_mandate"
         ),
         CheckConstraint("NOT (is_default AND status = 'removed')", name="removed_not_default"),
-        Index("uq_payment_methods_one_default", "account_id", unique=True, postgresql_where=text("is_default")),
+        Index(
+            "uq_payment_methods_one_default", "account_id", unique=True, postgresql_where=text("is_default")
+        ),
     )
 
 
@@ -212,7 +219,9 @@ class Payment(Base):
     refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     needs_review: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = _created()
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), index=True)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), index=True
+    )
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # When the reconciler last asked Stripe about it, moved or not: it takes the least recently asked
     # first, so payments Stripe keeps waiting on cannot crowd out the rest. Not an update: updated_at stays.
@@ -220,7 +229,7 @@ class Payment(Base):
 
     account: Mapped[Account] = relationship()
     method: Mapped[PaymentMethod] = relationship()
-    allocations: Mapped[list["Allocation"]] = relationship(back_populates="payment", order_by="Allocation.id")
+    allocations: Mapped[list[Allocation]] = relationship(back_populates="payment", order_by="Allocation.id")
 
     __table_args__ = (
         UniqueConstraint("account_id", "idempotency_key", name="uq_payments_account_idempotency_key"),
@@ -248,7 +257,9 @@ class Allocation(Base):
     discount_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     state: Mapped[str] = mapped_column(String(16), default=AllocationState.RESERVED)
     created_at: Mapped[datetime] = _created()
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
 
     payment: Mapped[Payment] = relationship(back_populates="allocations")
     invoice: Mapped[Invoice] = relationship()
@@ -260,8 +271,12 @@ class Allocation(Base):
         _one_of("state", AllocationState, "state_known"),
         UniqueConstraint("payment_id", "invoice_id", name="uq_allocations_payment_invoice"),
         # The database itself refuses a second in-flight or scheduled payment for one invoice.
-        Index("uq_allocations_one_reserved_per_invoice", "invoice_id", unique=True,
-              postgresql_where=text("state = 'reserved'")),
+        Index(
+            "uq_allocations_one_reserved_per_invoice",
+            "invoice_id",
+            unique=True,
+            postgresql_where=text("state = 'reserved'"),
+        ),
     )
 
 
@@ -277,7 +292,9 @@ class Credit(Base):
     applied_invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created()
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
 
     __table_args__ = (
         CheckConstraint("amount_minor > 0", name="amount_positive"),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Callable, Iterator
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
@@ -38,8 +38,9 @@ def make_engine(url: str, **kwargs) -> Engine:
     ping = kwargs.pop("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    engine = create_engine(url, connect_args={"options": CONNECTION_OPTIONS, "connect_timeout": CONNECT_TIMEOUT_S},
-                           **kwargs)
+    engine = create_engine(
+        url, connect_args={"options": CONNECTION_OPTIONS, "connect_timeout": CONNECT_TIMEOUT_S}, **kwargs
+    )
     if ping:
         event.listen(engine, "checkin", _note_checkin)
         event.listen(engine, "checkout", _ping_if_idle)

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, Undefined, select_autoescape
+from jinja2 import (
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateNotFound,
+    Undefined,
+    select_autoescape,
+)
 
 from tasks.domain.money import format_money
 
@@ -53,7 +60,7 @@ def long_date(value: Any) -> str:
     if _defined(value) is None or value == "":
         return ""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = datetime.fromtimestamp(value, tz=timezone.utc)
+        value = datetime.fromtimestamp(value, tz=UTC)
     elif isinstance(value, str):
         value = datetime.fromisoformat(value) if "T" in value else date.fromisoformat(value)
     return f"{value:%B} {value.day}, {value.year}"
@@ -88,8 +95,9 @@ def _environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(money=money, date=long_date, brand_color=brand_color, http_url=http_url,
-                       method_label=method_label)
+    env.filters.update(
+        money=money, date=long_date, brand_color=brand_color, http_url=http_url, method_label=method_label
+    )
     return env
 
 

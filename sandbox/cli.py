@@ -31,7 +31,9 @@ def cmd_stripe(args: argparse.Namespace) -> int:
     from sandbox.stripe_emulator import serve
 
     secrets = [s for s in (args.webhook_secrets or "").split(",") if s]
-    serve(args.port, state_file=args.state_file, webhook_url=args.webhook_url, webhook_secrets=secrets or None)
+    serve(
+        args.port, state_file=args.state_file, webhook_url=args.webhook_url, webhook_secrets=secrets or None
+    )
     return 0
 
 
@@ -51,7 +53,9 @@ def cmd_dev(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("dev", help="the whole offline stack in the foreground (make run)").set_defaults(fn=cmd_dev)
+    sub.add_parser("dev", help="the whole offline stack in the foreground (make run)").set_defaults(
+        fn=cmd_dev
+    )
 
     stripe = sub.add_parser("stripe", help="run the Stripe emulator")
     stripe.add_argument("--port", type=int, default=12111)

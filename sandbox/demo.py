@@ -27,8 +27,10 @@ def run_demo(emulator, say=print, timeout_s: float = 60.0) -> dict[int, str]:
             receipt = call()
             made[receipt.payment_id] = label
             replay = " (replayed)" if receipt.replayed else ""
-            say(f"demo: {label}: payment {receipt.payment_id} {receipt.status}, {receipt.amount_minor / 100:.2f} "
-                f"{receipt.currency.upper()}{replay}")
+            say(
+                f"demo: {label}: payment {receipt.payment_id} {receipt.status}, {receipt.amount_minor / 100:.2f} "
+                f"{receipt.currency.upper()}{replay}"
+            )
         except RemitError as refusal:
             say(f"demo: {label}: refused [{refusal.code}] {refusal.message}")
     statuses = _wait(list(made), {"processing"} | FINAL, timeout_s)
@@ -48,8 +50,12 @@ def _outbox_summary(payment_ids: list[int]) -> str:
     from db.models import Email
 
     with transaction() as session:
-        rows = session.execute(select(Email.kind, func.count()).where(Email.payment_id.in_(payment_ids))
-                               .group_by(Email.kind).order_by(Email.kind)).all()
+        rows = session.execute(
+            select(Email.kind, func.count())
+            .where(Email.payment_id.in_(payment_ids))
+            .group_by(Email.kind)
+            .order_by(Email.kind)
+        ).all()
     return ", ".join(f"{kind} x{count}" for kind, count in rows) or "none"
 
 
@@ -57,13 +63,19 @@ def _accounts() -> dict[str, dict]:
     with transaction() as session:
         found = {}
         for account in session.scalars(select(Account).order_by(Account.id)):
-            methods = session.scalars(select(PaymentMethod).where(PaymentMethod.account_id == account.id)
-                                      .order_by(PaymentMethod.id)).all()
-            invoices = session.scalars(select(Invoice).where(Invoice.account_id == account.id,
-                                                             Invoice.parent_id.is_(None))
-                                       .order_by(Invoice.due_on, Invoice.id)).all()
-            found[account.number] = {"id": account.id, "methods": [(m.id, m.kind, m.last4) for m in methods],
-                                     "invoices": [(i.id, i.number) for i in invoices]}
+            methods = session.scalars(
+                select(PaymentMethod).where(PaymentMethod.account_id == account.id).order_by(PaymentMethod.id)
+            ).all()
+            invoices = session.scalars(
+                select(Invoice)
+                .where(Invoice.account_id == account.id, Invoice.parent_id.is_(None))
+                .order_by(Invoice.due_on, Invoice.id)
+            ).all()
+            found[account.number] = {
+                "id": account.id,
+                "methods": [(m.id, m.kind, m.last4) for m in methods],
+                "invoices": [(i.id, i.number) for i in invoices],
+            }
         return found
 
 
@@ -73,25 +85,41 @@ def _requests(accounts: dict[str, dict], key: str):
     bank = ridge["methods"][0][0]
     two_oldest = [i for i, _ in acme["invoices"][:2]]
     parent = [i for i, number in cedar["invoices"] if number.endswith("MS-100")]
-    yield "A-1001 pays its two oldest invoices by card", \
-        lambda: api.pay_invoices(acme["id"], two_oldest, card, f"{key}-1")
-    yield "A-1001 pays one of them again (double click, new key)", \
-        lambda: api.pay_invoices(acme["id"], two_oldest[:1], card, f"{key}-1b")
-    yield "A-1001 pays its third invoice with a card that declines", \
-        lambda: api.pay_invoices(acme["id"], [acme["invoices"][2][0]], declining, f"{key}-2")
-    yield "A-1002 pays a custom 1,500.00 by ACH", \
-        lambda: api.pay_amount(ridge["id"], 150_000, bank, f"{key}-3")
-    yield "A-1003 pays its multi-site invoice (three sites)", \
-        lambda: api.pay_invoices(cedar["id"], parent, cedar["methods"][0][0], f"{key}-4")
-    yield "A-1003 makes a 250.00 deposit", \
-        lambda: api.make_deposit(cedar["id"], 25_000, cedar["methods"][0][0], f"{key}-5", note="Advance for spring service")
+    yield (
+        "A-1001 pays its two oldest invoices by card",
+        lambda: api.pay_invoices(acme["id"], two_oldest, card, f"{key}-1"),
+    )
+    yield (
+        "A-1001 pays one of them again (double click, new key)",
+        lambda: api.pay_invoices(acme["id"], two_oldest[:1], card, f"{key}-1b"),
+    )
+    yield (
+        "A-1001 pays its third invoice with a card that declines",
+        lambda: api.pay_invoices(acme["id"], [acme["invoices"][2][0]], declining, f"{key}-2"),
+    )
+    yield (
+        "A-1002 pays a custom 1,500.00 by ACH",
+        lambda: api.pay_amount(ridge["id"], 150_000, bank, f"{key}-3"),
+    )
+    yield (
+        "A-1003 pays its multi-site invoice (three sites)",
+        lambda: api.pay_invoices(cedar["id"], parent, cedar["methods"][0][0], f"{key}-4"),
+    )
+    yield (
+        "A-1003 makes a 250.00 deposit",
+        lambda: api.make_deposit(
+            cedar["id"], 25_000, cedar["methods"][0][0], f"{key}-5", note="Advance for spring service"
+        ),
+    )
 
 
 def _wait(payment_ids: list[int], done: set[str], timeout_s: float) -> dict[int, str]:
     deadline = time.monotonic() + timeout_s
     while True:
         with transaction() as session:
-            statuses = dict(session.execute(select(Payment.id, Payment.status).where(Payment.id.in_(payment_ids))).all())
+            statuses = dict(
+                session.execute(select(Payment.id, Payment.status).where(Payment.id.in_(payment_ids))).all()
+            )
         if all(s in done for s in statuses.values()) or time.monotonic() > deadline:
             return statuses
         time.sleep(0.25)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
-import sys
 from pathlib import Path
 
 from sandbox.services import ensure_services, port_answers
@@ -46,19 +46,37 @@ def run_dev() -> int:
     services = ensure_services(root=ROOT)
     for line in services.found + services.started:
         print(f"remit:   {line}", flush=True)
-    emulator = Emulator(api_key=SANDBOX_API_KEY, state_file=str(ROOT / "stripe-emulator.json")).start(port=_port(STRIPE_PORT))
+    emulator = Emulator(api_key=SANDBOX_API_KEY, state_file=str(ROOT / "stripe-emulator.json")).start(
+        port=_port(STRIPE_PORT)
+    )
     smtp = SmtpCapture(port=_port(SMTP_PORT), maildir=ROOT / "mail").start()
-    emulator.add_webhook_endpoint(f"http://127.0.0.1:{WEBHOOK_PORT}/stripe/webhooks", [SANDBOX_WEBHOOK_SECRET])
+    emulator.add_webhook_endpoint(
+        f"http://127.0.0.1:{WEBHOOK_PORT}/stripe/webhooks", [SANDBOX_WEBHOOK_SECRET]
+    )
     os.environ.update(
-        DATABASE_URL=services.database_url, BROKER_URL=services.broker_url, STRIPE_API_KEY=SANDBOX_API_KEY,
-        STRIPE_API_BASE=emulator.url, STRIPE_WEBHOOK_SECRETS=SANDBOX_WEBHOOK_SECRET, SMTP_URL=smtp.url,
-        WEBHOOK_PORT=str(WEBHOOK_PORT), WEBHOOK_HOST="127.0.0.1", REMIT_ENV="sandbox",
-        DASHBOARD_TOKEN=SANDBOX_DASHBOARD_TOKEN, DASHBOARD_PORT=str(DASHBOARD_PORT), DASHBOARD_HOST="127.0.0.1",
+        DATABASE_URL=services.database_url,
+        BROKER_URL=services.broker_url,
+        STRIPE_API_KEY=SANDBOX_API_KEY,
+        STRIPE_API_BASE=emulator.url,
+        STRIPE_WEBHOOK_SECRETS=SANDBOX_WEBHOOK_SECRET,
+        SMTP_URL=smtp.url,
+        WEBHOOK_PORT=str(WEBHOOK_PORT),
+        WEBHOOK_HOST="127.0.0.1",
+        REMIT_ENV="sandbox",
+        DASHBOARD_TOKEN=SANDBOX_DASHBOARD_TOKEN,
+        DASHBOARD_PORT=str(DASHBOARD_PORT),
+        DASHBOARD_HOST="127.0.0.1",
     )
     try:
         _prepare_database()
-        print(f"remit: Stripe emulator {emulator.url}   SMTP capture {smtp.url} (mail in .remit/mail)", flush=True)
-        print(f"remit: ops dashboard http://127.0.0.1:{DASHBOARD_PORT} (token {SANDBOX_DASHBOARD_TOKEN})", flush=True)
+        print(
+            f"remit: Stripe emulator {emulator.url}   SMTP capture {smtp.url} (mail in .remit/mail)",
+            flush=True,
+        )
+        print(
+            f"remit: ops dashboard http://127.0.0.1:{DASHBOARD_PORT} (token {SANDBOX_DASHBOARD_TOKEN})",
+            flush=True,
+        )
         print(f"remit: starting {', '.join(_processes())}; Ctrl-C stops everything", flush=True)
         return _run_procfile(emulator)
     finally:

@@ -103,9 +103,13 @@ def _system_user(name: str) -> pwd.struct_passwd:
     try:
         return pwd.getpwnam(name)
     except KeyError:
-        created = subprocess.run(["useradd", "--system", "--no-create-home", name], capture_output=True, text=True)
+        created = subprocess.run(
+            ["useradd", "--system", "--no-create-home", name], capture_output=True, text=True
+        )
         if created.returncode != 0:
-            raise ServiceError(f"embedded PostgreSQL cannot run as root and useradd {name} failed: {created.stderr.strip()}")
+            raise ServiceError(
+                f"embedded PostgreSQL cannot run as root and useradd {name} failed: {created.stderr.strip()}"
+            )
         return pwd.getpwnam(name)
 
 
@@ -126,15 +130,24 @@ def _pg_bin(program: str) -> Path:
     return Path(spec.origin).parent / "pginstall" / "bin" / program
 
 
-def _run_pg(program: str, args: list[str], log: Path, user: str | None, timeout_s: float = PG_START_TIMEOUT_S) -> None:
+def _run_pg(
+    program: str, args: list[str], log: Path, user: str | None, timeout_s: float = PG_START_TIMEOUT_S
+) -> None:
     with log.open("a") as out:
         try:
             subprocess.run(
-                [str(_pg_bin(program)), *args], stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, user=user, check=True, timeout=timeout_s + 5,
+                [str(_pg_bin(program)), *args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                user=user,
+                check=True,
+                timeout=timeout_s + 5,
             )
         except subprocess.CalledProcessError as exc:
-            raise ServiceError(f"embedded PostgreSQL: {program} exited {exc.returncode}: {_last_line(log)}; see {log}") from exc
+            raise ServiceError(
+                f"embedded PostgreSQL: {program} exited {exc.returncode}: {_last_line(log)}; see {log}"
+            ) from exc
         except (subprocess.TimeoutExpired, OSError) as exc:
             raise ServiceError(f"embedded PostgreSQL: {program} failed ({exc}); see {log}") from exc
 

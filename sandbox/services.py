@@ -24,7 +24,13 @@ from psycopg import errors, sql
 from db.session import libpq_url  # noqa: F401  (re-exported: callers find it here)
 from sandbox.embedded_postgres import start_embedded_postgres
 from sandbox.ports import (  # noqa: F401  (re-exported: callers find them here)
-    HOST, PROBE_TIMEOUT_S, ServiceError, free_port, poll, port_answers, wait_for_port,
+    HOST,
+    PROBE_TIMEOUT_S,
+    ServiceError,
+    free_port,
+    poll,
+    port_answers,
+    wait_for_port,
 )
 
 # From <linux/prctl.h>: ask the kernel to signal a child when its parent dies.
@@ -76,14 +82,16 @@ def normalise_database_url(url: str) -> str:
     """Spell a PostgreSQL URL the way SQLAlchemy selects the psycopg 3 driver."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
 # --- database -------------------------------------------------------------------------------
 
 
-def _ensure_database(services: Services, root: Path, environ: Mapping[str, str], database: str, probe_port: int) -> str:
+def _ensure_database(
+    services: Services, root: Path, environ: Mapping[str, str], database: str, probe_port: int
+) -> str:
     if environ.get("DATABASE_URL"):
         services.found.append("PostgreSQL from DATABASE_URL")
         return normalise_database_url(environ["DATABASE_URL"])
@@ -93,7 +101,9 @@ def _ensure_database(services: Services, root: Path, environ: Mapping[str, str],
     server = start_embedded_postgres(root / "postgres")
     services._stops.append(server.release)
     where = f"embedded PostgreSQL on {HOST}:{server.port} ({server.pgdata})"
-    (services.found if server.shared else services.started).append(where + (", shared" if server.shared else ""))
+    (services.found if server.shared else services.started).append(
+        where + (", shared" if server.shared else "")
+    )
     return _create_database(server.port, database)
 
 
@@ -128,7 +138,9 @@ def _ensure_broker(services: Services, root: Path, environ: Mapping[str, str], p
 
 
 def _redis_answers(port: int) -> bool:
-    client = redis.Redis(host=HOST, port=port, socket_timeout=PROBE_TIMEOUT_S, socket_connect_timeout=PROBE_TIMEOUT_S)
+    client = redis.Redis(
+        host=HOST, port=port, socket_timeout=PROBE_TIMEOUT_S, socket_connect_timeout=PROBE_TIMEOUT_S
+    )
     try:
         return bool(client.ping())
     except redis.RedisError:
@@ -146,13 +158,28 @@ def _start_redis(services: Services, directory: Path) -> int:
     port = free_port()
     log = directory / f"redis-{port}.log"
     args = [
-        __redis_executable__, "--port", str(port), "--bind", HOST, "--save", "",
-        "--appendonly", "no", "--dir", str(directory), "--daemonize", "no",
+        __redis_executable__,
+        "--port",
+        str(port),
+        "--bind",
+        HOST,
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(directory),
+        "--daemonize",
+        "no",
     ]
     with log.open("w") as out:
         try:
             proc = subprocess.Popen(
-                args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent(),
+                args,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent(),
             )
         except OSError as exc:
             raise ServiceError(f"embedded Redis could not run {__redis_executable__}: {exc}") from exc

@@ -96,15 +96,21 @@ class SmtpCapture:
         if self.maildir is not None:
             _write_eml(self.maildir, data)
         with self._arrived:
-            self._envelopes.append({"mail_from": envelope.mail_from, "rcpt_tos": list(envelope.rcpt_tos), "data": data})
+            self._envelopes.append(
+                {"mail_from": envelope.mail_from, "rcpt_tos": list(envelope.rcpt_tos), "data": data}
+            )
             self._messages.append(message)
             self._arrived.notify_all()
         return "250 Message accepted for delivery"
 
     def _listen(self) -> Controller:
         controller = Controller(
-            self, hostname=self.host, port=self.port, server_hostname=SERVER_HOSTNAME,
-            authenticator=_accept_any_login, auth_require_tls=False,
+            self,
+            hostname=self.host,
+            port=self.port,
+            server_hostname=SERVER_HOSTNAME,
+            authenticator=_accept_any_login,
+            auth_require_tls=False,
         )
         controller.start()
         return controller

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dramatiq
 from dramatiq.errors import DramatiqError
@@ -31,8 +31,10 @@ def run_once(now: datetime, schedule: tuple[Job, ...] = SCHEDULE) -> list[str]:
         try:
             with transaction() as session:
                 claimed = session.scalar(
-                    insert(ScheduleRun).values(job=job.name, period=period_of(job, now.timestamp()))
-                    .on_conflict_do_nothing(index_elements=["job", "period"]).returning(ScheduleRun.id)
+                    insert(ScheduleRun)
+                    .values(job=job.name, period=period_of(job, now.timestamp()))
+                    .on_conflict_do_nothing(index_elements=["job", "period"])
+                    .returning(ScheduleRun.id)
                 )
                 if claimed is not None:
                     # Sent before the claim commits: a send that fails takes the claim back with it, so
@@ -60,7 +62,7 @@ def run_clock() -> int:
         connection.commit()
         _log.info("active: %d jobs", len(SCHEDULE))
         while True:
-            sent = run_once(datetime.now(timezone.utc))
+            sent = run_once(datetime.now(UTC))
             if sent:
                 _log.info("sent %s", ", ".join(sent))
             time.sleep(TICK_SECONDS)

@@ -1,14 +1,13 @@
 """Queue `maintenance`: sweepers and dispatchers the clock sends; each returns counts for tests."""
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dramatiq
 
+from tasks.flows import ach, balances, dead_letters, emails, payments, reconcile
 from workers import broker  # noqa: I001  (declares the broker before any actor)
 from workers.broker import QUEUES
-from tasks.flows import ach, balances, dead_letters, emails, payments, reconcile
-
 
 _log = logging.getLogger("remit.maintenance")
 
@@ -25,7 +24,7 @@ RECONCILE_TIME_LIMIT_MS = 600_000
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dramatiq.actor(queue_name="maintenance", max_retries=MAX_RETRIES, time_limit=TIME_LIMIT_MS)

@@ -1,11 +1,11 @@
 """Queue `payments`: execute_payment turns one accepted payment into exactly one Stripe charge."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dramatiq
 
-from workers import broker  # noqa: F401  (declares the broker before any actor)
 from tasks.flows import payments as execution
+from workers import broker  # noqa: F401  (declares the broker before any actor)
 
 # 1 s, 2 s, 4 s ... capped at 60 s: eight retries span about three minutes, enough to ride out a Stripe or
 # database blip; after that sweep_payments resends a payment left submitting (flows.payments.SUBMITTING_GRACE).
@@ -20,8 +20,14 @@ TIME_LIMIT_MS = 120_000
 THROWS: tuple[type[Exception], ...] = ()
 
 
-@dramatiq.actor(queue_name="payments", max_retries=MAX_RETRIES, min_backoff=MIN_BACKOFF_MS,
-                max_backoff=MAX_BACKOFF_MS, time_limit=TIME_LIMIT_MS, throws=THROWS)
+@dramatiq.actor(
+    queue_name="payments",
+    max_retries=MAX_RETRIES,
+    min_backoff=MIN_BACKOFF_MS,
+    max_backoff=MAX_BACKOFF_MS,
+    time_limit=TIME_LIMIT_MS,
+    throws=THROWS,
+)
 def execute_payment(payment_id: int) -> None:
     """Charge the payment through Stripe once, whatever was interrupted before."""
-    execution.execute_payment(payment_id, now=datetime.now(timezone.utc))
+    execution.execute_payment(payment_id, now=datetime.now(UTC))

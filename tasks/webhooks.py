@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
-from workers import broker  # noqa: F401,I001  (the broker must exist before any actor is declared)
 from tasks.flows.webhooks import counting_failures, process_event  # noqa: I001
+from workers import broker  # noqa: F401,I001  (the broker must exist before any actor is declared)
 
 # Handlers do no network I/O, so failures are lock timeouts, DB blips or bugs: a few quick tries,
 # then a dead letter for ops (the sweeper and the reconciler cover anything longer).
@@ -19,14 +19,19 @@ MAX_BACKOFF_MS = 60_000
 TIME_LIMIT_MS = 30_000
 
 
-@dramatiq.actor(queue_name="webhooks", max_retries=MAX_RETRIES, min_backoff=MIN_BACKOFF_MS,
-                max_backoff=MAX_BACKOFF_MS, time_limit=TIME_LIMIT_MS,
-                # Every business outcome is recorded as the event's status: anything raised is retried.
-                throws=())
+@dramatiq.actor(
+    queue_name="webhooks",
+    max_retries=MAX_RETRIES,
+    min_backoff=MIN_BACKOFF_MS,
+    max_backoff=MAX_BACKOFF_MS,
+    time_limit=TIME_LIMIT_MS,
+    # Every business outcome is recorded as the event's status: anything raised is retried.
+    throws=(),
+)
 def process_stripe_event(event_id: str) -> None:
     """Apply the stored event with this id and mark it processed or ignored."""
     with counting_failures(event_id, final=_last_attempt()):
-        process_event(event_id, datetime.now(timezone.utc))
+        process_event(event_id, datetime.now(UTC))
 
 
 def _last_attempt() -> bool:

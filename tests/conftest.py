@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,9 @@ def _test_urls() -> tuple[str, str]:
     broker_url = services.broker_url
     if broker_url.startswith("redis://") and broker_url.rsplit("/", 1)[-1].isdigit():
         broker_url = broker_url.rsplit("/", 1)[0] + "/" + TEST_REDIS_DB
-    return os.environ.get("TEST_DATABASE_URL", services.database_url), os.environ.get("TEST_BROKER_URL", broker_url)
+    return os.environ.get("TEST_DATABASE_URL", services.database_url), os.environ.get(
+        "TEST_BROKER_URL", broker_url
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -135,8 +138,9 @@ def gateway(emulator, broker):
 
     namespace = os.environ["BROKER_NAMESPACE"]
     redis.Redis.from_url(os.environ["BROKER_URL"]).delete(f"{namespace}:stripe:limiter")
-    built = build_gateway("sk_test_remit_tests", emulator.url, 5.0, os.environ["BROKER_URL"], 1000,
-                          limiter_namespace=namespace)
+    built = build_gateway(
+        "sk_test_remit_tests", emulator.url, 5.0, os.environ["BROKER_URL"], 1000, limiter_namespace=namespace
+    )
     use_gateway(built)
     yield built
     use_gateway(None)
@@ -146,32 +150,47 @@ class Shop:
     """A seller with one account, saved methods made at the emulator, and invoices to pay."""
 
     def __init__(self, db, gateway):
-        from datetime import date, datetime, timezone
+        from datetime import date, datetime
 
         from tests import factories
 
         self.today = date(2026, 11, 22)
-        self.now = datetime(2026, 11, 22, 18, 0, tzinfo=timezone.utc)
+        self.now = datetime(2026, 11, 22, 18, 0, tzinfo=UTC)
         with db() as session:
             self.seller = factories.seller(session, timezone="UTC")
             account = factories.account(session, self.seller)
             account.stripe_customer_id = gateway.create_customer(
-                account_id=account.id, email=account.billing_email, name=account.name,
-                idempotency_key=f"test-customer-{account.id}")
+                account_id=account.id,
+                email=account.billing_email,
+                name=account.name,
+                idempotency_key=f"test-customer-{account.id}",
+            )
             self.account_id = account.id
             self.methods = {}
-            for name, token in [("visa", "pm_card_visa"), ("declined", "pm_card_chargeDeclined"),
-                                ("insufficient", "pm_card_visa_chargeDeclinedInsufficientFunds"),
-                                ("auth", "pm_card_authenticationRequired"), ("ach", "pm_usBankAccount_success"),
-                                ("ach_insufficient", "pm_usBankAccount_insufficientFunds")]:
-                details = gateway.attach_payment_method(payment_method=token, customer_id=account.stripe_customer_id,
-                                                        idempotency_key=f"test-attach-{account.id}-{name}")
+            for name, token in [
+                ("visa", "pm_card_visa"),
+                ("declined", "pm_card_chargeDeclined"),
+                ("insufficient", "pm_card_visa_chargeDeclinedInsufficientFunds"),
+                ("auth", "pm_card_authenticationRequired"),
+                ("ach", "pm_usBankAccount_success"),
+                ("ach_insufficient", "pm_usBankAccount_insufficientFunds"),
+            ]:
+                details = gateway.attach_payment_method(
+                    payment_method=token,
+                    customer_id=account.stripe_customer_id,
+                    idempotency_key=f"test-attach-{account.id}-{name}",
+                )
                 kind = details.kind
-                row = factories.method(session, account, kind=kind, stripe_payment_method_id=details.id,
-                                       last4=details.last4)
+                row = factories.method(
+                    session, account, kind=kind, stripe_payment_method_id=details.id, last4=details.last4
+                )
                 self.methods[name] = row.id
-            self.invoices = [factories.invoice(session, account, total_minor=10_000 + n * 1_000,
-                                               due_on=date(2026, 12, 1 + n)).id for n in range(5)]
+            self.invoices = [
+                factories.invoice(
+                    session, account, total_minor=10_000 + n * 1_000, due_on=date(2026, 12, 1 + n)
+                ).id
+                for n in range(5)
+            ]
             session.commit()
         self.db = db
 

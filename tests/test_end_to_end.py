@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC
 
 import pytest
 from sqlalchemy import select
@@ -18,9 +19,23 @@ pytestmark = pytest.mark.e2e
 def _start_worker(emulator) -> subprocess.Popen:
     env = {**os.environ, "STRIPE_API_BASE": emulator.url, "dramatiq_queue_prefetch": "2"}
     return subprocess.Popen(
-        [sys.executable, "-m", "dramatiq", "workers.actors", "--processes", "1", "--threads", "2",
-         "--queues", "payments"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "dramatiq",
+            "workers.actors",
+            "--processes",
+            "1",
+            "--threads",
+            "2",
+            "--queues",
+            "payments",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def _kill(process: subprocess.Popen, sig=signal.SIGTERM) -> None:
@@ -42,7 +57,9 @@ def _wait_final(db, payment_ids, timeout=30.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with db() as session:
-            statuses = dict(session.execute(select(Payment.id, Payment.status).where(Payment.id.in_(payment_ids))).all())
+            statuses = dict(
+                session.execute(select(Payment.id, Payment.status).where(Payment.id.in_(payment_ids))).all()
+            )
         if all(s not in ("pending", "submitting") for s in statuses.values()):
             return statuses
         time.sleep(0.1)
@@ -57,7 +74,11 @@ def test_requests_become_stripe_charges_through_a_real_worker(shop, emulator, wo
     assert again.replayed and again.payment_id == paid.payment_id
 
     statuses = _wait_final(shop.db, [paid.payment_id, declined.payment_id, ach.payment_id])
-    assert statuses == {paid.payment_id: "succeeded", declined.payment_id: "failed", ach.payment_id: "processing"}
+    assert statuses == {
+        paid.payment_id: "succeeded",
+        declined.payment_id: "failed",
+        ach.payment_id: "processing",
+    }
     intents = emulator.payment_intents()
     assert sorted(int(pi["metadata"]["payment_id"]) for pi in intents) == sorted(statuses)
     with shop.db() as session:
@@ -68,7 +89,7 @@ def test_requests_become_stripe_charges_through_a_real_worker(shop, emulator, wo
 
 
 def test_worker_killed_mid_charge_ends_with_exactly_one_charge(shop, emulator):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from tasks.flows import payments as sweeps
 
@@ -88,10 +109,12 @@ def test_worker_killed_mid_charge_ends_with_exactly_one_charge(shop, emulator):
 
     second = _start_worker(emulator)
     try:
-        later = datetime.now(timezone.utc) + timedelta(minutes=10)
+        later = datetime.now(UTC) + timedelta(minutes=10)
         assert sweeps.sweep_payments(later)["submitting"] == 1
         assert _wait_final(shop.db, [receipt.payment_id]) == {receipt.payment_id: "succeeded"}
     finally:
         _kill(second)
-    intents = [pi for pi in emulator.payment_intents() if pi["metadata"]["payment_id"] == str(receipt.payment_id)]
+    intents = [
+        pi for pi in emulator.payment_intents() if pi["metadata"]["payment_id"] == str(receipt.payment_id)
+    ]
     assert len(intents) == 1

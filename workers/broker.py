@@ -6,7 +6,7 @@ Every actor module imports this module before declaring actors.
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 from uuid import uuid4
 
 import dramatiq
@@ -111,10 +111,22 @@ def send_all(messages: Sequence[dramatiq.Message]) -> None:
         for message in prepared:
             # command, time, queue, broker id, heartbeat timeout, dead TTL, maintenance (the workers' commands
             # do it), unpack limit, then the enqueue command's own arguments.
-            enqueue(keys=[target.namespace], client=pipe,
-                    args=["enqueue", current_millis(), message.queue_name, target.broker_id, target.heartbeat_timeout,
-                          target.dead_message_ttl, 0, unpack_limit, message.options["redis_message_id"],
-                          message.encode()])
+            enqueue(
+                keys=[target.namespace],
+                client=pipe,
+                args=[
+                    "enqueue",
+                    current_millis(),
+                    message.queue_name,
+                    target.broker_id,
+                    target.heartbeat_timeout,
+                    target.dead_message_ttl,
+                    0,
+                    unpack_limit,
+                    message.options["redis_message_id"],
+                    message.encode(),
+                ],
+            )
         pipe.execute()
     for message in prepared:
         target.emit_after("enqueue", message, None)

@@ -43,11 +43,21 @@ def check_database(url: str) -> list[Finding]:
         with psycopg.connect(libpq, connect_timeout=CONNECT_TIMEOUT_S) as connection:
             version = connection.execute("SHOW server_version").fetchone()[0]
             has_table = connection.execute("SELECT to_regclass('alembic_version') IS NOT NULL").fetchone()[0]
-            current = connection.execute("SELECT version_num FROM alembic_version").fetchone() if has_table else None
+            current = (
+                connection.execute("SELECT version_num FROM alembic_version").fetchone()
+                if has_table
+                else None
+            )
     except psycopg.OperationalError as exc:
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         reason = lines[0] if lines else type(exc).__name__
-        return [Finding("database", False, f"cannot connect to {redact(libpq)}: {reason}; start PostgreSQL or fix DATABASE_URL")]
+        return [
+            Finding(
+                "database",
+                False,
+                f"cannot connect to {redact(libpq)}: {reason}; start PostgreSQL or fix DATABASE_URL",
+            )
+        ]
     findings = [Finding("database", True, f"PostgreSQL {version.split()[0]} at {redact(libpq)}")]
     head = head_revision()
     revision = current[0] if current else None
@@ -55,7 +65,11 @@ def check_database(url: str) -> list[Finding]:
         findings.append(Finding("schema", True, f"at migration {head} (latest)"))
     else:
         findings.append(
-            Finding("schema", False, f"at migration {revision or 'none'}, code needs {head}: run `remit db upgrade`")
+            Finding(
+                "schema",
+                False,
+                f"at migration {revision or 'none'}, code needs {head}: run `remit db upgrade`",
+            )
         )
     return findings
 
@@ -70,7 +84,11 @@ def check_broker(settings: Settings) -> Finding:
         client = redis.Redis.from_url(settings.broker_url, socket_connect_timeout=CONNECT_TIMEOUT_S)
         version = client.info("server")["redis_version"]
     except redis.RedisError as exc:
-        return Finding("broker", False, f"cannot reach Redis at {redact(settings.broker_url)}: {str(exc).rstrip('.')}; start Redis or fix BROKER_URL")
+        return Finding(
+            "broker",
+            False,
+            f"cannot reach Redis at {redact(settings.broker_url)}: {str(exc).rstrip('.')}; start Redis or fix BROKER_URL",
+        )
     return Finding("broker", True, f"Redis {version} at {redact(settings.broker_url)}")
 
 
@@ -86,7 +104,11 @@ def _check_rabbitmq(url: str) -> Finding:
         return Finding("broker", False, f"cannot reach RabbitMQ at {redact(url)}: {type(exc).__name__} {exc}")
     version = connection._impl.server_properties.get("version", b"?")
     connection.close()
-    return Finding("broker", True, f"RabbitMQ {version.decode() if isinstance(version, bytes) else version} at {redact(url)}")
+    return Finding(
+        "broker",
+        True,
+        f"RabbitMQ {version.decode() if isinstance(version, bytes) else version} at {redact(url)}",
+    )
 
 
 def run_checks(settings: Settings) -> list[Finding]:

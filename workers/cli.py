@@ -120,8 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     hooks = sub.add_parser("webhooks", help="serve the Stripe webhook receiver")
     hooks.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8001")))
     hooks.add_argument("--workers", type=int, default=2)
-    hooks.add_argument("--host", default=os.environ.get("WEBHOOK_HOST", "0.0.0.0"),
-                       help="address to bind (default 0.0.0.0, or WEBHOOK_HOST; the sandbox uses 127.0.0.1)")
+    hooks.add_argument(
+        "--host",
+        default=os.environ.get("WEBHOOK_HOST", "0.0.0.0"),
+        help="address to bind (default 0.0.0.0, or WEBHOOK_HOST; the sandbox uses 127.0.0.1)",
+    )
     hooks.set_defaults(fn=cmd_webhooks)
 
     dash = sub.add_parser("dashboard", help="serve the ops dashboard (needs DASHBOARD_TOKEN)")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Mapping
 from urllib.parse import urlsplit
 
 # Stripe test mode allows about 25 requests/s; live about 100. Default to the stricter one.
@@ -70,7 +70,9 @@ def _broker_url(environ: Mapping[str, str]) -> str:
     value = _required(environ, "BROKER_URL", "set it to redis://host:6379/0 or amqp://user:pass@host:5672/")
     parts = urlsplit(value)
     if parts.scheme not in ("redis", "rediss", "amqp", "amqps"):
-        raise SettingsError(f"BROKER_URL is malformed: scheme {parts.scheme or '(none)'!r} is not redis:// or amqp://")
+        raise SettingsError(
+            f"BROKER_URL is malformed: scheme {parts.scheme or '(none)'!r} is not redis:// or amqp://"
+        )
     if not parts.hostname:
         raise SettingsError("BROKER_URL is malformed: it names no host")
     return value
@@ -90,14 +92,18 @@ def _positive_number(environ: Mapping[str, str], name: str, default: float) -> f
 
 
 def _stripe_key(environ: Mapping[str, str]) -> str:
-    value = _required(environ, "STRIPE_API_KEY", "set it to your secret key (sk_test_... or sk_live_... or rk_...)")
+    value = _required(
+        environ, "STRIPE_API_KEY", "set it to your secret key (sk_test_... or sk_live_... or rk_...)"
+    )
     if not value.startswith(("sk_", "rk_")):
         raise SettingsError("STRIPE_API_KEY is malformed: it must start with sk_ or rk_")
     return value
 
 
 def _webhook_secrets(environ: Mapping[str, str]) -> tuple[str, ...]:
-    raw = _required(environ, "STRIPE_WEBHOOK_SECRETS", "set it to one or more whsec_... secrets, comma-separated")
+    raw = _required(
+        environ, "STRIPE_WEBHOOK_SECRETS", "set it to one or more whsec_... secrets, comma-separated"
+    )
     secrets = tuple(s.strip() for s in raw.split(",") if s.strip())
     bad = [s for s in secrets if not s.startswith("whsec_")]
     if not secrets or bad:
@@ -109,7 +115,9 @@ def _smtp_url(environ: Mapping[str, str]) -> str:
     value = environ.get("SMTP_URL", "").strip() or "smtp://127.0.0.1:1025"
     parts = urlsplit(value)
     if parts.scheme not in ("smtp", "smtps", "smtp+starttls"):
-        raise SettingsError(f"SMTP_URL is malformed: scheme {parts.scheme!r} is not smtp://, smtp+starttls:// or smtps://")
+        raise SettingsError(
+            f"SMTP_URL is malformed: scheme {parts.scheme!r} is not smtp://, smtp+starttls:// or smtps://"
+        )
     if not parts.hostname:
         raise SettingsError("SMTP_URL is malformed: it names no host")
     return value
@@ -140,7 +148,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         stripe_requests_per_second=_positive_number(
             environ, "STRIPE_REQUESTS_PER_SECOND", DEFAULT_STRIPE_REQUESTS_PER_SECOND
         ),
-        stripe_timeout_seconds=_positive_number(environ, "STRIPE_TIMEOUT_SECONDS", DEFAULT_STRIPE_TIMEOUT_SECONDS),
+        stripe_timeout_seconds=_positive_number(
+            environ, "STRIPE_TIMEOUT_SECONDS", DEFAULT_STRIPE_TIMEOUT_SECONDS
+        ),
         smtp_url=_smtp_url(environ),
         mail_from=environ.get("MAIL_FROM", "").strip() or "Payments <payments@remit.invalid>",
         sentry_dsn=environ.get("SENTRY_DSN", "").strip() or None,

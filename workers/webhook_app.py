@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import psycopg
 from dramatiq.errors import DramatiqError
@@ -63,8 +64,13 @@ def get_inbox() -> Inbox:
 
 def _store_and_send(text: str, event: dict[str, Any], event_id: str, event_type: str) -> IngestResult:
     try:
-        stored = get_inbox().store(event_id=event_id, event_type=event_type, livemode=bool(event.get("livemode")),
-                                   payload=text, created=event.get("created"))
+        stored = get_inbox().store(
+            event_id=event_id,
+            event_type=event_type,
+            livemode=bool(event.get("livemode")),
+            payload=text,
+            created=event.get("created"),
+        )
     except psycopg.DataError:
         return IngestResult(400, "event payload cannot be stored", event_id)
     except psycopg.Error as exc:
@@ -100,15 +106,26 @@ def create_app(connections: int = WEBHOOK_THREADS) -> Callable[..., Iterable[byt
 
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
-_REASONS = {200: "200 OK", 400: "400 Bad Request", 404: "404 Not Found", 405: "405 Method Not Allowed",
-            411: "411 Length Required", 413: "413 Payload Too Large", 503: "503 Service Unavailable"}
+_REASONS = {
+    200: "200 OK",
+    400: "400 Bad Request",
+    404: "404 Not Found",
+    405: "405 Method Not Allowed",
+    411: "411 Length Required",
+    413: "413 Payload Too Large",
+    503: "503 Service Unavailable",
+}
 
 
 def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
     """WSGI: POST /stripe/webhooks and GET /healthz."""
     path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
     if path == HEALTH_PATH:
-        return _answer(start_response, 200, "ok") if method in ("GET", "HEAD") else _answer(start_response, 405, "GET")
+        return (
+            _answer(start_response, 200, "ok")
+            if method in ("GET", "HEAD")
+            else _answer(start_response, 405, "GET")
+        )
     if path != WEBHOOK_PATH:
         return _answer(start_response, 404, "not found")
     if method != "POST":
@@ -135,6 +152,8 @@ def _read_body(environ: dict[str, Any]) -> bytes | None:
 
 def _answer(start_response: StartResponse, status: int, reason: str) -> list[bytes]:
     body = json.dumps({"status": status, "reason": reason}).encode()
-    start_response(_REASONS.get(status, f"{status} Error"),
-                   [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    start_response(
+        _REASONS.get(status, f"{status} Error"),
+        [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+    )
     return [body]

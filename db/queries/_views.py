@@ -11,5 +11,7 @@ def _view(row: Any, table: Any, parties: dict[str, Any]) -> SimpleNamespace:
     selected labelled `<party>__<column>`, as a view of its own under that party's name."""
     view = SimpleNamespace(**{column.name: row[column.name] for column in table.c})
     for name, party in parties.items():
-        setattr(view, name, SimpleNamespace(**{column.name: row[f"{name}__{column.name}"] for column in party.c}))
+        setattr(
+            view, name, SimpleNamespace(**{column.name: row[f"{name}__{column.name}"] for column in party.c})
+        )
     return view

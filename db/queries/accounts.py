@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from types import SimpleNamespace
-from typing import Sequence
 
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
@@ -15,12 +15,16 @@ from db.queries._views import _view
 
 _ACCOUNTS, _SELLERS = Account.__table__, Seller.__table__
 _LOCK_ACCOUNT = (
-    select(Account, Seller).join(Seller, Seller.id == Account.seller_id).where(Account.id == bindparam("id"))
-    .with_for_update(of=Account).execution_options(populate_existing=True)
+    select(Account, Seller)
+    .join(Seller, Seller.id == Account.seller_id)
+    .where(Account.id == bindparam("id"))
+    .with_for_update(of=Account)
+    .execution_options(populate_existing=True)
 )
 _LOCK_ACCOUNT_ROW = (
     select(_ACCOUNTS, *[column.label(f"seller__{column.name}") for column in _SELLERS.c])
-    .join(_SELLERS, _SELLERS.c.id == _ACCOUNTS.c.seller_id).where(_ACCOUNTS.c.id == bindparam("id"))
+    .join(_SELLERS, _SELLERS.c.id == _ACCOUNTS.c.seller_id)
+    .where(_ACCOUNTS.c.id == bindparam("id"))
     .with_for_update(of=_ACCOUNTS)
 )
 # The account row is locked even when it is already stale: recompute_balance locks it FOR UPDATE, so it
@@ -81,14 +85,21 @@ def find_seller(session: Session, seller_id: int) -> Seller | None:
 
 def list_due_stale_accounts(session: Session, now: datetime, grace: timedelta, limit: int) -> list[int]:
     """Ids of accounts flagged stale longer than grace ago, longest first."""
-    return list(session.scalars(select(Account.id).where(Account.balance_stale_since < now - grace)
-                                .order_by(Account.balance_stale_since).limit(limit)).all())
+    return list(
+        session.scalars(
+            select(Account.id)
+            .where(Account.balance_stale_since < now - grace)
+            .order_by(Account.balance_stale_since)
+            .limit(limit)
+        ).all()
+    )
 
 
 def mark_all_balances_stale(session: Session, now: datetime) -> int:
     """Flag every account not flagged yet; return how many."""
-    return session.execute(update(Account).where(Account.balance_stale_since.is_(None))
-                           .values(balance_stale_since=now)).rowcount
+    return session.execute(
+        update(Account).where(Account.balance_stale_since.is_(None)).values(balance_stale_since=now)
+    ).rowcount
 
 
 def find_account(session: Session, account_id: int) -> Account | None:
@@ -97,6 +108,9 @@ def find_account(session: Session, account_id: int) -> Account | None:
 
 def update_stripe_customer(session: Session, account_id: int, customer_id: str) -> str:
     """Give the account this Stripe customer unless it has one; return the one it has now."""
-    session.execute(update(Account).where(Account.id == account_id, Account.stripe_customer_id.is_(None))
-                    .values(stripe_customer_id=customer_id))
+    session.execute(
+        update(Account)
+        .where(Account.id == account_id, Account.stripe_customer_id.is_(None))
+        .values(stripe_customer_id=customer_id)
+    )
     return session.get(Account, account_id).stripe_customer_id

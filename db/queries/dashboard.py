@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from datetime import date
-from typing import Any, Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
-from db.models import (Account, Allocation, Dispute, Email, FailedJob, Invoice, Payment, PaymentEvent,
-                       PaymentMethod, Refund, StripeEvent)
+from db.models import (
+    Account,
+    Allocation,
+    Dispute,
+    Email,
+    FailedJob,
+    Invoice,
+    Payment,
+    PaymentEvent,
+    PaymentMethod,
+    Refund,
+    StripeEvent,
+)
 from tasks.domain.states import PaymentStatus
 
 # A screenful that still renders in milliseconds.
@@ -29,14 +40,27 @@ class Page:
         return max((self.total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
 
 
-def list_failed_jobs(session: Session, *, queue: str = "", actor: str = "", status: str = "",
-                     page: int = 1) -> Page:
+def list_failed_jobs(
+    session: Session, *, queue: str = "", actor: str = "", status: str = "", page: int = 1
+) -> Page:
     """Dead letters, newest first, filtered by exact queue, actor and status when given."""
-    where = [c for c, v in ((FailedJob.queue == queue, queue), (FailedJob.actor == actor, actor),
-                            (FailedJob.status == status, status)) if v]
+    where = [
+        c
+        for c, v in (
+            (FailedJob.queue == queue, queue),
+            (FailedJob.actor == actor, actor),
+            (FailedJob.status == status, status),
+        )
+        if v
+    ]
     total = session.scalar(select(func.count()).select_from(FailedJob).where(*where))
-    rows = session.scalars(select(FailedJob).where(*where).order_by(FailedJob.failed_at.desc(), FailedJob.id.desc())
-                           .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
+    rows = session.scalars(
+        select(FailedJob)
+        .where(*where)
+        .order_by(FailedJob.failed_at.desc(), FailedJob.id.desc())
+        .offset((page - 1) * PAGE_SIZE)
+        .limit(PAGE_SIZE)
+    ).all()
     return Page(list(rows), page, total)
 
 
@@ -44,8 +68,15 @@ def find_failed_job(session: Session, job_id: int) -> FailedJob | None:
     return session.get(FailedJob, job_id)
 
 
-def list_payments(session: Session, now: datetime, *, status: str = "", account_number: str = "",
-                  older_than_seconds: int = 0, page: int = 1) -> Page:
+def list_payments(
+    session: Session,
+    now: datetime,
+    *,
+    status: str = "",
+    account_number: str = "",
+    older_than_seconds: int = 0,
+    page: int = 1,
+) -> Page:
     """Payments with their account, newest first; age is time since creation."""
     where = []
     if status:
@@ -56,7 +87,9 @@ def list_payments(session: Session, now: datetime, *, status: str = "", account_
         where.append(Payment.created_at < now - timedelta(seconds=older_than_seconds))
     base = select(Payment, Account).join(Account, Account.id == Payment.account_id).where(*where)
     total = session.scalar(select(func.count()).select_from(base.subquery()))
-    rows = session.execute(base.order_by(Payment.id.desc()).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)).all()
+    rows = session.execute(
+        base.order_by(Payment.id.desc()).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
+    ).all()
     return Page([tuple(r) for r in rows], page, total)
 
 
@@ -75,21 +108,35 @@ class PaymentDetail:
 def find_payment_detail(session: Session, payment_id: int) -> PaymentDetail | None:
     """A payment with everything that hangs off it, the timeline oldest first."""
     found = session.execute(
-        select(Payment, Account, PaymentMethod).join(Account, Account.id == Payment.account_id)
-        .join(PaymentMethod, PaymentMethod.id == Payment.payment_method_id).where(Payment.id == payment_id)).first()
+        select(Payment, Account, PaymentMethod)
+        .join(Account, Account.id == Payment.account_id)
+        .join(PaymentMethod, PaymentMethod.id == Payment.payment_method_id)
+        .where(Payment.id == payment_id)
+    ).first()
     if found is None:
         return None
     payment, account, method = found
-    allocations = session.execute(select(Allocation, Invoice).join(Invoice, Invoice.id == Allocation.invoice_id)
-                                  .where(Allocation.payment_id == payment_id).order_by(Allocation.id)).all()
+    allocations = session.execute(
+        select(Allocation, Invoice)
+        .join(Invoice, Invoice.id == Allocation.invoice_id)
+        .where(Allocation.payment_id == payment_id)
+        .order_by(Allocation.id)
+    ).all()
     return PaymentDetail(
-        payment=payment, account=account, method=method,
+        payment=payment,
+        account=account,
+        method=method,
         allocations=[tuple(r) for r in allocations],
         refunds=_children(session, Refund, payment_id),
         disputes=_children(session, Dispute, payment_id),
         emails=_children(session, Email, payment_id),
-        events=list(session.scalars(select(PaymentEvent).where(PaymentEvent.payment_id == payment_id)
-                                    .order_by(PaymentEvent.at, PaymentEvent.id))),
+        events=list(
+            session.scalars(
+                select(PaymentEvent)
+                .where(PaymentEvent.payment_id == payment_id)
+                .order_by(PaymentEvent.at, PaymentEvent.id)
+            )
+        ),
     )
 
 
@@ -99,39 +146,60 @@ def _children(session: Session, model, payment_id: int) -> list:
 
 def count_failed_jobs(session: Session) -> list[Row]:
     """(queue, status, count) of failed jobs."""
-    return list(session.execute(select(FailedJob.queue, FailedJob.status, func.count())
-                                .group_by(FailedJob.queue, FailedJob.status)).all())
+    return list(
+        session.execute(
+            select(FailedJob.queue, FailedJob.status, func.count()).group_by(
+                FailedJob.queue, FailedJob.status
+            )
+        ).all()
+    )
 
 
 def count_payments(session: Session) -> list[Row]:
     """(status, count, oldest updated_at) of payments."""
-    return list(session.execute(
-        select(Payment.status, func.count(), func.min(Payment.updated_at)).group_by(Payment.status)))
+    return list(
+        session.execute(
+            select(Payment.status, func.count(), func.min(Payment.updated_at)).group_by(Payment.status)
+        )
+    )
 
 
 def count_scheduled_before(session: Session, day: date) -> Row:
     """(count, earliest scheduled_for) of scheduled payments due before this day."""
     return session.execute(
-        select(func.count(), func.min(Payment.scheduled_for))
-        .where(Payment.status == PaymentStatus.SCHEDULED, Payment.scheduled_for < day)).one()
+        select(func.count(), func.min(Payment.scheduled_for)).where(
+            Payment.status == PaymentStatus.SCHEDULED, Payment.scheduled_for < day
+        )
+    ).one()
 
 
 def count_events(session: Session, late: datetime) -> list[Row]:
     """(status, count, count received before late, oldest received_at) of Stripe events."""
-    return list(session.execute(
-        select(StripeEvent.status, func.count(), func.count().filter(StripeEvent.received_at < late),
-               func.min(StripeEvent.received_at)).group_by(StripeEvent.status)))
+    return list(
+        session.execute(
+            select(
+                StripeEvent.status,
+                func.count(),
+                func.count().filter(StripeEvent.received_at < late),
+                func.min(StripeEvent.received_at),
+            ).group_by(StripeEvent.status)
+        )
+    )
 
 
 def count_emails(session: Session, statuses: Sequence[str]) -> list[Row]:
     """(status, count, oldest created_at) of emails in these statuses."""
-    return list(session.execute(
-        select(Email.status, func.count(), func.min(Email.created_at))
-        .where(Email.status.in_(statuses)).group_by(Email.status)))
+    return list(
+        session.execute(
+            select(Email.status, func.count(), func.min(Email.created_at))
+            .where(Email.status.in_(statuses))
+            .group_by(Email.status)
+        )
+    )
 
 
 def count_stale_accounts(session: Session, since: datetime) -> Row:
     """(count, oldest mark) of accounts flagged stale before since."""
     return session.execute(
-        select(func.count(), func.min(Account.balance_stale_since))
-        .where(Account.balance_stale_since < since)).one()
+        select(func.count(), func.min(Account.balance_stale_since)).where(Account.balance_stale_since < since)
+    ).one()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy import BigInteger, Row, any_, bindparam, case, func, literal, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, insert
@@ -22,10 +23,20 @@ _INSERT_EMAIL = (
 # An email lists what the payment paid each invoice, so its lines add up to the payment whatever was
 # refunded since; reversed_minor is how much of that a refund or dispute has taken back from the invoice.
 _EMAIL_LINES_OF = (
-    select(_ALLOCATIONS.c.payment_id, _INVOICES.c.number, _INVOICES.c.site_name,
-           _ALLOCATIONS.c.paid_minor.label("amount_minor"), _ALLOCATIONS.c.discount_minor,
-           case(*[(_ALLOCATIONS.c.state == state, rule(_ALLOCATIONS.c.paid_minor, _ALLOCATIONS.c.amount_minor))
-                  for state, rule in TAKEN_BACK.items()], else_=0).label("reversed_minor"))
+    select(
+        _ALLOCATIONS.c.payment_id,
+        _INVOICES.c.number,
+        _INVOICES.c.site_name,
+        _ALLOCATIONS.c.paid_minor.label("amount_minor"),
+        _ALLOCATIONS.c.discount_minor,
+        case(
+            *[
+                (_ALLOCATIONS.c.state == state, rule(_ALLOCATIONS.c.paid_minor, _ALLOCATIONS.c.amount_minor))
+                for state, rule in TAKEN_BACK.items()
+            ],
+            else_=0,
+        ).label("reversed_minor"),
+    )
     .join(_ALLOCATIONS, _ALLOCATIONS.c.invoice_id == _INVOICES.c.id)
     .where(_ALLOCATIONS.c.payment_id == any_(bindparam("ids", type_=_IDS)))
     .order_by(_ALLOCATIONS.c.payment_id, _INVOICES.c.due_on, _INVOICES.c.number)
@@ -40,12 +51,32 @@ _ADD_EMAILS = text(
 )
 
 
-def add_email(session: Session, *, kind: str, recipient: str, context: dict[str, Any], dedupe_key: str,
-              seller_id: int, account_id: int | None = None, payment_id: int | None = None) -> int | None:
+def add_email(
+    session: Session,
+    *,
+    kind: str,
+    recipient: str,
+    context: dict[str, Any],
+    dedupe_key: str,
+    seller_id: int,
+    account_id: int | None = None,
+    payment_id: int | None = None,
+) -> int | None:
     """Queue an outbox row; return its id, or None when one with this dedupe key exists."""
-    return session.connection().scalar(_INSERT_EMAIL, dict(
-        kind=kind, recipient=recipient, context=context, dedupe_key=dedupe_key, seller_id=seller_id,
-        account_id=account_id, payment_id=payment_id, status="queued", attempts=0))
+    return session.connection().scalar(
+        _INSERT_EMAIL,
+        dict(
+            kind=kind,
+            recipient=recipient,
+            context=context,
+            dedupe_key=dedupe_key,
+            seller_id=seller_id,
+            account_id=account_id,
+            payment_id=payment_id,
+            status="queued",
+            attempts=0,
+        ),
+    )
 
 
 def list_email_lines(session: Session, payment_id: int) -> list[Row]:
@@ -70,12 +101,18 @@ def add_emails(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
 def lock_due_emails(session: Session, now: datetime, grace: timedelta, limit: int) -> list[Row]:
     """(id, attempts) of queued rows past max(attempts, 1) grace periods, oldest first, locked; rows others hold
     are passed over."""
-    return list(session.execute(
-        select(Email.id, Email.attempts)
-        .where(Email.status == EmailStatus.QUEUED,
-               Email.created_at < literal(now) - func.greatest(Email.attempts, 1) * literal(grace))
-        .order_by(Email.id).limit(limit).with_for_update(skip_locked=True)
-    ).all())
+    return list(
+        session.execute(
+            select(Email.id, Email.attempts)
+            .where(
+                Email.status == EmailStatus.QUEUED,
+                Email.created_at < literal(now) - func.greatest(Email.attempts, 1) * literal(grace),
+            )
+            .order_by(Email.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+    )
 
 
 def lock_email(session: Session, email_id: int) -> Email | None:
@@ -88,7 +125,9 @@ def lock_email(session: Session, email_id: int) -> Email | None:
 def lock_email_if_free(session: Session, email_id: int) -> Email | None:
     """lock_email, or None also when another transaction holds the row."""
     return session.scalar(
-        select(Email).where(Email.id == email_id).with_for_update(skip_locked=True)
+        select(Email)
+        .where(Email.id == email_id)
+        .with_for_update(skip_locked=True)
         .execution_options(populate_existing=True)
     )
 

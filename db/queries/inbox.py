@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy import Row, select, text, update
 from sqlalchemy.dialects.postgresql import insert
@@ -65,18 +66,29 @@ def lock_waiting_events(session: Session, event_id: str, others: int) -> list[Ro
 def mark_events(session: Session, outcomes: Sequence[tuple[str, str, str | None]], now: datetime) -> None:
     """Record how processing ended for each (event id, status, note), counting the attempt; one statement."""
     ids, statuses, notes = zip(*outcomes)
-    session.connection().execute(_MARK_EVENTS, {"ids": list(ids), "statuses": list(statuses), "notes": list(notes),
-                                                "now": now})
+    session.connection().execute(
+        _MARK_EVENTS, {"ids": list(ids), "statuses": list(statuses), "notes": list(notes), "now": now}
+    )
 
 
 def insert_event(session: Session, event: dict[str, Any], now: datetime) -> bool:
     """Store an event fetched from Stripe (the reconciler's path); True if it was new."""
     created = event.get("created")
-    statement = insert(StripeEvent).values(
-        id=event["id"], type=event["type"], livemode=bool(event.get("livemode")), payload=event,
-        stripe_created_at=datetime.fromtimestamp(created, now.tzinfo) if created else None,
-        received_at=now, status=EventStatus.RECEIVED, attempts=0,
-    ).on_conflict_do_nothing(index_elements=[StripeEvent.id]).returning(StripeEvent.id)
+    statement = (
+        insert(StripeEvent)
+        .values(
+            id=event["id"],
+            type=event["type"],
+            livemode=bool(event.get("livemode")),
+            payload=event,
+            stripe_created_at=datetime.fromtimestamp(created, now.tzinfo) if created else None,
+            received_at=now,
+            status=EventStatus.RECEIVED,
+            attempts=0,
+        )
+        .on_conflict_do_nothing(index_elements=[StripeEvent.id])
+        .returning(StripeEvent.id)
+    )
     return session.scalar(statement) is not None
 
 
@@ -85,17 +97,20 @@ def mark_event_failed(session: Session, event_id: str, error: str, final: bool) 
     values: dict[str, Any] = {"attempts": StripeEvent.attempts + 1, "error": error[:4000]}
     if final:
         values["status"] = EventStatus.FAILED
-    session.execute(update(StripeEvent).where(StripeEvent.id == event_id,
-                                              StripeEvent.status.in_([EventStatus.RECEIVED, EventStatus.FAILED]))
-                    .values(**values))
+    session.execute(
+        update(StripeEvent)
+        .where(StripeEvent.id == event_id, StripeEvent.status.in_([EventStatus.RECEIVED, EventStatus.FAILED]))
+        .values(**values)
+    )
 
 
 def list_due_received_events(session: Session, now: datetime, grace: timedelta, limit: int) -> list[str]:
     """Ids of events still `received` past the grace period, oldest first."""
     statement = (
-        select(StripeEvent.id).where(StripeEvent.status == EventStatus.RECEIVED,
-                                     StripeEvent.received_at < now - grace)
-        .order_by(StripeEvent.received_at).limit(limit)
+        select(StripeEvent.id)
+        .where(StripeEvent.status == EventStatus.RECEIVED, StripeEvent.received_at < now - grace)
+        .order_by(StripeEvent.received_at)
+        .limit(limit)
     )
     return list(session.scalars(statement))
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import BigInteger, Row, any_, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -13,8 +14,12 @@ from db.queries._batch import _json
 from tasks.domain.invoices import HOLDING_STATE, PAYABLE_FLAGS, SETTLING_STATE
 from tasks.domain.states import AllocationState, CreditState
 
-_PAYMENTS, _INVOICES, _ALLOCATIONS, _CREDITS = (Payment.__table__, Invoice.__table__, Allocation.__table__,
-                                                 Credit.__table__)
+_PAYMENTS, _INVOICES, _ALLOCATIONS, _CREDITS = (
+    Payment.__table__,
+    Invoice.__table__,
+    Allocation.__table__,
+    Credit.__table__,
+)
 _IDS = ARRAY(BigInteger)
 
 # The statements of the payment and webhook hot paths are built once, with their values bound at
@@ -26,30 +31,46 @@ _LOCK_PAYMENT_INVOICES = (
     select(_INVOICES.c.id, _INVOICES.c.number, _INVOICES.c.voided)
     .join(_ALLOCATIONS, _ALLOCATIONS.c.invoice_id == _INVOICES.c.id)
     .where(_ALLOCATIONS.c.payment_id == bindparam("payment_id"))
-    .order_by(_INVOICES.c.id).with_for_update(of=_INVOICES)
+    .order_by(_INVOICES.c.id)
+    .with_for_update(of=_INVOICES)
 )
 _MOVE_ALLOCATIONS = (
-    update(_ALLOCATIONS).where(_ALLOCATIONS.c.payment_id == bindparam("_payment_id"),
-                               _ALLOCATIONS.c.state == bindparam("_from")).values(state=bindparam("_to"))
+    update(_ALLOCATIONS)
+    .where(_ALLOCATIONS.c.payment_id == bindparam("_payment_id"), _ALLOCATIONS.c.state == bindparam("_from"))
+    .values(state=bindparam("_to"))
 )
 _MOVE_CREDITS = (
-    update(_CREDITS).where(_CREDITS.c.payment_id == bindparam("_payment_id"), _CREDITS.c.state == bindparam("_from"))
+    update(_CREDITS)
+    .where(_CREDITS.c.payment_id == bindparam("_payment_id"), _CREDITS.c.state == bindparam("_from"))
     .values(state=bindparam("_to"))
 )
 _INVOICES_WITH_CHILDREN = (
-    select(_INVOICES).where(or_(_INVOICES.c.id == any_(bindparam("ids", type_=_IDS)),
-                                _INVOICES.c.parent_id == any_(bindparam("ids", type_=_IDS))))
+    select(_INVOICES)
+    .where(
+        or_(
+            _INVOICES.c.id == any_(bindparam("ids", type_=_IDS)),
+            _INVOICES.c.parent_id == any_(bindparam("ids", type_=_IDS)),
+        )
+    )
     .order_by(_INVOICES.c.id)
 )
 _LOCK_INVOICES_WITH_CHILDREN = _INVOICES_WITH_CHILDREN.with_for_update()
 _STANDING = (
-    select(_ALLOCATIONS.c.invoice_id,
-           func.coalesce(func.sum(_ALLOCATIONS.c.amount_minor + _ALLOCATIONS.c.discount_minor)
-                         .filter(_ALLOCATIONS.c.state == SETTLING_STATE), 0),
-           func.max(_PAYMENTS.c.status).filter(_ALLOCATIONS.c.state == HOLDING_STATE))
+    select(
+        _ALLOCATIONS.c.invoice_id,
+        func.coalesce(
+            func.sum(_ALLOCATIONS.c.amount_minor + _ALLOCATIONS.c.discount_minor).filter(
+                _ALLOCATIONS.c.state == SETTLING_STATE
+            ),
+            0,
+        ),
+        func.max(_PAYMENTS.c.status).filter(_ALLOCATIONS.c.state == HOLDING_STATE),
+    )
     .join(_PAYMENTS, _PAYMENTS.c.id == _ALLOCATIONS.c.payment_id)
-    .where(_ALLOCATIONS.c.invoice_id == any_(bindparam("ids", type_=_IDS)),
-           _ALLOCATIONS.c.state.in_((SETTLING_STATE, HOLDING_STATE)))
+    .where(
+        _ALLOCATIONS.c.invoice_id == any_(bindparam("ids", type_=_IDS)),
+        _ALLOCATIONS.c.state.in_((SETTLING_STATE, HOLDING_STATE)),
+    )
     .group_by(_ALLOCATIONS.c.invoice_id)
 )
 _PAYABLE = [_INVOICES.c[name].is_(value) for name, value in PAYABLE_FLAGS.items()]
@@ -79,13 +100,19 @@ _SET_SLICES = {
 _APPLIED_OF = (
     select(_ALLOCATIONS.c.payment_id, _ALLOCATIONS.c.id, _INVOICES.c.due_on, _ALLOCATIONS.c.amount_minor)
     .join(_INVOICES, _INVOICES.c.id == _ALLOCATIONS.c.invoice_id)
-    .where(_ALLOCATIONS.c.payment_id == any_(bindparam("ids", type_=_IDS)), _ALLOCATIONS.c.state == AllocationState.APPLIED)
+    .where(
+        _ALLOCATIONS.c.payment_id == any_(bindparam("ids", type_=_IDS)),
+        _ALLOCATIONS.c.state == AllocationState.APPLIED,
+    )
     .order_by(_ALLOCATIONS.c.id)
 )
 _LOCK_AVAILABLE_CREDITS_OF = (
     select(_CREDITS.c.payment_id, _CREDITS.c.id, _CREDITS.c.amount_minor)
-    .where(_CREDITS.c.payment_id == any_(bindparam("ids", type_=_IDS)), _CREDITS.c.state == CreditState.AVAILABLE)
-    .order_by(_CREDITS.c.id).with_for_update()
+    .where(
+        _CREDITS.c.payment_id == any_(bindparam("ids", type_=_IDS)), _CREDITS.c.state == CreditState.AVAILABLE
+    )
+    .order_by(_CREDITS.c.id)
+    .with_for_update()
 )
 
 
@@ -94,8 +121,11 @@ def lock_invoices(session: Session, invoice_ids: Sequence[int]) -> list[Invoice]
     if not invoice_ids:
         return []
     statement = (
-        select(Invoice).where(Invoice.id.in_(sorted(set(invoice_ids)))).order_by(Invoice.id)
-        .with_for_update().execution_options(populate_existing=True)
+        select(Invoice)
+        .where(Invoice.id.in_(sorted(set(invoice_ids))))
+        .order_by(Invoice.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
     return list(session.scalars(statement))
 
@@ -134,33 +164,42 @@ def list_standing(session: Session, invoice_ids: Sequence[int]) -> dict[int, tup
 def list_payable_invoices(session: Session, account_id: int) -> list[Invoice]:
     """Visible, unvoided invoices of the account that are not parents of other invoices."""
     parent = select(Invoice.parent_id).where(Invoice.parent_id.is_not(None), Invoice.account_id == account_id)
-    return list(session.scalars(
-        select(Invoice).where(Invoice.account_id == account_id, *_PAYABLE, Invoice.id.not_in(parent))
-        .order_by(Invoice.id)
-    ))
+    return list(
+        session.scalars(
+            select(Invoice)
+            .where(Invoice.account_id == account_id, *_PAYABLE, Invoice.id.not_in(parent))
+            .order_by(Invoice.id)
+        )
+    )
 
 
 def list_allocation_lines(session: Session, payment_id: int) -> list[tuple[int, str, int, int]]:
     """(invoice id, invoice number, amount, discount) of each allocation of the payment, in allocation order."""
-    return [tuple(row) for row in session.execute(
-        select(Allocation.invoice_id, Invoice.number, Allocation.amount_minor, Allocation.discount_minor)
-        .join(Invoice, Invoice.id == Allocation.invoice_id).where(Allocation.payment_id == payment_id)
-        .order_by(Allocation.id)
-    )]
+    return [
+        tuple(row)
+        for row in session.execute(
+            select(Allocation.invoice_id, Invoice.number, Allocation.amount_minor, Allocation.discount_minor)
+            .join(Invoice, Invoice.id == Allocation.invoice_id)
+            .where(Allocation.payment_id == payment_id)
+            .order_by(Allocation.id)
+        )
+    ]
 
 
 def move_allocations(session: Session, payment_id: int, from_state: str, to_state: str) -> int:
     """Move this payment's allocations between states; return how many moved."""
     # On the session's connection: a plain UPDATE, without the ORM's bulk-update bookkeeping.
-    result = session.connection().execute(_MOVE_ALLOCATIONS,
-                                          {"_payment_id": payment_id, "_from": from_state, "_to": to_state})
+    result = session.connection().execute(
+        _MOVE_ALLOCATIONS, {"_payment_id": payment_id, "_from": from_state, "_to": to_state}
+    )
     return result.rowcount
 
 
 def move_credits(session: Session, payment_id: int, from_state: str, to_state: str) -> int:
     """Move this payment's unapplied credit between states; return how many rows moved."""
-    result = session.connection().execute(_MOVE_CREDITS,
-                                          {"_payment_id": payment_id, "_from": from_state, "_to": to_state})
+    result = session.connection().execute(
+        _MOVE_CREDITS, {"_payment_id": payment_id, "_from": from_state, "_to": to_state}
+    )
     return result.rowcount
 
 
@@ -189,7 +228,9 @@ def update_credits(session: Session, changes: dict[int, dict[str, Any]]) -> None
 
 
 def _set_slices(session: Session, table: str, changes: dict[int, dict[str, Any]]) -> None:
-    rows = [{**values, "id": row_id, "row": dict.fromkeys(values, True)} for row_id, values in changes.items()]
+    rows = [
+        {**values, "id": row_id, "row": dict.fromkeys(values, True)} for row_id, values in changes.items()
+    ]
     session.connection().execute(_SET_SLICES[table], {"changes": _json(rows), "ids": list(changes)})
 
 
@@ -212,15 +253,24 @@ def lock_available_credits_of(session: Session, payment_ids: Sequence[int]) -> d
 
 def sum_available_credit(session: Session, account_id: int, currency: str) -> int:
     """The account's available credit in this currency, in minor units."""
-    return session.scalar(select(func.coalesce(func.sum(Credit.amount_minor), 0)).where(
-        Credit.account_id == account_id, Credit.currency == currency, Credit.state == CreditState.AVAILABLE))
+    return session.scalar(
+        select(func.coalesce(func.sum(Credit.amount_minor), 0)).where(
+            Credit.account_id == account_id,
+            Credit.currency == currency,
+            Credit.state == CreditState.AVAILABLE,
+        )
+    )
 
 
 def list_visible_invoices(session: Session, account_id: int) -> list[Invoice]:
     """The account's customer-visible invoices, due date first."""
-    return list(session.scalars(
-        select(Invoice).where(Invoice.account_id == account_id, Invoice.customer_visible.is_(True))
-        .order_by(Invoice.due_on, Invoice.number)))
+    return list(
+        session.scalars(
+            select(Invoice)
+            .where(Invoice.account_id == account_id, Invoice.customer_visible.is_(True))
+            .order_by(Invoice.due_on, Invoice.number)
+        )
+    )
 
 
 def insert_credit(session: Session, **values: Any) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Sequence
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -16,17 +16,22 @@ def lock_method_by_stripe_id(session: Session, stripe_payment_method_id: str | N
     if not stripe_payment_method_id:
         return None
     return session.scalar(
-        select(PaymentMethod).where(PaymentMethod.stripe_payment_method_id == stripe_payment_method_id)
-        .with_for_update().execution_options(populate_existing=True)
+        select(PaymentMethod)
+        .where(PaymentMethod.stripe_payment_method_id == stripe_payment_method_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
 
 
-def lock_method_for_setup_intent(session: Session, setup_intent_id: str, stripe_payment_method_id: str | None
-                                 ) -> PaymentMethod | None:
+def lock_method_for_setup_intent(
+    session: Session, setup_intent_id: str, stripe_payment_method_id: str | None
+) -> PaymentMethod | None:
     """The method a SetupIntent set up: by SetupIntent id, else by its PaymentMethod id; locked."""
     found = session.scalar(
-        select(PaymentMethod).where(PaymentMethod.stripe_setup_intent_id == setup_intent_id)
-        .with_for_update().execution_options(populate_existing=True)
+        select(PaymentMethod)
+        .where(PaymentMethod.stripe_setup_intent_id == setup_intent_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
     return found if found is not None else lock_method_by_stripe_id(session, stripe_payment_method_id)
 
@@ -37,19 +42,30 @@ def find_method(session: Session, method_id: int) -> PaymentMethod | None:
 
 def lock_method(session: Session, method_id: int) -> PaymentMethod | None:
     """The method locked FOR UPDATE and freshly loaded."""
-    return session.scalar(select(PaymentMethod).where(PaymentMethod.id == method_id).with_for_update()
-                          .execution_options(populate_existing=True))
+    return session.scalar(
+        select(PaymentMethod)
+        .where(PaymentMethod.id == method_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
 
 
 def lock_due_unsynced_methods(session: Session, now: datetime, grace: timedelta, limit: int) -> list[int]:
     """Ids of pending methods never synced with Stripe (no SetupIntent) and untouched for longer than grace,
     locked; ones others hold are passed over."""
-    return list(session.scalars(
-        select(PaymentMethod.id)
-        .where(PaymentMethod.status == MethodStatus.VERIFICATION_PENDING, PaymentMethod.stripe_setup_intent_id.is_(None),
-               PaymentMethod.updated_at < now - grace)
-        .order_by(PaymentMethod.id).limit(limit).with_for_update(skip_locked=True)
-    ))
+    return list(
+        session.scalars(
+            select(PaymentMethod.id)
+            .where(
+                PaymentMethod.status == MethodStatus.VERIFICATION_PENDING,
+                PaymentMethod.stripe_setup_intent_id.is_(None),
+                PaymentMethod.updated_at < now - grace,
+            )
+            .order_by(PaymentMethod.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
 
 
 def mark_methods_touched(session: Session, method_ids: Sequence[int], now: datetime) -> None:
@@ -58,14 +74,20 @@ def mark_methods_touched(session: Session, method_ids: Sequence[int], now: datet
 
 
 def find_method_by_stripe_id(session: Session, stripe_payment_method_id: str) -> PaymentMethod | None:
-    return session.scalar(select(PaymentMethod).where(PaymentMethod.stripe_payment_method_id == stripe_payment_method_id))
+    return session.scalar(
+        select(PaymentMethod).where(PaymentMethod.stripe_payment_method_id == stripe_payment_method_id)
+    )
 
 
 def list_methods_not_removed(session: Session, account_id: int) -> list[PaymentMethod]:
     """The account's methods that were not removed, the default first."""
-    return list(session.scalars(select(PaymentMethod).where(PaymentMethod.account_id == account_id,
-                                                            PaymentMethod.status != MethodStatus.REMOVED)
-                                .order_by(PaymentMethod.is_default.desc(), PaymentMethod.id)))
+    return list(
+        session.scalars(
+            select(PaymentMethod)
+            .where(PaymentMethod.account_id == account_id, PaymentMethod.status != MethodStatus.REMOVED)
+            .order_by(PaymentMethod.is_default.desc(), PaymentMethod.id)
+        )
+    )
 
 
 def insert_method(session: Session, method: PaymentMethod) -> None:
@@ -76,12 +98,24 @@ def insert_method(session: Session, method: PaymentMethod) -> None:
 
 def mark_others_not_default(session: Session, account_id: int, method_id: int) -> None:
     """Clear the default flag of the account's other methods (loaded ones included)."""
-    session.execute(update(PaymentMethod)
-                    .where(PaymentMethod.account_id == account_id, PaymentMethod.is_default, PaymentMethod.id != method_id)
-                    .values(is_default=False).execution_options(synchronize_session="fetch"))
+    session.execute(
+        update(PaymentMethod)
+        .where(
+            PaymentMethod.account_id == account_id, PaymentMethod.is_default, PaymentMethod.id != method_id
+        )
+        .values(is_default=False)
+        .execution_options(synchronize_session="fetch")
+    )
 
 
 def count_other_methods(session: Session, account_id: int, method_id: int, statuses: Sequence[str]) -> int:
     """How many of the account's methods besides this one are in these statuses."""
-    return session.scalar(select(func.count()).select_from(PaymentMethod).where(
-        PaymentMethod.account_id == account_id, PaymentMethod.id != method_id, PaymentMethod.status.in_(statuses)))
+    return session.scalar(
+        select(func.count())
+        .select_from(PaymentMethod)
+        .where(
+            PaymentMethod.account_id == account_id,
+            PaymentMethod.id != method_id,
+            PaymentMethod.status.in_(statuses),
+        )
+    )

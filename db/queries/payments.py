@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from functools import lru_cache
 from types import SimpleNamespace
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy import (
-    BigInteger, Row, Text, and_, any_, bindparam, func, literal, null, or_, select, text, true, update,
+    BigInteger,
+    Row,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    text,
+    true,
+    update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import Session
@@ -18,7 +32,7 @@ from db.models import Account, Allocation, Dispute, Payment, PaymentEvent, Payme
 from db.queries import RowMissing
 from db.queries._batch import _json
 from db.queries._views import _view
-from tasks.domain.states import AllocationState, PaymentStatus, REFUND_FINAL, REFUND_WAITING
+from tasks.domain.states import REFUND_FINAL, REFUND_WAITING, AllocationState, PaymentStatus
 
 # Writes nothing in the transaction reads back go to the tables directly: no ORM unit of work.
 _EVENTS = PaymentEvent.__table__
@@ -36,39 +50,66 @@ def _lock_payment_by(column: str):
     return (
         select(Payment, PaymentMethod, Account, Seller)
         .join(PaymentMethod, PaymentMethod.id == Payment.payment_method_id)
-        .join(Account, Account.id == Payment.account_id).join(Seller, Seller.id == Account.seller_id)
-        .where(getattr(Payment, column) == bindparam("value")).with_for_update(of=Payment)
+        .join(Account, Account.id == Payment.account_id)
+        .join(Seller, Seller.id == Account.seller_id)
+        .where(getattr(Payment, column) == bindparam("value"))
+        .with_for_update(of=Payment)
         .execution_options(populate_existing=True)
     )
 
 
-_LOCK_PAYMENT_BY = {column: _lock_payment_by(column)
-                    for column in ("id", "stripe_payment_intent_id", "stripe_charge_id")}
+_LOCK_PAYMENT_BY = {
+    column: _lock_payment_by(column) for column in ("id", "stripe_payment_intent_id", "stripe_charge_id")
+}
 _UPDATE_PAYMENT = update(_PAYMENTS).where(_PAYMENTS.c.id == bindparam("_id"))
 _LOCK_TO_CHARGE = (
-    select(_PAYMENTS.c.id, _PAYMENTS.c.status, _PAYMENTS.c.attempt, _PAYMENTS.c.first_attempt_at,
-           _PAYMENTS.c.needs_review, _PAYMENTS.c.amount_minor, _PAYMENTS.c.currency, _PAYMENTS.c.account_id, _PAYMENTS.c.scheduled_for,
-           _METHODS.c.status.label("method_status"), _METHODS.c.kind.label("method_kind"),
-           _METHODS.c.stripe_payment_method_id, _METHODS.c.mandate_accepted_at, _METHODS.c.mandate_ip,
-           _METHODS.c.mandate_user_agent, _ACCOUNTS.c.stripe_customer_id, _ACCOUNTS.c.billing_email,
-           _ACCOUNTS.c.name)
+    select(
+        _PAYMENTS.c.id,
+        _PAYMENTS.c.status,
+        _PAYMENTS.c.attempt,
+        _PAYMENTS.c.first_attempt_at,
+        _PAYMENTS.c.needs_review,
+        _PAYMENTS.c.amount_minor,
+        _PAYMENTS.c.currency,
+        _PAYMENTS.c.account_id,
+        _PAYMENTS.c.scheduled_for,
+        _METHODS.c.status.label("method_status"),
+        _METHODS.c.kind.label("method_kind"),
+        _METHODS.c.stripe_payment_method_id,
+        _METHODS.c.mandate_accepted_at,
+        _METHODS.c.mandate_ip,
+        _METHODS.c.mandate_user_agent,
+        _ACCOUNTS.c.stripe_customer_id,
+        _ACCOUNTS.c.billing_email,
+        _ACCOUNTS.c.name,
+    )
     .join(_METHODS, _METHODS.c.id == _PAYMENTS.c.payment_method_id)
     .join(_ACCOUNTS, _ACCOUNTS.c.id == _PAYMENTS.c.account_id)
-    .where(_PAYMENTS.c.id == bindparam("payment_id")).with_for_update(of=_PAYMENTS)
+    .where(_PAYMENTS.c.id == bindparam("payment_id"))
+    .with_for_update(of=_PAYMENTS)
 )
 _INSERT_EVENT = _EVENTS.insert()
-_PAYMENT_ID_BY_KEY = select(_PAYMENTS.c.id).where(_PAYMENTS.c.account_id == bindparam("account_id"),
-                                                   _PAYMENTS.c.idempotency_key == bindparam("key"))
+_PAYMENT_ID_BY_KEY = select(_PAYMENTS.c.id).where(
+    _PAYMENTS.c.account_id == bindparam("account_id"), _PAYMENTS.c.idempotency_key == bindparam("key")
+)
 _PARTIES = {"method": _METHODS, "account": _ACCOUNTS, "seller": _SELLERS}
 _LOCK_PAYMENT_VIEWS = (
-    select(_PAYMENTS, *[column.label(f"{name}__{column.name}") for name, table in _PARTIES.items()
-                        for column in table.c])
+    select(
+        _PAYMENTS,
+        *[column.label(f"{name}__{column.name}") for name, table in _PARTIES.items() for column in table.c],
+    )
     .join(_METHODS, _METHODS.c.id == _PAYMENTS.c.payment_method_id)
-    .join(_ACCOUNTS, _ACCOUNTS.c.id == _PAYMENTS.c.account_id).join(_SELLERS, _SELLERS.c.id == _ACCOUNTS.c.seller_id)
-    .where(or_(_PAYMENTS.c.stripe_charge_id == any_(bindparam("charges", type_=ARRAY(Text))),
-               _PAYMENTS.c.stripe_payment_intent_id == any_(bindparam("intents", type_=ARRAY(Text))),
-               _PAYMENTS.c.id == any_(bindparam("ids", type_=_IDS))))
-    .order_by(_PAYMENTS.c.id).with_for_update(of=_PAYMENTS)
+    .join(_ACCOUNTS, _ACCOUNTS.c.id == _PAYMENTS.c.account_id)
+    .join(_SELLERS, _SELLERS.c.id == _ACCOUNTS.c.seller_id)
+    .where(
+        or_(
+            _PAYMENTS.c.stripe_charge_id == any_(bindparam("charges", type_=ARRAY(Text))),
+            _PAYMENTS.c.stripe_payment_intent_id == any_(bindparam("intents", type_=ARRAY(Text))),
+            _PAYMENTS.c.id == any_(bindparam("ids", type_=_IDS)),
+        )
+    )
+    .order_by(_PAYMENTS.c.id)
+    .with_for_update(of=_PAYMENTS)
 )
 
 
@@ -77,15 +118,27 @@ _LOCK_PAYMENT_VIEWS = (
 # jsonb_to_recordset (one C-serialised parameter instead of an array per column dumped in Python).
 # A column missing from a payment's row is left as it is. The ids go in once more as an array: the
 # planner cannot see into the JSON and would join a whole table to it instead of using its index.
-_BATCH_TYPES = {"status": "text", "updated_at": "timestamptz", "finished_at": "timestamptz",
-                "stripe_payment_intent_id": "text", "stripe_charge_id": "text", "failure_code": "text",
-                "failure_message": "text", "refunded_minor": "bigint", "attempt": "integer",
-                "stripe_idempotency_key": "text", "first_attempt_at": "timestamptz", "last_attempt_at": "timestamptz",
-                "needs_review": "boolean"}
+_BATCH_TYPES = {
+    "status": "text",
+    "updated_at": "timestamptz",
+    "finished_at": "timestamptz",
+    "stripe_payment_intent_id": "text",
+    "stripe_charge_id": "text",
+    "failure_code": "text",
+    "failure_message": "text",
+    "refunded_minor": "bigint",
+    "attempt": "integer",
+    "stripe_idempotency_key": "text",
+    "first_attempt_at": "timestamptz",
+    "last_attempt_at": "timestamptz",
+    "needs_review": "boolean",
+}
 BATCH_COLUMNS = frozenset(_BATCH_TYPES)
 _MOVE_PAYMENTS = text(
     "WITH changed AS (UPDATE payments SET "
-    + ", ".join(f"{name} = CASE WHEN c.row ? '{name}' THEN c.{name} ELSE payments.{name} END" for name in _BATCH_TYPES)
+    + ", ".join(
+        f"{name} = CASE WHEN c.row ? '{name}' THEN c.{name} ELSE payments.{name} END" for name in _BATCH_TYPES
+    )
     + " FROM jsonb_to_recordset(CAST(:changes AS jsonb)) AS c (id bigint, row jsonb, "
     + ", ".join(f"{name} {kind}" for name, kind in _BATCH_TYPES.items())
     + ") WHERE payments.id = c.id AND payments.id = ANY(CAST(:ids AS bigint[])) RETURNING payments.id)"
@@ -152,16 +205,33 @@ def touch_payment_attempt(session: Session, payment_id: int, now: datetime) -> N
     session.connection().execute(_UPDATE_PAYMENT, {"_id": payment_id, "last_attempt_at": now})
 
 
-def move_payment(session: Session, payment_id: int, values: dict[str, Any], *, from_status: str, to_status: str,
-                 source: str, detail: dict[str, Any], at: datetime, expected: str | None = None) -> bool:
+def move_payment(
+    session: Session,
+    payment_id: int,
+    values: dict[str, Any],
+    *,
+    from_status: str,
+    to_status: str,
+    source: str,
+    detail: dict[str, Any],
+    at: datetime,
+    expected: str | None = None,
+) -> bool:
     """Set these payment columns and add the timeline line that records it, in one statement.
 
     With expected, only while the payment's status is still expected; returns whether it was set (the
     line is written only then).
     """
     parameters = {f"v_{name}": value for name, value in values.items()}
-    parameters.update(_id=payment_id, _status=expected, e_from=from_status, e_to=to_status, e_source=source,
-                      e_detail=detail, e_at=at)
+    parameters.update(
+        _id=payment_id,
+        _status=expected,
+        e_from=from_status,
+        e_to=to_status,
+        e_source=source,
+        e_detail=detail,
+        e_at=at,
+    )
     statement = _move_payment_statement(tuple(sorted(values)), expected is not None)
     return session.connection().execute(statement, parameters).rowcount == 1
 
@@ -173,15 +243,24 @@ def _move_payment_statement(columns: tuple[str, ...], guarded: bool):
     if guarded:
         condition.append(_PAYMENTS.c.status == bindparam("_status"))
     moved = (
-        update(_PAYMENTS).where(*condition).values({name: bindparam(f"v_{name}") for name in columns})
-        .returning(_PAYMENTS.c.id).cte("moved")
+        update(_PAYMENTS)
+        .where(*condition)
+        .values({name: bindparam(f"v_{name}") for name in columns})
+        .returning(_PAYMENTS.c.id)
+        .cte("moved")
     )
-    line = select(moved.c.id, bindparam("e_from", type_=_EVENTS.c.from_status.type),
-                  bindparam("e_to", type_=_EVENTS.c.to_status.type), true(),
-                  bindparam("e_source", type_=_EVENTS.c.source.type),
-                  bindparam("e_detail", type_=_EVENTS.c.detail.type), bindparam("e_at", type_=_EVENTS.c.at.type))
-    return insert(_EVENTS).from_select(["payment_id", "from_status", "to_status", "applied", "source", "detail", "at"],
-                                       line)
+    line = select(
+        moved.c.id,
+        bindparam("e_from", type_=_EVENTS.c.from_status.type),
+        bindparam("e_to", type_=_EVENTS.c.to_status.type),
+        true(),
+        bindparam("e_source", type_=_EVENTS.c.source.type),
+        bindparam("e_detail", type_=_EVENTS.c.detail.type),
+        bindparam("e_at", type_=_EVENTS.c.at.type),
+    )
+    return insert(_EVENTS).from_select(
+        ["payment_id", "from_status", "to_status", "applied", "source", "detail", "at"], line
+    )
 
 
 def find_payment_by_intent(session: Session, intent_id: str) -> Payment | None:
@@ -193,18 +272,40 @@ def lock_payment_to_charge(session: Session, payment_id: int) -> Row | None:
     return session.connection().execute(_LOCK_TO_CHARGE, {"payment_id": payment_id}).first()
 
 
-def add_payment_event(session: Session, payment: Payment, *, from_status: str | None, to_status: str, source: str,
-                      applied: bool = True, detail: dict[str, Any] | None = None, at: datetime | None = None) -> None:
+def add_payment_event(
+    session: Session,
+    payment: Payment,
+    *,
+    from_status: str | None,
+    to_status: str,
+    source: str,
+    applied: bool = True,
+    detail: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> None:
     """One line on the payment's timeline, inserted at once (nothing reads it back in the transaction)."""
-    values = dict(payment_id=payment.id, from_status=from_status, to_status=to_status, applied=applied,
-                  source=source, detail=detail or {})
+    values = dict(
+        payment_id=payment.id,
+        from_status=from_status,
+        to_status=to_status,
+        applied=applied,
+        source=source,
+        detail=detail or {},
+    )
     if at is not None:
         values["at"] = at
     session.connection().execute(_INSERT_EVENT, values)
 
 
-def insert_payment(session: Session, values: dict[str, Any], lines: Sequence[tuple[int, int, int]], *,
-                   source: str, detail: dict[str, Any], now: datetime) -> tuple[int, bool]:
+def insert_payment(
+    session: Session,
+    values: dict[str, Any],
+    lines: Sequence[tuple[int, int, int]],
+    *,
+    source: str,
+    detail: dict[str, Any],
+    now: datetime,
+) -> tuple[int, bool]:
     """Write a new payment, its reserved allocations ((invoice id, amount, discount) each) and its first
     timeline line, and mark the account's balance stale, in one statement.
 
@@ -212,9 +313,16 @@ def insert_payment(session: Session, values: dict[str, Any], lines: Sequence[tup
     """
     values = {"needs_review": False, **values}
     parameters = {f"p_{name}": value for name, value in values.items()}
-    parameters.update(invoice_ids=[line[0] for line in lines], amounts=[line[1] for line in lines],
-                      discounts=[line[2] for line in lines], e_to=values["status"], e_source=source, e_detail=detail,
-                      a_id=values["account_id"], a_now=now)
+    parameters.update(
+        invoice_ids=[line[0] for line in lines],
+        amounts=[line[1] for line in lines],
+        discounts=[line[2] for line in lines],
+        e_to=values["status"],
+        e_source=source,
+        e_detail=detail,
+        a_id=values["account_id"],
+        a_now=now,
+    )
     row = session.connection().execute(_insert_payment_statement(tuple(sorted(values))), parameters).one()
     return row[0], bool(row[1])
 
@@ -222,28 +330,56 @@ def insert_payment(session: Session, values: dict[str, Any], lines: Sequence[tup
 @lru_cache(maxsize=16)
 def _insert_payment_statement(columns: tuple[str, ...]):
     payment = (
-        insert(_PAYMENTS).values({name: bindparam(f"p_{name}", type_=_PAYMENTS.c[name].type) for name in columns})
-        .returning(_PAYMENTS.c.id).cte("new_payment")
+        insert(_PAYMENTS)
+        .values({name: bindparam(f"p_{name}", type_=_PAYMENTS.c[name].type) for name in columns})
+        .returning(_PAYMENTS.c.id)
+        .cte("new_payment")
     )
     lines = (
-        func.unnest(bindparam("invoice_ids", type_=_IDS), bindparam("amounts", type_=_IDS),
-                    bindparam("discounts", type_=_IDS))
-        .table_valued("invoice_id", "amount_minor", "discount_minor").render_derived(name="line")
+        func.unnest(
+            bindparam("invoice_ids", type_=_IDS),
+            bindparam("amounts", type_=_IDS),
+            bindparam("discounts", type_=_IDS),
+        )
+        .table_valued("invoice_id", "amount_minor", "discount_minor")
+        .render_derived(name="line")
     )
-    allocations = insert(_ALLOCATIONS).from_select(
-        ["payment_id", "invoice_id", "amount_minor", "paid_minor", "discount_minor", "state"],
-        select(payment.c.id, lines.c.invoice_id, lines.c.amount_minor, lines.c.amount_minor, lines.c.discount_minor,
-               literal(AllocationState.RESERVED.value))
-        .select_from(payment.join(lines, true())),
-    ).cte("new_allocations")
-    timeline = insert(_EVENTS).from_select(
-        ["payment_id", "from_status", "to_status", "applied", "source", "detail"],
-        select(payment.c.id, null(), bindparam("e_to", type_=_EVENTS.c.to_status.type), true(),
-               bindparam("e_source", type_=_EVENTS.c.source.type), bindparam("e_detail", type_=_EVENTS.c.detail.type)),
-    ).cte("new_line")
+    allocations = (
+        insert(_ALLOCATIONS)
+        .from_select(
+            ["payment_id", "invoice_id", "amount_minor", "paid_minor", "discount_minor", "state"],
+            select(
+                payment.c.id,
+                lines.c.invoice_id,
+                lines.c.amount_minor,
+                lines.c.amount_minor,
+                lines.c.discount_minor,
+                literal(AllocationState.RESERVED.value),
+            ).select_from(payment.join(lines, true())),
+        )
+        .cte("new_allocations")
+    )
+    timeline = (
+        insert(_EVENTS)
+        .from_select(
+            ["payment_id", "from_status", "to_status", "applied", "source", "detail"],
+            select(
+                payment.c.id,
+                null(),
+                bindparam("e_to", type_=_EVENTS.c.to_status.type),
+                true(),
+                bindparam("e_source", type_=_EVENTS.c.source.type),
+                bindparam("e_detail", type_=_EVENTS.c.detail.type),
+            ),
+        )
+        .cte("new_line")
+    )
     stale = (
-        update(_ACCOUNTS).where(_ACCOUNTS.c.id == bindparam("a_id"), _ACCOUNTS.c.balance_stale_since.is_(None))
-        .values(balance_stale_since=bindparam("a_now")).returning(_ACCOUNTS.c.id).cte("stale")
+        update(_ACCOUNTS)
+        .where(_ACCOUNTS.c.id == bindparam("a_id"), _ACCOUNTS.c.balance_stale_since.is_(None))
+        .values(balance_stale_since=bindparam("a_now"))
+        .returning(_ACCOUNTS.c.id)
+        .cte("stale")
     )
     # PostgreSQL runs every data-modifying WITH clause, referenced or not.
     marked = select(func.count()).select_from(stale).scalar_subquery()
@@ -252,52 +388,84 @@ def _insert_payment_statement(columns: tuple[str, ...]):
 
 def find_payment_by_key(session: Session, account_id: int, idempotency_key: str) -> Payment | None:
     """The account's payment made with this request key; the usual answer, none, costs no object loading."""
-    payment_id = session.connection().scalar(_PAYMENT_ID_BY_KEY, {"account_id": account_id, "key": idempotency_key})
+    payment_id = session.connection().scalar(
+        _PAYMENT_ID_BY_KEY, {"account_id": account_id, "key": idempotency_key}
+    )
     return session.get(Payment, payment_id) if payment_id is not None else None
 
 
-def lock_payment_views(session: Session, *, charge_ids: Sequence[str] = (), intent_ids: Sequence[str] = (),
-                       payment_ids: Sequence[int] = ()) -> list[SimpleNamespace]:
+def lock_payment_views(
+    session: Session,
+    *,
+    charge_ids: Sequence[str] = (),
+    intent_ids: Sequence[str] = (),
+    payment_ids: Sequence[int] = (),
+) -> list[SimpleNamespace]:
     """Payments with any of these charge ids, PaymentIntent ids or ids, locked in id order, as plain views.
 
     Each view has the payment's columns and .method, .account and .seller views of its parties:
     what a transition and its email read, without loading four mapped objects per payment.
     """
-    rows = session.connection().execute(_LOCK_PAYMENT_VIEWS, {"charges": list(charge_ids), "intents": list(intent_ids),
-                                                              "ids": list(payment_ids)})
+    rows = session.connection().execute(
+        _LOCK_PAYMENT_VIEWS,
+        {"charges": list(charge_ids), "intents": list(intent_ids), "ids": list(payment_ids)},
+    )
     return [_view(row, _PAYMENTS, _PARTIES) for row in rows.mappings()]
 
 
-def move_payments(session: Session, columns: dict[int, dict[str, Any]],
-                  lines: Sequence[tuple[int, str | None, str, bool, str, dict[str, Any]]], *, at: datetime) -> None:
+def move_payments(
+    session: Session,
+    columns: dict[int, dict[str, Any]],
+    lines: Sequence[tuple[int, str | None, str, bool, str, dict[str, Any]]],
+    *,
+    at: datetime,
+) -> None:
     """Set the payments' columns ({payment id: {column: value}}, BATCH_COLUMNS only) and add the timeline
     lines ((payment id, from, to, applied, source, detail) each), in one statement."""
     changes = [{**values, "id": pid, "row": dict.fromkeys(values, True)} for pid, values in columns.items()]
     keys = ("payment_id", "from_status", "to_status", "applied", "source", "detail")
-    session.connection().execute(_MOVE_PAYMENTS, {"changes": _json(changes), "ids": list(columns), "at": at,
-                                                  "lines": _json([dict(zip(keys, line)) for line in lines])})
+    session.connection().execute(
+        _MOVE_PAYMENTS,
+        {
+            "changes": _json(changes),
+            "ids": list(columns),
+            "at": at,
+            "lines": _json([dict(zip(keys, line)) for line in lines]),
+        },
+    )
 
 
-def list_due_unsettled_payments(session: Session, now: datetime, status: PaymentStatus, older_than: timedelta,
-                                limit: int) -> list[int]:
+def list_due_unsettled_payments(
+    session: Session, now: datetime, status: PaymentStatus, older_than: timedelta, limit: int
+) -> list[int]:
     """Ids of payments with a PaymentIntent held in this status longer than expected: never reconciled first,
     then least recently reconciled, then oldest update; so a payment Stripe keeps waiting on goes to the back."""
     statement = (
-        select(Payment.id).where(Payment.status == status, Payment.stripe_payment_intent_id.is_not(None),
-                              Payment.updated_at < now - older_than)
-        .order_by(Payment.reconciled_at.asc().nulls_first(), Payment.updated_at).limit(limit)
+        select(Payment.id)
+        .where(
+            Payment.status == status,
+            Payment.stripe_payment_intent_id.is_not(None),
+            Payment.updated_at < now - older_than,
+        )
+        .order_by(Payment.reconciled_at.asc().nulls_first(), Payment.updated_at)
+        .limit(limit)
     )
     return list(session.scalars(statement))
 
 
 def mark_reconciled(session: Session, payment_id: int, now: datetime) -> None:
     """Record that the reconciler asked Stripe about the payment, leaving updated_at as it is."""
-    session.execute(update(Payment).where(Payment.id == payment_id)
-                    .values(reconciled_at=now, updated_at=Payment.updated_at)
-                    .execution_options(synchronize_session=False))
+    session.execute(
+        update(Payment)
+        .where(Payment.id == payment_id)
+        .values(reconciled_at=now, updated_at=Payment.updated_at)
+        .execution_options(synchronize_session=False)
+    )
 
 
-def lock_payment_for_intent(session: Session, intent_id: str | None, payment_id: int | None) -> Payment | None:
+def lock_payment_for_intent(
+    session: Session, intent_id: str | None, payment_id: int | None
+) -> Payment | None:
     """The payment a PaymentIntent belongs to, by intent id or else by our id in its metadata, locked."""
     if intent_id:
         found = lock_payment_by(session, "stripe_payment_intent_id", intent_id)
@@ -308,8 +476,9 @@ def lock_payment_for_intent(session: Session, intent_id: str | None, payment_id:
     return lock_payment_by(session, "id", payment_id)
 
 
-def lock_payment_for_charge(session: Session, charge_id: str | None, intent_id: str | None,
-                            payment_id: int | None) -> Payment | None:
+def lock_payment_for_charge(
+    session: Session, charge_id: str | None, intent_id: str | None, payment_id: int | None
+) -> Payment | None:
     """The payment a charge belongs to: by charge id, then intent id, then metadata; locked."""
     if charge_id:
         found = lock_payment_by(session, "stripe_charge_id", charge_id)
@@ -318,13 +487,28 @@ def lock_payment_for_charge(session: Session, charge_id: str | None, intent_id: 
     return lock_payment_for_intent(session, intent_id, payment_id)
 
 
-def insert_refund(session: Session, *, payment_id: int, stripe_refund_id: str, amount_minor: int, currency: str,
-                  status: str, reason: str | None) -> bool:
+def insert_refund(
+    session: Session,
+    *,
+    payment_id: int,
+    stripe_refund_id: str,
+    amount_minor: int,
+    currency: str,
+    status: str,
+    reason: str | None,
+) -> bool:
     """Record a Stripe refund, or move a known one's status (only forwards); True if new."""
-    statement = insert(Refund).values(payment_id=payment_id, stripe_refund_id=stripe_refund_id,
-                                      amount_minor=amount_minor, currency=currency, status=status, reason=reason)
+    statement = insert(Refund).values(
+        payment_id=payment_id,
+        stripe_refund_id=stripe_refund_id,
+        amount_minor=amount_minor,
+        currency=currency,
+        status=status,
+        reason=reason,
+    )
     statement = statement.on_conflict_do_update(
-        index_elements=[Refund.stripe_refund_id], set_={"status": statement.excluded.status},
+        index_elements=[Refund.stripe_refund_id],
+        set_={"status": statement.excluded.status},
         where=Refund.status.not_in(REFUND_FINAL)
         & (statement.excluded.status.not_in(REFUND_WAITING) | Refund.status.in_(REFUND_WAITING)),
     ).returning(text("(xmax = 0) AS inserted"))
@@ -335,51 +519,86 @@ def find_dispute(session: Session, stripe_dispute_id: str) -> Dispute | None:
     return session.scalar(select(Dispute).where(Dispute.stripe_dispute_id == stripe_dispute_id))
 
 
-def insert_dispute(session: Session, *, payment_id: int, stripe_dispute_id: str, amount_minor: int, currency: str,
-                   reason: str | None, status: str) -> Dispute:
+def insert_dispute(
+    session: Session,
+    *,
+    payment_id: int,
+    stripe_dispute_id: str,
+    amount_minor: int,
+    currency: str,
+    reason: str | None,
+    status: str,
+) -> Dispute:
     """The dispute row, created on first sight (unique Stripe id makes repeats harmless)."""
     session.execute(
-        insert(Dispute).values(payment_id=payment_id, stripe_dispute_id=stripe_dispute_id, amount_minor=amount_minor,
-                               currency=currency, reason=reason, status=status)
+        insert(Dispute)
+        .values(
+            payment_id=payment_id,
+            stripe_dispute_id=stripe_dispute_id,
+            amount_minor=amount_minor,
+            currency=currency,
+            reason=reason,
+            status=status,
+        )
         .on_conflict_do_nothing(index_elements=[Dispute.stripe_dispute_id])
     )
     return session.scalar(
-        select(Dispute).where(Dispute.stripe_dispute_id == stripe_dispute_id).with_for_update()
+        select(Dispute)
+        .where(Dispute.stripe_dispute_id == stripe_dispute_id)
+        .with_for_update()
         .execution_options(populate_existing=True)
     )
 
 
 def sum_payments_by_status(session: Session, account_id: int, currency: str) -> dict[str, int]:
     """{status: total amount} of the account's payments in this currency."""
-    return dict(session.execute(
-        select(Payment.status, func.sum(Payment.amount_minor))
-        .where(Payment.account_id == account_id, Payment.currency == currency)
-        .group_by(Payment.status)).all())
+    return dict(
+        session.execute(
+            select(Payment.status, func.sum(Payment.amount_minor))
+            .where(Payment.account_id == account_id, Payment.currency == currency)
+            .group_by(Payment.status)
+        ).all()
+    )
 
 
-def list_due_stuck_payments(session: Session, now: datetime, pending_grace: timedelta, submitting_grace: timedelta,
-                            limit: int) -> list[Row]:
+def list_due_stuck_payments(
+    session: Session, now: datetime, pending_grace: timedelta, submitting_grace: timedelta, limit: int
+) -> list[Row]:
     """(id, status) of payments pending longer than pending_grace, or submitting with no attempt for longer than
     submitting_grace; in id order."""
-    return list(session.execute(
-        select(Payment.id, Payment.status).where(or_(
-            and_(Payment.status == PaymentStatus.PENDING, Payment.updated_at < now - pending_grace),
-            and_(Payment.status == PaymentStatus.SUBMITTING,
-                 func.coalesce(Payment.last_attempt_at, Payment.updated_at) < now - submitting_grace),
-        )).order_by(Payment.id).limit(limit)
-    ).all())
+    return list(
+        session.execute(
+            select(Payment.id, Payment.status)
+            .where(
+                or_(
+                    and_(Payment.status == PaymentStatus.PENDING, Payment.updated_at < now - pending_grace),
+                    and_(
+                        Payment.status == PaymentStatus.SUBMITTING,
+                        func.coalesce(Payment.last_attempt_at, Payment.updated_at) < now - submitting_grace,
+                    ),
+                )
+            )
+            .order_by(Payment.id)
+            .limit(limit)
+        ).all()
+    )
 
 
 def lock_due_scheduled_payments(session: Session, now: datetime, limit: int) -> list[Payment]:
     """Scheduled payments due on or before their seller's today, earliest first, locked; ones others hold are
     passed over."""
     seller_today = func.date(func.timezone(Seller.timezone, literal(now)))
-    return list(session.scalars(
-        select(Payment).join(Account, Account.id == Payment.account_id).join(Seller, Seller.id == Account.seller_id)
-        .where(Payment.status == PaymentStatus.SCHEDULED, Payment.scheduled_for <= seller_today)
-        .order_by(Payment.scheduled_for, Payment.id).limit(limit)
-        .with_for_update(of=Payment, skip_locked=True)
-    ))
+    return list(
+        session.scalars(
+            select(Payment)
+            .join(Account, Account.id == Payment.account_id)
+            .join(Seller, Seller.id == Account.seller_id)
+            .where(Payment.status == PaymentStatus.SCHEDULED, Payment.scheduled_for <= seller_today)
+            .order_by(Payment.scheduled_for, Payment.id)
+            .limit(limit)
+            .with_for_update(of=Payment, skip_locked=True)
+        )
+    )
 
 
 def count_payments(session: Session, account_id: int) -> int:
@@ -388,13 +607,20 @@ def count_payments(session: Session, account_id: int) -> int:
 
 def count_payments_with_method(session: Session, method_id: int, statuses: Sequence[str]) -> int:
     """How many payments made with this method are in these statuses."""
-    return session.scalar(select(func.count()).select_from(Payment).where(
-        Payment.payment_method_id == method_id, Payment.status.in_(statuses)))
+    return session.scalar(
+        select(func.count())
+        .select_from(Payment)
+        .where(Payment.payment_method_id == method_id, Payment.status.in_(statuses))
+    )
 
 
 def get_parties(session: Session, method_id: int) -> tuple[PaymentMethod, Account, Seller]:
     """A payment's method, account and seller, by its method's id, in one query."""
-    return tuple(session.execute(
-        select(PaymentMethod, Account, Seller).join(Account, Account.id == PaymentMethod.account_id)
-        .join(Seller, Seller.id == Account.seller_id).where(PaymentMethod.id == method_id)
-    ).one())
+    return tuple(
+        session.execute(
+            select(PaymentMethod, Account, Seller)
+            .join(Account, Account.id == PaymentMethod.account_id)
+            .join(Seller, Seller.id == Account.seller_id)
+            .where(PaymentMethod.id == method_id)
+        ).one()
+    )

@@ -51,14 +51,18 @@ def _process(emu, method, path, query, body, headers, record):
 
 def _authenticate(emu, header):
     if not header:
-        raise errors.StripeError(401, "invalid_request_error", "You did not provide an API key.", stored=False)
+        raise errors.StripeError(
+            401, "invalid_request_error", "You did not provide an API key.", stored=False
+        )
     token = header.split(" ", 1)[-1].strip()
     if header.lower().startswith("basic "):
         token = base64.b64decode(token).decode().split(":", 1)[0]
     valid = token == emu.api_key if emu.api_key else token.startswith(("sk_test_", "rk_test_"))
     if not valid:
         masked = token[:8] + "*" * max(0, len(token) - 12) + token[-4:]
-        raise errors.StripeError(401, "invalid_request_error", f"Invalid API Key provided: {masked}", stored=False)
+        raise errors.StripeError(
+            401, "invalid_request_error", f"Invalid API Key provided: {masked}", stored=False
+        )
 
 
 def _admit(emu, method, path, params, key, request_id, record):
@@ -77,8 +81,15 @@ def _admit(emu, method, path, params, key, request_id, record):
     if stored is None:
         return None
     record["replayed"] = True
-    headers = dict(stored.headers, **{"Request-Id": request_id, "Idempotent-Replayed": "true",
-                                      "Original-Request": stored.request_id, "Idempotency-Key": key})
+    headers = dict(
+        stored.headers,
+        **{
+            "Request-Id": request_id,
+            "Idempotent-Replayed": "true",
+            "Original-Request": stored.request_id,
+            "Idempotency-Key": key,
+        },
+    )
     return Response(stored.status, stored.body, headers)
 
 
@@ -103,7 +114,10 @@ def _execute(emu, call, fault=None):
             response, stored = _error_response(exc, call.request_id), exc.stored
         except Exception as exc:  # noqa: BLE001 - an emulator bug must still answer like Stripe's 500
             emu.crashes.append(repr(exc))
-            response, stored = _error_response(errors.api_error(f"Emulator error: {exc!r}"), call.request_id), True
+            response, stored = (
+                _error_response(errors.api_error(f"Emulator error: {exc!r}"), call.request_id),
+                True,
+            )
         finally:
             emu.state.call = None
         if call.idempotency_key:
@@ -136,4 +150,3 @@ def _json_response(status, payload, request_id, extra=None):
 
 def _error_response(exc, request_id):
     return _json_response(exc.status, exc.body(), request_id, exc.headers)
-

@@ -24,13 +24,20 @@ def _confirm_card(state, intent, method, off_session):
     # Stripe's 3155 card only skips authentication off-session once a SetupIntent set it up.
     unset = outcome == "auth_on_setup" and not behaviour.get("set_up")
     if (outcome == "auth_always" or unset) and off_session:
-        _decline(state, intent, method, None, ("authentication_required", "authentication_required", _AUTH_MESSAGE))
+        _decline(
+            state, intent, method, None, ("authentication_required", "authentication_required", _AUTH_MESSAGE)
+        )
     elif outcome in ("auth_always", "auth_on_setup", "auth_on_session") and not off_session:
         _require_authentication(state, intent)
     elif outcome in ("decline", "decline_after_attach"):
         charge = charges.open_charge(state, intent, method)
-        _decline(state, intent, method, charge,
-                 (behaviour["code"], behaviour["decline_code"], behaviour["message"]))
+        _decline(
+            state,
+            intent,
+            method,
+            charge,
+            (behaviour["code"], behaviour["decline_code"], behaviour["message"]),
+        )
     else:
         charge = charges.open_charge(state, intent, method)
         succeed(state, intent, charge)
@@ -38,9 +45,14 @@ def _confirm_card(state, intent, method, off_session):
 
 def _require_authentication(state, intent):
     intent["status"] = "requires_action"
-    intent["next_action"] = {"type": "use_stripe_sdk", "use_stripe_sdk": {
-        "type": "three_d_secure_redirect", "source": "src_emulated",
-        "stripe_js": f"https://hooks.stripe.com/3d_secure_2/hosted?payment_intent={intent['id']}"}}
+    intent["next_action"] = {
+        "type": "use_stripe_sdk",
+        "use_stripe_sdk": {
+            "type": "three_d_secure_redirect",
+            "source": "src_emulated",
+            "stripe_js": f"https://hooks.stripe.com/3d_secure_2/hosted?payment_intent={intent['id']}",
+        },
+    }
     state.emit("payment_intent.requires_action", intent)
 
 
@@ -52,8 +64,15 @@ def authenticate(state, intent, success):
     if success:
         succeed(state, intent, charges.open_charge(state, intent, method))
     else:
-        fail(state, intent, {"type": "invalid_request_error", "code": "payment_intent_authentication_failure",
-                             "message": "The provided PaymentMethod has failed authentication."})
+        fail(
+            state,
+            intent,
+            {
+                "type": "invalid_request_error",
+                "code": "payment_intent_authentication_failure",
+                "message": "The provided PaymentMethod has failed authentication.",
+            },
+        )
 
 
 def succeed(state, intent, charge):
@@ -74,20 +93,29 @@ def fail(state, intent, error, charge=None):
     if charge is not None:
         charges.fail(state, charge, error.get("code"), error["message"])
     previous = {"status": intent["status"]}
-    intent.update(status="requires_payment_method", last_payment_error=error, next_action=None,
-                  processing=None)
+    intent.update(
+        status="requires_payment_method", last_payment_error=error, next_action=None, processing=None
+    )
     state.emit("payment_intent.payment_failed", intent, previous)
 
 
 def _decline(state, intent, method, charge, reason):
     code, decline_code, message = reason
-    error = {"type": "card_error", "code": code, "decline_code": decline_code, "message": message,
-             "payment_method": copy.deepcopy(method)}
+    error = {
+        "type": "card_error",
+        "code": code,
+        "decline_code": decline_code,
+        "message": message,
+        "payment_method": copy.deepcopy(method),
+    }
     if charge is not None:
         error["charge"] = charge["id"]
     fail(state, intent, error, charge)
-    extra = {"decline_code": decline_code, "payment_intent": copy.deepcopy(intent),
-             "payment_method": copy.deepcopy(method)}
+    extra = {
+        "decline_code": decline_code,
+        "payment_intent": copy.deepcopy(intent),
+        "payment_method": copy.deepcopy(method),
+    }
     if charge is not None:
         extra["charge"] = charge["id"]
     raise StripeError(402, "card_error", message, code=code, stored=True, **extra)
@@ -107,8 +135,7 @@ def start_processing(state, intent, method):
     """Send the ACH debit: intent `processing`, charge `pending`, settlement timer set."""
     charges.open_charge(state, intent, method, announce=True)
     previous = {"status": intent["status"]}
-    intent.update(status="processing", next_action=None,
-                  processing={"type": "us_bank_account"})
+    intent.update(status="processing", next_action=None, processing={"type": "us_bank_account"})
     state.emit("payment_intent.processing", intent, previous)
     if behaviour_of(state, method)["outcome"] != "processing":
         state.store.timers[intent["id"]] = state.now() + state.ach_settle_after_seconds
@@ -119,8 +146,12 @@ def settle_bank(state, intent):
     charge = state.store.get("charge", intent["latest_charge"])
     behaviour = behaviour_of(state, state.store.get("payment_method", intent["payment_method"]))
     if behaviour["outcome"] == "fail":
-        error = {"type": "invalid_request_error", "code": behaviour["code"], "message": behaviour["message"],
-                 "payment_method": copy.deepcopy(state.store.get("payment_method", intent["payment_method"]))}
+        error = {
+            "type": "invalid_request_error",
+            "code": behaviour["code"],
+            "message": behaviour["message"],
+            "payment_method": copy.deepcopy(state.store.get("payment_method", intent["payment_method"])),
+        }
         fail(state, intent, error, charge)
     else:
         succeed(state, intent, charge)

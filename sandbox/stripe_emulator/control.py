@@ -4,8 +4,18 @@ import json
 
 from .api import Response
 
-_LISTS = ("payment_intents", "customers", "charges", "refunds", "disputes", "setup_intents",
-          "payment_methods", "events", "requests", "deliveries")
+_LISTS = (
+    "payment_intents",
+    "customers",
+    "charges",
+    "refunds",
+    "disputes",
+    "setup_intents",
+    "payment_methods",
+    "events",
+    "requests",
+    "deliveries",
+)
 _SETTINGS = ("ach_settle_after_seconds", "key_ttl_seconds", "hang_seconds", "webhook_retry_delays")
 
 
@@ -24,18 +34,24 @@ def _settings(emu, body):
 _POSTS = {
     "reset": lambda emu, body: emu.reset(),
     "advance": _advance,
-    "faults": lambda emu, body: emu.inject_fault(body["kind"], body.get("count", 1), body.get("path"),
-                                                 body.get("method", "POST")),
+    "faults": lambda emu, body: emu.inject_fault(
+        body["kind"], body.get("count", 1), body.get("path"), body.get("method", "POST")
+    ),
     "faults/clear": lambda emu, body: emu.clear_faults(),
     "rate_limit": lambda emu, body: emu.set_rate_limit(body.get("requests_per_second")),
-    "webhook_endpoints": lambda emu, body: {"id": emu.add_webhook_endpoint(body["url"], body.get("secrets", []))},
+    "webhook_endpoints": lambda emu, body: {
+        "id": emu.add_webhook_endpoint(body["url"], body.get("secrets", []))
+    },
     "webhook_options": lambda emu, body: emu.webhook_options(**body),
     "release_held": lambda emu, body: {"released": emu.release_held()},
     "release_hangs": lambda emu, body: emu.release_hangs(),
-    "wait_for_deliveries": lambda emu, body: {"done": emu.wait_for_deliveries(float(body.get("timeout", 10)))},
+    "wait_for_deliveries": lambda emu, body: {
+        "done": emu.wait_for_deliveries(float(body.get("timeout", 10)))
+    },
     "settings": _settings,
-    "update_card": lambda emu, body: emu.update_card(body["payment_method"], body["exp_month"],
-                                                     body["exp_year"], body.get("last4")),
+    "update_card": lambda emu, body: emu.update_card(
+        body["payment_method"], body["exp_month"], body["exp_year"], body.get("last4")
+    ),
     "authenticate": lambda emu, body: emu.authenticate(body["payment_intent"], body.get("success", True)),
     "revoke_mandate": lambda emu, body: emu.revoke_mandate(body["payment_method"]),
 }
@@ -43,7 +59,7 @@ _POSTS = {
 
 def process(emu, method, path, query, body):
     """Answer one control request with JSON."""
-    name = path[len("/_emulator/"):].strip("/")
+    name = path[len("/_emulator/") :].strip("/")
     try:
         payload = json.loads(body or b"{}")
         if method == "GET" and name in _LISTS:

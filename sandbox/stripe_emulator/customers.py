@@ -9,10 +9,16 @@ _FIELDS = ("email", "name", "description", "phone")
 def create(state, call):
     """POST /v1/customers."""
     params = call.params
-    customer = {"object": "customer", "created": state.now(), "livemode": False,
-                "metadata": merge_metadata({}, params.get("metadata")),
-                "invoice_settings": {"default_payment_method": None}, "balance": 0,
-                "currency": None, "delinquent": False}
+    customer = {
+        "object": "customer",
+        "created": state.now(),
+        "livemode": False,
+        "metadata": merge_metadata({}, params.get("metadata")),
+        "invoice_settings": {"default_payment_method": None},
+        "balance": 0,
+        "currency": None,
+        "delinquent": False,
+    }
     for name in _FIELDS:
         customer[name] = params.get(name) or None
     _apply_default_method(customer, params)

@@ -9,11 +9,21 @@ ACH_DISPUTE_REASON = "insufficient_funds"
 
 def open_dispute(state, charge, reason, closed_status=None):
     """Open a dispute on a charge; ACH disputes close at once as lost, since they cannot be contested."""
-    dispute = {"object": "dispute", "amount": charge["amount"], "charge": charge["id"],
-               "currency": charge["currency"], "payment_intent": charge["payment_intent"],
-               "reason": reason, "status": "needs_response", "created": state.now(),
-               "evidence": {}, "is_charge_refundable": False, "livemode": False, "metadata": {},
-               "balance_transactions": []}
+    dispute = {
+        "object": "dispute",
+        "amount": charge["amount"],
+        "charge": charge["id"],
+        "currency": charge["currency"],
+        "payment_intent": charge["payment_intent"],
+        "reason": reason,
+        "status": "needs_response",
+        "created": state.now(),
+        "evidence": {},
+        "is_charge_refundable": False,
+        "livemode": False,
+        "metadata": {},
+        "balance_transactions": [],
+    }
     state.store.add("dispute", dispute)
     charge["disputed"] = True
     state.emit("charge.dispute.created", dispute)
@@ -45,6 +55,9 @@ def accept(state, call):
 
 def list_disputes(state, call):
     """GET /v1/disputes with `charge` and `payment_intent` filters."""
-    disputes = [d for d in state.store.all("dispute")
-                if all(not call.params.get(k) or d[k] == call.params[k] for k in ("charge", "payment_intent"))]
+    disputes = [
+        d
+        for d in state.store.all("dispute")
+        if all(not call.params.get(k) or d[k] == call.params[k] for k in ("charge", "payment_intent"))
+    ]
     return page(disputes, call.params, "/v1/disputes", state.store)

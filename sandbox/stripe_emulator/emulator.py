@@ -4,8 +4,8 @@ import threading
 
 from . import persistence, settlement
 from .faults import Faults, RateLimit
-from .inspection import Inspection
 from .idempotency import Keys
+from .inspection import Inspection
 from .server import Server
 from .state import State
 from .webhooks import Dispatcher
@@ -48,7 +48,9 @@ class Emulator(Inspection):
         self._server = Server((host, port), self)
         self._stopped.clear()
         self.dispatcher.resume()
-        threading.Thread(target=self._server.serve_forever, args=(0.1,), name="stripe-emulator", daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, args=(0.1,), name="stripe-emulator", daemon=True
+        ).start()
         threading.Thread(target=self._tick, name="stripe-emulator-clock", daemon=True).start()
         return self
 
@@ -212,8 +214,15 @@ class Emulator(Inspection):
             return self._keys.in_flight()
 
     def _log_request(self, method, path, key):
-        record = {"method": method, "path": path, "idempotency_key": key, "status": None,
-                  "replayed": False, "fault": None, "at": self.clock.time()}
+        record = {
+            "method": method,
+            "path": path,
+            "idempotency_key": key,
+            "status": None,
+            "replayed": False,
+            "fault": None,
+            "at": self.clock.time(),
+        }
         with self.lock:
             self._requests.append(record)
         return record

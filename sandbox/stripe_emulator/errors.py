@@ -40,7 +40,9 @@ def missing_param(param):
 
 def no_such(kind, object_id, param="id"):
     """The id names nothing the emulator knows: 404 for the URL's object, 400 for a parameter."""
-    return invalid(f"No such {kind}: '{object_id}'", param, "resource_missing", status=404 if param == "id" else 400)
+    return invalid(
+        f"No such {kind}: '{object_id}'", param, "resource_missing", status=404 if param == "id" else 400
+    )
 
 
 def unexpected_state(message, code="payment_intent_unexpected_state", **extra):
@@ -52,9 +54,14 @@ def unexpected_state(message, code="payment_intent_unexpected_state", **extra):
 
 def rate_limited(code="rate_limit", retry=None):
     """A 429; `retry` sets Stripe-Should-Retry."""
-    message = "Too many requests hit the API too quickly." if code == "rate_limit" else (
-        "This object cannot be accessed right now because another API request or Stripe process "
-        "is currently accessing it.")
+    message = (
+        "Too many requests hit the API too quickly."
+        if code == "rate_limit"
+        else (
+            "This object cannot be accessed right now because another API request or Stripe process "
+            "is currently accessing it."
+        )
+    )
     error = StripeError(429, "invalid_request_error", message, code=code, stored=False)
     if retry is not None:
         error.headers["Stripe-Should-Retry"] = "true" if retry else "false"

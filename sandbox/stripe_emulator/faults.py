@@ -20,7 +20,7 @@ class Fault:
 
     def matches(self, method, path):
         """Whether this fault applies to a request."""
-        return ((self.method in (None, "*", method)) and (self.path is None or path.startswith(self.path)))
+        return (self.method in (None, "*", method)) and (self.path is None or path.startswith(self.path))
 
 
 class Faults:

@@ -18,7 +18,7 @@ def parse_form(text):
 
 def _split_key(key):
     head = key.split("[", 1)[0]
-    return [head] + _TOKEN.findall(key[len(head):])
+    return [head] + _TOKEN.findall(key[len(head) :])
 
 
 def _insert(node, parts, value):

@@ -34,25 +34,43 @@ class Keys:
     def begin(self, key, method, path, params, request_id, now):
         """A finished Record to replay, or None after marking `key` in flight; raises on conflicts."""
         if len(key) > MAX_KEY_LENGTH:
-            raise _error(400, "invalid_request_error", f"Idempotency-Key must be at most {MAX_KEY_LENGTH} characters.")
+            raise _error(
+                400, "invalid_request_error", f"Idempotency-Key must be at most {MAX_KEY_LENGTH} characters."
+            )
         record = self.records.get(key)
         if record is None:
             self.records[key] = Record(method, path, params, request_id, now)
             return None
         if (record.method, record.path) != (method, path):
-            raise _error(400, "idempotency_error", (
-                f"Keys for idempotent requests can only be used for the same endpoint they were first used for "
-                f"('{record.method} {record.path}' vs '{method} {path}'). Try using a key other than '{key}' "
-                "if you meant to execute a different request."))
+            raise _error(
+                400,
+                "idempotency_error",
+                (
+                    f"Keys for idempotent requests can only be used for the same endpoint they were first used for "
+                    f"('{record.method} {record.path}' vs '{method} {path}'). Try using a key other than '{key}' "
+                    "if you meant to execute a different request."
+                ),
+            )
         if record.params != params:
-            raise _error(400, "idempotency_error", (
-                "Keys for idempotent requests can only be used with the same parameters they were first "
-                f"used with. Try using a key other than '{key}' if you meant to execute a different request."))
+            raise _error(
+                400,
+                "idempotency_error",
+                (
+                    "Keys for idempotent requests can only be used with the same parameters they were first "
+                    f"used with. Try using a key other than '{key}' if you meant to execute a different request."
+                ),
+            )
         if record.status is None:
-            raise _error(409, "idempotency_error", (
-                "There is currently another in-progress request using this idempotent key (that probably "
-                f"means you submitted twice, and the other request is still going through): {key}. "
-                "Please try again later."), code="idempotency_key_in_use")
+            raise _error(
+                409,
+                "idempotency_error",
+                (
+                    "There is currently another in-progress request using this idempotent key (that probably "
+                    f"means you submitted twice, and the other request is still going through): {key}. "
+                    "Please try again later."
+                ),
+                code="idempotency_key_in_use",
+            )
         return record
 
     def finish(self, key, status, body, headers):
@@ -73,7 +91,9 @@ class Keys:
 
     def prune(self, now):
         """Drop finished keys older than the TTL; returns how many went."""
-        old = [k for k, r in self.records.items() if r.status is not None and now - r.created >= self.ttl_seconds]
+        old = [
+            k for k, r in self.records.items() if r.status is not None and now - r.created >= self.ttl_seconds
+        ]
         for key in old:
             del self.records[key]
         return len(old)

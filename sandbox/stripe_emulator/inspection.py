@@ -50,8 +50,9 @@ class Inspection:
     def update_card(self, payment_method_id, exp_month, exp_year, last4=None):
         """New card details from the network: emits `payment_method.automatically_updated`."""
         with self.lock:
-            return copy.deepcopy(payment_methods.update_card_details(
-                self.state, payment_method_id, exp_month, exp_year, last4))
+            return copy.deepcopy(
+                payment_methods.update_card_details(self.state, payment_method_id, exp_month, exp_year, last4)
+            )
 
     def authenticate(self, payment_intent_id, success=True):
         """The customer completes (or fails) 3D Secure for an intent in `requires_action`."""

@@ -16,8 +16,13 @@ def created_matches(created, condition):
         return True
     if not isinstance(condition, dict):
         return created == int(condition)
-    tests = {"gt": created.__gt__, "gte": created.__ge__, "lt": created.__lt__, "le": created.__le__,
-             "lte": created.__le__}
+    tests = {
+        "gt": created.__gt__,
+        "gte": created.__ge__,
+        "lt": created.__lt__,
+        "le": created.__le__,
+        "lte": created.__le__,
+    }
     return all(tests[op](int(value)) for op, value in condition.items() if op in tests)
 
 
@@ -27,10 +32,10 @@ def page(objects, params, url, store=None):
     newest = [o for o in reversed(objects) if created_matches(o.get("created", 0), params.get("created"))]
     before, after = params.get("ending_before"), params.get("starting_after")
     if after:
-        newest = newest[_position(newest, after, "starting_after") + 1:]
+        newest = newest[_position(newest, after, "starting_after") + 1 :]
         chosen = newest[:limit]
     elif before:
-        newest = newest[:_position(newest, before, "ending_before")]
+        newest = newest[: _position(newest, before, "ending_before")]
         chosen = newest[-limit:]
     else:
         chosen = newest[:limit]
@@ -53,7 +58,7 @@ def _position(objects, object_id, param):
 
 
 def _list_expansions(params):
-    return [p[len("data."):] for p in as_list(params, "expand") if p.startswith("data.")]
+    return [p[len("data.") :] for p in as_list(params, "expand") if p.startswith("data.")]
 
 
 def expand(obj, paths, store):

@@ -14,9 +14,12 @@ def check(state, method, mandate_data):
         return
     acceptance = (mandate_data or {}).get("customer_acceptance") if isinstance(mandate_data, dict) else None
     if not acceptance or not acceptance.get("type"):
-        raise invalid("A mandate is required for this PaymentMethod. Provide mandate_data with "
-                      "customer_acceptance, or use a PaymentMethod with an existing mandate.",
-                      "mandate_data", "parameter_missing")
+        raise invalid(
+            "A mandate is required for this PaymentMethod. Provide mandate_data with "
+            "customer_acceptance, or use a PaymentMethod with an existing mandate.",
+            "mandate_data",
+            "parameter_missing",
+        )
 
 
 def ensure(state, method, mandate_data):
@@ -28,10 +31,16 @@ def ensure(state, method, mandate_data):
         return mandate_id
     acceptance = dict(mandate_data["customer_acceptance"])
     acceptance.setdefault("accepted_at", state.now())
-    mandate = {"object": "mandate", "customer_acceptance": acceptance, "livemode": False,
-               "payment_method": method["id"], "status": "active", "type": "multi_use",
-               "multi_use": {}, "payment_method_details": {"type": "us_bank_account",
-                                                           "us_bank_account": {}}}
+    mandate = {
+        "object": "mandate",
+        "customer_acceptance": acceptance,
+        "livemode": False,
+        "payment_method": method["id"],
+        "status": "active",
+        "type": "multi_use",
+        "multi_use": {},
+        "payment_method_details": {"type": "us_bank_account", "us_bank_account": {}},
+    }
     state.store.add("mandate", mandate)
     state.store.hidden(method["id"])["mandate"] = mandate["id"]
     return mandate["id"]

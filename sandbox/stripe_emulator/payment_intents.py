@@ -69,22 +69,31 @@ def _check_method(state, method_id, customer, param="payment_method"):
     if method is None:
         raise no_such("PaymentMethod", method_id, param)
     if customer and method["customer"] and method["customer"] != customer:
-        raise invalid(f"The provided PaymentMethod belongs to another customer ({method['customer']}).",
-                      param, "payment_method_unexpected_state")
+        raise invalid(
+            f"The provided PaymentMethod belongs to another customer ({method['customer']}).",
+            param,
+            "payment_method_unexpected_state",
+        )
     return method["type"]
 
 
 def _check_type_allowed(method_type, types):
     if method_type and method_type not in types:
-        raise invalid(f"The PaymentMethod provided ({method_type}) is not allowed for this PaymentIntent. "
-                      f"Allowed types: {', '.join(types)}.", "payment_method",
-                      "payment_intent_incompatible_payment_method")
+        raise invalid(
+            f"The PaymentMethod provided ({method_type}) is not allowed for this PaymentIntent. "
+            f"Allowed types: {', '.join(types)}.",
+            "payment_method",
+            "payment_intent_incompatible_payment_method",
+        )
 
 
 def _check_confirmable(state, params, method_type):
     if not method_type:
-        raise invalid("You cannot confirm this PaymentIntent because it's missing a payment method.",
-                      "payment_method", "payment_intent_unexpected_state")
+        raise invalid(
+            "You cannot confirm this PaymentIntent because it's missing a payment method.",
+            "payment_method",
+            "payment_intent_unexpected_state",
+        )
     if method_type == "us_bank_account":
         method_id = params["payment_method"]
         method = None if token_behaviour(method_id) else state.store.get("payment_method", method_id)
@@ -93,16 +102,33 @@ def _check_confirmable(state, params, method_type):
 
 def _new_intent(state, params, amount, currency, customer, types):
     intent = {
-        "object": "payment_intent", "amount": amount, "amount_capturable": 0, "amount_received": 0,
-        "currency": currency, "customer": customer, "description": params.get("description") or None,
-        "metadata": merge_metadata({}, params.get("metadata")), "payment_method": None,
-        "payment_method_types": types, "payment_method_options": params.get("payment_method_options") or {},
-        "status": "requires_payment_method", "created": state.now(), "livemode": False,
-        "latest_charge": None, "last_payment_error": None, "next_action": None, "canceled_at": None,
-        "cancellation_reason": None, "capture_method": "automatic", "confirmation_method": "automatic",
-        "setup_future_usage": params.get("setup_future_usage") or None, "mandate": None,
-        "receipt_email": params.get("receipt_email") or None, "processing": None,
-        "statement_descriptor": params.get("statement_descriptor") or None, "on_behalf_of": None,
+        "object": "payment_intent",
+        "amount": amount,
+        "amount_capturable": 0,
+        "amount_received": 0,
+        "currency": currency,
+        "customer": customer,
+        "description": params.get("description") or None,
+        "metadata": merge_metadata({}, params.get("metadata")),
+        "payment_method": None,
+        "payment_method_types": types,
+        "payment_method_options": params.get("payment_method_options") or {},
+        "status": "requires_payment_method",
+        "created": state.now(),
+        "livemode": False,
+        "latest_charge": None,
+        "last_payment_error": None,
+        "next_action": None,
+        "canceled_at": None,
+        "cancellation_reason": None,
+        "capture_method": "automatic",
+        "confirmation_method": "automatic",
+        "setup_future_usage": params.get("setup_future_usage") or None,
+        "mandate": None,
+        "receipt_email": params.get("receipt_email") or None,
+        "processing": None,
+        "statement_descriptor": params.get("statement_descriptor") or None,
+        "on_behalf_of": None,
     }
     state.store.add("payment_intent", intent)
     intent["client_secret"] = intent["id"] + "_secret_emulator"
@@ -149,9 +175,11 @@ def confirm(state, call):
     intent = state.store.get("payment_intent", call.args[0])
     params = call.params
     if intent["status"] not in _CONFIRMABLE:
-        raise unexpected_state(f"This PaymentIntent's status is {intent['status']}, but it must be one of "
-                               f"{', '.join(_CONFIRMABLE)} to be confirmed.",
-                               payment_intent=copy.deepcopy(intent))
+        raise unexpected_state(
+            f"This PaymentIntent's status is {intent['status']}, but it must be one of "
+            f"{', '.join(_CONFIRMABLE)} to be confirmed.",
+            payment_intent=copy.deepcopy(intent),
+        )
     method_id = params.get("payment_method") or intent["payment_method"]
     method_type = _check_method(state, method_id, intent["customer"])
     _check_type_allowed(method_type, intent["payment_method_types"])
@@ -166,13 +194,19 @@ def cancel(state, call):
     """POST /v1/payment_intents/{id}/cancel."""
     intent = state.store.get("payment_intent", call.args[0])
     if intent["status"] not in _CANCELABLE:
-        raise unexpected_state(f"You cannot cancel this PaymentIntent because it has a status of "
-                               f"{intent['status']}. Only a PaymentIntent with one of the following "
-                               f"statuses may be canceled: {', '.join(_CANCELABLE)}.",
-                               payment_intent=copy.deepcopy(intent))
+        raise unexpected_state(
+            f"You cannot cancel this PaymentIntent because it has a status of "
+            f"{intent['status']}. Only a PaymentIntent with one of the following "
+            f"statuses may be canceled: {', '.join(_CANCELABLE)}.",
+            payment_intent=copy.deepcopy(intent),
+        )
     previous = {"status": intent["status"]}
-    intent.update(status="canceled", canceled_at=state.now(), next_action=None,
-                  cancellation_reason=call.params.get("cancellation_reason") or None)
+    intent.update(
+        status="canceled",
+        canceled_at=state.now(),
+        next_action=None,
+        cancellation_reason=call.params.get("cancellation_reason") or None,
+    )
     state.store.timers.pop(intent["id"], None)
     state.emit("payment_intent.canceled", intent, previous)
     return _shown(state, intent, call.params)
@@ -200,5 +234,6 @@ def verify_microdeposits(state, call):
     if fails:
         state.store.timers.pop(intent["id"], None)
         confirmation.fail(state, intent, {"type": "invalid_request_error", "code": code, "message": message})
-    raise StripeError(400, "invalid_request_error", message, code=code, stored=True,
-                      payment_intent=copy.deepcopy(intent))
+    raise StripeError(
+        400, "invalid_request_error", message, code=code, stored=True, payment_intent=copy.deepcopy(intent)
+    )

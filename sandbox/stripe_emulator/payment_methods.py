@@ -10,9 +10,15 @@ _BILLING = {"address": None, "email": None, "name": None, "phone": None}
 
 def build(state, behaviour, billing=None):
     """Store a new payment method whose display data and outcome come from `behaviour`."""
-    method = {"object": "payment_method", "type": behaviour["type"], "created": state.now(),
-              "customer": None, "livemode": False, "metadata": {},
-              "billing_details": dict(_BILLING, **(billing or {}))}
+    method = {
+        "object": "payment_method",
+        "type": behaviour["type"],
+        "created": state.now(),
+        "customer": None,
+        "livemode": False,
+        "metadata": {},
+        "billing_details": dict(_BILLING, **(billing or {})),
+    }
     method[behaviour["type"]] = _display(behaviour, state.now())
     return state.store.add("payment_method", method, behaviour=behaviour)
 
@@ -20,13 +26,25 @@ def build(state, behaviour, billing=None):
 def _display(behaviour, now):
     if behaviour["type"] == "card":
         # Test cards never expire within a test run; a few years ahead like Stripe's.
-        return {"brand": behaviour["brand"], "last4": behaviour["last4"], "exp_month": 12,
-                "exp_year": 2034, "funding": behaviour["funding"], "country": "US",
-                "fingerprint": "fp" + behaviour["last4"], "networks": {"available": [behaviour["brand"]]}}
-    return {"bank_name": "STRIPE TEST BANK", "last4": behaviour["last4"],
-            "routing_number": TEST_ROUTING_NUMBER, "account_holder_type": behaviour.get("holder", "individual"),
-            "account_type": "checking", "fingerprint": "fp" + behaviour["account_number"],
-            "status_details": None}
+        return {
+            "brand": behaviour["brand"],
+            "last4": behaviour["last4"],
+            "exp_month": 12,
+            "exp_year": 2034,
+            "funding": behaviour["funding"],
+            "country": "US",
+            "fingerprint": "fp" + behaviour["last4"],
+            "networks": {"available": [behaviour["brand"]]},
+        }
+    return {
+        "bank_name": "STRIPE TEST BANK",
+        "last4": behaviour["last4"],
+        "routing_number": TEST_ROUTING_NUMBER,
+        "account_holder_type": behaviour.get("holder", "individual"),
+        "account_type": "checking",
+        "fingerprint": "fp" + behaviour["account_number"],
+        "status_details": None,
+    }
 
 
 def resolve(state, method_id, param="payment_method"):
@@ -72,10 +90,14 @@ def _bank_behaviour(details):
         if not details.get(name):
             raise missing_param(f"us_bank_account[{name}]")
     if details["routing_number"] != TEST_ROUTING_NUMBER:
-        raise invalid("Routing number must have 9 digits and be a test routing number.",
-                      "us_bank_account[routing_number]", "routing_number_invalid")
-    return dict(bank_behaviour(details["account_number"]),
-                holder=details.get("account_holder_type") or "individual")
+        raise invalid(
+            "Routing number must have 9 digits and be a test routing number.",
+            "us_bank_account[routing_number]",
+            "routing_number_invalid",
+        )
+    return dict(
+        bank_behaviour(details["account_number"]), holder=details.get("account_holder_type") or "individual"
+    )
 
 
 def retrieve(state, call):
@@ -105,9 +127,12 @@ def attach(state, call):
     state.store.get("customer", customer_id, "customer")
     method = resolve(state, call.args[0], "id")
     if method["customer"] and method["customer"] != customer_id:
-        raise invalid("This PaymentMethod was previously used without being attached to a Customer "
-                      "or was detached from a Customer, and may not be used again.", None,
-                      "payment_method_unexpected_state")
+        raise invalid(
+            "This PaymentMethod was previously used without being attached to a Customer "
+            "or was detached from a Customer, and may not be used again.",
+            None,
+            "payment_method_unexpected_state",
+        )
     attach_to(state, method, customer_id)
     return method
 
@@ -124,8 +149,11 @@ def detach(state, call):
     """POST /v1/payment_methods/{id}/detach."""
     method = state.store.get("payment_method", call.args[0])
     if not method["customer"]:
-        raise invalid("The payment method you provided is not attached to a customer so detachment "
-                      "is impossible.", None, "payment_method_unexpected_state")
+        raise invalid(
+            "The payment method you provided is not attached to a customer so detachment is impossible.",
+            None,
+            "payment_method_unexpected_state",
+        )
     previous = {"customer": method["customer"]}
     method["customer"] = None
     state.emit("payment_method.detached", method, previous)
@@ -137,9 +165,12 @@ def list_methods(state, call, customer_id=None):
     customer_id = customer_id or call.params.get("customer")
     if customer_id:
         state.store.get("customer", customer_id, "customer")
-    methods = [m for m in state.store.all("payment_method")
-               if (not customer_id or m["customer"] == customer_id)
-               and (not call.params.get("type") or m["type"] == call.params["type"])]
+    methods = [
+        m
+        for m in state.store.all("payment_method")
+        if (not customer_id or m["customer"] == customer_id)
+        and (not call.params.get("type") or m["type"] == call.params["type"])
+    ]
     url = f"/v1/customers/{customer_id}/payment_methods" if call.args else "/v1/payment_methods"
     return page(methods, call.params, url, state.store)
 
@@ -153,7 +184,9 @@ def update_card_details(state, method_id, exp_month, exp_year, last4=None):
     """Simulate the card network sending new details (`payment_method.automatically_updated`)."""
     method = state.store.get("payment_method", method_id)
     card = method["card"]
-    previous = {"card": {"exp_month": card["exp_month"], "exp_year": card["exp_year"], "last4": card["last4"]}}
+    previous = {
+        "card": {"exp_month": card["exp_month"], "exp_year": card["exp_year"], "last4": card["last4"]}
+    }
     card.update(exp_month=exp_month, exp_year=exp_year, last4=last4 or card["last4"])
     state.emit("payment_method.automatically_updated", method, previous)
     return method

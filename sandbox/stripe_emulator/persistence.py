@@ -10,11 +10,14 @@ from .webhooks import Endpoint
 def save(emu, path):
     """Write objects, clock offset, idempotency keys, endpoints and settings to `path`."""
     with emu.lock:
-        data = {"store": emu.state.store.dump(), "clock_offset": emu.clock.offset,
-                "ach_settle_after_seconds": emu.ach_settle_after_seconds,
-                "key_ttl_seconds": emu.key_ttl_seconds,
-                "keys": {k: _record(r) for k, r in emu._keys.records.items() if r.status is not None},
-                "endpoints": [vars(e) for e in emu.dispatcher.endpoints.values()]}
+        data = {
+            "store": emu.state.store.dump(),
+            "clock_offset": emu.clock.offset,
+            "ach_settle_after_seconds": emu.ach_settle_after_seconds,
+            "key_ttl_seconds": emu.key_ttl_seconds,
+            "keys": {k: _record(r) for k, r in emu._keys.records.items() if r.status is not None},
+            "endpoints": [vars(e) for e in emu.dispatcher.endpoints.values()],
+        }
     temporary = f"{path}.tmp"
     with open(temporary, "w") as handle:
         json.dump(data, handle)

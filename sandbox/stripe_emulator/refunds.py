@@ -14,11 +14,19 @@ def create(state, call):
     amount = as_int(params, "amount", remaining)
     _check_amount(charge, amount, remaining)
     method = state.store.get("payment_method", charge["payment_method"])
-    refund = {"object": "refund", "amount": amount, "charge": charge["id"], "currency": charge["currency"],
-              "payment_intent": charge["payment_intent"], "reason": params.get("reason") or None,
-              "metadata": merge_metadata({}, params.get("metadata")), "created": state.now(),
-              "status": _initial_status(state, method), "failure_reason": None,
-              "balance_transaction": None}
+    refund = {
+        "object": "refund",
+        "amount": amount,
+        "charge": charge["id"],
+        "currency": charge["currency"],
+        "payment_intent": charge["payment_intent"],
+        "reason": params.get("reason") or None,
+        "metadata": merge_metadata({}, params.get("metadata")),
+        "created": state.now(),
+        "status": _initial_status(state, method),
+        "failure_reason": None,
+        "balance_transaction": None,
+    }
     state.store.add("refund", refund)
     if refund["status"] == "pending":
         state.store.timers[refund["id"]] = state.now() + state.ach_settle_after_seconds
@@ -37,24 +45,33 @@ def _charge_for(state, params):
         raise missing_param("payment_intent")
     intent = state.store.get("payment_intent", params["payment_intent"], "payment_intent")
     if not intent["latest_charge"]:
-        raise invalid(f"This PaymentIntent ({intent['id']}) does not have a successful charge to refund.",
-                      "payment_intent", "charge_not_refundable")
+        raise invalid(
+            f"This PaymentIntent ({intent['id']}) does not have a successful charge to refund.",
+            "payment_intent",
+            "charge_not_refundable",
+        )
     return state.store.get("charge", intent["latest_charge"])
 
 
 def _check_amount(charge, amount, remaining):
     if charge["status"] != "succeeded":
-        raise invalid(f"Charge {charge['id']} cannot be refunded while it is {charge['status']}.",
-                      "charge", "charge_not_refundable")
+        raise invalid(
+            f"Charge {charge['id']} cannot be refunded while it is {charge['status']}.",
+            "charge",
+            "charge_not_refundable",
+        )
     if remaining <= 0:
-        raise invalid(f"Charge {charge['id']} has already been refunded.", "charge",
-                      "charge_already_refunded")
+        raise invalid(
+            f"Charge {charge['id']} has already been refunded.", "charge", "charge_already_refunded"
+        )
     if amount < 1:
-        raise invalid("This value must be greater than or equal to 1.", "amount",
-                      "parameter_invalid_integer")
+        raise invalid("This value must be greater than or equal to 1.", "amount", "parameter_invalid_integer")
     if amount > remaining:
-        raise invalid(f"Refund amount ({amount}) is greater than unrefunded amount on charge "
-                      f"({remaining})", "amount", "amount_too_large")
+        raise invalid(
+            f"Refund amount ({amount}) is greater than unrefunded amount on charge ({remaining})",
+            "amount",
+            "amount_too_large",
+        )
 
 
 def _initial_status(state, method):
@@ -86,6 +103,9 @@ def retrieve(state, call):
 
 def list_refunds(state, call):
     """GET /v1/refunds with `charge` and `payment_intent` filters."""
-    refunds = [r for r in state.store.all("refund")
-               if all(not call.params.get(k) or r[k] == call.params[k] for k in ("charge", "payment_intent"))]
+    refunds = [
+        r
+        for r in state.store.all("refund")
+        if all(not call.params.get(k) or r[k] == call.params[k] for k in ("charge", "payment_intent"))
+    ]
     return page(refunds, call.params, "/v1/refunds", state.store)

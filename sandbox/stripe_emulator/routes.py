@@ -2,8 +2,18 @@
 
 import re
 
-from . import (charges, customers, disputes, events, mandates, payment_intents, payment_methods,
-               refunds, search, setup_intents)
+from . import (
+    charges,
+    customers,
+    disputes,
+    events,
+    mandates,
+    payment_intents,
+    payment_methods,
+    refunds,
+    search,
+    setup_intents,
+)
 from .errors import invalid
 
 _ID = r"([A-Za-z0-9_]+)"
@@ -56,5 +66,8 @@ def route(method, path):
         match = pattern.match(path)
         if match and route_method == method:
             return handler, match.groups()
-    raise invalid(f"Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs "
-                  "or we can help at https://support.stripe.com/.", status=404)
+    raise invalid(
+        f"Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs "
+        "or we can help at https://support.stripe.com/.",
+        status=404,
+    )

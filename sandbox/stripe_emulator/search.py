@@ -5,7 +5,9 @@ import re
 from .errors import invalid
 from .forms import as_int
 
-_CLAUSE = re.compile(r"""^\s*(metadata\[(['"])(?P<key>[^'"]+)\2\]|(?P<field>[a-z_]+))\s*:\s*(['"])(?P<value>.*)\5\s*$""")
+_CLAUSE = re.compile(
+    r"""^\s*(metadata\[(['"])(?P<key>[^'"]+)\2\]|(?P<field>[a-z_]+))\s*:\s*(['"])(?P<value>.*)\5\s*$"""
+)
 
 
 def parse(query):
@@ -38,7 +40,12 @@ def search_intents(state, call):
     hits = [i for i in reversed(state.store.all("payment_intent")) if _matches(i, clauses)]
     start = int(call.params.get("page") or 0)
     limit = as_int(call.params, "limit", 10)
-    chosen = hits[start:start + limit]
+    chosen = hits[start : start + limit]
     more = start + limit < len(hits)
-    return {"object": "search_result", "data": chosen, "has_more": more, "url": "/v1/payment_intents/search",
-            "next_page": str(start + limit) if more else None}
+    return {
+        "object": "search_result",
+        "data": chosen,
+        "has_more": more,
+        "url": "/v1/payment_intents/search",
+        "next_page": str(start + limit) if more else None,
+    }

@@ -24,18 +24,29 @@ def create(state, call):
     confirm = as_bool(params, "confirm")
     if confirm:
         _check_confirmable(state, params.get("payment_method"), method_type, params)
-    intent = {"object": "setup_intent", "customer": customer, "payment_method": None,
-              "payment_method_types": as_list(params, "payment_method_types") or [method_type or "card"],
-              "status": "requires_payment_method", "usage": params.get("usage") or "off_session",
-              "metadata": merge_metadata({}, params.get("metadata")), "created": state.now(),
-              "livemode": False, "last_setup_error": None, "next_action": None, "mandate": None,
-              "cancellation_reason": None, "description": params.get("description") or None,
-              "payment_method_options": params.get("payment_method_options") or {}}
+    intent = {
+        "object": "setup_intent",
+        "customer": customer,
+        "payment_method": None,
+        "payment_method_types": as_list(params, "payment_method_types") or [method_type or "card"],
+        "status": "requires_payment_method",
+        "usage": params.get("usage") or "off_session",
+        "metadata": merge_metadata({}, params.get("metadata")),
+        "created": state.now(),
+        "livemode": False,
+        "last_setup_error": None,
+        "next_action": None,
+        "mandate": None,
+        "cancellation_reason": None,
+        "description": params.get("description") or None,
+        "payment_method_options": params.get("payment_method_options") or {},
+    }
     state.store.add("setup_intent", intent)
     intent["client_secret"] = intent["id"] + "_secret_emulator"
     if params.get("payment_method"):
-        intent.update(payment_method=resolve(state, params["payment_method"])["id"],
-                      status="requires_confirmation")
+        intent.update(
+            payment_method=resolve(state, params["payment_method"])["id"], status="requires_confirmation"
+        )
     state.emit("setup_intent.created", intent)
     if confirm:
         _run(state, intent, params)
@@ -56,8 +67,11 @@ def _check_method(state, method_id):
 
 def _check_confirmable(state, method_id, method_type, params):
     if not method_type:
-        raise invalid("You cannot confirm this SetupIntent because it's missing a payment method.",
-                      "payment_method", _UNEXPECTED)
+        raise invalid(
+            "You cannot confirm this SetupIntent because it's missing a payment method.",
+            "payment_method",
+            _UNEXPECTED,
+        )
     if method_type == "us_bank_account":
         method = None if token_behaviour(method_id) else state.store.get("payment_method", method_id)
         mandates.check(state, method, params.get("mandate_data"))
@@ -74,10 +88,25 @@ def _run(state, intent, params):
             state.emit("setup_intent.requires_action", intent)
             return
     elif behaviour["outcome"] == "decline":
-        _fail(state, intent, {"type": "card_error", "code": behaviour["code"],
-                              "decline_code": behaviour["decline_code"], "message": behaviour["message"]})
-        raise StripeError(402, "card_error", behaviour["message"], code=behaviour["code"], stored=True,
-                          decline_code=behaviour["decline_code"], setup_intent=copy.deepcopy(intent))
+        _fail(
+            state,
+            intent,
+            {
+                "type": "card_error",
+                "code": behaviour["code"],
+                "decline_code": behaviour["decline_code"],
+                "message": behaviour["message"],
+            },
+        )
+        raise StripeError(
+            402,
+            "card_error",
+            behaviour["message"],
+            code=behaviour["code"],
+            stored=True,
+            decline_code=behaviour["decline_code"],
+            setup_intent=copy.deepcopy(intent),
+        )
     succeed(state, intent, method)
 
 
@@ -111,8 +140,11 @@ def confirm(state, call):
     """POST /v1/setup_intents/{id}/confirm."""
     intent = state.store.get("setup_intent", call.args[0])
     if intent["status"] not in _CONFIRMABLE:
-        raise unexpected_state(f"This SetupIntent's status is {intent['status']}; it cannot be confirmed.",
-                               _UNEXPECTED, setup_intent=copy.deepcopy(intent))
+        raise unexpected_state(
+            f"This SetupIntent's status is {intent['status']}; it cannot be confirmed.",
+            _UNEXPECTED,
+            setup_intent=copy.deepcopy(intent),
+        )
     method_id = call.params.get("payment_method") or intent["payment_method"]
     _check_confirmable(state, method_id, _check_method(state, method_id), call.params)
     if call.params.get("payment_method"):
@@ -125,11 +157,17 @@ def cancel(state, call):
     """POST /v1/setup_intents/{id}/cancel."""
     intent = state.store.get("setup_intent", call.args[0])
     if intent["status"] not in _CANCELABLE:
-        raise unexpected_state(f"You cannot cancel this SetupIntent because it has a status of "
-                               f"{intent['status']}.", _UNEXPECTED, setup_intent=copy.deepcopy(intent))
+        raise unexpected_state(
+            f"You cannot cancel this SetupIntent because it has a status of {intent['status']}.",
+            _UNEXPECTED,
+            setup_intent=copy.deepcopy(intent),
+        )
     previous = {"status": intent["status"]}
-    intent.update(status="canceled", next_action=None,
-                  cancellation_reason=call.params.get("cancellation_reason") or None)
+    intent.update(
+        status="canceled",
+        next_action=None,
+        cancellation_reason=call.params.get("cancellation_reason") or None,
+    )
     state.store.timers.pop(intent["id"], None)
     state.emit("setup_intent.canceled", intent, previous)
     return intent
@@ -137,8 +175,11 @@ def cancel(state, call):
 
 def list_intents(state, call):
     """GET /v1/setup_intents with `customer` and `payment_method` filters."""
-    intents = [i for i in state.store.all("setup_intent")
-               if all(not call.params.get(k) or i[k] == call.params[k] for k in ("customer", "payment_method"))]
+    intents = [
+        i
+        for i in state.store.all("setup_intent")
+        if all(not call.params.get(k) or i[k] == call.params[k] for k in ("customer", "payment_method"))
+    ]
     return page(intents, call.params, "/v1/setup_intents", state.store)
 
 
@@ -157,5 +198,6 @@ def verify_microdeposits(state, call):
     code, message, fails = verdict
     if fails:
         _fail(state, intent, {"type": "invalid_request_error", "code": code, "message": message})
-    raise StripeError(400, "invalid_request_error", message, code=code, stored=True,
-                      setup_intent=copy.deepcopy(intent))
+    raise StripeError(
+        400, "invalid_request_error", message, code=code, stored=True, setup_intent=copy.deepcopy(intent)
+    )

@@ -51,10 +51,16 @@ class State:
         """Record an event with a snapshot of `obj` and hand it to the webhook dispatcher."""
         call = self.call
         event = {
-            "object": "event", "api_version": API_VERSION, "created": self.now(),
-            "data": {"object": snapshot(obj)}, "livemode": False, "pending_webhooks": 0,
-            "request": {"id": call.request_id if call else None,
-                        "idempotency_key": call.idempotency_key if call else None},
+            "object": "event",
+            "api_version": API_VERSION,
+            "created": self.now(),
+            "data": {"object": snapshot(obj)},
+            "livemode": False,
+            "pending_webhooks": 0,
+            "request": {
+                "id": call.request_id if call else None,
+                "idempotency_key": call.idempotency_key if call else None,
+            },
             "type": type_,
         }
         if previous:

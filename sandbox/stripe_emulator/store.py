@@ -8,8 +8,15 @@ from .ids import new_id
 
 # Stripe's prefix for each kind, so any id can be resolved when expanding.
 PREFIXES = {
-    "customer": "cus", "payment_method": "pm", "payment_intent": "pi", "setup_intent": "seti",
-    "charge": "ch", "refund": "re", "dispute": "dp", "event": "evt", "mandate": "mandate",
+    "customer": "cus",
+    "payment_method": "pm",
+    "payment_intent": "pi",
+    "setup_intent": "seti",
+    "charge": "ch",
+    "refund": "re",
+    "dispute": "dp",
+    "event": "evt",
+    "mandate": "mandate",
 }
 
 
@@ -56,8 +63,12 @@ class Store:
 
     def dump(self):
         """A JSON-ready copy of everything."""
-        return {"objects": copy.deepcopy(self.objects), "private": copy.deepcopy(self.private),
-                "order": dict(self.order), "timers": dict(self.timers)}
+        return {
+            "objects": copy.deepcopy(self.objects),
+            "private": copy.deepcopy(self.private),
+            "order": dict(self.order),
+            "timers": dict(self.timers),
+        }
 
     def load(self, data):
         """Replace everything with a dump."""

@@ -64,7 +64,12 @@ class Dispatcher:
 
     def options(self, duplicates=1, shuffle=False, hold=False, stale_seconds=0):
         """Set the delivery quirks applied to events emitted from now on."""
-        self.duplicates, self.shuffle, self.hold, self.stale_seconds = max(1, duplicates), shuffle, hold, stale_seconds
+        self.duplicates, self.shuffle, self.hold, self.stale_seconds = (
+            max(1, duplicates),
+            shuffle,
+            hold,
+            stale_seconds,
+        )
 
     def add_endpoint(self, url, secrets):
         """Register a receiver; returns its id, the existing one when the same URL and secrets are known."""
@@ -78,8 +83,11 @@ class Dispatcher:
 
     def enqueue(self, event):
         """Queue an event for every endpoint; returns the number of endpoints."""
-        fresh = [Delivery(0.0, 0, event, endpoint) for endpoint in self.endpoints.values()
-                 for _ in range(self.duplicates)]
+        fresh = [
+            Delivery(0.0, 0, event, endpoint)
+            for endpoint in self.endpoints.values()
+            for _ in range(self.duplicates)
+        ]
         with self._cond:
             if self.hold:
                 self._held.extend(fresh)
@@ -134,9 +142,11 @@ class Dispatcher:
     def _send(self, delivery):
         payload = json.dumps(delivery.event).encode()
         timestamp = int(time.time()) - self.stale_seconds
-        headers = {"Content-Type": "application/json; charset=utf-8",
-                   "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
-                   "Stripe-Signature": signature_header(payload, delivery.endpoint.secrets, timestamp)}
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+            "Stripe-Signature": signature_header(payload, delivery.endpoint.secrets, timestamp),
+        }
         try:
             return _post(delivery.endpoint.url, payload, headers, self.timeout_seconds), None
         except OSError as exc:
@@ -147,10 +157,19 @@ class Dispatcher:
         with self._cond:
             if delivery.generation != self._generation:
                 return
-            self._log.append({"event_id": delivery.event["id"], "type": delivery.event["type"],
-                              "endpoint": delivery.endpoint.url, "endpoint_id": delivery.endpoint.id,
-                              "attempt": delivery.attempt, "status": status, "error": error,
-                              "at": time.time(), "order": order})
+            self._log.append(
+                {
+                    "event_id": delivery.event["id"],
+                    "type": delivery.event["type"],
+                    "endpoint": delivery.endpoint.url,
+                    "endpoint_id": delivery.endpoint.id,
+                    "attempt": delivery.attempt,
+                    "status": status,
+                    "error": error,
+                    "at": time.time(),
+                    "order": order,
+                }
+            )
             retry = not ok and delivery.attempt <= len(self.retry_delays)
             if retry:
                 delivery.due = time.monotonic() + self.retry_delays[delivery.attempt - 1]

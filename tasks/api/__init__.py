@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime, timezone
 from types import SimpleNamespace
-from typing import Callable
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from db.models import Account, Payment, Seller
 from db.queries import invoices as invoice_rows
 from db.queries import payments as payment_rows
-from db.models import Account, Payment, Seller
 from db.session import transaction
 from tasks.api import selection
-from tasks.flows.balances import figures_for, recompute_after_commit
+from tasks.api.invoices import InvoiceView, list_invoices  # noqa: F401  (part of this contract)
+from tasks.api.methods import (  # noqa: F401  (the saved-method entry points are part of this contract)
+    SavedMethod,
+    list_payment_methods,
+    remove_payment_method,
+    save_payment_method,
+    set_default_payment_method,
+    verify_microdeposits,
+)
 from tasks.domain import allocation as plans
 from tasks.domain import requests as checks
 from tasks.domain.dates import seller_today
@@ -23,12 +31,8 @@ from tasks.domain.errors import RemitError
 from tasks.domain.states import CreditState, PaymentKind, PaymentStatus
 from tasks.domain.transitions import SCHEDULED_EMAIL
 from tasks.flows import messages
+from tasks.flows.balances import figures_for, recompute_after_commit
 from tasks.flows.ledger import apply_transition, queue_payment_email
-from tasks.api.invoices import InvoiceView, list_invoices  # noqa: F401  (part of this contract)
-from tasks.api.methods import (  # noqa: F401  (the saved-method entry points are part of this contract)
-    SavedMethod, list_payment_methods, remove_payment_method, save_payment_method, set_default_payment_method,
-    verify_microdeposits,
-)
 
 
 @dataclass(frozen=True)
@@ -63,9 +67,14 @@ class PaymentReceipt:
     replayed: bool = False
 
 
-def preview_payment(account_id: int, invoice_ids: list[int] | None = None, amount: int | None = None,
-                    payment_method_id: int | None = None, pay_on: date | None = None,
-                    now: datetime | None = None) -> PaymentPreview:
+def preview_payment(
+    account_id: int,
+    invoice_ids: list[int] | None = None,
+    amount: int | None = None,
+    payment_method_id: int | None = None,
+    pay_on: date | None = None,
+    now: datetime | None = None,
+) -> PaymentPreview:
     """What would be charged, per invoice, with discounts and warnings; writes nothing.
 
     With invoice_ids it previews pay_invoices (amount makes it short); with only amount, pay_amount.
@@ -77,58 +86,114 @@ def preview_payment(account_id: int, invoice_ids: list[int] | None = None, amoun
         today = seller_today(seller, now or _now())
         scheduled_for = checks.check_pay_on(pay_on, today)
         if invoice_ids is not None:
-            plan, currency, _ = _invoice_plan(session, account, seller, invoice_ids, amount, scheduled_for or today,
-                                              lock=False)
+            plan, currency, _ = _invoice_plan(
+                session, account, seller, invoice_ids, amount, scheduled_for or today, lock=False
+            )
         else:
-            plan, currency = _amount_plan(session, account, seller, checks.check_amount(amount), lock=False), account.currency
+            plan, currency = (
+                _amount_plan(session, account, seller, checks.check_amount(amount), lock=False),
+                account.currency,
+            )
         session.rollback()
-    return PaymentPreview(currency, plan.total_minor, plan.credit_minor, _lines(plan), plan.warnings, scheduled_for)
+    return PaymentPreview(
+        currency, plan.total_minor, plan.credit_minor, _lines(plan), plan.warnings, scheduled_for
+    )
 
 
-def pay_invoices(account_id: int, invoice_ids: list[int], payment_method_id: int, idempotency_key: str,
-                 amount: int | None = None, short_reason: str | None = None, comment: str | None = None,
-                 pay_on: date | None = None, now: datetime | None = None) -> PaymentReceipt:
+def pay_invoices(
+    account_id: int,
+    invoice_ids: list[int],
+    payment_method_id: int,
+    idempotency_key: str,
+    amount: int | None = None,
+    short_reason: str | None = None,
+    comment: str | None = None,
+    pay_on: date | None = None,
+    now: datetime | None = None,
+) -> PaymentReceipt:
     """Pay one to 200 invoices in full, or short with a reason; now or on a future date."""
-    fingerprint = checks.request_hash("pay_invoices", account_id=account_id, invoice_ids=_fingerprint_ids(invoice_ids),
-                                      method=payment_method_id, amount=amount, reason=short_reason,
-                                      comment=comment, pay_on=pay_on)
+    fingerprint = checks.request_hash(
+        "pay_invoices",
+        account_id=account_id,
+        invoice_ids=_fingerprint_ids(invoice_ids),
+        method=payment_method_id,
+        amount=amount,
+        reason=short_reason,
+        comment=comment,
+        pay_on=pay_on,
+    )
 
     def build(session: Session, account: Account, seller: Seller, today: date) -> SimpleNamespace:
         method = selection.load_method(session, account, seller, payment_method_id)
         scheduled_for = checks.check_pay_on(pay_on, today)
         # An early-payment discount is judged on the day the money moves.
-        plan, currency, short = _invoice_plan(session, account, seller, invoice_ids, amount, scheduled_for or today,
-                                              lock=True)
+        plan, currency, short = _invoice_plan(
+            session, account, seller, invoice_ids, amount, scheduled_for or today, lock=True
+        )
         reason, note = (None, None)
         if short:
             reason, note = checks.check_short_pay(short_reason, comment, seller.short_pay_reasons)
-        return _create(session, account, method.id, PaymentKind.INVOICES, plan, currency, scheduled_for,
-                       idempotency_key, fingerprint, short_reason=reason, short_comment=note)
+        return _create(
+            session,
+            account,
+            method.id,
+            PaymentKind.INVOICES,
+            plan,
+            currency,
+            scheduled_for,
+            idempotency_key,
+            fingerprint,
+            short_reason=reason,
+            short_comment=note,
+        )
 
     return _submit(account_id, idempotency_key, fingerprint, build, now)
 
 
-def pay_amount(account_id: int, amount: int, payment_method_id: int, idempotency_key: str,
-               pay_on: date | None = None, now: datetime | None = None) -> PaymentReceipt:
+def pay_amount(
+    account_id: int,
+    amount: int,
+    payment_method_id: int,
+    idempotency_key: str,
+    pay_on: date | None = None,
+    now: datetime | None = None,
+) -> PaymentReceipt:
     """A custom amount applied oldest invoice first; a remainder becomes credit when deposits are allowed."""
-    fingerprint = checks.request_hash("pay_amount", account_id=account_id, amount=amount,
-                                      method=payment_method_id, pay_on=pay_on)
+    fingerprint = checks.request_hash(
+        "pay_amount", account_id=account_id, amount=amount, method=payment_method_id, pay_on=pay_on
+    )
 
     def build(session: Session, account: Account, seller: Seller, today: date) -> SimpleNamespace:
         method = selection.load_method(session, account, seller, payment_method_id)
         scheduled_for = checks.check_pay_on(pay_on, today)
         plan = _amount_plan(session, account, seller, checks.check_amount(amount), lock=True)
-        return _create(session, account, method.id, PaymentKind.AMOUNT, plan, account.currency, scheduled_for,
-                       idempotency_key, fingerprint)
+        return _create(
+            session,
+            account,
+            method.id,
+            PaymentKind.AMOUNT,
+            plan,
+            account.currency,
+            scheduled_for,
+            idempotency_key,
+            fingerprint,
+        )
 
     return _submit(account_id, idempotency_key, fingerprint, build, now)
 
 
-def make_deposit(account_id: int, amount: int, payment_method_id: int, idempotency_key: str,
-                 note: str | None = None, now: datetime | None = None) -> PaymentReceipt:
+def make_deposit(
+    account_id: int,
+    amount: int,
+    payment_method_id: int,
+    idempotency_key: str,
+    note: str | None = None,
+    now: datetime | None = None,
+) -> PaymentReceipt:
     """Money on account as unapplied credit, with an optional note."""
-    fingerprint = checks.request_hash("make_deposit", account_id=account_id, amount=amount,
-                                      method=payment_method_id, note=note)
+    fingerprint = checks.request_hash(
+        "make_deposit", account_id=account_id, amount=amount, method=payment_method_id, note=note
+    )
 
     def build(session: Session, account: Account, seller: Seller, today: date) -> SimpleNamespace:
         if not seller.deposits_enabled:
@@ -136,10 +201,22 @@ def make_deposit(account_id: int, amount: int, payment_method_id: int, idempoten
         method = selection.load_method(session, account, seller, payment_method_id)
         value = checks.check_amount(amount)
         if note is not None and (not isinstance(note, str) or len(note) > checks.MAX_COMMENT_LENGTH):
-            raise RemitError("invalid_note", f"The note must be text of at most {checks.MAX_COMMENT_LENGTH} characters.")
+            raise RemitError(
+                "invalid_note", f"The note must be text of at most {checks.MAX_COMMENT_LENGTH} characters."
+            )
         plan = plans.Plan((), value, value)
-        return _create(session, account, method.id, PaymentKind.DEPOSIT, plan, account.currency, None,
-                       idempotency_key, fingerprint, note=note.strip() if note else None)
+        return _create(
+            session,
+            account,
+            method.id,
+            PaymentKind.DEPOSIT,
+            plan,
+            account.currency,
+            None,
+            idempotency_key,
+            fingerprint,
+            note=note.strip() if note else None,
+        )
 
     return _submit(account_id, idempotency_key, fingerprint, build, now)
 
@@ -153,8 +230,10 @@ def cancel_scheduled_payment(account_id: int, payment_id: int, now: datetime | N
         if payment.status == PaymentStatus.CANCELED:
             return _receipt(session, payment, replayed=True)
         if payment.status != PaymentStatus.SCHEDULED:
-            raise RemitError("not_cancelable", f"Payment {payment_id} is already {payment.status} and can no longer "
-                                               "be canceled.")
+            raise RemitError(
+                "not_cancelable",
+                f"Payment {payment_id} is already {payment.status} and can no longer be canceled.",
+            )
         apply_transition(session, payment, PaymentStatus.CANCELED, source="api", now=now or _now())
         return _receipt(session, payment, replayed=False)
 
@@ -177,26 +256,40 @@ def account_overview(account_id: int, now: datetime | None = None) -> AccountOve
         account = selection.find_account(session, account_id)
         figures = figures_for(session, account, now or _now())
         count = payment_rows.count_payments(session, account.id)
-        return AccountOverview(account.id, account.currency, figures.balance_minor, figures.overdue_minor,
-                               figures.pending_minor, figures.scheduled_minor, figures.credit_minor, count)
+        return AccountOverview(
+            account.id,
+            account.currency,
+            figures.balance_minor,
+            figures.overdue_minor,
+            figures.pending_minor,
+            figures.scheduled_minor,
+            figures.credit_minor,
+            count,
+        )
 
 
-def _invoice_plan(session: Session, account: Account, seller: Seller, invoice_ids, amount, pay_day: date,
-                  lock: bool) -> tuple[plans.Plan, str, bool]:
+def _invoice_plan(
+    session: Session, account: Account, seller: Seller, invoice_ids, amount, pay_day: date, lock: bool
+) -> tuple[plans.Plan, str, bool]:
     """The plan for money moving on pay_day, its currency, and whether it is a short payment (less than the
     full amount due)."""
     chosen = selection.select_invoices(session, account, seller, invoice_ids, lock=lock)
     full = plans.plan_in_full(chosen.invoices, pay_day)
     if amount is None:
         if full.total_minor > checks.MAX_AMOUNT_MINOR:
-            raise RemitError("invalid_amount", f"The total of the selected invoices, {full.total_minor}, is above the "
-                                               "largest single payment allowed; pay them in smaller groups.")
+            raise RemitError(
+                "invalid_amount",
+                f"The total of the selected invoices, {full.total_minor}, is above the "
+                "largest single payment allowed; pay them in smaller groups.",
+            )
         return full, chosen.currency, False
     value = checks.check_amount(amount)
     owed = sum(i.owed_minor for i in chosen.invoices)
     if value > owed:
-        raise RemitError("amount_exceeds_balance",
-                         f"The amount {value} is more than the {owed} owed on the selected invoices.")
+        raise RemitError(
+            "amount_exceeds_balance",
+            f"The amount {value} is more than the {owed} owed on the selected invoices.",
+        )
     if value == full.total_minor:  # the discounted total, while discounts apply, pays everything
         return full, chosen.currency, False
     # Any other amount takes no discount, so it is short unless it pays all that is owed.
@@ -216,12 +309,19 @@ def _amount_plan(session: Session, account: Account, seller: Seller, amount: int
     plan = plans.plan_custom_amount(selection.open_account_invoices(session, account, lock=lock), amount)
     if plan.credit_minor and not seller.deposits_enabled:
         owed = amount - plan.credit_minor
-        raise RemitError("amount_exceeds_balance", f"The amount {amount} is more than the {owed} owed on this account.")
+        raise RemitError(
+            "amount_exceeds_balance", f"The amount {amount} is more than the {owed} owed on this account."
+        )
     return plan
 
 
-def _submit(account_id: int, key: str, fingerprint: str,
-            build: Callable[[Session, Account, Seller, date], SimpleNamespace], now: datetime | None) -> PaymentReceipt:
+def _submit(
+    account_id: int,
+    key: str,
+    fingerprint: str,
+    build: Callable[[Session, Account, Seller, date], SimpleNamespace],
+    now: datetime | None,
+) -> PaymentReceipt:
     checks.check_idempotency_key(key)
     now = now or _now()
     try:
@@ -234,26 +334,61 @@ def _submit(account_id: int, key: str, fingerprint: str,
             return _receipt(session, payment, replayed=False)
     except IntegrityError as exc:
         if "uq_allocations_one_reserved_per_invoice" in str(exc.orig):
-            raise RemitError("invoice_unavailable", "One of the invoices already has a payment in progress.") from None
+            raise RemitError(
+                "invoice_unavailable", "One of the invoices already has a payment in progress."
+            ) from None
         raise
 
 
-def _create(session: Session, account: Account, method_id: int, kind: PaymentKind, plan: plans.Plan,
-            currency: str, scheduled_for: date | None, key: str, fingerprint: str, **extra) -> SimpleNamespace:
+def _create(
+    session: Session,
+    account: Account,
+    method_id: int,
+    kind: PaymentKind,
+    plan: plans.Plan,
+    currency: str,
+    scheduled_for: date | None,
+    key: str,
+    fingerprint: str,
+    **extra,
+) -> SimpleNamespace:
     status = PaymentStatus.SCHEDULED if scheduled_for else PaymentStatus.PENDING
     # Straight to the tables in one statement: a request reads nothing back as objects.
-    row = dict(account_id=account.id, kind=kind, amount_minor=plan.total_minor, currency=currency,
-               payment_method_id=method_id, status=status, scheduled_for=scheduled_for, idempotency_key=key,
-               request_hash=fingerprint, attempt=0, refunded_minor=0, **extra)
+    row = dict(
+        account_id=account.id,
+        kind=kind,
+        amount_minor=plan.total_minor,
+        currency=currency,
+        payment_method_id=method_id,
+        status=status,
+        scheduled_for=scheduled_for,
+        idempotency_key=key,
+        request_hash=fingerprint,
+        attempt=0,
+        refunded_minor=0,
+        **extra,
+    )
     payment_id, marked_stale = payment_rows.insert_payment(
-        session, row, [(line.invoice_id, line.amount_minor, line.discount_minor) for line in plan.lines],
-        source="api", detail={"warnings": list(plan.warnings)} if plan.warnings else {}, now=_now())
+        session,
+        row,
+        [(line.invoice_id, line.amount_minor, line.discount_minor) for line in plan.lines],
+        source="api",
+        detail={"warnings": list(plan.warnings)} if plan.warnings else {},
+        now=_now(),
+    )
     if marked_stale:
         recompute_after_commit(session, account.id)
     payment = SimpleNamespace(id=payment_id, **row)
     if plan.credit_minor:
-        invoice_rows.insert_credit(session, account_id=account.id, payment_id=payment.id, amount_minor=plan.credit_minor,
-                                   currency=currency, state=CreditState.PENDING, note=extra.get("note"))
+        invoice_rows.insert_credit(
+            session,
+            account_id=account.id,
+            payment_id=payment.id,
+            amount_minor=plan.credit_minor,
+            currency=currency,
+            state=CreditState.PENDING,
+            note=extra.get("note"),
+        )
     if status == PaymentStatus.SCHEDULED:
         queue_payment_email(session, payment_rows.find_payment(session, payment.id), SCHEDULED_EMAIL, _now())
     else:
@@ -264,8 +399,9 @@ def _create(session: Session, account: Account, method_id: int, kind: PaymentKin
 
 def _replay(session: Session, payment: Payment, fingerprint: str) -> PaymentReceipt:
     if payment.request_hash != fingerprint:
-        raise RemitError("idempotency_key_reused",
-                         "This idempotency key was already used for a different payment request.")
+        raise RemitError(
+            "idempotency_key_reused", "This idempotency key was already used for a different payment request."
+        )
     return _receipt(session, payment, replayed=True)
 
 
@@ -277,8 +413,18 @@ def _receipt(session: Session, payment: Payment | SimpleNamespace, replayed: boo
         rows = invoice_rows.list_allocation_lines(session, payment.id)
         lines, warnings = tuple(PaymentLine(*row) for row in rows), ()
     credit = payment.amount_minor - sum(line.amount_minor for line in lines)
-    return PaymentReceipt(payment.id, payment.status, payment.kind, payment.amount_minor, payment.currency,
-                          payment.scheduled_for, credit, lines, warnings, replayed)
+    return PaymentReceipt(
+        payment.id,
+        payment.status,
+        payment.kind,
+        payment.amount_minor,
+        payment.currency,
+        payment.scheduled_for,
+        credit,
+        lines,
+        warnings,
+        replayed,
+    )
 
 
 def _lines(plan: plans.Plan) -> tuple[PaymentLine, ...]:
@@ -286,4 +432,4 @@ def _lines(plan: plans.Plan) -> tuple[PaymentLine, ...]:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

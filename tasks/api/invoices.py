@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
-
-from db.queries import invoices as invoice_rows
 from db.models import Invoice
+from db.queries import invoices as invoice_rows
 from db.session import transaction
-from tasks.domain.invoices import combine_holds, invoice_state
 from tasks.api.selection import find_account
 from tasks.domain.dates import seller_today
+from tasks.domain.invoices import combine_holds, invoice_state
 
 
 @dataclass(frozen=True)
@@ -36,7 +35,7 @@ def list_invoices(account_id: int, now: datetime | None = None) -> list[InvoiceV
     """Every customer-visible invoice of the account, due date first; a parent sums its children."""
     with transaction() as session:
         account = find_account(session, account_id)
-        today = seller_today(account.seller, now or datetime.now(timezone.utc))
+        today = seller_today(account.seller, now or datetime.now(UTC))
         rows = invoice_rows.list_visible_invoices(session, account.id)
         ids = [r.id for r in rows]
         standing = invoice_rows.list_standing(session, ids)
@@ -49,12 +48,34 @@ def list_invoices(account_id: int, now: datetime | None = None) -> list[InvoiceV
         return [_view(row, children.get(row.id, []), settled, holds, today) for row in rows]
 
 
-def _view(row: Invoice, kids: list[Invoice], settled: dict[int, int], holds: dict[int, str], today: date) -> InvoiceView:
+def _view(
+    row: Invoice, kids: list[Invoice], settled: dict[int, int], holds: dict[int, str], today: date
+) -> InvoiceView:
     live_kids = [k for k in kids if not k.voided]
     paid = sum(settled.get(k.id, 0) for k in live_kids) if kids else settled.get(row.id, 0)
     held = combine_holds([holds.get(k.id) for k in live_kids]) if kids else holds.get(row.id)
     total = sum(k.total_minor for k in live_kids) if kids else row.total_minor
-    state = invoice_state(voided=row.voided or (bool(kids) and not live_kids), total_minor=total, settled_minor=paid,
-                          held_by=held, due_on=row.due_on, today=today)
-    return InvoiceView(row.id, row.number, row.parent_id, row.site_name, row.currency, total, paid, state.owed_minor,
-                       row.issued_on, row.due_on, row.discount_minor, row.discount_until, state.status, state.overdue)
+    state = invoice_state(
+        voided=row.voided or (bool(kids) and not live_kids),
+        total_minor=total,
+        settled_minor=paid,
+        held_by=held,
+        due_on=row.due_on,
+        today=today,
+    )
+    return InvoiceView(
+        row.id,
+        row.number,
+        row.parent_id,
+        row.site_name,
+        row.currency,
+        total,
+        paid,
+        state.owed_minor,
+        row.issued_on,
+        row.due_on,
+        row.discount_minor,
+        row.discount_until,
+        state.status,
+        state.overdue,
+    )

@@ -8,15 +8,15 @@ moves it to active, verification_pending with microdeposits on their way, or ver
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from db.models import Account, PaymentMethod, Seller
 from db.queries import methods as method_rows
 from db.queries import payments as payment_rows
-from db.models import Account, PaymentMethod, Seller
 from db.session import transaction
 from tasks.api import selection
 from tasks.domain import methods as rules
@@ -45,16 +45,28 @@ class SavedMethod:
     replayed: bool = False
 
 
-def save_payment_method(account_id: int, *, stripe_payment_method_id: str | None = None, idempotency_key: str,
-                        kind: str | None = None, last4: str | None = None, brand: str | None = None,
-                        exp_month: int | None = None, exp_year: int | None = None, bank_name: str | None = None,
-                        set_default: bool = False, mandate: dict[str, Any] | None = None,
-                        now: datetime | None = None) -> SavedMethod:
+def save_payment_method(
+    account_id: int,
+    *,
+    stripe_payment_method_id: str | None = None,
+    idempotency_key: str,
+    kind: str | None = None,
+    last4: str | None = None,
+    brand: str | None = None,
+    exp_month: int | None = None,
+    exp_year: int | None = None,
+    bank_name: str | None = None,
+    set_default: bool = False,
+    mandate: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> SavedMethod:
     """Save a PaymentMethod Stripe.js collected; saving the same one again returns the first row."""
     checks.check_idempotency_key(idempotency_key)
     stripe_id = rules.check_stripe_method_id(stripe_payment_method_id)
     display = rules.check_display(kind, last4, brand, exp_month, exp_year, bank_name)
-    acceptance = rules.check_mandate(mandate, now or _now()) if display.kind == MethodKind.US_BANK_ACCOUNT else None
+    acceptance = (
+        rules.check_mandate(mandate, now or _now()) if display.kind == MethodKind.US_BANK_ACCOUNT else None
+    )
     if not isinstance(set_default, bool):
         raise RemitError("invalid_set_default", "set_default must be true or false.")
     try:
@@ -94,7 +106,9 @@ def set_default_payment_method(account_id: int, payment_method_id: int) -> Saved
     except IntegrityError as exc:
         if _ONE_DEFAULT not in str(exc.orig):
             raise
-        raise RemitError("default_changed", "The default method changed at the same time; try again.") from None
+        raise RemitError(
+            "default_changed", "The default method changed at the same time; try again."
+        ) from None
 
 
 def remove_payment_method(account_id: int, payment_method_id: int) -> SavedMethod:
@@ -104,14 +118,20 @@ def remove_payment_method(account_id: int, payment_method_id: int) -> SavedMetho
         method = _method_of(session, account, payment_method_id)
         if method.status == S.REMOVED:
             return _view(method, replayed=True)
-        rules.check_removable(method.is_default, _other_candidates(session, method), _payments_using(session, method))
+        rules.check_removable(
+            method.is_default, _other_candidates(session, method), _payments_using(session, method)
+        )
         method.status, method.is_default = S.REMOVED, False
         messages.send_after_commit(session, "detach_payment_method", [(method.id,)])
         return _view(method)
 
 
-def verify_microdeposits(account_id: int, payment_method_id: int, amounts: list[int] | None = None,
-                         descriptor_code: str | None = None) -> SavedMethod:
+def verify_microdeposits(
+    account_id: int,
+    payment_method_id: int,
+    amounts: list[int] | None = None,
+    descriptor_code: str | None = None,
+) -> SavedMethod:
     """Hand the customer's microdeposit amounts or code to the `ach` queue; the verdict lands on the method.
 
     Nothing is written: the attempt travels in the message, and an enqueue that fails raises here, so
@@ -151,19 +171,37 @@ def _replay(existing: PaymentMethod, account_id: int) -> SavedMethod:
     if existing.account_id != account_id:
         raise RemitError("method_taken", "This payment method is saved on another account.")
     if existing.status == S.REMOVED:
-        raise RemitError("method_removed", "This payment method was removed; enter the card or account again.")
+        raise RemitError(
+            "method_removed", "This payment method was removed; enter the card or account again."
+        )
     return _view(existing, replayed=True)
 
 
-def _insert(session: Session, account: Account, stripe_id: str, display: rules.Display,
-            acceptance: rules.MandateAcceptance | None) -> PaymentMethod:
-    method = PaymentMethod(account_id=account.id, stripe_payment_method_id=stripe_id, kind=display.kind,
-                           brand=display.brand, bank_name=display.bank_name, last4=display.last4,
-                           exp_month=display.exp_month, exp_year=display.exp_year, is_default=False,
-                           status=S.VERIFICATION_PENDING)
+def _insert(
+    session: Session,
+    account: Account,
+    stripe_id: str,
+    display: rules.Display,
+    acceptance: rules.MandateAcceptance | None,
+) -> PaymentMethod:
+    method = PaymentMethod(
+        account_id=account.id,
+        stripe_payment_method_id=stripe_id,
+        kind=display.kind,
+        brand=display.brand,
+        bank_name=display.bank_name,
+        last4=display.last4,
+        exp_month=display.exp_month,
+        exp_year=display.exp_year,
+        is_default=False,
+        status=S.VERIFICATION_PENDING,
+    )
     if acceptance is not None:
         method.mandate_accepted_at, method.mandate_ip = acceptance.accepted_at, acceptance.ip_address
-        method.mandate_user_agent, method.mandate_text_version = acceptance.user_agent, acceptance.text_version
+        method.mandate_user_agent, method.mandate_text_version = (
+            acceptance.user_agent,
+            acceptance.text_version,
+        )
     method_rows.insert_method(session, method)
     return method
 
@@ -191,13 +229,26 @@ def _payments_using(session: Session, method: PaymentMethod) -> int:
 
 def _other_candidates(session: Session, method: PaymentMethod) -> int:
     """Other methods of the account that could become the default instead."""
-    return method_rows.count_other_methods(session, method.account_id, method.id, [S.ACTIVE, S.VERIFICATION_PENDING])
+    return method_rows.count_other_methods(
+        session, method.account_id, method.id, [S.ACTIVE, S.VERIFICATION_PENDING]
+    )
 
 
 def _view(method: PaymentMethod, replayed: bool = False) -> SavedMethod:
-    return SavedMethod(method.id, method.kind, method.status, method.last4, method.brand, method.exp_month,
-                       method.exp_year, method.bank_name, method.is_default, method.verification_error, replayed)
+    return SavedMethod(
+        method.id,
+        method.kind,
+        method.status,
+        method.last4,
+        method.brand,
+        method.exp_month,
+        method.exp_year,
+        method.bank_name,
+        method.is_default,
+        method.verification_error,
+        replayed,
+    )
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from db.models import Account, PaymentMethod, Seller
 from db.queries import accounts as account_rows
 from db.queries import invoices as invoice_rows
 from db.queries import methods as method_rows
-from db.models import Account, PaymentMethod, Seller
 from tasks.domain import payability
 from tasks.domain.allocation import OpenInvoice
 from tasks.domain.errors import RemitError
@@ -31,7 +31,11 @@ def find_account(session: Session, account_id: object, lock: bool = False) -> Ac
     """
     if isinstance(account_id, bool) or not isinstance(account_id, int):
         raise RemitError("account_not_found", f"Account {account_id!r} was not found.")
-    account = account_rows.lock_account_row(session, account_id) if lock else account_rows.find_account(session, account_id)
+    account = (
+        account_rows.lock_account_row(session, account_id)
+        if lock
+        else account_rows.find_account(session, account_id)
+    )
     if account is None:
         raise RemitError("account_not_found", f"Account {account_id} was not found.")
     return account
@@ -48,13 +52,21 @@ def load_account(session: Session, account_id: object, lock: bool) -> tuple[Acco
 
 def load_method(session: Session, account: Account, seller: Seller, method_id: object) -> PaymentMethod:
     """The account's usable payment method, or a refusal saying why it cannot be used."""
-    method = method_rows.find_method(session, method_id) if isinstance(method_id, int) and not isinstance(method_id, bool) else None
+    method = (
+        method_rows.find_method(session, method_id)
+        if isinstance(method_id, int) and not isinstance(method_id, bool)
+        else None
+    )
     if method is None or method.account_id != account.id:
         raise RemitError("method_not_found", f"Payment method {method_id!r} was not found on this account.")
     if method.status == MethodStatus.REMOVED:
         raise RemitError("method_removed", "This payment method was removed; choose another one.")
     if method.status != MethodStatus.ACTIVE:
-        what = "bank account is not verified" if method.kind == MethodKind.US_BANK_ACCOUNT else "card is not ready"
+        what = (
+            "bank account is not verified"
+            if method.kind == MethodKind.US_BANK_ACCOUNT
+            else "card is not ready"
+        )
         raise RemitError("method_unverified", f"This {what} yet; verify it or choose another method.")
     accepted = seller.cards_enabled if method.kind == MethodKind.CARD else seller.ach_enabled
     if not accepted:
@@ -63,10 +75,14 @@ def load_method(session: Session, account: Account, seller: Seller, method_id: o
     return method
 
 
-def select_invoices(session: Session, account: Account, seller: Seller, invoice_ids: object, lock: bool) -> Selection:
+def select_invoices(
+    session: Session, account: Account, seller: Seller, invoice_ids: object, lock: bool
+) -> Selection:
     """The payable invoices a selection means (a parent brings its children), all checked."""
     ids = check_invoice_ids(invoice_ids, seller.max_invoices_per_payment)
-    rows = (invoice_rows.lock_invoices_with_children if lock else invoice_rows.list_invoices_with_children)(session, ids)
+    rows = (invoice_rows.lock_invoices_with_children if lock else invoice_rows.list_invoices_with_children)(
+        session, ids
+    )
     leaves = payability.choose_leaves(ids, rows, account.id, seller.max_invoices_per_payment)
     standing = invoice_rows.list_standing(session, [i.id for i in leaves.invoices])
     return Selection(payability.open_leaves(leaves, standing, ids), leaves.currency)

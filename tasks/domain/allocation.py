@@ -5,9 +5,10 @@ Pure functions over plain values; amounts are integers in minor units of one cur
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Callable
+from typing import Any
 
 from tasks.domain.states import AllocationState
 
@@ -39,7 +40,12 @@ class OpenInvoice:
 
     def discount_on(self, today: date) -> int:
         """The early-payment discount available today, only on an untouched invoice."""
-        if self.discount_minor and self.settled_minor == 0 and self.discount_until and today <= self.discount_until:
+        if (
+            self.discount_minor
+            and self.settled_minor == 0
+            and self.discount_until
+            and today <= self.discount_until
+        ):
             return self.discount_minor
         return 0
 

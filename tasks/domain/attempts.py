@@ -35,8 +35,9 @@ def stripe_key(payment_id: int, attempt: int) -> str:
     return f"remit-payment-{payment_id}-attempt-{attempt}"
 
 
-def decide_attempt(payment_id: int, status: str, attempt: int, first_attempt_at: datetime | None,
-                   now: datetime) -> Attempt:
+def decide_attempt(
+    payment_id: int, status: str, attempt: int, first_attempt_at: datetime | None, now: datetime
+) -> Attempt:
     """What execute_payment does for a payment in this state at this time."""
     if status == PaymentStatus.PENDING:
         number = attempt + 1

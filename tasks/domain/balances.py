@@ -22,8 +22,9 @@ class Figures:
     credit_minor: int
 
 
-def compute_figures(invoices: list[InvoiceFacts], pending_minor: int, scheduled_minor: int, credit_minor: int,
-                    today: date) -> Figures:
+def compute_figures(
+    invoices: list[InvoiceFacts], pending_minor: int, scheduled_minor: int, credit_minor: int, today: date
+) -> Figures:
     """Balance is what is still owed; overdue is the part owed on invoices past their due date."""
     owed = [(max(i.total_minor - i.settled_minor, 0), i.due_on) for i in invoices]
     return Figures(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from tasks.domain.intents import target_for_intent
 from tasks.domain.states import PaymentStatus
@@ -164,7 +165,9 @@ class TakeBack:
     allocations: RefundSplit
 
 
-def take_back(credits: Sequence[CreditSlice], applied: Sequence[AllocationSlice], refund_minor: int) -> TakeBack:
+def take_back(
+    credits: Sequence[CreditSlice], applied: Sequence[AllocationSlice], refund_minor: int
+) -> TakeBack:
     """What newly refunded money takes back from one payment.
 
     The payment's available credit goes first, oldest first: it is the overpaid part no invoice
@@ -175,8 +178,9 @@ def take_back(credits: Sequence[CreditSlice], applied: Sequence[AllocationSlice]
     return TakeBack(reverse, reduce, split_refund(applied, rest))
 
 
-def _take(pieces: Sequence[AllocationSlice | CreditSlice],
-          amount_minor: int) -> tuple[tuple[int, ...], tuple[int, int] | None, int]:
+def _take(
+    pieces: Sequence[AllocationSlice | CreditSlice], amount_minor: int
+) -> tuple[tuple[int, ...], tuple[int, int] | None, int]:
     """(ids reversed whole in order while the amount covers them, (id, new amount) of the next one, what is left)."""
     remaining, reverse = amount_minor, []
     for piece in pieces:

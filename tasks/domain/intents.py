@@ -18,8 +18,9 @@ _BY_INTENT_STATUS = {
 }
 
 
-def target_for_intent(intent_status: str, error_code: str | None = None,
-                      decline_code: str | None = None) -> PaymentStatus | None:
+def target_for_intent(
+    intent_status: str, error_code: str | None = None, decline_code: str | None = None
+) -> PaymentStatus | None:
     """The payment status a confirmed intent's state implies; None when it implies nothing yet."""
     if AUTHENTICATION_REQUIRED in (error_code, decline_code):
         return PaymentStatus.REQUIRES_ACTION

@@ -32,8 +32,9 @@ class InvoiceState:
     owed_minor: int
 
 
-def invoice_state(*, voided: bool, total_minor: int, settled_minor: int, held_by: str | None, due_on: date,
-                  today: date) -> InvoiceState:
+def invoice_state(
+    *, voided: bool, total_minor: int, settled_minor: int, held_by: str | None, due_on: date, today: date
+) -> InvoiceState:
     """Status and overdue flag; held_by is the status of the payment holding a reservation, if any.
 
     An ACH payment still processing holds its invoice as pending: money counts only once settled.

@@ -11,8 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from tasks.domain.errors import RemitError
-from tasks.domain.states import EmailKind
-from tasks.domain.states import MethodKind, MethodStatus
+from tasks.domain.states import EmailKind, MethodKind, MethodStatus
 from tasks.domain.transitions import RESERVING_STATUSES
 
 S = MethodStatus
@@ -37,11 +36,13 @@ IN_USE_STATUSES = RESERVING_STATUSES
 AMOUNTS_MISMATCH = "payment_method_microdeposit_verification_amounts_mismatch"
 DESCRIPTOR_MISMATCH = "payment_method_microdeposit_verification_descriptor_code_mismatch"
 # Stripe's final verdicts on microdeposits (STRIPE.md): the account can never be verified this way.
-VERIFICATION_FINAL = frozenset({
-    "payment_method_microdeposit_verification_attempts_exceeded",
-    "payment_method_microdeposit_verification_timeout",
-    "payment_method_microdeposit_failed",
-})
+VERIFICATION_FINAL = frozenset(
+    {
+        "payment_method_microdeposit_verification_attempts_exceeded",
+        "payment_method_microdeposit_verification_timeout",
+        "payment_method_microdeposit_failed",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,9 @@ class Verification:
 
     @property
     def fingerprint(self) -> str:
-        value = f"amounts:{self.amounts[0]},{self.amounts[1]}" if self.amounts else f"code:{self.descriptor_code}"
+        value = (
+            f"amounts:{self.amounts[0]},{self.amounts[1]}" if self.amounts else f"code:{self.descriptor_code}"
+        )
         return hashlib.sha256(value.encode()).hexdigest()[:16]
 
 
@@ -83,13 +86,23 @@ def check_stripe_method_id(value: Any) -> str:
     return value
 
 
-def check_display(kind: Any, last4: Any, brand: Any = None, exp_month: Any = None, exp_year: Any = None,
-                  bank_name: Any = None) -> Display:
+def check_display(
+    kind: Any,
+    last4: Any,
+    brand: Any = None,
+    exp_month: Any = None,
+    exp_year: Any = None,
+    bank_name: Any = None,
+) -> Display:
     """The display data the portal sent, checked against the kind of method it claims."""
     if kind not in tuple(MethodKind):
-        raise RemitError("invalid_method_kind", f"The method kind must be 'card' or 'us_bank_account', not {kind!r}.")
+        raise RemitError(
+            "invalid_method_kind", f"The method kind must be 'card' or 'us_bank_account', not {kind!r}."
+        )
     if not isinstance(last4, str) or not _LAST4.match(last4):
-        raise RemitError("invalid_method_details", "last4 must be the last four digits of the card or account.")
+        raise RemitError(
+            "invalid_method_details", "last4 must be the last four digits of the card or account."
+        )
     if kind == MethodKind.US_BANK_ACCOUNT:
         _check_text(bank_name, "bank_name", MAX_BANK_NAME_LENGTH, required=False)
         return Display(MethodKind.US_BANK_ACCOUNT, last4, bank_name=bank_name)
@@ -104,11 +117,16 @@ def check_display(kind: Any, last4: Any, brand: Any = None, exp_month: Any = Non
 def check_mandate(mandate: Any, now: datetime) -> MandateAcceptance:
     """The customer's acceptance of the ACH debit terms, which Stripe needs before the first debit."""
     if mandate is None:
-        raise RemitError("mandate_required", "A bank account needs the customer's acceptance of the debit "
-                                             "agreement (accepted_at, ip_address, user_agent, text_version).")
+        raise RemitError(
+            "mandate_required",
+            "A bank account needs the customer's acceptance of the debit "
+            "agreement (accepted_at, ip_address, user_agent, text_version).",
+        )
     if not isinstance(mandate, dict):
-        raise RemitError("invalid_mandate", "The mandate must be a mapping of accepted_at, ip_address, "
-                                            "user_agent and text_version.")
+        raise RemitError(
+            "invalid_mandate",
+            "The mandate must be a mapping of accepted_at, ip_address, user_agent and text_version.",
+        )
     accepted_at = mandate.get("accepted_at")
     if not isinstance(accepted_at, datetime) or accepted_at.tzinfo is None:
         raise RemitError("invalid_mandate", "The mandate's accepted_at must be a datetime with a time zone.")
@@ -118,27 +136,40 @@ def check_mandate(mandate: Any, now: datetime) -> MandateAcceptance:
         ip = str(ipaddress.ip_address(mandate.get("ip_address")))
     except ValueError:
         raise RemitError("invalid_mandate", "The mandate's ip_address is not an IP address.") from None
-    _check_text(mandate.get("user_agent"), "user_agent", MAX_USER_AGENT_LENGTH, required=True, code="invalid_mandate")
-    _check_text(mandate.get("text_version"), "text_version", MAX_TEXT_VERSION_LENGTH, required=True,
-                code="invalid_mandate")
+    _check_text(
+        mandate.get("user_agent"), "user_agent", MAX_USER_AGENT_LENGTH, required=True, code="invalid_mandate"
+    )
+    _check_text(
+        mandate.get("text_version"),
+        "text_version",
+        MAX_TEXT_VERSION_LENGTH,
+        required=True,
+        code="invalid_mandate",
+    )
     return MandateAcceptance(accepted_at, ip, mandate["user_agent"], mandate["text_version"])
 
 
 def check_verification(amounts: Any, descriptor_code: Any) -> Verification:
     """Exactly one of two microdeposit amounts (cents) or a descriptor code."""
     if (amounts is None) == (descriptor_code is None):
-        raise RemitError("verification_values_required",
-                         "Give either the two microdeposit amounts or the descriptor code, not both or neither.")
+        raise RemitError(
+            "verification_values_required",
+            "Give either the two microdeposit amounts or the descriptor code, not both or neither.",
+        )
     if descriptor_code is not None:
         code = descriptor_code.strip().upper() if isinstance(descriptor_code, str) else None
         if not code or not _DESCRIPTOR_CODE.match(code):
-            raise RemitError("invalid_descriptor_code", "The descriptor code is six characters starting with SM.")
+            raise RemitError(
+                "invalid_descriptor_code", "The descriptor code is six characters starting with SM."
+            )
         return Verification(None, code)
     if not isinstance(amounts, (list, tuple)) or len(amounts) != 2:
         raise RemitError("invalid_microdeposit_amounts", "Give exactly two microdeposit amounts.")
     if not all(_is_int(a) and 0 < a <= MAX_MICRODEPOSIT_CENTS for a in amounts):
-        raise RemitError("invalid_microdeposit_amounts",
-                         f"Each microdeposit amount is a whole number of cents from 1 to {MAX_MICRODEPOSIT_CENTS}.")
+        raise RemitError(
+            "invalid_microdeposit_amounts",
+            f"Each microdeposit amount is a whole number of cents from 1 to {MAX_MICRODEPOSIT_CENTS}.",
+        )
     return Verification((amounts[0], amounts[1]), None)
 
 
@@ -149,16 +180,22 @@ def check_verifiable(kind: str, status: str, setup_intent_id: str | None) -> Non
     if status == S.ACTIVE:
         raise RemitError("already_verified", "This bank account is already verified.")
     if status != S.VERIFICATION_PENDING:
-        raise RemitError("not_verifiable", f"This bank account is {status.replace('_', ' ')} and cannot be verified.")
+        raise RemitError(
+            "not_verifiable", f"This bank account is {status.replace('_', ' ')} and cannot be verified."
+        )
     if setup_intent_id is None:
-        raise RemitError("verification_not_started", "The microdeposits have not been sent yet; try again shortly.")
+        raise RemitError(
+            "verification_not_started", "The microdeposits have not been sent yet; try again shortly."
+        )
 
 
 def check_default_allowed(status: str) -> None:
     if status == S.REMOVED:
         raise RemitError("method_removed", "This payment method was removed; choose another one.")
     if status == S.VERIFICATION_FAILED:
-        raise RemitError("method_unverified", "This bank account could not be verified and cannot be the default.")
+        raise RemitError(
+            "method_unverified", "This bank account could not be verified and cannot be the default."
+        )
 
 
 def check_removable(is_default: bool, other_methods: int, in_use_by: int) -> None:
@@ -167,10 +204,15 @@ def check_removable(is_default: bool, other_methods: int, in_use_by: int) -> Non
     The default may go when it is the account's last method: there is nothing to choose instead.
     """
     if in_use_by:
-        raise RemitError("method_in_use", "This payment method is used by a payment that is pending, in progress "
-                                          "or scheduled; wait for it to finish or cancel it first.")
+        raise RemitError(
+            "method_in_use",
+            "This payment method is used by a payment that is pending, in progress "
+            "or scheduled; wait for it to finish or cancel it first.",
+        )
     if is_default and other_methods:
-        raise RemitError("method_is_default", "This is the default payment method; choose another default first.")
+        raise RemitError(
+            "method_is_default", "This is the default payment method; choose another default first."
+        )
 
 
 class SyncStep(StrEnum):
@@ -238,7 +280,9 @@ def detach_key(method_id: int, stripe_payment_method_id: str) -> str:
     return f"remit-detach-{method_id}-{digest}"
 
 
-def _check_text(value: Any, name: str, limit: int, required: bool, code: str = "invalid_method_details") -> None:
+def _check_text(
+    value: Any, name: str, limit: int, required: bool, code: str = "invalid_method_details"
+) -> None:
     if value is None and not required:
         return
     if not isinstance(value, str) or not value.strip() or len(value) > limit:

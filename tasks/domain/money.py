@@ -3,15 +3,44 @@
 from __future__ import annotations
 
 # Currencies whose minor unit is the major unit (Stripe's zero-decimal list): 1235 jpy is ¥1,235.
-ZERO_DECIMAL = frozenset({
-    "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf",
-})
+ZERO_DECIMAL = frozenset(
+    {
+        "bif",
+        "clp",
+        "djf",
+        "gnf",
+        "jpy",
+        "kmf",
+        "krw",
+        "mga",
+        "pyg",
+        "rwf",
+        "ugx",
+        "vnd",
+        "vuv",
+        "xaf",
+        "xof",
+        "xpf",
+    }
+)
 # Currencies with three decimals (Stripe's three-decimal list): 1234 kwd is KWD 1.234.
 THREE_DECIMAL = frozenset({"bhd", "jod", "kwd", "omr", "tnd"})
 # Symbols a reader recognises without ambiguity; any other currency is shown with its code ("CHF 12.00").
 SYMBOLS = {
-    "usd": "$", "eur": "€", "gbp": "£", "jpy": "¥", "cad": "CA$", "aud": "A$", "nzd": "NZ$", "mxn": "MX$",
-    "inr": "₹", "krw": "₩", "cny": "CN¥", "ils": "₪", "php": "₱", "vnd": "₫",
+    "usd": "$",
+    "eur": "€",
+    "gbp": "£",
+    "jpy": "¥",
+    "cad": "CA$",
+    "aud": "A$",
+    "nzd": "NZ$",
+    "mxn": "MX$",
+    "inr": "₹",
+    "krw": "₩",
+    "cny": "CN¥",
+    "ils": "₪",
+    "php": "₱",
+    "vnd": "₫",
 }
 
 
@@ -41,7 +70,7 @@ def format_money(amount_minor: int, currency: str) -> str:
 def _digits(units: int, places: int) -> str:
     if places == 0:
         return f"{units:,}"
-    major, minor = divmod(units, 10 ** places)
+    major, minor = divmod(units, 10**places)
     return f"{major:,}.{minor:0{places}d}"
 
 

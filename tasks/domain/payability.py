@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Mapping, Sequence
 
 from tasks.domain.allocation import OpenInvoice
 from tasks.domain.errors import RemitError
@@ -41,20 +41,24 @@ class Leaves:
     first_number: str
 
 
-def choose_leaves(ids: Sequence[int], rows: Sequence[InvoiceFacts], account_id: int,
-                  max_invoices: int) -> Leaves:
+def choose_leaves(
+    ids: Sequence[int], rows: Sequence[InvoiceFacts], account_id: int, max_invoices: int
+) -> Leaves:
     """The leaves of the asked ids among rows (the asked invoices and their children), or a refusal."""
     asked = set(ids)
     children = [r for r in rows if r.parent_id in asked]
     by_id = _visible(ids, rows, account_id)
     leaves = _leaves(ids, by_id, children)
     if len(leaves) > max_invoices:
-        raise RemitError("too_many_invoices", f"At most {max_invoices} invoices can be paid at once; "
-                                              f"this selection covers {len(leaves)}.")
+        raise RemitError(
+            "too_many_invoices",
+            f"At most {max_invoices} invoices can be paid at once; this selection covers {len(leaves)}.",
+        )
     currencies = {invoice.currency for invoice in leaves}
     if len(currencies) > 1:
-        raise RemitError("mixed_currencies",
-                         f"The selected invoices are in different currencies: {sorted(currencies)}.")
+        raise RemitError(
+            "mixed_currencies", f"The selected invoices are in different currencies: {sorted(currencies)}."
+        )
     return Leaves(tuple(leaves), currencies.pop(), by_id[ids[0]].number)
 
 
@@ -67,12 +71,16 @@ def _visible(ids: Sequence[int], rows: Sequence[InvoiceFacts], account_id: int) 
     return by_id
 
 
-def _leaves(ids: Sequence[int], by_id: dict[int, InvoiceFacts], children: list[InvoiceFacts]) -> list[InvoiceFacts]:
+def _leaves(
+    ids: Sequence[int], by_id: dict[int, InvoiceFacts], children: list[InvoiceFacts]
+) -> list[InvoiceFacts]:
     """A parent is paid through its unvoided visible children; an asked invoice must not be voided itself."""
     parents = {c.parent_id for c in children}
     for invoice_id in ids:
         if by_id[invoice_id].voided:
-            raise RemitError("invoice_void", f"Invoice {by_id[invoice_id].number} was voided and cannot be paid.")
+            raise RemitError(
+                "invoice_void", f"Invoice {by_id[invoice_id].number} was voided and cannot be paid."
+            )
     leaves = {i: by_id[i] for i in ids if i not in parents}
     for child in children:
         if child.id in by_id and not child.voided:
@@ -87,7 +95,9 @@ def open_leaves(leaves: Leaves, standing: Standing, ids: Sequence[int]) -> list[
         paid, held = standing.get(invoice.id, _UNTOUCHED)
         if held is not None:
             state = "scheduled" if held == PaymentStatus.SCHEDULED else "pending"
-            raise RemitError("invoice_unavailable", f"Invoice {invoice.number} already has a {state} payment.")
+            raise RemitError(
+                "invoice_unavailable", f"Invoice {invoice.number} already has a {state} payment."
+            )
         if paid < invoice.total_minor:
             open_invoices.append(_open(invoice, paid))
         elif invoice.id in ids:
@@ -98,7 +108,9 @@ def open_leaves(leaves: Leaves, standing: Standing, ids: Sequence[int]) -> list[
     return open_invoices
 
 
-def open_for_custom_amount(rows: Sequence[InvoiceFacts], standing: Standing, currency: str) -> list[OpenInvoice]:
+def open_for_custom_amount(
+    rows: Sequence[InvoiceFacts], standing: Standing, currency: str
+) -> list[OpenInvoice]:
     """The payable invoices with money still owed, in the account's currency, that no payment holds."""
     open_invoices = []
     for invoice in rows:
@@ -109,5 +121,12 @@ def open_for_custom_amount(rows: Sequence[InvoiceFacts], standing: Standing, cur
 
 
 def _open(invoice: InvoiceFacts, paid: int) -> OpenInvoice:
-    return OpenInvoice(invoice.id, invoice.number, invoice.due_on, invoice.total_minor, paid,
-                       invoice.discount_minor, invoice.discount_until)
+    return OpenInvoice(
+        invoice.id,
+        invoice.number,
+        invoice.due_on,
+        invoice.total_minor,
+        paid,
+        invoice.discount_minor,
+        invoice.discount_until,
+    )

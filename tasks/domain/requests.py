@@ -33,7 +33,9 @@ def check_amount(amount: Any, name: str = "amount") -> int:
 
 def check_idempotency_key(key: Any) -> str:
     if not isinstance(key, str) or not key.strip():
-        raise RemitError("invalid_idempotency_key", "An idempotency key is required for every payment request.")
+        raise RemitError(
+            "invalid_idempotency_key", "An idempotency key is required for every payment request."
+        )
     if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
         raise RemitError("invalid_idempotency_key", "The idempotency key is longer than 255 characters.")
     return key
@@ -49,7 +51,10 @@ def check_invoice_ids(invoice_ids: Any, limit: int = MAX_INVOICES_PER_PAYMENT) -
         duplicates = sorted({i for i in invoice_ids if invoice_ids.count(i) > 1})
         raise RemitError("duplicate_invoices", f"Invoice ids appear more than once: {duplicates}.")
     if len(invoice_ids) > limit:
-        raise RemitError("too_many_invoices", f"At most {limit} invoices can be paid at once; {len(invoice_ids)} were selected.")
+        raise RemitError(
+            "too_many_invoices",
+            f"At most {limit} invoices can be paid at once; {len(invoice_ids)} were selected.",
+        )
     return list(invoice_ids)
 
 
@@ -57,7 +62,9 @@ def check_pay_on(pay_on: Any, today: date) -> date | None:
     """None for today or no date; a future date within a year for a scheduled payment."""
     if pay_on is None:
         return None
-    if isinstance(pay_on, datetime) or not isinstance(pay_on, date):  # a datetime is a date, but not comparable to one
+    if isinstance(pay_on, datetime) or not isinstance(
+        pay_on, date
+    ):  # a datetime is a date, but not comparable to one
         raise RemitError("invalid_pay_on", f"The payment date must be a date, not {pay_on!r}.")
     if pay_on < today:
         raise RemitError("invalid_pay_on", f"The payment date {pay_on.isoformat()} is in the past.")
@@ -72,7 +79,9 @@ def check_short_pay(reason: Any, comment: Any, allowed: list[str]) -> tuple[str,
         raise RemitError("short_reason_required", "Paying less than the invoices' total needs a reason.")
     matches = [r for r in allowed if r.casefold() == reason.strip().casefold()]
     if not matches:
-        raise RemitError("short_reason_unknown", f"{reason!r} is not one of the reasons this seller accepts: {allowed}.")
+        raise RemitError(
+            "short_reason_unknown", f"{reason!r} is not one of the reasons this seller accepts: {allowed}."
+        )
     comment = comment.strip() if isinstance(comment, str) else None
     if matches[0].casefold() == OTHER_REASON and not comment:
         raise RemitError("comment_required", "Please explain the short payment when the reason is 'Other'.")

@@ -21,6 +21,7 @@ IN_FLIGHT = frozenset({P.PENDING, P.SUBMITTING, P.PROCESSING, P.REQUIRES_ACTION}
 # Statuses in which the payment's allocations still hold their invoices.
 RESERVING_STATUSES = frozenset({P.SCHEDULED, *IN_FLIGHT})
 
+
 @dataclass(frozen=True)
 class Transition:
     """One allowed (from, to): what it moves, which email it owes (by method and payment kind), if it finishes."""
@@ -42,8 +43,14 @@ class Transition:
 
 
 # Money in: the reserved allocations are applied, pending credit becomes available.
-_PAID = Transition(allocations=(A.RESERVED, A.APPLIED), credits=(C.PENDING, C.AVAILABLE), email=E.PAYMENT_CONFIRMATION,
-                   ach_email=E.ACH_SETTLED, deposit_email=E.DEPOSIT_RECEIVED, finishes=True)
+_PAID = Transition(
+    allocations=(A.RESERVED, A.APPLIED),
+    credits=(C.PENDING, C.AVAILABLE),
+    email=E.PAYMENT_CONFIRMATION,
+    ach_email=E.ACH_SETTLED,
+    deposit_email=E.DEPOSIT_RECEIVED,
+    finishes=True,
+)
 # No money moved: the invoices are freed, the credit it would have left never exists.
 _RELEASED = dict(allocations=(A.RESERVED, A.RELEASED), credits=(C.PENDING, C.REVERSED), finishes=True)
 _FAILED = Transition(**_RELEASED, email=E.PAYMENT_FAILED)
@@ -73,7 +80,9 @@ TABLE: dict[tuple[P, P], Transition] = {
     (P.SUCCEEDED, P.PARTIALLY_REFUNDED): Transition(email=E.REFUND_ISSUED),
     (P.SUCCEEDED, P.DISPUTED): Transition(**_REVERSED, email=E.PAYMENT_REVERSED),
     (P.PARTIALLY_REFUNDED, P.REFUNDED): Transition(**_REVERSED, email=E.REFUND_ISSUED, finishes=True),
-    (P.PARTIALLY_REFUNDED, P.PARTIALLY_REFUNDED): Transition(email=E.REFUND_ISSUED),  # a further partial refund
+    (P.PARTIALLY_REFUNDED, P.PARTIALLY_REFUNDED): Transition(
+        email=E.REFUND_ISSUED
+    ),  # a further partial refund
     (P.PARTIALLY_REFUNDED, P.DISPUTED): Transition(**_REVERSED, email=E.PAYMENT_REVERSED),
     # A dispute the seller won: the money is back, nothing is re-applied and no email is owed.
     (P.DISPUTED, P.SUCCEEDED): Transition(finishes=True),
@@ -115,8 +124,16 @@ class Plan:
     balance_moves: bool = False
 
 
-def plan_transition(status: str, payment_kind: str, method_kind: str, target: P, *, now: datetime,
-                    detail: dict[str, Any] | None = None, values: dict[str, Any] | None = None) -> Plan:
+def plan_transition(
+    status: str,
+    payment_kind: str,
+    method_kind: str,
+    target: P,
+    *,
+    now: datetime,
+    detail: dict[str, Any] | None = None,
+    values: dict[str, Any] | None = None,
+) -> Plan:
     """The transition of a payment in status to target, as the table allows it.
 
     values are further payment columns to store either way; a refused transition stores only them and
@@ -131,7 +148,14 @@ def plan_transition(status: str, payment_kind: str, method_kind: str, target: P,
     if transition.finishes:
         columns["finished_at"] = now
     # Only custom amounts and deposits carry credit; skipping the others saves a statement per event.
-    return Plan(True, current, target, columns, detail or {}, allocation_move=transition.allocations,
-                credit_move=transition.credits if payment_kind != PaymentKind.INVOICES else None,
-                email=transition.email_for(method_kind, payment_kind),
-                balance_moves=not (current in IN_FLIGHT and target in IN_FLIGHT))
+    return Plan(
+        True,
+        current,
+        target,
+        columns,
+        detail or {},
+        allocation_move=transition.allocations,
+        credit_move=transition.credits if payment_kind != PaymentKind.INVOICES else None,
+        email=transition.email_for(method_kind, payment_kind),
+        balance_moves=not (current in IN_FLIGHT and target in IN_FLIGHT),
+    )

@@ -10,15 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from db.queries import accounts as account_rows
-from db.queries import methods as method_rows
 from db.models import PaymentMethod
 from db.queries import RowMissing
+from db.queries import accounts as account_rows
+from db.queries import methods as method_rows
 from db.session import transaction
 from tasks.domain import methods as rules
 from tasks.domain.errors import StripeRefused
-from tasks.domain.states import EmailKind
-from tasks.domain.states import MethodStatus
+from tasks.domain.states import EmailKind, MethodStatus
 from tasks.flows import messages
 from tasks.flows.customers import ensure_customer
 from tasks.gateways.stripe import Mandate, MethodDetails, get_gateway
@@ -63,21 +62,28 @@ def sync_payment_method(method_id: int, now: datetime) -> str:
     gateway = get_gateway()
     try:
         if step == rules.SyncStep.ATTACH:
-            details = gateway.attach_payment_method(payment_method=saved.stripe_id, customer_id=customer_id,
-                                                    idempotency_key=rules.attach_key(method_id))
+            details = gateway.attach_payment_method(
+                payment_method=saved.stripe_id,
+                customer_id=customer_id,
+                idempotency_key=rules.attach_key(method_id),
+            )
             return _record(method_id, now, S.ACTIVE, details=details)
         setup = gateway.create_setup_intent(
-            customer_id=customer_id, payment_method=saved.stripe_id, mandate=saved.mandate,
+            customer_id=customer_id,
+            payment_method=saved.stripe_id,
+            mandate=saved.mandate,
             metadata={"payment_method_id": str(method_id), "account_id": str(saved.account_id)},
-            idempotency_key=rules.setup_key(method_id))
+            idempotency_key=rules.setup_key(method_id),
+        )
         details = gateway.retrieve_payment_method(setup["payment_method"])
     except StripeRefused as refused:
         return _record(method_id, now, S.VERIFICATION_FAILED, error=refused.message)
     return _record_setup(method_id, now, setup, details)
 
 
-def verify_bank_account(method_id: int, amounts: list[int] | None, descriptor_code: str | None,
-                        now: datetime) -> str:
+def verify_bank_account(
+    method_id: int, amounts: list[int] | None, descriptor_code: str | None, now: datetime
+) -> str:
     """Send one microdeposit verification attempt to Stripe and record its verdict."""
     verification = rules.Verification(tuple(amounts) if amounts else None, descriptor_code)
     saved = _load(method_id)
@@ -86,8 +92,11 @@ def verify_bank_account(method_id: int, amounts: list[int] | None, descriptor_co
     gateway = get_gateway()
     try:
         setup = gateway.verify_setup_intent_microdeposits(
-            saved.setup_intent_id, amounts=verification.amounts, descriptor_code=verification.descriptor_code,
-            idempotency_key=rules.verify_key(method_id, verification))
+            saved.setup_intent_id,
+            amounts=verification.amounts,
+            descriptor_code=verification.descriptor_code,
+            idempotency_key=rules.verify_key(method_id, verification),
+        )
     except StripeRefused as refused:
         after = rules.status_for_refused_verification(refused.code)
         if after is not None:
@@ -105,11 +114,14 @@ def detach_payment_method(method_id: int, now: datetime) -> str:
     if saved.status != S.REMOVED:
         return f"nothing to do: method is {saved.status}"
     detached = get_gateway().detach_payment_method(
-        saved.stripe_id, idempotency_key=rules.detach_key(method_id, saved.stripe_id))
+        saved.stripe_id, idempotency_key=rules.detach_key(method_id, saved.stripe_id)
+    )
     return "detached" if detached else "nothing to do: not attached at Stripe"
 
 
-def resend_stuck_methods(now: datetime, grace: timedelta = SYNC_GRACE, limit: int = SWEEP_LIMIT) -> dict[str, int]:
+def resend_stuck_methods(
+    now: datetime, grace: timedelta = SYNC_GRACE, limit: int = SWEEP_LIMIT
+) -> dict[str, int]:
     """Send sync_payment_method again for saved methods whose first sync never happened; return the count."""
     with transaction() as session:
         ids = method_rows.lock_due_unsynced_methods(session, now, grace, limit)
@@ -127,11 +139,23 @@ def _load(method_id: int) -> Saved:
         account = account_rows.find_account(session, method.account_id)
         mandate = None
         if method.mandate_accepted_at is not None:
-            mandate = Mandate(int(method.mandate_accepted_at.timestamp()), method.mandate_ip or "",
-                              method.mandate_user_agent or "")
-        return Saved(method.id, account.id, method.kind, method.status, method.stripe_payment_method_id,
-                     method.stripe_setup_intent_id, mandate, account.stripe_customer_id, account.billing_email,
-                     account.name)
+            mandate = Mandate(
+                int(method.mandate_accepted_at.timestamp()),
+                method.mandate_ip or "",
+                method.mandate_user_agent or "",
+            )
+        return Saved(
+            method.id,
+            account.id,
+            method.kind,
+            method.status,
+            method.stripe_payment_method_id,
+            method.stripe_setup_intent_id,
+            mandate,
+            account.stripe_customer_id,
+            account.billing_email,
+            account.name,
+        )
 
 
 def _record_setup(method_id: int, now: datetime, setup: dict[str, Any], details: MethodDetails | None) -> str:
@@ -142,13 +166,22 @@ def _record_setup(method_id: int, now: datetime, setup: dict[str, Any], details:
     return _record(method_id, now, after, error=error, details=details, setup=setup)
 
 
-def _record(method_id: int, now: datetime, after: MethodStatus, *, error: str | None = None,
-            details: MethodDetails | None = None, setup: dict[str, Any] | None = None) -> str:
+def _record(
+    method_id: int,
+    now: datetime,
+    after: MethodStatus,
+    *,
+    error: str | None = None,
+    details: MethodDetails | None = None,
+    setup: dict[str, Any] | None = None,
+) -> str:
     """Move a still-pending method to its outcome, with Stripe's display data and the email it owes."""
     with transaction() as session:
         method = _lock(session, method_id)
         if details is not None:
-            method.stripe_payment_method_id = details.id  # a test token becomes the PaymentMethod made from it
+            method.stripe_payment_method_id = (
+                details.id
+            )  # a test token becomes the PaymentMethod made from it
         if method.status != S.VERIFICATION_PENDING:
             if method.status == S.REMOVED and details is not None:
                 _detach_after_commit(session, method.id)
@@ -156,15 +189,24 @@ def _record(method_id: int, now: datetime, after: MethodStatus, *, error: str | 
         if setup is not None:
             method.stripe_setup_intent_id = method.stripe_setup_intent_id or setup["id"]
         if details is not None and details.kind != method.kind:
-            after, error = S.VERIFICATION_FAILED, f"Stripe says this payment method is a {details.kind}, not a {method.kind}."
+            after, error = (
+                S.VERIFICATION_FAILED,
+                f"Stripe says this payment method is a {details.kind}, not a {method.kind}.",
+            )
         elif details is not None:
             _copy_display(method, details)
         _move(session, method, after, error, setup, now)
         return str(after)
 
 
-def _move(session, method: PaymentMethod, after: MethodStatus, error: str | None, setup: dict[str, Any] | None,
-          now: datetime) -> None:
+def _move(
+    session,
+    method: PaymentMethod,
+    after: MethodStatus,
+    error: str | None,
+    setup: dict[str, Any] | None,
+    now: datetime,
+) -> None:
     awaiting = bool(setup) and setup["next_action"] == "verify_with_microdeposits"
     email = rules.email_for_method(method.kind, method.status, after, awaiting)
     method.status = after
@@ -172,8 +214,13 @@ def _move(session, method: PaymentMethod, after: MethodStatus, error: str | None
     if after == S.VERIFICATION_FAILED:
         method.is_default = False  # so the customer can remove it, and payments fall back to choosing
     if email == EmailKind.BANK_VERIFICATION_NEEDED:
-        queue_method_email(session, method, email, now, {"arrival_date": setup["arrival_date"],
-                                                         "microdeposit_type": setup["microdeposit_type"]})
+        queue_method_email(
+            session,
+            method,
+            email,
+            now,
+            {"arrival_date": setup["arrival_date"], "microdeposit_type": setup["microdeposit_type"]},
+        )
     elif email == EmailKind.BANK_VERIFICATION_FAILED:
         queue_method_email(session, method, email, now, {"failure_message": error})
     elif email is not None:

@@ -6,17 +6,22 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from db.models import Account
 from db.queries import accounts as account_rows
 from db.queries import invoices as invoice_rows
 from db.queries import payments as payment_rows
-from db.models import Account
 from db.session import transaction
 from tasks.domain.balances import Figures, InvoiceFacts, compute_figures
 from tasks.domain.dates import seller_today
 from tasks.domain.states import PaymentStatus
 from tasks.flows import messages
 
-IN_FLIGHT = (PaymentStatus.PENDING, PaymentStatus.SUBMITTING, PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION)
+IN_FLIGHT = (
+    PaymentStatus.PENDING,
+    PaymentStatus.SUBMITTING,
+    PaymentStatus.PROCESSING,
+    PaymentStatus.REQUIRES_ACTION,
+)
 # A recompute normally follows its money movement within a second; a minute means the nudge was lost.
 STALE_GRACE = timedelta(seconds=60)
 SWEEP_LIMIT = 1000
@@ -40,14 +45,22 @@ def recompute_all_after_commit(session: Session, account_ids: list[int]) -> None
 
 def figures_for(session: Session, account: Account, now: datetime) -> Figures:
     """The account's figures as the ledger says right now, in the account's currency only."""
-    invoices = [i for i in invoice_rows.list_payable_invoices(session, account.id) if i.currency == account.currency]
+    invoices = [
+        i for i in invoice_rows.list_payable_invoices(session, account.id) if i.currency == account.currency
+    ]
     settled = invoice_rows.list_settled(session, [i.id for i in invoices])
     facts = [InvoiceFacts(i.total_minor, settled.get(i.id, 0), i.due_on) for i in invoices]
     amounts = payment_rows.sum_payments_by_status(session, account.id, account.currency)
     credit = invoice_rows.sum_available_credit(session, account.id, account.currency)
     pending = sum(int(amounts.get(s, 0) or 0) for s in IN_FLIGHT)
     scheduled = int(amounts.get(PaymentStatus.SCHEDULED, 0) or 0)
-    return compute_figures(facts, pending, scheduled, int(credit), seller_today(account_rows.find_seller(session, account.seller_id), now))
+    return compute_figures(
+        facts,
+        pending,
+        scheduled,
+        int(credit),
+        seller_today(account_rows.find_seller(session, account.seller_id), now),
+    )
 
 
 def recompute_balance(account_id: int, now: datetime) -> bool:

@@ -19,8 +19,9 @@ from tasks.domain.states import FailedJobStatus
 MIRROR_LIMIT_PER_QUEUE = 1000
 
 
-def mirror_dead_letters(broker: dramatiq.Broker, queues: tuple[str, ...],
-                        limit: int = MIRROR_LIMIT_PER_QUEUE) -> dict[str, int]:
+def mirror_dead_letters(
+    broker: dramatiq.Broker, queues: tuple[str, ...], limit: int = MIRROR_LIMIT_PER_QUEUE
+) -> dict[str, int]:
     """Record every dead letter failed_jobs lacks; return how many were seen and recorded."""
     if not isinstance(broker, RedisBroker):
         return {"seen": 0, "recorded": 0}  # RabbitMQ keeps its own dead-letter queue; nothing to mirror here
@@ -47,8 +48,13 @@ def _row(raw: bytes) -> dict[str, Any]:
     traceback = message.options.get("traceback")
     last_line = traceback.strip().splitlines()[-1] if traceback else None
     return {
-        "message_id": message.message_id, "queue": message.queue_name, "actor": message.actor_name,
-        "args": list(message.args), "kwargs": dict(message.kwargs),
+        "message_id": message.message_id,
+        "queue": message.queue_name,
+        "actor": message.actor_name,
+        "args": list(message.args),
+        "kwargs": dict(message.kwargs),
         "error": (last_line or "dead-lettered by the broker; no error was recorded")[:4000],
-        "traceback": traceback, "attempts": message.options.get("retries", 0) or 1, "status": FailedJobStatus.DEAD,
+        "traceback": traceback,
+        "attempts": message.options.get("retries", 0) or 1,
+        "status": FailedJobStatus.DEAD,
     }

@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from db.queries import emails as email_rows
 from db.models import Email
 from db.queries import RowMissing
+from db.queries import emails as email_rows
 from db.session import transaction
 from emails import render
 from tasks.domain.states import EmailStatus
@@ -107,8 +107,15 @@ def _claim(session: Session, email_id: int) -> Email | str:
 
 def _outgoing(email: Email, rendered) -> Outgoing:
     seller = email.context.get("seller") or {}
-    return Outgoing(email_id=email.id, recipient=email.recipient, subject=rendered.subject, text=rendered.text,
-                    html=rendered.html, dedupe_key=email.dedupe_key, reply_to=seller.get("support_email"))
+    return Outgoing(
+        email_id=email.id,
+        recipient=email.recipient,
+        subject=rendered.subject,
+        text=rendered.text,
+        html=rendered.html,
+        dedupe_key=email.dedupe_key,
+        reply_to=seller.get("support_email"),
+    )
 
 
 def _record_failure(email_id: int, error: Exception, now: datetime, *, final: bool) -> None:

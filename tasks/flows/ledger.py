@@ -25,9 +25,22 @@ from tasks.flows import emails as outbox
 from tasks.flows.balances import recompute_all_after_commit
 
 # What a payment email reads of the payment, kept as it was when the email was owed.
-EMAIL_FIELDS = ("id", "stripe_charge_id", "stripe_payment_intent_id", "amount_minor", "currency", "kind", "status",
-                "scheduled_for", "failure_code", "failure_message", "short_reason", "short_comment", "refunded_minor",
-                "note")
+EMAIL_FIELDS = (
+    "id",
+    "stripe_charge_id",
+    "stripe_payment_intent_id",
+    "amount_minor",
+    "currency",
+    "kind",
+    "status",
+    "scheduled_for",
+    "failure_code",
+    "failure_message",
+    "short_reason",
+    "short_comment",
+    "refunded_minor",
+    "note",
+)
 
 
 class TransitionBatch:
@@ -49,14 +62,29 @@ class TransitionBatch:
         self._emails: list[tuple[Any, EmailKind, SimpleNamespace, str]] = []
         self._accounts: set[int] = set()
 
-    def add(self, session: Session, payment: Any, target: PaymentStatus, *, source: str,
-            detail: dict[str, Any] | None = None, values: dict[str, Any] | None = None) -> bool:
+    def add(
+        self,
+        session: Session,
+        payment: Any,
+        target: PaymentStatus,
+        *,
+        source: str,
+        detail: dict[str, Any] | None = None,
+        values: dict[str, Any] | None = None,
+    ) -> bool:
         """Move the payment to target if the table allows it, else record the refusal; True if it applies.
 
         values are further payment columns to store either way.
         """
-        plan = plan_transition(payment.status, payment.kind, _method_kind(payment), target, now=self.now,
-                               detail=detail, values=values)
+        plan = plan_transition(
+            payment.status,
+            payment.kind,
+            _method_kind(payment),
+            target,
+            now=self.now,
+            detail=detail,
+            values=values,
+        )
         if payment.id in self._moves and (plan.allocation_move or plan.credit_move):
             self.flush(session)  # two money moves of one payment: the first must be written before the second
         self.set_columns(payment, plan.columns)
@@ -84,7 +112,10 @@ class TransitionBatch:
             return
         self._columns.setdefault(payment.id, {}).update(values)
         if hasattr(payment, "_sa_instance_state"):
-            for name, value in values.items():  # shown as committed, so the unit of work never writes them again
+            for (
+                name,
+                value,
+            ) in values.items():  # shown as committed, so the unit of work never writes them again
                 set_committed_value(payment, name, value)
         else:
             vars(payment).update(values)
@@ -111,23 +142,43 @@ class TransitionBatch:
         if self._emails:
             self._queue_emails(session)
         if self._accounts:
-            recompute_all_after_commit(session, account_rows.mark_balances_stale(session, sorted(self._accounts), self.now))
+            recompute_all_after_commit(
+                session, account_rows.mark_balances_stale(session, sorted(self._accounts), self.now)
+            )
         self._reset()
 
     def _queue_emails(self, session: Session) -> None:
-        lines = email_rows.list_email_lines_of(session, sorted({payment.id for payment, _, _, _ in self._emails}))
+        lines = email_rows.list_email_lines_of(
+            session, sorted({payment.id for payment, _, _, _ in self._emails})
+        )
         rows = []
         for payment, kind, seen, suffix in self._emails:
             method, account, seller = _parties(session, payment)
             context = payment_email_context(seen, account, method, seller, lines.get(payment.id, []))
-            rows.append(dict(kind=kind, recipient=account.billing_email, context=context,
-                             dedupe_key=f"{kind}:payment:{payment.id}{suffix}", seller_id=account.seller_id,
-                             account_id=payment.account_id, payment_id=payment.id))
+            rows.append(
+                dict(
+                    kind=kind,
+                    recipient=account.billing_email,
+                    context=context,
+                    dedupe_key=f"{kind}:payment:{payment.id}{suffix}",
+                    seller_id=account.seller_id,
+                    account_id=payment.account_id,
+                    payment_id=payment.id,
+                )
+            )
         outbox.queue_emails(session, rows)
 
 
-def apply_transition(session: Session, payment: Any, target: PaymentStatus, *, source: str, now: datetime,
-                     detail: dict[str, Any] | None = None, values: dict[str, Any] | None = None) -> bool:
+def apply_transition(
+    session: Session,
+    payment: Any,
+    target: PaymentStatus,
+    *,
+    source: str,
+    now: datetime,
+    detail: dict[str, Any] | None = None,
+    values: dict[str, Any] | None = None,
+) -> bool:
     """One payment's transition, written now: a batch of one. True if the table allowed it."""
     batch = TransitionBatch(now)
     applied = batch.add(session, payment, target, source=source, detail=detail, values=values)
@@ -135,8 +186,15 @@ def apply_transition(session: Session, payment: Any, target: PaymentStatus, *, s
     return applied
 
 
-def record_event(session: Session, payment: Any, *, source: str, now: datetime, detail: dict[str, Any],
-                 values: dict[str, Any] | None = None) -> None:
+def record_event(
+    session: Session,
+    payment: Any,
+    *,
+    source: str,
+    now: datetime,
+    detail: dict[str, Any],
+    values: dict[str, Any] | None = None,
+) -> None:
     """A timeline line that moves no status (e.g. a recorded Stripe attempt), with any columns it sets."""
     batch = TransitionBatch(now)
     batch.set_columns(payment, values or {})
@@ -144,8 +202,17 @@ def record_event(session: Session, payment: Any, *, source: str, now: datetime, 
     batch.flush(session)
 
 
-def record_quiet_transition(session: Session, payment_id: int, current: PaymentStatus, target: PaymentStatus, *,
-                            source: str, now: datetime, detail: dict[str, Any], **values: Any) -> None:
+def record_quiet_transition(
+    session: Session,
+    payment_id: int,
+    current: PaymentStatus,
+    target: PaymentStatus,
+    *,
+    source: str,
+    now: datetime,
+    detail: dict[str, Any],
+    **values: Any,
+) -> None:
     """A transition that moves no money, owes no email and changes no balance figure, known by id alone.
 
     For the hot path of a payment whose row the caller holds locked and whose status it read there;
@@ -174,13 +241,17 @@ def _parties(session: Session, payment: Any) -> tuple[Any, Any, Any]:
     if isinstance(payment, SimpleNamespace):
         if hasattr(payment, "seller"):
             return payment.method, payment.account, payment.seller
-    elif inspect(payment).unloaded.isdisjoint({"method", "account"}) and "seller" not in inspect(
-            payment.account).unloaded:
+    elif (
+        inspect(payment).unloaded.isdisjoint({"method", "account"})
+        and "seller" not in inspect(payment.account).unloaded
+    ):
         return payment.method, payment.account, payment.account.seller
     return payment_rows.get_parties(session, payment.payment_method_id)
 
 
-def payment_email_context(payment: Any, account: Any, method: Any, seller: Any, lines: list[Any]) -> dict[str, Any]:
+def payment_email_context(
+    payment: Any, account: Any, method: Any, seller: Any, lines: list[Any]
+) -> dict[str, Any]:
     """Everything a payment email shows, as JSON-safe values (amounts stay integers in minor units).
 
     lines are the payment's invoice lines (db.queries.emails.list_email_lines_of).
@@ -193,16 +264,32 @@ def payment_email_context(payment: Any, account: Any, method: Any, seller: Any, 
         "payment_kind": payment.kind,
         "status": payment.status,
         "scheduled_for": payment.scheduled_for.isoformat() if payment.scheduled_for else None,
-        "method": {"kind": method.kind, "brand": method.brand, "bank_name": method.bank_name, "last4": method.last4},
+        "method": {
+            "kind": method.kind,
+            "brand": method.brand,
+            "bank_name": method.bank_name,
+            "last4": method.last4,
+        },
         "account": {"number": account.number, "name": account.name},
-        "seller": {"name": seller.name, "logo_url": seller.logo_url, "brand_color": seller.brand_color,
-                   "support_email": seller.support_email, "support_phone": seller.support_phone},
+        "seller": {
+            "name": seller.name,
+            "logo_url": seller.logo_url,
+            "brand_color": seller.brand_color,
+            "support_email": seller.support_email,
+            "support_phone": seller.support_phone,
+        },
         # Once a chargeback has taken every invoice back, what each line lost is not a refund: a refund
         # email for a disputed payment lists the invoices as paid, and its heading gives the amount.
-        "invoices": [{"number": r.number, "site_name": r.site_name, "amount_minor": r.amount_minor,
-                      "discount_minor": r.discount_minor,
-                      "reversed_minor": 0 if payment.status == PaymentStatus.DISPUTED else r.reversed_minor}
-                     for r in lines],
+        "invoices": [
+            {
+                "number": r.number,
+                "site_name": r.site_name,
+                "amount_minor": r.amount_minor,
+                "discount_minor": r.discount_minor,
+                "reversed_minor": 0 if payment.status == PaymentStatus.DISPUTED else r.reversed_minor,
+            }
+            for r in lines
+        ],
         "failure_code": payment.failure_code,
         "failure_message": payment.failure_message,
         "short_reason": payment.short_reason,
@@ -210,4 +297,3 @@ def payment_email_context(payment: Any, account: Any, method: Any, seller: Any, 
         "refunded_minor": payment.refunded_minor,
         "note": payment.note,
     }
-

@@ -39,8 +39,9 @@ ACTOR_QUEUES: dict[str, str] = {
 
 def message(actor_name: str, *args: object) -> dramatiq.Message:
     """The message actor.message(*args) builds, without importing the actor's module."""
-    return dramatiq.Message(queue_name=ACTOR_QUEUES[actor_name], actor_name=actor_name, args=args, kwargs={},
-                            options={})
+    return dramatiq.Message(
+        queue_name=ACTOR_QUEUES[actor_name], actor_name=actor_name, args=args, kwargs={}, options={}
+    )
 
 
 def send_after_commit(session: Session, actor_name: str, calls: Iterable[tuple[object, ...]]) -> None:

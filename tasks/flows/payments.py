@@ -9,12 +9,19 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from db.queries import RowMissing
 from db.queries import invoices as invoice_rows
 from db.queries import payments as payment_rows
-from db.queries import RowMissing
 from db.session import transaction
 from tasks.domain.attempts import (
-    Answered, Attempt, FailedAtLastLook, NothingToDo, Outcome, Step, decide_attempt, stripe_key,
+    Answered,
+    Attempt,
+    FailedAtLastLook,
+    NothingToDo,
+    Outcome,
+    Step,
+    decide_attempt,
+    stripe_key,
 )
 from tasks.domain.errors import StripeRefused
 from tasks.domain.intents import failure_fields, target_for_intent
@@ -22,8 +29,8 @@ from tasks.domain.last_look import Refusal, last_look
 from tasks.domain.states import PaymentStatus
 from tasks.flows import messages
 from tasks.flows.customers import ensure_customer
-from tasks.gateways.stripe import IntentResult, Mandate, get_gateway, payment_intent_params
 from tasks.flows.ledger import apply_transition, record_event, record_quiet_transition
+from tasks.gateways.stripe import IntentResult, Mandate, get_gateway, payment_intent_params
 
 SOURCE = "worker:execute_payment"
 
@@ -76,10 +83,17 @@ def _record_attempt(payment_id: int, now: datetime) -> Charge | NothingToDo | Fa
             if refusal is not None:
                 return _fail_at_last_look(session, payment_id, refusal, now)
             record_quiet_transition(
-                session, row.id, PaymentStatus.PENDING, PaymentStatus.SUBMITTING, source=SOURCE, now=now,
+                session,
+                row.id,
+                PaymentStatus.PENDING,
+                PaymentStatus.SUBMITTING,
+                source=SOURCE,
+                now=now,
                 detail={"attempt": decision.attempt, "stripe_idempotency_key": decision.idempotency_key},
-                attempt=decision.attempt, stripe_idempotency_key=decision.idempotency_key,
-                first_attempt_at=row.first_attempt_at or now, last_attempt_at=now,
+                attempt=decision.attempt,
+                stripe_idempotency_key=decision.idempotency_key,
+                first_attempt_at=row.first_attempt_at or now,
+                last_attempt_at=now,
             )
         else:
             _retry_attempt(session, row, now)
@@ -90,7 +104,9 @@ def _fail_at_last_look(session, payment_id: int, refusal: Refusal, now: datetime
     """Nothing has reached Stripe yet: the payment fails and its invoices are freed."""
     payment = payment_rows.lock_payment(session, payment_id)
     payment.failure_code, payment.failure_message = refusal.code, refusal.message
-    apply_transition(session, payment, PaymentStatus.FAILED, source=SOURCE, now=now, detail={"last_look": refusal.code})
+    apply_transition(
+        session, payment, PaymentStatus.FAILED, source=SOURCE, now=now, detail={"last_look": refusal.code}
+    )
     return FailedAtLastLook(refusal.code)
 
 
@@ -103,9 +119,16 @@ def _retry_attempt(session, row, now: datetime) -> None:
     if refusal is None:
         payment_rows.touch_payment_attempt(session, row.id, now)
         return
-    payment_rows.move_payment(session, row.id, {"needs_review": True, "last_attempt_at": now}, from_status=row.status,
-                         to_status=row.status, source=SOURCE, at=now,
-                         detail={"needs_review": refusal.code, "message": refusal.message, "attempt": row.attempt})
+    payment_rows.move_payment(
+        session,
+        row.id,
+        {"needs_review": True, "last_attempt_at": now},
+        from_status=row.status,
+        to_status=row.status,
+        source=SOURCE,
+        at=now,
+        detail={"needs_review": refusal.code, "message": refusal.message, "attempt": row.attempt},
+    )
 
 
 def _last_look(session, row) -> Refusal | None:
@@ -117,14 +140,23 @@ def _last_look(session, row) -> Refusal | None:
 def _charge(row, decision: Attempt) -> Charge:
     mandate = None
     if row.mandate_accepted_at is not None:
-        mandate = Mandate(int(row.mandate_accepted_at.timestamp()), row.mandate_ip or "", row.mandate_user_agent or "")
+        mandate = Mandate(
+            int(row.mandate_accepted_at.timestamp()), row.mandate_ip or "", row.mandate_user_agent or ""
+        )
     params = payment_intent_params(
-        payment_id=row.id, account_id=row.account_id, amount_minor=row.amount_minor, currency=row.currency,
-        customer_id=row.stripe_customer_id or "", payment_method=row.stripe_payment_method_id,
-        method_kind=row.method_kind, off_session=row.scheduled_for is not None, mandate=mandate,
+        payment_id=row.id,
+        account_id=row.account_id,
+        amount_minor=row.amount_minor,
+        currency=row.currency,
+        customer_id=row.stripe_customer_id or "",
+        payment_method=row.stripe_payment_method_id,
+        method_kind=row.method_kind,
+        off_session=row.scheduled_for is not None,
+        mandate=mandate,
     )
-    return Charge(row.id, row.account_id, decision, params, row.stripe_customer_id or None, row.billing_email,
-                  row.name)
+    return Charge(
+        row.id, row.account_id, decision, params, row.stripe_customer_id or None, row.billing_email, row.name
+    )
 
 
 def _with_customer(charge: Charge) -> Charge:
@@ -154,8 +186,9 @@ def _call_stripe(charge: Charge) -> IntentResult:
 
 def _refused(refused: StripeRefused) -> IntentResult:
     """A refusal is Stripe's answer too: the payment needs another method."""
-    return IntentResult(id=None, status="requires_payment_method", error_code=refused.code,
-                        error_message=refused.message)
+    return IntentResult(
+        id=None, status="requires_payment_method", error_code=refused.code, error_message=refused.message
+    )
 
 
 def _start_fresh_attempt(charge: Charge, now: datetime) -> Charge | FailedAtLastLook:
@@ -175,9 +208,17 @@ def _record_fresh_attempt(session, payment_id: int, now: datetime) -> Attempt:
     payment.attempt += 1
     payment.stripe_idempotency_key = stripe_key(payment.id, payment.attempt)
     payment.first_attempt_at = now
-    record_event(session, payment, source=SOURCE, now=now,
-                 detail={"attempt": payment.attempt, "stripe_idempotency_key": payment.stripe_idempotency_key,
-                         "reason": "no PaymentIntent found at Stripe after the search window"})
+    record_event(
+        session,
+        payment,
+        source=SOURCE,
+        now=now,
+        detail={
+            "attempt": payment.attempt,
+            "stripe_idempotency_key": payment.stripe_idempotency_key,
+            "reason": "no PaymentIntent found at Stripe after the search window",
+        },
+    )
     return Attempt(Step.CREATE, payment.attempt, payment.stripe_idempotency_key)
 
 
@@ -194,10 +235,12 @@ def _record_outcome(payment_id: int, result: IntentResult, now: datetime) -> Ans
             values["stripe_charge_id"] = result.charge_id
         if target == PaymentStatus.FAILED and payment.status == PaymentStatus.SUBMITTING:
             values["failure_code"], values["failure_message"] = failure_fields(
-                result.error_code, result.decline_code, result.error_message)
+                result.error_code, result.decline_code, result.error_message
+            )
         detail = {"payment_intent": result.id, "intent_status": result.status, "attempt": payment.attempt}
         apply_transition(session, payment, target, source=SOURCE, now=now, detail=detail, values=values)
         return Answered(target)
+
 
 # A pending payment's message normally runs within a second; a minute means the send was lost.
 PENDING_GRACE = timedelta(seconds=60)

@@ -16,8 +16,8 @@ from tasks.domain.errors import StripeMisconfigured, StripeUnavailable
 from tasks.domain.events import intent_event_target, intent_event_type, route_for
 from tasks.domain.states import PaymentStatus
 from tasks.flows import messages
-from tasks.gateways.stripe import IntentResult, StripeGateway, get_gateway
 from tasks.flows.webhooks import process_event
+from tasks.gateways.stripe import IntentResult, StripeGateway, get_gateway
 from tasks.handlers.payment_intents import apply_intent
 
 _log = logging.getLogger(__name__)
@@ -40,8 +40,9 @@ RECONCILE_LIMIT = 200
 SOURCE = "reconciler"
 
 
-def sweep_received_events(now: datetime, grace_seconds: int = RECEIVED_GRACE_SECONDS,
-                          limit: int = SWEEP_LIMIT) -> dict[str, int]:
+def sweep_received_events(
+    now: datetime, grace_seconds: int = RECEIVED_GRACE_SECONDS, limit: int = SWEEP_LIMIT
+) -> dict[str, int]:
     """Send process_stripe_event again for every event still `received` past the grace period."""
     with transaction() as session:
         due = inbox_rows.list_due_received_events(session, now, timedelta(seconds=grace_seconds), limit)
@@ -49,9 +50,12 @@ def sweep_received_events(now: datetime, grace_seconds: int = RECEIVED_GRACE_SEC
     return {"resent": len(due)}
 
 
-def reconcile_with_stripe(now: datetime, gateway: StripeGateway | None = None,
-                          lookback_seconds: int = UNDELIVERED_LOOKBACK_SECONDS,
-                          limit: int = RECONCILE_LIMIT) -> dict[str, int]:
+def reconcile_with_stripe(
+    now: datetime,
+    gateway: StripeGateway | None = None,
+    lookback_seconds: int = UNDELIVERED_LOOKBACK_SECONDS,
+    limit: int = RECONCILE_LIMIT,
+) -> dict[str, int]:
     """Store and apply undelivered events we lack, then settle payments stuck in flight from Stripe's word."""
     gateway = gateway or get_gateway()
     counts = _recover_undelivered(gateway, now, lookback_seconds)
@@ -78,7 +82,9 @@ def _check_stuck_payments(gateway: StripeGateway, now: datetime, limit: int) -> 
     checked = moved = failed = 0
     for status, seconds in STUCK_AFTER_SECONDS.items():
         with transaction() as session:
-            due = payment_rows.list_due_unsettled_payments(session, now, status, timedelta(seconds=seconds), limit)
+            due = payment_rows.list_due_unsettled_payments(
+                session, now, status, timedelta(seconds=seconds), limit
+            )
         for payment_id in due:
             checked += 1
             try:
@@ -104,7 +110,10 @@ def _settle_from_stripe(gateway: StripeGateway, payment_id: int, now: datetime) 
         payment = payment_rows.lock_payment_for_intent(session, intent.id, None)
         before = payment.status
         snapshot = intent_snapshot(intent)
-        if event_type is not None and intent_event_target(event_type, snapshot["last_payment_error"]) != before:
+        if (
+            event_type is not None
+            and intent_event_target(event_type, snapshot["last_payment_error"]) != before
+        ):
             apply_intent(session, payment, event_type, snapshot, source=SOURCE, now=now)
         moved = int(payment.status != before)
         payment_rows.mark_reconciled(session, payment.id, now)
@@ -115,7 +124,18 @@ def intent_snapshot(intent: IntentResult) -> dict[str, Any]:
     """An IntentResult in the shape handlers read from webhook payloads."""
     error = None
     if intent.error_code or intent.decline_code or intent.error_message:
-        error = {"code": intent.error_code, "decline_code": intent.decline_code, "message": intent.error_message}
-    return {"id": intent.id, "object": "payment_intent", "status": intent.status, "amount": intent.amount,
-            "currency": intent.currency, "latest_charge": intent.charge_id, "last_payment_error": error,
-            "metadata": intent.metadata or {}}
+        error = {
+            "code": intent.error_code,
+            "decline_code": intent.decline_code,
+            "message": intent.error_message,
+        }
+    return {
+        "id": intent.id,
+        "object": "payment_intent",
+        "status": intent.status,
+        "amount": intent.amount,
+        "currency": intent.currency,
+        "latest_charge": intent.charge_id,
+        "last_payment_error": error,
+        "metadata": intent.metadata or {},
+    }

@@ -14,9 +14,10 @@ own messages.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any
 
 from sqlalchemy import Row
 
@@ -49,8 +50,12 @@ def process_event(event_id: str, now: datetime, batch_size: int = BATCH_SIZE) ->
             # wait for that batch and see whether it applied the event.
             return _apply(event_id, now, batch_size - 1, wait=True)
         except Exception as exc:  # the named event alone decides whether this message failed
-            _log.info("batch with event %s rolled back (%s: %s); applying it alone", event_id,
-                      type(exc).__name__, exc)
+            _log.info(
+                "batch with event %s rolled back (%s: %s); applying it alone",
+                event_id,
+                type(exc).__name__,
+                exc,
+            )
     return _apply(event_id, now, 0, wait=True)
 
 
@@ -66,7 +71,9 @@ def _apply(event_id: str, now: datetime, others: int, wait: bool) -> str | None:
         waiting.sort(key=_lock_order)
         handled = handle_events(session, [row.payload for row in waiting], now) if waiting else []
         if waiting:
-            inbox_rows.mark_events(session, [(row.id, h.status, h.note) for row, h in zip(waiting, handled)], now)
+            inbox_rows.mark_events(
+                session, [(row.id, h.status, h.note) for row, h in zip(waiting, handled)], now
+            )
     if named is None:
         return _BUSY if not wait else None
     return next((h.status for row, h in zip(waiting, handled) if row.id == event_id), None)

@@ -91,8 +91,14 @@ class MailGateway:
                 _quit(smtp)
         except smtplib.SMTPRecipientsRefused as refused:
             raise _recipients_error(refused) from refused
-        except (smtplib.SMTPSenderRefused, smtplib.SMTPAuthenticationError, smtplib.SMTPNotSupportedError,
-                smtplib.SMTPHeloError, smtplib.SMTPConnectError, ssl.SSLCertVerificationError) as wrong:
+        except (
+            smtplib.SMTPSenderRefused,
+            smtplib.SMTPAuthenticationError,
+            smtplib.SMTPNotSupportedError,
+            smtplib.SMTPHeloError,
+            smtplib.SMTPConnectError,
+            ssl.SSLCertVerificationError,
+        ) as wrong:
             raise _configuration_error(wrong) from wrong
         except smtplib.SMTPResponseException as answered:
             raise _response_error(answered.smtp_code, answered.smtp_error) from answered
@@ -102,8 +108,13 @@ class MailGateway:
 
     def _connect(self) -> smtplib.SMTP:
         if self._scheme == "smtps":
-            smtp = smtplib.SMTP_SSL(self._host, self._port, local_hostname=self.domain, timeout=self.timeout_s,
-                                    context=ssl.create_default_context())
+            smtp = smtplib.SMTP_SSL(
+                self._host,
+                self._port,
+                local_hostname=self.domain,
+                timeout=self.timeout_s,
+                context=ssl.create_default_context(),
+            )
         else:
             smtp = smtplib.SMTP(self._host, self._port, local_hostname=self.domain, timeout=self.timeout_s)
         try:

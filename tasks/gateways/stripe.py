@@ -34,7 +34,10 @@ class IntentResult:
 
     @property
     def needs_authentication(self) -> bool:
-        return AUTHENTICATION_REQUIRED in (self.error_code, self.decline_code) or self.status == "requires_action"
+        return (
+            AUTHENTICATION_REQUIRED in (self.error_code, self.decline_code)
+            or self.status == "requires_action"
+        )
 
 
 @dataclass(frozen=True)
@@ -71,10 +74,13 @@ class StripeGateway:
         customer = self._call(self._client.v1.customers.create, params, {"idempotency_key": idempotency_key})
         return customer.id
 
-    def attach_payment_method(self, *, payment_method: str, customer_id: str, idempotency_key: str) -> MethodDetails:
+    def attach_payment_method(
+        self, *, payment_method: str, customer_id: str, idempotency_key: str
+    ) -> MethodDetails:
         attached = self._call(
             lambda p, o: self._client.v1.payment_methods.attach(payment_method, p, o),
-            {"customer": customer_id}, {"idempotency_key": idempotency_key},
+            {"customer": customer_id},
+            {"idempotency_key": idempotency_key},
         )
         return method_details(attached)
 
@@ -83,8 +89,11 @@ class StripeGateway:
         try:
             # The SDK's raw request: the same encoding, retries and errors, and the answer as plain JSON
             # (building an SDK object for every charge cost more than our own handling of it).
-            response = self._call(lambda p, o: self._client.raw_request("post", "/v1/payment_intents", **p, **o),
-                                  params, {"idempotency_key": idempotency_key})
+            response = self._call(
+                lambda p, o: self._client.raw_request("post", "/v1/payment_intents", **p, **o),
+                params,
+                {"idempotency_key": idempotency_key},
+            )
         except stripe.CardError as exc:
             return _declined(exc)
         return intent_result(response.data)
@@ -125,44 +134,75 @@ class StripeGateway:
     # SetupIntents come back as plain dicts reduced to what Remit decides on:
     # id, status, payment_method, next_action, arrival_date, microdeposit_type, error_code, error_message.
 
-    def create_setup_intent(self, *, customer_id: str, payment_method: str, mandate: Mandate,
-                            metadata: dict[str, str], idempotency_key: str) -> dict[str, Any]:
+    def create_setup_intent(
+        self,
+        *,
+        customer_id: str,
+        payment_method: str,
+        mandate: Mandate,
+        metadata: dict[str, str],
+        idempotency_key: str,
+    ) -> dict[str, Any]:
         """Create and confirm an off-session bank-account SetupIntent; microdeposits when not verified at once."""
         params = {
-            "customer": customer_id, "payment_method": payment_method, "payment_method_types": ["us_bank_account"],
-            "usage": "off_session", "confirm": True, "metadata": metadata,
+            "customer": customer_id,
+            "payment_method": payment_method,
+            "payment_method_types": ["us_bank_account"],
+            "usage": "off_session",
+            "confirm": True,
+            "metadata": metadata,
             # automatic: instant when the portal collected the account through Financial Connections,
             # microdeposits otherwise.
             "payment_method_options": {"us_bank_account": {"verification_method": "automatic"}},
             "mandate_data": mandate_data(mandate),
         }
         try:
-            intent = self._call(self._client.v1.setup_intents.create, params, {"idempotency_key": idempotency_key})
+            intent = self._call(
+                self._client.v1.setup_intents.create, params, {"idempotency_key": idempotency_key}
+            )
         except stripe.CardError as exc:
             raise StripeRefused(exc.code, exc.user_message or str(exc), exc.http_status) from exc
         return self._setup_state(intent)
 
-    def verify_setup_intent_microdeposits(self, setup_intent_id: str, *, amounts: tuple[int, int] | None,
-                                          descriptor_code: str | None, idempotency_key: str) -> dict[str, Any]:
+    def verify_setup_intent_microdeposits(
+        self,
+        setup_intent_id: str,
+        *,
+        amounts: tuple[int, int] | None,
+        descriptor_code: str | None,
+        idempotency_key: str,
+    ) -> dict[str, Any]:
         """Wrong values, exhausted attempts and timeouts raise StripeRefused with Stripe's code."""
-        params: dict[str, Any] = {"amounts": list(amounts)} if amounts else {"descriptor_code": descriptor_code}
-        intent = self._call(lambda p, o: self._client.v1.setup_intents.verify_microdeposits(setup_intent_id, p, o),
-                            params, {"idempotency_key": idempotency_key})
+        params: dict[str, Any] = (
+            {"amounts": list(amounts)} if amounts else {"descriptor_code": descriptor_code}
+        )
+        intent = self._call(
+            lambda p, o: self._client.v1.setup_intents.verify_microdeposits(setup_intent_id, p, o),
+            params,
+            {"idempotency_key": idempotency_key},
+        )
         return self._setup_state(intent)
 
     def retrieve_setup_intent(self, setup_intent_id: str) -> dict[str, Any]:
-        intent = self._call(lambda p, o: self._client.v1.setup_intents.retrieve(setup_intent_id, p, o), {}, {})
+        intent = self._call(
+            lambda p, o: self._client.v1.setup_intents.retrieve(setup_intent_id, p, o), {}, {}
+        )
         return self._setup_state(intent)
 
     def retrieve_payment_method(self, payment_method: str) -> MethodDetails:
-        found = self._call(lambda p, o: self._client.v1.payment_methods.retrieve(payment_method, p, o), {}, {})
+        found = self._call(
+            lambda p, o: self._client.v1.payment_methods.retrieve(payment_method, p, o), {}, {}
+        )
         return method_details(found)
 
     def detach_payment_method(self, payment_method: str, *, idempotency_key: str) -> bool:
         """Detach from its customer; False when it was not attached (already detached, or never)."""
         try:
-            self._call(lambda p, o: self._client.v1.payment_methods.detach(payment_method, p, o),
-                       {}, {"idempotency_key": idempotency_key})
+            self._call(
+                lambda p, o: self._client.v1.payment_methods.detach(payment_method, p, o),
+                {},
+                {"idempotency_key": idempotency_key},
+            )
         except StripeRefused as refused:
             if refused.code in ("payment_method_unexpected_state", "resource_missing"):
                 return False
@@ -177,11 +217,14 @@ class StripeGateway:
         error = intent.get("last_setup_error") or {}
         method = intent.get("payment_method")
         return {
-            "id": intent["id"], "status": intent["status"],
+            "id": intent["id"],
+            "status": intent["status"],
             "payment_method": method.get("id") if isinstance(method, dict) else method,
-            "next_action": action.get("type"), "arrival_date": micro.get("arrival_date"),
+            "next_action": action.get("type"),
+            "arrival_date": micro.get("arrival_date"),
             "microdeposit_type": micro.get("microdeposit_type"),
-            "error_code": error.get("code"), "error_message": error.get("message"),
+            "error_code": error.get("code"),
+            "error_message": error.get("message"),
         }
 
 
@@ -192,10 +235,16 @@ def intent_result(intent: Any) -> IntentResult:
     next_action = intent.get("next_action") or {}
     charge = intent.get("latest_charge")
     return IntentResult(
-        id=intent["id"], status=intent["status"], amount=intent.get("amount"), currency=intent.get("currency"),
+        id=intent["id"],
+        status=intent["status"],
+        amount=intent.get("amount"),
+        currency=intent.get("currency"),
         charge_id=charge if isinstance(charge, str) or charge is None else charge["id"],
-        error_code=error.get("code"), decline_code=error.get("decline_code"), error_message=error.get("message"),
-        next_action=next_action.get("type"), metadata=dict(intent.get("metadata") or {}),
+        error_code=error.get("code"),
+        decline_code=error.get("decline_code"),
+        error_message=error.get("message"),
+        next_action=next_action.get("type"),
+        metadata=dict(intent.get("metadata") or {}),
     )
 
 
@@ -208,10 +257,14 @@ def _declined(exc: stripe.CardError) -> IntentResult:
     error = (exc.json_body or {}).get("error", {})
     intent = error.get("payment_intent") or {}
     return IntentResult(
-        id=intent.get("id"), status=intent.get("status", "requires_payment_method"),
-        amount=intent.get("amount"), currency=intent.get("currency"),
-        error_code=error.get("code") or exc.code, decline_code=error.get("decline_code"),
-        error_message=error.get("message") or exc.user_message, metadata=dict(intent.get("metadata") or {}),
+        id=intent.get("id"),
+        status=intent.get("status", "requires_payment_method"),
+        amount=intent.get("amount"),
+        currency=intent.get("currency"),
+        error_code=error.get("code") or exc.code,
+        decline_code=error.get("decline_code"),
+        error_message=error.get("message") or exc.user_message,
+        metadata=dict(intent.get("metadata") or {}),
     )
 
 
@@ -220,15 +273,32 @@ def method_details(pm: Any) -> MethodDetails:
     pm = _plain(pm)
     if pm["type"] == "card":
         card = pm["card"]
-        return MethodDetails(id=pm["id"], kind="card", last4=card["last4"], brand=card.get("brand"),
-                             exp_month=card.get("exp_month"), exp_year=card.get("exp_year"))
+        return MethodDetails(
+            id=pm["id"],
+            kind="card",
+            last4=card["last4"],
+            brand=card.get("brand"),
+            exp_month=card.get("exp_month"),
+            exp_year=card.get("exp_year"),
+        )
     bank = pm["us_bank_account"]
-    return MethodDetails(id=pm["id"], kind="us_bank_account", last4=bank["last4"], bank_name=bank.get("bank_name"))
+    return MethodDetails(
+        id=pm["id"], kind="us_bank_account", last4=bank["last4"], bank_name=bank.get("bank_name")
+    )
 
 
-def payment_intent_params(*, payment_id: int, account_id: int, amount_minor: int, currency: str, customer_id: str,
-                          payment_method: str, method_kind: str, off_session: bool,
-                          mandate: Mandate | None) -> dict[str, Any]:
+def payment_intent_params(
+    *,
+    payment_id: int,
+    account_id: int,
+    amount_minor: int,
+    currency: str,
+    customer_id: str,
+    payment_method: str,
+    method_kind: str,
+    off_session: bool,
+    mandate: Mandate | None,
+) -> dict[str, Any]:
     """Create-and-confirm parameters; built only from our rows, so every retry sends the same ones."""
     params: dict[str, Any] = {
         "amount": amount_minor,
@@ -256,8 +326,9 @@ def mandate_data(mandate: Mandate) -> dict[str, Any]:
 WEBHOOK_TOLERANCE_SECONDS = 300
 
 
-def verify_webhook(payload: bytes, header: str | None, secrets: tuple[str, ...],
-                   tolerance_s: int = WEBHOOK_TOLERANCE_SECONDS) -> None:
+def verify_webhook(
+    payload: bytes, header: str | None, secrets: tuple[str, ...], tolerance_s: int = WEBHOOK_TOLERANCE_SECONDS
+) -> None:
     """Raise SignatureInvalid unless some v1 signature matches some secret within the tolerance."""
     if not header:
         raise SignatureInvalid("missing Stripe-Signature header")
@@ -274,9 +345,15 @@ def verify_webhook(payload: bytes, header: str | None, secrets: tuple[str, ...],
     raise SignatureInvalid((stale or reasons or ["no secret configured"])[0])
 
 
-def build_gateway(api_key: str, api_base: str, timeout_s: float, redis_url: str | None,
-                  requests_per_second: float, network_retries: int = 1,
-                  limiter_namespace: str = "remit") -> StripeGateway:
+def build_gateway(
+    api_key: str,
+    api_base: str,
+    timeout_s: float,
+    redis_url: str | None,
+    requests_per_second: float,
+    network_retries: int = 1,
+    limiter_namespace: str = "remit",
+) -> StripeGateway:
     """A gateway whose one SDK retry reuses our key and the shared limiter when Redis is given."""
     client = build_client(api_key, api_base, timeout_s, network_retries)
     return StripeGateway(client, build_limiter(redis_url, requests_per_second, limiter_namespace))
@@ -291,8 +368,14 @@ def _configured_gateway() -> StripeGateway:
 
     s = get_settings()
     redis_url = s.broker_url if s.broker_kind == "redis" else None
-    return build_gateway(s.stripe_api_key, s.stripe_api_base, s.stripe_timeout_seconds, redis_url,
-                         s.stripe_requests_per_second, limiter_namespace=s.broker_namespace)
+    return build_gateway(
+        s.stripe_api_key,
+        s.stripe_api_base,
+        s.stripe_timeout_seconds,
+        redis_url,
+        s.stripe_requests_per_second,
+        limiter_namespace=s.broker_namespace,
+    )
 
 
 def get_gateway() -> StripeGateway:

@@ -51,8 +51,9 @@ class KeepAliveClient(stripe.HTTPClient):
             content = response.read()
         except (OSError, http.client.HTTPException) as exc:
             self._drop(parts.scheme, parts.netloc)
-            raise stripe.APIConnectionError(f"Network error talking to Stripe: {type(exc).__name__}: {exc}",
-                                            should_retry=True) from exc
+            raise stripe.APIConnectionError(
+                f"Network error talking to Stripe: {type(exc).__name__}: {exc}", should_retry=True
+            ) from exc
         if response.will_close:
             self._drop(parts.scheme, parts.netloc)
         # An HTTPMessage: header lookups are case-insensitive, as the SDK expects.
@@ -87,22 +88,32 @@ class KeepAliveClient(stripe.HTTPClient):
 def build_client(api_key: str, api_base: str, timeout_s: float, network_retries: int) -> stripe.StripeClient:
     """An SDK client on the kept-alive transport; its own retries resend our idempotency key."""
     return stripe.StripeClient(
-        api_key, base_addresses={"api": api_base}, max_network_retries=network_retries,
+        api_key,
+        base_addresses={"api": api_base},
+        max_network_retries=network_retries,
         http_client=KeepAliveClient(timeout_s),
     )
 
 
-def build_limiter(redis_url: str | None, requests_per_second: float,
-                  namespace: str) -> StripeRateLimiter | None:
+def build_limiter(
+    redis_url: str | None, requests_per_second: float, namespace: str
+) -> StripeRateLimiter | None:
     """The limiter every process shares through Redis; None without Redis, so calls go unspaced."""
     if not redis_url:
         return None
-    return StripeRateLimiter(redis.Redis.from_url(redis_url), requests_per_second * LIMITER_HEADROOM,
-                             key=f"{namespace}:stripe:limiter")
+    return StripeRateLimiter(
+        redis.Redis.from_url(redis_url),
+        requests_per_second * LIMITER_HEADROOM,
+        key=f"{namespace}:stripe:limiter",
+    )
 
 
-def send(limiter: StripeRateLimiter | None, fn: Callable[[dict, dict], Any],
-         params: dict[str, Any], options: dict[str, Any]) -> Any:
+def send(
+    limiter: StripeRateLimiter | None,
+    fn: Callable[[dict, dict], Any],
+    params: dict[str, Any],
+    options: dict[str, Any],
+) -> Any:
     """fn(params, options) in a limiter slot; a 429 is retried on a fresh slot, the last one raised."""
     for attempt in range(RATE_LIMITED_RETRIES + 1):
         if limiter is not None:

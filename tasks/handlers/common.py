@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from db.models import PaymentMethod
 from db.queries import accounts as account_rows
-from tasks.flows import emails as outbox
 from tasks.domain.states import EventStatus
+from tasks.flows import emails as outbox
 
 
 @dataclass(frozen=True)
@@ -45,19 +45,36 @@ def object_id(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def queue_method_email(session: Session, method: PaymentMethod, kind: str, now: datetime,
-                       extra: dict[str, Any] | None = None) -> int | None:
+def queue_method_email(
+    session: Session, method: PaymentMethod, kind: str, now: datetime, extra: dict[str, Any] | None = None
+) -> int | None:
     """The outbox row owed for a saved method's verification outcome, once per method and kind."""
     account = account_rows.find_account(session, method.account_id)
     seller = account_rows.find_seller(session, account.seller_id)
     context = {
-        "method": {"kind": method.kind, "brand": method.brand, "bank_name": method.bank_name, "last4": method.last4},
+        "method": {
+            "kind": method.kind,
+            "brand": method.brand,
+            "bank_name": method.bank_name,
+            "last4": method.last4,
+        },
         "account": {"number": account.number, "name": account.name},
-        "seller": {"name": seller.name, "logo_url": seller.logo_url, "brand_color": seller.brand_color,
-                   "support_email": seller.support_email, "support_phone": seller.support_phone},
+        "seller": {
+            "name": seller.name,
+            "logo_url": seller.logo_url,
+            "brand_color": seller.brand_color,
+            "support_email": seller.support_email,
+            "support_phone": seller.support_phone,
+        },
         "at": now.isoformat(),
         **(extra or {}),
     }
-    return outbox.queue_email(session, kind=kind, recipient=account.billing_email, context=context,
-                             dedupe_key=f"{kind}:method:{method.id}", seller_id=account.seller_id,
-                             account_id=account.id)
+    return outbox.queue_email(
+        session,
+        kind=kind,
+        recipient=account.billing_email,
+        context=context,
+        dedupe_key=f"{kind}:method:{method.id}",
+        seller_id=account.seller_id,
+        account_id=account.id,
+    )

@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from db.queries import payments as payment_rows
-from tasks.flows import ledger
 from tasks.domain.events import dispute_is_closed, dispute_is_inquiry, next_dispute_status
 from tasks.domain.states import PaymentStatus
+from tasks.flows import ledger
 from tasks.handlers.common import PROCESSED, Handled, ignored, obj, source_of
 from tasks.handlers.settle import charge_ids, settle_if_in_flight
 
@@ -33,17 +33,27 @@ def handle(session: Session, event: dict[str, Any], now: datetime) -> Handled:
     payment = payment_rows.lock_payment_for_charge(session, charge_id, intent_id, None)
     if payment is None:
         return ignored(f"no payment for dispute {dispute.get('id')}")
-    row = payment_rows.insert_dispute(session, payment_id=payment.id, stripe_dispute_id=dispute["id"],
-                         amount_minor=dispute["amount"], currency=dispute["currency"],
-                         reason=dispute.get("reason"), status=dispute["status"])
+    row = payment_rows.insert_dispute(
+        session,
+        payment_id=payment.id,
+        stripe_dispute_id=dispute["id"],
+        amount_minor=dispute["amount"],
+        currency=dispute["currency"],
+        reason=dispute.get("reason"),
+        status=dispute["status"],
+    )
     row.status = next_dispute_status(row.status, dispute["status"])
     if dispute_is_closed(row.status) and row.closed_at is None:
         row.closed_at = now
     source = source_of(event)
     settle_if_in_flight(session, payment, charge_id, intent_id, source=source, now=now)
     payment.needs_review = True  # an inquiry needs a response too
-    detail = {"event_type": event["type"], "dispute": dispute["id"], "reason": dispute.get("reason"),
-              "dispute_status": dispute["status"]}
+    detail = {
+        "event_type": event["type"],
+        "dispute": dispute["id"],
+        "reason": dispute.get("reason"),
+        "dispute_status": dispute["status"],
+    }
     if dispute_is_inquiry(row.status):
         ledger.record_event(session, payment, source=source, now=now, detail={**detail, "inquiry": True})
     elif payment.status in DISPUTABLE:

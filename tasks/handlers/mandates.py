@@ -20,7 +20,10 @@ def handle(session: Session, event: dict[str, Any], now: datetime) -> Handled:
     method = method_rows.lock_method_by_stripe_id(session, object_id(mandate.get("payment_method")))
     if method is None:
         return ignored(f"no payment method for mandate {mandate.get('id')}")
-    if mandate.get("status") == "inactive" and method.status in (MethodStatus.ACTIVE, MethodStatus.VERIFICATION_PENDING):
+    if mandate.get("status") == "inactive" and method.status in (
+        MethodStatus.ACTIVE,
+        MethodStatus.VERIFICATION_PENDING,
+    ):
         method.status, method.is_default = MethodStatus.VERIFICATION_FAILED, False
         method.verification_error = MANDATE_INACTIVE_MESSAGE
     return PROCESSED

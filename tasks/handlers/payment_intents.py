@@ -7,18 +7,19 @@ one loaded payment, goes through apply_intent. Both decide with decide().
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy.orm import Session
 
-from db.queries import payments as payment_rows
 from db.models import Payment
-from tasks.flows import ledger
+from db.queries import payments as payment_rows
 from tasks.domain.events import intent_event_applies, intent_event_target, payment_id_from_metadata
 from tasks.domain.intents import failure_fields
 from tasks.domain.states import PaymentStatus
 from tasks.domain.transitions import can_transition
+from tasks.flows import ledger
 from tasks.handlers.common import PROCESSED, Handled, ignored, obj, object_id, source_of
 
 P = PaymentStatus
@@ -29,8 +30,11 @@ def handle_batch(session: Session, events: Sequence[dict[str, Any]], now: dateti
     statement and a few writes for all of them."""
     intents = [obj(event) for event in events]
     keys = [(intent.get("id"), payment_id_from_metadata(intent.get("metadata"))) for intent in intents]
-    payments = payment_rows.lock_payment_views(session, intent_ids=[k[0] for k in keys if isinstance(k[0], str)],
-                                          payment_ids=[k[1] for k in keys if k[1] is not None])
+    payments = payment_rows.lock_payment_views(
+        session,
+        intent_ids=[k[0] for k in keys if isinstance(k[0], str)],
+        payment_ids=[k[1] for k in keys if k[1] is not None],
+    )
     by_intent = {p.stripe_payment_intent_id: p for p in payments if p.stripe_payment_intent_id}
     by_id = {p.id: p for p in payments}
     batch = ledger.TransitionBatch(now)
@@ -43,14 +47,22 @@ def handle_batch(session: Session, events: Sequence[dict[str, Any]], now: dateti
     return handled
 
 
-def _apply(session: Session, batch: ledger.TransitionBatch, payment: Any, event: dict[str, Any],
-           intent: dict[str, Any]) -> Handled:
+def _apply(
+    session: Session,
+    batch: ledger.TransitionBatch,
+    payment: Any,
+    event: dict[str, Any],
+    intent: dict[str, Any],
+) -> Handled:
     if payment is None:
         return ignored(f"no payment for PaymentIntent {intent.get('id')}")
     source = source_of(event)
     if payment.stripe_payment_intent_id not in (None, intent["id"]):
-        batch.note(payment, source=source,
-                   detail={"event_type": event["type"], "ignored": f"other PaymentIntent {intent['id']}"})
+        batch.note(
+            payment,
+            source=source,
+            detail={"event_type": event["type"], "ignored": f"other PaymentIntent {intent['id']}"},
+        )
         return ignored(f"payment {payment.id} has another PaymentIntent")
     target, detail, values = decide(payment, event["type"], intent)
     if target is None:
@@ -60,19 +72,23 @@ def _apply(session: Session, batch: ledger.TransitionBatch, payment: Any, event:
     return PROCESSED
 
 
-def apply_intent(session: Session, payment: Payment, event_type: str, intent: dict[str, Any], *, source: str,
-                 now: datetime) -> Handled:
+def apply_intent(
+    session: Session, payment: Payment, event_type: str, intent: dict[str, Any], *, source: str, now: datetime
+) -> Handled:
     """The reconciler's path for one loaded payment: the same decision, written row by row."""
     target, detail, values = decide(payment, event_type, intent)
     if target is None:
         ledger.record_event(session, payment, source=source, now=now, detail=detail)
     else:
-        ledger.apply_transition(session, payment, target, source=source, now=now, detail=detail, values=values)
+        ledger.apply_transition(
+            session, payment, target, source=source, now=now, detail=detail, values=values
+        )
     return PROCESSED
 
 
-def decide(payment: Any, event_type: str, intent: dict[str, Any]
-           ) -> tuple[PaymentStatus | None, dict[str, Any], dict[str, Any]]:
+def decide(
+    payment: Any, event_type: str, intent: dict[str, Any]
+) -> tuple[PaymentStatus | None, dict[str, Any], dict[str, Any]]:
     """(target, timeline detail, payment columns) for the event; no target when the payment is past it."""
     target = intent_event_target(event_type, intent.get("last_payment_error"))
     detail = {"event_type": event_type, "intent_status": intent.get("status")}
@@ -93,5 +109,6 @@ def _fields(payment: Any, intent: dict[str, Any], target: PaymentStatus) -> dict
     error = intent.get("last_payment_error") or {}
     if target in (P.FAILED, P.REQUIRES_ACTION) and error:
         values["failure_code"], values["failure_message"] = failure_fields(
-            error.get("code"), error.get("decline_code"), error.get("message"))
+            error.get("code"), error.get("decline_code"), error.get("message")
+        )
     return values

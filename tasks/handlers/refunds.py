@@ -9,19 +9,32 @@ amount and owes its email: the dispute gave everything back already.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from db.queries import invoices as invoice_rows
 from db.queries import payments as payment_rows
-from tasks.flows import ledger
 from tasks.domain.events import (
-    AllocationSlice, CreditSlice, TakeBack, payment_id_from_metadata, refund_target, take_back,
+    AllocationSlice,
+    CreditSlice,
+    TakeBack,
+    payment_id_from_metadata,
+    refund_target,
+    take_back,
 )
-from tasks.domain.states import REFUND_FINAL, AllocationState, CreditState, EmailKind, PaymentKind, PaymentStatus
+from tasks.domain.states import (
+    REFUND_FINAL,
+    AllocationState,
+    CreditState,
+    EmailKind,
+    PaymentKind,
+    PaymentStatus,
+)
+from tasks.flows import ledger
 from tasks.handlers.common import PROCESSED, Handled, ignored, obj, source_of
 from tasks.handlers.settle import charge_ids, settle_in_batch
 
@@ -73,8 +86,12 @@ def _charge_key(event: dict[str, Any]) -> tuple[str | None, str | None, int | No
 def _lock_payments(session: Session, keys: Sequence[tuple[Any, Any, int | None]]) -> list[Any]:
     """Each key's payment view (or None), all locked in one statement."""
     charges, intents, ids = zip(*keys) if keys else ((), (), ())
-    views = payment_rows.lock_payment_views(session, charge_ids=_strings(charges), intent_ids=_strings(intents),
-                                       payment_ids=[i for i in ids if i is not None])
+    views = payment_rows.lock_payment_views(
+        session,
+        charge_ids=_strings(charges),
+        intent_ids=_strings(intents),
+        payment_ids=[i for i in ids if i is not None],
+    )
     by_charge, by_intent = _index(views, "stripe_charge_id"), _index(views, "stripe_payment_intent_id")
     by_id = {v.id: v for v in views}
     # As lock_payment_for_charge finds it: by charge id, then intent id, then our id in the metadata.
@@ -90,22 +107,33 @@ def _index(views: Sequence[Any], column: str) -> dict[str, Any]:
     return {getattr(v, column): v for v in views if getattr(v, column)}
 
 
-def _refund(session: Session, batch: ledger.TransitionBatch, slices: "_Slices", payment: Any,
-            event: dict[str, Any]) -> None:
+def _refund(
+    session: Session, batch: ledger.TransitionBatch, slices: _Slices, payment: Any, event: dict[str, Any]
+) -> None:
     source, charge = source_of(event), obj(event)
     total = min(int(charge.get("amount_refunded") or 0), payment.amount_minor)
     if payment.status == P.DISPUTED and total > payment.refunded_minor:
         _refund_disputed(batch, payment, event, total)
         return
     if payment.status not in REFUNDABLE or total <= payment.refunded_minor:
-        batch.note(payment, source=source, detail={"event_type": event["type"], "amount_refunded": total,
-                                                   "ignored": "no new refund for this payment"})
+        batch.note(
+            payment,
+            source=source,
+            detail={
+                "event_type": event["type"],
+                "amount_refunded": total,
+                "ignored": "no new refund for this payment",
+            },
+        )
         return
     split = slices.take_back(payment.id, total - payment.refunded_minor).allocations
     previous, target = P(payment.status), refund_target(payment.amount_minor, total)
     batch.set_columns(payment, {"refunded_minor": total})
-    detail = {"amount_refunded": total, "reversed_allocations": list(split.reverse_ids),
-              "reduced_allocation": list(split.reduce) if split.reduce else None}
+    detail = {
+        "amount_refunded": total,
+        "reversed_allocations": list(split.reverse_ids),
+        "reduced_allocation": list(split.reduce) if split.reduce else None,
+    }
     if previous == target:
         batch.note(payment, source=source, detail=detail)
         batch.balance_moved(payment.account_id)
@@ -127,8 +155,11 @@ def _refund_disputed(batch: ledger.TransitionBatch, payment: Any, event: dict[st
     # As in order: the first refund's email has the plain key, each later one its own.
     suffix = f":refunded:{total}" if payment.refunded_minor else ""
     batch.set_columns(payment, {"refunded_minor": total})
-    batch.note(payment, source=source_of(event), detail={"event_type": event["type"], "amount_refunded": total,
-                                                         "after_dispute": True})
+    batch.note(
+        payment,
+        source=source_of(event),
+        detail={"event_type": event["type"], "amount_refunded": total, "after_dispute": True},
+    )
     batch.email(payment, EmailKind.REFUND_ISSUED, dedupe_suffix=suffix)
 
 
@@ -136,17 +167,23 @@ class _Slices:
     """The applied allocations and available credit of a batch's payments, changed in memory, written once."""
 
     def __init__(self, applied: dict[int, list[Any]], credits: dict[int, list[Any]]) -> None:
-        self._applied = {pid: {r.id: AllocationSlice(r.id, r.due_on, r.amount_minor) for r in rows}
-                         for pid, rows in applied.items()}
-        self._credits = {pid: {r.id: CreditSlice(r.id, r.amount_minor) for r in rows} for pid, rows in credits.items()}
+        self._applied = {
+            pid: {r.id: AllocationSlice(r.id, r.due_on, r.amount_minor) for r in rows}
+            for pid, rows in applied.items()
+        }
+        self._credits = {
+            pid: {r.id: CreditSlice(r.id, r.amount_minor) for r in rows} for pid, rows in credits.items()
+        }
         self._allocation_changes: dict[int, dict[str, Any]] = {}
         self._credit_changes: dict[int, dict[str, Any]] = {}
 
     @classmethod
-    def load(cls, session: Session, payments: Sequence[Any]) -> "_Slices":
+    def load(cls, session: Session, payments: Sequence[Any]) -> _Slices:
         """The payments' applied allocations, and the available credit (locked) of those that can carry any."""
         ids = sorted({p.id for p in payments})
-        with_credit = sorted({p.id for p in payments if p.kind != PaymentKind.INVOICES})  # invoice payments carry none
+        with_credit = sorted(
+            {p.id for p in payments if p.kind != PaymentKind.INVOICES}
+        )  # invoice payments carry none
         applied = invoice_rows.list_applied_allocations_of(session, ids)
         return cls(applied, invoice_rows.lock_available_credits_of(session, with_credit))
 
@@ -154,9 +191,16 @@ class _Slices:
         """take_back over the payment's slices as earlier events of the batch left them; the changes kept to write."""
         applied, credits = self._applied[payment_id], self._credits.get(payment_id, {})
         taken = take_back(list(credits.values()), list(applied.values()), refund_minor)
-        _shrink(credits, self._credit_changes, taken.reverse_credit_ids, taken.reduce_credit, CreditState.REVERSED)
-        _shrink(applied, self._allocation_changes, taken.allocations.reverse_ids, taken.allocations.reduce,
-                AllocationState.REVERSED)
+        _shrink(
+            credits, self._credit_changes, taken.reverse_credit_ids, taken.reduce_credit, CreditState.REVERSED
+        )
+        _shrink(
+            applied,
+            self._allocation_changes,
+            taken.allocations.reverse_ids,
+            taken.allocations.reduce,
+            AllocationState.REVERSED,
+        )
         return taken
 
     def all_reversed(self, payment_id: int) -> None:
@@ -170,8 +214,13 @@ class _Slices:
             invoice_rows.update_credits(session, self._credit_changes)
 
 
-def _shrink(slices: dict[int, Any], changes: dict[int, dict[str, Any]], reverse_ids: Sequence[int],
-            reduce: tuple[int, int] | None, reversed_state: str) -> None:
+def _shrink(
+    slices: dict[int, Any],
+    changes: dict[int, dict[str, Any]],
+    reverse_ids: Sequence[int],
+    reduce: tuple[int, int] | None,
+    reversed_state: str,
+) -> None:
     """Apply a take-back to the slices in memory and to the changes to write."""
     for slice_id in reverse_ids:
         del slices[slice_id]
@@ -186,15 +235,32 @@ def handle_refund_object(session: Session, event: dict[str, Any], now: datetime)
     """Keep a row per Stripe refund; a refund that failed or was canceled is flagged for ops."""
     refund = obj(event)
     charge_id, intent_id = charge_ids(refund)
-    payment = payment_rows.lock_payment_for_charge(session, charge_id, intent_id, payment_id_from_metadata(refund.get("metadata")))
+    payment = payment_rows.lock_payment_for_charge(
+        session, charge_id, intent_id, payment_id_from_metadata(refund.get("metadata"))
+    )
     if payment is None:
         return ignored(f"no payment for refund {refund.get('id')}")
-    payment_rows.insert_refund(session, payment_id=payment.id, stripe_refund_id=refund["id"], amount_minor=refund["amount"],
-                  currency=refund["currency"], status=refund.get("status") or "pending", reason=refund.get("reason"))
+    payment_rows.insert_refund(
+        session,
+        payment_id=payment.id,
+        stripe_refund_id=refund["id"],
+        amount_minor=refund["amount"],
+        currency=refund["currency"],
+        status=refund.get("status") or "pending",
+        reason=refund.get("reason"),
+    )
     if refund.get("status") in REFUND_FINAL:
         # The money never left; the invoices stay reopened until ops decide (re-refund or re-apply).
         payment.needs_review = True
-        ledger.record_event(session, payment, source=source_of(event), now=now,
-                            detail={"event_type": event["type"], "refund": refund["id"],
-                                    f"refund_{refund['status']}": refund.get("failure_reason")})
+        ledger.record_event(
+            session,
+            payment,
+            source=source_of(event),
+            now=now,
+            detail={
+                "event_type": event["type"],
+                "refund": refund["id"],
+                f"refund_{refund['status']}": refund.get("failure_reason"),
+            },
+        )
     return PROCESSED

@@ -17,7 +17,9 @@ S = MethodStatus
 def handle(session: Session, event: dict[str, Any], now: datetime) -> Handled:
     """Verified, needs microdeposits, or failed: only a method still pending verification moves."""
     intent = obj(event)
-    method = method_rows.lock_method_for_setup_intent(session, intent["id"], object_id(intent.get("payment_method")))
+    method = method_rows.lock_method_for_setup_intent(
+        session, intent["id"], object_id(intent.get("payment_method"))
+    )
     if method is None:
         return ignored(f"no payment method for SetupIntent {intent['id']}")
     method.stripe_setup_intent_id = method.stripe_setup_intent_id or intent["id"]
@@ -33,11 +35,23 @@ def handle(session: Session, event: dict[str, Any], now: datetime) -> Handled:
         method.status = S.VERIFICATION_FAILED
         method.verification_error = error.get("message") or "The account could not be verified."
         if bank:
-            queue_method_email(session, method, EmailKind.BANK_VERIFICATION_FAILED, now,
-                               {"failure_message": method.verification_error})
+            queue_method_email(
+                session,
+                method,
+                EmailKind.BANK_VERIFICATION_FAILED,
+                now,
+                {"failure_message": method.verification_error},
+            )
     elif bank and (intent.get("next_action") or {}).get("type") == "verify_with_microdeposits":
         details = intent["next_action"].get("verify_with_microdeposits") or {}
-        queue_method_email(session, method, EmailKind.BANK_VERIFICATION_NEEDED, now,
-                           {"arrival_date": details.get("arrival_date"),
-                            "microdeposit_type": details.get("microdeposit_type")})
+        queue_method_email(
+            session,
+            method,
+            EmailKind.BANK_VERIFICATION_NEEDED,
+            now,
+            {
+                "arrival_date": details.get("arrival_date"),
+                "microdeposit_type": details.get("microdeposit_type"),
+            },
+        )
     return PROCESSED

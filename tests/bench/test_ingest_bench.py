@@ -15,9 +15,14 @@ from tests.conftest import ROOT, TEST_DATABASE
 @pytest.mark.e2e
 @pytest.mark.timeout(180)
 def test_ingest_bench_processes_every_event_once_and_reports_against_the_targets():
-    done = subprocess.run([sys.executable, "-m", "bench.ingest", "--events", "70", "--clients", "4"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=170,
-                          env={**os.environ, "REMIT_BENCH_DB": f"{TEST_DATABASE}_bench"})
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.ingest", "--events", "70", "--clients", "4"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=170,
+        env={**os.environ, "REMIT_BENCH_DB": f"{TEST_DATABASE}_bench"},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
     assert report["events"] == report["accepted"] == 70

@@ -14,8 +14,13 @@ from tests.conftest import ROOT
 @pytest.mark.e2e
 @pytest.mark.timeout(120)
 def test_receiver_bench_accepts_every_event_and_prints_one_json_report():
-    done = subprocess.run([sys.executable, "-m", "bench.receiver", "--events", "60", "--clients", "2", "4"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=110)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.receiver", "--events", "60", "--clients", "2", "4"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
     assert set(report["by_concurrent_senders"]) == {"2", "4"}

@@ -14,8 +14,13 @@ from db.session import libpq_url
 
 
 def store(inbox: Inbox, event_id: str = "evt_inbox_1", payload: str = '{"id": "evt_inbox_1"}') -> Stored:
-    return inbox.store(event_id=event_id, event_type="payment_intent.succeeded", livemode=False, payload=payload,
-                       created=1_800_000_000)
+    return inbox.store(
+        event_id=event_id,
+        event_type="payment_intent.succeeded",
+        livemode=False,
+        payload=payload,
+        created=1_800_000_000,
+    )
 
 
 @pytest.fixture()
@@ -29,9 +34,15 @@ def test_a_new_event_is_stored_committed_and_a_redelivery_reads_its_status(db, i
     assert store(inbox) == Stored(new=True, status=None)
     with db() as session:  # another connection sees it at once: the statement committed by itself
         row = session.get(StripeEvent, "evt_inbox_1")
-        assert (row.status, row.type, row.payload, row.attempts) == ("received", "payment_intent.succeeded",
-                                                                      {"id": "evt_inbox_1"}, 0)
-    assert store(inbox, payload='{"id": "evt_inbox_1", "changed": true}') == Stored(new=False, status="received")
+        assert (row.status, row.type, row.payload, row.attempts) == (
+            "received",
+            "payment_intent.succeeded",
+            {"id": "evt_inbox_1"},
+            0,
+        )
+    assert store(inbox, payload='{"id": "evt_inbox_1", "changed": true}') == Stored(
+        new=False, status="received"
+    )
     with db() as session:
         assert session.scalars(select(StripeEvent.payload)).all() == [{"id": "evt_inbox_1"}]
 

@@ -52,7 +52,9 @@ def test_upgrade_fills_paid_minor_from_each_allocations_amount(scratch_database)
     try:
         with Session(engine) as session, session.begin():
             account = factories.account(session)
-            payment = factories.payment(session, account, factories.method(session, account), amount_minor=10_000)
+            payment = factories.payment(
+                session, account, factories.method(session, account), amount_minor=10_000
+            )
             for total in (6_000, 4_000):
                 factories.allocation(session, payment, factories.invoice(session, account, total))
         downgrade(scratch_database, "0002")
@@ -60,7 +62,9 @@ def test_upgrade_fills_paid_minor_from_each_allocations_amount(scratch_database)
             connection.execute(text("UPDATE allocations SET amount_minor = 5000 WHERE amount_minor = 6000"))
         upgrade(scratch_database)
         with engine.connect() as connection:
-            rows = connection.execute(text("SELECT amount_minor, paid_minor FROM allocations ORDER BY id")).all()
+            rows = connection.execute(
+                text("SELECT amount_minor, paid_minor FROM allocations ORDER BY id")
+            ).all()
     finally:
         engine.dispose()
     assert [tuple(row) for row in rows] == [(5_000, 5_000), (4_000, 4_000)]

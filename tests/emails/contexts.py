@@ -8,28 +8,56 @@ from tasks.domain.states import EmailKind
 
 HOSTILE_NAME = "<script>alert('owned')</script> Fabrication & Sons"
 HOSTILE_COMMENT = "<script>steal()</script> short by 2 crates"
-SELLER = {"name": "Acme <Industrial> Supply", "logo_url": "https://cdn.acme.test/logo.png", "brand_color": "#0a7d45",
-          "support_email": "ar@acme.test", "support_phone": "+1 312 555 0100"}
+SELLER = {
+    "name": "Acme <Industrial> Supply",
+    "logo_url": "https://cdn.acme.test/logo.png",
+    "brand_color": "#0a7d45",
+    "support_email": "ar@acme.test",
+    "support_phone": "+1 312 555 0100",
+}
 ACCOUNT = {"number": "A-00042", "name": HOSTILE_NAME}
 CARD = {"kind": "card", "brand": "visa", "bank_name": None, "last4": "4242"}
 BANK = {"kind": "us_bank_account", "brand": None, "bank_name": "STRIPE TEST BANK", "last4": "6789"}
 
 BANK_KINDS = {EmailKind.ACH_INITIATED, EmailKind.ACH_SETTLED, EmailKind.ACH_FAILED}
-METHOD_KINDS = {EmailKind.BANK_VERIFICATION_NEEDED, EmailKind.BANK_VERIFIED, EmailKind.BANK_VERIFICATION_FAILED}
+METHOD_KINDS = {
+    EmailKind.BANK_VERIFICATION_NEEDED,
+    EmailKind.BANK_VERIFIED,
+    EmailKind.BANK_VERIFICATION_FAILED,
+}
 # What each payment kind's writer leaves in status, transaction and failure fields.
 PAYMENT_STATES: dict[str, dict[str, Any]] = {
     EmailKind.PAYMENT_CONFIRMATION: {"status": "succeeded"},
     EmailKind.ACH_INITIATED: {"status": "processing", "transaction_id": "pi_3QachPending"},
     EmailKind.ACH_SETTLED: {"status": "succeeded"},
-    EmailKind.ACH_FAILED: {"status": "failed", "failure_code": "insufficient_funds",
-                           "failure_message": "The customer's account has insufficient funds."},
-    EmailKind.PAYMENT_FAILED: {"status": "failed", "transaction_id": None, "failure_code": "card_declined",
-                               "failure_message": "Your card was declined."},
+    EmailKind.ACH_FAILED: {
+        "status": "failed",
+        "failure_code": "insufficient_funds",
+        "failure_message": "The customer's account has insufficient funds.",
+    },
+    EmailKind.PAYMENT_FAILED: {
+        "status": "failed",
+        "transaction_id": None,
+        "failure_code": "card_declined",
+        "failure_message": "Your card was declined.",
+    },
     EmailKind.AUTHENTICATION_REQUIRED: {"status": "requires_action", "transaction_id": "pi_3QneedsAuth"},
-    EmailKind.SCHEDULED_CONFIRMED: {"status": "scheduled", "transaction_id": None, "scheduled_for": "2026-12-15"},
-    EmailKind.SCHEDULED_CANCELED: {"status": "canceled", "transaction_id": None, "scheduled_for": "2026-12-15"},
-    EmailKind.DEPOSIT_RECEIVED: {"status": "succeeded", "payment_kind": "deposit", "invoices": [],
-                                 "note": "<b>Deposit</b> for the spring order"},
+    EmailKind.SCHEDULED_CONFIRMED: {
+        "status": "scheduled",
+        "transaction_id": None,
+        "scheduled_for": "2026-12-15",
+    },
+    EmailKind.SCHEDULED_CANCELED: {
+        "status": "canceled",
+        "transaction_id": None,
+        "scheduled_for": "2026-12-15",
+    },
+    EmailKind.DEPOSIT_RECEIVED: {
+        "status": "succeeded",
+        "payment_kind": "deposit",
+        "invoices": [],
+        "note": "<b>Deposit</b> for the spring order",
+    },
     EmailKind.REFUND_ISSUED: {"status": "partially_refunded"},
     EmailKind.PAYMENT_REVERSED: {"status": "disputed"},
 }

@@ -9,8 +9,14 @@ from tasks.domain.errors import TransientError
 from tasks.gateways import mail
 from tasks.gateways.mail import MailGateway, MailMisconfigured, MailRejected, MailUnavailable, Outgoing
 
-OUTGOING = Outgoing(email_id=7, recipient="ap@customer.test", subject="Payment received", text="Thanks\n",
-                    html="<p>Thanks</p>\n", dedupe_key="payment_confirmation:payment:7")
+OUTGOING = Outgoing(
+    email_id=7,
+    recipient="ap@customer.test",
+    subject="Payment received",
+    text="Thanks\n",
+    html="<p>Thanks</p>\n",
+    dedupe_key="payment_confirmation:payment:7",
+)
 
 
 def test_message_is_multipart_alternative_with_our_headers():
@@ -62,18 +68,21 @@ class ScriptedSMTP:
         self.closed = True
 
 
-@pytest.mark.parametrize("error, translated", [
-    (smtplib.SMTPRecipientsRefused({"ap@customer.test": (550, b"no such user")}), MailRejected),
-    (smtplib.SMTPRecipientsRefused({"ap@customer.test": (452, b"mailbox full")}), MailUnavailable),
-    (smtplib.SMTPDataError(554, b"message refused as spam"), MailRejected),
-    (smtplib.SMTPDataError(421, b"closing"), MailUnavailable),
-    (smtplib.SMTPSenderRefused(553, b"not allowed", "payments@remit.test"), MailMisconfigured),
-    (smtplib.SMTPAuthenticationError(535, b"bad credentials"), MailMisconfigured),
-    (smtplib.SMTPAuthenticationError(454, b"try later"), MailUnavailable),
-    (smtplib.SMTPServerDisconnected("lost"), MailUnavailable),
-    (TimeoutError("timed out"), MailUnavailable),
-    (ConnectionRefusedError(111, "refused"), MailUnavailable),
-])
+@pytest.mark.parametrize(
+    "error, translated",
+    [
+        (smtplib.SMTPRecipientsRefused({"ap@customer.test": (550, b"no such user")}), MailRejected),
+        (smtplib.SMTPRecipientsRefused({"ap@customer.test": (452, b"mailbox full")}), MailUnavailable),
+        (smtplib.SMTPDataError(554, b"message refused as spam"), MailRejected),
+        (smtplib.SMTPDataError(421, b"closing"), MailUnavailable),
+        (smtplib.SMTPSenderRefused(553, b"not allowed", "payments@remit.test"), MailMisconfigured),
+        (smtplib.SMTPAuthenticationError(535, b"bad credentials"), MailMisconfigured),
+        (smtplib.SMTPAuthenticationError(454, b"try later"), MailUnavailable),
+        (smtplib.SMTPServerDisconnected("lost"), MailUnavailable),
+        (TimeoutError("timed out"), MailUnavailable),
+        (ConnectionRefusedError(111, "refused"), MailUnavailable),
+    ],
+)
 def test_smtp_answers_are_translated_to_ours(monkeypatch, error, translated):
     ScriptedSMTP.error = error
     monkeypatch.setattr(mail.smtplib, "SMTP", ScriptedSMTP)

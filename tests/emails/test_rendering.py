@@ -1,6 +1,6 @@
 """Every email kind renders subject, text and HTML from realistic contexts, branded and escaped."""
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 from jinja2 import UndefinedError
@@ -63,11 +63,14 @@ def test_card_confirmation_names_the_transaction_for_the_records():
     assert "Damaged goods" in rendered.text
 
 
-@pytest.mark.parametrize("kind, reason", [
-    ("ach_failed", "The customer's account has insufficient funds."),
-    ("payment_failed", "Your card was declined."),
-    ("bank_verification_failed", "The microdeposit amounts did not <match>."),
-])
+@pytest.mark.parametrize(
+    "kind, reason",
+    [
+        ("ach_failed", "The customer's account has insufficient funds."),
+        ("payment_failed", "Your card was declined."),
+        ("bank_verification_failed", "The microdeposit amounts did not <match>."),
+    ],
+)
 def test_failure_emails_give_the_reason(kind, reason):
     rendered = render(kind, contexts.for_kind(kind))
     assert f"Reason: {reason}" in rendered.text
@@ -81,9 +84,13 @@ def test_scheduled_emails_show_the_day():
 
 def test_a_canceled_payment_that_was_never_scheduled_is_not_called_scheduled():
     scheduled = render("scheduled_canceled", contexts.for_kind("scheduled_canceled"))
-    assert "Scheduled payment of" in scheduled.subject and "Your scheduled payment was canceled" in scheduled.text
-    awaiting_authentication = render("scheduled_canceled", {**contexts.for_kind("scheduled_canceled"),
-                                                            "scheduled_for": None})
+    assert (
+        "Scheduled payment of" in scheduled.subject
+        and "Your scheduled payment was canceled" in scheduled.text
+    )
+    awaiting_authentication = render(
+        "scheduled_canceled", {**contexts.for_kind("scheduled_canceled"), "scheduled_for": None}
+    )
     assert awaiting_authentication.subject.startswith("Payment of")
     assert "scheduled" not in (awaiting_authentication.subject + awaiting_authentication.text).lower()
     assert "Your payment was canceled" in awaiting_authentication.html
@@ -108,14 +115,17 @@ def reversed_lines(reversed_minor: tuple[int, int]) -> list[dict]:
 
 
 def test_refund_email_says_per_invoice_what_was_refunded_and_other_emails_do_not():
-    context = contexts.payment_context(status="partially_refunded", refunded_minor=33456,
-                                       invoices=reversed_lines((10000, 23456)))
+    context = contexts.payment_context(
+        status="partially_refunded", refunded_minor=33456, invoices=reversed_lines((10000, 23456))
+    )
     rendered = render("refund_issued", context)
     assert "- INV-1001 (Plant <2>): $1,000.00 (discount $20.00), $100.00 refunded" in rendered.text
     assert "- INV-1002: $234.56, $234.56 refunded" in rendered.text
     assert "$100.00 refunded</span>" in rendered.html and "$234.56 refunded</span>" in rendered.html
-    reversed_email = render("payment_reversed", contexts.payment_context(status="disputed",
-                                                                         invoices=reversed_lines((100000, 23456))))
+    reversed_email = render(
+        "payment_reversed",
+        contexts.payment_context(status="disputed", invoices=reversed_lines((100000, 23456))),
+    )
     assert "refunded" not in reversed_email.text and "refunded" not in reversed_email.html
 
 
@@ -126,8 +136,11 @@ def test_bank_verification_needed_explains_the_descriptor_code():
 
 
 def test_zero_decimal_currencies_have_no_cents():
-    context = contexts.payment_context(currency="jpy", amount_minor=1235, invoices=[
-        {"number": "INV-9", "site_name": None, "amount_minor": 1235, "discount_minor": 0}])
+    context = contexts.payment_context(
+        currency="jpy",
+        amount_minor=1235,
+        invoices=[{"number": "INV-9", "site_name": None, "amount_minor": 1235, "discount_minor": 0}],
+    )
     rendered = render("payment_confirmation", context)
     assert "¥1,235" in rendered.subject and "INV-9: ¥1,235" in rendered.text
 
@@ -158,14 +171,17 @@ def test_an_unknown_kind_is_refused(kind):
         render(kind, contexts.payment_context())
 
 
-@pytest.mark.parametrize("value, shown", [
-    (date(2026, 12, 1), "December 1, 2026"),
-    ("2026-12-01", "December 1, 2026"),
-    ("2026-11-22T18:00:00+00:00", "November 22, 2026"),
-    (datetime(2026, 11, 22, 23, 59, tzinfo=timezone.utc), "November 22, 2026"),
-    (1_795_000_000, "November 18, 2026"),
-    (None, ""),
-])
+@pytest.mark.parametrize(
+    "value, shown",
+    [
+        (date(2026, 12, 1), "December 1, 2026"),
+        ("2026-12-01", "December 1, 2026"),
+        ("2026-11-22T18:00:00+00:00", "November 22, 2026"),
+        (datetime(2026, 11, 22, 23, 59, tzinfo=UTC), "November 22, 2026"),
+        (1_795_000_000, "November 18, 2026"),
+        (None, ""),
+    ],
+)
 def test_date_filter_reads_every_shape_writers_use(value, shown):
     from emails.rendering import long_date
 

@@ -35,8 +35,13 @@ def emu(emulator_server):
 def make_client(emu):
     def make(retries=0, timeout=None):
         http_client = stripe.RequestsClient(timeout=timeout) if timeout else None
-        return stripe.StripeClient(EMULATOR_KEY, base_addresses={"api": emu.url},
-                                   max_network_retries=retries, http_client=http_client)
+        return stripe.StripeClient(
+            EMULATOR_KEY,
+            base_addresses={"api": emu.url},
+            max_network_retries=retries,
+            http_client=http_client,
+        )
+
     return make
 
 
@@ -65,8 +70,13 @@ class Receiver:
                 with receiver._lock:
                     failing = receiver.fail_next > 0
                     receiver.fail_next -= 1 if failing else 0
-                    receiver.received.append({"body": body, "signature": self.headers["Stripe-Signature"],
-                                              "answered": 500 if failing else 200})
+                    receiver.received.append(
+                        {
+                            "body": body,
+                            "signature": self.headers["Stripe-Signature"],
+                            "answered": 500 if failing else 200,
+                        }
+                    )
                 self.send_response(500 if failing else 200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

@@ -13,8 +13,9 @@ from sandbox.cli import build_parser, cmd_dev, cmd_seed, cmd_smtp, cmd_stripe
 
 def run(module, *args, **env):
     environ = {**os.environ, **env}
-    result = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
-                            env=environ, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, env=environ, timeout=60
+    )
     return result.returncode, result.stdout, result.stderr
 
 
@@ -28,7 +29,12 @@ def remit(*args, **env):
 
 @pytest.mark.parametrize(
     ("argv", "command"),
-    [(["dev"], cmd_dev), (["stripe", "--port", "12111"], cmd_stripe), (["smtp"], cmd_smtp), (["seed"], cmd_seed)],
+    [
+        (["dev"], cmd_dev),
+        (["stripe", "--port", "12111"], cmd_stripe),
+        (["smtp"], cmd_smtp),
+        (["seed"], cmd_seed),
+    ],
 )
 def test_each_sandbox_command_reaches_its_function(argv, command):
     assert build_parser().parse_args(argv).fn is command
@@ -56,10 +62,18 @@ def test_seed_demo_loads_the_demo_once(scratch_database, emulator):
     assert "3 accounts, 31 invoices, 5 saved methods" in out
     assert "already present" in sandbox("seed", "--if-empty", **env)[1]
     with psycopg.connect(libpq_url(scratch_database)) as connection:
-        kinds = dict(connection.execute("SELECT kind, count(*) FROM payment_methods GROUP BY kind").fetchall())
-        children = connection.execute("SELECT count(*) FROM invoices WHERE parent_id IS NOT NULL").fetchone()[0]
-        overdue = connection.execute("SELECT count(*) FROM invoices WHERE due_on < current_date").fetchone()[0]
-        discounted = connection.execute("SELECT count(*) FROM invoices WHERE discount_minor > 0").fetchone()[0]
+        kinds = dict(
+            connection.execute("SELECT kind, count(*) FROM payment_methods GROUP BY kind").fetchall()
+        )
+        children = connection.execute("SELECT count(*) FROM invoices WHERE parent_id IS NOT NULL").fetchone()[
+            0
+        ]
+        overdue = connection.execute("SELECT count(*) FROM invoices WHERE due_on < current_date").fetchone()[
+            0
+        ]
+        discounted = connection.execute("SELECT count(*) FROM invoices WHERE discount_minor > 0").fetchone()[
+            0
+        ]
     assert kinds == {"card": 4, "us_bank_account": 1}
     assert children == 3 and overdue > 0 and discounted > 0
     assert len(emulator.customers()) == 3

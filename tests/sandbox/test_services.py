@@ -71,7 +71,10 @@ def test_database_url_is_normalised_to_the_psycopg_driver(configured, expected):
 
 
 def test_configured_urls_are_used_unchanged_and_nothing_is_started(tmp_path, closed_port):
-    environ = {"DATABASE_URL": "postgres://app@db.example:5432/remit", "BROKER_URL": "amqp://guest@mq.example:5672//"}
+    environ = {
+        "DATABASE_URL": "postgres://app@db.example:5432/remit",
+        "BROKER_URL": "amqp://guest@mq.example:5672//",
+    }
 
     services = ensure_services(tmp_path, environ, pg_probe_port=closed_port, redis_probe_port=closed_port)
     services.stop()
@@ -104,14 +107,19 @@ def test_local_servers_are_found_and_the_named_database_is_created(tmp_path):
 
 
 def test_embedded_servers_start_when_nothing_answers_and_stop_on_stop(tmp_path, closed_port):
-    services = ensure_services(tmp_path, {}, "sandbox", pg_probe_port=closed_port, redis_probe_port=closed_port)
+    services = ensure_services(
+        tmp_path, {}, "sandbox", pg_probe_port=closed_port, redis_probe_port=closed_port
+    )
     try:
         assert services.database_url.startswith("postgresql+psycopg://postgres@127.0.0.1:")
         assert services.database_url.endswith("/sandbox")
         assert services.broker_url.startswith("redis://127.0.0.1:")
         assert _select_one(services.database_url) == 1
         assert _ping(services.broker_url)
-        assert [line.split(" on ")[0] for line in services.started] == ["embedded PostgreSQL", "embedded Redis"]
+        assert [line.split(" on ")[0] for line in services.started] == [
+            "embedded PostgreSQL",
+            "embedded Redis",
+        ]
         assert services.found == []
     finally:
         services.stop()

@@ -17,10 +17,17 @@ FAILURES = [
 
 
 def bank_method(client, account="000123456789"):
-    return client.v1.payment_methods.create({
-        "type": "us_bank_account", "billing_details": {"name": "Acme Corp"},
-        "us_bank_account": {"routing_number": "110000000", "account_number": account,
-                            "account_holder_type": "company"}})
+    return client.v1.payment_methods.create(
+        {
+            "type": "us_bank_account",
+            "billing_details": {"name": "Acme Corp"},
+            "us_bank_account": {
+                "routing_number": "110000000",
+                "account_number": account,
+                "account_holder_type": "company",
+            },
+        }
+    )
 
 
 def pay_ach(client, method, customer=None, **extra):
@@ -37,7 +44,12 @@ def test_ach_payment_processes_then_succeeds_when_the_clock_passes_settlement(cl
     assert client.v1.payment_intents.retrieve(intent.id).status == "succeeded"
     assert client.v1.charges.retrieve(intent.latest_charge).status == "succeeded"
     types = [e["type"] for e in emu.events()]
-    assert {"payment_intent.processing", "charge.pending", "charge.succeeded", "payment_intent.succeeded"} <= set(types)
+    assert {
+        "payment_intent.processing",
+        "charge.pending",
+        "charge.succeeded",
+        "payment_intent.succeeded",
+    } <= set(types)
     settled = [e for e in emu.events() if e["type"] == "payment_intent.succeeded"][0]
     assert settled["request"]["id"] is None
 
@@ -57,7 +69,9 @@ def test_ach_failure_arrives_as_payment_failed_with_its_code(client, emu, token,
 def test_ach_settles_after_a_configured_real_delay(client, emu):
     emu.ach_settle_after_seconds = 0
     intent = pay_ach(client, "pm_usBankAccount_success")
-    assert wait_until(lambda: client.v1.payment_intents.retrieve(intent.id).status == "succeeded", timeout_s=5)
+    assert wait_until(
+        lambda: client.v1.payment_intents.retrieve(intent.id).status == "succeeded", timeout_s=5
+    )
 
 
 def test_processing_account_never_settles(client, emu):
@@ -74,8 +88,11 @@ def test_disputed_account_succeeds_then_is_disputed(client, emu):
     assert len(disputes) == 1 and disputes[0].reason == "insufficient_funds"
     assert client.v1.charges.retrieve(intent.latest_charge).disputed is True
     types = [e["type"] for e in emu.events()]
-    assert types.index("payment_intent.succeeded") < types.index("charge.dispute.created") < types.index(
-        "charge.dispute.closed")
+    assert (
+        types.index("payment_intent.succeeded")
+        < types.index("charge.dispute.created")
+        < types.index("charge.dispute.closed")
+    )
 
 
 def test_first_ach_debit_without_a_mandate_is_refused_and_creates_nothing(client, emu):
@@ -89,20 +106,33 @@ def test_raw_account_details_give_a_test_bank_method(client):
     method = bank_method(client)
     details = method.us_bank_account
     assert (details.bank_name, details.last4, details.routing_number, details.account_holder_type) == (
-        "STRIPE TEST BANK", "6789", "110000000", "company")
+        "STRIPE TEST BANK",
+        "6789",
+        "110000000",
+        "company",
+    )
     assert method.billing_details.name == "Acme Corp"
 
 
 def setup_with_microdeposits(client, customer, account="000123456789"):
     method = bank_method(client, account)
-    return client.v1.setup_intents.create({
-        "customer": customer.id, "payment_method": method.id, "payment_method_types": ["us_bank_account"],
-        "usage": "off_session", "confirm": True, "mandate_data": ACH_MANDATE,
-        "payment_method_options": {"us_bank_account": {"verification_method": "microdeposits"}}})
+    return client.v1.setup_intents.create(
+        {
+            "customer": customer.id,
+            "payment_method": method.id,
+            "payment_method_types": ["us_bank_account"],
+            "usage": "off_session",
+            "confirm": True,
+            "mandate_data": ACH_MANDATE,
+            "payment_method_options": {"us_bank_account": {"verification_method": "microdeposits"}},
+        }
+    )
 
 
 @pytest.mark.parametrize("verification", [{"amounts": [32, 45]}, {"descriptor_code": "SM11AA"}])
-def test_microdeposits_verify_then_off_session_debits_need_no_new_mandate(client, customer, emu, verification):
+def test_microdeposits_verify_then_off_session_debits_need_no_new_mandate(
+    client, customer, emu, verification
+):
     setup = setup_with_microdeposits(client, customer)
     assert setup.status == "requires_action"
     assert setup.next_action.type == "verify_with_microdeposits"
@@ -139,13 +169,16 @@ def test_three_wrong_amount_pairs_exhaust_the_attempts(client, customer):
             client.v1.setup_intents.verify_microdeposits(setup.id, {"amounts": [1, 2]})
         codes.append(caught.value.code)
     assert codes == ["payment_method_microdeposit_verification_amounts_mismatch"] * 2 + [
-        "payment_method_microdeposit_verification_attempts_exceeded"]
+        "payment_method_microdeposit_verification_attempts_exceeded"
+    ]
 
 
 def test_amounts_and_descriptor_code_together_are_refused(client, customer):
     setup = setup_with_microdeposits(client, customer)
     with pytest.raises(stripe.InvalidRequestError):
-        client.v1.setup_intents.verify_microdeposits(setup.id, {"amounts": [32, 45], "descriptor_code": "SM11AA"})
+        client.v1.setup_intents.verify_microdeposits(
+            setup.id, {"amounts": [32, 45], "descriptor_code": "SM11AA"}
+        )
     assert client.v1.setup_intents.retrieve(setup.id).status == "requires_action"
 
 
@@ -182,9 +215,15 @@ def test_microdeposits_that_never_arrive_fail_the_payment(client, customer, emu)
 def test_setup_intent_with_a_verified_token_succeeds_and_can_be_canceled_before(client, customer, emu):
     pending = client.v1.setup_intents.create({"customer": customer.id, "payment_method_types": ["card"]})
     assert client.v1.setup_intents.cancel(pending.id).status == "canceled"
-    setup = client.v1.setup_intents.create({
-        "customer": customer.id, "payment_method": "pm_usBankAccount_success", "confirm": True,
-        "payment_method_types": ["us_bank_account"], "mandate_data": ACH_MANDATE})
+    setup = client.v1.setup_intents.create(
+        {
+            "customer": customer.id,
+            "payment_method": "pm_usBankAccount_success",
+            "confirm": True,
+            "payment_method_types": ["us_bank_account"],
+            "mandate_data": ACH_MANDATE,
+        }
+    )
     assert setup.status == "succeeded" and setup.mandate.startswith("mandate_")
     assert client.v1.mandates.retrieve(setup.mandate).status == "active"
     types = [e["type"] for e in emu.events()]
@@ -192,9 +231,15 @@ def test_setup_intent_with_a_verified_token_succeeds_and_can_be_canceled_before(
 
 
 def test_revoked_mandate_emits_mandate_updated_and_requires_a_new_one(client, customer, emu):
-    setup = client.v1.setup_intents.create({
-        "customer": customer.id, "payment_method": "pm_usBankAccount_success", "confirm": True,
-        "payment_method_types": ["us_bank_account"], "mandate_data": ACH_MANDATE})
+    setup = client.v1.setup_intents.create(
+        {
+            "customer": customer.id,
+            "payment_method": "pm_usBankAccount_success",
+            "confirm": True,
+            "payment_method_types": ["us_bank_account"],
+            "mandate_data": ACH_MANDATE,
+        }
+    )
     emu.revoke_mandate(setup.payment_method)
     assert emu.events()[-1]["type"] == "mandate.updated"
     with pytest.raises(stripe.InvalidRequestError):

@@ -21,12 +21,17 @@ def test_card_payment_succeeds_with_a_succeeded_charge(client, customer, emu):
     charge = client.v1.charges.retrieve(intent.latest_charge)
     assert (charge.status, charge.paid, charge.payment_intent) == ("succeeded", True, intent.id)
     assert intent.payment_method.startswith("pm_") and intent.payment_method != "pm_card_visa"
-    assert [e["type"] for e in emu.events()][-3:] == ["payment_intent.created", "charge.succeeded",
-                                                      "payment_intent.succeeded"]
+    assert [e["type"] for e in emu.events()][-3:] == [
+        "payment_intent.created",
+        "charge.succeeded",
+        "payment_intent.succeeded",
+    ]
 
 
 @pytest.mark.parametrize("token,code,decline_code", DECLINES)
-def test_each_decline_answers_402_with_the_intent_back_in_requires_payment_method(client, token, code, decline_code):
+def test_each_decline_answers_402_with_the_intent_back_in_requires_payment_method(
+    client, token, code, decline_code
+):
     with pytest.raises(stripe.CardError) as caught:
         pay(client, token)
     error = caught.value
@@ -47,16 +52,28 @@ def test_off_session_payment_needing_authentication_is_declined(client, customer
 
 
 def test_on_session_payment_needing_authentication_requires_action(client, emu):
-    intent = client.v1.payment_intents.create({"amount": 500, "currency": "usd", "confirm": True,
-                                               "payment_method": "pm_card_authenticationRequired"})
+    intent = client.v1.payment_intents.create(
+        {
+            "amount": 500,
+            "currency": "usd",
+            "confirm": True,
+            "payment_method": "pm_card_authenticationRequired",
+        }
+    )
     assert intent.status == "requires_action"
     assert intent.next_action.type == "use_stripe_sdk"
     assert "payment_intent.requires_action" in [e["type"] for e in emu.events()]
 
 
 def test_card_set_up_for_off_session_pays_off_session(client, customer):
-    setup = client.v1.setup_intents.create({"customer": customer.id, "confirm": True, "usage": "off_session",
-                                            "payment_method": "pm_card_authenticationRequiredOnSetup"})
+    setup = client.v1.setup_intents.create(
+        {
+            "customer": customer.id,
+            "confirm": True,
+            "usage": "off_session",
+            "payment_method": "pm_card_authenticationRequiredOnSetup",
+        }
+    )
     assert setup.status == "succeeded"
     assert pay(client, setup.payment_method, customer.id).status == "succeeded"
 
@@ -90,13 +107,20 @@ def test_cancel_moves_an_unpaid_intent_to_canceled_and_refuses_a_paid_one(client
     assert caught.value.code == "payment_intent_unexpected_state"
 
 
-@pytest.mark.parametrize("params,param,code", [
-    ({"currency": "usd"}, "amount", "parameter_missing"),
-    ({"amount": "abc", "currency": "usd"}, "amount", "parameter_invalid_integer"),
-    ({"amount": 0, "currency": "usd"}, "amount", "parameter_invalid_integer"),
-    ({"amount": 100}, "currency", "parameter_missing"),
-    ({"amount": 100, "currency": "usd", "payment_method": "pm_nope"}, "payment_method", "resource_missing"),
-])
+@pytest.mark.parametrize(
+    "params,param,code",
+    [
+        ({"currency": "usd"}, "amount", "parameter_missing"),
+        ({"amount": "abc", "currency": "usd"}, "amount", "parameter_invalid_integer"),
+        ({"amount": 0, "currency": "usd"}, "amount", "parameter_invalid_integer"),
+        ({"amount": 100}, "currency", "parameter_missing"),
+        (
+            {"amount": 100, "currency": "usd", "payment_method": "pm_nope"},
+            "payment_method",
+            "resource_missing",
+        ),
+    ],
+)
 def test_invalid_create_parameters_answer_stripe_errors(client, params, param, code):
     with pytest.raises(stripe.InvalidRequestError) as caught:
         client.v1.payment_intents.create(params)
@@ -162,13 +186,23 @@ def test_search_by_payment_id_metadata(client):
     found = client.v1.payment_intents.search({"query": "metadata['payment_id']:'77'"})
     assert [i.id for i in found.data] == [wanted.id]
     assert (found.object, found.has_more, found.url, found.next_page) == (
-        "search_result", False, "/v1/payment_intents/search", None)
+        "search_result",
+        False,
+        "/v1/payment_intents/search",
+        None,
+    )
 
 
 def test_capitalised_booleans_and_empty_bracket_arrays_are_accepted(client):
-    intent = client.raw_request("post", "/v1/payment_intents", amount=900, currency="usd",
-                                confirm="True", payment_method="pm_card_visa",
-                                **{"payment_method_types[]": "card", "metadata[payment_id]": "9"})
+    intent = client.raw_request(
+        "post",
+        "/v1/payment_intents",
+        amount=900,
+        currency="usd",
+        confirm="True",
+        payment_method="pm_card_visa",
+        **{"payment_method_types[]": "card", "metadata[payment_id]": "9"},
+    )
     body = client.deserialize(intent, api_mode="V1")
     assert body.status == "succeeded" and body.payment_method_types == ["card"]
     assert body.metadata["payment_id"] == "9"
@@ -181,8 +215,14 @@ def test_every_response_carries_a_request_id(client):
 
 @pytest.mark.parametrize("success,status", [(True, "succeeded"), (False, "requires_payment_method")])
 def test_completing_authentication_settles_the_intent(client, emu, success, status):
-    intent = client.v1.payment_intents.create({"amount": 500, "currency": "usd", "confirm": True,
-                                               "payment_method": "pm_card_authenticationRequired"})
+    intent = client.v1.payment_intents.create(
+        {
+            "amount": 500,
+            "currency": "usd",
+            "confirm": True,
+            "payment_method": "pm_card_authenticationRequired",
+        }
+    )
     emu.authenticate(intent.id, success=success)
     assert client.v1.payment_intents.retrieve(intent.id).status == status
 
@@ -190,11 +230,16 @@ def test_completing_authentication_settles_the_intent(client, emu, success, stat
 def test_unknown_customer_in_a_parameter_is_400_resource_missing(client):
     with pytest.raises(stripe.InvalidRequestError) as caught:
         client.v1.payment_intents.create({"amount": 100, "currency": "usd", "customer": "cus_missing"})
-    assert (caught.value.http_status, caught.value.code, caught.value.param) == (400, "resource_missing", "customer")
+    assert (caught.value.http_status, caught.value.code, caught.value.param) == (
+        400,
+        "resource_missing",
+        "customer",
+    )
 
 
 def test_emulator_restarts_after_stop_and_still_delivers(receiver):
     from sandbox.stripe_emulator import Emulator
+
     emu = Emulator().start()
     emu.stop()
     emu.start()

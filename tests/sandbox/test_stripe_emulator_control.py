@@ -18,8 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def control(emu_url, method, name, body=None):
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(f"{emu_url}/_emulator/{name}", data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{emu_url}/_emulator/{name}", data=data, method=method, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 
@@ -31,10 +32,14 @@ def test_control_api_drives_faults_clock_and_inspection(client, emu):
     intent = pay(client, "pm_usBankAccount_success", mandate_data=ACH_MANDATE, key="k-control")
     assert control(emu.url, "POST", "advance", {"seconds": 4 * 86400})["fired"] == 1
     listed = control(emu.url, "GET", "payment_intents")["data"]
-    assert [(i["id"], i["status"], i["metadata"]) for i in listed] == [(intent.id, "succeeded", {"payment_id": "42"})]
+    assert [(i["id"], i["status"], i["metadata"]) for i in listed] == [
+        (intent.id, "succeeded", {"payment_id": "42"})
+    ]
     requests = control(emu.url, "GET", "requests")["data"]
     assert [(r["idempotency_key"], r["status"], r["fault"]) for r in requests] == [
-        ("k-control", 500, "500"), ("k-control", 200, None)]
+        ("k-control", 500, "500"),
+        ("k-control", 200, None),
+    ]
     control(emu.url, "POST", "reset", {})
     assert control(emu.url, "GET", "payment_intents")["data"] == []
 
@@ -45,7 +50,9 @@ def test_control_api_registers_endpoints_and_reports_deliveries(client, emu, rec
     client.v1.customers.create({"email": "c@example.com"})
     assert control(emu.url, "POST", "wait_for_deliveries", {"timeout": 10})["done"] is True
     deliveries = control(emu.url, "GET", "deliveries")["data"]
-    assert [(d["type"], d["status"], d["endpoint"]) for d in deliveries] == [("customer.created", 200, receiver.url)]
+    assert [(d["type"], d["status"], d["endpoint"]) for d in deliveries] == [
+        ("customer.created", 200, receiver.url)
+    ]
 
 
 def test_control_api_rejects_unknown_calls(emu):
@@ -57,7 +64,10 @@ def test_control_api_rejects_unknown_calls(emu):
 def start_command(state_file):
     process = subprocess.Popen(
         [sys.executable, "-m", "sandbox.stripe_emulator", "--port", "0", "--state-file", str(state_file)],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     line = process.stdout.readline()
     return process, line.strip().rsplit(" ", 1)[-1]
 
@@ -72,14 +82,18 @@ def test_command_serves_and_keeps_state_across_a_restart(tmp_path):
     process, url = start_command(state_file)
     try:
         client = stripe.StripeClient("sk_test_anything", base_addresses={"api": url})
-        customer = client.v1.customers.create({"email": "keep@example.com"}, options={"idempotency_key": "k-keep"})
+        customer = client.v1.customers.create(
+            {"email": "keep@example.com"}, options={"idempotency_key": "k-keep"}
+        )
     finally:
         stop_command(process)
     process, url = start_command(state_file)
     try:
         client = stripe.StripeClient("sk_test_anything", base_addresses={"api": url})
         assert client.v1.customers.retrieve(customer.id).email == "keep@example.com"
-        again = client.v1.customers.create({"email": "keep@example.com"}, options={"idempotency_key": "k-keep"})
+        again = client.v1.customers.create(
+            {"email": "keep@example.com"}, options={"idempotency_key": "k-keep"}
+        )
         assert again.id == customer.id and again.last_response.headers["Idempotent-Replayed"] == "true"
     finally:
         stop_command(process)

@@ -7,8 +7,14 @@ import stripe
 
 from tests.sandbox.emulator_helpers import pay, wait_until
 
-PARAMS = {"amount": 1500, "currency": "usd", "payment_method": "pm_card_visa", "confirm": True,
-          "off_session": True, "metadata": {"payment_id": "42"}}
+PARAMS = {
+    "amount": 1500,
+    "currency": "usd",
+    "payment_method": "pm_card_visa",
+    "confirm": True,
+    "off_session": True,
+    "metadata": {"payment_id": "42"},
+}
 
 
 def create(client, key=None, **changes):
@@ -71,8 +77,9 @@ def test_same_key_while_the_first_request_runs_is_a_409_and_nothing_is_stored(ma
 def test_validation_failures_are_not_stored(client, emu):
     with pytest.raises(stripe.InvalidRequestError):
         client.v1.payment_intents.create({"amount": 1500}, options={"idempotency_key": "k-invalid"})
-    intent = client.v1.payment_intents.create({"amount": 1500, "currency": "usd"},
-                                              options={"idempotency_key": "k-invalid"})
+    intent = client.v1.payment_intents.create(
+        {"amount": 1500, "currency": "usd"}, options={"idempotency_key": "k-invalid"}
+    )
     assert "Idempotent-Replayed" not in intent.last_response.headers
 
 
@@ -98,7 +105,9 @@ def test_sdk_retry_after_a_dropped_connection_replays_instead_of_charging_twice(
     intent = create(make_client(retries=2), "k-drop")
     assert [i["id"] for i in emu.payment_intents()] == [intent.id]
     assert [(r["fault"], r["status"], r["replayed"]) for r in emu.requests()] == [
-        ("drop_after_commit", None, False), (None, 200, True)]
+        ("drop_after_commit", None, False),
+        (None, 200, True),
+    ]
 
 
 def test_sdk_generated_keys_also_survive_a_dropped_connection(make_client, emu):
@@ -134,7 +143,11 @@ def test_a_500_from_a_started_endpoint_is_kept_and_replayed_to_every_retry_with_
         create(make_client(), "k-500-kept")
     assert emu.payment_intents() == []
     assert [(r["status"], r["fault"], r["replayed"]) for r in emu.requests()] == [
-        (500, "500_stored", False), (500, None, True), (500, None, True), (500, None, True)]
+        (500, "500_stored", False),
+        (500, None, True),
+        (500, None, True),
+        (500, None, True),
+    ]
     assert create(make_client(), "k-500-new").status == "succeeded"  # a new key runs the endpoint
 
 

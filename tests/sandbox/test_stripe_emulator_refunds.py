@@ -18,7 +18,9 @@ def test_full_refund_by_payment_intent(client, emu):
 def test_partial_refunds_add_up_and_cannot_exceed_the_charge(client):
     intent = pay(client, "pm_card_visa", amount=2500)
     client.v1.refunds.create({"payment_intent": intent.id, "amount": 1000})
-    client.v1.refunds.create({"charge": intent.latest_charge, "amount": 1000, "reason": "requested_by_customer"})
+    client.v1.refunds.create(
+        {"charge": intent.latest_charge, "amount": 1000, "reason": "requested_by_customer"}
+    )
     with pytest.raises(stripe.InvalidRequestError) as caught:
         client.v1.refunds.create({"payment_intent": intent.id, "amount": 600})
     assert caught.value.code == "amount_too_large"

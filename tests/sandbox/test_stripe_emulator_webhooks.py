@@ -10,7 +10,9 @@ OLD_SECRET = "whsec_emulator_rolled"
 
 
 def verify(delivery, secret=SECRET):
-    return stripe.Webhook.construct_event(delivery["body"].decode(), delivery["signature"], secret, tolerance=300)
+    return stripe.Webhook.construct_event(
+        delivery["body"].decode(), delivery["signature"], secret, tolerance=300
+    )
 
 
 def test_delivered_event_verifies_with_construct_event(client, emu, receiver):
@@ -18,7 +20,11 @@ def test_delivered_event_verifies_with_construct_event(client, emu, receiver):
     intent = pay(client, "pm_card_visa", key="k-webhook")
     assert emu.wait_for_deliveries(10)
     events = [verify(d) for d in receiver.received]
-    assert {e.type for e in events} == {"payment_intent.created", "charge.succeeded", "payment_intent.succeeded"}
+    assert {e.type for e in events} == {
+        "payment_intent.created",
+        "charge.succeeded",
+        "payment_intent.succeeded",
+    }
     succeeded = next(e for e in events if e.type == "payment_intent.succeeded")
     assert succeeded.data.object.id == intent.id
     assert succeeded.request.idempotency_key == "k-webhook"
@@ -89,7 +95,9 @@ def test_held_deliveries_wait_for_release_and_come_shuffled(client, emu, receive
 def test_events_list_filters_by_type_types_and_created_and_pages(client, emu):
     for _ in range(3):
         pay(client, "pm_card_visa")
-    assert [e.type for e in client.v1.events.list({"type": "charge.succeeded"}).data] == ["charge.succeeded"] * 3
+    assert [e.type for e in client.v1.events.list({"type": "charge.succeeded"}).data] == [
+        "charge.succeeded"
+    ] * 3
     both = client.v1.events.list({"types": ["charge.succeeded", "payment_intent.succeeded"], "limit": 2})
     assert both.has_more and both.url == "/v1/events"
     assert len(list(both.auto_paging_iter())) == 6
@@ -103,6 +111,7 @@ def test_events_list_filters_by_type_types_and_created_and_pages(client, emu):
 
 def test_events_automatic_after_clock_have_no_request_id(client, emu):
     from tests.sandbox.emulator_helpers import ACH_MANDATE
+
     pay(client, "pm_usBankAccount_success", mandate_data=ACH_MANDATE)
     emu.advance(4 * 86400)
     events = client.v1.events.list({"type": "payment_intent.succeeded"}).data

@@ -1,18 +1,18 @@
 """The `ach` queue's method actors against real Postgres and the Stripe emulator through the real SDK."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, update
 
 from db.models import PaymentMethod
 from tasks import api
-from tasks.flows import payments as execution
-from tasks.flows import ach as method_flow
 from tasks.api import methods
 from tasks.domain.attempts import Answered
 from tasks.domain.errors import StripeUnavailable
 from tasks.domain.states import PaymentStatus as P
+from tasks.flows import ach as method_flow
+from tasks.flows import payments as execution
 from tests.tasks.test_methods import NOW, Portal, portal  # noqa: F401  (the portal fixture)
 
 
@@ -21,7 +21,9 @@ def _sync(portal, method_id):
 
 
 def _verify(portal, method_id, amounts=None, code=None):
-    methods.verify_microdeposits(portal.account_id, method_id, amounts, code)  # the web tier's call: checks, enqueues
+    methods.verify_microdeposits(
+        portal.account_id, method_id, amounts, code
+    )  # the web tier's call: checks, enqueues
     return method_flow.verify_bank_account(method_id, amounts, code, NOW)
 
 
@@ -43,7 +45,13 @@ def test_a_saved_card_is_attached_once_and_takes_stripes_display_data(portal, em
     assert _sync(portal, saved.id) == "active"
     assert _sync(portal, saved.id) == "nothing to do: method is active"
     row = portal.method(saved.id)
-    assert (row.status, row.brand, row.last4, row.exp_month, row.exp_year) == ("active", "visa", "4242", 12, 2034)
+    assert (row.status, row.brand, row.last4, row.exp_month, row.exp_year) == (
+        "active",
+        "visa",
+        "4242",
+        12,
+        2034,
+    )
     assert row.stripe_payment_method_id.startswith("pm_") and row.stripe_payment_method_id != "pm_card_visa"
     [attach] = _posts(emulator, "/attach")
     assert attach["idempotency_key"] == f"remit-attach-{saved.id}"
@@ -54,17 +62,23 @@ def test_a_saved_card_is_attached_once_and_takes_stripes_display_data(portal, em
     assert portal.emails() == []
 
 
-def test_a_crash_after_the_attach_is_finished_by_the_next_run_with_the_same_key(portal, emulator, monkeypatch):
+def test_a_crash_after_the_attach_is_finished_by_the_next_run_with_the_same_key(
+    portal, emulator, monkeypatch
+):
     saved = portal.save_card()
     real = method_flow._record
-    monkeypatch.setattr(method_flow, "_record", lambda *a, **k: (_ for _ in ()).throw(StripeUnavailable("crash")))
+    monkeypatch.setattr(
+        method_flow, "_record", lambda *a, **k: (_ for _ in ()).throw(StripeUnavailable("crash"))
+    )
     with pytest.raises(StripeUnavailable):
         _sync(portal, saved.id)
     monkeypatch.setattr(method_flow, "_record", real)
     assert _sync(portal, saved.id) == "active"
     attaches = _posts(emulator, "/attach")
-    assert [(r["idempotency_key"], r["replayed"]) for r in attaches] == [(f"remit-attach-{saved.id}", False),
-                                                                         (f"remit-attach-{saved.id}", True)]
+    assert [(r["idempotency_key"], r["replayed"]) for r in attaches] == [
+        (f"remit-attach-{saved.id}", False),
+        (f"remit-attach-{saved.id}", True),
+    ]
     assert len([m for m in emulator.payment_methods() if m["customer"]]) == 1
 
 
@@ -92,10 +106,15 @@ def test_a_verified_bank_token_is_set_up_once_and_becomes_active(portal, emulato
     row = portal.method(saved.id)
     [setup] = emulator.setup_intents()
     assert (row.status, row.stripe_setup_intent_id, row.stripe_payment_method_id) == (
-        "active", setup["id"], setup["payment_method"])
+        "active",
+        setup["id"],
+        setup["payment_method"],
+    )
     assert setup["status"] == "succeeded" and setup["usage"] == "off_session"
     assert setup["metadata"] == {"payment_method_id": str(saved.id), "account_id": str(portal.account_id)}
-    assert [r["idempotency_key"] for r in _posts(emulator, "/v1/setup_intents")] == [f"remit-setup-{saved.id}"]
+    assert [r["idempotency_key"] for r in _posts(emulator, "/v1/setup_intents")] == [
+        f"remit-setup-{saved.id}"
+    ]
     assert portal.emails() == ["bank_verified"]
 
 
@@ -112,8 +131,11 @@ def test_raw_bank_details_wait_for_microdeposits_and_say_so_once(portal, emulato
 
 def test_a_crash_after_the_setup_intent_is_finished_with_the_same_setup_intent(portal, emulator, monkeypatch):
     saved = portal.save_bank(token=portal.raw_bank_method())
-    monkeypatch.setattr(method_flow.get_gateway(), "retrieve_payment_method",
-                        lambda pm: (_ for _ in ()).throw(StripeUnavailable("lost")))
+    monkeypatch.setattr(
+        method_flow.get_gateway(),
+        "retrieve_payment_method",
+        lambda pm: (_ for _ in ()).throw(StripeUnavailable("lost")),
+    )
     with pytest.raises(StripeUnavailable):
         _sync(portal, saved.id)
     monkeypatch.undo()
@@ -157,9 +179,14 @@ def test_the_same_wrong_amounts_twice_count_as_one_attempt(portal, emulator):
     assert "2 verification attempts remaining" in portal.method(method_id).verification_error
 
 
-@pytest.mark.parametrize("amounts,code,reason", [
-    ([10, 11], None, "exceeded"), (None, "SM33CC", "exceeded"), ([40, 41], None, "within the required period"),
-])
+@pytest.mark.parametrize(
+    "amounts,code,reason",
+    [
+        ([10, 11], None, "exceeded"),
+        (None, "SM33CC", "exceeded"),
+        ([40, 41], None, "within the required period"),
+    ],
+)
 def test_stripes_final_verdicts_fail_the_account(portal, amounts, code, reason):
     method_id = _microdeposit_bank(portal)
     portal.save_card(set_default=True)
@@ -168,13 +195,17 @@ def test_stripes_final_verdicts_fail_the_account(portal, amounts, code, reason):
     row = portal.method(method_id)
     assert reason in row.verification_error and row.is_default is False
     assert portal.emails() == ["bank_verification_failed", "bank_verification_needed"]
-    assert _refused_code(methods.verify_microdeposits, portal.account_id, method_id, [32, 45]) == "not_verifiable"
+    assert (
+        _refused_code(methods.verify_microdeposits, portal.account_id, method_id, [32, 45])
+        == "not_verifiable"
+    )
 
 
 def test_a_verification_stripe_already_finished_takes_stripes_word(portal, emulator):
     method_id = _microdeposit_bank(portal)
-    portal.gateway._client.v1.setup_intents.verify_microdeposits(portal.method(method_id).stripe_setup_intent_id,
-                                                                 {"amounts": [32, 45]})
+    portal.gateway._client.v1.setup_intents.verify_microdeposits(
+        portal.method(method_id).stripe_setup_intent_id, {"amounts": [32, 45]}
+    )
     assert method_flow.verify_bank_account(method_id, [1, 2], None, NOW) == "active"
     assert portal.emails() == ["bank_verification_needed", "bank_verified"]
 
@@ -215,7 +246,9 @@ def test_a_method_removed_before_it_was_attached_is_never_attached(portal, emula
     assert _posts(emulator, "/attach") == []
 
 
-def test_a_method_removed_while_it_was_being_attached_is_detached_after(portal, emulator, monkeypatch, broker):
+def test_a_method_removed_while_it_was_being_attached_is_detached_after(
+    portal, emulator, monkeypatch, broker
+):
     saved = portal.save_card()
     gateway = method_flow.get_gateway()
     real_attach = gateway.attach_payment_method
@@ -247,10 +280,13 @@ def test_a_method_whose_sync_was_lost_is_sent_again(portal, broker):
     fresh = portal.save_card(token="pm_card_mastercard")
     bank = _microdeposit_bank(portal)
     with portal.db() as session:
-        session.execute(update(PaymentMethod).where(PaymentMethod.id.in_([old.id, bank]))
-                        .values(updated_at=func.now() - timedelta(hours=1)))
+        session.execute(
+            update(PaymentMethod)
+            .where(PaymentMethod.id.in_([old.id, bank]))
+            .values(updated_at=func.now() - timedelta(hours=1))
+        )
         session.commit()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     assert method_flow.resend_stuck_methods(now) == {"resent": 1}
     assert method_flow.resend_stuck_methods(now) == {"resent": 0}
     assert portal.method(fresh.id).status == "verification_pending"

@@ -1,7 +1,7 @@
 """Accepted payment requests: what is written, replays, concurrency, parents, discounts, credit."""
 
 import threading
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -21,8 +21,12 @@ def world(db, broker):
         w = type("World", (), {})()
         w.db, w.account_id, w.seller_id = db, account.id, seller.id
         w.card = factories.method(session, account).id
-        w.invoices = [factories.invoice(session, account, total_minor=10_000 + n, due_on=date(2026, 12, 10 - n),
-                                        number=f"INV-{n}").id for n in range(5)]
+        w.invoices = [
+            factories.invoice(
+                session, account, total_minor=10_000 + n, due_on=date(2026, 12, 10 - n), number=f"INV-{n}"
+            ).id
+            for n in range(5)
+        ]
         session.commit()
     return w
 
@@ -40,8 +44,12 @@ def test_paying_invoices_reserves_them_and_queues_execution(world, broker):
     [payment] = _rows(world.db, Payment)
     assert payment.request_hash and payment.idempotency_key == "k1"
     assert [(a.invoice_id, a.amount_minor, a.state) for a in _rows(world.db, Allocation)] == [
-        (world.invoices[1], 10_001, "reserved"), (world.invoices[0], 10_000, "reserved")]
-    assert [(e.from_status, e.to_status, e.source) for e in _rows(world.db, PaymentEvent)] == [(None, "pending", "api")]
+        (world.invoices[1], 10_001, "reserved"),
+        (world.invoices[0], 10_000, "reserved"),
+    ]
+    assert [(e.from_status, e.to_status, e.source) for e in _rows(world.db, PaymentEvent)] == [
+        (None, "pending", "api")
+    ]
     [queued] = [m for m in queued_messages(broker, "payments")]
     assert queued.actor_name == "execute_payment" and queued.args == (payment.id,)
 
@@ -61,7 +69,9 @@ def test_second_request_with_same_key_returns_first_payment(world, broker):
 
 
 def test_twenty_threads_with_the_same_request_make_one_payment(world):
-    results, errors = _race(20, lambda n: api.pay_invoices(world.account_id, world.invoices[:3], world.card, "same"))
+    results, errors = _race(
+        20, lambda n: api.pay_invoices(world.account_id, world.invoices[:3], world.card, "same")
+    )
     assert errors == []
     assert len({r.payment_id for r in results}) == 1
     assert sum(not r.replayed for r in results) == 1
@@ -70,7 +80,9 @@ def test_twenty_threads_with_the_same_request_make_one_payment(world):
 
 
 def test_twenty_threads_paying_one_invoice_with_different_keys_reserve_it_once(world):
-    results, errors = _race(20, lambda n: api.pay_invoices(world.account_id, world.invoices[:1], world.card, f"key-{n}"))
+    results, errors = _race(
+        20, lambda n: api.pay_invoices(world.account_id, world.invoices[:1], world.card, f"key-{n}")
+    )
     assert len(results) == 1
     assert len(errors) == 19 and {e.code for e in errors} == {"invoice_unavailable"}
     assert all("already has a pending payment" in e.message for e in errors)
@@ -103,8 +115,10 @@ def test_parent_invoice_brings_its_children(world):
     with world.db() as session:
         account = session.get(Account, world.account_id)
         parent = factories.invoice(session, account, total_minor=9_000, number="MS-1")
-        kids = [factories.invoice(session, account, total_minor=3_000, parent_id=parent.id, number=f"MS-1-{n}").id
-                for n in range(3)]
+        kids = [
+            factories.invoice(session, account, total_minor=3_000, parent_id=parent.id, number=f"MS-1-{n}").id
+            for n in range(3)
+        ]
         session.commit()
         parent_id = parent.id
     receipt = api.pay_invoices(world.account_id, [parent_id], world.card, "k1")
@@ -130,56 +144,88 @@ def test_child_invoice_can_be_paid_on_its_own(world):
 def test_early_payment_discount_is_taken_until_its_last_day(world):
     with world.db() as session:
         account = session.get(Account, world.account_id)
-        invoice = factories.invoice(session, account, total_minor=50_000, discount_minor=1_000,
-                                    discount_until=date(2026, 11, 22)).id
+        invoice = factories.invoice(
+            session, account, total_minor=50_000, discount_minor=1_000, discount_until=date(2026, 11, 22)
+        ).id
         session.commit()
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    on_time = api.preview_payment(world.account_id, [invoice], now=datetime(2026, 11, 22, 23, 0, tzinfo=timezone.utc))
-    late = api.preview_payment(world.account_id, [invoice], now=datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc))
+    on_time = api.preview_payment(world.account_id, [invoice], now=datetime(2026, 11, 22, 23, 0, tzinfo=UTC))
+    late = api.preview_payment(world.account_id, [invoice], now=datetime(2026, 11, 23, 1, 0, tzinfo=UTC))
     assert (on_time.total_minor, on_time.lines[0].discount_minor, on_time.warnings) == (49_000, 1_000, ())
     assert (late.total_minor, late.lines[0].discount_minor) == (50_000, 0)
     assert "ended on 2026-11-22" in late.warnings[0]
-    receipt = api.pay_invoices(world.account_id, [invoice], world.card, "k1",
-                               now=datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc))
+    receipt = api.pay_invoices(
+        world.account_id, [invoice], world.card, "k1", now=datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    )
     [allocation] = _rows(world.db, Allocation)
-    assert (receipt.amount_minor, allocation.amount_minor, allocation.discount_minor) == (49_000, 49_000, 1_000)
+    assert (receipt.amount_minor, allocation.amount_minor, allocation.discount_minor) == (
+        49_000,
+        49_000,
+        1_000,
+    )
 
 
 def test_scheduled_payment_takes_an_early_payment_discount_only_if_its_date_is_within_it(world):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     with world.db() as session:
         account = session.get(Account, world.account_id)
-        invoice = factories.invoice(session, account, total_minor=50_000, discount_minor=1_000,
-                                    discount_until=date(2026, 11, 25), due_on=date(2026, 12, 31)).id
+        invoice = factories.invoice(
+            session,
+            account,
+            total_minor=50_000,
+            discount_minor=1_000,
+            discount_until=date(2026, 11, 25),
+            due_on=date(2026, 12, 31),
+        ).id
         session.commit()
-    now = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
     within = api.preview_payment(world.account_id, [invoice], pay_on=date(2026, 11, 25), now=now)
     after = api.preview_payment(world.account_id, [invoice], pay_on=date(2026, 12, 10), now=now)
     assert (within.total_minor, within.lines[0].discount_minor) == (49_000, 1_000)
     assert (after.total_minor, after.lines[0].discount_minor) == (50_000, 0)
     assert "ended on 2026-11-25" in after.warnings[0]
-    receipt = api.pay_invoices(world.account_id, [invoice], world.card, "k1", pay_on=date(2026, 12, 10), now=now)
+    receipt = api.pay_invoices(
+        world.account_id, [invoice], world.card, "k1", pay_on=date(2026, 12, 10), now=now
+    )
     [allocation] = _rows(world.db, Allocation)
     assert (receipt.status, receipt.amount_minor, receipt.lines[0].discount_minor) == ("scheduled", 50_000, 0)
     assert (allocation.amount_minor, allocation.discount_minor) == (50_000, 0)
 
 
-@pytest.mark.parametrize(("amount", "discount", "reason"), [(19_500, 1_000, None), (19_800, 0, "Other"),
-                                                            (20_500, 0, None)])
+@pytest.mark.parametrize(
+    ("amount", "discount", "reason"), [(19_500, 1_000, None), (19_800, 0, "Other"), (20_500, 0, None)]
+)
 def test_an_amount_on_discounted_invoices_is_full_at_the_discounted_total_or_what_is_owed_and_short_between(
-        world, amount, discount, reason):
-    from datetime import datetime, timezone
+    world, amount, discount, reason
+):
+    from datetime import datetime
 
     with world.db() as session:
         account = session.get(Account, world.account_id)
-        ids = [factories.invoice(session, account, total_minor=10_000 + n * 500, discount_minor=500,
-                                 discount_until=date(2026, 11, 30), due_on=date(2026, 12, 1 + n)).id for n in range(2)]
+        ids = [
+            factories.invoice(
+                session,
+                account,
+                total_minor=10_000 + n * 500,
+                discount_minor=500,
+                discount_until=date(2026, 11, 30),
+                due_on=date(2026, 12, 1 + n),
+            ).id
+            for n in range(2)
+        ]
         session.commit()
-    receipt = api.pay_invoices(world.account_id, ids, world.card, "k1", amount=amount, short_reason=reason,
-                               comment="Disputed line" if reason else None,
-                               now=datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc))
+    receipt = api.pay_invoices(
+        world.account_id,
+        ids,
+        world.card,
+        "k1",
+        amount=amount,
+        short_reason=reason,
+        comment="Disputed line" if reason else None,
+        now=datetime(2026, 11, 22, 12, 0, tzinfo=UTC),
+    )
     [payment] = _rows(world.db, Payment)
     assert (receipt.amount_minor, sum(l.discount_minor for l in receipt.lines)) == (amount, discount)
     assert payment.short_reason == reason
@@ -188,16 +234,27 @@ def test_an_amount_on_discounted_invoices_is_full_at_the_discounted_total_or_wha
 def test_preview_writes_nothing(world, broker):
     preview = api.preview_payment(world.account_id, world.invoices[:2], amount=15_000)
     assert preview.total_minor == 15_000
-    assert [(l.invoice_id, l.amount_minor) for l in preview.lines] == [(world.invoices[1], 10_001),
-                                                                      (world.invoices[0], 4_999)]
+    assert [(l.invoice_id, l.amount_minor) for l in preview.lines] == [
+        (world.invoices[1], 10_001),
+        (world.invoices[0], 4_999),
+    ]
     assert _rows(world.db, Payment) == [] and queued_messages(broker, "payments") == []
 
 
 def test_short_payment_applies_oldest_first_and_keeps_reason(world):
-    receipt = api.pay_invoices(world.account_id, world.invoices[:3], world.card, "k1", amount=15_000,
-                               short_reason="other", comment="Two crates arrived damaged")
-    assert [(l.invoice_id, l.amount_minor) for l in receipt.lines] == [(world.invoices[2], 10_002),
-                                                                      (world.invoices[1], 4_998)]
+    receipt = api.pay_invoices(
+        world.account_id,
+        world.invoices[:3],
+        world.card,
+        "k1",
+        amount=15_000,
+        short_reason="other",
+        comment="Two crates arrived damaged",
+    )
+    assert [(l.invoice_id, l.amount_minor) for l in receipt.lines] == [
+        (world.invoices[2], 10_002),
+        (world.invoices[1], 4_998),
+    ]
     [payment] = _rows(world.db, Payment)
     assert (payment.short_reason, payment.short_comment) == ("Other", "Two crates arrived damaged")
 
@@ -248,14 +305,16 @@ def test_cancel_is_refused_once_the_payment_started(world):
 
 
 def test_cancel_racing_the_dispatcher_has_exactly_one_winner(world):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from tasks.flows import payments as sweeps
 
     day = date.today() + timedelta(days=1)
-    receipts = [api.pay_invoices(world.account_id, [invoice], world.card, f"s{n}", pay_on=day)
-                for n, invoice in enumerate(world.invoices)]
-    due_time = datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc)
+    receipts = [
+        api.pay_invoices(world.account_id, [invoice], world.card, f"s{n}", pay_on=day)
+        for n, invoice in enumerate(world.invoices)
+    ]
+    due_time = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
     outcomes = []
 
     def dispatch(_):

@@ -4,9 +4,9 @@ from datetime import timedelta
 
 import pytest
 
+from db.models import Account
 from db.queries import accounts as account_rows
 from db.queries import payments as payment_rows
-from db.models import Account
 from tasks import api
 from tasks.flows import balances as accounts
 from tasks.flows import payments as execution
@@ -42,8 +42,14 @@ def test_recompute_follows_the_ledger_through_a_payment(shop, emulator):
 
 def test_overview_reports_overdue_scheduled_and_credit(shop, emulator):
     later = shop.now + timedelta(days=12)  # Dec 4 at the seller: the invoices due Dec 1-3 are overdue
-    api.pay_invoices(shop.account_id, shop.invoices[4:5], shop.methods["visa"], "s",
-                     pay_on=(later + timedelta(days=3)).date(), now=later)
+    api.pay_invoices(
+        shop.account_id,
+        shop.invoices[4:5],
+        shop.methods["visa"],
+        "s",
+        pay_on=(later + timedelta(days=3)).date(),
+        now=later,
+    )
     deposit = api.make_deposit(shop.account_id, 5_000, shop.methods["visa"], "d", now=later)
     execution.execute_payment(deposit.payment_id, later)
     overview = api.account_overview(shop.account_id, now=later)
@@ -68,19 +74,29 @@ def _lock_waiters(db) -> int:
     from sqlalchemy import text
 
     with db() as session:
-        return session.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                                   " AND datname = current_database()"))
+        return session.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND datname = current_database()"
+            )
+        )
 
 
 def test_recompute_waits_for_an_uncommitted_transition_on_an_account_already_stale(shop, emulator):
     import threading
     import time
 
-    from tasks.flows import ledger
     from tasks.domain.states import PaymentStatus
+    from tasks.flows import ledger
 
-    receipt = api.pay_invoices(shop.account_id, shop.invoices[:1], shop.methods["visa"], "k1",
-                               pay_on=shop.today + timedelta(days=10), now=shop.now)
+    receipt = api.pay_invoices(
+        shop.account_id,
+        shop.invoices[:1],
+        shop.methods["visa"],
+        "k1",
+        pay_on=shop.today + timedelta(days=10),
+        now=shop.now,
+    )
     assert accounts.recompute_balance(shop.account_id, shop.now)
     with shop.db() as session:  # another money movement marked the account stale; its nudge is on its way
         assert account_rows.mark_balance_stale(session, shop.account_id, shop.now)
@@ -97,14 +113,22 @@ def test_recompute_waits_for_an_uncommitted_transition_on_an_account_already_sta
     recompute.join(10)
     account = _account(shop)
     # Either the figures show the payment pending or the account is still marked for a recompute.
-    assert (account.scheduled_minor, account.pending_minor) == (0, receipt.amount_minor) \
-        or account.balance_stale_since is not None, (account.scheduled_minor, account.pending_minor)
+    assert (account.scheduled_minor, account.pending_minor) == (
+        0,
+        receipt.amount_minor,
+    ) or account.balance_stale_since is not None, (account.scheduled_minor, account.pending_minor)
 
 
-@pytest.mark.parametrize("mark", [
-    lambda session, account_id, now: [account_id] if account_rows.mark_balance_stale(session, account_id, now) else [],
-    lambda session, account_id, now: account_rows.mark_balances_stale(session, [account_id], now),
-], ids=["one", "many"])
+@pytest.mark.parametrize(
+    "mark",
+    [
+        lambda session, account_id, now: (
+            [account_id] if account_rows.mark_balance_stale(session, account_id, now) else []
+        ),
+        lambda session, account_id, now: account_rows.mark_balances_stale(session, [account_id], now),
+    ],
+    ids=["one", "many"],
+)
 def test_marking_an_account_stale_locks_it_even_when_it_already_is(shop, mark):
     from sqlalchemy import select
     from sqlalchemy.exc import OperationalError
@@ -114,17 +138,28 @@ def test_marking_an_account_stale_locks_it_even_when_it_already_is(shop, mark):
         marker.commit()
         assert mark(marker, shop.account_id, shop.now) == []  # nothing newly marked; locked all the same
         with pytest.raises(OperationalError, match="could not obtain lock"):  # a recompute waits
-            other.execute(select(Account.id).where(Account.id == shop.account_id).with_for_update(nowait=True))
+            other.execute(
+                select(Account.id).where(Account.id == shop.account_id).with_for_update(nowait=True)
+            )
         other.rollback()
         # Another money movement of the account does not wait: it takes the same weak lock.
-        assert other.execute(select(Account.id).where(Account.id == shop.account_id)
-                             .with_for_update(read=True, key_share=True, nowait=True)).all() == [(shop.account_id,)]
+        assert other.execute(
+            select(Account.id)
+            .where(Account.id == shop.account_id)
+            .with_for_update(read=True, key_share=True, nowait=True)
+        ).all() == [(shop.account_id,)]
 
 
-@pytest.mark.parametrize("mark", [
-    lambda session, account_id, now: [account_id] if account_rows.mark_balance_stale(session, account_id, now) else [],
-    lambda session, account_id, now: account_rows.mark_balances_stale(session, [account_id], now),
-], ids=["one", "many"])
+@pytest.mark.parametrize(
+    "mark",
+    [
+        lambda session, account_id, now: (
+            [account_id] if account_rows.mark_balance_stale(session, account_id, now) else []
+        ),
+        lambda session, account_id, now: account_rows.mark_balances_stale(session, [account_id], now),
+    ],
+    ids=["one", "many"],
+)
 def test_of_two_markers_racing_on_a_fresh_account_only_the_first_marks_it(shop, mark):
     import threading
 
@@ -158,13 +193,31 @@ def test_figures_count_only_invoices_payments_and_credit_in_the_accounts_currenc
         card = session.get(PaymentMethod, shop.methods["visa"])
         factories.invoice(session, account, total_minor=1_000_000, currency="jpy", due_on=shop.today)
         factories.payment(session, account, card, amount_minor=500_000, currency="jpy", status="pending")
-        factories.payment(session, account, card, amount_minor=500_000, currency="jpy", status="scheduled",
-                          scheduled_for=shop.today + timedelta(days=40))
-        deposit = factories.payment(session, account, card, amount_minor=300_000, currency="jpy", status="succeeded")
-        session.add(Credit(account_id=account.id, payment_id=deposit.id, amount_minor=300_000, currency="jpy",
-                           state="available"))
+        factories.payment(
+            session,
+            account,
+            card,
+            amount_minor=500_000,
+            currency="jpy",
+            status="scheduled",
+            scheduled_for=shop.today + timedelta(days=40),
+        )
+        deposit = factories.payment(
+            session, account, card, amount_minor=300_000, currency="jpy", status="succeeded"
+        )
+        session.add(
+            Credit(
+                account_id=account.id,
+                payment_id=deposit.id,
+                amount_minor=300_000,
+                currency="jpy",
+                state="available",
+            )
+        )
         session.commit()
     overview = api.account_overview(shop.account_id, now=shop.now + timedelta(days=30))
     assert overview.currency == "usd"
-    assert (overview.balance_minor, overview.overdue_minor) == (sum(10_000 + n * 1_000 for n in range(5)),) * 2
+    assert (overview.balance_minor, overview.overdue_minor) == (
+        sum(10_000 + n * 1_000 for n in range(5)),
+    ) * 2
     assert (overview.pending_minor, overview.scheduled_minor, overview.credit_minor) == (0, 0, 0)

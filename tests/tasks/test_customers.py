@@ -1,7 +1,7 @@
 """The account's Stripe customer, shared by the payment and saved-method flows."""
 
-from db.queries import accounts as account_rows
 from db.models import Account
+from db.queries import accounts as account_rows
 from tasks.flows import customers
 from tests import factories
 

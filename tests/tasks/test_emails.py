@@ -7,12 +7,16 @@ import time
 from sqlalchemy import func, select
 
 from db.models import Email, FailedJob
-from tasks.flows.dead_letters import mirror_dead_letters
 from tasks.emails import send_email
+from tasks.flows.dead_letters import mirror_dead_letters
 from tasks.gateways.mail import MailGateway, MailRejected, use_mail_gateway
+from tests.tasks.test_outbox import (
+    SENDER,
+    RefusingCapture,
+    queue_email,
+    smtp,  # noqa: F401  (fixture)
+)
 from workers.broker import QUEUES
-from tests.tasks.test_outbox import SENDER, RefusingCapture, queue_email
-from tests.tasks.test_outbox import smtp  # noqa: F401  (fixture)
 
 
 def wait_for_status(db, email_id: int, status: str, timeout_s: float = 15.0) -> Email:
@@ -29,7 +33,9 @@ def wait_for_status(db, email_id: int, status: str, timeout_s: float = 15.0) -> 
 def test_actor_sets_its_retry_policy_and_throws_refusals():
     options = send_email.options
     assert send_email.queue_name == "emails"
-    assert options["max_retries"] == 6 and options["min_backoff"] == 10_000 and options["max_backoff"] == 300_000
+    assert (
+        options["max_retries"] == 6 and options["min_backoff"] == 10_000 and options["max_backoff"] == 300_000
+    )
     assert options["time_limit"] == 90_000 and options["throws"] == (MailRejected,)
 
 

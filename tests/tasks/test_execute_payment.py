@@ -1,20 +1,22 @@
 """execute_payment against the Stripe emulator through the real SDK."""
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from sqlalchemy import select
 
 from db.models import Allocation, Email, Payment, PaymentEvent
 from tasks import api
-from tasks.flows import payments as execution
 from tasks.domain.attempts import Answered, FailedAtLastLook, NothingToDo
 from tasks.domain.errors import StripeUnavailable
 from tasks.domain.states import PaymentStatus as P
+from tasks.flows import payments as execution
 
 
 def _pay(shop, method="visa", invoices=None, key="k1"):
-    return api.pay_invoices(shop.account_id, invoices or shop.invoices[:2], shop.methods[method], key, now=shop.now)
+    return api.pay_invoices(
+        shop.account_id, invoices or shop.invoices[:2], shop.methods[method], key, now=shop.now
+    )
 
 
 def _payment(shop, payment_id) -> Payment:
@@ -117,8 +119,11 @@ def _without_sdk_retries(emulator, timeout_s=5.0):
 
     from tasks.gateways.stripe import build_gateway, use_gateway
 
-    use_gateway(build_gateway("sk_test_remit_tests", emulator.url, timeout_s, os.environ["BROKER_URL"], 1000,
-                              network_retries=0))
+    use_gateway(
+        build_gateway(
+            "sk_test_remit_tests", emulator.url, timeout_s, os.environ["BROKER_URL"], 1000, network_retries=0
+        )
+    )
 
 
 def test_charge_committed_at_stripe_but_response_lost_is_replayed_not_repeated(shop, emulator):
@@ -147,11 +152,15 @@ def test_transient_faults_are_retried_without_a_duplicate_charge(shop, emulator,
     assert len(_intents_for(emulator, receipt.payment_id)) == 1
 
 
-def test_a_500_stripe_keeps_for_the_key_leaves_the_payment_submitting_until_the_search_starts_anew(shop, emulator):
+def test_a_500_stripe_keeps_for_the_key_leaves_the_payment_submitting_until_the_search_starts_anew(
+    shop, emulator
+):
     receipt = _pay(shop)
     _without_sdk_retries(emulator)
     emulator.inject_fault("500_stored", count=1, path="/v1/payment_intents")
-    for _ in range(3):  # every retry with the same key gets the same 500 back: never a new charge, never failed
+    for _ in range(
+        3
+    ):  # every retry with the same key gets the same 500 back: never a new charge, never failed
         with pytest.raises(StripeUnavailable):
             execution.execute_payment(receipt.payment_id, shop.now)
         assert _payment(shop, receipt.payment_id).status == "submitting"
@@ -231,7 +240,9 @@ def test_after_twenty_hours_it_searches_stripe_instead_of_creating(shop, emulato
 
 def _first_call_never_reaches_stripe(shop, monkeypatch, payment_id: int) -> None:
     """Run the payment once with Stripe unreachable: it is left submitting, with nothing at Stripe."""
-    monkeypatch.setattr(execution, "_call_stripe", lambda *a, **k: (_ for _ in ()).throw(StripeUnavailable("down")))
+    monkeypatch.setattr(
+        execution, "_call_stripe", lambda *a, **k: (_ for _ in ()).throw(StripeUnavailable("down"))
+    )
     with pytest.raises(StripeUnavailable):
         execution.execute_payment(payment_id, shop.now)
     monkeypatch.undo()
@@ -276,10 +287,12 @@ def _remove_method(shop):
         session.commit()
 
 
-@pytest.mark.parametrize(("change", "code"), [(_void_first_invoice, "invoice_voided"),
-                                              (_remove_method, "method_unavailable")])
+@pytest.mark.parametrize(
+    ("change", "code"), [(_void_first_invoice, "invoice_voided"), (_remove_method, "method_unavailable")]
+)
 def test_retry_after_a_lost_answer_replays_the_charge_and_flags_what_changed_instead_of_failing(
-        shop, emulator, change, code):
+    shop, emulator, change, code
+):
     receipt = _pay(shop)
     _without_sdk_retries(emulator)
     emulator.inject_fault("drop_after_commit", count=1, path="/v1/payment_intents")
@@ -295,8 +308,13 @@ def test_retry_after_a_lost_answer_replays_the_charge_and_flags_what_changed_ins
     creates = [r for r in emulator.requests() if r["path"] == "/v1/payment_intents" and r["method"] == "POST"]
     assert {r["idempotency_key"] for r in creates} == {f"remit-payment-{receipt.payment_id}-attempt-1"}
     with shop.db() as session:
-        flagged = [e.detail for e in session.scalars(select(PaymentEvent).where(
-            PaymentEvent.payment_id == receipt.payment_id)) if "needs_review" in e.detail]
+        flagged = [
+            e.detail
+            for e in session.scalars(
+                select(PaymentEvent).where(PaymentEvent.payment_id == receipt.payment_id)
+            )
+            if "needs_review" in e.detail
+        ]
     assert [(d["needs_review"], d["attempt"]) for d in flagged] == [(code, 1)]
 
 
@@ -314,10 +332,19 @@ def test_timeline_records_each_step(shop, emulator):
     receipt = _pay(shop)
     execution.execute_payment(receipt.payment_id, shop.now)
     with shop.db() as session:
-        steps = [(e.from_status, e.to_status, e.source) for e in session.scalars(
-            select(PaymentEvent).where(PaymentEvent.payment_id == receipt.payment_id).order_by(PaymentEvent.id))]
-    assert steps == [(None, "pending", "api"), ("pending", "submitting", "worker:execute_payment"),
-                     ("submitting", "succeeded", "worker:execute_payment")]
+        steps = [
+            (e.from_status, e.to_status, e.source)
+            for e in session.scalars(
+                select(PaymentEvent)
+                .where(PaymentEvent.payment_id == receipt.payment_id)
+                .order_by(PaymentEvent.id)
+            )
+        ]
+    assert steps == [
+        (None, "pending", "api"),
+        ("pending", "submitting", "worker:execute_payment"),
+        ("submitting", "succeeded", "worker:execute_payment"),
+    ]
 
 
 def test_stripe_customer_is_created_once_on_first_use(db, emulator, gateway):
@@ -343,6 +370,6 @@ def test_stripe_customer_is_created_once_on_first_use(db, emulator, gateway):
 
 
 def datetime_now():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

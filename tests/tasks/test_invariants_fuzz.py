@@ -20,13 +20,13 @@ from db.models import (
     PaymentMethod,
 )
 from tasks import api
-from tasks.flows import payments as execution
-from tasks.flows.balances import figures_for, recompute_balance
 from tasks.domain.errors import RemitError
 from tasks.domain.states import PaymentStatus
 from tasks.domain.transitions import can_transition, email_for
-from tasks.gateways.stripe import IntentResult, use_gateway
+from tasks.flows import payments as execution
+from tasks.flows.balances import figures_for, recompute_balance
 from tasks.flows.webhooks import process_event
+from tasks.gateways.stripe import IntentResult, use_gateway
 from tests import factories
 from tests.tasks.handlers.support import make_event, store_event
 
@@ -49,13 +49,27 @@ class FakeGateway:
         payment_id = int(params["metadata"]["payment_id"])
         status = self.outcomes.get(payment_id, "succeeded")
         if status == "requires_payment_method":
-            return IntentResult(id=f"pi_{payment_id}", status=status, error_code="card_declined",
-                                decline_code="generic_decline", error_message="declined")
+            return IntentResult(
+                id=f"pi_{payment_id}",
+                status=status,
+                error_code="card_declined",
+                decline_code="generic_decline",
+                error_message="declined",
+            )
         if status == "requires_action":
-            return IntentResult(id=f"pi_{payment_id}", status="requires_payment_method",
-                                error_code="authentication_required", error_message="auth")
-        return IntentResult(id=f"pi_{payment_id}", status=status, amount=params["amount"], currency="usd",
-                            charge_id=f"ch_{payment_id}" if status == "succeeded" else None)
+            return IntentResult(
+                id=f"pi_{payment_id}",
+                status="requires_payment_method",
+                error_code="authentication_required",
+                error_message="auth",
+            )
+        return IntentResult(
+            id=f"pi_{payment_id}",
+            status=status,
+            amount=params["amount"],
+            currency="usd",
+            charge_id=f"ch_{payment_id}" if status == "succeeded" else None,
+        )
 
     def find_payment_intent(self, payment_id):
         return None
@@ -78,44 +92,76 @@ def build_world(db, rng: random.Random) -> dict:
         invoices = []
         for n in range(5):
             discount = rng.choice([0, 0, 100])
-            invoices.append(factories.invoice(
-                session, account, total_minor=rng.choice([1_000, 2_500, 4_000, 7_300]),
-                due_on=date(2026, 11, 1) + timedelta(days=15 * n), discount_minor=discount,
-                **({"discount_until": date(2026, 12, 1)} if discount else {})).id)
+            invoices.append(
+                factories.invoice(
+                    session,
+                    account,
+                    total_minor=rng.choice([1_000, 2_500, 4_000, 7_300]),
+                    due_on=date(2026, 11, 1) + timedelta(days=15 * n),
+                    discount_minor=discount,
+                    **({"discount_until": date(2026, 12, 1)} if discount else {}),
+                ).id
+            )
         session.commit()
         return {"account": account.id, "card": card, "ach": ach, "invoices": invoices}
 
 
 def table_snapshot(db) -> dict:
     with db() as session:
-        return {model.__tablename__: sorted(tuple(sorted((k, repr(v)) for k, v in vars(row).items()
-                                                         if not k.startswith("_")))
-                                            for row in session.scalars(select(model)))
-                for model in (Payment, Allocation, Credit, Email, PaymentEvent)}
+        return {
+            model.__tablename__: sorted(
+                tuple(sorted((k, repr(v)) for k, v in vars(row).items() if not k.startswith("_")))
+                for row in session.scalars(select(model))
+            )
+            for model in (Payment, Allocation, Credit, Email, PaymentEvent)
+        }
 
 
 def intent(payment_id: int, status: str, error: dict | None = None) -> dict:
-    return {"id": f"pi_{payment_id}", "object": "payment_intent", "status": status, "amount": 0,
-            "latest_charge": f"ch_{payment_id}", "metadata": {"payment_id": str(payment_id)},
-            "last_payment_error": error}
+    return {
+        "id": f"pi_{payment_id}",
+        "object": "payment_intent",
+        "status": status,
+        "amount": 0,
+        "latest_charge": f"ch_{payment_id}",
+        "metadata": {"payment_id": str(payment_id)},
+        "last_payment_error": error,
+    }
 
 
 def charge(payment_id: int, amount: int, refunded: int) -> dict:
-    return {"id": f"ch_{payment_id}", "object": "charge", "amount": amount, "amount_refunded": refunded,
-            "currency": "usd", "payment_intent": f"pi_{payment_id}", "metadata": {"payment_id": str(payment_id)},
-            "status": "succeeded", "refunded": refunded == amount}
+    return {
+        "id": f"ch_{payment_id}",
+        "object": "charge",
+        "amount": amount,
+        "amount_refunded": refunded,
+        "currency": "usd",
+        "payment_intent": f"pi_{payment_id}",
+        "metadata": {"payment_id": str(payment_id)},
+        "status": "succeeded",
+        "refunded": refunded == amount,
+    }
 
 
 def dispute(payment_id: int, amount: int, status: str) -> dict:
-    return {"id": f"dp_{payment_id}", "object": "dispute", "amount": amount, "currency": "usd",
-            "charge": f"ch_{payment_id}", "payment_intent": f"pi_{payment_id}", "reason": "fraudulent",
-            "status": status}
+    return {
+        "id": f"dp_{payment_id}",
+        "object": "dispute",
+        "amount": amount,
+        "currency": "usd",
+        "charge": f"ch_{payment_id}",
+        "payment_intent": f"pi_{payment_id}",
+        "reason": "fraudulent",
+        "status": status,
+    }
 
 
 def events_for(rng: random.Random, payment: Payment) -> list[dict]:
     """A plausible story Stripe could tell about one payment, then shuffled with duplicates."""
     pid, amount = payment.id, payment.amount_minor
-    story = rng.choice(["success", "fail", "ach_success", "ach_fail", "action", "refund", "dispute", "cancel"])
+    story = rng.choice(
+        ["success", "fail", "ach_success", "ach_fail", "action", "refund", "dispute", "cancel"]
+    )
     events = []
     if story in ("ach_success", "ach_fail"):
         events.append(make_event("payment_intent.processing", intent(pid, "processing")))
@@ -123,8 +169,16 @@ def events_for(rng: random.Random, payment: Payment) -> list[dict]:
         events.append(make_event("payment_intent.requires_action", intent(pid, "requires_action")))
         story = rng.choice(["success", "fail", "cancel"])
     if story in ("fail", "ach_fail"):
-        events.append(make_event("payment_intent.payment_failed", intent(
-            pid, "requires_payment_method", {"code": "card_declined", "decline_code": "generic_decline"})))
+        events.append(
+            make_event(
+                "payment_intent.payment_failed",
+                intent(
+                    pid,
+                    "requires_payment_method",
+                    {"code": "card_declined", "decline_code": "generic_decline"},
+                ),
+            )
+        )
     elif story == "cancel":
         events.append(make_event("payment_intent.canceled", intent(pid, "canceled")))
     else:
@@ -137,7 +191,9 @@ def events_for(rng: random.Random, payment: Payment) -> list[dict]:
     if story == "dispute":
         events.append(make_event("charge.dispute.created", dispute(pid, amount, "needs_response")))
         if rng.random() < 0.5:
-            events.append(make_event("charge.dispute.closed", dispute(pid, amount, rng.choice(["won", "lost"]))))
+            events.append(
+                make_event("charge.dispute.closed", dispute(pid, amount, rng.choice(["won", "lost"])))
+            )
     events += [dict(e) for e in rng.sample(events, k=rng.randint(0, len(events)))]
     rng.shuffle(events)
     return events
@@ -155,24 +211,37 @@ def check_invariants(db, world: dict) -> None:
         invoices = {i.id: i for i in session.scalars(select(Invoice))}
         allocations = list(session.scalars(select(Allocation)))
         for invoice_id, invoice in invoices.items():
-            active = [a for a in allocations if a.invoice_id == invoice_id and a.state in ("reserved", "applied")]
+            active = [
+                a for a in allocations if a.invoice_id == invoice_id and a.state in ("reserved", "applied")
+            ]
             covered = sum(a.amount_minor + a.discount_minor for a in active)
-            assert covered <= invoice.total_minor, f"invoice {invoice_id} covered {covered} > {invoice.total_minor}"
+            assert covered <= invoice.total_minor, (
+                f"invoice {invoice_id} covered {covered} > {invoice.total_minor}"
+            )
             assert sum(1 for a in active if a.state == "reserved") <= 1
         for payment in session.scalars(select(Payment)):
-            allocated = sum(a.amount_minor for a in allocations
-                            if a.payment_id == payment.id and a.state in ("reserved", "applied"))
-            credit = session.scalar(select(func.coalesce(func.sum(Credit.amount_minor), 0)).where(
-                Credit.payment_id == payment.id, Credit.state.in_(("pending", "available", "applied"))))
+            allocated = sum(
+                a.amount_minor
+                for a in allocations
+                if a.payment_id == payment.id and a.state in ("reserved", "applied")
+            )
+            credit = session.scalar(
+                select(func.coalesce(func.sum(Credit.amount_minor), 0)).where(
+                    Credit.payment_id == payment.id, Credit.state.in_(("pending", "available", "applied"))
+                )
+            )
             if payment.status in (P.FAILED, P.CANCELED, P.DISPUTED, P.REFUNDED):
                 expected = 0
             else:
                 expected = payment.amount_minor - payment.refunded_minor
             assert allocated + credit == expected, (
-                f"payment {payment.id} {payment.status}: allocations {allocated} + credit {credit} != {expected}")
-            steps = session.execute(select(PaymentEvent.from_status, PaymentEvent.to_status)
-                                    .where(PaymentEvent.payment_id == payment.id, PaymentEvent.applied.is_(True))
-                                    .order_by(PaymentEvent.id)).all()
+                f"payment {payment.id} {payment.status}: allocations {allocated} + credit {credit} != {expected}"
+            )
+            steps = session.execute(
+                select(PaymentEvent.from_status, PaymentEvent.to_status)
+                .where(PaymentEvent.payment_id == payment.id, PaymentEvent.applied.is_(True))
+                .order_by(PaymentEvent.id)
+            ).all()
             method = session.get(PaymentMethod, payment.payment_method_id)
             owed = set()
             last = None
@@ -181,7 +250,9 @@ def check_invariants(db, world: dict) -> None:
                     last = target if source is None else last
                     continue
                 assert can_transition(P(source), P(target)), f"payment {payment.id}: {source} -> {target}"
-                assert last is None or source == last, f"payment {payment.id}: timeline jumps {last} -> {source}"
+                assert last is None or source == last, (
+                    f"payment {payment.id}: timeline jumps {last} -> {source}"
+                )
                 last = target
                 kind = email_for(method.kind, payment.kind, P(source), P(target))
                 if kind is not None:
@@ -190,7 +261,9 @@ def check_invariants(db, world: dict) -> None:
                 owed.add("scheduled_confirmed")
             if payment.refunded_minor:  # a refund reported after a dispute still owes its email
                 owed.add("refund_issued")
-            assert last is None or last == payment.status, f"payment {payment.id}: ends {last}, stored {payment.status}"
+            assert last is None or last == payment.status, (
+                f"payment {payment.id}: ends {last}, stored {payment.status}"
+            )
             kinds = set(session.scalars(select(Email.kind).where(Email.payment_id == payment.id)))
             assert kinds == owed, f"payment {payment.id} {payment.status}: emails {kinds} != owed {owed}"
         keys = session.scalars(select(Email.dedupe_key)).all()
@@ -202,7 +275,9 @@ def check_invariants(db, world: dict) -> None:
         account = session.get(Account, world["account"])
         fresh = figures_for(session, account, NOW)
         for name, value in vars(fresh).items():
-            assert getattr(account, name) == value, f"account {name}: stored {getattr(account, name)} != {value}"
+            assert getattr(account, name) == value, (
+                f"account {name}: stored {getattr(account, name)} != {value}"
+            )
 
 
 def run_seed(db, gateway: FakeGateway, seed: int) -> None:
@@ -219,8 +294,22 @@ def run_seed(db, gateway: FakeGateway, seed: int) -> None:
             return None
 
     for step in range(rng.randint(8, 16)):
-        action = rng.choice(["invoices", "invoices", "amount", "deposit", "schedule", "cancel", "execute",
-                             "execute", "webhooks", "webhooks", "webhooks", "replay"])
+        action = rng.choice(
+            [
+                "invoices",
+                "invoices",
+                "amount",
+                "deposit",
+                "schedule",
+                "cancel",
+                "execute",
+                "execute",
+                "webhooks",
+                "webhooks",
+                "webhooks",
+                "replay",
+            ]
+        )
         method = world[rng.choice(["card", "card", "ach"])]
         key = f"k{seed}-{step}"
         if action == "invoices":
@@ -267,7 +356,10 @@ def run_seed(db, gateway: FakeGateway, seed: int) -> None:
                 payment = rng.choice(pending) if pending else payment
                 ach = payment.payment_method_id == world["ach"]
                 gateway.outcomes[payment.id] = rng.choice(
-                    ["processing"] if ach else ["succeeded", "succeeded", "requires_payment_method", "requires_action"])
+                    ["processing"]
+                    if ach
+                    else ["succeeded", "succeeded", "requires_payment_method", "requires_action"]
+                )
                 if payment.status == P.SCHEDULED:
                     continue
                 execution.execute_payment(payment.id, NOW)
@@ -279,25 +371,47 @@ def test_random_sequences_keep_the_ledger_invariants(db, fake_gateway, seed):
     run_seed(db, fake_gateway, seed)
 
 
-FINAL_EMAILS = {"payment_confirmation", "ach_settled", "deposit_received", "refund_issued", "payment_reversed"}
+FINAL_EMAILS = {
+    "payment_confirmation",
+    "ach_settled",
+    "deposit_received",
+    "refund_issued",
+    "payment_reversed",
+}
 
 
 def converge_world(db, rng: random.Random, kind: str, method_kind: str) -> int:
     """One payment already sent to Stripe (submitting), of the given kind, on a fresh account."""
     with db() as session:
-        account = factories.account(session, factories.seller(session, timezone="UTC"), stripe_customer_id="cus_x")
+        account = factories.account(
+            session, factories.seller(session, timezone="UTC"), stripe_customer_id="cus_x"
+        )
         method = factories.method(session, account, kind=method_kind)
         totals = [rng.choice([1_000, 2_500, 4_000]) for _ in range(3)] if kind != "deposit" else []
         extra = 0 if kind == "invoices" else rng.choice([0, 500, 3_000]) + (0 if totals else 1_000)
-        payment = factories.payment(session, account, method, amount_minor=sum(totals) + extra, status="submitting",
-                                    kind=kind, attempt=1)
+        payment = factories.payment(
+            session,
+            account,
+            method,
+            amount_minor=sum(totals) + extra,
+            status="submitting",
+            kind=kind,
+            attempt=1,
+        )
         payment.stripe_payment_intent_id = f"pi_{payment.id}"
         for n, total in enumerate(totals):
             invoice = factories.invoice(session, account, total, due_on=date(2026, 11, 1) + timedelta(days=n))
             factories.allocation(session, payment, invoice)
         if extra:
-            session.add(Credit(account_id=account.id, payment_id=payment.id, amount_minor=extra, currency="usd",
-                               state="pending"))
+            session.add(
+                Credit(
+                    account_id=account.id,
+                    payment_id=payment.id,
+                    amount_minor=extra,
+                    currency="usd",
+                    state="pending",
+                )
+            )
         session.commit()
         return payment.id
 
@@ -305,11 +419,18 @@ def converge_world(db, rng: random.Random, kind: str, method_kind: str) -> int:
 def settled_state(db, payment_id: int) -> dict:
     with db() as session:
         payment = session.get(Payment, payment_id)
-        allocations = session.execute(select(Allocation.invoice_id, Allocation.state, Allocation.amount_minor)
-                                      .where(Allocation.payment_id == payment_id).order_by(Allocation.invoice_id))
-        credits = session.execute(select(Credit.state, Credit.amount_minor).where(Credit.payment_id == payment_id))
+        allocations = session.execute(
+            select(Allocation.invoice_id, Allocation.state, Allocation.amount_minor)
+            .where(Allocation.payment_id == payment_id)
+            .order_by(Allocation.invoice_id)
+        )
+        credits = session.execute(
+            select(Credit.state, Credit.amount_minor).where(Credit.payment_id == payment_id)
+        )
         return {
-            "status": payment.status, "refunded_minor": payment.refunded_minor, "needs_review": payment.needs_review,
+            "status": payment.status,
+            "refunded_minor": payment.refunded_minor,
+            "needs_review": payment.needs_review,
             "allocations": [(i, s, a if s == "applied" else None) for i, s, a in allocations],
             "credits": sorted((s, a if s != "reversed" else None) for s, a in credits),
             "emails": sorted(session.scalars(select(Email.dedupe_key).where(Email.payment_id == payment_id))),
@@ -327,7 +448,11 @@ def test_any_delivery_order_of_a_payments_events_ends_alike(db, fake_gateway, se
     with db() as session:
         # A canceled event before requires_action is refused while submitting (not in the transition
         # table); the reconciler settles that one, so it is left out here.
-        events = [e for e in events_for(rng, session.get(Payment, payment_id)) if e["type"] != "payment_intent.canceled"]
+        events = [
+            e
+            for e in events_for(rng, session.get(Payment, payment_id))
+            if e["type"] != "payment_intent.canceled"
+        ]
     results = []
     for order in range(3):
         if order:
@@ -337,7 +462,9 @@ def test_any_delivery_order_of_a_payments_events_ends_alike(db, fake_gateway, se
             rng.shuffle(events)
         deliver(db, events, batched=order == 2)
         results.append(settled_state(db, payment_id))
-    for r in results:  # emails of intermediate states (and of refunds a later total overtook) depend on the order
+    for (
+        r
+    ) in results:  # emails of intermediate states (and of refunds a later total overtook) depend on the order
         r["emails"] = sorted({k.split(":")[0] for k in r["emails"]} & FINAL_EMAILS)
     assert results[1] == results[0], [e["type"] for e in events]
     assert results[2] == results[0], [e["type"] for e in events]

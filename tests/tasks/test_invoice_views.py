@@ -1,27 +1,39 @@
 """The portal's invoice list: statuses derived from the ledger as payments move."""
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
 from tasks import api
-from tasks.flows import payments as execution
 from tasks.domain.errors import RemitError
+from tasks.flows import payments as execution
 from tests import factories
 
-NOW = datetime(2026, 12, 3, 12, 0, tzinfo=timezone.utc)  # the shop's first two invoices (due Dec 1, 2) are overdue
+NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)  # the shop's first two invoices (due Dec 1, 2) are overdue
 
 
 def _statuses(shop):
-    return {v.invoice_id: (v.status, v.overdue, v.owed_minor) for v in api.list_invoices(shop.account_id, now=NOW)}
+    return {
+        v.invoice_id: (v.status, v.overdue, v.owed_minor) for v in api.list_invoices(shop.account_id, now=NOW)
+    }
 
 
 def test_statuses_follow_payments_through_their_lives(shop, emulator):
     card = api.pay_invoices(shop.account_id, shop.invoices[:1], shop.methods["visa"], "a", now=NOW)
     ach = api.pay_invoices(shop.account_id, shop.invoices[1:2], shop.methods["ach"], "b", now=NOW)
-    api.pay_invoices(shop.account_id, shop.invoices[2:3], shop.methods["visa"], "c", pay_on=date(2026, 12, 20), now=NOW)
-    api.pay_invoices(shop.account_id, shop.invoices[3:4], shop.methods["visa"], "d", amount=5_000,
-                     short_reason="Other", comment="half now", now=NOW)
+    api.pay_invoices(
+        shop.account_id, shop.invoices[2:3], shop.methods["visa"], "c", pay_on=date(2026, 12, 20), now=NOW
+    )
+    api.pay_invoices(
+        shop.account_id,
+        shop.invoices[3:4],
+        shop.methods["visa"],
+        "d",
+        amount=5_000,
+        short_reason="Other",
+        comment="half now",
+        now=NOW,
+    )
     assert _statuses(shop)[shop.invoices[0]] == ("pending", True, 10_000)
     execution.execute_payment(card.payment_id, NOW)
     execution.execute_payment(ach.payment_id, NOW)
@@ -34,8 +46,16 @@ def test_statuses_follow_payments_through_their_lives(shop, emulator):
 
 
 def test_partially_paid_and_void_invoices(shop, emulator):
-    short = api.pay_invoices(shop.account_id, shop.invoices[4:5], shop.methods["visa"], "a", amount=4_000,
-                             short_reason="Other", comment="rest next month", now=NOW)
+    short = api.pay_invoices(
+        shop.account_id,
+        shop.invoices[4:5],
+        shop.methods["visa"],
+        "a",
+        amount=4_000,
+        short_reason="Other",
+        comment="rest next month",
+        now=NOW,
+    )
     execution.execute_payment(short.payment_id, NOW)
     with shop.db() as session:
         from db.models import Invoice

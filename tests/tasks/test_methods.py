@@ -1,6 +1,6 @@
 """The saved-method entry points of the web tier against real Postgres: refusals write nothing, Stripe is never called."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, update
@@ -11,9 +11,13 @@ from tasks.api import methods
 from tasks.domain.errors import RemitError
 from tests import factories
 
-NOW = datetime(2026, 11, 22, 18, 0, tzinfo=timezone.utc)
-MANDATE = {"accepted_at": NOW - timedelta(minutes=2), "ip_address": "203.0.113.9",
-           "user_agent": "Mozilla/5.0 (portal)", "text_version": "2026-01"}
+NOW = datetime(2026, 11, 22, 18, 0, tzinfo=UTC)
+MANDATE = {
+    "accepted_at": NOW - timedelta(minutes=2),
+    "ip_address": "203.0.113.9",
+    "user_agent": "Mozilla/5.0 (portal)",
+    "text_version": "2026-01",
+}
 CARD = dict(kind="card", last4="4242", brand="visa", exp_month=12, exp_year=2034)
 BANK = dict(kind="us_bank_account", last4="6789", bank_name="STRIPE TEST BANK")
 
@@ -33,20 +37,29 @@ class Portal:
 
     def save_card(self, token="pm_card_visa", account_id=None, **overrides):
         values = {**CARD, "idempotency_key": f"save-{next(self._keys)}", **overrides}
-        return methods.save_payment_method(account_id or self.account_id, stripe_payment_method_id=token, now=NOW,
-                                           **values)
+        return methods.save_payment_method(
+            account_id or self.account_id, stripe_payment_method_id=token, now=NOW, **values
+        )
 
     def save_bank(self, token="pm_usBankAccount_success", account_id=None, **overrides):
         values = {**BANK, "idempotency_key": f"save-{next(self._keys)}", "mandate": MANDATE, **overrides}
-        return methods.save_payment_method(account_id or self.account_id, stripe_payment_method_id=token, now=NOW,
-                                           **values)
+        return methods.save_payment_method(
+            account_id or self.account_id, stripe_payment_method_id=token, now=NOW, **values
+        )
 
     def raw_bank_method(self, account_number="000123456789") -> str:
         """A bank PaymentMethod made from raw account details, as Stripe.js would make it: needs microdeposits."""
-        return self.gateway._client.v1.payment_methods.create({
-            "type": "us_bank_account", "billing_details": {"name": "Acme Corp"},
-            "us_bank_account": {"routing_number": "110000000", "account_number": account_number,
-                                "account_holder_type": "company"}}).id
+        return self.gateway._client.v1.payment_methods.create(
+            {
+                "type": "us_bank_account",
+                "billing_details": {"name": "Acme Corp"},
+                "us_bank_account": {
+                    "routing_number": "110000000",
+                    "account_number": account_number,
+                    "account_holder_type": "company",
+                },
+            }
+        ).id
 
     def method(self, method_id) -> PaymentMethod:
         with self.db() as session:
@@ -54,8 +67,13 @@ class Portal:
 
     def methods(self, account_id=None) -> list[PaymentMethod]:
         with self.db() as session:
-            return list(session.scalars(select(PaymentMethod).where(
-                PaymentMethod.account_id == (account_id or self.account_id)).order_by(PaymentMethod.id)))
+            return list(
+                session.scalars(
+                    select(PaymentMethod)
+                    .where(PaymentMethod.account_id == (account_id or self.account_id))
+                    .order_by(PaymentMethod.id)
+                )
+            )
 
     def set_status(self, method_id, **values):
         with self.db() as session:
@@ -67,8 +85,9 @@ class Portal:
             from db.models import Account
 
             account = session.get(Account, self.account_id)
-            payment = factories.payment(session, account, session.get(PaymentMethod, method_id), status=status,
-                                        **overrides)
+            payment = factories.payment(
+                session, account, session.get(PaymentMethod, method_id), status=status, **overrides
+            )
             session.commit()
             return payment.id
 
@@ -92,11 +111,23 @@ def _refused(fn, *args, **kwargs) -> str:
 # -- save_payment_method ----------------------------------------------------------------------------------------
 
 
-def test_saving_a_card_writes_a_pending_row_with_the_portals_display_data_and_calls_no_stripe(portal, emulator):
+def test_saving_a_card_writes_a_pending_row_with_the_portals_display_data_and_calls_no_stripe(
+    portal, emulator
+):
     saved = portal.save_card()
     row = portal.method(saved.id)
-    assert (row.kind, row.status, row.stripe_payment_method_id) == ("card", "verification_pending", "pm_card_visa")
-    assert (row.brand, row.last4, row.exp_month, row.exp_year, row.is_default) == ("visa", "4242", 12, 2034, False)
+    assert (row.kind, row.status, row.stripe_payment_method_id) == (
+        "card",
+        "verification_pending",
+        "pm_card_visa",
+    )
+    assert (row.brand, row.last4, row.exp_month, row.exp_year, row.is_default) == (
+        "visa",
+        "4242",
+        12,
+        2034,
+        False,
+    )
     assert (saved.status, saved.replayed) == ("verification_pending", False)
     assert emulator.requests() == []
 
@@ -104,10 +135,18 @@ def test_saving_a_card_writes_a_pending_row_with_the_portals_display_data_and_ca
 def test_saving_a_bank_account_records_the_mandate(portal, emulator):
     saved = portal.save_bank()
     row = portal.method(saved.id)
-    assert (row.kind, row.status, row.bank_name, row.last4) == ("us_bank_account", "verification_pending",
-                                                                "STRIPE TEST BANK", "6789")
+    assert (row.kind, row.status, row.bank_name, row.last4) == (
+        "us_bank_account",
+        "verification_pending",
+        "STRIPE TEST BANK",
+        "6789",
+    )
     assert (row.mandate_accepted_at, row.mandate_ip, row.mandate_user_agent, row.mandate_text_version) == (
-        MANDATE["accepted_at"], "203.0.113.9", "Mozilla/5.0 (portal)", "2026-01")
+        MANDATE["accepted_at"],
+        "203.0.113.9",
+        "Mozilla/5.0 (portal)",
+        "2026-01",
+    )
     assert emulator.requests() == []
 
 
@@ -118,30 +157,36 @@ def test_saving_the_same_payment_method_again_returns_the_first_row(portal):
     assert len(portal.methods()) == 1
 
 
-@pytest.mark.parametrize("overrides,code", [
-    ({"mandate": None}, "mandate_required"),
-    ({"mandate": {**MANDATE, "ip_address": "nowhere"}}, "invalid_mandate"),
-    ({"mandate": {**MANDATE, "accepted_at": NOW + timedelta(days=1)}}, "invalid_mandate"),
-    ({"idempotency_key": ""}, "invalid_idempotency_key"),
-    ({"idempotency_key": "k" * 256}, "invalid_idempotency_key"),
-    ({"token": None}, "invalid_payment_method"),
-    ({"token": "tok_visa"}, "invalid_payment_method"),
-    ({"kind": "sepa_debit"}, "invalid_method_kind"),
-    ({"last4": "12"}, "invalid_method_details"),
-    ({"set_default": "yes"}, "invalid_set_default"),
-    ({"account_id": 999_999}, "account_not_found"),
-    ({"account_id": "1"}, "account_not_found"),
-])
+@pytest.mark.parametrize(
+    "overrides,code",
+    [
+        ({"mandate": None}, "mandate_required"),
+        ({"mandate": {**MANDATE, "ip_address": "nowhere"}}, "invalid_mandate"),
+        ({"mandate": {**MANDATE, "accepted_at": NOW + timedelta(days=1)}}, "invalid_mandate"),
+        ({"idempotency_key": ""}, "invalid_idempotency_key"),
+        ({"idempotency_key": "k" * 256}, "invalid_idempotency_key"),
+        ({"token": None}, "invalid_payment_method"),
+        ({"token": "tok_visa"}, "invalid_payment_method"),
+        ({"kind": "sepa_debit"}, "invalid_method_kind"),
+        ({"last4": "12"}, "invalid_method_details"),
+        ({"set_default": "yes"}, "invalid_set_default"),
+        ({"account_id": 999_999}, "account_not_found"),
+        ({"account_id": "1"}, "account_not_found"),
+    ],
+)
 def test_a_refused_bank_save_writes_nothing(portal, overrides, code):
     assert _refused(portal.save_bank, **overrides) == code
     assert portal.methods() == []
 
 
-@pytest.mark.parametrize("overrides,code", [
-    ({"exp_month": 13}, "invalid_method_details"),
-    ({"brand": None}, "invalid_method_details"),
-    ({"kind": None}, "invalid_method_kind"),
-])
+@pytest.mark.parametrize(
+    "overrides,code",
+    [
+        ({"exp_month": 13}, "invalid_method_details"),
+        ({"brand": None}, "invalid_method_details"),
+        ({"kind": None}, "invalid_method_kind"),
+    ],
+)
 def test_a_refused_card_save_writes_nothing(portal, overrides, code):
     assert _refused(portal.save_card, **overrides) == code
     assert portal.methods() == []
@@ -150,8 +195,11 @@ def test_a_refused_card_save_writes_nothing(portal, overrides, code):
 @pytest.mark.parametrize("column,save", [("cards_enabled", "save_card"), ("ach_enabled", "save_bank")])
 def test_a_kind_the_seller_does_not_accept_is_refused(portal, column, save):
     with portal.db() as session:
-        session.execute(update(type(portal.seller)).where(type(portal.seller).id == portal.seller.id)
-                        .values(**{column: False}))
+        session.execute(
+            update(type(portal.seller))
+            .where(type(portal.seller).id == portal.seller.id)
+            .values(**{column: False})
+        )
         session.commit()
     assert _refused(getattr(portal, save)) == "method_not_accepted"
     assert portal.methods() == []
@@ -196,7 +244,9 @@ def test_the_database_refuses_a_second_default_on_its_own(portal):
         portal.set_status(second.id, is_default=True)
 
 
-@pytest.mark.parametrize("status,code", [("removed", "method_removed"), ("verification_failed", "method_unverified")])
+@pytest.mark.parametrize(
+    "status,code", [("removed", "method_removed"), ("verification_failed", "method_unverified")]
+)
 def test_a_removed_or_failed_method_cannot_become_the_default(portal, status, code):
     saved = portal.save_card()
     portal.set_status(saved.id, status=status)
@@ -208,7 +258,9 @@ def test_another_accounts_method_is_not_found(portal):
     theirs = portal.save_card(account_id=portal.other_account_id)
     assert _refused(methods.set_default_payment_method, portal.account_id, theirs.id) == "method_not_found"
     assert _refused(methods.remove_payment_method, portal.account_id, theirs.id) == "method_not_found"
-    assert _refused(methods.verify_microdeposits, portal.account_id, theirs.id, [32, 45]) == "method_not_found"
+    assert (
+        _refused(methods.verify_microdeposits, portal.account_id, theirs.id, [32, 45]) == "method_not_found"
+    )
     assert _refused(methods.set_default_payment_method, portal.account_id, True) == "method_not_found"
     assert portal.method(theirs.id).status == "verification_pending"
 
@@ -264,13 +316,16 @@ def test_a_removed_method_is_no_longer_listed(portal):
 # -- verify_microdeposits ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("amounts,code,expected", [
-    (None, None, "verification_values_required"),
-    ([32, 45], "SM11AA", "verification_values_required"),
-    ([32], None, "invalid_microdeposit_amounts"),
-    ([0, 45], None, "invalid_microdeposit_amounts"),
-    (None, "NOPE", "invalid_descriptor_code"),
-])
+@pytest.mark.parametrize(
+    "amounts,code,expected",
+    [
+        (None, None, "verification_values_required"),
+        ([32, 45], "SM11AA", "verification_values_required"),
+        ([32], None, "invalid_microdeposit_amounts"),
+        ([0, 45], None, "invalid_microdeposit_amounts"),
+        (None, "NOPE", "invalid_descriptor_code"),
+    ],
+)
 def test_verification_values_are_checked_before_anything_is_read(portal, amounts, code, expected):
     saved = portal.save_bank(token=portal.raw_bank_method())
     assert _refused(methods.verify_microdeposits, portal.account_id, saved.id, amounts, code) == expected
@@ -278,9 +333,14 @@ def test_verification_values_are_checked_before_anything_is_read(portal, amounts
 
 def test_only_a_bank_account_waiting_for_its_microdeposits_can_be_verified(portal):
     card = portal.save_card()
-    assert _refused(methods.verify_microdeposits, portal.account_id, card.id, [32, 45]) == "not_a_bank_account"
+    assert (
+        _refused(methods.verify_microdeposits, portal.account_id, card.id, [32, 45]) == "not_a_bank_account"
+    )
     bank = portal.save_bank(token=portal.raw_bank_method())
-    assert _refused(methods.verify_microdeposits, portal.account_id, bank.id, [32, 45]) == "verification_not_started"
+    assert (
+        _refused(methods.verify_microdeposits, portal.account_id, bank.id, [32, 45])
+        == "verification_not_started"
+    )
     portal.set_status(bank.id, stripe_setup_intent_id="seti_test", status="active")
     assert _refused(methods.verify_microdeposits, portal.account_id, bank.id, [32, 45]) == "already_verified"
     portal.set_status(bank.id, status="verification_failed")
@@ -307,7 +367,10 @@ def _together(*calls):
 def test_concurrent_default_swaps_leave_exactly_one_default(portal):
     first = portal.save_card()
     second = portal.save_card(token="pm_card_mastercard")
-    calls = [lambda m=m: methods.set_default_payment_method(portal.account_id, m) for m in [first.id, second.id] * 8]
+    calls = [
+        lambda m=m: methods.set_default_payment_method(portal.account_id, m)
+        for m in [first.id, second.id] * 8
+    ]
     _together(*calls)
     assert sum(m.is_default for m in portal.methods()) == 1
 

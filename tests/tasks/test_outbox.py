@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import socket
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select, update
 
+from db.models import Email
 from db.queries import RowMissing
 from db.queries import emails as email_rows
-from db.models import Email
 from sandbox.smtp_capture import SmtpCapture
 from tasks.flows import emails as outbox
 from tasks.gateways.mail import MailGateway, MailRejected, MailUnavailable, use_mail_gateway
@@ -18,7 +18,7 @@ from tests import factories
 from tests.emails import contexts
 from tests.helpers import queued_messages
 
-NOW = datetime(2026, 11, 22, 18, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 22, 18, 0, tzinfo=UTC)
 SENDER = "Acme Payments <payments@mail.remit.test>"
 
 
@@ -49,9 +49,15 @@ def queue_email(db, kind="payment_confirmation", recipient="ap@customer.test", c
     with db() as session:
         seller = factories.seller(session)
         account = factories.account(session, seller)
-        email_id = email_rows.add_email(session, kind=kind, recipient=recipient, context=contexts.for_kind(kind),
-                                     dedupe_key=f"{kind}:test:{account.id}", seller_id=seller.id,
-                                     account_id=account.id)
+        email_id = email_rows.add_email(
+            session,
+            kind=kind,
+            recipient=recipient,
+            context=contexts.for_kind(kind),
+            dedupe_key=f"{kind}:test:{account.id}",
+            seller_id=seller.id,
+            account_id=account.id,
+        )
         session.execute(update(Email).where(Email.id == email_id).values(created_at=created_at, **row))
         session.commit()
         return email_id
@@ -82,7 +88,12 @@ def test_queued_email_is_rendered_and_delivered_once_with_headers_and_parts(db, 
     assert "Transaction ID:    ch_3QabcDEF123" in text and "&lt;script&gt;" in html
     assert smtp.envelopes[0]["rcpt_tos"] == ["ap@customer.test"]
     row = load(db, email_id)
-    assert (row.status, row.attempts, row.sent_at, row.smtp_message_id) == ("sent", 1, NOW, message["Message-ID"])
+    assert (row.status, row.attempts, row.sent_at, row.smtp_message_id) == (
+        "sent",
+        1,
+        NOW,
+        message["Message-ID"],
+    )
 
 
 def test_delivering_twice_sends_once(db, smtp):
@@ -115,10 +126,13 @@ def test_transient_smtp_failure_leaves_it_queued_then_it_succeeds(db, smtp):
     assert (row.status, row.attempts) == ("sent", 2)
 
 
-@pytest.mark.parametrize("reply, raised, status", [
-    ("550 5.1.1 <nobody@customer.test>: mailbox unavailable", MailRejected, "failed"),
-    ("451 4.7.1 Greylisted, try again later", MailUnavailable, "queued"),
-])
+@pytest.mark.parametrize(
+    "reply, raised, status",
+    [
+        ("550 5.1.1 <nobody@customer.test>: mailbox unavailable", MailRejected, "failed"),
+        ("451 4.7.1 Greylisted, try again later", MailUnavailable, "queued"),
+    ],
+)
 def test_recipient_refusal_is_final_for_5xx_and_retried_for_4xx(db, reply, raised, status):
     server = RefusingCapture({"nobody@customer.test": reply}).start()
     use_mail_gateway(MailGateway(server.url, SENDER, timeout_s=5))
@@ -175,9 +189,9 @@ def _queued_ids(broker):
 
 def test_sweep_resends_only_stale_queued_rows(db, broker):
     lost = queue_email(db, created_at=NOW - timedelta(minutes=3))
-    queue_email(db, created_at=NOW - timedelta(seconds=30))                      # its message is still on the way
+    queue_email(db, created_at=NOW - timedelta(seconds=30))  # its message is still on the way
     retried_long_ago = queue_email(db, created_at=NOW - timedelta(minutes=30), attempts=7)
-    queue_email(db, created_at=NOW - timedelta(minutes=10), attempts=7)          # its actor may still be retrying
+    queue_email(db, created_at=NOW - timedelta(minutes=10), attempts=7)  # its actor may still be retrying
     queue_email(db, created_at=NOW - timedelta(hours=1), status="sent", attempts=1)
     queue_email(db, created_at=NOW - timedelta(hours=1), status="failed", attempts=1)
     assert outbox.sweep_emails(NOW) == {"unsent": 1, "retrying": 1}
@@ -195,8 +209,14 @@ def test_sweep_leaves_a_row_being_sent_right_now(db, broker):
 def test_send_after_commit_nudges_only_once_the_row_is_committed(db, broker):
     with db() as session:
         seller = factories.seller(session)
-        email_id = email_rows.add_email(session, kind="bank_verified", recipient="ap@customer.test",
-                                     context=contexts.for_kind("bank_verified"), dedupe_key="k:1", seller_id=seller.id)
+        email_id = email_rows.add_email(
+            session,
+            kind="bank_verified",
+            recipient="ap@customer.test",
+            context=contexts.for_kind("bank_verified"),
+            dedupe_key="k:1",
+            seller_id=seller.id,
+        )
         outbox.send_after_commit(session, email_id)
         outbox.send_after_commit(session, None)
         assert _queued_ids(broker) == []

@@ -9,11 +9,13 @@ from sqlalchemy import select
 
 from db.models import Payment, StripeEvent
 from tasks.domain.errors import StripeRefused, StripeUnavailable
-from tasks.gateways.stripe import IntentResult
 from tasks.flows.reconcile import reconcile_with_stripe, sweep_received_events
+from tasks.gateways.stripe import IntentResult
 from tests.tasks.handlers.support import make_event, now, snapshot, timeline, world
 
-MANDATE = {"customer_acceptance": {"type": "online", "online": {"ip_address": "203.0.113.9", "user_agent": "t"}}}
+MANDATE = {
+    "customer_acceptance": {"type": "online", "online": {"ip_address": "203.0.113.9", "user_agent": "t"}}
+}
 
 
 def stored(db, event, received_ago_s: int) -> str:
@@ -49,10 +51,17 @@ def test_sweeper_respects_its_limit(db, broker):
 
 def card_payment(db, gateway, pm="pm_card_visa") -> dict:
     ids = world(db, intent_id=None)
-    gateway.create_payment_intent(params={
-        "amount": 10_000, "currency": "usd", "payment_method": pm, "confirm": True,
-        "metadata": {"payment_id": str(ids["payment"])}, "payment_method_types": ["card"]},
-        idempotency_key=f"reconcile-{ids['payment']}")
+    gateway.create_payment_intent(
+        params={
+            "amount": 10_000,
+            "currency": "usd",
+            "payment_method": pm,
+            "confirm": True,
+            "metadata": {"payment_id": str(ids["payment"])},
+            "payment_method_types": ["card"],
+        },
+        idempotency_key=f"reconcile-{ids['payment']}",
+    )
     return ids
 
 
@@ -73,10 +82,18 @@ def test_reconciler_recovers_events_stripe_never_delivered(db, emulator, gateway
 
 def test_reconciler_settles_an_ach_payment_stuck_in_processing(db, emulator, gateway):
     ids = world(db, kind="us_bank_account", status="processing", intent_id=None)
-    intent = gateway.create_payment_intent(params={
-        "amount": 10_000, "currency": "usd", "payment_method": "pm_usBankAccount_success", "confirm": True,
-        "mandate_data": MANDATE, "metadata": {"payment_id": str(ids["payment"])},
-        "payment_method_types": ["us_bank_account"]}, idempotency_key=f"reconcile-{ids['payment']}")
+    intent = gateway.create_payment_intent(
+        params={
+            "amount": 10_000,
+            "currency": "usd",
+            "payment_method": "pm_usBankAccount_success",
+            "confirm": True,
+            "mandate_data": MANDATE,
+            "metadata": {"payment_id": str(ids["payment"])},
+            "payment_method_types": ["us_bank_account"],
+        },
+        idempotency_key=f"reconcile-{ids['payment']}",
+    )
     with db() as session, session.begin():
         payment = session.get(Payment, ids["payment"])
         payment.stripe_payment_intent_id = intent.id
@@ -121,9 +138,12 @@ class WaitingStripe:
         if intent_id in self.refused:
             raise StripeRefused("resource_missing", f"No such payment_intent: '{intent_id}'", 404)
         if intent_id in self.succeeded:
-            return IntentResult(id=intent_id, status="succeeded", amount=10_000, currency="usd",
-                                charge_id=f"ch_{intent_id}")
-        return IntentResult(id=intent_id, status="requires_payment_method", error_code="authentication_required")
+            return IntentResult(
+                id=intent_id, status="succeeded", amount=10_000, currency="usd", charge_id=f"ch_{intent_id}"
+            )
+        return IntentResult(
+            id=intent_id, status="requires_payment_method", error_code="authentication_required"
+        )
 
 
 def waiting_payment(db, intent_id: str, updated_ago: timedelta) -> int:
@@ -153,7 +173,11 @@ def test_reconciler_marks_a_payment_it_could_not_move_without_touching_updated_a
     assert (counts["payments_checked"], counts["payments_moved"]) == (1, 0)
     with db() as session:
         payment = session.get(Payment, payment_id)
-        assert (payment.status, payment.reconciled_at, payment.updated_at) == ("requires_action", at, updated_at)
+        assert (payment.status, payment.reconciled_at, payment.updated_at) == (
+            "requires_action",
+            at,
+            updated_at,
+        )
 
 
 def test_a_payment_stripe_will_not_return_does_not_stop_the_run_and_goes_to_the_back_of_the_line(db):

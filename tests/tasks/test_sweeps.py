@@ -1,6 +1,6 @@
 """Sweepers find rows left behind and nudge them again; the dispatcher starts due scheduled payments."""
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import select
 
@@ -14,7 +14,7 @@ from tasks.flows import payments as sweeps
 from tests import factories
 from tests.helpers import queued_messages
 
-NOW = datetime(2026, 11, 22, 18, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 22, 18, 0, tzinfo=UTC)
 
 
 def _make(db, status, updated_at, **extra):
@@ -30,7 +30,9 @@ def _make(db, status, updated_at, **extra):
 def test_sweeper_resends_payments_stuck_past_the_grace_period(db, broker):
     stale_pending = _make(db, "pending", NOW - timedelta(minutes=5))
     _make(db, "pending", NOW - timedelta(seconds=10))
-    stale_submitting = _make(db, "submitting", NOW - timedelta(hours=1), last_attempt_at=NOW - timedelta(minutes=10))
+    stale_submitting = _make(
+        db, "submitting", NOW - timedelta(hours=1), last_attempt_at=NOW - timedelta(minutes=10)
+    )
     _make(db, "submitting", NOW - timedelta(hours=1), last_attempt_at=NOW - timedelta(seconds=30))
     _make(db, "succeeded", NOW - timedelta(days=1))
     assert sweeps.sweep_payments(NOW) == {"pending": 1, "submitting": 1}
@@ -70,8 +72,8 @@ def test_dispatcher_uses_the_sellers_calendar_day(db, broker):
         factories.payment(session, account, method, status="scheduled", scheduled_for=date(2026, 11, 23))
         session.commit()
     # 03:00 UTC on the 23rd is still the 22nd in Los Angeles.
-    assert sweeps.dispatch_due_payments(datetime(2026, 11, 23, 3, 0, tzinfo=timezone.utc)) == {"dispatched": 0}
-    assert sweeps.dispatch_due_payments(datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)) == {"dispatched": 1}
+    assert sweeps.dispatch_due_payments(datetime(2026, 11, 23, 3, 0, tzinfo=UTC)) == {"dispatched": 0}
+    assert sweeps.dispatch_due_payments(datetime(2026, 11, 23, 9, 0, tzinfo=UTC)) == {"dispatched": 1}
 
 
 def test_clock_sends_each_job_once_per_period(db, broker):
@@ -82,10 +84,13 @@ def test_clock_sends_each_job_once_per_period(db, broker):
     assert clock.run_once(NOW + timedelta(seconds=1)) == []
     assert clock.run_once(NOW + timedelta(seconds=60)) == [job.name for job in minutely]
     assert sorted(m.actor_name for m in queued_messages(broker, "maintenance")) == sorted(
-        [job.actor for job in SCHEDULE] + [job.actor for job in minutely])
+        [job.actor for job in SCHEDULE] + [job.actor for job in minutely]
+    )
 
 
-def test_a_job_whose_send_failed_is_sent_on_the_next_tick_and_the_others_are_not_held_back(db, broker, monkeypatch):
+def test_a_job_whose_send_failed_is_sent_on_the_next_tick_and_the_others_are_not_held_back(
+    db, broker, monkeypatch
+):
     import dramatiq
     from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -104,7 +109,8 @@ def test_a_job_whose_send_failed_is_sent_on_the_next_tick_and_the_others_are_not
     # A second later Redis is back: the hourly job is still owed for this hour, and only it is sent.
     assert clock.run_once(NOW + timedelta(seconds=1)) == [hourly.name]
     assert sorted(m.actor_name for m in queued_messages(broker, "maintenance")) == sorted(
-        job.actor for job in SCHEDULE)
+        job.actor for job in SCHEDULE
+    )
 
 
 def test_every_scheduled_actor_exists():

@@ -14,8 +14,9 @@ from tests.conftest import TEST_WEBHOOK_SECRETS
 from tests.tasks.handlers.support import receiver, snapshot, wait_until, world
 
 ACH_SETTLE_S = 5 * 86400
-MANDATE = {"customer_acceptance": {"type": "online", "online": {"ip_address": "203.0.113.9",
-                                                                "user_agent": "pytest"}}}
+MANDATE = {
+    "customer_acceptance": {"type": "online", "online": {"ip_address": "203.0.113.9", "user_agent": "pytest"}}
+}
 
 
 @pytest.fixture()
@@ -26,9 +27,14 @@ def endpoint(db, emulator, gateway, worker):
 
 
 def pay(gateway, payment_id: int, pm: str, bank: bool = False):
-    params = {"amount": 10_000, "currency": "usd", "payment_method": pm, "confirm": True,
-              "metadata": {"payment_id": str(payment_id)},
-              "payment_method_types": ["us_bank_account" if bank else "card"]}
+    params = {
+        "amount": 10_000,
+        "currency": "usd",
+        "payment_method": pm,
+        "confirm": True,
+        "metadata": {"payment_id": str(payment_id)},
+        "payment_method_types": ["us_bank_account" if bank else "card"],
+    }
     if bank:
         params["mandate_data"] = MANDATE
     intent = gateway.create_payment_intent(params=params, idempotency_key=f"test-pay-{payment_id}")
@@ -83,8 +89,11 @@ def ach_late_return(emulator, gateway, payment_id):
 
 
 FLOWS = {
-    "card_refund_partial_then_full": (card_refund_partial_then_full, "card",
-                                      {"status": "refunded", "refunded_minor": 10_000}),
+    "card_refund_partial_then_full": (
+        card_refund_partial_then_full,
+        "card",
+        {"status": "refunded", "refunded_minor": 10_000},
+    ),
     "card_decline": (card_decline, "card", {"status": "failed", "failure_code": "insufficient_funds"}),
     "card_dispute_lost": (card_dispute_lost, "card", {"status": "disputed", "needs_review": True}),
     "ach_settles": (ach_settles, "us_bank_account", {"status": "succeeded"}),
@@ -110,7 +119,9 @@ def run_flow(db, emulator, gateway, flow, kind, **delivery) -> dict:
 
 def _all_done(db) -> bool:
     with db() as session:
-        return not session.scalars(select(StripeEvent.id).where(StripeEvent.status == "received").limit(1)).first()
+        return not session.scalars(
+            select(StripeEvent.id).where(StripeEvent.status == "received").limit(1)
+        ).first()
 
 
 @pytest.mark.parametrize("name", FLOWS)

@@ -21,9 +21,16 @@ def broken(session, events, now):
 
 def succeeded_event(db) -> tuple[int, str]:
     ids = world(db, intent_id="pi_retry")
-    event = make_event("payment_intent.succeeded", {
-        "id": "pi_retry", "object": "payment_intent", "status": "succeeded", "latest_charge": "ch_retry",
-        "metadata": {"payment_id": str(ids["payment"])}})
+    event = make_event(
+        "payment_intent.succeeded",
+        {
+            "id": "pi_retry",
+            "object": "payment_intent",
+            "status": "succeeded",
+            "latest_charge": "ch_retry",
+            "metadata": {"payment_id": str(ids["payment"])},
+        },
+    )
     return ids["payment"], store_event(db, event)
 
 
@@ -33,7 +40,8 @@ def event_row(db, event_id: str) -> StripeEvent:
 
 
 def test_failing_handler_is_retried_then_dead_lettered_and_a_replay_after_the_fix_applies_it(
-        db, broker, worker, monkeypatch):
+    db, broker, worker, monkeypatch
+):
     payment_id, event_id = succeeded_event(db)
     monkeypatch.setitem(handlers.BATCH_HANDLERS, "payment_intents", broken)
     process_stripe_event.send_with_options(args=(event_id,), max_retries=2, min_backoff=10, max_backoff=20)

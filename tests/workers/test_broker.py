@@ -77,9 +77,14 @@ def test_an_amqp_url_builds_a_rabbitmq_broker_with_every_queue():
     from workers.broker import build_broker
     from workers.settings import load_settings
 
-    settings = load_settings({"DATABASE_URL": "postgresql://app@db/remit",
-                              "BROKER_URL": "amqp://guest:guest@127.0.0.1:5672/",
-                              "STRIPE_API_KEY": "sk_test_x", "STRIPE_WEBHOOK_SECRETS": "whsec_x"})
+    settings = load_settings(
+        {
+            "DATABASE_URL": "postgresql://app@db/remit",
+            "BROKER_URL": "amqp://guest:guest@127.0.0.1:5672/",
+            "STRIPE_API_KEY": "sk_test_x",
+            "STRIPE_WEBHOOK_SECRETS": "whsec_x",
+        }
+    )
     rabbit = build_broker(settings)  # connects lazily: nothing is sent here
     assert isinstance(rabbit, RabbitmqBroker)
     assert set(QUEUES) <= rabbit.get_declared_queues()
@@ -104,11 +109,17 @@ def test_dead_letter_mirror_records_what_the_middleware_missed(db, broker, worke
     assert mirror_dead_letters(broker, QUEUES) == {"seen": 1, "recorded": 0}
 
 
-def test_send_all_enqueues_every_message_once_in_one_pipeline_and_runs_the_enqueue_hooks(broker, worker, monkeypatch):
+def test_send_all_enqueues_every_message_once_in_one_pipeline_and_runs_the_enqueue_hooks(
+    broker, worker, monkeypatch
+):
     from workers.broker import send_all
 
     pipelines, hooks, direct = [], [], []
-    real_pipeline, real_emit_before, real_emit_after = broker.client.pipeline, broker.emit_before, broker.emit_after
+    real_pipeline, real_emit_before, real_emit_after = (
+        broker.client.pipeline,
+        broker.emit_before,
+        broker.emit_after,
+    )
 
     def counting_pipeline(*args, **kwargs):
         pipelines.append(kwargs)

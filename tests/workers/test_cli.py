@@ -11,8 +11,9 @@ from db.migrate import head_revision
 
 def remit(*args, **env):
     environ = {**os.environ, **env}
-    result = subprocess.run([sys.executable, "-m", "workers.cli", *args], capture_output=True, text=True,
-                            env=environ, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "workers.cli", *args], capture_output=True, text=True, env=environ, timeout=60
+    )
     return result.returncode, result.stdout, result.stderr
 
 
@@ -27,7 +28,10 @@ def test_check_reports_database_schema_and_broker(migrated):
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({"DATABASE_URL": "mysql://x@y/z"}, "remit: DATABASE_URL is malformed: scheme 'mysql' is not postgresql://"),
+        (
+            {"DATABASE_URL": "mysql://x@y/z"},
+            "remit: DATABASE_URL is malformed: scheme 'mysql' is not postgresql://",
+        ),
         ({"BROKER_URL": "kafka://k:9092"}, "remit: BROKER_URL is malformed: scheme 'kafka'"),
         ({"STRIPE_API_KEY": ""}, "remit: STRIPE_API_KEY is missing"),
     ],
@@ -40,8 +44,9 @@ def test_bad_settings_stop_with_one_line(env, expected):
 
 
 def test_unreachable_servers_are_named(migrated):
-    code, out, err = remit("check", DATABASE_URL="postgresql://postgres@127.0.0.1:1/remit",
-                           BROKER_URL="redis://127.0.0.1:1/0")
+    code, out, err = remit(
+        "check", DATABASE_URL="postgresql://postgres@127.0.0.1:1/remit", BROKER_URL="redis://127.0.0.1:1/0"
+    )
     assert code == 1
     assert "MISSING database  cannot connect to postgresql://postgres@127.0.0.1:1/remit" in out
     assert "start PostgreSQL or fix DATABASE_URL" in out

@@ -70,5 +70,7 @@ def test_a_failed_job_is_reported_to_sentry(migrated, broker, sentry_server):
     payloads = b"\n".join(_Capture.received).decode(errors="replace")
     assert "invariant broken: sentry must hear this" in payloads
     assert "explode" in payloads
-    events = [json.loads(line) for line in payloads.splitlines() if line.startswith("{") and '"exception"' in line]
+    events = [
+        json.loads(line) for line in payloads.splitlines() if line.startswith("{") and '"exception"' in line
+    ]
     assert events and events[0]["exception"]["values"][-1]["type"] == "RuntimeError"

@@ -21,7 +21,9 @@ def test_valid_environment_loads_with_defaults():
 
 
 def test_amqp_broker_is_rabbitmq():
-    assert load_settings({**VALID, "BROKER_URL": "amqp://guest:guest@127.0.0.1:5672/"}).broker_kind == "rabbitmq"
+    assert (
+        load_settings({**VALID, "BROKER_URL": "amqp://guest:guest@127.0.0.1:5672/"}).broker_kind == "rabbitmq"
+    )
 
 
 def test_settings_are_frozen():

@@ -23,10 +23,23 @@ def test_a_worker_stopped_through_its_process_group_finishes_its_message_and_exi
     client = redis.Redis.from_url(os.environ["BROKER_URL"])
     key = f"stop-test:{uuid.uuid4().hex}"
     worker = subprocess.Popen(
-        [sys.executable, "-m", "dramatiq", "tests.workers.stop_actors", "--processes", "1", "--threads", "1",
-         "--queues", "maintenance"],
-        cwd=ROOT, env=os.environ.copy(), start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "dramatiq",
+            "tests.workers.stop_actors",
+            "--processes",
+            "1",
+            "--threads",
+            "1",
+            "--queues",
+            "maintenance",
+        ],
+        cwd=ROOT,
+        env=os.environ.copy(),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         slow_mark.send(key, 2.0)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 import os
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC
 
 import pytest
 from sqlalchemy import func, select
@@ -41,8 +42,11 @@ def test_signed_event_is_stored_and_enqueued(db, broker):
     assert (result.status, result.reason) == (200, "stored")
     with db() as session:
         row = session.get(StripeEvent, result.event_id)
-        assert (row.type, row.status, row.payload["data"]["object"]["id"]) == ("payment_intent.succeeded",
-                                                                              "received", "pi_1")
+        assert (row.type, row.status, row.payload["data"]["object"]["id"]) == (
+            "payment_intent.succeeded",
+            "received",
+            "pi_1",
+        )
     assert queued(broker) == 1
 
 
@@ -70,15 +74,18 @@ def test_every_active_secret_works_during_a_roll(db, broker, secrets):
     assert stored_count(db) == 1
 
 
-@pytest.mark.parametrize(("header", "reason"), [
-    (None, "missing"),
-    ("", "missing"),
-    ("t=abc,v1=00", "Unable to extract"),
-    ("garbage", "Unable to extract"),
-    ("forged", "No signatures found"),
-    ("stale", "Timestamp outside the tolerance zone"),
-    ("future_other_secret", "No signatures found"),
-])
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        (None, "missing"),
+        ("", "missing"),
+        ("t=abc,v1=00", "Unable to extract"),
+        ("garbage", "Unable to extract"),
+        ("forged", "No signatures found"),
+        ("stale", "Timestamp outside the tolerance zone"),
+        ("future_other_secret", "No signatures found"),
+    ],
+)
 def test_bad_signatures_are_refused_and_store_nothing(db, broker, header, reason):
     body = event_body()
     if header == "forged":
@@ -92,11 +99,19 @@ def test_bad_signatures_are_refused_and_store_nothing(db, broker, header, reason
     assert stored_count(db) == 0 and queued(broker) == 0
 
 
-@pytest.mark.parametrize("body", [
-    b"{not json", b"\xff\xfe", b"[]", b'{"object": "charge", "id": "ch_1"}',
-    json.dumps({"id": "evt_1", "object": "event", "type": "x"}).encode(),
-    json.dumps({"id": "evt_1", "object": "event", "type": "x", "data": {"object": {"s": "\u0000"}}}).encode(),
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b"\xff\xfe",
+        b"[]",
+        b'{"object": "charge", "id": "ch_1"}',
+        json.dumps({"id": "evt_1", "object": "event", "type": "x"}).encode(),
+        json.dumps(
+            {"id": "evt_1", "object": "event", "type": "x", "data": {"object": {"s": "\u0000"}}}
+        ).encode(),
+    ],
+)
 def test_signed_bodies_that_are_not_events_are_refused(db, broker, body):
     result = ingest(body, sign(body))
     assert result.status == 400
@@ -110,8 +125,8 @@ def test_body_over_one_mebibyte_is_refused(db, broker):
 
 
 def test_database_down_answers_503_so_stripe_retries(db, broker, monkeypatch):
-    from db.inbox import Inbox
     import workers.webhook_app as webhook_app
+    from db.inbox import Inbox
 
     dead = Inbox("postgresql+psycopg://nobody@127.0.0.1:1/none")
     monkeypatch.setattr(webhook_app, "get_inbox", lambda: dead)
@@ -123,18 +138,21 @@ def test_database_down_answers_503_so_stripe_retries(db, broker, monkeypatch):
 
 def test_a_delivery_that_waited_on_a_concurrent_insert_of_its_event_still_enqueues_it(db, broker):
     import threading
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from db.queries.inbox import insert_event as store_event
     from db.session import transaction
 
-    event = make_event("payment_intent.succeeded", {"id": "pi_race", "object": "payment_intent"},
-                       event_id="evt_receiver_race")
+    event = make_event(
+        "payment_intent.succeeded",
+        {"id": "pi_race", "object": "payment_intent"},
+        event_id="evt_receiver_race",
+    )
     body = body_of(event)
     results = []
     # The reconciler (or a concurrent first delivery) has inserted the event but not committed yet.
     with transaction() as first:
-        store_event(first, event, datetime.now(timezone.utc))
+        store_event(first, event, datetime.now(UTC))
         first.flush()
         delivery = threading.Thread(target=lambda: results.append(ingest(body, sign(body))))
         delivery.start()
@@ -149,11 +167,19 @@ def _waiting_on_a_lock(db) -> bool:
     from sqlalchemy import text
 
     with db() as session:
-        return bool(session.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                                        " AND query LIKE 'WITH stored AS (INSERT INTO stripe_events%'")))
+        return bool(
+            session.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND query LIKE 'WITH stored AS (INSERT INTO stripe_events%'"
+                )
+            )
+        )
 
 
-def test_a_server_process_opens_its_connections_and_freezes_start_up_objects_before_serving(db, broker, monkeypatch):
+def test_a_server_process_opens_its_connections_and_freezes_start_up_objects_before_serving(
+    db, broker, monkeypatch
+):
     import gc
 
     import workers.webhook_app as webhook_app
@@ -172,7 +198,9 @@ def test_a_server_process_opens_its_connections_and_freezes_start_up_objects_bef
         writer.close()
 
 
-def test_a_server_process_starting_while_the_database_is_down_still_serves_and_answers_503(db, broker, monkeypatch):
+def test_a_server_process_starting_while_the_database_is_down_still_serves_and_answers_503(
+    db, broker, monkeypatch
+):
     import gc
 
     import workers.webhook_app as webhook_app
@@ -188,9 +216,15 @@ def test_a_server_process_starting_while_the_database_is_down_still_serves_and_a
     assert ingest(body, sign(body)).status == 503
 
 
-def post(url: str, body: bytes, headers: dict[str, str] | None = None, method: str = "POST") -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=body if method == "POST" else None, method=method,
-                                     headers={"Content-Type": "application/json", **(headers or {})})
+def post(
+    url: str, body: bytes, headers: dict[str, str] | None = None, method: str = "POST"
+) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        url,
+        data=body if method == "POST" else None,
+        method=method,
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
@@ -229,7 +263,9 @@ def test_wsgi_app_routes_and_answers_with_short_reasons(db, broker):
 def test_a_thousand_events_posted_concurrently_with_duplicates_are_stored_exactly_once_each(db, broker):
     bodies = [event_body() for _ in range(1000)]
     with receiver() as url, ThreadPoolExecutor(max_workers=16) as pool:
-        statuses = list(pool.map(lambda b: post(url, b, {"Stripe-Signature": sign(b)})[0], bodies + bodies[::5]))
+        statuses = list(
+            pool.map(lambda b: post(url, b, {"Stripe-Signature": sign(b)})[0], bodies + bodies[::5])
+        )
     assert statuses == [200] * 1200, Counter(statuses)
     with db() as session:
         assert session.scalar(select(func.count(func.distinct(StripeEvent.id)))) == 1000

@@ -27,9 +27,24 @@ def free_port() -> int:
 @pytest.fixture()
 def server(db, broker):
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "workers.cli", "webhooks", "--host", "127.0.0.1", "--port",
-                                str(port), "--workers", "1"], env=os.environ.copy(), start_new_session=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "workers.cli",
+            "webhooks",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        env=os.environ.copy(),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -45,8 +60,9 @@ def server(db, broker):
     process.wait(timeout=20)
 
 
-def request(port: int, method: str, path: str, body: bytes | None = None,
-            headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+def request(
+    port: int, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, bytes]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         connection.request(method, path, body=body, headers=headers or {})
@@ -59,8 +75,10 @@ def request(port: int, method: str, path: str, body: bytes | None = None,
 def oversized_answer(port: int) -> bytes:
     """The answer to a body over the limit, read before the body is sent (the receiver never reads it)."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(f"POST /stripe/webhooks HTTP/1.1\r\nHost: x\r\nContent-Length: {MAX_BODY_BYTES + 1}\r\n"
-                     f"Stripe-Signature: t=1,v1=00\r\n\r\n".encode())
+        sock.sendall(
+            f"POST /stripe/webhooks HTTP/1.1\r\nHost: x\r\nContent-Length: {MAX_BODY_BYTES + 1}\r\n"
+            f"Stripe-Signature: t=1,v1=00\r\n\r\n".encode()
+        )
         return sock.recv(4096)
 
 
@@ -70,8 +88,9 @@ def stored_ids(db) -> list[str]:
 
 
 def test_a_signed_event_is_stored_and_enqueued_and_bad_requests_store_nothing(db, broker, server):
-    event = make_event("payment_intent.succeeded", {"id": "pi_srv", "object": "payment_intent"},
-                       event_id="evt_server_1")
+    event = make_event(
+        "payment_intent.succeeded", {"id": "pi_srv", "object": "payment_intent"}, event_id="evt_server_1"
+    )
     body = body_of(event)
     assert request(server, "POST", "/stripe/webhooks", body, {"Stripe-Signature": sign(body)})[0] == 200
     assert request(server, "POST", "/stripe/webhooks", body, {"Stripe-Signature": sign(body)})[0] == 200

@@ -8,16 +8,17 @@ Only /healthz is open. Without a token configured every path answers 503: never 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy import text as sql
 from sqlalchemy.orm import Session, sessionmaker
 
-from tasks.domain.states import FailedJobStatus, PaymentStatus
 from db.queries import dashboard as dashboard_rows
+from tasks.domain.states import FailedJobStatus, PaymentStatus
 from workers.dashboard.actions import FLASHES, Outcome, discard_failed_job, retry_failed_job
 from workers.dashboard.auth import Auth, session_cookie
 from workers.dashboard.http import Request, Response, StartResponse, redirect, text
@@ -26,19 +27,31 @@ from workers.dashboard.overview import build_overview, queue_alert
 from workers.dashboard.templates import render
 
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
-NOT_CONFIGURED = ("The ops dashboard is disabled: DASHBOARD_TOKEN is not set. "
-                  "Set it (at least 16 characters) and restart; the dashboard never runs without a token.\n")
+NOT_CONFIGURED = (
+    "The ops dashboard is disabled: DASHBOARD_TOKEN is not set. "
+    "Set it (at least 16 characters) and restart; the dashboard never runs without a token.\n"
+)
 # The age filter's choices on /payments, in seconds.
-AGE_CHOICES = {"": "any age", "300": "over 5 minutes", "3600": "over 1 hour", "86400": "over 1 day",
-               "604800": "over 7 days"}
+AGE_CHOICES = {
+    "": "any age",
+    "300": "over 5 minutes",
+    "3600": "over 1 hour",
+    "86400": "over 1 day",
+    "604800": "over 7 days",
+}
 
 
-def make_app(token: str | None, sessions: sessionmaker[Session], broker, queues: tuple[str, ...],
-             clock: Callable[[], datetime] | None = None) -> WSGIApp:
+def make_app(
+    token: str | None,
+    sessions: sessionmaker[Session],
+    broker,
+    queues: tuple[str, ...],
+    clock: Callable[[], datetime] | None = None,
+) -> WSGIApp:
     """The dashboard for one token, database and broker; a 503-only app when token is None."""
     if not token:
         return _not_configured
-    return Dashboard(Auth(token), sessions, broker, queues, clock or (lambda: datetime.now(timezone.utc)))
+    return Dashboard(Auth(token), sessions, broker, queues, clock or (lambda: datetime.now(UTC)))
 
 
 def _not_configured(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -86,7 +99,9 @@ class Dashboard:
 
     def page(self, status: int, template: str, subject: str | None, **context: Any) -> Response:
         csrf = self.auth.csrf_token(subject) if subject else ""
-        return Response(status, render(template, csrf=csrf, signed_in=subject is not None, **context).encode())
+        return Response(
+            status, render(template, csrf=csrf, signed_in=subject is not None, **context).encode()
+        )
 
     # -- authentication -------------------------------------------------------------------------
 
@@ -106,7 +121,9 @@ class Dashboard:
         if not self.auth.token_matches(request.form.get("token", "")):
             return self.page(401, "login.html", None, title="Sign in", error="That token is not right.")
         response = redirect("/")
-        response.headers.append(("Set-Cookie", session_cookie(self.auth.new_session(), secure=request.secure)))
+        response.headers.append(
+            ("Set-Cookie", session_cookie(self.auth.new_session(), secure=request.secure))
+        )
         return response
 
     def logout(self, request: Request, subject: str) -> Response:
@@ -125,17 +142,33 @@ class Dashboard:
         filters = {k: request.query.get(k, "").strip() for k in ("queue", "actor", "status")}
         with self.sessions() as session:
             page = dashboard_rows.list_failed_jobs(session, page=_page(request), **filters)
-            return self.page(200, "failed_list.html", subject, title="Dead letters", jobs=page, filters=filters,
-                             queues=self.queues, statuses=[s.value for s in FailedJobStatus],
-                             link=_pager(filters))
+            return self.page(
+                200,
+                "failed_list.html",
+                subject,
+                title="Dead letters",
+                jobs=page,
+                filters=filters,
+                queues=self.queues,
+                statuses=[s.value for s in FailedJobStatus],
+                link=_pager(filters),
+            )
 
     def failed_detail(self, request: Request, subject: str, job_id: int) -> Response:
         with self.sessions() as session:
             job = dashboard_rows.find_failed_job(session, job_id)
             if job is None:
-                return self.page(404, "message.html", subject, title="Not found", message="No such failed job.")
-            return self.page(200, "failed_detail.html", subject, title=f"Failed job {job_id}", job=job,
-                             flash=_flash(request))
+                return self.page(
+                    404, "message.html", subject, title="Not found", message="No such failed job."
+                )
+            return self.page(
+                200,
+                "failed_detail.html",
+                subject,
+                title=f"Failed job {job_id}",
+                job=job,
+                flash=_flash(request),
+            )
 
     def failed_retry(self, request: Request, subject: str, job_id: int) -> Response:
         return self._after(job_id, retry_failed_job(self.sessions, self.broker, job_id, self.clock()))
@@ -144,28 +177,48 @@ class Dashboard:
         return self._after(job_id, discard_failed_job(self.sessions, job_id))
 
     def _after(self, job_id: int, outcome: Outcome) -> Response:
-        return redirect("/failed" if outcome == Outcome.NOT_FOUND else f"/failed/{job_id}", done=outcome.value)
+        return redirect(
+            "/failed" if outcome == Outcome.NOT_FOUND else f"/failed/{job_id}", done=outcome.value
+        )
 
     def payment_list(self, request: Request, subject: str) -> Response:
-        filters = {"status": request.query.get("status", "").strip(),
-                   "account": request.query.get("account", "").strip(),
-                   "older_than": request.query.get("older_than", "").strip()}
+        filters = {
+            "status": request.query.get("status", "").strip(),
+            "account": request.query.get("account", "").strip(),
+            "older_than": request.query.get("older_than", "").strip(),
+        }
         older_than = int(filters["older_than"]) if filters["older_than"].isdecimal() else 0
         now = self.clock()
         with self.sessions() as session:
-            page = dashboard_rows.list_payments(session, now, status=filters["status"], account_number=filters["account"],
-                                         older_than_seconds=older_than, page=_page(request))
-            return self.page(200, "payments.html", subject, title="Payments", payments=page, filters=filters,
-                             statuses=[s.value for s in PaymentStatus], ages=AGE_CHOICES, now=now,
-                             link=_pager(filters))
+            page = dashboard_rows.list_payments(
+                session,
+                now,
+                status=filters["status"],
+                account_number=filters["account"],
+                older_than_seconds=older_than,
+                page=_page(request),
+            )
+            return self.page(
+                200,
+                "payments.html",
+                subject,
+                title="Payments",
+                payments=page,
+                filters=filters,
+                statuses=[s.value for s in PaymentStatus],
+                ages=AGE_CHOICES,
+                now=now,
+                link=_pager(filters),
+            )
 
     def payment_detail(self, request: Request, subject: str, payment_id: int) -> Response:
         with self.sessions() as session:
             detail = dashboard_rows.find_payment_detail(session, payment_id)
             if detail is None:
                 return self.page(404, "message.html", subject, title="Not found", message="No such payment.")
-            return self.page(200, "payment_detail.html", subject, title=f"Payment {payment_id}", d=detail,
-                             now=self.clock())
+            return self.page(
+                200, "payment_detail.html", subject, title=f"Payment {payment_id}", d=detail, now=self.clock()
+            )
 
     def metrics(self, request: Request, subject: str) -> Response:
         with self.sessions() as session:

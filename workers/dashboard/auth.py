@@ -45,7 +45,9 @@ class Auth:
 
     def _session_valid(self, cookie: str) -> bool:
         issued, _, signature = cookie.partition(".")
-        if not (issued.isascii() and issued.isdigit()) or not hmac.compare_digest(self._sign("session|" + issued), signature):
+        if not (issued.isascii() and issued.isdigit()) or not hmac.compare_digest(
+            self._sign("session|" + issued), signature
+        ):
             return False
         return 0 <= self._clock() - int(issued) < SESSION_SECONDS
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.cookies import CookieError, SimpleCookie
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 # Dashboard forms carry a few short fields; anything bigger is not ours.
@@ -72,12 +73,17 @@ class Response:
 
     def __call__(self, start_response: StartResponse) -> Iterable[bytes]:
         phrase = HTTPStatus(self.status).phrase
-        headers = [("Content-Type", self.content_type), ("Content-Length", str(len(self.body))),
-                   ("Cache-Control", "no-store"), ("X-Frame-Options", "DENY"),
-                   ("X-Content-Type-Options", "nosniff"), ("Referrer-Policy", "same-origin"),
-                   # No script anywhere: the pages are plain forms, so none is allowed to run.
-                   ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"),
-                   *self.headers]
+        headers = [
+            ("Content-Type", self.content_type),
+            ("Content-Length", str(len(self.body))),
+            ("Cache-Control", "no-store"),
+            ("X-Frame-Options", "DENY"),
+            ("X-Content-Type-Options", "nosniff"),
+            ("Referrer-Policy", "same-origin"),
+            # No script anywhere: the pages are plain forms, so none is allowed to run.
+            ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"),
+            *self.headers,
+        ]
         start_response(f"{self.status} {phrase}", headers)
         return [self.body]
 

@@ -8,23 +8,61 @@ from workers.dashboard.overview import IN_FLIGHT, Overview
 def render_metrics(overview: Overview) -> str:
     """The overview as Prometheus text format 0.0.4; a missing age is exported as 0 so alerts never go absent."""
     lines: list[str] = []
-    _family(lines, "remit_queue_messages", "gauge", "Messages in the broker per queue and state.", [
-        ({"queue": s.queue, "state": state}, value) for s in overview.queues for state, value in s.states.items()])
-    _family(lines, "remit_queue_oldest_age_seconds", "gauge", "Age of the oldest waiting message per queue.", [
-        ({"queue": s.queue}, s.oldest_age_seconds or 0) for s in overview.queues])
-    _family(lines, "remit_queue_up", "gauge", "1 when the broker's queues could be read.", [
-        ({}, 0 if overview.queues_error else 1)])
-    _family(lines, "remit_failed_jobs", "gauge", "Rows in failed_jobs per status.", [
-        ({"status": status}, count) for status, count in overview.failed_by_status.items()])
-    _family(lines, "remit_payments", "gauge", "Payments per status.", [
-        ({"status": row.label}, row.count) for row in overview.payments])
+    _family(
+        lines,
+        "remit_queue_messages",
+        "gauge",
+        "Messages in the broker per queue and state.",
+        [
+            ({"queue": s.queue, "state": state}, value)
+            for s in overview.queues
+            for state, value in s.states.items()
+        ],
+    )
+    _family(
+        lines,
+        "remit_queue_oldest_age_seconds",
+        "gauge",
+        "Age of the oldest waiting message per queue.",
+        [({"queue": s.queue}, s.oldest_age_seconds or 0) for s in overview.queues],
+    )
+    _family(
+        lines,
+        "remit_queue_up",
+        "gauge",
+        "1 when the broker's queues could be read.",
+        [({}, 0 if overview.queues_error else 1)],
+    )
+    _family(
+        lines,
+        "remit_failed_jobs",
+        "gauge",
+        "Rows in failed_jobs per status.",
+        [({"status": status}, count) for status, count in overview.failed_by_status.items()],
+    )
+    _family(
+        lines,
+        "remit_payments",
+        "gauge",
+        "Payments per status.",
+        [({"status": row.label}, row.count) for row in overview.payments],
+    )
     in_flight = {status.value for status in IN_FLIGHT}
-    _family(lines, "remit_oldest_in_status_seconds", "gauge",
-            "Seconds since the oldest payment in each in-flight status last changed; "
-            "for scheduled, how long the oldest past-due scheduled payment is overdue.", [
-                *(({"status": row.label}, row.oldest_seconds or 0) for row in overview.payments
-                  if row.label in in_flight),
-                ({"status": "scheduled"}, overview.scheduled_past_due.oldest_seconds or 0)])
+    _family(
+        lines,
+        "remit_oldest_in_status_seconds",
+        "gauge",
+        "Seconds since the oldest payment in each in-flight status last changed; "
+        "for scheduled, how long the oldest past-due scheduled payment is overdue.",
+        [
+            *(
+                ({"status": row.label}, row.oldest_seconds or 0)
+                for row in overview.payments
+                if row.label in in_flight
+            ),
+            ({"status": "scheduled"}, overview.scheduled_past_due.oldest_seconds or 0),
+        ],
+    )
     return "\n".join(lines) + "\n"
 
 

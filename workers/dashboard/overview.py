@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 from db.queries import dashboard as dashboard_rows
 from tasks.domain.states import EmailStatus, EventStatus, FailedJobStatus, PaymentStatus
 from tasks.flows.emails import EMAIL_GRACE
-from tasks.flows.reconcile import RECEIVED_GRACE_SECONDS, STUCK_AFTER_SECONDS
 from tasks.flows.payments import PENDING_GRACE
+from tasks.flows.reconcile import RECEIVED_GRACE_SECONDS, STUCK_AFTER_SECONDS
 from workers.dashboard.queues import QueueStats, QueuesUnavailable, read_queue_stats
 
 P = PaymentStatus
@@ -56,10 +56,17 @@ def build_overview(session: Session, broker, queues: tuple[str, ...], now: datet
     except QueuesUnavailable as exc:
         stats, error = [], str(exc)
     dead_by_queue, by_status = _failed_jobs(session)
-    overview = Overview(queues=stats, queues_error=error, failed_dead_by_queue=dead_by_queue,
-                        failed_by_status=by_status, payments=_payments(session, now),
-                        scheduled_past_due=_scheduled_past_due(session, now), events=_events(session, now),
-                        emails=_emails(session, now), stale_balances=_stale_balances(session, now))
+    overview = Overview(
+        queues=stats,
+        queues_error=error,
+        failed_dead_by_queue=dead_by_queue,
+        failed_by_status=by_status,
+        payments=_payments(session, now),
+        scheduled_past_due=_scheduled_past_due(session, now),
+        events=_events(session, now),
+        emails=_emails(session, now),
+        stale_balances=_stale_balances(session, now),
+    )
     overview.alerts = _count_alerts(overview)
     return overview
 
@@ -101,7 +108,9 @@ def _payments(session: Session, now: datetime) -> list[Row]:
 
 def _scheduled_past_due(session: Session, now: datetime) -> Row:
     count, oldest = dashboard_rows.count_scheduled_before(session, now.date())
-    age = (now - datetime.combine(oldest, datetime.min.time(), now.tzinfo)).total_seconds() if oldest else None
+    age = (
+        (now - datetime.combine(oldest, datetime.min.time(), now.tzinfo)).total_seconds() if oldest else None
+    )
     return Row("scheduled, past due", count, age, count > 0, "the clock dispatches due rows every minute")
 
 
@@ -112,8 +121,15 @@ def _events(session: Session, now: datetime) -> list[Row]:
     for status in EventStatus:
         count, overdue, oldest = rows.get(status.value, (0, 0, None))
         if status == EventStatus.RECEIVED:
-            result.append(Row(status.value, count, _age(now, oldest) if count else None, overdue > 0,
-                              f"{overdue} older than {RECEIVED_GRACE_SECONDS // 60} minutes" if overdue else ""))
+            result.append(
+                Row(
+                    status.value,
+                    count,
+                    _age(now, oldest) if count else None,
+                    overdue > 0,
+                    f"{overdue} older than {RECEIVED_GRACE_SECONDS // 60} minutes" if overdue else "",
+                )
+            )
         else:
             result.append(Row(status.value, count, alert=status == EventStatus.FAILED and count > 0))
     return result
@@ -125,8 +141,10 @@ def _emails(session: Session, now: datetime) -> list[Row]:
     queued, oldest = rows.get(EmailStatus.QUEUED.value, (0, None))
     queued_age = _age(now, oldest) if queued else None
     failed = rows.get(EmailStatus.FAILED.value, (0, None))[0]
-    return [Row("queued", queued, queued_age, bool(queued_age and queued_age > EMAIL_GRACE.total_seconds())),
-            Row("failed", failed, alert=failed > 0)]
+    return [
+        Row("queued", queued, queued_age, bool(queued_age and queued_age > EMAIL_GRACE.total_seconds())),
+        Row("failed", failed, alert=failed > 0),
+    ]
 
 
 def _stale_balances(session: Session, now: datetime) -> Row:

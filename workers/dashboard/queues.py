@@ -27,8 +27,12 @@ class QueueStats:
 
     @property
     def states(self) -> dict[str, int]:
-        return {"waiting": self.waiting, "in_flight": self.in_flight, "delayed": self.delayed,
-                "dead_letter": self.dead_letters}
+        return {
+            "waiting": self.waiting,
+            "in_flight": self.in_flight,
+            "delayed": self.delayed,
+            "dead_letter": self.dead_letters,
+        }
 
 
 class QueuesUnavailable(Exception):
@@ -45,9 +49,17 @@ def read_queue_stats(broker, queues: tuple[str, ...], now_ms: int) -> list[Queue
         heads = _head_messages(client, namespace, queues, counts)
     except Exception as exc:  # redis-py raises RedisError and OSError subclasses alike
         raise QueuesUnavailable(f"Redis did not answer: {exc}") from exc
-    return [QueueStats(queue=q, waiting=waiting, in_flight=max(unacked - waiting, 0), delayed=delayed,
-                       dead_letters=dead, oldest_age_seconds=_oldest_age(heads[q], now_ms))
-            for q, (waiting, unacked, delayed, dead) in zip(queues, counts)]
+    return [
+        QueueStats(
+            queue=q,
+            waiting=waiting,
+            in_flight=max(unacked - waiting, 0),
+            delayed=delayed,
+            dead_letters=dead,
+            oldest_age_seconds=_oldest_age(heads[q], now_ms),
+        )
+        for q, (waiting, unacked, delayed, dead) in zip(queues, counts)
+    ]
 
 
 def _counts(client, namespace: str, queues: tuple[str, ...]) -> list[tuple[int, int, int, int]]:
@@ -56,7 +68,7 @@ def _counts(client, namespace: str, queues: tuple[str, ...]) -> list[tuple[int, 
         key = f"{namespace}:{queue}"
         pipe.llen(key).hlen(f"{key}.msgs").hlen(f"{key}.DQ.msgs").zcard(f"{key}.XQ")
     flat = pipe.execute()
-    return [tuple(flat[i:i + 4]) for i in range(0, len(flat), 4)]
+    return [tuple(flat[i : i + 4]) for i in range(0, len(flat), 4)]
 
 
 def _head_messages(client, namespace: str, queues, counts) -> dict[str, list[bytes | None]]:

@@ -15,7 +15,11 @@ TODAY = date(2026, 11, 22)
         ([InvoiceFacts(10_000, 0, date(2026, 11, 21))], 10_000, 10_000),
         # due today is not overdue yet
         ([InvoiceFacts(10_000, 0, TODAY)], 10_000, 0),
-        ([InvoiceFacts(10_000, 4_000, date(2026, 11, 1)), InvoiceFacts(5_000, 5_000, date(2026, 11, 1))], 6_000, 6_000),
+        (
+            [InvoiceFacts(10_000, 4_000, date(2026, 11, 1)), InvoiceFacts(5_000, 5_000, date(2026, 11, 1))],
+            6_000,
+            6_000,
+        ),
         # an invoice settled with a discount owes nothing, never a negative amount
         ([InvoiceFacts(10_000, 10_000, date(2026, 11, 1))], 0, 0),
     ],

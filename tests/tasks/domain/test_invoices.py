@@ -27,15 +27,20 @@ PAST, FUTURE = date(2026, 11, 1), date(2026, 12, 1)
     ],
 )
 def test_invoice_status_is_derived(voided, settled, held_by, due, status, overdue, owed):
-    state = invoice_state(voided=voided, total_minor=10_000, settled_minor=settled, held_by=held_by, due_on=due,
-                          today=TODAY)
+    state = invoice_state(
+        voided=voided, total_minor=10_000, settled_minor=settled, held_by=held_by, due_on=due, today=TODAY
+    )
     assert (state.status, state.overdue, state.owed_minor) == (status, overdue, owed)
 
 
 @pytest.mark.parametrize(
     ("holds", "expected"),
-    [([None, None], None), ([None, "scheduled"], "scheduled"), (["scheduled", "processing"], "processing"),
-     (["pending"], "pending")],
+    [
+        ([None, None], None),
+        ([None, "scheduled"], "scheduled"),
+        (["scheduled", "processing"], "processing"),
+        (["pending"], "pending"),
+    ],
 )
 def test_a_parent_shows_the_strongest_hold_of_its_children(holds, expected):
     assert combine_holds(holds) == expected

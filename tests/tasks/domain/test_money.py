@@ -5,23 +5,26 @@ import pytest
 from tasks.domain.money import UnknownCurrency, decimals, format_money
 
 
-@pytest.mark.parametrize("amount, currency, shown", [
-    (123456, "usd", "$1,234.56"),
-    (5, "usd", "$0.05"),
-    (0, "usd", "$0.00"),
-    (-123456, "usd", "-$1,234.56"),
-    (100000000, "usd", "$1,000,000.00"),
-    (1235, "jpy", "¥1,235"),
-    (1235, "JPY", "¥1,235"),
-    (500000, "krw", "₩500,000"),
-    (99, "eur", "€0.99"),
-    (120050, "gbp", "£1,200.50"),
-    (1000, "cad", "CA$10.00"),
-    (1000, "chf", "CHF 10.00"),
-    (1234, "kwd", "KWD 1.234"),
-    (7, "bhd", "BHD 0.007"),
-    (250000, "clp", "CLP 250,000"),
-])
+@pytest.mark.parametrize(
+    "amount, currency, shown",
+    [
+        (123456, "usd", "$1,234.56"),
+        (5, "usd", "$0.05"),
+        (0, "usd", "$0.00"),
+        (-123456, "usd", "-$1,234.56"),
+        (100000000, "usd", "$1,000,000.00"),
+        (1235, "jpy", "¥1,235"),
+        (1235, "JPY", "¥1,235"),
+        (500000, "krw", "₩500,000"),
+        (99, "eur", "€0.99"),
+        (120050, "gbp", "£1,200.50"),
+        (1000, "cad", "CA$10.00"),
+        (1000, "chf", "CHF 10.00"),
+        (1234, "kwd", "KWD 1.234"),
+        (7, "bhd", "BHD 0.007"),
+        (250000, "clp", "CLP 250,000"),
+    ],
+)
 def test_amounts_are_shown_in_the_currency_style(amount, currency, shown):
     assert format_money(amount, currency) == shown
 

@@ -54,18 +54,40 @@ def test_a_selection_is_paid_through_its_leaves(ids, rows, leaf_ids):
         # the first missing id is named, before any voided one
         ([1, 5, 6], [inv(1, voided=True)], "invoice_not_found", "Invoice 5 was not found on this account."),
         # an asked invoice that was voided
-        ([1, 2], [inv(1), inv(2, voided=True)], "invoice_void", "Invoice INV-2 was voided and cannot be paid."),
+        (
+            [1, 2],
+            [inv(1), inv(2, voided=True)],
+            "invoice_void",
+            "Invoice INV-2 was voided and cannot be paid.",
+        ),
         # a voided parent is refused even though it has open children
-        ([1], [inv(1, voided=True), inv(2, parent=1)], "invoice_void", "Invoice INV-1 was voided and cannot be paid."),
+        (
+            [1],
+            [inv(1, voided=True), inv(2, parent=1)],
+            "invoice_void",
+            "Invoice INV-1 was voided and cannot be paid.",
+        ),
         # a parent whose children exceed the most invoices in one payment
-        ([1], [inv(1), *(inv(i, parent=1) for i in (2, 3, 4, 5))], "too_many_invoices",
-         "At most 3 invoices can be paid at once; this selection covers 4."),
+        (
+            [1],
+            [inv(1), *(inv(i, parent=1) for i in (2, 3, 4, 5))],
+            "too_many_invoices",
+            "At most 3 invoices can be paid at once; this selection covers 4.",
+        ),
         # invoices in two currencies
-        ([1, 2], [inv(1), inv(2, currency="eur")], "mixed_currencies",
-         "The selected invoices are in different currencies: ['eur', 'usd']."),
+        (
+            [1, 2],
+            [inv(1), inv(2, currency="eur")],
+            "mixed_currencies",
+            "The selected invoices are in different currencies: ['eur', 'usd'].",
+        ),
         # a parent's children in two currencies
-        ([1], [inv(1), inv(2, parent=1, currency="cad"), inv(3, parent=1)], "mixed_currencies",
-         "The selected invoices are in different currencies: ['cad', 'usd']."),
+        (
+            [1],
+            [inv(1), inv(2, parent=1, currency="cad"), inv(3, parent=1)],
+            "mixed_currencies",
+            "The selected invoices are in different currencies: ['cad', 'usd'].",
+        ),
     ],
 )
 def test_a_selection_that_cannot_be_paid_is_refused(ids, rows, code, message):
@@ -106,9 +128,21 @@ def test_what_is_still_open_on_the_leaves(leaf_ids, asked, standing, expected):
         # a payment being made holds the invoice
         ([1], [1], {1: (0, PENDING)}, "invoice_unavailable", "Invoice INV-1 already has a pending payment."),
         # an ACH payment still processing shows as pending too
-        ([1], [1], {1: (0, PROCESSING)}, "invoice_unavailable", "Invoice INV-1 already has a pending payment."),
+        (
+            [1],
+            [1],
+            {1: (0, PROCESSING)},
+            "invoice_unavailable",
+            "Invoice INV-1 already has a pending payment.",
+        ),
         # a hold is refused even on a child paid otherwise
-        ([2, 3], [1], {3: (1_000, S)}, "invoice_unavailable", "Invoice INV-3 already has a scheduled payment."),
+        (
+            [2, 3],
+            [1],
+            {3: (1_000, S)},
+            "invoice_unavailable",
+            "Invoice INV-3 already has a scheduled payment.",
+        ),
         # an asked invoice paid in full
         ([1, 2], [1, 2], {2: (1_000, None)}, "invoice_paid", "Invoice INV-2 is already paid."),
         # every child of the asked parent paid: the parent is named

@@ -11,8 +11,15 @@ from tasks.flows import messages
 from tests.helpers import queued_messages
 
 ROOT = Path(__file__).resolve().parents[3]
-ACTOR_MODULES = {"tasks.payments", "tasks.webhooks", "tasks.ach", "tasks.emails", "tasks.balances",
-                 "tasks.maintenance", "workers.actors"}
+ACTOR_MODULES = {
+    "tasks.payments",
+    "tasks.webhooks",
+    "tasks.ach",
+    "tasks.emails",
+    "tasks.balances",
+    "tasks.maintenance",
+    "workers.actors",
+}
 
 
 def test_the_actor_table_is_every_registered_actor_with_its_queue(broker):
@@ -20,7 +27,9 @@ def test_the_actor_table_is_every_registered_actor_with_its_queue(broker):
 
     actors = [broker.get_actor(name) for name in broker.get_declared_actors()]
     # Other tests declare actors of their own on the same broker: only Remit's queue modules count.
-    registered = {actor.actor_name: actor.queue_name for actor in actors if actor.fn.__module__.startswith("tasks.")}
+    registered = {
+        actor.actor_name: actor.queue_name for actor in actors if actor.fn.__module__.startswith("tasks.")
+    }
     assert messages.ACTOR_QUEUES == registered
 
 
@@ -30,7 +39,12 @@ def test_a_message_built_by_name_is_the_one_the_actor_builds(broker, actor_name)
 
     built, expected = messages.message(actor_name, 7), broker.get_actor(actor_name).message(7)
     assert (built.queue_name, built.actor_name, list(built.args), built.kwargs, built.options) == (
-        expected.queue_name, expected.actor_name, list(expected.args), expected.kwargs, expected.options)
+        expected.queue_name,
+        expected.actor_name,
+        list(expected.args),
+        expected.kwargs,
+        expected.options,
+    )
 
 
 def test_an_unknown_actor_name_is_refused_before_anything_is_sent(broker):

@@ -18,9 +18,17 @@ from tests.tasks.handlers.support import event_statuses, make_event, now, store_
 def succeeded(db, n: int) -> tuple[int, str]:
     """A card payment in flight and the event saying it succeeded, stored and waiting."""
     ids = world(db, intent_id=f"pi_batch_{n}")
-    event = make_event("payment_intent.succeeded", {
-        "id": f"pi_batch_{n}", "object": "payment_intent", "status": "succeeded", "latest_charge": f"ch_batch_{n}",
-        "metadata": {"payment_id": str(ids["payment"])}}, event_id=f"evt_batch_{n:03d}")
+    event = make_event(
+        "payment_intent.succeeded",
+        {
+            "id": f"pi_batch_{n}",
+            "object": "payment_intent",
+            "status": "succeeded",
+            "latest_charge": f"ch_batch_{n}",
+            "metadata": {"payment_id": str(ids["payment"])},
+        },
+        event_id=f"evt_batch_{n:03d}",
+    )
     return ids["payment"], store_event(db, event)
 
 
@@ -71,6 +79,7 @@ def test_a_message_whose_event_another_batch_holds_applies_other_waiting_events_
         worker.start()
         # The other event is applied while the named one is still held...
         from tests.helpers import wait_until
+
         wait_until(lambda: statuses(db, StripeEvent, [other]) == ["processed"], timeout_s=10)
         assert worker.is_alive()
         holder.rollback()  # ...and once its holder gives it up unapplied, this message applies it.
@@ -136,8 +145,14 @@ def test_a_failing_event_rolls_its_batch_back_and_the_named_event_is_applied_alo
 
 
 def intent_event(n: str, event_type: str, intent_id: str, payment_id: int, **fields) -> dict:
-    intent = {"id": intent_id, "object": "payment_intent", "status": event_type.rsplit(".", 1)[1],
-              "latest_charge": f"ch_{intent_id}", "metadata": {"payment_id": str(payment_id)}, **fields}
+    intent = {
+        "id": intent_id,
+        "object": "payment_intent",
+        "status": event_type.rsplit(".", 1)[1],
+        "latest_charge": f"ch_{intent_id}",
+        "metadata": {"payment_id": str(payment_id)},
+        **fields,
+    }
     return make_event(event_type, intent, event_id=f"evt_{n}")
 
 
@@ -154,19 +169,32 @@ def scenario(db, tag: str) -> tuple[list[int], list[dict]]:
     events = [
         intent_event(f"{tag}_1", "payment_intent.processing", f"pi_{tag}_ach", ach),
         intent_event(f"{tag}_2", "payment_intent.succeeded", f"pi_{tag}_ach", ach),
-        intent_event(f"{tag}_3", "payment_intent.processing", f"pi_{tag}_ach", ach),  # late: recorded, ignored
+        intent_event(
+            f"{tag}_3", "payment_intent.processing", f"pi_{tag}_ach", ach
+        ),  # late: recorded, ignored
         intent_event(f"{tag}_4", "payment_intent.succeeded", f"pi_{tag}_card", card),
-        intent_event(f"{tag}_5", "payment_intent.succeeded", f"pi_{tag}_card", card),  # a second event, same news
-        intent_event(f"{tag}_6", "payment_intent.payment_failed", f"pi_{tag}_declined", declined,
-                     last_payment_error=error),
+        intent_event(
+            f"{tag}_5", "payment_intent.succeeded", f"pi_{tag}_card", card
+        ),  # a second event, same news
+        intent_event(
+            f"{tag}_6",
+            "payment_intent.payment_failed",
+            f"pi_{tag}_declined",
+            declined,
+            last_payment_error=error,
+        ),
         intent_event(f"{tag}_7", "payment_intent.succeeded", f"pi_{tag}_new", unknown_intent),
         intent_event(f"{tag}_8", "payment_intent.requires_action", f"pi_{tag}_auth", auth),
-        intent_event(f"{tag}_9", "payment_intent.succeeded", f"pi_{tag}_other", auth),  # another intent: ignored
+        intent_event(
+            f"{tag}_9", "payment_intent.succeeded", f"pi_{tag}_other", auth
+        ),  # another intent: ignored
         intent_event(f"{tag}_10", "payment_intent.succeeded", f"pi_{tag}_stranger", 999_999),  # not ours
         intent_event(f"{tag}_11", "payment_intent.succeeded", f"pi_{tag}_refund", refunded),
         charge_refunded(f"{tag}_12", f"pi_{tag}_refund", refunded, 3_000),
         charge_refunded(f"{tag}_13", f"pi_{tag}_refund", refunded, 7_000),
-        charge_refunded(f"{tag}_14", f"pi_{tag}_refund", refunded, 3_000),  # late: a smaller total changes nothing
+        charge_refunded(
+            f"{tag}_14", f"pi_{tag}_refund", refunded, 3_000
+        ),  # late: a smaller total changes nothing
         charge_refunded(f"{tag}_15", f"pi_{tag}_refund", refunded, 10_000),
         charge_refunded(f"{tag}_16", f"pi_{tag}_early", early_refund, 4_000),
         charge_refunded(f"{tag}_17", "pi_nobody", 888_888, 4_000),  # not ours
@@ -177,8 +205,15 @@ def scenario(db, tag: str) -> tuple[list[int], list[dict]]:
 
 
 def charge_refunded(n: str, intent_id: str, payment_id: int, amount_refunded: int) -> dict:
-    charge = {"id": f"ch_{intent_id}", "object": "charge", "amount": 10_000, "amount_refunded": amount_refunded,
-              "currency": "usd", "payment_intent": intent_id, "metadata": {"payment_id": str(payment_id)}}
+    charge = {
+        "id": f"ch_{intent_id}",
+        "object": "charge",
+        "amount": 10_000,
+        "amount_refunded": amount_refunded,
+        "currency": "usd",
+        "payment_intent": intent_id,
+        "metadata": {"payment_id": str(payment_id)},
+    }
     return make_event("charge.refunded", charge, event_id=f"evt_{n}")
 
 
@@ -192,8 +227,13 @@ def outcome(db, payments: list[int], events: list[dict]) -> dict:
         rows = {e.id: (e.status, e.error) for e in session.scalars(select(StripeEvent))}
         emails = sorted((e.kind, e.payment_id, e.context["status"]) for e in session.scalars(select(Email)))
         stale = sorted(a.balance_stale_since is not None for a in session.scalars(select(Account)))
-    return {"payments": [snapshot(db, p) for p in payments], "timelines": [timeline(db, p) for p in payments],
-            "events": [rows[e["id"]] for e in events], "emails": emails, "stale": stale}
+    return {
+        "payments": [snapshot(db, p) for p in payments],
+        "timelines": [timeline(db, p) for p in payments],
+        "events": [rows[e["id"]] for e in events],
+        "emails": emails,
+        "stale": stale,
+    }
 
 
 def test_a_batch_ends_exactly_as_the_same_events_applied_one_by_one(db):
@@ -208,8 +248,15 @@ def test_a_batch_ends_exactly_as_the_same_events_applied_one_by_one(db):
     batched = outcome(db, payments, events)
 
     assert batched == one_by_one
-    assert [s["status"] for s in batched["payments"]] == ["succeeded", "succeeded", "failed", "succeeded",
-                                                          "requires_action", "refunded", "partially_refunded"]
+    assert [s["status"] for s in batched["payments"]] == [
+        "succeeded",
+        "succeeded",
+        "failed",
+        "succeeded",
+        "requires_action",
+        "refunded",
+        "partially_refunded",
+    ]
     assert batched["events"][9] == ("ignored", "no payment for PaymentIntent pi_one_stranger")
     assert batched["events"][16] == ("ignored", "no payment for charge ch_pi_nobody")
     # Refunded in full: every allocation reversed; the early one gave back the latest-due invoice (4,000).

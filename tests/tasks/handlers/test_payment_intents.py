@@ -11,8 +11,16 @@ from tests.tasks.handlers.support import make_event, snapshot, store_event, time
 
 
 def intent(intent_id: str, status: str, payment_id: int, **extra) -> dict:
-    return {"id": intent_id, "object": "payment_intent", "status": status, "amount": 10_000, "currency": "usd",
-            "latest_charge": f"ch_{intent_id}", "metadata": {"payment_id": str(payment_id)}, **extra}
+    return {
+        "id": intent_id,
+        "object": "payment_intent",
+        "status": status,
+        "amount": 10_000,
+        "currency": "usd",
+        "latest_charge": f"ch_{intent_id}",
+        "metadata": {"payment_id": str(payment_id)},
+        **extra,
+    }
 
 
 def process(db, event: dict) -> StripeEvent:
@@ -38,7 +46,10 @@ def test_unknown_intent_is_found_by_metadata_and_gets_its_ids(db):
     with db() as session:
         payment = session.get(Payment, ids["payment"])
         assert (payment.status, payment.stripe_payment_intent_id, payment.stripe_charge_id) == (
-            "succeeded", "pi_meta", "ch_pi_meta")
+            "succeeded",
+            "pi_meta",
+            "ch_pi_meta",
+        )
 
 
 def test_intent_that_is_not_ours_is_ignored(db):
@@ -55,16 +66,31 @@ def test_intent_for_a_payment_with_another_intent_is_ignored_and_recorded(db):
     assert timeline(db, ids["payment"]) == [("submitting", "submitting", True)]
 
 
-@pytest.mark.parametrize(("error", "status", "code"), [
-    ({"code": "card_declined", "decline_code": "insufficient_funds", "message": "Insufficient funds."},
-     "failed", "insufficient_funds"),
-    ({"code": "authentication_required", "decline_code": "authentication_required", "message": "Auth."},
-     "requires_action", "authentication_required"),
-])
+@pytest.mark.parametrize(
+    ("error", "status", "code"),
+    [
+        (
+            {"code": "card_declined", "decline_code": "insufficient_funds", "message": "Insufficient funds."},
+            "failed",
+            "insufficient_funds",
+        ),
+        (
+            {
+                "code": "authentication_required",
+                "decline_code": "authentication_required",
+                "message": "Auth.",
+            },
+            "requires_action",
+            "authentication_required",
+        ),
+    ],
+)
 def test_payment_failed_records_the_failure(db, error, status, code):
     ids = world(db, intent_id="pi_fail")
-    event = make_event("payment_intent.payment_failed",
-                       intent("pi_fail", "requires_payment_method", ids["payment"], last_payment_error=error))
+    event = make_event(
+        "payment_intent.payment_failed",
+        intent("pi_fail", "requires_payment_method", ids["payment"], last_payment_error=error),
+    )
     process(db, event)
     state = snapshot(db, ids["payment"])
     assert (state["status"], state["failure_code"]) == (status, code)
@@ -81,15 +107,18 @@ def test_ach_processing_then_succeeded_sends_initiated_then_settled(db):
     process(db, make_event("payment_intent.succeeded", intent("pi_ach", "succeeded", ids["payment"])))
     state = snapshot(db, ids["payment"])
     assert state["status"] == "succeeded"
-    assert state["emails"] == sorted([f"ach_initiated:payment:{ids['payment']}",
-                                      f"ach_settled:payment:{ids['payment']}"])
+    assert state["emails"] == sorted(
+        [f"ach_initiated:payment:{ids['payment']}", f"ach_settled:payment:{ids['payment']}"]
+    )
 
 
 def test_late_processing_after_succeeded_is_recorded_and_changes_nothing(db):
     ids = world(db, kind="us_bank_account", intent_id="pi_late")
     process(db, make_event("payment_intent.succeeded", intent("pi_late", "succeeded", ids["payment"])))
     before = snapshot(db, ids["payment"])
-    row = process(db, make_event("payment_intent.processing", intent("pi_late", "processing", ids["payment"])))
+    row = process(
+        db, make_event("payment_intent.processing", intent("pi_late", "processing", ids["payment"]))
+    )
     assert row.status == "processed"
     assert snapshot(db, ids["payment"]) == before
     assert timeline(db, ids["payment"])[-1] == ("succeeded", "succeeded", True)

@@ -15,14 +15,30 @@ SETTLED_FIELDS = ("status", "refunded_minor", "needs_review", "emails", "refunds
 
 
 def charge(intent_id: str, payment_id: int, refunded: int = 0, amount: int = 10_000) -> dict:
-    return {"id": f"ch_{intent_id}", "object": "charge", "amount": amount, "amount_refunded": refunded,
-            "currency": "usd", "payment_intent": intent_id, "metadata": {"payment_id": str(payment_id)},
-            "status": "succeeded", "refunded": refunded == amount}
+    return {
+        "id": f"ch_{intent_id}",
+        "object": "charge",
+        "amount": amount,
+        "amount_refunded": refunded,
+        "currency": "usd",
+        "payment_intent": intent_id,
+        "metadata": {"payment_id": str(payment_id)},
+        "status": "succeeded",
+        "refunded": refunded == amount,
+    }
 
 
 def dispute(dispute_id: str, intent_id: str, status: str, reason: str = "fraudulent") -> dict:
-    return {"id": dispute_id, "object": "dispute", "amount": 10_000, "currency": "usd", "charge": f"ch_{intent_id}",
-            "payment_intent": intent_id, "reason": reason, "status": status}
+    return {
+        "id": dispute_id,
+        "object": "dispute",
+        "amount": 10_000,
+        "currency": "usd",
+        "charge": f"ch_{intent_id}",
+        "payment_intent": intent_id,
+        "reason": reason,
+        "status": status,
+    }
 
 
 def run(db, event: dict) -> str:
@@ -62,14 +78,20 @@ def test_partial_refunds_reverse_latest_due_first_and_reduce_the_next(db):
     state = snapshot(db, ids["payment"])
     assert (state["status"], state["refunded_minor"]) == ("refunded", 10_000)
     assert [a[1] for a in state["allocations"]] == ["reversed", "reversed"]
-    assert state["emails"] == sorted([f"refund_issued:payment:{ids['payment']}",
-                                      f"refund_issued:payment:{ids['payment']}:refunded:10000"])
+    assert state["emails"] == sorted(
+        [f"refund_issued:payment:{ids['payment']}", f"refund_issued:payment:{ids['payment']}:refunded:10000"]
+    )
 
 
 def refund_email_contexts(db, payment_id: int) -> list[dict]:
     with db() as session:
-        return list(session.scalars(select(Email.context).where(Email.payment_id == payment_id,
-                                                                Email.kind == "refund_issued").order_by(Email.id)))
+        return list(
+            session.scalars(
+                select(Email.context)
+                .where(Email.payment_id == payment_id, Email.kind == "refund_issued")
+                .order_by(Email.id)
+            )
+        )
 
 
 def test_refund_emails_list_what_each_invoice_was_paid_and_what_was_refunded_adding_up_to_the_total(db):
@@ -77,10 +99,14 @@ def test_refund_emails_list_what_each_invoice_was_paid_and_what_was_refunded_add
     run(db, make_event("charge.refunded", charge("pi_r", ids["payment"], 5_000)))
     run(db, make_event("charge.refunded", charge("pi_r", ids["payment"], 10_000)))
     partial, full = refund_email_contexts(db, ids["payment"])
-    assert [(line["amount_minor"], line["reversed_minor"]) for line in partial["invoices"]] == [(6_000, 1_000),
-                                                                                               (4_000, 4_000)]
-    assert [(line["amount_minor"], line["reversed_minor"]) for line in full["invoices"]] == [(6_000, 6_000),
-                                                                                            (4_000, 4_000)]
+    assert [(line["amount_minor"], line["reversed_minor"]) for line in partial["invoices"]] == [
+        (6_000, 1_000),
+        (4_000, 4_000),
+    ]
+    assert [(line["amount_minor"], line["reversed_minor"]) for line in full["invoices"]] == [
+        (6_000, 6_000),
+        (4_000, 4_000),
+    ]
     text = render("refund_issued", partial).text
     assert "$50.00 of your payment of $100.00 has been refunded" in text
     assert ": $60.00, $10.00 refunded" in text and ": $40.00, $40.00 refunded" in text
@@ -97,11 +123,24 @@ def test_refund_before_success_settles_the_payment_first(db):
 
 def test_refund_objects_are_stored_once_and_a_failed_one_is_flagged(db):
     ids = succeeded(db)
-    refund = {"id": "re_1", "object": "refund", "amount": 2_000, "currency": "usd", "charge": "ch_pi_r",
-              "payment_intent": "pi_r", "status": "pending", "reason": None}
+    refund = {
+        "id": "re_1",
+        "object": "refund",
+        "amount": 2_000,
+        "currency": "usd",
+        "charge": "ch_pi_r",
+        "payment_intent": "pi_r",
+        "status": "pending",
+        "reason": None,
+    }
     run(db, make_event("refund.created", refund))
     run(db, make_event("refund.created", refund))
-    run(db, make_event("refund.failed", {**refund, "status": "failed", "failure_reason": "expired_or_canceled_card"}))
+    run(
+        db,
+        make_event(
+            "refund.failed", {**refund, "status": "failed", "failure_reason": "expired_or_canceled_card"}
+        ),
+    )
     run(db, make_event("refund.updated", {**refund, "status": "succeeded"}))  # late: failed stays
     with db() as session:
         rows = session.scalars(select(Refund)).all()
@@ -111,8 +150,16 @@ def test_refund_objects_are_stored_once_and_a_failed_one_is_flagged(db):
 
 def test_late_refund_created_leaves_a_succeeded_refund_succeeded(db):
     succeeded(db)
-    refund = {"id": "re_9", "object": "refund", "amount": 2_000, "currency": "usd", "charge": "ch_pi_r",
-              "payment_intent": "pi_r", "status": "pending", "reason": None}
+    refund = {
+        "id": "re_9",
+        "object": "refund",
+        "amount": 2_000,
+        "currency": "usd",
+        "charge": "ch_pi_r",
+        "payment_intent": "pi_r",
+        "status": "pending",
+        "reason": None,
+    }
     run(db, make_event("refund.updated", {**refund, "status": "succeeded"}))
     run(db, make_event("refund.created", refund))  # delivered late
     run(db, make_event("refund.updated", {**refund, "status": "requires_action"}))  # late too
@@ -122,8 +169,16 @@ def test_late_refund_created_leaves_a_succeeded_refund_succeeded(db):
 
 def test_succeeded_refund_that_fails_later_is_stored_failed(db):
     succeeded(db)
-    refund = {"id": "re_8", "object": "refund", "amount": 2_000, "currency": "usd", "charge": "ch_pi_r",
-              "payment_intent": "pi_r", "status": "succeeded", "reason": None}
+    refund = {
+        "id": "re_8",
+        "object": "refund",
+        "amount": 2_000,
+        "currency": "usd",
+        "charge": "ch_pi_r",
+        "payment_intent": "pi_r",
+        "status": "succeeded",
+        "reason": None,
+    }
     run(db, make_event("refund.updated", refund))
     run(db, make_event("refund.failed", {**refund, "status": "failed"}))
     run(db, make_event("refund.created", {**refund, "status": "pending"}))  # late
@@ -135,8 +190,16 @@ def test_canceled_refund_is_flagged_for_ops_like_a_failed_one(db):
     # charge.refunded reopened the invoices; the refund is then canceled (the money never left).
     ids = succeeded(db)
     run(db, make_event("charge.refunded", charge("pi_r", ids["payment"], 10_000)))
-    refund = {"id": "re_c", "object": "refund", "amount": 10_000, "currency": "usd", "charge": "ch_pi_r",
-              "payment_intent": "pi_r", "status": "canceled", "reason": None}
+    refund = {
+        "id": "re_c",
+        "object": "refund",
+        "amount": 10_000,
+        "currency": "usd",
+        "charge": "ch_pi_r",
+        "payment_intent": "pi_r",
+        "status": "canceled",
+        "reason": None,
+    }
     run(db, make_event("refund.updated", refund))
     state = snapshot(db, ids["payment"])
     assert (state["needs_review"], state["refunds"]) == (True, [(10_000, "canceled")])
@@ -157,7 +220,11 @@ def test_won_dispute_stays_disputed_for_ops(db):
     run(db, make_event("charge.dispute.created", dispute("dp_2", "pi_r", "needs_response")))
     run(db, make_event("charge.dispute.closed", dispute("dp_2", "pi_r", "won")))
     state = snapshot(db, ids["payment"])
-    assert (state["status"], state["needs_review"], state["disputes"]) == ("disputed", True, [("won", "fraudulent")])
+    assert (state["status"], state["needs_review"], state["disputes"]) == (
+        "disputed",
+        True,
+        [("won", "fraudulent")],
+    )
 
 
 def test_closed_before_created_ends_like_in_order(db):
@@ -170,7 +237,10 @@ def test_closed_before_created_ends_like_in_order(db):
 
 def test_ach_return_on_a_settled_payment_is_a_reversal(db):
     ids = succeeded(db, kind="us_bank_account")
-    run(db, make_event("charge.dispute.created", dispute("dp_4", "pi_r", "needs_response", "insufficient_funds")))
+    run(
+        db,
+        make_event("charge.dispute.created", dispute("dp_4", "pi_r", "needs_response", "insufficient_funds")),
+    )
     run(db, make_event("charge.dispute.closed", dispute("dp_4", "pi_r", "lost", "insufficient_funds")))
     state = snapshot(db, ids["payment"])
     assert (state["status"], state["needs_review"]) == ("disputed", True)
@@ -179,7 +249,10 @@ def test_ach_return_on_a_settled_payment_is_a_reversal(db):
 
 
 def test_dispute_on_an_unknown_charge_is_ignored(db):
-    assert run(db, make_event("charge.dispute.created", dispute("dp_5", "pi_nobody", "needs_response"))) == "ignored"
+    assert (
+        run(db, make_event("charge.dispute.created", dispute("dp_5", "pi_nobody", "needs_response")))
+        == "ignored"
+    )
 
 
 def test_partial_refund_takes_back_unapplied_credit_before_reopening_invoices(db):
@@ -189,8 +262,15 @@ def test_partial_refund_takes_back_unapplied_credit_before_reopening_invoices(db
     with db() as session, session.begin():
         payment = session.get(Payment, ids["payment"])
         payment.kind, payment.amount_minor = "amount", 12_000
-        session.add(Credit(account_id=payment.account_id, payment_id=payment.id, amount_minor=2_000,
-                           currency="usd", state="available"))
+        session.add(
+            Credit(
+                account_id=payment.account_id,
+                payment_id=payment.id,
+                amount_minor=2_000,
+                currency="usd",
+                state="available",
+            )
+        )
     run(db, make_event("charge.refunded", charge("pi_r", ids["payment"], 1_500, amount=12_000)))
     state = snapshot(db, ids["payment"])
     assert (state["status"], state["refunded_minor"]) == ("partially_refunded", 1_500)
@@ -220,27 +300,44 @@ def outcome(db, payment_id: int) -> tuple:
     state = snapshot(db, payment_id)
     emails = [key.replace(f":payment:{payment_id}", "") for key in state["emails"]]
     return tuple(emails if field == "emails" else state[field] for field in SETTLED_FIELDS) + (
-        [a[1] for a in state["allocations"]],)
+        [a[1] for a in state["allocations"]],
+    )
 
 
 def test_partial_refunds_delivered_after_the_dispute_end_as_in_order(db):
     # Refunds of 3,000 then 5,000 in all, then a chargeback; each order of delivery.
-    orders = {"in order": ("r3", "r5", "dp"), "refunds late": ("dp", "r3", "r5"),
-              "second refund late": ("r3", "dp", "r5")}
+    orders = {
+        "in order": ("r3", "r5", "dp"),
+        "refunds late": ("dp", "r3", "r5"),
+        "second refund late": ("r3", "dp", "r5"),
+    }
     outcomes = {}
     for n, (name, order) in enumerate(orders.items()):
         intent = f"pi_o{n}"
         ids = settled(db, intent)
-        events = {"r3": make_event("charge.refunded", charge(intent, ids["payment"], 3_000)),
-                  "r5": make_event("charge.refunded", charge(intent, ids["payment"], 5_000)),
-                  "dp": make_event("charge.dispute.created", dispute(f"dp_o{n}", intent, "needs_response"))}
+        events = {
+            "r3": make_event("charge.refunded", charge(intent, ids["payment"], 3_000)),
+            "r5": make_event("charge.refunded", charge(intent, ids["payment"], 5_000)),
+            "dp": make_event("charge.dispute.created", dispute(f"dp_o{n}", intent, "needs_response")),
+        }
         for key in order:
             run(db, events[key])
         run(db, events["r3"])  # a redelivery changes nothing
         outcomes[name] = outcome(db, ids["payment"])
-    assert outcomes["refunds late"] == outcomes["second refund late"] == outcomes["in order"] == (
-        "disputed", 5_000, True, ["payment_reversed", "refund_issued", "refund_issued:refunded:5000"], [],
-        [("needs_response", "fraudulent")], ["reversed", "reversed"])
+    assert (
+        outcomes["refunds late"]
+        == outcomes["second refund late"]
+        == outcomes["in order"]
+        == (
+            "disputed",
+            5_000,
+            True,
+            ["payment_reversed", "refund_issued", "refund_issued:refunded:5000"],
+            [],
+            [("needs_response", "fraudulent")],
+            ["reversed", "reversed"],
+        )
+    )
 
 
 def test_a_refund_email_after_the_chargeback_does_not_call_what_the_dispute_took_back_refunded(db):
@@ -253,8 +350,9 @@ def test_a_refund_email_after_the_chargeback_does_not_call_what_the_dispute_took
     run(db, make_event("charge.dispute.created", dispute("dp_late", "pi_late", "needs_response")))
     run(db, make_event("charge.refunded", charge("pi_late", ids["payment"], 3_000)))
     with db() as session:
-        email = session.scalars(select(Email).where(Email.payment_id == ids["payment"],
-                                                    Email.kind == "refund_issued")).one()
+        email = session.scalars(
+            select(Email).where(Email.payment_id == ids["payment"], Email.kind == "refund_issued")
+        ).one()
     lines = [(line["amount_minor"], line["reversed_minor"]) for line in email.context["invoices"]]
     assert lines == [(6_000, 0), (4_000, 0)]  # as paid, adding up to the payment
     text = render(email.kind, email.context).text
@@ -280,12 +378,25 @@ def test_inquiry_escalated_to_a_chargeback_reverses_the_payment_in_any_order(db)
         intent = f"pi_e{n}"
         ids = settled(db, intent)
         inquiry = make_event("charge.dispute.created", dispute(f"dp_e{n}", intent, "warning_needs_response"))
-        chargeback = make_event("charge.dispute.funds_withdrawn", dispute(f"dp_e{n}", intent, "needs_response"))
-        for event in ((chargeback, inquiry) if late else (inquiry, chargeback)):
+        chargeback = make_event(
+            "charge.dispute.funds_withdrawn", dispute(f"dp_e{n}", intent, "needs_response")
+        )
+        for event in (chargeback, inquiry) if late else (inquiry, chargeback):
             run(db, event)
         outcomes.append(outcome(db, ids["payment"]))
-    assert outcomes[0] == outcomes[1] == ("disputed", 0, True, ["payment_reversed"], [],
-                                          [("needs_response", "fraudulent")], ["reversed", "reversed"])
+    assert (
+        outcomes[0]
+        == outcomes[1]
+        == (
+            "disputed",
+            0,
+            True,
+            ["payment_reversed"],
+            [],
+            [("needs_response", "fraudulent")],
+            ["reversed", "reversed"],
+        )
+    )
 
 
 def test_refund_during_an_inquiry_is_an_ordinary_refund(db):

@@ -14,8 +14,14 @@ from tests import factories
 
 def enqueue(broker, queue: str, at: datetime, *, delay_ms: int | None = None, actor: str = "execute_payment"):
     """Put a message stamped `at` on a queue, as if sent then."""
-    message = dramatiq.Message(queue_name=queue, actor_name=actor, args=(1,), kwargs={}, options={},
-                               message_timestamp=int(at.timestamp() * 1000))
+    message = dramatiq.Message(
+        queue_name=queue,
+        actor_name=actor,
+        args=(1,),
+        kwargs={},
+        options={},
+        message_timestamp=int(at.timestamp() * 1000),
+    )
     return broker.enqueue(message, delay=delay_ms)
 
 
@@ -27,14 +33,16 @@ def row_cells(body: str, first_cell: str, section: str | None = None) -> tuple[l
     if section is not None:
         body = body.split(f"<h2>{section}</h2>", 1)[1].split("<h2>", 1)[0]
     for attrs, inner in re.findall(r"<tr([^>]*)>(.*?)</tr>", body, re.S):
-        cells = [html.unescape(re.sub(r"<[^>]+>", "", c)).strip()
-                 for c in re.findall(r"<td[^>]*>(.*?)</td>", inner, re.S)]
+        cells = [
+            html.unescape(re.sub(r"<[^>]+>", "", c)).strip()
+            for c in re.findall(r"<td[^>]*>(.*?)</td>", inner, re.S)
+        ]
         if cells and cells[0] == first_cell:
             return cells, 'class="alert"' in attrs
     raise AssertionError(f"no row starting {first_cell!r}")
 
 
-SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (-?[0-9.]+(?:e[+-]?[0-9]+)?)$')
+SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (-?[0-9.]+(?:e[+-]?[0-9]+)?)$")
 LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
@@ -68,15 +76,25 @@ def shop_rows(session, **account_overrides):
 
 
 def stripe_event(session, event_id: str, received_at: datetime, status: str = "received") -> StripeEvent:
-    row = StripeEvent(id=event_id, type="payment_intent.succeeded", payload={}, received_at=received_at, status=status)
+    row = StripeEvent(
+        id=event_id, type="payment_intent.succeeded", payload={}, received_at=received_at, status=status
+    )
     session.add(row)
     return row
 
 
 def email(session, seller, status: str, created_at: datetime, n: int, payment=None, **extra) -> Email:
-    row = Email(kind="payment_confirmation", recipient=f"ap{n}@customer.test", context={}, dedupe_key=f"test:{n}",
-                seller_id=seller.id, payment_id=payment.id if payment else None, status=status,
-                created_at=created_at, **extra)
+    row = Email(
+        kind="payment_confirmation",
+        recipient=f"ap{n}@customer.test",
+        context={},
+        dedupe_key=f"test:{n}",
+        seller_id=seller.id,
+        payment_id=payment.id if payment else None,
+        status=status,
+        created_at=created_at,
+        **extra,
+    )
     session.add(row)
     return row
 

@@ -43,9 +43,17 @@ def _waiting(broker, queue: str = "maintenance") -> list[dramatiq.Message]:
 
 
 def _dead_row(db, n: int, **overrides) -> int:
-    values = dict(message_id=f"msg-{n}", queue="maintenance", actor=ACTOR, args=[n], kwargs={},
-                  error=f"RuntimeError: number {n}", traceback="Traceback (most recent call last):\n  ...",
-                  attempts=1, status="dead")
+    values = dict(
+        message_id=f"msg-{n}",
+        queue="maintenance",
+        actor=ACTOR,
+        args=[n],
+        kwargs={},
+        error=f"RuntimeError: number {n}",
+        traceback="Traceback (most recent call last):\n  ...",
+        attempts=1,
+        status="dead",
+    )
     with db() as session:
         row = FailedJob(**{**values, **overrides})
         session.add(row)
@@ -95,7 +103,9 @@ def test_two_simultaneous_retry_clicks_send_one_message(dashboard_app, client, d
     csrf = client.get(f"/failed/{job_id}").csrf
 
     def click(_):
-        return Client(dashboard_app, cookies=dict(client.cookies)).post(f"/failed/{job_id}/retry", {"csrf": csrf})
+        return Client(dashboard_app, cookies=dict(client.cookies)).post(
+            f"/failed/{job_id}/retry", {"csrf": csrf}
+        )
 
     with ThreadPoolExecutor(4) as pool:
         locations = sorted(a.header("Location") for a in pool.map(click, range(4)))
@@ -117,10 +127,15 @@ def test_discard_marks_a_dead_row_and_a_discarded_row_can_still_be_retried(clien
     job_id = _dead_row(db, 1)
     csrf = client.get("/failed").csrf
     assert client.post(f"/failed/{job_id}/discard").status == 403
-    assert client.post(f"/failed/{job_id}/discard", {"csrf": csrf}).header("Location").endswith("done=discarded")
+    assert (
+        client.post(f"/failed/{job_id}/discard", {"csrf": csrf}).header("Location").endswith("done=discarded")
+    )
     assert _job(db, id=job_id).status == "discarded" and _waiting(broker) == []
-    assert client.post(f"/failed/{job_id}/discard", {"csrf": csrf}).header("Location").endswith(
-        "done=already_discarded")
+    assert (
+        client.post(f"/failed/{job_id}/discard", {"csrf": csrf})
+        .header("Location")
+        .endswith("done=already_discarded")
+    )
     assert client.post(f"/failed/{job_id}/retry", {"csrf": csrf}).header("Location").endswith("done=retried")
     assert _job(db, id=job_id).status == "retried" and len(_waiting(broker)) == 1
 

@@ -41,13 +41,28 @@ def test_metrics_report_failed_jobs_payments_and_oldest_in_status(dashboard_app,
 
     with db() as session:
         _, account, method = shop_rows(session)
-        factories.payment(session, account, method, status="submitting", updated_at=ago(clock.now, seconds=300))
-        factories.payment(session, account, method, status="submitting", updated_at=ago(clock.now, seconds=30))
+        factories.payment(
+            session, account, method, status="submitting", updated_at=ago(clock.now, seconds=300)
+        )
+        factories.payment(
+            session, account, method, status="submitting", updated_at=ago(clock.now, seconds=30)
+        )
         factories.payment(session, account, method, status="succeeded")
-        factories.payment(session, account, method, status="scheduled", scheduled_for=ago(clock.now, days=3).date())
+        factories.payment(
+            session, account, method, status="scheduled", scheduled_for=ago(clock.now, days=3).date()
+        )
         for n, status in enumerate(["dead", "dead", "retried"]):
-            session.add(FailedJob(message_id=f"m{n}", queue="payments", actor="execute_payment", args=[n],
-                                  kwargs={}, error="boom", status=status))
+            session.add(
+                FailedJob(
+                    message_id=f"m{n}",
+                    queue="payments",
+                    actor="execute_payment",
+                    args=[n],
+                    kwargs={},
+                    error="boom",
+                    status=status,
+                )
+            )
         session.commit()
 
     samples = _scrape(dashboard_app)

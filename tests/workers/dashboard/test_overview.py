@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from tests.workers.dashboard.support import ago, email, enqueue, row_cells, shop_rows, stripe_event
 from tests import factories
+from tests.workers.dashboard.support import ago, email, enqueue, row_cells, shop_rows, stripe_event
 
 
 def test_queue_depths_and_oldest_waiting_age_come_from_redis(client, broker, clock):
@@ -41,8 +41,9 @@ def test_payments_in_flight_too_long_and_past_due_schedules_are_highlighted(clie
         factories.payment(session, account, method, status="pending", updated_at=ago(clock.now, minutes=5))
         factories.payment(session, account, method, status="pending", updated_at=ago(clock.now, seconds=20))
         factories.payment(session, account, method, status="processing", updated_at=ago(clock.now, hours=2))
-        factories.payment(session, account, method, status="scheduled",
-                          scheduled_for=clock.now.date() - timedelta(days=2))
+        factories.payment(
+            session, account, method, status="scheduled", scheduled_for=clock.now.date() - timedelta(days=2)
+        )
         factories.payment(session, account, method, status="scheduled", scheduled_for=date(2099, 1, 1))
         factories.payment(session, account, method, status="succeeded")
         session.commit()
@@ -77,4 +78,7 @@ def test_late_webhook_events_failed_emails_and_stale_balances_are_highlighted(cl
     assert row_cells(body, "queued", "Emails") == (["queued", "1", "30s", ""], False)
     assert row_cells(body, "failed", "Emails") == (["failed", "1", "–", ""], True)
     assert row_cells(body, "failed", "Payments") == (["failed", "0", "–", ""], False)
-    assert row_cells(body, "stale for over 5 minutes") == (["stale for over 5 minutes", "1", "10m 0s", ""], True)
+    assert row_cells(body, "stale for over 5 minutes") == (
+        ["stale for over 5 minutes", "1", "10m 0s", ""],
+        True,
+    )

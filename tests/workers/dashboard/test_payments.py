@@ -16,19 +16,53 @@ def _paid(db, clock):
     with db() as session:
         seller, account, method = shop_rows(session, name=f"Acme {SCRIPT}", number="ACME-1")
         first = factories.invoice(session, account, total_minor=10_000, number="INV-A")
-        second = factories.invoice(session, account, total_minor=2_345, number="INV-B", site_name="North yard")
-        payment = factories.payment(session, account, method, amount_minor=12_345, status="partially_refunded",
-                                    attempt=1, stripe_payment_intent_id="pi_123", note=SCRIPT,
-                                    refunded_minor=2_345)
+        second = factories.invoice(
+            session, account, total_minor=2_345, number="INV-B", site_name="North yard"
+        )
+        payment = factories.payment(
+            session,
+            account,
+            method,
+            amount_minor=12_345,
+            status="partially_refunded",
+            attempt=1,
+            stripe_payment_intent_id="pi_123",
+            note=SCRIPT,
+            refunded_minor=2_345,
+        )
         factories.allocation(session, payment, first, state="applied")
         factories.allocation(session, payment, second, state="applied")
-        session.add(Refund(payment_id=payment.id, stripe_refund_id="re_1", amount_minor=2_345, currency="usd",
-                           status="succeeded", reason="requested_by_customer"))
-        session.add(Dispute(payment_id=payment.id, stripe_dispute_id="dp_1", amount_minor=10_000, currency="usd",
-                            status="needs_response", reason="fraudulent"))
+        session.add(
+            Refund(
+                payment_id=payment.id,
+                stripe_refund_id="re_1",
+                amount_minor=2_345,
+                currency="usd",
+                status="succeeded",
+                reason="requested_by_customer",
+            )
+        )
+        session.add(
+            Dispute(
+                payment_id=payment.id,
+                stripe_dispute_id="dp_1",
+                amount_minor=10_000,
+                currency="usd",
+                status="needs_response",
+                reason="fraudulent",
+            )
+        )
         email(session, seller, "sent", ago(clock.now, minutes=9), 1, payment)
-        email(session, seller, "failed", ago(clock.now, minutes=8), 2, payment, attempts=5,
-              last_error="550 mailbox unavailable")
+        email(
+            session,
+            seller,
+            "failed",
+            ago(clock.now, minutes=8),
+            2,
+            payment,
+            attempts=5,
+            last_error="550 mailbox unavailable",
+        )
         # Inserted out of order: the page orders by time, not by id.
         for minutes, old, new, applied, source in [
             (8, "succeeded", "partially_refunded", True, "stripe:evt_refund"),
@@ -37,9 +71,17 @@ def _paid(db, clock):
             (9.5, "pending", "submitting", True, "worker"),
             (7, "partially_refunded", "processing", False, "stripe:evt_late"),
         ]:
-            session.add(PaymentEvent(payment_id=payment.id, at=ago(clock.now, minutes=minutes), from_status=old,
-                                     to_status=new, applied=applied, source=source,
-                                     detail={"note": SCRIPT} if source == "api" else {"attempt": 1}))
+            session.add(
+                PaymentEvent(
+                    payment_id=payment.id,
+                    at=ago(clock.now, minutes=minutes),
+                    from_status=old,
+                    to_status=new,
+                    applied=applied,
+                    source=source,
+                    detail={"note": SCRIPT} if source == "api" else {"attempt": 1},
+                )
+            )
         session.commit()
         return payment.id
 
@@ -68,8 +110,11 @@ def test_detail_shows_allocations_refunds_disputes_and_emails(client, db, clock)
     failed, alert = row_cells(body, "payment_confirmation", "Emails")
     assert row_cells(body, "payment_confirmation", "Emails")[0][2] == "sent"
     emails = body.split("<h2>Emails</h2>", 1)[1]
-    assert re.search(r'<tr class="alert"><td>payment_confirmation</td><td>ap2@customer.test</td><td>failed</td>\s*'
-                     r'<td class="num">5</td><td>–</td><td>550 mailbox unavailable</td>', emails)
+    assert re.search(
+        r'<tr class="alert"><td>payment_confirmation</td><td>ap2@customer.test</td><td>failed</td>\s*'
+        r'<td class="num">5</td><td>–</td><td>550 mailbox unavailable</td>',
+        emails,
+    )
     assert "$123.45" in body and "refunded $23.45" in body and "pi_123" in body
 
 
@@ -85,9 +130,18 @@ def test_list_filters_by_status_account_and_age(client, db, clock):
     with db() as session:
         _, account, method = shop_rows(session, number="A-1")
         _, other, other_method = shop_rows(session, number="B-2")
-        old = factories.payment(session, account, method, status="processing", created_at=ago(clock.now, days=2),
-                                failure_code=None, attempt=1)
-        factories.payment(session, account, method, status="failed", failure_code="card_declined", amount_minor=999)
+        old = factories.payment(
+            session,
+            account,
+            method,
+            status="processing",
+            created_at=ago(clock.now, days=2),
+            failure_code=None,
+            attempt=1,
+        )
+        factories.payment(
+            session, account, method, status="failed", failure_code="card_declined", amount_minor=999
+        )
         factories.payment(session, other, other_method, status="processing")
         session.commit()
 
@@ -102,7 +156,9 @@ def test_list_filters_by_status_account_and_age(client, db, clock):
     assert "1 row" in client.get("/payments?status=processing&account=A-1&older_than=86400").body
     assert "No payments match." in client.get("/payments?account=nobody").body
     assert "3 rows" in client.get("/payments?older_than=junk&page=junk").body
-    assert "3 rows" in client.get("/payments?older_than=%C2%B2&page=%C2%B2").body  # "²" is a digit int() refuses
+    assert (
+        "3 rows" in client.get("/payments?older_than=%C2%B2&page=%C2%B2").body
+    )  # "²" is a digit int() refuses
 
 
 def test_unknown_payment_is_404(client):

@@ -41,7 +41,13 @@ def test_process_app_uses_the_configured_token_and_knows_every_actor(settings_to
     settings_token(TOKEN)
     assert Client(dashboard.app).get("/").status == 401
     assert Client(dashboard.app, bearer=TOKEN).get("/").status == 200
-    for actor in ("execute_payment", "process_stripe_event", "send_email", "recompute_balance", "sweep_payments"):
+    for actor in (
+        "execute_payment",
+        "process_stripe_event",
+        "send_email",
+        "recompute_balance",
+        "sweep_payments",
+    ):
         assert broker.get_actor(actor)
 
 

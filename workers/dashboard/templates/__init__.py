@@ -40,8 +40,13 @@ def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str)
 
 
-_env = Environment(loader=PackageLoader("workers.dashboard", "templates"), autoescape=select_autoescape(["html"]),
-                   undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+_env = Environment(
+    loader=PackageLoader("workers.dashboard", "templates"),
+    autoescape=select_autoescape(["html"]),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
 _env.filters.update(age=age, money=format_money, stamp=stamp, json=pretty_json)
 _env.globals.update(since=since)
 
