@@ -109,7 +109,7 @@ def _system_user(name: str) -> pwd.struct_passwd:
         if created.returncode != 0:
             raise ServiceError(
                 f"embedded PostgreSQL cannot run as root and useradd {name} failed: {created.stderr.strip()}"
-            )
+            ) from None
         return pwd.getpwnam(name)
 
 

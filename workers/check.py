@@ -87,7 +87,8 @@ def check_broker(settings: Settings) -> Finding:
         return Finding(
             "broker",
             False,
-            f"cannot reach Redis at {redact(settings.broker_url)}: {str(exc).rstrip('.')}; start Redis or fix BROKER_URL",
+            f"cannot reach Redis at {redact(settings.broker_url)}: {str(exc).rstrip('.')}; "
+            "start Redis or fix BROKER_URL",
         )
     return Finding("broker", True, f"Redis {version} at {redact(settings.broker_url)}")
 

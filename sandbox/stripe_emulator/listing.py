@@ -46,7 +46,7 @@ def page(objects, params, url, store=None):
 def _limit(params):
     limit = as_int(params, "limit", DEFAULT_LIMIT)
     if not 1 <= limit <= MAX_LIMIT:
-        raise invalid("This value must be between 1 and 100 (it currently is %d)." % limit, "limit")
+        raise invalid(f"This value must be between 1 and 100 (it currently is {limit:d}).", "limit")
     return limit
 
 

@@ -1,4 +1,4 @@
-"""Saved cards and bank accounts: what a save or a verification may contain, and what Stripe's answers mean. Pure rules."""
+"""Saved cards and bank accounts, pure rules: what a save or a verification may contain, what Stripe's answers mean."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The saved-method entry points of the web tier against real Postgres: refusals write nothing, Stripe is never called."""
+"""The web tier's saved-method entry points against real Postgres: refusals write nothing, Stripe is never called."""
 
 from datetime import UTC, datetime, timedelta
 
