@@ -1,4 +1,4 @@
-# Remit: `make run` starts the whole offline stack; `make test` runs the test suite.
+# Remit: `make run` starts the whole offline stack; `make test` checks layering and lint, then runs the tests.
 # Both create .venv and install into it first.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install check bench clean
+.PHONY: run test lint install check bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,8 +19,14 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python -m sandbox dev
 
+# The layering contracts (pyproject.toml [tool.importlinter]), lint and format; the first failure stops make.
+lint: $(STAMP)
+	$(BIN)/lint-imports
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
 # pytest exits 5 when it collected no test: that is a failure, and make would only say "Error 5".
-test: $(STAMP)
+test: lint
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests: failing" >&2; fi; exit $$status
 
@@ -32,4 +38,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.ingest
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache .import_linter_cache
