@@ -119,7 +119,7 @@ class StripeGateway:
             return send(self._limiter, fn, params, options)
         except stripe.CardError:
             raise
-        except (stripe.APIConnectionError, stripe.APIError) as exc:
+        except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as exc:
             raise StripeUnavailable(f"{type(exc).__name__}: {exc.user_message or exc}") from exc
         except (stripe.AuthenticationError, stripe.PermissionError, stripe.IdempotencyError) as exc:
             raise StripeMisconfigured(f"{type(exc).__name__}: {exc.user_message or exc}") from exc
