@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import BigInteger, Row, any_, bindparam, case, func, literal, select, text
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from db.models import Allocation, Email, Invoice
@@ -17,9 +17,6 @@ from tasks.domain.states import EmailStatus
 
 _EMAILS, _INVOICES, _ALLOCATIONS = Email.__table__, Invoice.__table__, Allocation.__table__
 _IDS = ARRAY(BigInteger)
-_INSERT_EMAIL = (
-    insert(_EMAILS).on_conflict_do_nothing(index_elements=[_EMAILS.c.dedupe_key]).returning(_EMAILS.c.id)
-)
 # An email lists what the payment paid each invoice, so its lines add up to the payment whatever was
 # refunded since; reversed_minor is how much of that a refund or dispute has taken back from the invoice.
 _EMAIL_LINES_OF = (
@@ -49,40 +46,6 @@ _ADD_EMAILS = text(
     " dedupe_key text, seller_id bigint, account_id bigint, payment_id bigint)"
     " ON CONFLICT (dedupe_key) DO NOTHING RETURNING id"
 )
-
-
-def add_email(
-    session: Session,
-    *,
-    kind: str,
-    recipient: str,
-    context: dict[str, Any],
-    dedupe_key: str,
-    seller_id: int,
-    account_id: int | None = None,
-    payment_id: int | None = None,
-) -> int | None:
-    """Queue an outbox row; return its id, or None when one with this dedupe key exists."""
-    return session.connection().scalar(
-        _INSERT_EMAIL,
-        dict(
-            kind=kind,
-            recipient=recipient,
-            context=context,
-            dedupe_key=dedupe_key,
-            seller_id=seller_id,
-            account_id=account_id,
-            payment_id=payment_id,
-            status="queued",
-            attempts=0,
-        ),
-    )
-
-
-def list_email_lines(session: Session, payment_id: int) -> list[Row]:
-    """(number, site_name, amount_minor, discount_minor, reversed_minor) per invoice the payment covers, as its
-    emails list them: amount_minor is what the payment first put on the invoice."""
-    return list_email_lines_of(session, [payment_id]).get(payment_id, [])
 
 
 def list_email_lines_of(session: Session, payment_ids: Sequence[int]) -> dict[int, list[Row]]:

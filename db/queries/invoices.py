@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Row, any_, bindparam, func, or_, select, text, update
+from sqlalchemy import BigInteger, Row, any_, bindparam, func, or_, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -33,16 +33,6 @@ _LOCK_PAYMENT_INVOICES = (
     .where(_ALLOCATIONS.c.payment_id == bindparam("payment_id"))
     .order_by(_INVOICES.c.id)
     .with_for_update(of=_INVOICES)
-)
-_MOVE_ALLOCATIONS = (
-    update(_ALLOCATIONS)
-    .where(_ALLOCATIONS.c.payment_id == bindparam("_payment_id"), _ALLOCATIONS.c.state == bindparam("_from"))
-    .values(state=bindparam("_to"))
-)
-_MOVE_CREDITS = (
-    update(_CREDITS)
-    .where(_CREDITS.c.payment_id == bindparam("_payment_id"), _CREDITS.c.state == bindparam("_from"))
-    .values(state=bindparam("_to"))
 )
 _INVOICES_WITH_CHILDREN = (
     select(_INVOICES)
@@ -184,23 +174,6 @@ def list_allocation_lines(session: Session, payment_id: int) -> list[tuple[int, 
             .order_by(Allocation.id)
         )
     ]
-
-
-def move_allocations(session: Session, payment_id: int, from_state: str, to_state: str) -> int:
-    """Move this payment's allocations between states; return how many moved."""
-    # On the session's connection: a plain UPDATE, without the ORM's bulk-update bookkeeping.
-    result = session.connection().execute(
-        _MOVE_ALLOCATIONS, {"_payment_id": payment_id, "_from": from_state, "_to": to_state}
-    )
-    return result.rowcount
-
-
-def move_credits(session: Session, payment_id: int, from_state: str, to_state: str) -> int:
-    """Move this payment's unapplied credit between states; return how many rows moved."""
-    result = session.connection().execute(
-        _MOVE_CREDITS, {"_payment_id": payment_id, "_from": from_state, "_to": to_state}
-    )
-    return result.rowcount
 
 
 def move_allocations_of(session: Session, moves: Sequence[tuple[int, str, str]]) -> None:

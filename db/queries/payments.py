@@ -26,7 +26,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from db.models import Account, Allocation, Dispute, Payment, PaymentEvent, PaymentMethod, Refund, Seller
 from db.queries import RowMissing
@@ -46,54 +45,12 @@ _IDS = ARRAY(BigInteger)
 # statement, is the same for any number of ids.
 
 
-def _lock_payment_by(column: str):
-    return (
-        select(Payment, PaymentMethod, Account, Seller)
-        .join(PaymentMethod, PaymentMethod.id == Payment.payment_method_id)
-        .join(Account, Account.id == Payment.account_id)
-        .join(Seller, Seller.id == Account.seller_id)
-        .where(getattr(Payment, column) == bindparam("value"))
-        .with_for_update(of=Payment)
-        .execution_options(populate_existing=True)
-    )
-
-
-_LOCK_PAYMENT_BY = {
-    column: _lock_payment_by(column) for column in ("id", "stripe_payment_intent_id", "stripe_charge_id")
-}
-_UPDATE_PAYMENT = update(_PAYMENTS).where(_PAYMENTS.c.id == bindparam("_id"))
-_LOCK_TO_CHARGE = (
-    select(
-        _PAYMENTS.c.id,
-        _PAYMENTS.c.status,
-        _PAYMENTS.c.attempt,
-        _PAYMENTS.c.first_attempt_at,
-        _PAYMENTS.c.needs_review,
-        _PAYMENTS.c.amount_minor,
-        _PAYMENTS.c.currency,
-        _PAYMENTS.c.account_id,
-        _PAYMENTS.c.scheduled_for,
-        _METHODS.c.status.label("method_status"),
-        _METHODS.c.kind.label("method_kind"),
-        _METHODS.c.stripe_payment_method_id,
-        _METHODS.c.mandate_accepted_at,
-        _METHODS.c.mandate_ip,
-        _METHODS.c.mandate_user_agent,
-        _ACCOUNTS.c.stripe_customer_id,
-        _ACCOUNTS.c.billing_email,
-        _ACCOUNTS.c.name,
-    )
-    .join(_METHODS, _METHODS.c.id == _PAYMENTS.c.payment_method_id)
-    .join(_ACCOUNTS, _ACCOUNTS.c.id == _PAYMENTS.c.account_id)
-    .where(_PAYMENTS.c.id == bindparam("payment_id"))
-    .with_for_update(of=_PAYMENTS)
-)
-_INSERT_EVENT = _EVENTS.insert()
 _PAYMENT_ID_BY_KEY = select(_PAYMENTS.c.id).where(
     _PAYMENTS.c.account_id == bindparam("account_id"), _PAYMENTS.c.idempotency_key == bindparam("key")
 )
 _PARTIES = {"method": _METHODS, "account": _ACCOUNTS, "seller": _SELLERS}
-_LOCK_PAYMENT_VIEWS = (
+# A payment as every writer reads it: its columns and views of its method, account and seller, locked.
+_PAYMENT_VIEW = (
     select(
         _PAYMENTS,
         *[column.label(f"{name}__{column.name}") for name, table in _PARTIES.items() for column in table.c],
@@ -101,7 +58,9 @@ _LOCK_PAYMENT_VIEWS = (
     .join(_METHODS, _METHODS.c.id == _PAYMENTS.c.payment_method_id)
     .join(_ACCOUNTS, _ACCOUNTS.c.id == _PAYMENTS.c.account_id)
     .join(_SELLERS, _SELLERS.c.id == _ACCOUNTS.c.seller_id)
-    .where(
+)
+_LOCK_PAYMENT_VIEWS = (
+    _PAYMENT_VIEW.where(
         or_(
             _PAYMENTS.c.stripe_charge_id == any_(bindparam("charges", type_=ARRAY(Text))),
             _PAYMENTS.c.stripe_payment_intent_id == any_(bindparam("intents", type_=ARRAY(Text))),
@@ -111,13 +70,10 @@ _LOCK_PAYMENT_VIEWS = (
     .order_by(_PAYMENTS.c.id)
     .with_for_update(of=_PAYMENTS)
 )
-
-
-# Set-wise forms of the transition writes above, for tasks.flows.ledger.TransitionBatch: one statement per
-# kind of write for a whole batch of webhook events. The rows go in as one JSON document read by
-# jsonb_to_recordset (one C-serialised parameter instead of an array per column dumped in Python).
-# A column missing from a payment's row is left as it is. The ids go in once more as an array: the
-# planner cannot see into the JSON and would join a whole table to it instead of using its index.
+_LOCK_PAYMENT_BY = {
+    column: _PAYMENT_VIEW.where(_PAYMENTS.c[column] == bindparam("value")).with_for_update(of=_PAYMENTS)
+    for column in ("id", "stripe_payment_intent_id", "stripe_charge_id")
+}
 _BATCH_TYPES = {
     "status": "text",
     "updated_at": "timestamptz",
@@ -160,141 +116,22 @@ def get_payment(session: Session, payment_id: int) -> Payment:
     return payment
 
 
-def lock_payment(session: Session, payment_id: int) -> Payment | None:
-    """The payment row, locked FOR UPDATE and freshly loaded, with its method, account and seller."""
+def lock_payment(session: Session, payment_id: int) -> SimpleNamespace | None:
+    """The payment locked FOR UPDATE, as a view with .method, .account and .seller."""
     return lock_payment_by(session, "id", payment_id)
 
 
-def lock_payment_by(session: Session, column: str, value: object) -> Payment | None:
-    """The payment whose column (id, stripe_payment_intent_id or stripe_charge_id) is value, locked and
-    loaded with what its transitions and emails read.
+def lock_payment_by(session: Session, column: str, value: object) -> SimpleNamespace | None:
+    """The payment whose column (id, stripe_payment_intent_id or stripe_charge_id) is value, locked, as a view.
 
-    Its method, account and seller come in the same row (plain joins cost less than eager loaders)
-    and are set as loaded relationships, so reading them issues no query.
+    Its method, account and seller come in the same row: what its transitions and emails read.
     """
-    row = session.execute(_LOCK_PAYMENT_BY[column], {"value": value}).first()
-    if row is None:
-        return None
-    payment, method, account, seller = row
-    set_committed_value(payment, "method", method)
-    set_committed_value(payment, "account", account)
-    set_committed_value(account, "seller", seller)
-    return payment
-
-
-def set_payment_columns(session: Session, payment: Payment, **values: Any) -> None:
-    """Write these columns of a loaded payment with one UPDATE now, and mark them clean on the object.
-
-    Cheaper than the unit of work for the few columns a transition changes; the object keeps showing
-    the new values.
-    """
-    if not values:
-        return
-    session.connection().execute(_UPDATE_PAYMENT, {"_id": payment.id, **values})
-    show_columns(payment, values)
-
-
-def show_columns(payment: Payment, values: dict[str, Any]) -> None:
-    """Make a loaded payment show columns a statement just wrote, without the unit of work writing them again."""
-    for key, value in values.items():
-        set_committed_value(payment, key, value)
-
-
-def touch_payment_attempt(session: Session, payment_id: int, now: datetime) -> None:
-    """Record that execute_payment is retrying the payment's current attempt now."""
-    session.connection().execute(_UPDATE_PAYMENT, {"_id": payment_id, "last_attempt_at": now})
-
-
-def move_payment(
-    session: Session,
-    payment_id: int,
-    values: dict[str, Any],
-    *,
-    from_status: str,
-    to_status: str,
-    source: str,
-    detail: dict[str, Any],
-    at: datetime,
-    expected: str | None = None,
-) -> bool:
-    """Set these payment columns and add the timeline line that records it, in one statement.
-
-    With expected, only while the payment's status is still expected; returns whether it was set (the
-    line is written only then).
-    """
-    parameters = {f"v_{name}": value for name, value in values.items()}
-    parameters.update(
-        _id=payment_id,
-        _status=expected,
-        e_from=from_status,
-        e_to=to_status,
-        e_source=source,
-        e_detail=detail,
-        e_at=at,
-    )
-    statement = _move_payment_statement(tuple(sorted(values)), expected is not None)
-    return session.connection().execute(statement, parameters).rowcount == 1
-
-
-@lru_cache(maxsize=64)
-def _move_payment_statement(columns: tuple[str, ...], guarded: bool):
-    """UPDATE payments ... RETURNING id, feeding INSERT INTO payment_events: built once per column set."""
-    condition = [_PAYMENTS.c.id == bindparam("_id")]
-    if guarded:
-        condition.append(_PAYMENTS.c.status == bindparam("_status"))
-    moved = (
-        update(_PAYMENTS)
-        .where(*condition)
-        .values({name: bindparam(f"v_{name}") for name in columns})
-        .returning(_PAYMENTS.c.id)
-        .cte("moved")
-    )
-    line = select(
-        moved.c.id,
-        bindparam("e_from", type_=_EVENTS.c.from_status.type),
-        bindparam("e_to", type_=_EVENTS.c.to_status.type),
-        true(),
-        bindparam("e_source", type_=_EVENTS.c.source.type),
-        bindparam("e_detail", type_=_EVENTS.c.detail.type),
-        bindparam("e_at", type_=_EVENTS.c.at.type),
-    )
-    return insert(_EVENTS).from_select(
-        ["payment_id", "from_status", "to_status", "applied", "source", "detail", "at"], line
-    )
+    row = session.connection().execute(_LOCK_PAYMENT_BY[column], {"value": value}).mappings().first()
+    return None if row is None else _view(row, _PAYMENTS, _PARTIES)
 
 
 def find_payment_by_intent(session: Session, intent_id: str) -> Payment | None:
     return session.scalar(select(Payment).where(Payment.stripe_payment_intent_id == intent_id))
-
-
-def lock_payment_to_charge(session: Session, payment_id: int) -> Row | None:
-    """The payment row locked FOR UPDATE, as the columns a Stripe charge needs from it, its method and account."""
-    return session.connection().execute(_LOCK_TO_CHARGE, {"payment_id": payment_id}).first()
-
-
-def add_payment_event(
-    session: Session,
-    payment: Payment,
-    *,
-    from_status: str | None,
-    to_status: str,
-    source: str,
-    applied: bool = True,
-    detail: dict[str, Any] | None = None,
-    at: datetime | None = None,
-) -> None:
-    """One line on the payment's timeline, inserted at once (nothing reads it back in the transaction)."""
-    values = dict(
-        payment_id=payment.id,
-        from_status=from_status,
-        to_status=to_status,
-        applied=applied,
-        source=source,
-        detail=detail or {},
-    )
-    if at is not None:
-        values["at"] = at
-    session.connection().execute(_INSERT_EVENT, values)
 
 
 def insert_payment(
@@ -465,7 +302,7 @@ def mark_reconciled(session: Session, payment_id: int, now: datetime) -> None:
 
 def lock_payment_for_intent(
     session: Session, intent_id: str | None, payment_id: int | None
-) -> Payment | None:
+) -> SimpleNamespace | None:
     """The payment a PaymentIntent belongs to, by intent id or else by our id in its metadata, locked."""
     if intent_id:
         found = lock_payment_by(session, "stripe_payment_intent_id", intent_id)
@@ -478,7 +315,7 @@ def lock_payment_for_intent(
 
 def lock_payment_for_charge(
     session: Session, charge_id: str | None, intent_id: str | None, payment_id: int | None
-) -> Payment | None:
+) -> SimpleNamespace | None:
     """The payment a charge belongs to: by charge id, then intent id, then metadata; locked."""
     if charge_id:
         found = lock_payment_by(session, "stripe_charge_id", charge_id)
@@ -584,21 +421,19 @@ def list_due_stuck_payments(
     )
 
 
-def lock_due_scheduled_payments(session: Session, now: datetime, limit: int) -> list[Payment]:
-    """Scheduled payments due on or before their seller's today, earliest first, locked; ones others hold are
-    passed over."""
-    seller_today = func.date(func.timezone(Seller.timezone, literal(now)))
-    return list(
-        session.scalars(
-            select(Payment)
-            .join(Account, Account.id == Payment.account_id)
-            .join(Seller, Seller.id == Account.seller_id)
-            .where(Payment.status == PaymentStatus.SCHEDULED, Payment.scheduled_for <= seller_today)
-            .order_by(Payment.scheduled_for, Payment.id)
-            .limit(limit)
-            .with_for_update(of=Payment, skip_locked=True)
+def lock_due_scheduled_payments(session: Session, now: datetime, limit: int) -> list[SimpleNamespace]:
+    """Scheduled payments due on or before their seller's today, earliest first, locked, as views; ones others
+    hold are passed over."""
+    seller_today = func.date(func.timezone(_SELLERS.c.timezone, literal(now)))
+    statement = (
+        _PAYMENT_VIEW.where(
+            _PAYMENTS.c.status == PaymentStatus.SCHEDULED, _PAYMENTS.c.scheduled_for <= seller_today
         )
+        .order_by(_PAYMENTS.c.scheduled_for, _PAYMENTS.c.id)
+        .limit(limit)
+        .with_for_update(of=_PAYMENTS, skip_locked=True)
     )
+    return [_view(row, _PAYMENTS, _PARTIES) for row in session.connection().execute(statement).mappings()]
 
 
 def count_payments(session: Session, account_id: int) -> int:

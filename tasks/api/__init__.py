@@ -390,7 +390,7 @@ def _create(
             note=extra.get("note"),
         )
     if status == PaymentStatus.SCHEDULED:
-        queue_payment_email(session, payment_rows.find_payment(session, payment.id), SCHEDULED_EMAIL, _now())
+        queue_payment_email(session, payment_rows.lock_payment(session, payment.id), SCHEDULED_EMAIL, _now())
     else:
         messages.send_after_commit(session, "execute_payment", [(payment.id,)])
     session.info["remit_plan"] = plan

@@ -11,16 +11,14 @@ from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import inspect
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from db.queries import accounts as account_rows
 from db.queries import emails as email_rows
 from db.queries import invoices as invoice_rows
 from db.queries import payments as payment_rows
 from tasks.domain.states import EmailKind, PaymentStatus
-from tasks.domain.transitions import is_quiet, plan_transition
+from tasks.domain.transitions import plan_transition
 from tasks.flows import emails as outbox
 from tasks.flows.balances import recompute_all_after_commit
 
@@ -46,9 +44,9 @@ EMAIL_FIELDS = (
 class TransitionBatch:
     """Transitions of one or many payments, decided one by one and written together at flush().
 
-    A payment is a loaded row (db.queries.payments.lock_payment) or a plain view (lock_payment_views)
-    with its method, account and seller; each is changed in place as its transitions are added, so a
-    second event about the same payment sees the first. Only BATCH_COLUMNS of a payment are written.
+    A payment is a view with its method, account and seller, as every lock of db.queries.payments
+    returns it; each is changed in place as its transitions are added, so a second event about the same
+    payment sees the first. Only BATCH_COLUMNS of a payment are written.
     """
 
     def __init__(self, now: datetime) -> None:
@@ -79,7 +77,7 @@ class TransitionBatch:
         plan = plan_transition(
             payment.status,
             payment.kind,
-            _method_kind(payment),
+            payment.method.kind,
             target,
             now=self.now,
             detail=detail,
@@ -111,14 +109,7 @@ class TransitionBatch:
         if not values:
             return
         self._columns.setdefault(payment.id, {}).update(values)
-        if hasattr(payment, "_sa_instance_state"):
-            for (
-                name,
-                value,
-            ) in values.items():  # shown as committed, so the unit of work never writes them again
-                set_committed_value(payment, name, value)
-        else:
-            vars(payment).update(values)
+        vars(payment).update(values)
 
     def email(self, payment: Any, kind: EmailKind, dedupe_suffix: str = "") -> None:
         """The email of this kind, owed once per payment (and suffix), showing the payment as it is now."""
@@ -153,7 +144,7 @@ class TransitionBatch:
         )
         rows = []
         for payment, kind, seen, suffix in self._emails:
-            method, account, seller = _parties(session, payment)
+            method, account, seller = payment.method, payment.account, payment.seller
             context = payment_email_context(seen, account, method, seller, lines.get(payment.id, []))
             rows.append(
                 dict(
@@ -202,26 +193,11 @@ def record_event(
     batch.flush(session)
 
 
-def record_quiet_transition(
-    session: Session,
-    payment_id: int,
-    current: PaymentStatus,
-    target: PaymentStatus,
-    *,
-    source: str,
-    now: datetime,
-    detail: dict[str, Any],
-    **values: Any,
-) -> None:
-    """A transition that moves no money, owes no email and changes no balance figure, known by id alone.
-
-    For the hot path of a payment whose row the caller holds locked and whose status it read there;
-    values are further payment columns to set with it.
-    """
-    if not is_quiet(current, target):
-        raise ValueError(f"{current} -> {target} is not a quiet transition; use apply_transition")
-    payment = SimpleNamespace(id=payment_id, status=current, kind=None, account_id=None, method=None)
-    apply_transition(session, payment, target, source=source, now=now, detail=detail, values=values)
+def update_payment(session: Session, payment: Any, values: dict[str, Any], *, now: datetime) -> None:
+    """Payment columns that no transition or timeline line carries (e.g. when an attempt was retried)."""
+    batch = TransitionBatch(now)
+    batch.set_columns(payment, values)
+    batch.flush(session)
 
 
 def queue_payment_email(session: Session, payment: Any, kind: EmailKind, now: datetime) -> None:
@@ -229,24 +205,6 @@ def queue_payment_email(session: Session, payment: Any, kind: EmailKind, now: da
     batch = TransitionBatch(now)
     batch.email(payment, kind)
     batch.flush(session)
-
-
-def _method_kind(payment: Any) -> str | None:
-    method = getattr(payment, "method", None)
-    return method.kind if method is not None else None
-
-
-def _parties(session: Session, payment: Any) -> tuple[Any, Any, Any]:
-    """The payment's method, account and seller: as loaded or viewed with it, or in one query."""
-    if isinstance(payment, SimpleNamespace):
-        if hasattr(payment, "seller"):
-            return payment.method, payment.account, payment.seller
-    elif (
-        inspect(payment).unloaded.isdisjoint({"method", "account"})
-        and "seller" not in inspect(payment.account).unloaded
-    ):
-        return payment.method, payment.account, payment.account.seller
-    return payment_rows.get_parties(session, payment.payment_method_id)
 
 
 def payment_email_context(

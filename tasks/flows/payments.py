@@ -29,7 +29,7 @@ from tasks.domain.last_look import Refusal, last_look
 from tasks.domain.states import PaymentStatus
 from tasks.flows import messages
 from tasks.flows.customers import ensure_customer
-from tasks.flows.ledger import apply_transition, record_event, record_quiet_transition
+from tasks.flows.ledger import TransitionBatch, apply_transition, record_event, update_payment
 from tasks.gateways.stripe import IntentResult, Mandate, get_gateway, payment_intent_params
 
 SOURCE = "worker:execute_payment"
@@ -70,92 +70,84 @@ def execute_payment(payment_id: int, now: datetime) -> Outcome:
 
 
 def _record_attempt(payment_id: int, now: datetime) -> Charge | NothingToDo | FailedAtLastLook:
-    """Decide the attempt and commit its key before any Stripe call; plain statements on the common path."""
+    """Decide the attempt and commit its key before any Stripe call."""
     with transaction() as session:
-        row = payment_rows.lock_payment_to_charge(session, payment_id)
-        if row is None:
+        payment = payment_rows.lock_payment(session, payment_id)
+        if payment is None:
             raise RowMissing(f"payment {payment_id} does not exist")
-        decision = decide_attempt(row.id, row.status, row.attempt, row.first_attempt_at, now)
+        decision = decide_attempt(payment.id, payment.status, payment.attempt, payment.first_attempt_at, now)
         if decision.step == Step.NOTHING:
-            return NothingToDo(PaymentStatus(row.status))
-        if row.status == PaymentStatus.PENDING:
-            refusal = _last_look(session, row)
+            return NothingToDo(PaymentStatus(payment.status))
+        if payment.status == PaymentStatus.PENDING:
+            refusal = _last_look(session, payment)
             if refusal is not None:
-                return _fail_at_last_look(session, payment_id, refusal, now)
-            record_quiet_transition(
+                return _fail_at_last_look(session, payment, refusal, now)
+            key = {"attempt": decision.attempt, "stripe_idempotency_key": decision.idempotency_key}
+            times = {"first_attempt_at": payment.first_attempt_at or now, "last_attempt_at": now}
+            apply_transition(
                 session,
-                row.id,
-                PaymentStatus.PENDING,
+                payment,
                 PaymentStatus.SUBMITTING,
                 source=SOURCE,
                 now=now,
-                detail={"attempt": decision.attempt, "stripe_idempotency_key": decision.idempotency_key},
-                attempt=decision.attempt,
-                stripe_idempotency_key=decision.idempotency_key,
-                first_attempt_at=row.first_attempt_at or now,
-                last_attempt_at=now,
+                detail=key,
+                values={**key, **times},
             )
         else:
-            _retry_attempt(session, row, now)
-        return _charge(row, decision)
+            _retry_attempt(session, payment, now)
+        return _charge(payment, decision)
 
 
-def _fail_at_last_look(session, payment_id: int, refusal: Refusal, now: datetime) -> FailedAtLastLook:
+def _fail_at_last_look(session, payment, refusal: Refusal, now: datetime) -> FailedAtLastLook:
     """Nothing has reached Stripe yet: the payment fails and its invoices are freed."""
-    payment = payment_rows.lock_payment(session, payment_id)
-    payment.failure_code, payment.failure_message = refusal.code, refusal.message
+    values = {"failure_code": refusal.code, "failure_message": refusal.message}
+    detail = {"last_look": refusal.code}
     apply_transition(
-        session, payment, PaymentStatus.FAILED, source=SOURCE, now=now, detail={"last_look": refusal.code}
+        session, payment, PaymentStatus.FAILED, source=SOURCE, now=now, detail=detail, values=values
     )
     return FailedAtLastLook(refusal.code)
 
 
-def _retry_attempt(session, row, now: datetime) -> None:
+def _retry_attempt(session, payment, now: datetime) -> None:
     """A submitting payment may already be charged at Stripe: it is replayed with the same key, never failed here.
 
     What changed since the first call (an invoice voided, the method removed) is flagged for ops instead.
     """
-    refusal = None if row.needs_review else _last_look(session, row)
+    refusal = None if payment.needs_review else _last_look(session, payment)
     if refusal is None:
-        payment_rows.touch_payment_attempt(session, row.id, now)
+        update_payment(session, payment, {"last_attempt_at": now}, now=now)
         return
-    payment_rows.move_payment(
-        session,
-        row.id,
-        {"needs_review": True, "last_attempt_at": now},
-        from_status=row.status,
-        to_status=row.status,
-        source=SOURCE,
-        at=now,
-        detail={"needs_review": refusal.code, "message": refusal.message, "attempt": row.attempt},
-    )
+    detail = {"needs_review": refusal.code, "message": refusal.message, "attempt": payment.attempt}
+    values = {"needs_review": True, "last_attempt_at": now}
+    record_event(session, payment, source=SOURCE, now=now, detail=detail, values=values)
 
 
-def _last_look(session, row) -> Refusal | None:
+def _last_look(session, payment) -> Refusal | None:
     """Re-read the invoices and the method under lock right before money first moves."""
-    invoices = invoice_rows.lock_payment_invoices(session, row.id)
-    return last_look([(i.number, i.voided) for i in invoices], row.method_status)
+    invoices = invoice_rows.lock_payment_invoices(session, payment.id)
+    return last_look([(i.number, i.voided) for i in invoices], payment.method.status)
 
 
-def _charge(row, decision: Attempt) -> Charge:
+def _charge(payment, decision: Attempt) -> Charge:
+    method, account = payment.method, payment.account
     mandate = None
-    if row.mandate_accepted_at is not None:
-        mandate = Mandate(
-            int(row.mandate_accepted_at.timestamp()), row.mandate_ip or "", row.mandate_user_agent or ""
-        )
+    if method.mandate_accepted_at is not None:
+        accepted_at = int(method.mandate_accepted_at.timestamp())
+        mandate = Mandate(accepted_at, method.mandate_ip or "", method.mandate_user_agent or "")
     params = payment_intent_params(
-        payment_id=row.id,
-        account_id=row.account_id,
-        amount_minor=row.amount_minor,
-        currency=row.currency,
-        customer_id=row.stripe_customer_id or "",
-        payment_method=row.stripe_payment_method_id,
-        method_kind=row.method_kind,
-        off_session=row.scheduled_for is not None,
+        payment_id=payment.id,
+        account_id=payment.account_id,
+        amount_minor=payment.amount_minor,
+        currency=payment.currency,
+        customer_id=account.stripe_customer_id or "",
+        payment_method=method.stripe_payment_method_id,
+        method_kind=method.kind,
+        off_session=payment.scheduled_for is not None,
         mandate=mandate,
     )
+    customer_id = account.stripe_customer_id or None
     return Charge(
-        row.id, row.account_id, decision, params, row.stripe_customer_id or None, row.billing_email, row.name
+        payment.id, payment.account_id, decision, params, customer_id, account.billing_email, account.name
     )
 
 
@@ -197,29 +189,23 @@ def _start_fresh_attempt(charge: Charge, now: datetime) -> Charge | FailedAtLast
     Nothing has moved yet, so a fresh attempt gets the last look a first one gets.
     """
     with transaction() as session:
-        refusal = _last_look(session, payment_rows.lock_payment_to_charge(session, charge.payment_id))
+        payment = payment_rows.lock_payment(session, charge.payment_id)
+        refusal = _last_look(session, payment)
         if refusal is not None:
-            return _fail_at_last_look(session, charge.payment_id, refusal, now)
-        return replace(charge, attempt=_record_fresh_attempt(session, charge.payment_id, now))
-
-
-def _record_fresh_attempt(session, payment_id: int, now: datetime) -> Attempt:
-    payment = payment_rows.lock_payment(session, payment_id)
-    payment.attempt += 1
-    payment.stripe_idempotency_key = stripe_key(payment.id, payment.attempt)
-    payment.first_attempt_at = now
-    record_event(
-        session,
-        payment,
-        source=SOURCE,
-        now=now,
-        detail={
-            "attempt": payment.attempt,
-            "stripe_idempotency_key": payment.stripe_idempotency_key,
+            return _fail_at_last_look(session, payment, refusal, now)
+        attempt = Attempt(Step.CREATE, payment.attempt + 1, stripe_key(payment.id, payment.attempt + 1))
+        values = {
+            "attempt": attempt.attempt,
+            "stripe_idempotency_key": attempt.idempotency_key,
+            "first_attempt_at": now,
+        }
+        detail = {
+            "attempt": attempt.attempt,
+            "stripe_idempotency_key": attempt.idempotency_key,
             "reason": "no PaymentIntent found at Stripe after the search window",
-        },
-    )
-    return Attempt(Step.CREATE, payment.attempt, payment.stripe_idempotency_key)
+        }
+        record_event(session, payment, source=SOURCE, now=now, detail=detail, values=values)
+        return replace(charge, attempt=attempt)
 
 
 def _record_outcome(payment_id: int, result: IntentResult, now: datetime) -> Answered:
@@ -265,7 +251,9 @@ def dispatch_due_payments(now: datetime, limit: int = SWEEP_LIMIT) -> dict[str, 
     """Move scheduled payments due today (at the seller) to pending and send them, after commit."""
     with transaction() as session:
         due = payment_rows.lock_due_scheduled_payments(session, now, limit)
+        batch = TransitionBatch(now)
         for payment in due:
-            apply_transition(session, payment, PaymentStatus.PENDING, source="clock", now=now)
+            batch.add(session, payment, PaymentStatus.PENDING, source="clock")
+        batch.flush(session)
         messages.send_after_commit(session, "execute_payment", [(payment.id,) for payment in due])
     return {"dispatched": len(due)}

@@ -20,7 +20,7 @@ from tasks.domain.events import dispute_is_closed, dispute_is_inquiry, next_disp
 from tasks.domain.states import PaymentStatus
 from tasks.flows import ledger
 from tasks.handlers.common import PROCESSED, Handled, ignored, obj, source_of
-from tasks.handlers.settle import charge_ids, settle_if_in_flight
+from tasks.handlers.settle import charge_ids, settle_in_batch
 
 P = PaymentStatus
 DISPUTABLE = (P.SUCCEEDED, P.PARTIALLY_REFUNDED)
@@ -46,8 +46,9 @@ def handle(session: Session, event: dict[str, Any], now: datetime) -> Handled:
     if dispute_is_closed(row.status) and row.closed_at is None:
         row.closed_at = now
     source = source_of(event)
-    settle_if_in_flight(session, payment, charge_id, intent_id, source=source, now=now)
-    payment.needs_review = True  # an inquiry needs a response too
+    batch = ledger.TransitionBatch(now)
+    settle_in_batch(session, batch, payment, charge_id, intent_id, source=source)
+    batch.set_columns(payment, {"needs_review": True})  # an inquiry needs a response too
     detail = {
         "event_type": event["type"],
         "dispute": dispute["id"],
@@ -55,9 +56,10 @@ def handle(session: Session, event: dict[str, Any], now: datetime) -> Handled:
         "dispute_status": dispute["status"],
     }
     if dispute_is_inquiry(row.status):
-        ledger.record_event(session, payment, source=source, now=now, detail={**detail, "inquiry": True})
+        batch.note(payment, source=source, detail={**detail, "inquiry": True})
     elif payment.status in DISPUTABLE:
-        ledger.apply_transition(session, payment, P.DISPUTED, source=source, now=now, detail=detail)
+        batch.add(session, payment, P.DISPUTED, source=source, detail=detail)
     else:
-        ledger.record_event(session, payment, source=source, now=now, detail=detail)
+        batch.note(payment, source=source, detail=detail)
+    batch.flush(session)
     return PROCESSED

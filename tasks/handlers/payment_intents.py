@@ -13,7 +13,6 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from db.models import Payment
 from db.queries import payments as payment_rows
 from tasks.domain.events import intent_event_applies, intent_event_target, payment_id_from_metadata
 from tasks.domain.intents import failure_fields
@@ -64,25 +63,32 @@ def _apply(
             detail={"event_type": event["type"], "ignored": f"other PaymentIntent {intent['id']}"},
         )
         return ignored(f"payment {payment.id} has another PaymentIntent")
-    target, detail, values = decide(payment, event["type"], intent)
+    _write(session, batch, payment, event["type"], intent, source)
+    return PROCESSED
+
+
+def _write(
+    session: Session,
+    batch: ledger.TransitionBatch,
+    payment: Any,
+    event_type: str,
+    intent: dict[str, Any],
+    source: str,
+) -> None:
+    target, detail, values = decide(payment, event_type, intent)
     if target is None:
         batch.note(payment, source=source, detail=detail)
     else:
         batch.add(session, payment, target, source=source, detail=detail, values=values)
-    return PROCESSED
 
 
 def apply_intent(
-    session: Session, payment: Payment, event_type: str, intent: dict[str, Any], *, source: str, now: datetime
+    session: Session, payment: Any, event_type: str, intent: dict[str, Any], *, source: str, now: datetime
 ) -> Handled:
-    """The reconciler's path for one loaded payment: the same decision, written row by row."""
-    target, detail, values = decide(payment, event_type, intent)
-    if target is None:
-        ledger.record_event(session, payment, source=source, now=now, detail=detail)
-    else:
-        ledger.apply_transition(
-            session, payment, target, source=source, now=now, detail=detail, values=values
-        )
+    """The reconciler's path for one payment: the same decision and writes, as a batch of one."""
+    batch = ledger.TransitionBatch(now)
+    _write(session, batch, payment, event_type, intent, source)
+    batch.flush(session)
     return PROCESSED
 
 

@@ -251,12 +251,12 @@ def handle_refund_object(session: Session, event: dict[str, Any], now: datetime)
     )
     if refund.get("status") in REFUND_FINAL:
         # The money never left; the invoices stay reopened until ops decide (re-refund or re-apply).
-        payment.needs_review = True
         ledger.record_event(
             session,
             payment,
             source=source_of(event),
             now=now,
+            values={"needs_review": True},
             detail={
                 "event_type": event["type"],
                 "refund": refund["id"],

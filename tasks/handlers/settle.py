@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from db.models import Payment
 from tasks.domain.events import settled_first
 from tasks.domain.states import PaymentStatus
 from tasks.flows import ledger
@@ -22,24 +20,6 @@ def missing_ids(payment: Any, charge_id: str | None, intent_id: str | None) -> d
     return {column: value for column, value in found.items() if value and not getattr(payment, column)}
 
 
-def settle_if_in_flight(
-    session: Session,
-    payment: Payment,
-    charge_id: str | None,
-    intent_id: str | None,
-    *,
-    source: str,
-    now: datetime,
-) -> None:
-    """Move a payment that never heard of its success to succeeded, so out-of-order events converge."""
-    for column, value in missing_ids(payment, charge_id, intent_id).items():
-        setattr(payment, column, value)
-    if settled_first(payment.status):
-        ledger.apply_transition(
-            session, payment, PaymentStatus.SUCCEEDED, source=source, now=now, detail=IMPLIED
-        )
-
-
 def settle_in_batch(
     session: Session,
     batch: ledger.TransitionBatch,
@@ -49,7 +29,7 @@ def settle_in_batch(
     *,
     source: str,
 ) -> None:
-    """settle_if_in_flight for a payment view whose writes a TransitionBatch makes."""
+    """Move a payment that never heard of its success to succeeded first, so out-of-order events converge."""
     batch.set_columns(payment, missing_ids(payment, charge_id, intent_id))
     if settled_first(payment.status):
         batch.add(session, payment, PaymentStatus.SUCCEEDED, source=source, detail=IMPLIED)

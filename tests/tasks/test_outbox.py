@@ -49,14 +49,19 @@ def queue_email(db, kind="payment_confirmation", recipient="ap@customer.test", c
     with db() as session:
         seller = factories.seller(session)
         account = factories.account(session, seller)
-        email_id = email_rows.add_email(
+        (email_id,) = email_rows.add_emails(
             session,
-            kind=kind,
-            recipient=recipient,
-            context=contexts.for_kind(kind),
-            dedupe_key=f"{kind}:test:{account.id}",
-            seller_id=seller.id,
-            account_id=account.id,
+            [
+                dict(
+                    kind=kind,
+                    recipient=recipient,
+                    context=contexts.for_kind(kind),
+                    dedupe_key=f"{kind}:test:{account.id}",
+                    seller_id=seller.id,
+                    account_id=account.id,
+                    payment_id=None,
+                )
+            ],
         )
         session.execute(update(Email).where(Email.id == email_id).values(created_at=created_at, **row))
         session.commit()
@@ -209,13 +214,19 @@ def test_sweep_leaves_a_row_being_sent_right_now(db, broker):
 def test_send_after_commit_nudges_only_once_the_row_is_committed(db, broker):
     with db() as session:
         seller = factories.seller(session)
-        email_id = email_rows.add_email(
+        (email_id,) = email_rows.add_emails(
             session,
-            kind="bank_verified",
-            recipient="ap@customer.test",
-            context=contexts.for_kind("bank_verified"),
-            dedupe_key="k:1",
-            seller_id=seller.id,
+            [
+                dict(
+                    kind="bank_verified",
+                    recipient="ap@customer.test",
+                    context=contexts.for_kind("bank_verified"),
+                    dedupe_key="k:1",
+                    seller_id=seller.id,
+                    account_id=None,
+                    payment_id=None,
+                )
+            ],
         )
         outbox.send_after_commit(session, email_id)
         outbox.send_after_commit(session, None)

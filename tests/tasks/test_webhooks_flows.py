@@ -44,14 +44,16 @@ def pay(gateway, payment_id: int, pm: str, bank: bool = False):
 
 def _record_intent(payment_id: int, intent) -> None:
     """What execute_payment does with Stripe's answer: remember the intent and apply a processing status."""
-    from db.models import Payment
+    from db.queries import payments as payment_rows
     from db.session import transaction
+    from tasks.flows import ledger
     from tasks.handlers.payment_intents import apply_intent
     from tests.tasks.handlers.support import now
 
     with transaction() as session:
-        payment = session.get(Payment, payment_id)
-        payment.stripe_payment_intent_id = payment.stripe_payment_intent_id or intent.id
+        payment = payment_rows.lock_payment(session, payment_id)
+        if payment.stripe_payment_intent_id is None:
+            ledger.update_payment(session, payment, {"stripe_payment_intent_id": intent.id}, now=now())
         if intent.status == "processing":
             snapshot = {"id": intent.id, "status": intent.status, "latest_charge": intent.charge_id}
             apply_intent(session, payment, "payment_intent.processing", snapshot, source="api", now=now())
