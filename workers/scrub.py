@@ -33,7 +33,8 @@ _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 _SECRET_PAIR = re.compile(r"(?i)\b(" + "|".join(sorted(SECRET_KEYS)) + r")=([^&\s'\"]+)")
 _EMAIL = re.compile(r"[^\s@'\"<>(),;:\[\]]+@[^\s@'\"<>(),;:\[\]]+\.[A-Za-z0-9-]+")
 # SQLAlchemy appends the bound values to a DBAPI error; PostgreSQL's DETAIL repeats row values.
-_SQL_PARAMETERS = re.compile(r"\[parameters: .*?\](?=\s*(?:\(Background on this error|$))", re.DOTALL)
+# SQLAlchemy prints them on a line of their own, whose repr may hold brackets: the whole line goes.
+_SQL_PARAMETERS = re.compile(r"\[parameters: [^\n]*")
 _ROW_VALUES = re.compile(r"(Key \([^)]*\)=|Failing row contains )\(.*?\)(?=\.?\s*(?:$|\n|\[))", re.MULTILINE)
 
 

@@ -173,3 +173,70 @@ def test_sentry_hears_of_a_failed_job_without_its_locals_emails_names_or_sql_val
     assert "could not send to [email]" in payloads and "RuntimeError" in payloads
     for personal in ("jane@roe.example", "Jane Roe", "Dear"):
         assert personal not in payloads, personal
+
+
+@pytest.fixture()
+def production_engine(migrated, monkeypatch):
+    """The process engine as a production worker builds it (REMIT_ENV=production)."""
+    from db.session import reset_engine
+    from workers.settings import get_settings
+
+    monkeypatch.setenv("REMIT_ENV", "production")
+    get_settings.cache_clear()
+    reset_engine()
+    yield
+    monkeypatch.undo()
+    get_settings.cache_clear()
+    reset_engine()
+
+
+def _failing_insert(session):
+    from sqlalchemy import text
+
+    session.execute(
+        text("INSERT INTO sellers (slug, name) VALUES (:slug, :name)"),
+        {"slug": "x" * 100, "name": "Jane Roe jane@roe.example"},
+    )
+
+
+def test_outside_development_a_database_error_and_its_dead_letter_carry_no_bound_parameters(
+    db, production_engine
+):
+    import dramatiq
+    from sqlalchemy import select
+    from sqlalchemy.exc import DBAPIError
+
+    from db.models import FailedJob
+    from db.session import get_sessionmaker, transaction
+    from workers.middleware import record_failed_job
+
+    with pytest.raises(DBAPIError) as failed:
+        with transaction() as session:
+            _failing_insert(session)
+    assert "Jane Roe" not in str(failed.value) and "jane@roe.example" not in str(failed.value)
+    message = dramatiq.Message(queue_name="emails", actor_name="send_email", args=(1,), kwargs={}, options={})
+    record_failed_job(message, failed.value)
+    with get_sessionmaker()() as session:
+        row = session.scalars(select(FailedJob)).one()
+    assert "StringDataRightTruncation" in row.error
+    assert "Jane Roe" not in row.error + row.traceback and "jane@roe.example" not in row.error + row.traceback
+
+
+def test_a_dead_letter_is_recorded_without_the_sql_values_or_emails_its_error_named(db):
+    import dramatiq
+    from sqlalchemy import select
+
+    from db.models import FailedJob
+    from db.session import get_sessionmaker
+    from workers.middleware import record_failed_job
+
+    leaked = RuntimeError("for jane@roe.example\n[SQL: INSERT ...]\n[parameters: {'name': ['Jane Roe']}]")
+    message = dramatiq.Message(queue_name="emails", actor_name="send_email", args=(1,), kwargs={}, options={})
+    message = message.copy(
+        options={"traceback": f"Traceback (most recent call last):\nRuntimeError: {leaked}"}
+    )
+    record_failed_job(message, leaked)
+    with get_sessionmaker()() as session:
+        row = session.scalars(select(FailedJob)).one()
+    assert "[parameters: redacted]" in row.error and "[email]" in row.traceback
+    assert "Jane Roe" not in row.error + row.traceback and "jane@roe.example" not in row.error + row.traceback
