@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -240,3 +242,146 @@ def test_a_dead_letter_is_recorded_without_the_sql_values_or_emails_its_error_na
         row = session.scalars(select(FailedJob)).one()
     assert "[parameters: redacted]" in row.error and "[email]" in row.traceback
     assert "Jane Roe" not in row.error + row.traceback and "jane@roe.example" not in row.error + row.traceback
+
+
+PURGE_NOW = datetime(2026, 11, 22, 18, 0, tzinfo=UTC)
+PERSONAL_EVENT = {
+    "type": "charge.succeeded",
+    "created": 1700000000,
+    "data": {
+        "object": {
+            "id": "ch_1",
+            "amount": 64510,
+            "status": "succeeded",
+            "billing_details": {"name": "Jane Roe", "email": "jane@roe.example"},
+            "payment_method_details": {"us_bank_account": {"routing_number": "110000000"}},
+        }
+    },
+}
+
+
+def _seed_personal_data(db) -> dict:
+    from sqlalchemy import update
+
+    from db.models import Email, PaymentMethod, StripeEvent
+    from db.queries import emails as email_rows
+    from db.queries import inbox
+    from tests import factories
+    from tests.emails import contexts
+
+    ago = {"old": PURGE_NOW - timedelta(days=91), "new": PURGE_NOW - timedelta(days=89)}
+    with db() as session:
+        for name, status, received in [
+            ("evt_old_done", "processed", ago["old"]),
+            ("evt_old_ignored", "ignored", ago["old"]),
+            ("evt_old_waiting", "received", ago["old"]),  # still to be processed: kept whole
+            ("evt_new_done", "processed", ago["new"]),
+        ]:
+            inbox.insert_event(session, {**PERSONAL_EVENT, "id": name}, received)
+            session.execute(update(StripeEvent).where(StripeEvent.id == name).values(status=status))
+        seller = factories.seller(session)
+        account = factories.account(session, seller, billing_email="jane@roe.example")
+        emails = {}
+        for name, status, days in [
+            ("old_sent", "sent", 181),
+            ("old_queued", "queued", 181),
+            ("new_sent", "sent", 179),
+        ]:
+            emails[name] = email_rows.add_email(
+                session,
+                kind="payment_confirmation",
+                recipient="jane@roe.example",
+                context=contexts.for_kind("payment_confirmation"),
+                dedupe_key=f"k:{name}",
+                seller_id=seller.id,
+                account_id=account.id,
+            )
+            session.execute(
+                update(Email)
+                .where(Email.id == emails[name])
+                .values(status=status, created_at=PURGE_NOW - timedelta(days=days))
+            )
+        methods = {}
+        for name, status, days in [
+            ("old_removed", "removed", 731),
+            ("new_removed", "removed", 700),
+            ("old_active", "active", 900),
+        ]:
+            methods[name] = factories.method(session, account, kind="us_bank_account", status=status).id
+            session.execute(
+                update(PaymentMethod)
+                .where(PaymentMethod.id == methods[name])
+                .values(updated_at=PURGE_NOW - timedelta(days=days))
+            )
+        session.commit()
+    return {"emails": emails, "methods": methods}
+
+
+def test_purge_redacts_personal_data_past_retention_keeping_ids_amounts_and_states(db):
+    from db.models import Email, PaymentMethod, StripeEvent
+    from tasks.flows.retention import purge_personal_data
+
+    made = _seed_personal_data(db)
+    assert purge_personal_data(PURGE_NOW) == {"webhook_payloads": 2, "email_contexts": 1, "mandates": 1}
+    assert purge_personal_data(PURGE_NOW) == {"webhook_payloads": 0, "email_contexts": 0, "mandates": 0}
+    with db() as session:
+        events = {row.id: row for row in session.query(StripeEvent)}
+        emails = {row.id: row for row in session.query(Email)}
+        methods = {row.id: row for row in session.query(PaymentMethod)}
+    for event_id in ("evt_old_done", "evt_old_ignored"):
+        payload = events[event_id].payload
+        assert "Jane Roe" not in repr(payload) and "110000000" not in repr(payload)
+        assert payload["id"] == event_id and payload["data"]["object"]["amount"] == 64510
+        assert (events[event_id].type, payload["data"]["object"]["status"]) == (
+            "charge.succeeded",
+            "succeeded",
+        )
+    for event_id in ("evt_old_waiting", "evt_new_done"):
+        assert "Jane Roe" in repr(events[event_id].payload)
+    old = emails[made["emails"]["old_sent"]]
+    assert old.context["redacted"] is True and old.status == "sent" and old.kind == "payment_confirmation"
+    assert "Acme" not in repr(old.context) and old.context["amount_minor"] == 123456
+    for name in ("old_queued", "new_sent"):
+        assert "redacted" not in emails[made["emails"][name]].context
+    gone = methods[made["methods"]["old_removed"]]
+    assert (gone.mandate_ip, gone.mandate_user_agent) == (None, None) and gone.mandate_accepted_at is not None
+    assert gone.updated_at == PURGE_NOW - timedelta(days=731)
+    for name in ("new_removed", "old_active"):
+        assert methods[made["methods"][name]].mandate_ip == "203.0.113.9"
+
+
+def test_purge_works_in_bounded_batches(db):
+    from tasks.flows.retention import purge_personal_data
+
+    _seed_personal_data(db)
+    assert purge_personal_data(PURGE_NOW, limit=1) == {
+        "webhook_payloads": 1,
+        "email_contexts": 1,
+        "mandates": 1,
+    }
+    assert purge_personal_data(PURGE_NOW, limit=1) == {
+        "webhook_payloads": 1,
+        "email_contexts": 0,
+        "mandates": 0,
+    }
+
+
+def test_retention_is_configurable_and_documented():
+    from workers.settings import SettingsError, load_settings
+
+    base = {
+        "DATABASE_URL": "postgresql://u@h/d",
+        "BROKER_URL": "redis://h:6379/0",
+        "STRIPE_API_KEY": "sk_test_x",
+        "STRIPE_WEBHOOK_SECRETS": "whsec_x",
+    }
+    assert load_settings(base).webhook_payload_retention_days == 90
+    settings = load_settings(
+        {**base, "WEBHOOK_PAYLOAD_RETENTION_DAYS": "30", "MANDATE_RETENTION_DAYS": "3650"}
+    )
+    assert (settings.webhook_payload_retention_days, settings.mandate_retention_days) == (30, 3650)
+    with pytest.raises(SettingsError, match="EMAIL_CONTEXT_RETENTION_DAYS"):
+        load_settings({**base, "EMAIL_CONTEXT_RETENTION_DAYS": "-1"})
+    example = (Path(__file__).parents[2] / ".env.example").read_text()
+    for name in ("WEBHOOK_PAYLOAD_RETENTION_DAYS", "EMAIL_CONTEXT_RETENTION_DAYS", "MANDATE_RETENTION_DAYS"):
+        assert f"\n{name}=" in example
