@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import Account, Invoice, PaymentMethod, Seller
 from db.session import make_engine
+from tasks.domain.addresses import email_address
 
 SHORT_PAY_REASONS = ["Damaged goods", "Pricing dispute", "Service not completed", "Other"]
 ACCOUNTS = [
@@ -62,7 +63,7 @@ def _seed(session: Session, gateway, today: date) -> str:
         name="Northwind Field Services",
         brand_color="#0a5c8a",
         logo_url="https://northwind.example/logo.png",
-        support_email="billing@northwind.example",
+        support_email=email_address("billing@northwind.example", "support_email"),
         support_phone="+1 555 0100",
         timezone="America/Chicago",
         payments_enabled=True,
@@ -80,7 +81,7 @@ def _seed(session: Session, gateway, today: date) -> str:
             seller_id=seller.id,
             number=number,
             name=name,
-            billing_email=email,
+            billing_email=email_address(email, f"billing_email of {number}"),
             currency="usd",
             portal_enabled=True,
         )

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import dramatiq
 
-from tasks.flows import ach, balances, dead_letters, emails, payments, reconcile
+from tasks.flows import ach, balances, dead_letters, emails, payments, reconcile, retention
 from workers import broker  # noqa: I001  (declares the broker before any actor)
 from workers.broker import QUEUES
 
@@ -79,3 +79,9 @@ def sweep_saved_methods() -> None:
 def mirror_dead_letters() -> None:
     """Record Redis dead letters that failed_jobs missed, before Redis expires them."""
     _log.info("mirror_dead_letters %s", dead_letters.mirror_dead_letters(broker.broker, QUEUES))
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=MAX_RETRIES, time_limit=TIME_LIMIT_MS)
+def purge_personal_data() -> None:
+    """Redact webhook payloads, email contexts and mandate details past their retention."""
+    _log.info("purge_personal_data %s", retention.purge_personal_data(_now()))

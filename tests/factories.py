@@ -8,6 +8,7 @@ from datetime import UTC, date, timedelta
 from sqlalchemy.orm import Session
 
 from db.models import Account, Allocation, Invoice, Payment, PaymentMethod, Seller
+from tasks.domain.addresses import email_address
 
 _counter = itertools.count(1)
 
@@ -27,7 +28,10 @@ def seller(session: Session, **overrides) -> Seller:
         short_pay_reasons=["Damaged goods", "Pricing dispute", "Other"],
         max_invoices_per_payment=200,
     )
-    return _add(session, Seller(**{**values, **overrides}))
+    values = {**values, **overrides}
+    if values["support_email"] is not None:
+        values["support_email"] = email_address(values["support_email"], "support_email")
+    return _add(session, Seller(**values))
 
 
 def account(session: Session, seller_row: Seller | None = None, **overrides) -> Account:
@@ -41,7 +45,9 @@ def account(session: Session, seller_row: Seller | None = None, **overrides) -> 
         currency="usd",
         portal_enabled=True,
     )
-    return _add(session, Account(**{**values, **overrides}))
+    values = {**values, **overrides}
+    values["billing_email"] = email_address(values["billing_email"], "billing_email")
+    return _add(session, Account(**values))
 
 
 def invoice(session: Session, account_row: Account, total_minor: int = 10_000, **overrides) -> Invoice:

@@ -139,11 +139,18 @@ def _init_sentry(settings: Settings) -> None:
     import sentry_sdk
     from sentry_sdk.integrations.dramatiq import DramatiqIntegration
 
+    from workers.scrub import scrub_event
+
+    # Locals held emails, names and whole rendered emails; request bodies are webhook payloads and job
+    # arguments; what is left is scrubbed of personal fields and SQL values before it leaves.
     sentry_sdk.init(
         dsn=settings.sentry_dsn,
         environment=settings.environment,
         integrations=[DramatiqIntegration()],
         send_default_pii=False,
+        include_local_variables=False,
+        max_request_body_size="never",
+        before_send=scrub_event,
     )
 
 

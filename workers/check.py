@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
+from workers.scrub import redact_url
 from workers.settings import Settings
 
 # A health check should answer quickly: an unreachable server is reported, not waited on.
@@ -23,12 +23,8 @@ class Finding:
 
 
 def redact(url: str) -> str:
-    """The URL without its password."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return parts._replace(netloc=netloc).geturl()
+    """The URL without its password, in the userinfo or the query string (workers.scrub)."""
+    return redact_url(url)
 
 
 def check_database(url: str) -> list[Finding]:

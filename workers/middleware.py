@@ -12,6 +12,7 @@ import dramatiq
 from sqlalchemy.dialects.postgresql import insert
 
 from workers.heap import freeze_startup_objects
+from workers.scrub import scrub_text
 
 _log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ def _is_business_outcome(broker, message, exception) -> bool:
 
 
 def record_failed_job(message: dramatiq.Message, exception: BaseException) -> None:
-    """Upsert the dead letter for this message id."""
+    """Upsert the dead letter for this message id, its error and traceback scrubbed of SQL values and emails."""
     from db.models import FailedJob
     from db.session import transaction
 
@@ -105,8 +106,8 @@ def record_failed_job(message: dramatiq.Message, exception: BaseException) -> No
         "actor": message.actor_name,
         "args": list(message.args),
         "kwargs": dict(message.kwargs),
-        "error": f"{type(exception).__name__}: {exception}"[:4000],
-        "traceback": formatted,
+        "error": scrub_text(f"{type(exception).__name__}: {exception}")[:4000],
+        "traceback": scrub_text(formatted),
         "attempts": message.options.get("retries", 0) or 1,
         "status": "dead",
     }

@@ -13,6 +13,13 @@ DEFAULT_STRIPE_REQUESTS_PER_SECOND = 25
 # Long enough for a slow Stripe answer, short enough that a stuck call frees the worker.
 DEFAULT_STRIPE_TIMEOUT_SECONDS = 20
 STRIPE_API_BASE = "https://api.stripe.com"
+# Personal data is redacted past these (tasks.flows.retention). Webhook payloads are needed while Stripe may
+# still dispute or refund (its dispute window is 120 days from the charge for most cards, but our own
+# rows hold what a dispute needs); email contexts back a customer's "what did you send me" for six months;
+# a bank mandate's evidence is kept two years after the method is removed (Nacha's record retention).
+DEFAULT_WEBHOOK_PAYLOAD_RETENTION_DAYS = 90
+DEFAULT_EMAIL_CONTEXT_RETENTION_DAYS = 180
+DEFAULT_MANDATE_RETENTION_DAYS = 730
 
 
 class SettingsError(Exception):
@@ -34,6 +41,9 @@ class Settings:
     dashboard_token: str | None
     environment: str
     broker_namespace: str = "remit"
+    webhook_payload_retention_days: int = DEFAULT_WEBHOOK_PAYLOAD_RETENTION_DAYS
+    email_context_retention_days: int = DEFAULT_EMAIL_CONTEXT_RETENTION_DAYS
+    mandate_retention_days: int = DEFAULT_MANDATE_RETENTION_DAYS
 
     @property
     def broker_kind(self) -> str:
@@ -89,6 +99,15 @@ def _positive_number(environ: Mapping[str, str], name: str, default: float) -> f
     if value <= 0:
         raise SettingsError(f"{name} is malformed: {raw!r} must be greater than zero")
     return value
+
+
+def _days(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise SettingsError(f"{name} is malformed: {raw[:40]!r} is not a whole number of days, 1 or more")
+    return int(raw)
 
 
 def _stripe_key(environ: Mapping[str, str]) -> str:
@@ -157,6 +176,13 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         dashboard_token=_dashboard_token(environ),
         environment=environ.get("REMIT_ENV", "").strip() or "development",
         broker_namespace=environ.get("BROKER_NAMESPACE", "").strip() or "remit",
+        webhook_payload_retention_days=_days(
+            environ, "WEBHOOK_PAYLOAD_RETENTION_DAYS", DEFAULT_WEBHOOK_PAYLOAD_RETENTION_DAYS
+        ),
+        email_context_retention_days=_days(
+            environ, "EMAIL_CONTEXT_RETENTION_DAYS", DEFAULT_EMAIL_CONTEXT_RETENTION_DAYS
+        ),
+        mandate_retention_days=_days(environ, "MANDATE_RETENTION_DAYS", DEFAULT_MANDATE_RETENTION_DAYS),
     )
 
 

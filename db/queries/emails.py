@@ -6,13 +6,14 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Row, any_, bindparam, case, func, literal, select, text
+from sqlalchemy import BigInteger, Row, any_, bindparam, case, func, literal, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from db.models import Allocation, Email, Invoice
 from db.queries._batch import _json
 from tasks.domain.allocation import TAKEN_BACK
+from tasks.domain.retention import REDACTED_KEY
 from tasks.domain.states import EmailStatus
 
 _EMAILS, _INVOICES, _ALLOCATIONS = Email.__table__, Invoice.__table__, Allocation.__table__
@@ -98,3 +99,28 @@ def lock_email_if_free(session: Session, email_id: int) -> Email | None:
 def find_email_id(session: Session, email_id: int) -> int | None:
     """The id back when the row exists, locked or not."""
     return session.scalar(select(Email.id).where(Email.id == email_id))
+
+
+def lock_contexts_to_redact(session: Session, created_before: datetime, limit: int) -> list[Row]:
+    """(id, context) of sent or failed emails written before the cutoff and not yet redacted, oldest first, locked."""
+    statement = (
+        select(Email.id, Email.context)
+        .where(
+            Email.created_at < created_before,
+            Email.status != EmailStatus.QUEUED,
+            ~Email.context.has_key(REDACTED_KEY),
+        )
+        .order_by(Email.created_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(session.execute(statement))
+
+
+def replace_contexts(session: Session, contexts: Sequence[tuple[int, dict[str, Any]]]) -> None:
+    """Write each (email id, context) back."""
+    if contexts:
+        session.execute(
+            update(_EMAILS).where(_EMAILS.c.id == bindparam("email_id")),
+            [{"email_id": email_id, "context": context} for email_id, context in contexts],
+        )

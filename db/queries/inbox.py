@@ -6,11 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, select, text, update
+from sqlalchemy import Row, bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from db.models import StripeEvent
+from tasks.domain.retention import REDACTED_KEY
 from tasks.domain.states import EventStatus
 
 _EVENTS = StripeEvent.__table__
@@ -119,3 +120,28 @@ def list_known_event_ids(session: Session, event_ids: Sequence[str]) -> set[str]
     if not event_ids:
         return set()
     return set(session.scalars(select(StripeEvent.id).where(StripeEvent.id.in_(list(event_ids)))))
+
+
+def lock_payloads_to_redact(session: Session, received_before: datetime, limit: int) -> list[Row]:
+    """(id, payload) of handled events received before the cutoff and not yet redacted, oldest first, locked."""
+    statement = (
+        select(StripeEvent.id, StripeEvent.payload)
+        .where(
+            StripeEvent.received_at < received_before,
+            StripeEvent.status != EventStatus.RECEIVED,
+            ~StripeEvent.payload.has_key(REDACTED_KEY),
+        )
+        .order_by(StripeEvent.received_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(session.execute(statement))
+
+
+def replace_payloads(session: Session, payloads: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    """Write each (event id, payload) back."""
+    if payloads:
+        session.execute(
+            update(StripeEvent.__table__).where(StripeEvent.id == bindparam("event_id")),
+            [{"event_id": event_id, "payload": payload} for event_id, payload in payloads],
+        )

@@ -119,3 +119,30 @@ def count_other_methods(session: Session, account_id: int, method_id: int, statu
             PaymentMethod.status.in_(statuses),
         )
     )
+
+
+def clear_old_mandate_details(session: Session, removed_before: datetime, limit: int) -> int:
+    """Forget the IP and user agent of up to `limit` methods removed before the cutoff; return how many.
+
+    The mandate's acceptance time and text version stay: they are the record that a mandate existed.
+    updated_at is kept as it was, since it dates the removal.
+    """
+    due = (
+        select(PaymentMethod.id)
+        .where(
+            PaymentMethod.status == MethodStatus.REMOVED,
+            PaymentMethod.updated_at < removed_before,
+            (PaymentMethod.mandate_ip.is_not(None)) | (PaymentMethod.mandate_user_agent.is_not(None)),
+        )
+        .order_by(PaymentMethod.updated_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    statement = (
+        update(PaymentMethod)
+        .where(PaymentMethod.id.in_(due))
+        .values(mandate_ip=None, mandate_user_agent=None, updated_at=PaymentMethod.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(statement).rowcount

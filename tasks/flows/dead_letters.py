@@ -14,6 +14,7 @@ from dramatiq.brokers.redis import RedisBroker
 from db.queries import failed_jobs as failed_job_rows
 from db.session import transaction
 from tasks.domain.states import FailedJobStatus
+from workers.scrub import scrub_text
 
 # Dead letters read per queue per run; the next run takes the rest.
 MIRROR_LIMIT_PER_QUEUE = 1000
@@ -46,6 +47,7 @@ def _dead_letters(broker: RedisBroker, queue: str, limit: int) -> list[bytes]:
 def _row(raw: bytes) -> dict[str, Any]:
     message = dramatiq.Message.decode(raw)
     traceback = message.options.get("traceback")
+    traceback = scrub_text(traceback) if traceback else None
     last_line = traceback.strip().splitlines()[-1] if traceback else None
     return {
         "message_id": message.message_id,

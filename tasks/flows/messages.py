@@ -34,6 +34,7 @@ ACTOR_QUEUES: dict[str, str] = {
     "sweep_emails": "maintenance",
     "sweep_saved_methods": "maintenance",
     "mirror_dead_letters": "maintenance",
+    "purge_personal_data": "maintenance",
 }
 
 

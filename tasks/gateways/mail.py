@@ -9,6 +9,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 from urllib.parse import unquote, urlsplit
 
+from tasks.domain.addresses import InvalidAddress, email_address
 from tasks.domain.errors import TransientError
 
 # Long enough for a slow relay to accept a message, short enough that a dead one frees the worker
@@ -27,6 +28,13 @@ class MailRejected(Exception):
     def __init__(self, code: int | None, message: str):
         super().__init__(f"{code} {message}" if code else message)
         self.code = code
+
+
+class UnsendableEmail(MailRejected):
+    """The message can never be composed (a recipient or reply-to that is not one address): final, like a 5xx."""
+
+    def __init__(self, message: str):
+        super().__init__(None, message)
 
 
 class MailMisconfigured(Exception):
@@ -66,16 +74,23 @@ class MailGateway:
         return f"<remit-email-{email_id}@{self.domain}>"
 
     def compose(self, outgoing: Outgoing) -> EmailMessage:
-        """A multipart/alternative message: plain text first, HTML preferred by clients that can show it."""
+        """A multipart/alternative message: plain text first, HTML preferred by clients that can show it.
+
+        Raises UnsendableEmail when no such message can exist: an address that is not exactly one
+        address, or a header value holding a line break.
+        """
         message = EmailMessage()
-        message["From"] = self.sender
-        message["To"] = outgoing.recipient
-        message["Subject"] = outgoing.subject
-        message["Date"] = formatdate(localtime=False)
-        message["Message-ID"] = self.message_id(outgoing.email_id)
-        message["X-Remit-Dedupe-Key"] = outgoing.dedupe_key
-        if outgoing.reply_to:
-            message["Reply-To"] = outgoing.reply_to
+        try:
+            message["From"] = self.sender
+            message["To"] = _one_address(outgoing.recipient, "recipient")
+            message["Subject"] = outgoing.subject
+            message["Date"] = formatdate(localtime=False)
+            message["Message-ID"] = self.message_id(outgoing.email_id)
+            message["X-Remit-Dedupe-Key"] = outgoing.dedupe_key
+            if outgoing.reply_to:
+                message["Reply-To"] = _one_address(outgoing.reply_to, "reply-to (the seller's support_email)")
+        except ValueError as malformed:  # the email package refuses CR/LF in any header value
+            raise UnsendableEmail(f"a header cannot be composed: {malformed}") from None
         message.set_content(outgoing.text)
         message.add_alternative(outgoing.html, subtype="html")
         return message
@@ -86,7 +101,8 @@ class MailGateway:
         try:
             smtp = self._connect()
             try:
-                smtp.send_message(message)
+                # The envelope names the one checked recipient, never whatever the headers might list.
+                smtp.send_message(message, to_addrs=[message["To"]])
             finally:
                 _quit(smtp)
         except smtplib.SMTPRecipientsRefused as refused:
@@ -134,6 +150,13 @@ def _quit(smtp: smtplib.SMTP) -> None:
         smtp.quit()
     except (smtplib.SMTPException, OSError):
         smtp.close()
+
+
+def _one_address(raw: str, field: str) -> str:
+    try:
+        return email_address(raw, field)
+    except InvalidAddress as wrong:
+        raise UnsendableEmail(str(wrong)) from None
 
 
 def sender_domain(sender: str) -> str:
