@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy import update
 
 from db.models import Account, Email
-from db.queries import emails as email_rows
 from sandbox.smtp_capture import SmtpCapture
 from tasks.domain.addresses import InvalidAddress, email_address
 from tasks.flows import emails as outbox
@@ -64,7 +63,7 @@ def _queue(db, recipient: str, support_email: str = "ar@acme.test") -> int:
     with db() as session:
         seller = factories.seller(session)
         account = factories.account(session, seller)
-        email_id = email_rows.add_email(
+        email_id = factories.email_row(
             session,
             kind="payment_confirmation",
             recipient=recipient,

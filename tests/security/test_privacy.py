@@ -264,7 +264,6 @@ def _seed_personal_data(db) -> dict:
     from sqlalchemy import update
 
     from db.models import Email, PaymentMethod, StripeEvent
-    from db.queries import emails as email_rows
     from db.queries import inbox
     from tests import factories
     from tests.emails import contexts
@@ -287,7 +286,7 @@ def _seed_personal_data(db) -> dict:
             ("old_queued", "queued", 181),
             ("new_sent", "sent", 179),
         ]:
-            emails[name] = email_rows.add_email(
+            emails[name] = factories.email_row(
                 session,
                 kind="payment_confirmation",
                 recipient="jane@roe.example",
