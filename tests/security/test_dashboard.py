@@ -207,3 +207,35 @@ def test_the_dashboard_binds_loopback_unless_told_otherwise(migrated, monkeypatc
         argv = launched.pop()
         assert argv[argv.index("--bind") + 1] == expected
     get_settings.cache_clear()
+
+
+class NoRedisBroker:
+    """A RabbitMQ-like broker: no Redis client, so the dashboard keeps its state in its own memory."""
+
+    client = None
+    namespace = "nothing"
+
+
+def test_without_redis_logout_still_revokes_and_guesses_are_still_throttled(db):
+    app = make_app(TOKEN, db, NoRedisBroker(), QUEUES, https=False)
+    browser = Client(app).signed_in()
+    stolen = dict(browser.cookies)
+    assert browser.post("/logout", {"csrf": browser.get("/failed").csrf}).status == 303
+    assert Client(app, cookies=stolen).get("/failed").status == 401
+    for _ in range(5):
+        assert Client(app).post("/login", {"token": "wrong-guess-0123456789"}).status == 401
+    assert Client(app).post("/login", {"token": TOKEN}).status == 429
+
+
+def test_when_redis_does_not_answer_sign_in_is_a_short_503_and_bearer_still_works(db):
+    from tests.workers.dashboard.test_auth import DeadBroker
+
+    app = make_app(TOKEN, db, DeadBroker(), QUEUES, https=False)
+    answer = Client(app).post("/login", {"token": TOKEN})
+    assert answer.status == 503 and "Bearer" in answer.body and answer.header("Set-Cookie") is None
+    assert Client(app, bearer=TOKEN).get("/failed").status == 200
+
+
+def test_a_malformed_dashboard_host_stops_start_up_naming_it():
+    with pytest.raises(SettingsError, match="DASHBOARD_HOST"):
+        load_settings({**BASE_ENVIRON, "DASHBOARD_HOST": "0.0.0.0 --reload"})
