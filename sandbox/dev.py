@@ -66,6 +66,7 @@ def run_dev() -> int:
         DASHBOARD_TOKEN=SANDBOX_DASHBOARD_TOKEN,
         DASHBOARD_PORT=str(DASHBOARD_PORT),
         DASHBOARD_HOST="127.0.0.1",
+        DASHBOARD_HTTPS="false",  # served over plain http on loopback
     )
     try:
         _prepare_database()

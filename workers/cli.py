@@ -93,7 +93,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         # A warning, not an exit: honcho would stop the whole stack if this process ended.
         print("remit: DASHBOARD_TOKEN is not set; the dashboard answers 503 until it is", file=sys.stderr)
     require_database(settings.database_url, schema=True)
-    return run_dashboard(port=args.port, workers=args.workers, host=args.host)
+    return run_dashboard(port=args.port, workers=args.workers, host=args.host or settings.dashboard_host)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     dash = sub.add_parser("dashboard", help="serve the ops dashboard (needs DASHBOARD_TOKEN)")
     dash.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8002")))
     dash.add_argument("--workers", type=int, default=1)
-    dash.add_argument("--host", default=os.environ.get("DASHBOARD_HOST", "0.0.0.0"))
+    dash.add_argument("--host", default=None, help="bind address (default DASHBOARD_HOST, else 127.0.0.1)")
     dash.set_defaults(fn=cmd_dashboard)
 
     return parser

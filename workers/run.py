@@ -76,7 +76,7 @@ def run_webhooks(port: int, workers: int, host: str = "0.0.0.0") -> int:
     return 0  # not reached
 
 
-def run_dashboard(port: int, workers: int, host: str = "0.0.0.0") -> int:
+def run_dashboard(port: int, workers: int, host: str = "127.0.0.1") -> int:
     """Replace this process with gunicorn serving the ops dashboard."""
     return _gunicorn("workers.dashboard.app:app", host, port, workers)
 

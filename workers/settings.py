@@ -20,6 +20,8 @@ STRIPE_API_BASE = "https://api.stripe.com"
 DEFAULT_WEBHOOK_PAYLOAD_RETENTION_DAYS = 90
 DEFAULT_EMAIL_CONTEXT_RETENTION_DAYS = 180
 DEFAULT_MANDATE_RETENTION_DAYS = 730
+# Loopback: the dashboard moves dead letters, so it is reached through a proxy or tunnel unless told otherwise.
+DEFAULT_DASHBOARD_HOST = "127.0.0.1"
 
 
 class SettingsError(Exception):
@@ -40,6 +42,8 @@ class Settings:
     sentry_dsn: str | None
     dashboard_token: str | None
     environment: str
+    dashboard_https: bool = True
+    dashboard_host: str = DEFAULT_DASHBOARD_HOST
     broker_namespace: str = "remit"
     webhook_payload_retention_days: int = DEFAULT_WEBHOOK_PAYLOAD_RETENTION_DAYS
     email_context_retention_days: int = DEFAULT_EMAIL_CONTEXT_RETENTION_DAYS
@@ -156,8 +160,25 @@ def _dashboard_token(environ: Mapping[str, str]) -> str | None:
     return value
 
 
+def _dashboard_https(environ: Mapping[str, str], environment: str) -> bool:
+    raw = environ.get("DASHBOARD_HTTPS", "").strip().lower()
+    if not raw:
+        return environment != "development"
+    if raw not in ("true", "false", "1", "0"):
+        raise SettingsError(f"DASHBOARD_HTTPS is malformed: {raw[:40]!r} is not true or false")
+    return raw in ("true", "1")
+
+
+def _dashboard_host(environ: Mapping[str, str]) -> str:
+    value = environ.get("DASHBOARD_HOST", "").strip() or DEFAULT_DASHBOARD_HOST
+    if not value.isprintable() or any(c.isspace() or c == "/" for c in value):
+        raise SettingsError(f"DASHBOARD_HOST is malformed: {value[:60]!r} is not an address or host name")
+    return value
+
+
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Build settings from a mapping; raise SettingsError naming the first bad variable."""
+    environment = environ.get("REMIT_ENV", "").strip() or "development"
     return Settings(
         database_url=_database_url(environ),
         broker_url=_broker_url(environ),
@@ -174,7 +195,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         mail_from=environ.get("MAIL_FROM", "").strip() or "Payments <payments@remit.invalid>",
         sentry_dsn=environ.get("SENTRY_DSN", "").strip() or None,
         dashboard_token=_dashboard_token(environ),
-        environment=environ.get("REMIT_ENV", "").strip() or "development",
+        environment=environment,
+        dashboard_https=_dashboard_https(environ, environment),
+        dashboard_host=_dashboard_host(environ),
         broker_namespace=environ.get("BROKER_NAMESPACE", "").strip() or "remit",
         webhook_payload_retention_days=_days(
             environ, "WEBHOOK_PAYLOAD_RETENTION_DAYS", DEFAULT_WEBHOOK_PAYLOAD_RETENTION_DAYS

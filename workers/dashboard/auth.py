@@ -1,10 +1,14 @@
-"""Who may look: the DASHBOARD_TOKEN as a Bearer header or a signed session cookie, and CSRF tokens for POSTs."""
+"""Who may look: the DASHBOARD_TOKEN as a Bearer header or a session cookie, CSRF tokens, and a guess throttle."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import secrets
 import time
+
+from redis.exceptions import RedisError
 
 from workers.dashboard.http import Request
 
@@ -12,28 +16,46 @@ COOKIE_NAME = "remit_dashboard"
 # An ops shift; after that the browser asks for the token again.
 SESSION_SECONDS = 12 * 3600
 BEARER_SUBJECT = "bearer"
+# Someone mistyping the token gets a few tries a minute; a guesser from one address gets no more.
+FAILURES_PER_ADDRESS = 5
+# Guesses spread over many addresses: under one a second overall, hopeless against 16+ characters.
+FAILURES_OVERALL = 50
+# The window both limits count in; Retry-After is what is left of it.
+THROTTLE_WINDOW_SECONDS = 60
+
+log = logging.getLogger(__name__)
 
 
 class Auth:
-    """Checks credentials against one token; every comparison is constant-time."""
+    """Checks credentials against one token; every comparison is constant-time, every session server-side."""
 
-    def __init__(self, token: str, clock=time.time) -> None:
+    def __init__(self, token: str, state, clock=time.time) -> None:
         self._key = token.encode()
+        self._state = state
         self._clock = clock
 
     def token_matches(self, candidate: str) -> bool:
         return hmac.compare_digest(_digest(self._key, "token"), _digest(candidate.encode(), "token"))
 
     def new_session(self) -> str:
-        """A cookie value: its issue time and an HMAC of it under the token."""
-        issued = str(int(self._clock()))
-        return f"{issued}.{self._sign('session|' + issued)}"
+        """A cookie value: issue time, a random session id recorded in the state, and an HMAC of both."""
+        issued, session_id = str(int(self._clock())), secrets.token_hex(16)
+        self._state.open_session(session_id, SESSION_SECONDS)
+        return f"{issued}.{session_id}.{self._sign(f'session|{issued}|{session_id}')}"
 
-    def subject(self, request: Request) -> str | None:
-        """The authenticated session (cookie value or "bearer"), or None when the request carries neither."""
+    def end_session(self, subject: str) -> None:
+        """Forget the session, so its cookie stops working wherever it was copied to."""
+        if subject != BEARER_SUBJECT:
+            self._state.close_session(subject.split(".")[1])
+
+    @staticmethod
+    def bearer(request: Request) -> str | None:
+        """The token an `Authorization: Bearer` header offers, or None without one."""
         header = request.headers.get("authorization", "")
-        if header[:7].lower() == "bearer ":
-            return BEARER_SUBJECT if self.token_matches(header[7:].strip()) else None
+        return header[7:].strip() if header[:7].lower() == "bearer " else None
+
+    def session(self, request: Request) -> str | None:
+        """The cookie of a live session, or None."""
         cookie = request.cookies.get(COOKIE_NAME, "")
         return cookie if self._session_valid(cookie) else None
 
@@ -44,12 +66,18 @@ class Auth:
         return hmac.compare_digest(self.csrf_token(subject), candidate or "")
 
     def _session_valid(self, cookie: str) -> bool:
-        issued, _, signature = cookie.partition(".")
+        issued, session_id, signature = (cookie.split(".") + ["", ""])[:3]
         if not (issued.isascii() and issued.isdigit()) or not hmac.compare_digest(
-            self._sign("session|" + issued), signature
+            self._sign(f"session|{issued}|{session_id}"), signature
         ):
             return False
-        return 0 <= self._clock() - int(issued) < SESSION_SECONDS
+        if not 0 <= self._clock() - int(issued) < SESSION_SECONDS:
+            return False
+        try:
+            return self._state.session_open(session_id)
+        except RedisError:  # no Redis, no sessions: Bearer still works
+            log.warning("dashboard: Redis did not answer; session cookies are refused until it does")
+            return False
 
     def _sign(self, message: str) -> str:
         return hmac.new(self._key, message.encode(), hashlib.sha256).hexdigest()
@@ -58,6 +86,31 @@ class Auth:
 def _digest(key: bytes, message: str) -> bytes:
     # Comparing fixed-length digests keeps even the token's length out of the timing.
     return hmac.new(key, message.encode(), hashlib.sha256).digest()
+
+
+class Throttle:
+    """Counts failed sign-ins per client address and overall; past a limit nothing is even compared."""
+
+    def __init__(self, state) -> None:
+        self._state = state
+
+    def wait_seconds(self, address: str) -> int:
+        """Seconds until this address may try a token again; 0 when it may now."""
+        try:
+            for name, limit in ((f"signin:{address}", FAILURES_PER_ADDRESS), ("signin", FAILURES_OVERALL)):
+                failures, left = self._state.counted(name)
+                if failures >= limit:
+                    return left
+        except RedisError:  # ops must still get in during a Redis outage; the token is still required
+            log.warning("dashboard: Redis did not answer; sign-in attempts are not throttled")
+        return 0
+
+    def failed(self, address: str) -> None:
+        try:
+            for name in (f"signin:{address}", "signin"):
+                self._state.count(name, THROTTLE_WINDOW_SECONDS)
+        except RedisError:  # as above
+            log.warning("dashboard: Redis did not answer; a failed sign-in was not counted")
 
 
 def session_cookie(value: str, *, secure: bool, max_age: int = SESSION_SECONDS) -> str:

@@ -25,7 +25,7 @@ class Request:
     headers: dict[str, str]
     cookies: dict[str, str]
     form: dict[str, str]
-    secure: bool
+    address: str
 
     @classmethod
     def from_environ(cls, environ: dict[str, Any]) -> Request:
@@ -36,7 +36,6 @@ class Request:
             cookie.load(environ.get("HTTP_COOKIE", ""))
         except CookieError:  # a malformed cookie header is treated as no cookies at all
             cookie = SimpleCookie()
-        secure = environ.get("wsgi.url_scheme") == "https" or headers.get("x-forwarded-proto") == "https"
         return cls(
             method=method,
             path=environ.get("PATH_INFO", "") or "/",
@@ -44,7 +43,8 @@ class Request:
             headers=headers,
             cookies={k: m.value for k, m in cookie.items()},
             form=_single(_read_form(environ)) if method == "POST" else {},
-            secure=secure,
+            # The peer's address, never X-Forwarded-For: a header the client writes cannot pick its own throttle.
+            address=environ.get("REMOTE_ADDR", "") or "unknown",
         )
 
 

@@ -36,6 +36,7 @@ class Client:
     app: object
     cookies: dict[str, str] = field(default_factory=dict)
     bearer: str | None = None
+    remote_addr: str = "127.0.0.1"
 
     def get(self, path: str, **headers: str) -> Answer:
         return self.request("GET", path, headers=headers)
@@ -64,6 +65,7 @@ class Client:
             "wsgi.multithread": True,
             "wsgi.multiprocess": False,
             "wsgi.run_once": False,
+            "REMOTE_ADDR": self.remote_addr,
         }
         if self.bearer:
             environ["HTTP_AUTHORIZATION"] = f"Bearer {self.bearer}"
@@ -117,7 +119,9 @@ def dashboard_app(db, broker, clock):
     from workers.broker import QUEUES
     from workers.dashboard.app import make_app
 
-    return make_app(TOKEN, db, broker, QUEUES, clock=clock)
+    for key in broker.client.scan_iter(f"{broker.namespace}:dashboard:*"):  # sessions and sign-in counts
+        broker.client.delete(key)
+    return make_app(TOKEN, db, broker, QUEUES, clock=clock, https=False)
 
 
 @pytest.fixture()

@@ -12,6 +12,7 @@ from tests.workers.dashboard.conftest import TOKEN, Client
 from workers.broker import QUEUES
 from workers.dashboard.app import make_app
 from workers.dashboard.auth import COOKIE_NAME, SESSION_SECONDS
+from workers.dashboard.state import state_for
 
 PAGES = ["/", "/failed", "/failed/1", "/payments", "/payments/1", "/metrics"]
 
@@ -59,9 +60,9 @@ def test_login_sets_an_httponly_strict_cookie_that_opens_pages(anonymous):
     assert anonymous.get("/").status == 200
 
 
-def test_login_over_https_marks_the_cookie_secure(anonymous):
-    cookie = anonymous.post("/login", {"token": TOKEN}, x_forwarded_proto="https").header("Set-Cookie")
-    assert "; Secure" in cookie
+def test_login_to_a_dashboard_configured_for_https_marks_the_cookie_secure(db, broker):
+    answer = Client(make_app(TOKEN, db, broker, QUEUES, https=True)).post("/login", {"token": TOKEN})
+    assert "; Secure" in answer.header("Set-Cookie")
 
 
 def test_login_with_a_wrong_token_sets_no_cookie(anonymous):
@@ -72,18 +73,24 @@ def test_login_with_a_wrong_token_sets_no_cookie(anonymous):
 
 
 def test_a_forged_or_tampered_cookie_is_refused(anonymous, client):
-    issued, signature = client.cookies[COOKIE_NAME].split(".")
-    for forged in (f"{int(issued) + 1}.{signature}", f"{issued}.{'0' * 64}", "garbage", f"{issued}."):
+    issued, session_id, signature = client.cookies[COOKIE_NAME].split(".")
+    for forged in (
+        f"{int(issued) + 1}.{session_id}.{signature}",
+        f"{issued}.{session_id[::-1]}.{signature}",
+        f"{issued}.{session_id}.{'0' * 64}",
+        "garbage",
+        f"{issued}.{session_id}.",
+    ):
         anonymous.cookies[COOKIE_NAME] = forged
         assert anonymous.get("/").status == 401, forged
 
 
-def test_a_session_expires(client, clock, dashboard_app):
+def test_a_session_expires(client, clock, dashboard_app, broker):
     from workers.dashboard.auth import Auth
 
     assert client.get("/").status == 200
     issued = int(client.cookies[COOKIE_NAME].split(".")[0])
-    later = Auth(TOKEN, clock=lambda: issued + SESSION_SECONDS + 1)
+    later = Auth(TOKEN, state_for(broker), clock=lambda: issued + SESSION_SECONDS + 1)
     dashboard_app.auth = later
     assert client.get("/").status == 401
 
