@@ -79,7 +79,9 @@ def preview_payment(
 
     With invoice_ids it previews pay_invoices (amount makes it short); with only amount, pay_amount.
     """
-    _check_request(account_id, payment_method_id, preview=True, invoice_ids=invoice_ids, amount=amount)
+    _check_request(
+        account_id, payment_method_id, preview=True, invoice_ids=invoice_ids, amount=amount, pay_on=pay_on
+    )
     with api_transaction() as session:
         account, seller = selection.load_account(session, account_id, lock=False)
         if payment_method_id is not None:
@@ -121,6 +123,7 @@ def pay_invoices(
         amount=amount,
         reason=short_reason,
         comment=comment,
+        pay_on=pay_on,
     )
     fingerprint = checks.request_hash(
         "pay_invoices",
@@ -169,7 +172,9 @@ def pay_amount(
     now: datetime | None = None,
 ) -> PaymentReceipt:
     """A custom amount applied oldest invoice first; a remainder becomes credit when deposits are allowed."""
-    _check_request(account_id, payment_method_id, idempotency_key, amount=amount, required_amount=True)
+    _check_request(
+        account_id, payment_method_id, idempotency_key, amount=amount, required_amount=True, pay_on=pay_on
+    )
     fingerprint = checks.request_hash(
         "pay_amount", account_id=account_id, amount=amount, method=payment_method_id, pay_on=pay_on
     )
@@ -296,6 +301,7 @@ def _check_request(
     reason: object = None,
     comment: object = None,
     note: object = None,
+    pay_on: object = None,
 ) -> None:
     """Everything a request can be refused for without reading a row, refused before any lock is taken:
     ids, key, the size of the selection, the amount's type and the free text. A preview has no key and
@@ -309,6 +315,7 @@ def _check_request(
         checks.check_invoice_ids(invoice_ids)
     if amount is not None or required_amount:
         checks.check_amount(amount)
+    checks.check_pay_on_type(pay_on)
     checks.check_request_texts(reason, comment, note)
 
 

@@ -128,14 +128,17 @@ def check_invoice_ids(invoice_ids: Any, limit: int = MAX_INVOICES_PER_PAYMENT) -
     return list(invoice_ids)
 
 
+def check_pay_on_type(pay_on: Any) -> date | None:
+    """None or a date; a datetime is a date to Python, but not comparable to one."""
+    if pay_on is not None and (isinstance(pay_on, datetime) or not isinstance(pay_on, date)):
+        raise RemitError("invalid_pay_on", f"The payment date must be a date, not {quoted(pay_on)}.")
+    return pay_on
+
+
 def check_pay_on(pay_on: Any, today: date) -> date | None:
     """None for today or no date; a future date within a year for a scheduled payment."""
-    if pay_on is None:
+    if check_pay_on_type(pay_on) is None:
         return None
-    if isinstance(pay_on, datetime) or not isinstance(
-        pay_on, date
-    ):  # a datetime is a date, but not comparable to one
-        raise RemitError("invalid_pay_on", f"The payment date must be a date, not {quoted(pay_on)}.")
     if pay_on < today:
         raise RemitError("invalid_pay_on", f"The payment date {pay_on.isoformat()} is in the past.")
     if pay_on > today + timedelta(days=MAX_SCHEDULE_AHEAD_DAYS):

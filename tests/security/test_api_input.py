@@ -313,6 +313,12 @@ def test_malformed_requests_are_refused_before_any_lock(world):
         _refused(world, "invalid_comment", _pay(world, amount=5_000, short_reason="Other", comment="\x00"))
         _refused(world, "duplicate_invoices", _pay(world, invoice_ids=[world.invoices[0]] * 2))
         _refused(world, "invalid_amount", lambda: api.pay_amount(world.account_id, True, world.card, "k"))
+        _refused(world, "invalid_pay_on", _pay(world, pay_on="2026-12-24\x00"))
+        _refused(
+            world,
+            "invalid_pay_on",
+            lambda: api.pay_amount(world.account_id, 500, world.card, "k", pay_on=NOW + timedelta(days=3)),
+        )
 
 
 # -- a lock we cannot get is "busy" -----------------------------------------------------------------------------
