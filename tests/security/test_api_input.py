@@ -333,6 +333,46 @@ def test_a_locked_account_is_busy_not_a_raw_lock_timeout(world):
     assert receipt.status == "pending"
 
 
+def test_a_deadlock_is_busy(world):
+    """Another transaction holds an invoice and then asks for the account pay_invoices holds while it
+    waits for that invoice: PostgreSQL breaks the cycle by aborting the request, which is busy."""
+    import threading
+
+    from tests.helpers import wait_until
+
+    outcome = {}
+
+    def request():
+        try:
+            outcome["receipt"] = _pay(world)()
+        except Exception as exc:  # the assertion below names what came out
+            outcome["error"] = exc
+
+    before = _snapshot(world)
+    with psycopg.connect(libpq_url(_database_url())) as other:
+        other.execute("SELECT 1 FROM invoices WHERE id = %s FOR UPDATE", (world.invoices[0],))
+        other_pid = other.info.backend_pid
+        thread = threading.Thread(target=request)
+        thread.start()
+        with psycopg.connect(libpq_url(_database_url()), autocommit=True) as watcher:
+            wait_until(
+                lambda: (
+                    watcher.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND datname = current_database() AND pid <> %s",
+                        (other_pid,),
+                    ).fetchone()[0]
+                    == 1
+                )
+            )
+        other.execute("SELECT 1 FROM accounts WHERE id = %s FOR UPDATE", (world.account_id,))
+        other.rollback()
+    thread.join(30)
+    error = outcome.get("error")
+    assert isinstance(error, RemitError) and error.code == "busy", outcome
+    assert _snapshot(world) == before
+
+
 def test_a_locked_payment_is_busy_to_cancel(world):
     with _held("payments", world.scheduled_id):
         _refused(
