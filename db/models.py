@@ -172,6 +172,9 @@ class PaymentMethod(Base):
     mandate_user_agent: Mapped[str | None] = mapped_column(Text)
     mandate_text_version: Mapped[str | None] = mapped_column(String(32))
     verification_error: Mapped[str | None] = mapped_column(Text)
+    # Microdeposit verification attempts sent for this method on the seller's day verification_attempts_on.
+    verification_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    verification_attempts_on: Mapped[date | None] = mapped_column(Date)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 from db.models import Account, Payment, Seller
 from db.queries import invoices as invoice_rows
 from db.queries import payments as payment_rows
-from db.session import transaction
 from tasks.api import selection
+from tasks.api.guard import api_transaction
 from tasks.api.invoices import InvoiceView, list_invoices  # noqa: F401  (part of this contract)
 from tasks.api.methods import (  # noqa: F401  (the saved-method entry points are part of this contract)
     SavedMethod,
@@ -79,7 +79,10 @@ def preview_payment(
 
     With invoice_ids it previews pay_invoices (amount makes it short); with only amount, pay_amount.
     """
-    with transaction() as session:
+    _check_request(
+        account_id, payment_method_id, preview=True, invoice_ids=invoice_ids, amount=amount, pay_on=pay_on
+    )
+    with api_transaction() as session:
         account, seller = selection.load_account(session, account_id, lock=False)
         if payment_method_id is not None:
             selection.load_method(session, account, seller, payment_method_id)
@@ -112,6 +115,16 @@ def pay_invoices(
     now: datetime | None = None,
 ) -> PaymentReceipt:
     """Pay one to 200 invoices in full, or short with a reason; now or on a future date."""
+    _check_request(
+        account_id,
+        payment_method_id,
+        idempotency_key,
+        invoice_ids=invoice_ids,
+        amount=amount,
+        reason=short_reason,
+        comment=comment,
+        pay_on=pay_on,
+    )
     fingerprint = checks.request_hash(
         "pay_invoices",
         account_id=account_id,
@@ -159,6 +172,9 @@ def pay_amount(
     now: datetime | None = None,
 ) -> PaymentReceipt:
     """A custom amount applied oldest invoice first; a remainder becomes credit when deposits are allowed."""
+    _check_request(
+        account_id, payment_method_id, idempotency_key, amount=amount, required_amount=True, pay_on=pay_on
+    )
     fingerprint = checks.request_hash(
         "pay_amount", account_id=account_id, amount=amount, method=payment_method_id, pay_on=pay_on
     )
@@ -191,6 +207,9 @@ def make_deposit(
     now: datetime | None = None,
 ) -> PaymentReceipt:
     """Money on account as unapplied credit, with an optional note."""
+    _check_request(
+        account_id, payment_method_id, idempotency_key, amount=amount, required_amount=True, note=note
+    )
     fingerprint = checks.request_hash(
         "make_deposit", account_id=account_id, amount=amount, method=payment_method_id, note=note
     )
@@ -200,10 +219,6 @@ def make_deposit(
             raise RemitError("deposits_disabled", f"{seller.name} does not accept deposits.")
         method = selection.load_method(session, account, seller, payment_method_id)
         value = checks.check_amount(amount)
-        if note is not None and (not isinstance(note, str) or len(note) > checks.MAX_COMMENT_LENGTH):
-            raise RemitError(
-                "invalid_note", f"The note must be text of at most {checks.MAX_COMMENT_LENGTH} characters."
-            )
         plan = plans.Plan((), value, value)
         return _create(
             session,
@@ -222,11 +237,17 @@ def make_deposit(
 
 
 def cancel_scheduled_payment(account_id: int, payment_id: int, now: datetime | None = None) -> PaymentReceipt:
-    """Cancel a scheduled payment and free its invoices; refused once execution has begun."""
-    with transaction() as session:
-        payment = payment_rows.lock_payment(session, payment_id) if isinstance(payment_id, int) else None
+    """Cancel a scheduled payment and free its invoices; refused once execution has begun.
+
+    Locks the payment, then (through the transition) its account, as the scheduled-payment dispatcher does.
+    """
+    checks.check_id(payment_id, "payment_not_found", "Payment")
+    if not checks.is_id(account_id):
+        raise RemitError("payment_not_found", f"Payment {payment_id} was not found on this account.")
+    with api_transaction() as session:
+        payment = payment_rows.lock_payment(session, payment_id)
         if payment is None or payment.account_id != account_id:
-            raise RemitError("payment_not_found", f"Payment {payment_id!r} was not found on this account.")
+            raise RemitError("payment_not_found", f"Payment {payment_id} was not found on this account.")
         if payment.status == PaymentStatus.CANCELED:
             return _receipt(session, payment, replayed=True)
         if payment.status != PaymentStatus.SCHEDULED:
@@ -252,7 +273,7 @@ class AccountOverview:
 
 def account_overview(account_id: int, now: datetime | None = None) -> AccountOverview:
     """Balance, overdue, pending, scheduled and credit, computed from the ledger as of now."""
-    with transaction() as session:
+    with api_transaction() as session:
         account = selection.find_account(session, account_id)
         figures = figures_for(session, account, now or _now())
         count = payment_rows.count_payments(session, account.id)
@@ -266,6 +287,36 @@ def account_overview(account_id: int, now: datetime | None = None) -> AccountOve
             figures.credit_minor,
             count,
         )
+
+
+def _check_request(
+    account_id: object,
+    method_id: object,
+    key: object = None,
+    *,
+    preview: bool = False,
+    invoice_ids: object = None,
+    amount: object = None,
+    required_amount: bool = False,
+    reason: object = None,
+    comment: object = None,
+    note: object = None,
+    pay_on: object = None,
+) -> None:
+    """Everything a request can be refused for without reading a row, refused before any lock is taken:
+    ids, key, the size of the selection, the amount's type and the free text. A preview has no key and
+    may name no method."""
+    checks.check_id(account_id, "account_not_found", "Account")
+    if not preview or method_id is not None:
+        checks.check_id(method_id, "method_not_found", "Payment method")
+    if not preview:
+        checks.check_idempotency_key(key)
+    if invoice_ids is not None:
+        checks.check_invoice_ids(invoice_ids)
+    if amount is not None or required_amount:
+        checks.check_amount(amount)
+    checks.check_pay_on_type(pay_on)
+    checks.check_request_texts(reason, comment, note)
 
 
 def _invoice_plan(
@@ -322,10 +373,9 @@ def _submit(
     build: Callable[[Session, Account, Seller, date], SimpleNamespace],
     now: datetime | None,
 ) -> PaymentReceipt:
-    checks.check_idempotency_key(key)
     now = now or _now()
     try:
-        with transaction() as session:
+        with api_transaction() as session:
             account, seller = selection.load_account(session, account_id, lock=True)
             existing = payment_rows.find_payment_by_key(session, account.id, key)
             if existing is not None:

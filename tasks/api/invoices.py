@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 
 from db.models import Invoice
 from db.queries import invoices as invoice_rows
-from db.session import transaction
+from tasks.api.guard import api_transaction
 from tasks.api.selection import find_account
 from tasks.domain.dates import seller_today
 from tasks.domain.invoices import combine_holds, invoice_state
@@ -33,7 +33,7 @@ class InvoiceView:
 
 def list_invoices(account_id: int, now: datetime | None = None) -> list[InvoiceView]:
     """Every customer-visible invoice of the account, due date first; a parent sums its children."""
-    with transaction() as session:
+    with api_transaction() as session:
         account = find_account(session, account_id)
         today = seller_today(account.seller, now or datetime.now(UTC))
         rows = invoice_rows.list_visible_invoices(session, account.id)

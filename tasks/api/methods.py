@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session
 from db.models import Account, PaymentMethod, Seller
 from db.queries import methods as method_rows
 from db.queries import payments as payment_rows
-from db.session import transaction
 from tasks.api import selection
+from tasks.api.guard import api_transaction
 from tasks.domain import methods as rules
 from tasks.domain import requests as checks
+from tasks.domain.dates import seller_today
 from tasks.domain.errors import RemitError
 from tasks.domain.states import MethodKind, MethodStatus
 from tasks.flows import messages
@@ -61,6 +62,7 @@ def save_payment_method(
     now: datetime | None = None,
 ) -> SavedMethod:
     """Save a PaymentMethod Stripe.js collected; saving the same one again returns the first row."""
+    checks.check_id(account_id, "account_not_found", "Account")
     checks.check_idempotency_key(idempotency_key)
     stripe_id = rules.check_stripe_method_id(stripe_payment_method_id)
     display = rules.check_display(kind, last4, brand, exp_month, exp_year, bank_name)
@@ -70,7 +72,7 @@ def save_payment_method(
     if not isinstance(set_default, bool):
         raise RemitError("invalid_set_default", "set_default must be true or false.")
     try:
-        with transaction() as session:
+        with api_transaction() as session:
             account, seller = selection.load_account(session, account_id, lock=True)
             _check_accepted(seller, display.kind)
             existing = _find_by_stripe_id(session, stripe_id)
@@ -85,7 +87,7 @@ def save_payment_method(
         if _UNIQUE_STRIPE_ID not in str(exc.orig):
             raise
         # Another account's request saved the same PaymentMethod between our look and our insert.
-        with transaction() as session:
+        with api_transaction() as session:
             existing = _find_by_stripe_id(session, stripe_id)
             if existing is None:
                 raise
@@ -94,8 +96,9 @@ def save_payment_method(
 
 def set_default_payment_method(account_id: int, payment_method_id: int) -> SavedMethod:
     """Make this the account's one default method; the previous default stops being it in the same commit."""
+    _check_ids(account_id, payment_method_id)
     try:
-        with transaction() as session:
+        with api_transaction() as session:
             account, _ = selection.load_account(session, account_id, lock=True)
             method = _method_of(session, account, payment_method_id)
             rules.check_default_allowed(method.status)
@@ -113,7 +116,8 @@ def set_default_payment_method(account_id: int, payment_method_id: int) -> Saved
 
 def remove_payment_method(account_id: int, payment_method_id: int) -> SavedMethod:
     """Remove a method no payment still needs; it is detached at Stripe after commit."""
-    with transaction() as session:
+    _check_ids(account_id, payment_method_id)
+    with api_transaction() as session:
         account, _ = selection.load_account(session, account_id, lock=True)
         method = _method_of(session, account, payment_method_id)
         if method.status == S.REMOVED:
@@ -131,17 +135,25 @@ def verify_microdeposits(
     payment_method_id: int,
     amounts: list[int] | None = None,
     descriptor_code: str | None = None,
+    now: datetime | None = None,
 ) -> SavedMethod:
     """Hand the customer's microdeposit amounts or code to the `ach` queue; the verdict lands on the method.
 
-    Nothing is written: the attempt travels in the message, and an enqueue that fails raises here, so
-    the customer is never told "submitted" for an attempt that was lost.
+    The attempt is counted on the method (at most rules.MAX_MICRODEPOSIT_ATTEMPTS_PER_DAY per seller's day)
+    and committed before it is sent; the attempt itself travels in the message, and an enqueue that fails
+    raises here, so the customer is never told "submitted" for an attempt that was lost (it still counts).
     """
+    _check_ids(account_id, payment_method_id)
     verification = rules.check_verification(amounts, descriptor_code)
-    with transaction() as session:
-        account, _ = selection.load_account(session, account_id, lock=False)
+    with api_transaction() as session:
+        account, seller = selection.load_account(session, account_id, lock=False)
         method = _method_of(session, account, payment_method_id)
         rules.check_verifiable(method.kind, method.status, method.stripe_setup_intent_id)
+        today = seller_today(seller, now or _now())
+        method.verification_attempts = rules.count_verification_attempt(
+            method.verification_attempts_on, method.verification_attempts, today
+        )
+        method.verification_attempts_on = today
         view = _view(method)
     amounts = list(verification.amounts) if verification.amounts else None
     messages.send_now("verify_bank_account", [(view.id, amounts, verification.descriptor_code)])
@@ -150,10 +162,17 @@ def verify_microdeposits(
 
 def list_payment_methods(account_id: int) -> list[SavedMethod]:
     """The account's methods that were not removed, the default first."""
-    with transaction() as session:
+    checks.check_id(account_id, "account_not_found", "Account")
+    with api_transaction() as session:
         account, _ = selection.load_account(session, account_id, lock=False)
         rows = method_rows.list_methods_not_removed(session, account.id)
         return [_view(row) for row in rows]
+
+
+def _check_ids(account_id: object, method_id: object) -> None:
+    """Refuse what cannot be an id (a bool, a string, 2**63) before anything is read or locked."""
+    checks.check_id(account_id, "account_not_found", "Account")
+    checks.check_id(method_id, "method_not_found", "Payment method")
 
 
 def _check_accepted(seller: Seller, kind: MethodKind) -> None:
@@ -215,11 +234,11 @@ def _make_default(session: Session, account_id: int, method: PaymentMethod) -> N
 
 def _method_of(session: Session, account: Account, method_id: object) -> PaymentMethod:
     """The account's method, locked; another account's id is as unknown as a missing one."""
-    method = None
-    if isinstance(method_id, int) and not isinstance(method_id, bool):
-        method = method_rows.lock_method(session, method_id)
+    method = method_rows.lock_method(
+        session, checks.check_id(method_id, "method_not_found", "Payment method")
+    )
     if method is None or method.account_id != account.id:
-        raise RemitError("method_not_found", f"Payment method {method_id!r} was not found on this account.")
+        raise RemitError("method_not_found", f"Payment method {method_id} was not found on this account.")
     return method
 
 

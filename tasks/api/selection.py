@@ -13,7 +13,7 @@ from db.queries import methods as method_rows
 from tasks.domain import payability
 from tasks.domain.allocation import OpenInvoice
 from tasks.domain.errors import RemitError
-from tasks.domain.requests import check_invoice_ids
+from tasks.domain.requests import check_id, check_invoice_ids
 from tasks.domain.states import MethodKind, MethodStatus
 
 
@@ -29,8 +29,7 @@ def find_account(session: Session, account_id: object, lock: bool = False) -> Ac
     Locked, it is the plain values of account_rows.lock_account_row (requests only read it); otherwise the
     mapped row.
     """
-    if isinstance(account_id, bool) or not isinstance(account_id, int):
-        raise RemitError("account_not_found", f"Account {account_id!r} was not found.")
+    check_id(account_id, "account_not_found", "Account")
     account = (
         account_rows.lock_account_row(session, account_id)
         if lock
@@ -52,13 +51,9 @@ def load_account(session: Session, account_id: object, lock: bool) -> tuple[Acco
 
 def load_method(session: Session, account: Account, seller: Seller, method_id: object) -> PaymentMethod:
     """The account's usable payment method, or a refusal saying why it cannot be used."""
-    method = (
-        method_rows.find_method(session, method_id)
-        if isinstance(method_id, int) and not isinstance(method_id, bool)
-        else None
-    )
+    method = method_rows.find_method(session, check_id(method_id, "method_not_found", "Payment method"))
     if method is None or method.account_id != account.id:
-        raise RemitError("method_not_found", f"Payment method {method_id!r} was not found on this account.")
+        raise RemitError("method_not_found", f"Payment method {method_id} was not found on this account.")
     if method.status == MethodStatus.REMOVED:
         raise RemitError("method_removed", "This payment method was removed; choose another one.")
     if method.status != MethodStatus.ACTIVE:

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+# A refusal's message is for a person; whatever a caller sent, it never grows past this.
+MAX_MESSAGE_LENGTH = 500
+
 
 class RemitError(Exception):
-    """A refusal the web tier shows to a person: a stable code and a readable message."""
+    """A refusal the web tier shows to a person: a stable code and a readable message.
+
+    The message is cut at MAX_MESSAGE_LENGTH, so no input is ever echoed back unbounded.
+    """
 
     def __init__(self, code: str, message: str):
+        if len(message) > MAX_MESSAGE_LENGTH:
+            message = message[: MAX_MESSAGE_LENGTH - 3] + "..."
         super().__init__(message)
         self.code = code
         self.message = message

@@ -6,11 +6,12 @@ import hashlib
 import ipaddress
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from tasks.domain.errors import RemitError
+from tasks.domain.requests import check_text, quoted
 from tasks.domain.states import EmailKind, MethodKind, MethodStatus
 from tasks.domain.transitions import RESERVING_STATUSES
 
@@ -22,11 +23,16 @@ _LAST4 = re.compile(r"^[0-9]{4}$")
 _DESCRIPTOR_CODE = re.compile(r"^SM[A-Z0-9]{4}$")
 # Microdeposits are each less than one dollar.
 MAX_MICRODEPOSIT_CENTS = 99
+# Stripe fails a bank account for good after 10 wrong microdeposit attempts. Remit hands it at most this
+# many attempts per method per seller's day, counted on the method row before the attempt is sent, so a
+# script guessing amounts is stopped long before it can spend the customer's budget in one go.
+MAX_MICRODEPOSIT_ATTEMPTS_PER_DAY = 5
 # Column limits of payment_methods (mandate_text_version, brand, bank_name); a browser UA rarely passes 500.
 MAX_TEXT_VERSION_LENGTH = 32
 MAX_BRAND_LENGTH = 32
 MAX_BANK_NAME_LENGTH = 200
 MAX_USER_AGENT_LENGTH = 1000
+MAX_IP_LENGTH = 64
 # The portal's clock and ours may differ a little; an acceptance further in the future is a bug.
 MANDATE_CLOCK_SKEW = timedelta(minutes=5)
 # A card that expired before 2000 or expires after 2100 is a typo, not a card.
@@ -81,7 +87,7 @@ class Verification:
 
 
 def check_stripe_method_id(value: Any) -> str:
-    if not isinstance(value, str) or not _STRIPE_METHOD_ID.match(value):
+    if not isinstance(value, str) or not _STRIPE_METHOD_ID.fullmatch(value):
         raise RemitError("invalid_payment_method", "A Stripe PaymentMethod id (pm_...) is required.")
     return value
 
@@ -97,9 +103,10 @@ def check_display(
     """The display data the portal sent, checked against the kind of method it claims."""
     if kind not in tuple(MethodKind):
         raise RemitError(
-            "invalid_method_kind", f"The method kind must be 'card' or 'us_bank_account', not {kind!r}."
+            "invalid_method_kind",
+            f"The method kind must be 'card' or 'us_bank_account', not {quoted(kind)}.",
         )
-    if not isinstance(last4, str) or not _LAST4.match(last4):
+    if not isinstance(last4, str) or not _LAST4.fullmatch(last4):
         raise RemitError(
             "invalid_method_details", "last4 must be the last four digits of the card or account."
         )
@@ -132,10 +139,7 @@ def check_mandate(mandate: Any, now: datetime) -> MandateAcceptance:
         raise RemitError("invalid_mandate", "The mandate's accepted_at must be a datetime with a time zone.")
     if accepted_at > now + MANDATE_CLOCK_SKEW:
         raise RemitError("invalid_mandate", "The mandate's accepted_at is in the future.")
-    try:
-        ip = str(ipaddress.ip_address(mandate.get("ip_address")))
-    except ValueError:
-        raise RemitError("invalid_mandate", "The mandate's ip_address is not an IP address.") from None
+    ip = _check_ip(mandate.get("ip_address"))
     _check_text(
         mandate.get("user_agent"), "user_agent", MAX_USER_AGENT_LENGTH, required=True, code="invalid_mandate"
     )
@@ -158,7 +162,7 @@ def check_verification(amounts: Any, descriptor_code: Any) -> Verification:
         )
     if descriptor_code is not None:
         code = descriptor_code.strip().upper() if isinstance(descriptor_code, str) else None
-        if not code or not _DESCRIPTOR_CODE.match(code):
+        if not code or not _DESCRIPTOR_CODE.fullmatch(code):
             raise RemitError(
                 "invalid_descriptor_code", "The descriptor code is six characters starting with SM."
             )
@@ -171,6 +175,18 @@ def check_verification(amounts: Any, descriptor_code: Any) -> Verification:
             f"Each microdeposit amount is a whole number of cents from 1 to {MAX_MICRODEPOSIT_CENTS}.",
         )
     return Verification((amounts[0], amounts[1]), None)
+
+
+def count_verification_attempt(last_day: date | None, attempts: int, today: date) -> int:
+    """The method's attempts on today with this one, or a refusal once today's are used up."""
+    used = attempts if last_day == today else 0
+    if used >= MAX_MICRODEPOSIT_ATTEMPTS_PER_DAY:
+        raise RemitError(
+            "too_many_verification_attempts",
+            f"This bank account had {MAX_MICRODEPOSIT_ATTEMPTS_PER_DAY} verification attempts today; "
+            "check the amounts on the bank statement and try again tomorrow.",
+        )
+    return used + 1
 
 
 def check_verifiable(kind: str, status: str, setup_intent_id: str | None) -> None:
@@ -287,6 +303,20 @@ def _check_text(
         return
     if not isinstance(value, str) or not value.strip() or len(value) > limit:
         raise RemitError(code, f"{name} must be text of 1 to {limit} characters.")
+    check_text(value, name, code, limit)
+
+
+def _check_ip(value: Any) -> str:
+    """An IP address written as text: the standard parser would read a bare integer as one."""
+    if not isinstance(value, str):
+        raise RemitError("invalid_mandate", "The mandate's ip_address must be an IP address written as text.")
+    try:
+        ip = str(ipaddress.ip_address(value)) if len(value) <= MAX_IP_LENGTH else None
+    except ValueError:
+        ip = None
+    if ip is None:
+        raise RemitError("invalid_mandate", "The mandate's ip_address is not an IP address.")
+    return ip
 
 
 def _is_int(value: Any) -> bool:
