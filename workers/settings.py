@@ -13,6 +13,10 @@ DEFAULT_STRIPE_REQUESTS_PER_SECOND = 25
 # Long enough for a slow Stripe answer, short enough that a stuck call frees the worker.
 DEFAULT_STRIPE_TIMEOUT_SECONDS = 20
 STRIPE_API_BASE = "https://api.stripe.com"
+# Stripe sends an event's body at once; a client still sending after this is starving the receiver.
+DEFAULT_WEBHOOK_BODY_TIMEOUT_SECONDS = 5
+# Stripe's events are a few KiB; anything near this is not an event we want to parse or store.
+DEFAULT_WEBHOOK_MAX_BODY_BYTES = 1024 * 1024
 
 
 class SettingsError(Exception):
@@ -34,6 +38,13 @@ class Settings:
     dashboard_token: str | None
     environment: str
     broker_namespace: str = "remit"
+    webhook_body_timeout_seconds: float = DEFAULT_WEBHOOK_BODY_TIMEOUT_SECONDS
+    webhook_max_body_bytes: int = DEFAULT_WEBHOOK_MAX_BODY_BYTES
+
+    @property
+    def stripe_livemode(self) -> bool:
+        """True for a live key (sk_live_, rk_live_): the livemode every event delivered to us must carry."""
+        return self.stripe_api_key.startswith(("sk_live_", "rk_live_"))
 
     @property
     def broker_kind(self) -> str:
@@ -157,6 +168,12 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         dashboard_token=_dashboard_token(environ),
         environment=environ.get("REMIT_ENV", "").strip() or "development",
         broker_namespace=environ.get("BROKER_NAMESPACE", "").strip() or "remit",
+        webhook_body_timeout_seconds=_positive_number(
+            environ, "WEBHOOK_BODY_TIMEOUT_SECONDS", DEFAULT_WEBHOOK_BODY_TIMEOUT_SECONDS
+        ),
+        webhook_max_body_bytes=int(
+            _positive_number(environ, "WEBHOOK_MAX_BODY_BYTES", DEFAULT_WEBHOOK_MAX_BODY_BYTES)
+        ),
     )
 
 
