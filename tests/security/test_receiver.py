@@ -208,3 +208,19 @@ def test_the_key_says_which_stripe_mode_events_must_come_from(key, live):
         "STRIPE_WEBHOOK_SECRETS": "whsec_x",
     }
     assert load_settings(environ).stripe_livemode is live
+
+
+@pytest.mark.parametrize(
+    ("text", "depth"),
+    [
+        (b"{}", 1),
+        (b'{"a": [1, {"b": []}]}', 4),
+        (b'{"s": "[[[[{{{{", "t": "\\"[[[["}', 1),  # brackets inside strings, an escaped quote
+        (b'"[[["', 0),
+        (b"[" * 100 + b"]" * 100, 100),
+    ],
+)
+def test_nesting_depth_counts_arrays_and_objects_but_not_brackets_inside_strings(text, depth):
+    from workers.strict_json import nesting_depth
+
+    assert nesting_depth(text) == depth
