@@ -224,3 +224,13 @@ def test_nesting_depth_counts_arrays_and_objects_but_not_brackets_inside_strings
     from workers.strict_json import nesting_depth
 
     assert nesting_depth(text) == depth
+
+
+def test_a_client_that_never_finishes_its_headers_is_disconnected(db, broker, port):
+    """granian's header deadline is set to 5 s (its default, 30 s, let a slow-headers client sit for long)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        sock.sendall(b"POST /stripe/webhooks HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+        answer = _read_answer(sock)  # raises TimeoutError if the receiver waits on for 20 s
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 408"), answer
+    assert request(port, "GET", "/healthz")[0] == 200
+    assert stored_ids(db) == []
