@@ -53,11 +53,12 @@ def main() -> None:
         noop_rate = _noop_throughput(env, args, procs)
         events = _seed(args.events)
         port = _free_port()
-        from workers.run import webhooks_argv  # imports the broker: after the environment is set
+        from workers.run import (
+            WEBHOOK_THREADS,
+            webhooks_argv,
+        )  # imports the broker: after the environment is set
 
-        procs.append(
-            _start(webhooks_argv("127.0.0.1", port, args.receiver_workers, args.receiver_threads), env)
-        )
+        procs.append(_start(webhooks_argv("127.0.0.1", port, args.receiver_workers), env))
         worker = _worker(env, args, "tasks.webhooks", "webhooks")
         procs.append(worker)
         _wait_healthy(port)
@@ -76,7 +77,7 @@ def main() -> None:
             worker_threads=args.worker_threads,
             prefetch=_prefetch(args),
             receiver_workers=args.receiver_workers,
-            receiver_threads=args.receiver_threads,
+            receiver_threads=WEBHOOK_THREADS,
             cpus=os.cpu_count(),
         )
         print(json.dumps(result))
@@ -122,7 +123,6 @@ def _parse() -> argparse.Namespace:
         "--clients", type=int, default=8, help="concurrent senders (Stripe's deliveries in flight)"
     )
     parser.add_argument("--receiver-workers", type=int, default=2)
-    parser.add_argument("--receiver-threads", type=int, default=4)
     # As the Procfile's worker-webhooks runs the webhooks queue: 2 processes x 2 threads, its prefetch.
     parser.add_argument("--worker-processes", type=int, default=2)
     parser.add_argument("--worker-threads", type=int, default=2)

@@ -27,11 +27,12 @@ def main() -> None:
     try:
         events = ingest._seed(args.events * len(args.clients))
         port = ingest._free_port()
-        from workers.run import webhooks_argv  # imports the broker: after the environment is set
+        from workers.run import (
+            WEBHOOK_THREADS,
+            webhooks_argv,
+        )  # imports the broker: after the environment is set
 
-        receiver = ingest._start(
-            webhooks_argv("127.0.0.1", port, args.receiver_workers, args.receiver_threads), env
-        )
+        receiver = ingest._start(webhooks_argv("127.0.0.1", port, args.receiver_workers), env)
         ingest._wait_healthy(port)
         bodies = [json.dumps(e).encode() for e in events]
         runs = {}
@@ -42,7 +43,7 @@ def main() -> None:
                 {
                     "events_per_run": args.events,
                     "receiver_workers": args.receiver_workers,
-                    "receiver_threads": args.receiver_threads,
+                    "receiver_threads": WEBHOOK_THREADS,
                     "by_concurrent_senders": runs,
                     "target_p99_ms": TARGET_P99_MS,
                     "cpus": os.cpu_count(),
@@ -62,7 +63,6 @@ def _parse() -> argparse.Namespace:
         "--clients", type=int, nargs="+", default=[4, 16], help="concurrent senders, one run each"
     )
     parser.add_argument("--receiver-workers", type=int, default=2)
-    parser.add_argument("--receiver-threads", type=int, default=4)
     return parser.parse_args()
 
 

@@ -22,6 +22,10 @@ DEFAULT_EMAIL_CONTEXT_RETENTION_DAYS = 180
 DEFAULT_MANDATE_RETENTION_DAYS = 730
 # Loopback: the dashboard moves dead letters, so it is reached through a proxy or tunnel unless told otherwise.
 DEFAULT_DASHBOARD_HOST = "127.0.0.1"
+# Stripe sends an event's body at once; a client still sending after this is starving the receiver.
+DEFAULT_WEBHOOK_BODY_TIMEOUT_SECONDS = 5
+# Stripe's events are a few KiB; anything near this is not an event we want to parse or store.
+DEFAULT_WEBHOOK_MAX_BODY_BYTES = 1024 * 1024
 
 
 class SettingsError(Exception):
@@ -48,6 +52,13 @@ class Settings:
     webhook_payload_retention_days: int = DEFAULT_WEBHOOK_PAYLOAD_RETENTION_DAYS
     email_context_retention_days: int = DEFAULT_EMAIL_CONTEXT_RETENTION_DAYS
     mandate_retention_days: int = DEFAULT_MANDATE_RETENTION_DAYS
+    webhook_body_timeout_seconds: float = DEFAULT_WEBHOOK_BODY_TIMEOUT_SECONDS
+    webhook_max_body_bytes: int = DEFAULT_WEBHOOK_MAX_BODY_BYTES
+
+    @property
+    def stripe_livemode(self) -> bool:
+        """True for a live key (sk_live_, rk_live_): the livemode every event delivered to us must carry."""
+        return self.stripe_api_key.startswith(("sk_live_", "rk_live_"))
 
     @property
     def broker_kind(self) -> str:
@@ -206,6 +217,12 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             environ, "EMAIL_CONTEXT_RETENTION_DAYS", DEFAULT_EMAIL_CONTEXT_RETENTION_DAYS
         ),
         mandate_retention_days=_days(environ, "MANDATE_RETENTION_DAYS", DEFAULT_MANDATE_RETENTION_DAYS),
+        webhook_body_timeout_seconds=_positive_number(
+            environ, "WEBHOOK_BODY_TIMEOUT_SECONDS", DEFAULT_WEBHOOK_BODY_TIMEOUT_SECONDS
+        ),
+        webhook_max_body_bytes=int(
+            _positive_number(environ, "WEBHOOK_MAX_BODY_BYTES", DEFAULT_WEBHOOK_MAX_BODY_BYTES)
+        ),
     )
 
 

@@ -1,10 +1,18 @@
-"""The Stripe webhook receiver: verify, store once, commit, enqueue, then answer; as a function and a WSGI app."""
+"""The Stripe webhook receiver: verify, store once, commit, enqueue, then answer; as a function and an ASGI app.
+
+The app runs on granian's event loop: a body is awaited there, under a deadline, so a client trickling
+its body holds a coroutine, never a thread (under WSGI, granian's `wsgi.input.read` blocked a serving
+thread until the client finished, and 8 slow clients stopped every delivery). Only a complete body
+goes to the few ingest threads, which hold the database connections.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -19,14 +27,14 @@ from tasks.domain.events import EventMalformed, check_event_shape
 from tasks.domain.states import EventStatus
 from tasks.gateways.stripe import verify_webhook
 from tasks.webhooks import process_stripe_event
+from workers import strict_json
 from workers.heap import freeze_startup_objects
 from workers.run import WEBHOOK_THREADS
-from workers.settings import get_settings
+from workers.settings import DEFAULT_WEBHOOK_MAX_BODY_BYTES, get_settings
 
 _log = logging.getLogger(__name__)
 
-# Stripe's events are a few KiB; anything near this is not an event we want to parse or store.
-MAX_BODY_BYTES = 1024 * 1024
+MAX_BODY_BYTES = DEFAULT_WEBHOOK_MAX_BODY_BYTES  # the default of WEBHOOK_MAX_BODY_BYTES
 WEBHOOK_PATH = "/stripe/webhooks"
 HEALTH_PATH = "/healthz"
 
@@ -42,18 +50,24 @@ class IngestResult:
 
 def ingest(raw_body: bytes, signature_header: str | None) -> IngestResult:
     """Verify, store (once), commit and enqueue one delivery; 2xx only once the event is safe in Postgres."""
-    if len(raw_body) > MAX_BODY_BYTES:
+    settings = get_settings()
+    if len(raw_body) > settings.webhook_max_body_bytes:
         return IngestResult(413, "body too large")
     try:
-        verify_webhook(raw_body, signature_header, get_settings().stripe_webhook_secrets)
-        text = raw_body.decode("utf-8")
-        event = json.loads(text)
+        verify_webhook(raw_body, signature_header, settings.stripe_webhook_secrets)
+        event = strict_json.loads(raw_body)
         event_id, event_type = check_event_shape(event)
     except SignatureInvalid as exc:
         return IngestResult(400, f"signature: {exc}")
     except (ValueError, EventMalformed) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return IngestResult(400, f"not an event: {str(exc)[:80]}")
-    return _store_and_send(text, event, event_id, event_type)
+    livemode = event.get("livemode")
+    if livemode is not settings.stripe_livemode:
+        expected = "live" if settings.stripe_livemode else "test"
+        return IngestResult(
+            400, f"livemode {json.dumps(livemode)[:8]} contradicts the API key's {expected} mode", event_id
+        )
+    return _store_and_send(raw_body.decode("utf-8"), event, event_id, event_type)
 
 
 @lru_cache(maxsize=1)
@@ -67,7 +81,7 @@ def _store_and_send(text: str, event: dict[str, Any], event_id: str, event_type:
         stored = get_inbox().store(
             event_id=event_id,
             event_type=event_type,
-            livemode=bool(event.get("livemode")),
+            livemode=event["livemode"],
             payload=text,
             created=event.get("created"),
         )
@@ -93,10 +107,10 @@ def _send(event_id: str, reason: str) -> IngestResult:
     return IngestResult(200, reason, event_id)
 
 
-def create_app(connections: int = WEBHOOK_THREADS) -> Callable[..., Iterable[bytes]]:
-    """The WSGI app for a server process that is about to take deliveries (granian --factory).
+def create_app(connections: int = WEBHOOK_THREADS) -> Callable[..., Awaitable[None]]:
+    """The ASGI app for a server process that is about to take deliveries (granian --factory).
 
-    Opens `connections` database connections first (one per serving thread; fewer if the database is
+    Opens `connections` database connections first (one per ingest thread; fewer if the database is
     down, which only means later deliveries connect or get 503), then exempts everything alive from the
     collector's full passes, which otherwise stopped the process for 70-130 ms every few seconds.
     """
@@ -105,55 +119,99 @@ def create_app(connections: int = WEBHOOK_THREADS) -> Callable[..., Iterable[byt
     return app
 
 
-StartResponse = Callable[[str, list[tuple[str, str]]], Any]
-_REASONS = {
-    200: "200 OK",
-    400: "400 Bad Request",
-    404: "404 Not Found",
-    405: "405 Method Not Allowed",
-    411: "411 Length Required",
-    413: "413 Payload Too Large",
-    503: "503 Service Unavailable",
-}
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+# Verifying, parsing and storing run here: one thread per database connection the inbox keeps.
+_ingest_threads = ThreadPoolExecutor(WEBHOOK_THREADS, thread_name_prefix="webhook-ingest")
 
 
-def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-    """WSGI: POST /stripe/webhooks and GET /healthz."""
-    path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
+async def app(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    """ASGI: POST /stripe/webhooks and GET /healthz."""
+    if scope["type"] == "lifespan":
+        await _lifespan(receive, send)
+        return
+    if scope["type"] != "http":
+        return
+    path, method = scope.get("path", ""), scope.get("method", "GET")
     if path == HEALTH_PATH:
-        return (
-            _answer(start_response, 200, "ok")
-            if method in ("GET", "HEAD")
-            else _answer(start_response, 405, "GET")
-        )
+        if method in ("GET", "HEAD"):
+            await _answer(send, 200, "ok")
+        else:
+            await _answer(send, 405, "GET")
+        return
     if path != WEBHOOK_PATH:
-        return _answer(start_response, 404, "not found")
+        await _answer(send, 404, "not found")
+        return
     if method != "POST":
-        return _answer(start_response, 405, "POST only")
-    body = _read_body(environ)
-    if body is None:
-        return _answer(start_response, 413, "body too large")
-    result = ingest(body, environ.get("HTTP_STRIPE_SIGNATURE"))
-    return _answer(start_response, result.status, result.reason)
+        await _answer(send, 405, "POST only")
+        return
+    await _deliver(scope, receive, send)
 
 
-def _read_body(environ: dict[str, Any]) -> bytes | None:
-    """The request body, or None when it is over the limit (never reads more than limit + 1 bytes)."""
+async def _deliver(scope: dict[str, Any], receive: Receive, send: Send) -> None:
+    settings = get_settings()
+    headers = dict(scope.get("headers") or ())
+    limit = settings.webhook_max_body_bytes
+    declared = headers.get(b"content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            await _answer(send, 400, "Content-Length is not a number", close=True)
+            return
+        if int(declared) > limit:  # answered from the headers: not a byte of the body is read
+            await _answer(send, 413, "body too large", close=True)
+            return
     try:
-        length = int(environ.get("CONTENT_LENGTH") or -1)
-    except ValueError:
-        length = -1
-    if length > MAX_BODY_BYTES:
-        return None
-    stream = environ["wsgi.input"]
-    body = stream.read(length) if length >= 0 else stream.read(MAX_BODY_BYTES + 1)
-    return None if len(body) > MAX_BODY_BYTES else body
-
-
-def _answer(start_response: StartResponse, status: int, reason: str) -> list[bytes]:
-    body = json.dumps({"status": status, "reason": reason}).encode()
-    start_response(
-        _REASONS.get(status, f"{status} Error"),
-        [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+        body = await asyncio.wait_for(_read_body(receive, limit), settings.webhook_body_timeout_seconds)
+    except TimeoutError:
+        timeout = settings.webhook_body_timeout_seconds
+        await _answer(send, 408, f"body not received within {timeout:g} s", close=True)
+        return
+    except _Disconnected:
+        return
+    if body is None:
+        await _answer(send, 413, "body too large", close=True)
+        return
+    signature = headers.get(b"stripe-signature")
+    result = await asyncio.get_running_loop().run_in_executor(
+        _ingest_threads, ingest, body, signature.decode("latin-1") if signature is not None else None
     )
-    return [body]
+    await _answer(send, result.status, result.reason)
+
+
+class _Disconnected(Exception):
+    """The client went away before its body was complete."""
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it grows past the limit (never buffers more than one chunk over it)."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def _answer(send: Send, status: int, reason: str, close: bool = False) -> None:
+    body = json.dumps({"status": status, "reason": reason}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:  # the rest of the body is not read: the connection cannot carry another request
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

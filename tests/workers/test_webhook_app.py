@@ -1,4 +1,4 @@
-"""The webhook receiver: signatures, refusals that store nothing, exactly-once storage, and its WSGI face."""
+"""The webhook receiver: signatures, refusals that store nothing, exactly-once storage, and its HTTP face."""
 
 from __future__ import annotations
 
@@ -248,7 +248,7 @@ def _post_oversized(url: str) -> int:
     return status
 
 
-def test_wsgi_app_routes_and_answers_with_short_reasons(db, broker):
+def test_the_app_routes_and_answers_with_short_reasons(db, broker):
     body = event_body()
     with receiver() as url:
         base = url.rsplit("/stripe/webhooks", 1)[0]

@@ -1,4 +1,4 @@
-"""Shared helpers for webhook tests: signing, a threaded receiver, rows, emulator payments, polling."""
+"""Shared helpers for webhook tests: signing, a receiver process, rows, emulator payments, polling."""
 
 from __future__ import annotations
 
@@ -6,14 +6,11 @@ import hashlib
 import hmac
 import itertools
 import json
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from sqlalchemy import func, select
 
@@ -54,31 +51,13 @@ def body_of(event: dict[str, Any]) -> bytes:
     return json.dumps(event).encode()
 
 
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    # socketserver listens with a backlog of 5: sixteen clients connecting at once overflowed it
-    # and some connections were reset.
-    request_queue_size = 128
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, *args) -> None:  # keep test output clean
-        pass
-
-
 @contextmanager
 def receiver() -> Iterator[str]:
-    """The webhook WSGI app served on a free port in a thread; yields its webhook URL."""
-    from workers.webhook_app import app
+    """The webhook receiver served by a granian process on a free port; yields its webhook URL."""
+    from tests.receiver_server import receiver_process
 
-    server = make_server("127.0.0.1", 0, app, server_class=_ThreadingServer, handler_class=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/stripe/webhooks"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with receiver_process() as port:
+        yield f"http://127.0.0.1:{port}/stripe/webhooks"
 
 
 def now() -> datetime:
