@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,6 +21,9 @@ STRIPE_API_BASE = "https://api.stripe.com"
 DEFAULT_WEBHOOK_PAYLOAD_RETENTION_DAYS = 90
 DEFAULT_EMAIL_CONTEXT_RETENTION_DAYS = 180
 DEFAULT_MANDATE_RETENTION_DAYS = 730
+# Every PaymentIntent carries this in its metadata; an event about one carrying another deployment's (or
+# none) never moves a payment found through metadata alone. Two deployments on one Stripe account must differ.
+DEFAULT_DEPLOYMENT = "remit"
 # Loopback: the dashboard moves dead letters, so it is reached through a proxy or tunnel unless told otherwise.
 DEFAULT_DASHBOARD_HOST = "127.0.0.1"
 # Stripe sends an event's body at once; a client still sending after this is starving the receiver.
@@ -49,6 +53,7 @@ class Settings:
     dashboard_https: bool = True
     dashboard_host: str = DEFAULT_DASHBOARD_HOST
     broker_namespace: str = "remit"
+    deployment: str = DEFAULT_DEPLOYMENT
     webhook_payload_retention_days: int = DEFAULT_WEBHOOK_PAYLOAD_RETENTION_DAYS
     email_context_retention_days: int = DEFAULT_EMAIL_CONTEXT_RETENTION_DAYS
     mandate_retention_days: int = DEFAULT_MANDATE_RETENTION_DAYS
@@ -187,6 +192,15 @@ def _dashboard_host(environ: Mapping[str, str]) -> str:
     return value
 
 
+def _deployment(environ: Mapping[str, str]) -> str:
+    value = environ.get("REMIT_DEPLOYMENT", "").strip() or DEFAULT_DEPLOYMENT
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", value):
+        raise SettingsError(
+            f"REMIT_DEPLOYMENT is malformed: {value[:60]!r} is not 1-40 of a-z, 0-9, - and _ (starting alphanumeric)"
+        )
+    return value
+
+
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Build settings from a mapping; raise SettingsError naming the first bad variable."""
     environment = environ.get("REMIT_ENV", "").strip() or "development"
@@ -210,6 +224,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         dashboard_https=_dashboard_https(environ, environment),
         dashboard_host=_dashboard_host(environ),
         broker_namespace=environ.get("BROKER_NAMESPACE", "").strip() or "remit",
+        deployment=_deployment(environ),
         webhook_payload_retention_days=_days(
             environ, "WEBHOOK_PAYLOAD_RETENTION_DAYS", DEFAULT_WEBHOOK_PAYLOAD_RETENTION_DAYS
         ),

@@ -300,28 +300,15 @@ def mark_reconciled(session: Session, payment_id: int, now: datetime) -> None:
     )
 
 
-def lock_payment_for_intent(
-    session: Session, intent_id: str | None, payment_id: int | None
-) -> SimpleNamespace | None:
-    """The payment a PaymentIntent belongs to, by intent id or else by our id in its metadata, locked."""
-    if intent_id:
-        found = lock_payment_by(session, "stripe_payment_intent_id", intent_id)
-        if found is not None:
-            return found
-    if payment_id is None:
-        return None
-    return lock_payment_by(session, "id", payment_id)
-
-
 def lock_payment_for_charge(
-    session: Session, charge_id: str | None, intent_id: str | None, payment_id: int | None
+    session: Session, charge_id: str | None, intent_id: str | None
 ) -> SimpleNamespace | None:
-    """The payment a charge belongs to: by charge id, then intent id, then metadata; locked."""
-    if charge_id:
-        found = lock_payment_by(session, "stripe_charge_id", charge_id)
+    """The payment a charge belongs to, by Stripe's ids only (charge, then PaymentIntent), locked."""
+    for column, value in (("stripe_charge_id", charge_id), ("stripe_payment_intent_id", intent_id)):
+        found = lock_payment_by(session, column, value) if value else None
         if found is not None:
             return found
-    return lock_payment_for_intent(session, intent_id, payment_id)
+    return None
 
 
 def insert_refund(

@@ -84,6 +84,62 @@ def payment_id_from_metadata(metadata: Mapping[str, Any] | None) -> int | None:
     return None
 
 
+# The metadata key every PaymentIntent Remit creates carries, valued with its deployment (REMIT_DEPLOYMENT).
+DEPLOYMENT_KEY = "remit_deployment"
+# Until this long after Stripe created it, a refund or dispute whose charge no payment has recorded yet
+# waits for its payment (execute_payment records the ids once Stripe answers, or finds the intent by
+# search within 20 hours); after it, the event is someone else's and is ignored.
+WAIT_FOR_PAYMENT_S = 24 * 3600
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What our row says of a payment, to compare with a PaymentIntent that names it in its metadata."""
+
+    intent_id: str | None
+    account_id: int
+    amount_minor: int
+    currency: str
+    customer_id: str | None
+
+
+def foreign_intent(payment: Recorded, intent: Mapping[str, Any], deployment: str) -> str | None:
+    """Why a PaymentIntent found only through its metadata is not this payment's, or None when it is.
+
+    Metadata is anyone's to write: it counts only from this deployment, before the payment has recorded
+    an intent of its own, and when account, amount, currency and customer all agree with our row.
+    """
+    metadata = intent.get("metadata") or {}
+    if payment.intent_id is not None:
+        return f"the payment has another PaymentIntent ({payment.intent_id})"
+    checks = [
+        (metadata.get(DEPLOYMENT_KEY) == deployment, "it was not made by this deployment"),
+        (metadata.get("account_id") == str(payment.account_id), "its account differs"),
+        (intent.get("amount") == payment.amount_minor, "its amount differs"),
+        (str(intent.get("currency", "")).lower() == payment.currency.lower(), "its currency differs"),
+        (_id(intent.get("customer")) == payment.customer_id, "its customer differs"),
+    ]
+    reasons = [reason for ok, reason in checks if not ok]
+    return f"PaymentIntent {intent.get('id')} is not this payment's: {reasons[0]}" if reasons else None
+
+
+def _id(value: Any) -> str | None:
+    return value.get("id") if isinstance(value, Mapping) else value
+
+
+def waits_for_payment(event_created_s: Any, now_s: float) -> bool:
+    """Whether an event about a charge no payment has recorded yet may still find its payment."""
+    return isinstance(event_created_s, int | float) and now_s - event_created_s < WAIT_FOR_PAYMENT_S
+
+
+def contradicts(stored: PaymentStatus, reported: PaymentStatus | None) -> bool:
+    """Stripe says it took the money for a payment our row says ended without it.
+
+    (A bank debit reported processing after it failed is only a late event: it failed after processing.)
+    """
+    return reported == P.SUCCEEDED and PaymentStatus(stored) in (P.FAILED, P.CANCELED)
+
+
 def intent_event_target(event_type: str, error: Mapping[str, Any] | None) -> PaymentStatus | None:
     """The payment status a PaymentIntent event implies (a failed off-session auth is requires_action)."""
     status = _INTENT_EVENT_STATUS.get(event_type)

@@ -6,6 +6,7 @@ State is committed before every Stripe call, so a crash anywhere leaves a row a 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -24,6 +25,7 @@ from tasks.domain.attempts import (
     stripe_key,
 )
 from tasks.domain.errors import StripeRefused
+from tasks.domain.events import contradicts, intent_event_applies
 from tasks.domain.intents import failure_fields, target_for_intent
 from tasks.domain.last_look import Refusal, last_look
 from tasks.domain.states import PaymentStatus
@@ -33,6 +35,7 @@ from tasks.flows.ledger import TransitionBatch, apply_transition, record_event, 
 from tasks.gateways.stripe import IntentResult, Mandate, get_gateway, payment_intent_params
 
 SOURCE = "worker:execute_payment"
+_log = logging.getLogger(__name__)
 
 
 class UnexpectedIntentState(Exception):
@@ -209,6 +212,10 @@ def _start_fresh_attempt(charge: Charge, now: datetime) -> Charge | FailedAtLast
 
 
 def _record_outcome(payment_id: int, result: IntentResult, now: datetime) -> Answered:
+    """Apply Stripe's answer while the payment is still in flight; a payment a webhook moved on keeps its state.
+
+    An answer that says Stripe took money our row says was not taken is flagged for ops, never dropped.
+    """
     target = target_for_intent(result.status, result.error_code, result.decline_code)
     if target is None:
         raise UnexpectedIntentState(f"payment {payment_id}: PaymentIntent {result.id} is {result.status}")
@@ -219,11 +226,21 @@ def _record_outcome(payment_id: int, result: IntentResult, now: datetime) -> Ans
             values["stripe_payment_intent_id"] = result.id
         if result.charge_id and payment.stripe_charge_id is None:
             values["stripe_charge_id"] = result.charge_id
+        detail = {"payment_intent": result.id, "intent_status": result.status, "attempt": payment.attempt}
+        if not intent_event_applies(payment.status):
+            if contradicts(payment.status, target):
+                said = (
+                    f"Stripe reports {target} for PaymentIntent {result.id}; the payment is {payment.status}"
+                )
+                _log.error("payment %s: %s", payment.id, said)
+                values["needs_review"], detail["contradiction"] = True, said
+            detail["ignored"] = "payment already past this answer"
+            record_event(session, payment, source=SOURCE, now=now, detail=detail, values=values)
+            return Answered(PaymentStatus(payment.status))
         if target == PaymentStatus.FAILED and payment.status == PaymentStatus.SUBMITTING:
             values["failure_code"], values["failure_message"] = failure_fields(
                 result.error_code, result.decline_code, result.error_message
             )
-        detail = {"payment_intent": result.id, "intent_status": result.status, "attempt": payment.attempt}
         apply_transition(session, payment, target, source=SOURCE, now=now, detail=detail, values=values)
         return Answered(target)
 

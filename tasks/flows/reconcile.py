@@ -107,7 +107,7 @@ def _settle_from_stripe(gateway: StripeGateway, payment_id: int, now: datetime) 
     intent = gateway.retrieve_payment_intent(intent_id)
     event_type = intent_event_type(intent.status)
     with transaction() as session:
-        payment = payment_rows.lock_payment_for_intent(session, intent.id, None)
+        payment = payment_rows.lock_payment_by(session, "stripe_payment_intent_id", intent.id)
         before = payment.status
         snapshot = intent_snapshot(intent)
         if (

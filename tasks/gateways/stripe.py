@@ -12,6 +12,7 @@ from typing import Any
 import stripe
 
 from tasks.domain.errors import SignatureInvalid, StripeMisconfigured, StripeRefused, StripeUnavailable
+from tasks.domain.events import DEPLOYMENT_KEY
 from tasks.domain.intents import AUTHENTICATION_REQUIRED
 from tasks.gateways.limiter import StripeRateLimiter
 from tasks.gateways.stripe_transport import build_client, build_limiter, send
@@ -65,9 +66,13 @@ class Mandate:
 class StripeGateway:
     """Stripe calls Remit makes, each rate limited and carrying our idempotency key."""
 
-    def __init__(self, client: stripe.StripeClient, limiter: StripeRateLimiter | None = None):
+    def __init__(
+        self, client: stripe.StripeClient, limiter: StripeRateLimiter | None = None, deployment: str = "remit"
+    ):
         self._client = client
         self._limiter = limiter
+        # Marks every PaymentIntent this deployment creates (tasks.domain.events.DEPLOYMENT_KEY).
+        self.deployment = deployment
 
     def create_customer(self, *, account_id: int, email: str, name: str, idempotency_key: str) -> str:
         params = {"email": email, "name": name, "metadata": {"account_id": str(account_id)}}
@@ -86,6 +91,8 @@ class StripeGateway:
 
     def create_payment_intent(self, *, params: dict[str, Any], idempotency_key: str) -> IntentResult:
         """Create and confirm; a decline comes back as a result, never as an exception."""
+        metadata = {**params.get("metadata", {}), DEPLOYMENT_KEY: self.deployment}
+        params = {**params, "metadata": metadata}
         try:
             # The SDK's raw request: the same encoding, retries and errors, and the answer as plain JSON
             # (building an SDK object for every charge cost more than our own handling of it).
@@ -103,11 +110,12 @@ class StripeGateway:
         return intent_result(intent)
 
     def find_payment_intent(self, payment_id: int) -> IntentResult | None:
-        """The PaymentIntent carrying our payment id in its metadata, if Stripe has one."""
-        params = {"query": f"metadata['payment_id']:'{payment_id}'", "limit": 10}
-        found = self._call(self._client.v1.payment_intents.search, params, {})
+        """The PaymentIntent this deployment made for our payment id, if Stripe has one."""
+        ours = {"payment_id": str(payment_id), DEPLOYMENT_KEY: self.deployment}
+        query = " AND ".join(f"metadata['{key}']:'{value}'" for key, value in ours.items())
+        found = self._call(self._client.v1.payment_intents.search, {"query": query, "limit": 10}, {})
         intents = [_plain(i) for i in found.data]
-        intents = [i for i in intents if (i.get("metadata") or {}).get("payment_id") == str(payment_id)]
+        intents = [i for i in intents if ours.items() <= (i.get("metadata") or {}).items()]
         return intent_result(intents[0]) if intents else None
 
     def list_events(self, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -353,10 +361,12 @@ def build_gateway(
     requests_per_second: float,
     network_retries: int = 1,
     limiter_namespace: str = "remit",
+    deployment: str = "remit",
 ) -> StripeGateway:
     """A gateway whose one SDK retry reuses our key and the shared limiter when Redis is given."""
     client = build_client(api_key, api_base, timeout_s, network_retries)
-    return StripeGateway(client, build_limiter(redis_url, requests_per_second, limiter_namespace))
+    limiter = build_limiter(redis_url, requests_per_second, limiter_namespace)
+    return StripeGateway(client, limiter, deployment)
 
 
 _override: list[StripeGateway] = []
@@ -375,6 +385,7 @@ def _configured_gateway() -> StripeGateway:
         redis_url,
         s.stripe_requests_per_second,
         limiter_namespace=s.broker_namespace,
+        deployment=s.deployment,
     )
 
 

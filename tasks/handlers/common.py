@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from db.models import PaymentMethod
 from db.queries import accounts as account_rows
+from tasks.domain.events import waits_for_payment
 from tasks.domain.states import EventStatus
 from tasks.flows import emails as outbox
 
@@ -27,6 +28,23 @@ PROCESSED = Handled(EventStatus.PROCESSED)
 
 def ignored(note: str) -> Handled:
     return Handled(EventStatus.IGNORED, note)
+
+
+def waiting(note: str) -> Handled:
+    """Not applied yet: the event stays received, and the sweeper brings it back (sweep_stripe_events)."""
+    return Handled(EventStatus.RECEIVED, note)
+
+
+def no_payment_yet(event: dict[str, Any], what: str, now: datetime) -> Handled:
+    """A charge's refund or dispute whose payment has not recorded the charge (yet): wait for it a while.
+
+    Payments are found by Stripe's ids only. The ids of a payment whose Stripe answer was lost are
+    recorded once execute_payment finds its intent; until then the event waits, and after that it
+    was never ours.
+    """
+    if waits_for_payment(event.get("created"), now.timestamp()):
+        return waiting(f"no payment has recorded {what} yet")
+    return ignored(f"no payment for {what}")
 
 
 def source_of(event: dict[str, Any]) -> str:

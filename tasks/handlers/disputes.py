@@ -19,7 +19,7 @@ from db.queries import payments as payment_rows
 from tasks.domain.events import dispute_is_closed, dispute_is_inquiry, next_dispute_status
 from tasks.domain.states import PaymentStatus
 from tasks.flows import ledger
-from tasks.handlers.common import PROCESSED, Handled, ignored, obj, source_of
+from tasks.handlers.common import PROCESSED, Handled, no_payment_yet, obj, source_of
 from tasks.handlers.settle import charge_ids, settle_in_batch
 
 P = PaymentStatus
@@ -30,9 +30,9 @@ def handle(session: Session, event: dict[str, Any], now: datetime) -> Handled:
     """Record the dispute; reverse the payment once it is a chargeback."""
     dispute = obj(event)
     charge_id, intent_id = charge_ids(dispute)
-    payment = payment_rows.lock_payment_for_charge(session, charge_id, intent_id, None)
+    payment = payment_rows.lock_payment_for_charge(session, charge_id, intent_id)
     if payment is None:
-        return ignored(f"no payment for dispute {dispute.get('id')}")
+        return no_payment_yet(event, f"charge {charge_id} of dispute {dispute.get('id')}", now)
     row = payment_rows.insert_dispute(
         session,
         payment_id=payment.id,

@@ -7,6 +7,7 @@ one loaded payment, goes through apply_intent. Both decide with decide().
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -14,12 +15,22 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from db.queries import payments as payment_rows
-from tasks.domain.events import intent_event_applies, intent_event_target, payment_id_from_metadata
+from tasks.domain.events import (
+    Recorded,
+    contradicts,
+    foreign_intent,
+    intent_event_applies,
+    intent_event_target,
+    payment_id_from_metadata,
+)
 from tasks.domain.intents import failure_fields
 from tasks.domain.states import PaymentStatus
 from tasks.domain.transitions import can_transition
 from tasks.flows import ledger
 from tasks.handlers.common import PROCESSED, Handled, ignored, obj, object_id, source_of
+from workers.settings import get_settings
+
+_log = logging.getLogger(__name__)
 
 P = PaymentStatus
 
@@ -39,8 +50,17 @@ def handle_batch(session: Session, events: Sequence[dict[str, Any]], now: dateti
     batch = ledger.TransitionBatch(now)
     handled = []
     for event, intent, (intent_id, payment_id) in zip(events, intents, keys):
-        # As lock_payment_for_intent finds it: by the intent's id, else by our id in its metadata.
-        payment = by_intent.get(intent_id) or by_id.get(payment_id)
+        # By the intent's id; by our id in its metadata only when the intent proves to be that payment's.
+        payment = by_intent.get(intent_id)
+        if payment is None and payment_id in by_id:
+            refusal = _refusal(by_id[payment_id], intent)
+            if refusal is not None:
+                if by_id[payment_id].stripe_payment_intent_id is not None:  # worth a line on our timeline
+                    detail = {"event_type": event["type"], "ignored": refusal.note}
+                    batch.note(by_id[payment_id], source=source_of(event), detail=detail)
+                handled.append(refusal)
+                continue
+            payment = by_id[payment_id]
         handled.append(_apply(session, batch, payment, event, intent))
     batch.flush(session)
     return handled
@@ -55,16 +75,21 @@ def _apply(
 ) -> Handled:
     if payment is None:
         return ignored(f"no payment for PaymentIntent {intent.get('id')}")
-    source = source_of(event)
-    if payment.stripe_payment_intent_id not in (None, intent["id"]):
-        batch.note(
-            payment,
-            source=source,
-            detail={"event_type": event["type"], "ignored": f"other PaymentIntent {intent['id']}"},
-        )
-        return ignored(f"payment {payment.id} has another PaymentIntent")
-    _write(session, batch, payment, event["type"], intent, source)
+    _write(session, batch, payment, event["type"], intent, source_of(event))
     return PROCESSED
+
+
+def _refusal(payment: Any, intent: dict[str, Any]) -> Handled | None:
+    """Why an intent that names this payment only in its metadata may not move it (ignored), or None."""
+    recorded = Recorded(
+        payment.stripe_payment_intent_id,
+        payment.account_id,
+        payment.amount_minor,
+        payment.currency,
+        payment.account.stripe_customer_id,
+    )
+    reason = foreign_intent(recorded, intent, get_settings().deployment)
+    return None if reason is None else ignored(reason)
 
 
 def _write(
@@ -77,6 +102,9 @@ def _write(
 ) -> None:
     target, detail, values = decide(payment, event_type, intent)
     if target is None:
+        if "contradiction" in detail:
+            _log.error("payment %s: %s", payment.id, detail["contradiction"])
+        batch.set_columns(payment, values)
         batch.note(payment, source=source, detail=detail)
     else:
         batch.add(session, payment, target, source=source, detail=detail, values=values)
@@ -98,6 +126,16 @@ def decide(
     """(target, timeline detail, payment columns) for the event; no target when the payment is past it."""
     target = intent_event_target(event_type, intent.get("last_payment_error"))
     detail = {"event_type": event_type, "intent_status": intent.get("status")}
+    if target is not None and contradicts(payment.status, target):
+        # Never dropped silently: Stripe has the money our row says it does not. Ops decide.
+        said = (
+            f"Stripe reports {target} for PaymentIntent {intent.get('id')}; the payment is {payment.status}"
+        )
+        return (
+            None,
+            {**detail, "ignored": "payment already past this event", "contradiction": said},
+            {"needs_review": True},
+        )
     if target is None or not intent_event_applies(payment.status):
         return None, {**detail, "ignored": "payment already past this event"}, {}
     moves = payment.status != target and can_transition(payment.status, target)

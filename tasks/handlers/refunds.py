@@ -22,7 +22,6 @@ from tasks.domain.events import (
     AllocationSlice,
     CreditSlice,
     TakeBack,
-    payment_id_from_metadata,
     refund_target,
     take_back,
 )
@@ -35,7 +34,7 @@ from tasks.domain.states import (
     PaymentStatus,
 )
 from tasks.flows import ledger
-from tasks.handlers.common import PROCESSED, Handled, ignored, obj, source_of
+from tasks.handlers.common import PROCESSED, Handled, no_payment_yet, obj, source_of
 from tasks.handlers.settle import charge_ids, settle_in_batch
 
 P = PaymentStatus
@@ -68,7 +67,7 @@ def _charges_refunded(session: Session, events: Sequence[dict[str, Any]], now: d
     handled = []
     for event, (charge_id, _, _), payment in zip(events, keys, found):
         if payment is None:
-            handled.append(ignored(f"no payment for charge {charge_id}"))
+            handled.append(no_payment_yet(event, f"charge {charge_id}", now))
             continue
         _refund(session, batch, slices, payment, event)
         handled.append(PROCESSED)
@@ -77,10 +76,9 @@ def _charges_refunded(session: Session, events: Sequence[dict[str, Any]], now: d
     return handled
 
 
-def _charge_key(event: dict[str, Any]) -> tuple[str | None, str | None, int | None]:
-    """(charge id, intent id, our payment id from the metadata) an event names."""
-    charge = obj(event)
-    return (*charge_ids(charge), payment_id_from_metadata(charge.get("metadata")))
+def _charge_key(event: dict[str, Any]) -> tuple[str | None, str | None, None]:
+    """(charge id, intent id) an event names, and no payment id: metadata is anyone's to write."""
+    return (*charge_ids(obj(event)), None)
 
 
 def _lock_payments(session: Session, keys: Sequence[tuple[Any, Any, int | None]]) -> list[Any]:
@@ -94,7 +92,7 @@ def _lock_payments(session: Session, keys: Sequence[tuple[Any, Any, int | None]]
     )
     by_charge, by_intent = _index(views, "stripe_charge_id"), _index(views, "stripe_payment_intent_id")
     by_id = {v.id: v for v in views}
-    # As lock_payment_for_charge finds it: by charge id, then intent id, then our id in the metadata.
+    # As lock_payment_for_charge finds it: by charge id, then intent id; never by metadata.
     return [by_charge.get(c) or by_intent.get(i) or by_id.get(p) for c, i, p in keys]
 
 
@@ -235,11 +233,9 @@ def handle_refund_object(session: Session, event: dict[str, Any], now: datetime)
     """Keep a row per Stripe refund; a refund that failed or was canceled is flagged for ops."""
     refund = obj(event)
     charge_id, intent_id = charge_ids(refund)
-    payment = payment_rows.lock_payment_for_charge(
-        session, charge_id, intent_id, payment_id_from_metadata(refund.get("metadata"))
-    )
+    payment = payment_rows.lock_payment_for_charge(session, charge_id, intent_id)
     if payment is None:
-        return ignored(f"no payment for refund {refund.get('id')}")
+        return no_payment_yet(event, f"charge {charge_id} of refund {refund.get('id')}", now)
     payment_rows.insert_refund(
         session,
         payment_id=payment.id,

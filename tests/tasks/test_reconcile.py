@@ -57,7 +57,7 @@ def card_payment(db, gateway, pm="pm_card_visa") -> dict:
             "currency": "usd",
             "payment_method": pm,
             "confirm": True,
-            "metadata": {"payment_id": str(ids["payment"])},
+            "metadata": {"payment_id": str(ids["payment"]), "account_id": str(ids["account"])},
             "payment_method_types": ["card"],
         },
         idempotency_key=f"reconcile-{ids['payment']}",

@@ -54,6 +54,8 @@ def test_missing_required_variable_is_named(name):
         ("STRIPE_API_BASE", "ftp://emulator", "not an http"),
         ("SMTP_URL", "imap://mail", "scheme 'imap'"),
         ("DASHBOARD_TOKEN", "short", "at least 16"),
+        ("REMIT_DEPLOYMENT", "Prod EU", "is not 1-40 of a-z"),
+        ("REMIT_DEPLOYMENT", "x" * 41, "is not 1-40 of a-z"),
     ],
 )
 def test_malformed_variable_is_named_with_reason(name, value, complaint):
@@ -62,3 +64,8 @@ def test_malformed_variable_is_named_with_reason(name, value, complaint):
     message = str(caught.value)
     assert message.startswith(f"{name} is malformed")
     assert complaint in message
+
+
+def test_the_deployment_marker_defaults_to_remit_and_is_configurable():
+    assert load_settings(VALID).deployment == "remit"
+    assert load_settings({**VALID, "REMIT_DEPLOYMENT": "acme-eu_2"}).deployment == "acme-eu_2"

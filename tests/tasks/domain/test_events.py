@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 import pytest
 
 from tasks.domain.events import (
+    DEPLOYMENT_KEY,
+    WAIT_FOR_PAYMENT_S,
     AllocationSlice,
     CreditSlice,
     EventMalformed,
+    Recorded,
     RefundSplit,
     check_event_shape,
+    contradicts,
     dispute_is_closed,
     dispute_is_inquiry,
+    foreign_intent,
     intent_event_applies,
     intent_event_target,
     next_dispute_status,
@@ -22,6 +28,7 @@ from tasks.domain.events import (
     route_for,
     split_refund,
     take_back,
+    waits_for_payment,
 )
 from tasks.domain.states import PaymentStatus as P
 
@@ -282,3 +289,68 @@ def test_intent_event_type_reads_a_retrieved_status_as_its_event(status, event_t
     from tasks.domain.events import intent_event_type
 
     assert intent_event_type(status) == event_type
+
+
+MINE = Recorded(intent_id=None, account_id=7, amount_minor=64_510, currency="usd", customer_id="cus_7")
+MADE = {
+    "id": "pi_1",
+    "amount": 64_510,
+    "currency": "usd",
+    "customer": "cus_7",
+    "metadata": {"payment_id": "42", "account_id": "7", DEPLOYMENT_KEY: "remit"},
+}
+
+
+@pytest.mark.parametrize(
+    ("recorded", "changes", "reason"),
+    [
+        (MINE, {}, None),  # made by us for this payment: it may move it
+        (MINE, {"currency": "USD"}, None),  # Stripe's currencies are lower case; case alone is no difference
+        (MINE, {"customer": {"id": "cus_7"}}, None),  # an expanded customer is the same customer
+        (replace(MINE, intent_id="pi_0"), {}, "another PaymentIntent"),  # the payment recorded its own
+        (MINE, {"metadata": {"payment_id": "42", "account_id": "7"}}, "deployment"),  # no marker at all
+        (MINE, {"metadata": {**MADE["metadata"], DEPLOYMENT_KEY: "staging"}}, "deployment"),  # another one's
+        (MINE, {"metadata": {**MADE["metadata"], "account_id": "8"}}, "account differs"),
+        (MINE, {"amount": 1}, "amount differs"),  # the foreign 1-cent intent of the report
+        (MINE, {"currency": "eur"}, "currency differs"),
+        (MINE, {"customer": "cus_8"}, "customer differs"),
+        (MINE, {"customer": None}, "customer differs"),
+    ],
+)
+def test_an_intent_found_only_through_metadata_must_prove_it_is_the_payments(recorded, changes, reason):
+    found = foreign_intent(recorded, {**MADE, **changes}, "remit")
+    assert (found is None) if reason is None else (reason in found)
+
+
+@pytest.mark.parametrize(
+    ("stored", "reported", "contradiction"),
+    [
+        (P.FAILED, P.SUCCEEDED, True),  # told it failed, charged anyway: ops must know
+        (P.CANCELED, P.SUCCEEDED, True),
+        (P.FAILED, P.PROCESSING, False),  # a bank debit's late processing event: it failed after it
+        (P.FAILED, P.FAILED, False),
+        (P.DISPUTED, P.SUCCEEDED, False),  # the success is what the dispute is about
+        (P.REFUNDED, P.SUCCEEDED, False),
+        (P.SUBMITTING, P.SUCCEEDED, False),  # the normal case, applied
+        (P.FAILED, None, False),  # an event that reports no outcome
+    ],
+)
+def test_only_stripe_taking_money_our_row_says_it_did_not_is_a_contradiction(stored, reported, contradiction):
+    assert contradicts(stored, reported) is contradiction
+
+
+@pytest.mark.parametrize(
+    ("age_s", "waits"),
+    [
+        (0, True),
+        (WAIT_FOR_PAYMENT_S - 1, True),  # the payment may still record the charge
+        (WAIT_FOR_PAYMENT_S, False),  # a day on, it never will: someone else's
+        (WAIT_FOR_PAYMENT_S + 1, False),
+    ],
+)
+def test_an_event_waits_for_its_payment_a_day_after_stripe_created_it(age_s, waits):
+    assert waits_for_payment(1_000_000 - age_s, 1_000_000) is waits
+
+
+def test_an_event_without_a_creation_time_does_not_wait():
+    assert waits_for_payment(None, 1_000_000) is False

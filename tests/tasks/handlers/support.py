@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from db.models import Allocation, Dispute, Email, Payment, PaymentEvent, Refund, StripeEvent
+from tasks.domain.events import DEPLOYMENT_KEY
 from tests import factories
 from tests.conftest import TEST_WEBHOOK_SECRETS
 from tests.helpers import wait_until  # noqa: F401  (re-exported for the webhook tests)
@@ -150,3 +151,20 @@ def store_event(db, event: dict[str, Any]) -> str:
     with db() as session, session.begin():
         store(session, event, now())
     return event["id"]
+
+
+def ours(db, payment_id: int) -> dict[str, Any]:
+    """The fields a PaymentIntent this deployment made for the payment carries (tasks.gateways.stripe)."""
+    with db() as session:
+        payment = session.get(Payment, payment_id)
+        metadata = {
+            "payment_id": str(payment.id),
+            "account_id": str(payment.account_id),
+            DEPLOYMENT_KEY: "remit",
+        }
+        return {
+            "amount": payment.amount_minor,
+            "currency": payment.currency,
+            "customer": payment.account.stripe_customer_id,
+            "metadata": metadata,
+        }

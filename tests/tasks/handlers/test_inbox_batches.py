@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from sqlalchemy import text
@@ -12,7 +13,7 @@ from db.session import get_engine
 from tasks import handlers
 from tasks.flows.webhooks import process_event
 from tests.conftest import truncate_all
-from tests.tasks.handlers.support import event_statuses, make_event, now, store_event, world
+from tests.tasks.handlers.support import event_statuses, make_event, now, ours, store_event, world
 
 
 def succeeded(db, n: int) -> tuple[int, str]:
@@ -183,7 +184,13 @@ def scenario(db, tag: str) -> tuple[list[int], list[dict]]:
             declined,
             last_payment_error=error,
         ),
-        intent_event(f"{tag}_7", "payment_intent.succeeded", f"pi_{tag}_new", unknown_intent),
+        intent_event(
+            f"{tag}_7",
+            "payment_intent.succeeded",
+            f"pi_{tag}_new",
+            unknown_intent,
+            **ours(db, unknown_intent),
+        ),
         intent_event(f"{tag}_8", "payment_intent.requires_action", f"pi_{tag}_auth", auth),
         intent_event(
             f"{tag}_9", "payment_intent.succeeded", f"pi_{tag}_other", auth
@@ -197,14 +204,17 @@ def scenario(db, tag: str) -> tuple[list[int], list[dict]]:
         ),  # late: a smaller total changes nothing
         charge_refunded(f"{tag}_15", f"pi_{tag}_refund", refunded, 10_000),
         charge_refunded(f"{tag}_16", f"pi_{tag}_early", early_refund, 4_000),
-        charge_refunded(f"{tag}_17", "pi_nobody", 888_888, 4_000),  # not ours
+        # not ours, and older than any payment of ours could still be recording it
+        charge_refunded(f"{tag}_17", "pi_nobody", 888_888, 4_000, created=int(time.time()) - 2 * 86_400),
     ]
     for event in events:
         store_event(db, event)
     return [ach, card, declined, unknown_intent, auth, refunded, early_refund], events
 
 
-def charge_refunded(n: str, intent_id: str, payment_id: int, amount_refunded: int) -> dict:
+def charge_refunded(
+    n: str, intent_id: str, payment_id: int, amount_refunded: int, created: int | None = None
+) -> dict:
     charge = {
         "id": f"ch_{intent_id}",
         "object": "charge",
@@ -214,7 +224,7 @@ def charge_refunded(n: str, intent_id: str, payment_id: int, amount_refunded: in
         "payment_intent": intent_id,
         "metadata": {"payment_id": str(payment_id)},
     }
-    return make_event("charge.refunded", charge, event_id=f"evt_{n}")
+    return make_event("charge.refunded", charge, event_id=f"evt_{n}", created=created)
 
 
 def outcome(db, payments: list[int], events: list[dict]) -> dict:

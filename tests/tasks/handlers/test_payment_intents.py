@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from db.models import Email, Payment, StripeEvent
 from tasks.webhooks import process_stripe_event
-from tests.tasks.handlers.support import make_event, snapshot, store_event, timeline, world
+from tests.tasks.handlers.support import make_event, ours, snapshot, store_event, timeline, world
 
 
 def intent(intent_id: str, status: str, payment_id: int, **extra) -> dict:
@@ -42,7 +42,8 @@ def test_succeeded_applies_allocations_and_queues_the_confirmation(db):
 
 def test_unknown_intent_is_found_by_metadata_and_gets_its_ids(db):
     ids = world(db, intent_id=None)
-    process(db, make_event("payment_intent.succeeded", intent("pi_meta", "succeeded", ids["payment"])))
+    made = intent("pi_meta", "succeeded", ids["payment"], **ours(db, ids["payment"]))
+    process(db, make_event("payment_intent.succeeded", made))
     with db() as session:
         payment = session.get(Payment, ids["payment"])
         assert (payment.status, payment.stripe_payment_intent_id, payment.stripe_charge_id) == (

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 from sqlalchemy import select
 
 from db.models import Allocation, Email, Payment, Refund, StripeEvent
 from emails import render
+from tasks.domain.events import WAIT_FOR_PAYMENT_S
 from tasks.webhooks import process_stripe_event
 from tests.tasks.handlers.support import make_event, snapshot, store_event, timeline, world
 
@@ -248,11 +251,15 @@ def test_ach_return_on_a_settled_payment_is_a_reversal(db):
     assert state["emails"] == [f"payment_reversed:payment:{ids['payment']}"]
 
 
-def test_dispute_on_an_unknown_charge_is_ignored(db):
-    assert (
-        run(db, make_event("charge.dispute.created", dispute("dp_5", "pi_nobody", "needs_response")))
-        == "ignored"
+def test_dispute_on_an_unknown_charge_waits_for_its_payment_then_is_ignored(db):
+    young = make_event("charge.dispute.created", dispute("dp_5", "pi_nobody", "needs_response"))
+    assert run(db, young) == "received"  # the sweeper brings it back while its payment may still record it
+    day_old = make_event(
+        "charge.dispute.created",
+        dispute("dp_6", "pi_nobody", "needs_response"),
+        created=int(time.time()) - WAIT_FOR_PAYMENT_S - 60,
     )
+    assert run(db, day_old) == "ignored"
 
 
 def test_partial_refund_takes_back_unapplied_credit_before_reopening_invoices(db):
