@@ -25,6 +25,9 @@ IN_FLIGHT = (
 # A recompute normally follows its money movement within a second; a minute means the nudge was lost.
 STALE_GRACE = timedelta(seconds=60)
 SWEEP_LIMIT = 1000
+# Accounts the full pass locks per transaction: a money movement waits at most for one chunk's commit (a few
+# milliseconds), not for a pass over every account.
+FULL_PASS_CHUNK = 500
 
 
 def balance_moved(session: Session, account_id: int, now: datetime) -> None:
@@ -87,6 +90,10 @@ def sweep_stale_balances(now: datetime, limit: int = SWEEP_LIMIT) -> dict[str, i
 
 def mark_all_stale(now: datetime) -> dict[str, int]:
     """The nightly full pass: every account is recomputed (due dates pass at midnight)."""
-    with transaction() as session:
-        marked = account_rows.mark_all_balances_stale(session, now)
-    return {"marked": marked}
+    marked, after_id = 0, 0
+    while True:
+        with transaction() as session:
+            ids = account_rows.mark_unmarked_balances_stale(session, now, after_id, FULL_PASS_CHUNK)
+        if not ids:
+            return {"marked": marked}
+        marked, after_id = marked + len(ids), ids[-1]

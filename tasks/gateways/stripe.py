@@ -119,8 +119,19 @@ class StripeGateway:
         return intent_result(intents[0]) if intents else None
 
     def list_events(self, params: dict[str, Any]) -> list[dict[str, Any]]:
-        page = self._call(self._client.v1.events.list, params, {})
-        return [event.to_dict() for event in page.auto_paging_iter()]
+        """Every event matching params, newest first; each page is a call of its own through _call.
+
+        Not the SDK's auto_paging_iter: it fetches later pages itself, outside the shared limiter, the
+        in-place 429 retry and the translation of Stripe's errors into ours.
+        """
+        events: list[dict[str, Any]] = []
+        query = dict(params)
+        while True:
+            page = self._call(self._client.v1.events.list, query, {})
+            events.extend(event.to_dict() for event in page.data)
+            if not page.has_more or not page.data:
+                return events
+            query["starting_after"] = page.data[-1].id
 
     def _call(self, fn, params: dict[str, Any], options: dict[str, Any]):
         try:

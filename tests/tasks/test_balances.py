@@ -221,3 +221,65 @@ def test_figures_count_only_invoices_payments_and_credit_in_the_accounts_currenc
         sum(10_000 + n * 1_000 for n in range(5)),
     ) * 2
     assert (overview.pending_minor, overview.scheduled_minor, overview.credit_minor) == (0, 0, 0)
+
+
+def _two_accounts_high_first_on_disk(db) -> tuple[int, int]:
+    from sqlalchemy import text
+
+    from tests import factories
+
+    with db() as session, session.begin():
+        seller = factories.seller(session)
+        high = factories.account(session, seller, id=1_002)  # written first: first on disk and in every index
+        low = factories.account(session, seller, id=1_001)
+        low_id, high_id = low.id, high.id
+    with db() as session:
+        assert session.scalars(text("SELECT id FROM accounts ORDER BY ctid")).all() == [high_id, low_id]
+    return low_id, high_id
+
+
+def test_the_full_pass_and_a_batch_marking_accounts_in_id_order_never_deadlock(db):
+    import threading
+    from datetime import UTC, datetime
+
+    from tests.helpers import wait_until
+
+    low_id, high_id = _two_accounts_high_first_on_disk(db)
+    now = datetime.now(UTC)
+    outcomes = []
+
+    def full_pass():
+        try:
+            outcomes.append(accounts.mark_all_stale(now))
+        except Exception as error:  # a deadlock victim: what this test must never see
+            outcomes.append(error)
+
+    with db() as batch:
+        # A webhook batch marks the accounts it moved, in id order: low first ...
+        assert account_rows.mark_balances_stale(batch, [low_id], now) == [low_id]
+        racer = threading.Thread(target=full_pass)
+        racer.start()
+        wait_until(lambda: _lock_waiters(db) > 0, timeout_s=10.0)  # the pass waits on low
+        # ... then high: the pass must not be holding it.
+        assert account_rows.mark_balances_stale(batch, [high_id], now) == [high_id]
+        batch.commit()
+        racer.join(30)
+    assert outcomes == [{"marked": 0}]  # the batch marked both; the pass found nothing left to mark
+    with db() as session:
+        assert {session.get(Account, i).balance_stale_since for i in (low_id, high_id)} == {now}
+
+
+def test_the_full_pass_marks_every_account_in_chunks(db, monkeypatch):
+    from datetime import UTC, datetime
+
+    from tests import factories
+
+    with db() as session, session.begin():
+        seller = factories.seller(session)
+        ids = [factories.account(session, seller).id for _ in range(5)]
+    monkeypatch.setattr(accounts, "FULL_PASS_CHUNK", 2)
+    now = datetime.now(UTC)
+    assert accounts.mark_all_stale(now) == {"marked": 5}
+    assert accounts.mark_all_stale(now) == {"marked": 0}
+    with db() as session:
+        assert {session.get(Account, i).balance_stale_since for i in ids} == {now}

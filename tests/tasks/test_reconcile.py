@@ -201,3 +201,46 @@ def test_stripe_unavailable_stops_the_run_for_a_retry(db):
 
     with pytest.raises(StripeUnavailable):
         reconcile_with_stripe(now(), Down())
+
+
+class SlotsThatRateLimit:
+    """The shared limiter as the gateway sees it: it counts slots, and the chosen one makes Stripe answer
+    the events listing with 429 `times` times."""
+
+    def __init__(self, emulator, slot: int, times: int) -> None:
+        self.emulator, self.slot, self.times = emulator, slot, times
+        self.slots = 0
+
+    def acquire(self) -> float:
+        self.slots += 1
+        if self.slots == self.slot:
+            self.emulator.inject_fault("429", count=self.times, path="/v1/events", method="GET")
+        return 0.0
+
+
+def paged_gateway(emulator, limiter):
+    from tasks.gateways.stripe import StripeGateway
+    from tasks.gateways.stripe_transport import build_client
+
+    seeding = StripeGateway(build_client("sk_test_remit_tests", emulator.url, 5.0, 0))
+    for n in range(3):  # three customer.created events: three pages of one
+        seeding.create_customer(
+            account_id=n, email=f"c{n}@example.com", name=f"C{n}", idempotency_key=f"c-{n}"
+        )
+    return StripeGateway(build_client("sk_test_remit_tests", emulator.url, 5.0, 0), limiter)
+
+
+def test_every_page_of_events_takes_a_limiter_slot_and_a_429_on_a_later_page_is_retried_in_place(emulator):
+    limiter = SlotsThatRateLimit(emulator, slot=2, times=1)
+    gateway = paged_gateway(emulator, limiter)
+    listed = gateway.list_events({"limit": 1})
+    assert [e["id"] for e in listed] == [e["id"] for e in reversed(emulator.events())]
+    assert limiter.slots == 4  # three pages, the second asked twice
+
+
+def test_a_later_page_still_rate_limited_is_stripe_unavailable_not_a_raw_sdk_error(emulator):
+    from tasks.gateways.stripe_transport import RATE_LIMITED_RETRIES
+
+    gateway = paged_gateway(emulator, SlotsThatRateLimit(emulator, slot=2, times=RATE_LIMITED_RETRIES + 1))
+    with pytest.raises(StripeUnavailable, match="RateLimitError"):
+        gateway.list_events({"limit": 1})
