@@ -79,12 +79,17 @@ def mark_balance_stale(session: Session, account_id: int, now: datetime) -> bool
     return bool(mark_balances_stale(session, [account_id], now))
 
 
+def lock_accounts_shared(session: Session, account_ids: Sequence[int]) -> None:
+    """Lock the accounts FOR KEY SHARE in id order: a money movement's first lock, beside other movements
+    of the account and ahead of a money request (FOR UPDATE) or a recompute."""
+    session.connection().execute(_LOCK_FOR_STALE, {"ids": list(account_ids)})
+
+
 def mark_balances_stale(session: Session, account_ids: Sequence[int], now: datetime) -> list[int]:
     """Flag the accounts' figures for recomputation, locking each (in id order) either way; returns the ids
     this call newly flagged."""
-    connection, ids = session.connection(), list(account_ids)
-    connection.execute(_LOCK_FOR_STALE, {"ids": ids})
-    return list(connection.execute(_MARK_STALE, {"ids": ids, "now": now}).scalars())
+    lock_accounts_shared(session, account_ids)
+    return list(session.connection().execute(_MARK_STALE, {"ids": list(account_ids), "now": now}).scalars())
 
 
 def find_seller(session: Session, seller_id: int) -> Seller | None:

@@ -446,3 +446,8 @@ def get_parties(session: Session, method_id: int) -> tuple[PaymentMethod, Accoun
             .where(PaymentMethod.id == method_id)
         ).one()
     )
+
+
+def find_payment_account_id(session: Session, payment_id: int) -> int | None:
+    """The payment's account, read without a lock: what to lock first (accounts before payments)."""
+    return session.connection().scalar(select(_PAYMENTS.c.account_id).where(_PAYMENTS.c.id == payment_id))

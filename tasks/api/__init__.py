@@ -33,6 +33,7 @@ from tasks.domain.transitions import SCHEDULED_EMAIL
 from tasks.flows import messages
 from tasks.flows.balances import figures_for, recompute_after_commit
 from tasks.flows.ledger import apply_transition, queue_payment_email
+from tasks.flows.payments import lock_in_order
 
 
 @dataclass(frozen=True)
@@ -239,13 +240,14 @@ def make_deposit(
 def cancel_scheduled_payment(account_id: int, payment_id: int, now: datetime | None = None) -> PaymentReceipt:
     """Cancel a scheduled payment and free its invoices; refused once execution has begun.
 
-    Locks the payment, then (through the transition) its account, as the scheduled-payment dispatcher does.
+    Locks the account (KEY SHARE) and then the payment, as every payment writer does: the dispatcher,
+    which takes due payments first, skips one held here and shares the account lock.
     """
     checks.check_id(payment_id, "payment_not_found", "Payment")
     if not checks.is_id(account_id):
         raise RemitError("payment_not_found", f"Payment {payment_id} was not found on this account.")
     with api_transaction() as session:
-        payment = payment_rows.lock_payment(session, payment_id)
+        payment = lock_in_order(session, payment_id)
         if payment is None or payment.account_id != account_id:
             raise RemitError("payment_not_found", f"Payment {payment_id} was not found on this account.")
         if payment.status == PaymentStatus.CANCELED:

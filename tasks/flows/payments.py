@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from db.queries import RowMissing
+from db.queries import accounts as account_rows
 from db.queries import invoices as invoice_rows
 from db.queries import payments as payment_rows
 from db.session import transaction
@@ -75,7 +76,7 @@ def execute_payment(payment_id: int, now: datetime) -> Outcome:
 def _record_attempt(payment_id: int, now: datetime) -> Charge | NothingToDo | FailedAtLastLook:
     """Decide the attempt and commit its key before any Stripe call."""
     with transaction() as session:
-        payment = payment_rows.lock_payment(session, payment_id)
+        payment = lock_in_order(session, payment_id)
         if payment is None:
             raise RowMissing(f"payment {payment_id} does not exist")
         decision = decide_attempt(payment.id, payment.status, payment.attempt, payment.first_attempt_at, now)
@@ -99,6 +100,18 @@ def _record_attempt(payment_id: int, now: datetime) -> Charge | NothingToDo | Fa
         else:
             _retry_attempt(session, payment, now)
         return _charge(payment, decision)
+
+
+def lock_in_order(session, payment_id: int):
+    """The payment locked the one way every writer locks: its account (KEY SHARE), then the payment; the
+    last look locks its invoices after. A money request locks the account FOR UPDATE and then the
+    invoices, so a last look that fails (and marks the account stale) can never hold an invoice the
+    request waits for while it waits for the account."""
+    account_id = payment_rows.find_payment_account_id(session, payment_id)
+    if account_id is None:
+        return None
+    account_rows.lock_accounts_shared(session, [account_id])
+    return payment_rows.lock_payment(session, payment_id)
 
 
 def _fail_at_last_look(session, payment, refusal: Refusal, now: datetime) -> FailedAtLastLook:
@@ -192,7 +205,7 @@ def _start_fresh_attempt(charge: Charge, now: datetime) -> Charge | FailedAtLast
     Nothing has moved yet, so a fresh attempt gets the last look a first one gets.
     """
     with transaction() as session:
-        payment = payment_rows.lock_payment(session, charge.payment_id)
+        payment = lock_in_order(session, charge.payment_id)
         refusal = _last_look(session, payment)
         if refusal is not None:
             return _fail_at_last_look(session, payment, refusal, now)
@@ -220,7 +233,7 @@ def _record_outcome(payment_id: int, result: IntentResult, now: datetime) -> Ans
     if target is None:
         raise UnexpectedIntentState(f"payment {payment_id}: PaymentIntent {result.id} is {result.status}")
     with transaction() as session:
-        payment = payment_rows.lock_payment(session, payment_id)
+        payment = lock_in_order(session, payment_id)
         values = {}
         if result.id and payment.stripe_payment_intent_id is None:
             values["stripe_payment_intent_id"] = result.id
