@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from workers.cli import CommandError, require_database
-from workers.settings import SettingsError, get_settings
+from workers.cli import CommandError, require_database, run_command
+from workers.settings import get_settings
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
@@ -75,11 +74,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.fn(args)
-    except (SettingsError, CommandError) as exc:
-        print(f"sandbox: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    return run_command(build_parser(), argv, "sandbox")

@@ -137,11 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    return run_command(build_parser(), argv, "remit")
+
+
+def run_command(parser: argparse.ArgumentParser, argv: list[str] | None, name: str) -> int:
+    """Run the command argv names; a bad setting or a refused command exits 2 with its reason."""
+    args = parser.parse_args(argv)
     try:
         return args.fn(args)
     except (SettingsError, CommandError) as exc:
-        print(f"remit: {exc}", file=sys.stderr)
+        print(f"{name}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -10,6 +10,7 @@ same X-Remit-Dedupe-Key, so mail clients and people can recognise the second as 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -70,6 +71,26 @@ def sweep_emails(now: datetime, grace: timedelta = EMAIL_GRACE, limit: int = SWE
     messages.send_now("send_email", [(email_id,) for email_id, _ in rows])
     unsent = sum(1 for _, attempts in rows if attempts == 0)
     return {"unsent": unsent, "retrying": len(rows) - unsent}
+
+
+def party_context(method: Any, account: Any, seller: Any) -> dict[str, Any]:
+    """What every email shows of the method, the account and the seller whose brand it carries."""
+    return {
+        "method": {
+            "kind": method.kind,
+            "brand": method.brand,
+            "bank_name": method.bank_name,
+            "last4": method.last4,
+        },
+        "account": {"number": account.number, "name": account.name},
+        "seller": {
+            "name": seller.name,
+            "logo_url": seller.logo_url,
+            "brand_color": seller.brand_color,
+            "support_email": seller.support_email,
+            "support_phone": seller.support_phone,
+        },
+    }
 
 
 def queue_email(session: Session, **row) -> int | None:

@@ -222,20 +222,7 @@ def payment_email_context(
         "payment_kind": payment.kind,
         "status": payment.status,
         "scheduled_for": payment.scheduled_for.isoformat() if payment.scheduled_for else None,
-        "method": {
-            "kind": method.kind,
-            "brand": method.brand,
-            "bank_name": method.bank_name,
-            "last4": method.last4,
-        },
-        "account": {"number": account.number, "name": account.name},
-        "seller": {
-            "name": seller.name,
-            "logo_url": seller.logo_url,
-            "brand_color": seller.brand_color,
-            "support_email": seller.support_email,
-            "support_phone": seller.support_phone,
-        },
+        **outbox.party_context(method, account, seller),
         # Once a chargeback has taken every invoice back, what each line lost is not a refund: a refund
         # email for a disputed payment lists the invoices as paid, and its heading gives the amount.
         "invoices": [

@@ -70,20 +70,7 @@ def queue_method_email(
     account = account_rows.find_account(session, method.account_id)
     seller = account_rows.find_seller(session, account.seller_id)
     context = {
-        "method": {
-            "kind": method.kind,
-            "brand": method.brand,
-            "bank_name": method.bank_name,
-            "last4": method.last4,
-        },
-        "account": {"number": account.number, "name": account.name},
-        "seller": {
-            "name": seller.name,
-            "logo_url": seller.logo_url,
-            "brand_color": seller.brand_color,
-            "support_email": seller.support_email,
-            "support_phone": seller.support_phone,
-        },
+        **outbox.party_context(method, account, seller),
         "at": now.isoformat(),
         **(extra or {}),
     }
