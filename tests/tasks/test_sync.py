@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import func, select
 
-from db.models import Account, ExternalPayment, Invoice
+from db.models import Account, ExternalPayment, Invoice, PaymentMethod
 from tasks import api
 from tasks.domain.errors import RemitError
 from tests import factories
@@ -264,3 +264,36 @@ def test_a_void_invoice_takes_no_external_payment(db, seller_id, paid_world):
     with pytest.raises(RemitError) as caught:
         api.record_external_payment(seller_id, "C-1", "REF", "cash", [("I-1", 1)], NOW)
     assert caught.value.code == "invoice_voided"
+
+
+def test_export_lists_each_payment_per_invoice_with_its_stripe_ids_within_the_dates(
+    db, seller_id, paid_world
+):
+    account_id, card = paid_world
+    with db() as session:
+        account, method = session.get(Account, account_id), session.get(PaymentMethod, card)
+        paid = factories.payment(
+            session,
+            account,
+            method,
+            15_000,
+            status="succeeded",
+            stripe_payment_intent_id="pi_1",
+            stripe_charge_id="ch_1",
+        )
+        for external_id in ("I-1", "I-2"):
+            invoice = session.scalar(select(Invoice).where(Invoice.external_id == external_id))
+            factories.allocation(session, paid, invoice, amount_minor=invoice.total_minor, state="applied")
+        session.commit()
+        created = paid.created_at.date()
+    lines = api.export_payments(seller_id, created, created).splitlines()
+    assert lines[0].startswith("payment_id,account_number,account_external_id,kind,status,amount_minor")
+    assert [line.split(",")[13:16] for line in lines[1:]] == [
+        ["INV-I-1", "I-1", "10000"],
+        ["INV-I-2", "I-2", "5000"],
+    ]
+    assert "pi_1,ch_1" in lines[1] and ",succeeded,15000," in lines[1]
+    assert len(api.export_payments(seller_id, date(2020, 1, 1), date(2020, 1, 2)).splitlines()) == 1
+    with pytest.raises(RemitError) as caught:
+        api.export_payments(seller_id, created, date(2020, 1, 1))
+    assert caught.value.code == "invalid_range"
