@@ -78,34 +78,41 @@ def _refused(external_id: object, refused: RecordRefused) -> SyncResult:
 
 
 def _apply_accounts(session: Session, seller_id: int, records: dict, results: list) -> list[SyncResult]:
-    numbers = [r.number for r in records.values()]
-    stored = sync_rows.list_synced_accounts(
-        session, seller_id, [r.external_id for r in records.values()], numbers
-    )
+    keys, numbers = [r.external_id for r in records.values()], [r.number for r in records.values()]
+    stored = sync_rows.list_synced_accounts(session, seller_id, keys, numbers)
     by_id = {row.external_id: row for row in stored if row.external_id is not None}
     owners = {row.number: row.external_id for row in stored}
     decided = {}
     for index, record in records.items():
         row = by_id.get(record.external_id)
         try:
-            if owners.get(record.number, record.external_id) != record.external_id:
-                raise RecordRefused(
-                    "number_taken", f"account number {record.number} belongs to another account"
-                )
-            if row is not None and row.currency != record.currency:
-                raise RecordRefused(
-                    "currency_changed", f"the account is in {row.currency}; its currency is kept"
-                )
-            fields = None if row is None else tuple(row)[3:]
-            decided[index] = rules.decide(
-                None if row is None else row.version, fields, record.version, record.fields()
-            )
+            decided[index] = _decide(row, 3, record)
+            if decided[index] is Outcome.APPLIED:
+                _check_account(record, row, owners)
         except RecordRefused as refused:
+            decided.pop(index, None)
             results[index] = _refused(record.external_id, refused)
-            continue
-        owners[record.number] = record.external_id
-    applied = [vars_of(records[i]) for i, outcome in decided.items() if outcome is Outcome.APPLIED]
+    applied = [_row_of(records[i]) for i, outcome in decided.items() if outcome is Outcome.APPLIED]
     ids = {**{k: r.id for k, r in by_id.items()}, **sync_rows.upsert_accounts(session, seller_id, applied)}
+    return _settle(records, decided, ids, results)
+
+
+def _decide(row: Any, first_field: int, record: Any) -> Outcome:
+    """The record's outcome against the stored row, whose columns from first_field on are the record's fields."""
+    if row is None:
+        return Outcome.APPLIED
+    return rules.decide(row.version, tuple(row)[first_field:], record.version, record.fields())
+
+
+def _check_account(record: rules.AccountRecord, row: Any, owners: dict) -> None:
+    """RecordRefused when an applied account would take another's number or change its currency."""
+    if owners.setdefault(record.number, record.external_id) != record.external_id:
+        raise RecordRefused("number_taken", f"account number {record.number} belongs to another account")
+    if row is not None and row.currency != record.currency:
+        raise RecordRefused("currency_changed", f"the account is in {row.currency}; its currency is kept")
+
+
+def _settle(records: dict, decided: dict, ids: dict, results: list) -> list[SyncResult]:
     for index, outcome in decided.items():
         results[index] = SyncResult(records[index].external_id, outcome, ids.get(records[index].external_id))
     return results
@@ -114,67 +121,63 @@ def _apply_accounts(session: Session, seller_id: int, records: dict, results: li
 def _apply_invoices(
     session: Session, seller_id: int, records: dict, results: list, now: datetime
 ) -> list[SyncResult]:
-    parents = {r.parent_external_id for r in records.values() if r.parent_external_id}
-    stored = sync_rows.list_synced_invoices(session, seller_id, [*seen_ids(records), *parents])
-    by_id = {row.external_id: row for row in stored}
-    wanted = {r.account_external_id for r in records.values()}
+    keys = [r.external_id for r in records.values()]
+    parents = [r.parent_external_id for r in records.values() if r.parent_external_id]
+    by_id = {
+        row.external_id: row for row in sync_rows.list_synced_invoices(session, seller_id, keys + parents)
+    }
+    wanted = list({r.account_external_id for r in records.values()})
     accounts = {
-        row.external_id: row for row in sync_rows.list_synced_accounts(session, seller_id, list(wanted), [])
+        row.external_id: row for row in sync_rows.list_synced_accounts(session, seller_id, wanted, [])
     }
     numbers = sync_rows.list_invoice_numbers(
         session, [a.id for a in accounts.values()], [r.number for r in records.values()]
     )
     decided: dict[int, Outcome] = {}
     for index, record in records.items():
+        row = by_id.get(record.external_id)
         try:
-            record = records[index] = _resolve(record, accounts, by_id.get(record.external_id), numbers)
-            row = by_id.get(record.external_id)
-            fields = None if row is None else tuple(row)[4:]
-            decided[index] = rules.decide(
-                None if row is None else row.version, fields, record.version, record.fields()
-            )
+            record = records[index] = _with_currency(record, accounts)
+            decided[index] = _decide(row, 4, record)
+            if decided[index] is Outcome.APPLIED:
+                _check_invoice(record, row, accounts, numbers)
         except RecordRefused as refused:
+            decided.pop(index, None)
             results[index] = _refused(record.external_id, refused)
     _refuse_orphans(records, decided, by_id, results)
     applied = [records[i] for i, outcome in decided.items() if outcome is Outcome.APPLIED]
-    rows = [{**vars_of(r), "account_id": accounts[r.account_external_id].id} for r in applied]
+    rows = [{**_row_of(r), "account_id": accounts[r.account_external_id].id} for r in applied]
     ids = {**{k: r.id for k, r in by_id.items()}, **sync_rows.upsert_invoices(session, seller_id, rows)}
-    sync_rows.set_invoice_parents(
-        session,
-        seller_id,
-        [{"external_id": r.external_id, "parent_external_id": r.parent_external_id} for r in applied],
-    )
+    links = [{"external_id": r.external_id, "parent_external_id": r.parent_external_id} for r in applied]
+    sync_rows.set_invoice_parents(session, seller_id, links)
     touched = sorted({accounts[r.account_external_id].id for r in applied})
     recompute_all_after_commit(session, account_rows.mark_balances_stale(session, touched, now))
-    for index, outcome in decided.items():
-        results[index] = SyncResult(records[index].external_id, outcome, ids.get(records[index].external_id))
-    return results
+    return _settle(records, decided, ids, results)
 
 
-def seen_ids(records: dict) -> list[str]:
-    return [r.external_id for r in records.values()]
-
-
-def _resolve(record: rules.InvoiceRecord, accounts: dict, row: Any, numbers: dict) -> rules.InvoiceRecord:
-    """The record with its currency filled in, or RecordRefused when it names what it cannot change."""
+def _with_currency(record: rules.InvoiceRecord, accounts: dict) -> rules.InvoiceRecord:
+    """The record with its account's currency when it names none; RecordRefused for an unknown account."""
     account = accounts.get(record.account_external_id)
     if account is None:
         raise RecordRefused("account_not_found", f"no account has external_id {record.account_external_id}")
-    record = replace(record, currency=record.currency or account.currency)
+    return replace(record, currency=record.currency or account.currency)
+
+
+def _check_invoice(record: rules.InvoiceRecord, row: Any, accounts: dict, numbers: dict) -> None:
+    """RecordRefused when an applied invoice would move account, change currency or take another's number."""
     if row is not None and row.account_external_id != record.account_external_id:
         raise RecordRefused("account_changed", "an invoice stays on its account; void it and sync a new one")
     if row is not None and row.currency != record.currency:
         raise RecordRefused("currency_changed", f"the invoice is in {row.currency}; its currency is kept")
-    owner = numbers.setdefault((account.id, record.number), record.external_id)
-    if owner != record.external_id:
+    key = (accounts[record.account_external_id].id, record.number)
+    if numbers.setdefault(key, record.external_id) != record.external_id:
         raise RecordRefused("number_taken", f"invoice number {record.number} is taken on this account")
-    return record
 
 
 def _refuse_orphans(records: dict, decided: dict, stored: dict, results: list) -> None:
     """Refuse applied children whose parent is neither stored nor kept in this batch, on the same account."""
     while True:
-        kept = {r.external_id: r.account_external_id for i, r in records.items() if i in decided}
+        kept = {records[i].external_id: records[i].account_external_id for i in decided}
         known = {**{k: row.account_external_id for k, row in stored.items()}, **kept}
         orphans = [
             i
@@ -193,6 +196,6 @@ def _refuse_orphans(records: dict, decided: dict, stored: dict, results: list) -
             )
 
 
-def vars_of(record: Any) -> dict[str, Any]:
+def _row_of(record: Any) -> dict[str, Any]:
     """A record as the row the upsert statements read."""
     return dict(vars(record))

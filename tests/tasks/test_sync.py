@@ -175,6 +175,10 @@ def test_an_invoice_keeps_its_account_and_currency(db, seller_id):
     assert _outcomes(api.sync_invoices(seller_id, [_invoice("I-2", version=2, currency="usd")], NOW)) == [
         ("I-2", "refused", "currency_changed")
     ]
+    # an older record is stale whatever it says: it never gets as far as being refused
+    assert _outcomes(api.sync_invoices(seller_id, [_invoice(version=0, account_external_id="C-2")], NOW)) == [
+        ("I-1", "stale_version", None)
+    ]
 
 
 def test_an_unknown_seller_or_a_non_list_batch_is_refused_whole(db, seller_id):
