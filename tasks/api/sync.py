@@ -146,6 +146,8 @@ def _apply_invoices(
             results[index] = _refused(record.external_id, refused)
     _refuse_orphans(records, decided, by_id, results)
     applied = [records[i] for i, outcome in decided.items() if outcome is Outcome.APPLIED]
+    # Stored invoices are updated in id order, the order payments lock them in, and new ones after.
+    applied.sort(key=lambda r: by_id[r.external_id].id if r.external_id in by_id else 2**63)
     rows = [{**_row_of(r), "account_id": accounts[r.account_external_id].id} for r in applied]
     ids = {**{k: r.id for k, r in by_id.items()}, **sync_rows.upsert_invoices(session, seller_id, rows)}
     links = [{"external_id": r.external_id, "parent_external_id": r.parent_external_id} for r in applied]

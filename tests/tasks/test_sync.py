@@ -1,5 +1,6 @@
 """The ERP sync against real PostgreSQL: upserts by ERP id and version, one outcome per record, external payments."""
 
+import threading
 from datetime import UTC, date, datetime
 
 import pytest
@@ -221,6 +222,8 @@ def test_a_partial_credit_memo_leaves_the_rest_owed_and_overpaying_is_refused(db
     account_id, _ = paid_world
     api.record_external_payment(seller_id, "C-1", "CM-7", "credit_memo", [("I-2", 2_000)], NOW)
     assert {v.number: v.owed_minor for v in api.list_invoices(account_id, now=NOW)}["INV-I-2"] == 3_000
+    preview = api.preview_payment(account_id, [_row(db, "I-2").id], now=NOW)
+    assert [line.amount_minor for line in preview.lines] == [3_000]
     with pytest.raises(RemitError) as caught:
         api.record_external_payment(seller_id, "C-1", "WIRE-1", "wire", [("I-2", 3_001)], NOW)
     assert caught.value.code == "over_payment"
@@ -240,6 +243,25 @@ def test_an_external_payment_replayed_returns_the_first_and_a_reused_reference_i
         assert caught.value.code == "reference_reused"
     with db() as session:
         assert session.scalar(select(func.count()).select_from(ExternalPayment)) == 1
+
+
+def test_two_checks_for_one_invoice_at_once_settle_it_once(db, seller_id, paid_world):
+    barrier, outcomes = threading.Barrier(2), []
+
+    def record(reference):
+        barrier.wait()
+        try:
+            api.record_external_payment(seller_id, "C-1", reference, "check", [("I-1", 10_000)], NOW)
+            outcomes.append("recorded")
+        except RemitError as refused:
+            outcomes.append(refused.code)
+
+    threads = [threading.Thread(target=record, args=(f"CHK-{n}",)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["over_payment", "recorded"]
 
 
 @pytest.mark.parametrize(
