@@ -30,6 +30,7 @@ from tasks.domain.states import (
     CreditState,
     EmailStatus,
     EventStatus,
+    ExternalPaymentKind,
     FailedJobStatus,
     MethodKind,
     MethodStatus,
@@ -110,12 +111,17 @@ class Account(Base):
     credit_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     balance_computed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     balance_stale_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    # The seller's ERP id and the version of its last sync (tasks/api/sync.py); None for accounts made here.
+    external_id: Mapped[str | None] = mapped_column(String(64))
+    version: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = _created()
 
     seller: Mapped[Seller] = relationship()
 
     __table_args__ = (
         UniqueConstraint("seller_id", "number", name="uq_accounts_seller_number"),
+        UniqueConstraint("seller_id", "external_id", name="uq_accounts_seller_external_id"),
+        CheckConstraint("(external_id IS NULL) = (version IS NULL)", name="external_has_version"),
         CheckConstraint(CURRENCY_CHECK, name="currency_code"),
     )
 
@@ -136,10 +142,19 @@ class Invoice(Base):
     discount_until: Mapped[date | None] = mapped_column(Date)
     voided: Mapped[bool] = mapped_column(Boolean, default=False)
     customer_visible: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Set together by an ERP sync: the ERP's ids are unique per seller, and the seller keys them here.
+    seller_id: Mapped[int | None] = mapped_column(ForeignKey("sellers.id"))
+    external_id: Mapped[str | None] = mapped_column(String(64))
+    version: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = _created()
 
     __table_args__ = (
         UniqueConstraint("account_id", "number", name="uq_invoices_account_number"),
+        UniqueConstraint("seller_id", "external_id", name="uq_invoices_seller_external_id"),
+        CheckConstraint(
+            "(external_id IS NULL) = (version IS NULL) AND (external_id IS NULL) = (seller_id IS NULL)",
+            name="external_has_version",
+        ),
         CheckConstraint("total_minor > 0", name="total_positive"),
         CheckConstraint(
             "discount_minor >= 0 AND (discount_minor = 0 OR discount_minor < total_minor)",
@@ -149,6 +164,48 @@ class Invoice(Base):
         CheckConstraint("due_on >= issued_on", name="due_after_issue"),
         CheckConstraint("parent_id IS NULL OR parent_id <> id", name="not_own_parent"),
         CheckConstraint(CURRENCY_CHECK, name="currency_code"),
+    )
+
+
+class ExternalPayment(Base):
+    """Money the seller's ERP recorded outside Remit (check, cash, wire, credit memo, write-off)."""
+
+    __tablename__ = "external_payments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seller_id: Mapped[int] = mapped_column(ForeignKey("sellers.id"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    reference: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    created_at: Mapped[datetime] = _created()
+
+    lines: Mapped[list[ExternalPaymentLine]] = relationship(order_by="ExternalPaymentLine.id")
+
+    __table_args__ = (
+        UniqueConstraint("seller_id", "reference", name="uq_external_payments_seller_reference"),
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+        CheckConstraint(CURRENCY_CHECK, name="currency_code"),
+        _one_of("kind", ExternalPaymentKind, "kind_known"),
+    )
+
+
+class ExternalPaymentLine(Base):
+    """What an external payment put on one invoice: counted as settled beside applied allocations."""
+
+    __tablename__ = "external_payment_lines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_payment_id: Mapped[int] = mapped_column(ForeignKey("external_payments.id"))
+    invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+        UniqueConstraint(
+            "external_payment_id", "invoice_id", name="uq_external_payment_lines_payment_invoice"
+        ),
     )
 
 

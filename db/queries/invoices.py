@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Row, any_, bindparam, func, or_, select, text
+from sqlalchemy import BigInteger, Row, any_, bindparam, case, func, null, or_, select, text, union_all
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from db.models import Allocation, Credit, Invoice, Payment
+from db.models import Allocation, Credit, ExternalPaymentLine, Invoice, Payment
 from db.queries._batch import _json
 from tasks.domain.invoices import HOLDING_STATE, PAYABLE_FLAGS, SETTLING_STATE
 from tasks.domain.states import AllocationState, CreditState
@@ -20,6 +20,7 @@ _PAYMENTS, _INVOICES, _ALLOCATIONS, _CREDITS = (
     Allocation.__table__,
     Credit.__table__,
 )
+_EXTERNAL_LINES = ExternalPaymentLine.__table__
 _IDS = ARRAY(BigInteger)
 
 # The statements of the payment and webhook hot paths are built once, with their values bound at
@@ -45,24 +46,32 @@ _INVOICES_WITH_CHILDREN = (
     .order_by(_INVOICES.c.id)
 )
 _LOCK_INVOICES_WITH_CHILDREN = _INVOICES_WITH_CHILDREN.with_for_update()
-_STANDING = (
+# Settled money per invoice: applied allocations (discounts included) and the lines of payments the
+# seller's ERP recorded outside Remit, so every figure computed from this statement counts both.
+_SLICES = union_all(
     select(
         _ALLOCATIONS.c.invoice_id,
-        func.coalesce(
-            func.sum(_ALLOCATIONS.c.amount_minor + _ALLOCATIONS.c.discount_minor).filter(
-                _ALLOCATIONS.c.state == SETTLING_STATE
+        case(
+            (
+                _ALLOCATIONS.c.state == SETTLING_STATE,
+                _ALLOCATIONS.c.amount_minor + _ALLOCATIONS.c.discount_minor,
             ),
-            0,
-        ),
-        func.max(_PAYMENTS.c.status).filter(_ALLOCATIONS.c.state == HOLDING_STATE),
+            else_=0,
+        ).label("settled"),
+        case((_ALLOCATIONS.c.state == HOLDING_STATE, _PAYMENTS.c.status)).label("held"),
     )
     .join(_PAYMENTS, _PAYMENTS.c.id == _ALLOCATIONS.c.payment_id)
     .where(
         _ALLOCATIONS.c.invoice_id == any_(bindparam("ids", type_=_IDS)),
         _ALLOCATIONS.c.state.in_((SETTLING_STATE, HOLDING_STATE)),
-    )
-    .group_by(_ALLOCATIONS.c.invoice_id)
-)
+    ),
+    select(_EXTERNAL_LINES.c.invoice_id, _EXTERNAL_LINES.c.amount_minor, null()).where(
+        _EXTERNAL_LINES.c.invoice_id == any_(bindparam("ids", type_=_IDS))
+    ),
+).subquery()
+_STANDING = select(
+    _SLICES.c.invoice_id, func.coalesce(func.sum(_SLICES.c.settled), 0), func.max(_SLICES.c.held)
+).group_by(_SLICES.c.invoice_id)
 _PAYABLE = [_INVOICES.c[name].is_(value) for name, value in PAYABLE_FLAGS.items()]
 _MOVE_ALLOCATIONS_OF = text(
     "UPDATE allocations SET state = m.to_state, updated_at = now() FROM jsonb_to_recordset(CAST(:moves AS jsonb))"
@@ -141,7 +150,8 @@ def list_settled(session: Session, invoice_ids: Sequence[int]) -> dict[int, int]
 
 
 def list_standing(session: Session, invoice_ids: Sequence[int]) -> dict[int, tuple[int, str | None]]:
-    """For each invoice with allocations: (money applied, discounts included; status of the payment holding it).
+    """For each invoice with allocations or external payment lines: (money applied, discounts and external
+    payments included; status of the payment holding it).
 
     One statement for both, since every payment request needs both; an invoice with neither is absent.
     """

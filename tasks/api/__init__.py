@@ -14,6 +14,8 @@ from db.models import Account, Payment, Seller
 from db.queries import invoices as invoice_rows
 from db.queries import payments as payment_rows
 from tasks.api import selection
+from tasks.api.exports import export_payments  # noqa: F401  (part of this contract)
+from tasks.api.external import ExternalPaymentReceipt, record_external_payment  # noqa: F401  (ditto)
 from tasks.api.guard import api_transaction
 from tasks.api.invoices import InvoiceView, list_invoices  # noqa: F401  (part of this contract)
 from tasks.api.methods import (  # noqa: F401  (the saved-method entry points are part of this contract)
@@ -24,6 +26,7 @@ from tasks.api.methods import (  # noqa: F401  (the saved-method entry points ar
     set_default_payment_method,
     verify_microdeposits,
 )
+from tasks.api.sync import SyncResult, sync_accounts, sync_invoices  # noqa: F401  (the ERP sync contract)
 from tasks.domain import allocation as plans
 from tasks.domain import requests as checks
 from tasks.domain.dates import seller_today

@@ -32,6 +32,14 @@ class AllocationState(StrEnum):
     REVERSED = "reversed"
 
 
+class ExternalPaymentKind(StrEnum):
+    CHECK = "check"
+    CASH = "cash"
+    WIRE = "wire"
+    CREDIT_MEMO = "credit_memo"
+    WRITE_OFF = "write_off"
+
+
 class MethodKind(StrEnum):
     CARD = "card"
     US_BANK_ACCOUNT = "us_bank_account"
