@@ -99,15 +99,24 @@ def _invoices(session: Session, seller_id: int, account_id: int, checked: list) 
         if row.voided:
             raise RemitError("invoice_voided", f"Invoice {row.number} is void.")
     ids = [r.id for r in rows.values()]
+    account_rows.lock_accounts_shared(session, [account_id])  # accounts before invoices, as every writer
     invoice_rows.lock_invoices(session, ids)
     if any(r.parent_id in ids for r in invoice_rows.list_invoices_with_children(session, ids)):
         raise RemitError(
             "invoice_is_parent", "A line names a parent invoice; record payments on its children."
         )
-    standing = invoice_rows.list_settled(session, ids)
+    standing = invoice_rows.list_standing(session, ids)
     for external_id, amount in checked:
         row = rows[external_id]
-        owed = row.total_minor - standing.get(row.id, 0)
+        settled, held = standing.get(row.id, (0, None))
+        if held is not None:
+            # Until a payment's last look re-reads what is owed (issue 14, item 2), money recorded
+            # beside a payment in progress could pay the invoice twice: refused, nothing written.
+            raise RemitError(
+                "invoice_held",
+                f"Invoice {row.number} has a {held} payment in the portal; record this once it has ended.",
+            )
+        owed = row.total_minor - settled
         if amount > owed:
             raise RemitError("over_payment", f"Invoice {row.number} owes {owed}; the line pays {amount}.")
     return rows
