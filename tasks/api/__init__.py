@@ -15,6 +15,13 @@ from db.queries import invoices as invoice_rows
 from db.queries import payments as payment_rows
 from tasks.api import selection
 from tasks.api.guard import api_transaction
+from tasks.api.history import (  # noqa: F401  (the payment history is part of this contract)
+    MethodDisplay,
+    PaymentPage,
+    PaymentSummary,
+    export_payments_csv,
+    list_payments,
+)
 from tasks.api.invoices import InvoiceView, list_invoices  # noqa: F401  (part of this contract)
 from tasks.api.methods import (  # noqa: F401  (the saved-method entry points are part of this contract)
     SavedMethod,
