@@ -33,12 +33,13 @@ from tasks.api.methods import (  # noqa: F401  (the saved-method entry points ar
 )
 from tasks.domain import allocation as plans
 from tasks.domain import requests as checks
+from tasks.domain.balances import Aging
 from tasks.domain.dates import seller_today
 from tasks.domain.errors import RemitError
 from tasks.domain.states import CreditState, PaymentKind, PaymentStatus
 from tasks.domain.transitions import SCHEDULED_EMAIL
 from tasks.flows import messages
-from tasks.flows.balances import figures_for, recompute_after_commit
+from tasks.flows.balances import aging_for, figures_for, recompute_after_commit
 from tasks.flows.ledger import apply_transition, queue_payment_email
 
 
@@ -276,13 +277,15 @@ class AccountOverview:
     scheduled_minor: int
     credit_minor: int
     payment_count: int
+    aging: Aging
 
 
 def account_overview(account_id: int, now: datetime | None = None) -> AccountOverview:
-    """Balance, overdue, pending, scheduled and credit, computed from the ledger as of now."""
+    """Balance, overdue, pending, scheduled, credit and aging, computed from the ledger as of now."""
+    now = now or _now()
     with api_transaction() as session:
         account = selection.find_account(session, account_id)
-        figures = figures_for(session, account, now or _now())
+        figures = figures_for(session, account, now)
         count = payment_rows.count_payments(session, account.id)
         return AccountOverview(
             account.id,
@@ -293,6 +296,7 @@ def account_overview(account_id: int, now: datetime | None = None) -> AccountOve
             figures.scheduled_minor,
             figures.credit_minor,
             count,
+            aging_for(session, account, now),
         )
 
 

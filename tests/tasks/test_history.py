@@ -5,6 +5,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from db.models import Account
 from tasks import api
 from tasks.domain.errors import RemitError
 from tests import factories
@@ -191,3 +192,61 @@ def _all_pages(account_id, **filters):
         if page.next_cursor is None:
             return
         after = page.next_cursor
+
+
+@pytest.fixture()
+def owing(db):
+    """An account owing 10,000 on an invoice due Dec 1 2026 (2,500 of 12,500 paid); a void one owes nothing."""
+    with db() as session, session.begin():
+        account = factories.account(session)
+        late = factories.invoice(
+            session, account, 12_500, issued_on=date(2026, 11, 1), due_on=date(2026, 12, 1)
+        )
+        factories.invoice(session, account, 9_000, due_on=date(2026, 12, 1), voided=True)
+        paid = factories.payment(
+            session, account, factories.method(session, account), 2_500, status="succeeded"
+        )
+        factories.allocation(session, paid, late, amount_minor=2_500, state="applied")
+        return account.id
+
+
+# Midnight at the Chicago seller is 06:00 UTC in winter: each pair is the last minute of a seller's day in
+# one bucket and the first minute of the next day, in the next bucket.
+@pytest.mark.parametrize(
+    ("now", "bucket"),
+    [
+        (datetime(2026, 12, 2, 5, 59, tzinfo=UTC), "current_minor"),  # Dec 1 at the seller: due today
+        (datetime(2026, 12, 2, 6, 0, tzinfo=UTC), "days_1_30_minor"),  # Dec 2: one day past due
+        (datetime(2027, 1, 1, 5, 59, tzinfo=UTC), "days_1_30_minor"),  # Dec 31: 30 days
+        (datetime(2027, 1, 1, 6, 0, tzinfo=UTC), "days_31_60_minor"),  # Jan 1: 31 days
+        (datetime(2027, 1, 31, 5, 59, tzinfo=UTC), "days_31_60_minor"),  # Jan 30: 60 days
+        (datetime(2027, 1, 31, 6, 0, tzinfo=UTC), "days_61_90_minor"),  # Jan 31: 61 days
+        (datetime(2027, 3, 2, 5, 59, tzinfo=UTC), "days_61_90_minor"),  # Mar 1: 90 days
+        (datetime(2027, 3, 2, 6, 0, tzinfo=UTC), "over_90_minor"),  # Mar 2: 91 days
+    ],
+)
+def test_the_overview_ages_what_is_owed_on_the_seller_day_each_boundary_is_crossed(owing, now, bucket):
+    aging = api.account_overview(owing, now=now).aging
+    late = {name: value for name, value in vars(aging).items() if name != "current_minor"}
+    late = {name: value for name, value in late.items() if not name.startswith("due_")}
+    if bucket == "current_minor":
+        assert aging.current_minor == 10_000 and set(late.values()) == {0}
+    else:
+        assert late == {name: 10_000 if name == bucket else 0 for name in late}
+
+
+def test_the_overview_shows_what_falls_due_this_week_and_this_month(owing, db):
+    with db() as session, session.begin():
+        account = session.get(Account, owing)
+        factories.invoice(session, account, 4_000, issued_on=date(2026, 11, 1), due_on=date(2026, 12, 6))
+    # Wednesday Dec 2 at the seller: the 4,000 due Sunday Dec 6 falls due this week and this month.
+    overview = api.account_overview(owing, now=datetime(2026, 12, 2, 18, 0, tzinfo=UTC))
+    assert (overview.aging.due_this_week_minor, overview.aging.due_this_month_minor) == (4_000, 4_000)
+    assert (overview.balance_minor, overview.overdue_minor, overview.aging.current_minor) == (
+        14_000,
+        10_000,
+        4_000,
+    )
+    # Monday Dec 7: nothing left to fall due this week or month.
+    later = api.account_overview(owing, now=datetime(2026, 12, 7, 18, 0, tzinfo=UTC)).aging
+    assert (later.due_this_week_minor, later.due_this_month_minor, later.days_1_30_minor) == (0, 0, 14_000)
