@@ -505,12 +505,12 @@ def list_history_page(
         bound = tuple_(literal(after.key, key.type), literal(after.payment_id, BigInteger))
         statement = statement.where(position < bound if sort.descending else position > bound)
     order = (key.desc(), ids.desc()) if sort.descending else (key.asc(), ids.asc())
-    return list(session.connection().execute(statement.order_by(*order).limit(limit)))
+    return session.connection().execute(statement.order_by(*order).limit(limit)).all()
 
 
 def list_invoice_numbers_of(session: Session, payment_ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
     """{payment id: the numbers of the invoices it paid, in allocation order}; a payment with none is absent."""
-    rows = session.connection().execute(_NUMBERS_OF, {"ids": list(payment_ids)}) if payment_ids else []
+    rows = session.connection().execute(_NUMBERS_OF, {"ids": list(payment_ids)}).all() if payment_ids else []
     return {payment_id: tuple(numbers) for payment_id, numbers in rows}
 
 

@@ -18,9 +18,10 @@ from tasks.api.selection import find_account
 from tasks.domain import history as rules
 from tasks.domain.history import Cursor, HistoryFilter, Sort
 
-# Rows an export reads per transaction: big enough that the round trips cost little next to the rows,
-# small enough that a slow download never holds one transaction open for long.
-EXPORT_PAGE_SIZE = 1000
+# Rows an export reads per transaction: big enough that the round trips cost little next to the rows
+# (at 1000 they were a tenth of the time), small enough that a read takes milliseconds; a slow download
+# holds no transaction open at all, since each page is read whole before its lines go out.
+EXPORT_PAGE_SIZE = 5000
 CSV_HEADER = (
     "payment_id",
     "created_at",
@@ -121,16 +122,19 @@ def export_payments_csv(
 
 
 def _export(account_id: int, chosen: HistoryFilter, sort: str, order: Sort) -> Iterator[str]:
-    yield _csv_line(CSV_HEADER)
+    lines = _LineWriter()
+    yield lines.line(CSV_HEADER)
     cursor: Cursor | None = None
     while True:
         with api_transaction() as session:
-            page = _page(session, account_id, chosen, sort, order, cursor, EXPORT_PAGE_SIZE)
-        for item in page.items:
-            yield _csv_line(_csv_row(item))
-        if page.next_cursor is None:
+            rows, numbers, following = _rows(
+                session, account_id, chosen, sort, order, cursor, EXPORT_PAGE_SIZE
+            )
+        for row in rows:
+            yield lines.line(_csv_row(row, numbers.get(row[0], ())))
+        if following is None:
             return
-        cursor = rules.decode_cursor(page.next_cursor, sort)
+        cursor = rules.decode_cursor(following, sort)
 
 
 def _page(
@@ -142,6 +146,20 @@ def _page(
     cursor: Cursor | None,
     size: int,
 ) -> PaymentPage:
+    rows, numbers, following = _rows(session, account_id, chosen, sort, order, cursor, size)
+    return PaymentPage(tuple(_summary(row, numbers.get(row.id, ())) for row in rows), following)
+
+
+def _rows(
+    session: Session,
+    account_id: int,
+    chosen: HistoryFilter,
+    sort: str,
+    order: Sort,
+    cursor: Cursor | None,
+    size: int,
+) -> tuple[list[Row], dict[int, tuple[str, ...]], str | None]:
+    """A page's rows, their invoice numbers, and the cursor of the next page (None on the last)."""
     rows = payment_rows.list_history_page(session, account_id, chosen, order, cursor, size + 1)
     shown = rows[:size]
     numbers = payment_rows.list_invoice_numbers_of(session, [row.id for row in shown])
@@ -149,7 +167,7 @@ def _page(
     if len(rows) > size:
         last = shown[-1]
         following = rules.encode_cursor(sort, getattr(last, order.column), last.id)
-    return PaymentPage(tuple(_summary(row, numbers.get(row.id, ())) for row in shown), following)
+    return shown, numbers, following
 
 
 def _summary(row: Row, numbers: tuple[str, ...]) -> PaymentSummary:
@@ -168,26 +186,37 @@ def _summary(row: Row, numbers: tuple[str, ...]) -> PaymentSummary:
     )
 
 
-def _csv_row(item: PaymentSummary) -> tuple[Any, ...]:
-    method = item.method
+def _csv_row(row: Row, numbers: tuple[str, ...]) -> tuple[Any, ...]:
+    """A history row as CSV cells, by position: an export writes a hundred thousand of them."""
+    payment_id, status, kind, amount, refunded, currency, _, created, finished, *method = row
+    method_kind, brand, last4, bank_name = method
     return (
-        item.payment_id,
-        item.created_at.isoformat(),
-        item.finished_at.isoformat() if item.finished_at else "",
-        item.status,
-        item.kind,
-        item.amount_minor,
-        item.refunded_minor,
-        item.currency,
-        method.kind,
-        method.brand or "",
-        method.last4,
-        rules.spreadsheet_safe(method.bank_name or ""),
-        rules.spreadsheet_safe(" ".join(item.invoice_numbers)),
+        payment_id,
+        created.isoformat(),
+        finished.isoformat() if finished else "",
+        status,
+        kind,
+        amount,
+        refunded,
+        currency,
+        method_kind,
+        brand or "",
+        last4,
+        rules.spreadsheet_safe(bank_name or ""),
+        rules.spreadsheet_safe(" ".join(numbers)),
     )
 
 
-def _csv_line(values: tuple[Any, ...]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer).writerow(values)
-    return buffer.getvalue()
+class _LineWriter:
+    """One csv writer for a whole export, each row taken out of its buffer as a line."""
+
+    def __init__(self) -> None:
+        self._buffer = io.StringIO()
+        self._writer = csv.writer(self._buffer)
+
+    def line(self, values: tuple[Any, ...]) -> str:
+        self._writer.writerow(values)
+        text = self._buffer.getvalue()
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        return text
