@@ -22,21 +22,33 @@ from sqlalchemy import (
     select,
     text,
     true,
+    tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by, insert
 from sqlalchemy.orm import Session
 
-from db.models import Account, Allocation, Dispute, Payment, PaymentEvent, PaymentMethod, Refund, Seller
+from db.models import (
+    Account,
+    Allocation,
+    Dispute,
+    Invoice,
+    Payment,
+    PaymentEvent,
+    PaymentMethod,
+    Refund,
+    Seller,
+)
 from db.queries import RowMissing
 from db.queries._batch import _json
 from db.queries._views import _view
+from tasks.domain.history import Cursor, HistoryFilter, Sort, search_terms
 from tasks.domain.states import REFUND_FINAL, REFUND_WAITING, AllocationState, PaymentStatus
 
 # Writes nothing in the transaction reads back go to the tables directly: no ORM unit of work.
 _EVENTS = PaymentEvent.__table__
 _PAYMENTS, _METHODS, _ACCOUNTS = Payment.__table__, PaymentMethod.__table__, Account.__table__
-_SELLERS, _ALLOCATIONS = Seller.__table__, Allocation.__table__
+_SELLERS, _ALLOCATIONS, _INVOICES = Seller.__table__, Allocation.__table__, Invoice.__table__
 _IDS = ARRAY(BigInteger)
 
 # The statements of the payment and webhook hot paths are built once, with their values bound at
@@ -451,3 +463,86 @@ def get_parties(session: Session, method_id: int) -> tuple[PaymentMethod, Accoun
 def find_payment_account_id(session: Session, payment_id: int) -> int | None:
     """The payment's account, read without a lock: what to lock first (accounts before payments)."""
     return session.connection().scalar(select(_PAYMENTS.c.account_id).where(_PAYMENTS.c.id == payment_id))
+
+
+# A history row: the payment's own facts and how its method shows, never the method's Stripe ids.
+_HISTORY = select(
+    *[
+        _PAYMENTS.c[name]
+        for name in (
+            "id",
+            "status",
+            "kind",
+            "amount_minor",
+            "refunded_minor",
+            "currency",
+            "scheduled_for",
+            "created_at",
+            "finished_at",
+        )
+    ],
+    _METHODS.c.kind.label("method_kind"),
+    _METHODS.c.brand,
+    _METHODS.c.last4,
+    _METHODS.c.bank_name,
+).join(_METHODS, _METHODS.c.id == _PAYMENTS.c.payment_method_id)
+_NUMBERS_OF = (
+    select(
+        _ALLOCATIONS.c.payment_id, func.array_agg(aggregate_order_by(_INVOICES.c.number, _ALLOCATIONS.c.id))
+    )
+    .join(_INVOICES, _INVOICES.c.id == _ALLOCATIONS.c.invoice_id)
+    .where(_ALLOCATIONS.c.payment_id == any_(bindparam("ids", type_=_IDS)))
+    .group_by(_ALLOCATIONS.c.payment_id)
+)
+
+
+def list_history_page(
+    session: Session, account_id: int, chosen: HistoryFilter, sort: Sort, after: Cursor | None, limit: int
+) -> list[Row]:
+    """Up to limit of the account's payments the filter selects, in the sort's order, after the cursor's row.
+
+    Keyset paging on (sort column, id), which ix_payments_account_created / _amount serve at any depth.
+    """
+    key, ids = _PAYMENTS.c[sort.column], _PAYMENTS.c.id
+    statement = _HISTORY.where(_PAYMENTS.c.account_id == account_id, *_history_conditions(chosen))
+    if after is not None:
+        position = tuple_(key, ids)
+        bound = tuple_(literal(after.key, key.type), literal(after.payment_id, BigInteger))
+        statement = statement.where(position < bound if sort.descending else position > bound)
+    order = (key.desc(), ids.desc()) if sort.descending else (key.asc(), ids.asc())
+    return session.connection().execute(statement.order_by(*order).limit(limit)).all()
+
+
+def list_invoice_numbers_of(session: Session, payment_ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
+    """{payment id: the numbers of the invoices it paid, in allocation order}; a payment with none is absent."""
+    rows = session.connection().execute(_NUMBERS_OF, {"ids": list(payment_ids)}).all() if payment_ids else []
+    return {payment_id: tuple(numbers) for payment_id, numbers in rows}
+
+
+def _history_conditions(chosen: HistoryFilter) -> list[Any]:
+    bounds = [
+        (chosen.statuses, lambda v: _PAYMENTS.c.status.in_(v)),
+        (chosen.method_kind, lambda v: _METHODS.c.kind == v),
+        (chosen.created_from, lambda v: _PAYMENTS.c.created_at >= v),
+        (chosen.created_until, lambda v: _PAYMENTS.c.created_at < v),
+        (chosen.amount_min, lambda v: _PAYMENTS.c.amount_minor >= v),
+        (chosen.amount_max, lambda v: _PAYMENTS.c.amount_minor <= v),
+        (chosen.search, _search_condition),
+    ]
+    return [condition(value) for value, condition in bounds if value is not None]
+
+
+def _search_condition(search: str) -> Any:
+    terms = search_terms(search)
+    numbers = (
+        select(_ALLOCATIONS.c.id)
+        .join(_INVOICES, _INVOICES.c.id == _ALLOCATIONS.c.invoice_id)
+        .where(_ALLOCATIONS.c.payment_id == _PAYMENTS.c.id, _INVOICES.c.number.ilike(terms.pattern))
+        .exists()
+    )
+    matches = [numbers, _PAYMENTS.c.note.ilike(terms.pattern), _PAYMENTS.c.short_comment.ilike(terms.pattern)]
+    if terms.payment_id is not None:
+        matches.append(_PAYMENTS.c.id == terms.payment_id)
+    if terms.last4 is not None:
+        matches.append(_METHODS.c.last4 == terms.last4)
+    return or_(*matches)

@@ -17,6 +17,13 @@ from tasks.api import selection
 from tasks.api.exports import export_payments  # noqa: F401  (part of this contract)
 from tasks.api.external import ExternalPaymentReceipt, record_external_payment  # noqa: F401  (ditto)
 from tasks.api.guard import api_transaction
+from tasks.api.history import (  # noqa: F401  (the payment history is part of this contract)
+    MethodDisplay,
+    PaymentPage,
+    PaymentSummary,
+    export_payments_csv,
+    list_payments,
+)
 from tasks.api.invoices import InvoiceView, list_invoices  # noqa: F401  (part of this contract)
 from tasks.api.methods import (  # noqa: F401  (the saved-method entry points are part of this contract)
     SavedMethod,
@@ -29,12 +36,13 @@ from tasks.api.methods import (  # noqa: F401  (the saved-method entry points ar
 from tasks.api.sync import SyncResult, sync_accounts, sync_invoices  # noqa: F401  (the ERP sync contract)
 from tasks.domain import allocation as plans
 from tasks.domain import requests as checks
+from tasks.domain.balances import Aging
 from tasks.domain.dates import seller_today
 from tasks.domain.errors import RemitError
 from tasks.domain.states import CreditState, PaymentKind, PaymentStatus
 from tasks.domain.transitions import SCHEDULED_EMAIL
 from tasks.flows import messages
-from tasks.flows.balances import figures_for, recompute_after_commit
+from tasks.flows.balances import aging_for, figures_for, recompute_after_commit
 from tasks.flows.ledger import apply_transition, queue_payment_email
 from tasks.flows.payments import lock_in_order
 
@@ -274,13 +282,15 @@ class AccountOverview:
     scheduled_minor: int
     credit_minor: int
     payment_count: int
+    aging: Aging
 
 
 def account_overview(account_id: int, now: datetime | None = None) -> AccountOverview:
-    """Balance, overdue, pending, scheduled and credit, computed from the ledger as of now."""
+    """Balance, overdue, pending, scheduled, credit and aging, computed from the ledger as of now."""
+    now = now or _now()
     with api_transaction() as session:
         account = selection.find_account(session, account_id)
-        figures = figures_for(session, account, now or _now())
+        figures = figures_for(session, account, now)
         count = payment_rows.count_payments(session, account.id)
         return AccountOverview(
             account.id,
@@ -291,6 +301,7 @@ def account_overview(account_id: int, now: datetime | None = None) -> AccountOve
             figures.scheduled_minor,
             figures.credit_minor,
             count,
+            aging_for(session, account, now),
         )
 
 

@@ -11,7 +11,7 @@ from db.queries import accounts as account_rows
 from db.queries import invoices as invoice_rows
 from db.queries import payments as payment_rows
 from db.session import transaction
-from tasks.domain.balances import Figures, InvoiceFacts, compute_figures
+from tasks.domain.balances import Aging, Figures, InvoiceFacts, compute_aging, compute_figures
 from tasks.domain.dates import seller_today
 from tasks.domain.states import PaymentStatus
 from tasks.flows import messages
@@ -48,11 +48,7 @@ def recompute_all_after_commit(session: Session, account_ids: list[int]) -> None
 
 def figures_for(session: Session, account: Account, now: datetime) -> Figures:
     """The account's figures as the ledger says right now, in the account's currency only."""
-    invoices = [
-        i for i in invoice_rows.list_payable_invoices(session, account.id) if i.currency == account.currency
-    ]
-    settled = invoice_rows.list_settled(session, [i.id for i in invoices])
-    facts = [InvoiceFacts(i.total_minor, settled.get(i.id, 0), i.due_on) for i in invoices]
+    facts = _invoice_facts(session, account)
     amounts = payment_rows.sum_payments_by_status(session, account.id, account.currency)
     credit = invoice_rows.sum_available_credit(session, account.id, account.currency)
     pending = sum(int(amounts.get(s, 0) or 0) for s in IN_FLIGHT)
@@ -64,6 +60,20 @@ def figures_for(session: Session, account: Account, now: datetime) -> Figures:
         int(credit),
         seller_today(account_rows.find_seller(session, account.seller_id), now),
     )
+
+
+def aging_for(session: Session, account: Account, now: datetime) -> Aging:
+    """The account's aging at the seller's today, from the same ledger rows as its figures."""
+    today = seller_today(account_rows.find_seller(session, account.seller_id), now)
+    return compute_aging(_invoice_facts(session, account), today)
+
+
+def _invoice_facts(session: Session, account: Account) -> list[InvoiceFacts]:
+    invoices = [
+        i for i in invoice_rows.list_payable_invoices(session, account.id) if i.currency == account.currency
+    ]
+    settled = invoice_rows.list_settled(session, [i.id for i in invoices])
+    return [InvoiceFacts(i.total_minor, settled.get(i.id, 0), i.due_on) for i in invoices]
 
 
 def recompute_balance(account_id: int, now: datetime) -> bool:
