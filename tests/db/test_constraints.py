@@ -223,3 +223,64 @@ def test_discount_must_be_below_total(world):
         ),
         "ck_invoices_discount_range",
     )
+
+
+def _insert_allocation(session, payment_id: int, invoice_id: int, amount: int, state: str) -> None:
+    from sqlalchemy import text
+
+    session.execute(
+        text(
+            "INSERT INTO allocations (payment_id, invoice_id, amount_minor, paid_minor, discount_minor, state)"
+            " VALUES (:p, :i, :a, :a, 0, :s)"
+        ),
+        {"p": payment_id, "i": invoice_id, "a": amount, "s": state},
+    )
+
+
+def test_an_applied_allocation_beyond_what_the_invoice_owes_is_refused_by_postgresql(world):
+    # Issue 12: an applied allocation of 99,999,999 on a 70.05 invoice was accepted.
+    session, account, method, _ = world
+    invoice = factories.invoice(session, account, total_minor=7_005)
+    payment = factories.payment(session, account, method, status="succeeded")
+    session.commit()
+    _refused(
+        session,
+        lambda: _insert_allocation(session, payment.id, invoice.id, 99_999_999, "applied"),
+        "invoice_claims_within_total",
+    )
+
+
+def test_claims_up_to_the_total_are_accepted_and_one_cent_more_is_not(world):
+    session, account, method, _ = world
+    invoice = factories.invoice(session, account, total_minor=10_000)
+    paid, more = (factories.payment(session, account, method, status="succeeded") for _ in range(2))
+    session.commit()
+    _insert_allocation(session, paid.id, invoice.id, 6_000, "applied")
+    _insert_allocation(session, more.id, invoice.id, 4_000, "reserved")
+    session.commit()
+    extra = factories.payment(session, account, method, status="succeeded")
+    session.commit()
+    _refused(
+        session,
+        lambda: _insert_allocation(session, extra.id, invoice.id, 1, "applied"),
+        "invoice_claims_within_total",
+    )
+
+
+def test_a_claim_moving_state_after_the_invoice_was_lowered_is_still_recorded(world):
+    # Stripe took the money already: the success must be recordable; the last look decides what is charged.
+    from sqlalchemy import text
+
+    session, account, method, _ = world
+    invoice = factories.invoice(session, account, total_minor=10_000)
+    payment = factories.payment(session, account, method, status="submitting")
+    session.commit()
+    _insert_allocation(session, payment.id, invoice.id, 10_000, "reserved")
+    session.execute(text("UPDATE invoices SET total_minor = 2500 WHERE id = :i"), {"i": invoice.id})
+    session.execute(text("UPDATE allocations SET state = 'applied' WHERE invoice_id = :i"), {"i": invoice.id})
+    session.commit()
+    reversed_again = text("UPDATE allocations SET state = 'reversed' WHERE invoice_id = :i")
+    session.execute(reversed_again, {"i": invoice.id})
+    session.commit()
+    reinstated = text("UPDATE allocations SET state = 'applied' WHERE invoice_id = :i")
+    _refused(session, lambda: session.execute(reinstated, {"i": invoice.id}), "invoice_claims_within_total")
