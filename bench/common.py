@@ -88,16 +88,22 @@ def clear_redis(stack: Stack) -> int:
 
 
 class Workers:
-    """`python -m dramatiq workers.actors` as a child process group."""
+    """`python -m dramatiq workers.actors` (or another actors module) as a child process group."""
 
     def __init__(
-        self, environ: dict[str, str], processes: int, threads: int, queues: tuple[str, ...], log_path: Path
+        self,
+        environ: dict[str, str],
+        processes: int,
+        threads: int,
+        queues: tuple[str, ...],
+        log_path: Path,
+        module: str = "workers.actors",
     ):
         argv = [
             sys.executable,
             "-m",
             "dramatiq",
-            "workers.actors",
+            module,
             "--processes",
             str(processes),
             "--threads",
