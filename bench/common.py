@@ -214,6 +214,10 @@ class EmulatorProcess:
     def set_rate_limit(self, requests_per_second: float | None) -> None:
         self._control("POST", "rate_limit", {"requests_per_second": requests_per_second})
 
+    def reset(self) -> None:
+        """Forget every object, idempotency key, fault, logged request and the rate limit."""
+        self._control("POST", "reset", {})
+
     def requests(self) -> list[dict]:
         return self._control("GET", "requests")["data"]
 
