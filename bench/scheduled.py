@@ -74,6 +74,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--submitters", type=int, default=4, help="threads scheduling the payments")
     parser.add_argument(
+        "--money-processes", type=int, default=None, help="instead of the Procfile's worker-money --processes"
+    )
+    parser.add_argument(
+        "--money-threads", type=int, default=None, help="instead of the Procfile's worker-money --threads"
+    )
+    parser.add_argument(
         "--worker-log",
         type=Path,
         default=Path(tempfile.gettempdir()) / "remit-bench-scheduled.log",
@@ -264,6 +270,9 @@ def run(args: argparse.Namespace) -> dict:
     stack = Stack(database=args.database, redis_url=redis_url, namespace=args.namespace, admin_url=admin_url)
     args.worker_log.write_text("")
     workers_spec = procfile_workers()
+    money = workers_spec["worker-money"]
+    money.processes = args.money_processes or money.processes
+    money.threads = args.money_threads or money.threads
     emulator = EmulatorProcess().start()
     # Each payment's receipt goes out by email from the bulk workers: into a sink, not refused and retried.
     smtp = SmtpCapture().start()
