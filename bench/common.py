@@ -88,16 +88,22 @@ def clear_redis(stack: Stack) -> int:
 
 
 class Workers:
-    """`python -m dramatiq workers.actors` as a child process group."""
+    """`python -m dramatiq workers.actors` (or another actors module) as a child process group."""
 
     def __init__(
-        self, environ: dict[str, str], processes: int, threads: int, queues: tuple[str, ...], log_path: Path
+        self,
+        environ: dict[str, str],
+        processes: int,
+        threads: int,
+        queues: tuple[str, ...],
+        log_path: Path,
+        module: str = "workers.actors",
     ):
         argv = [
             sys.executable,
             "-m",
             "dramatiq",
-            "workers.actors",
+            module,
             "--processes",
             str(processes),
             "--threads",
@@ -207,6 +213,10 @@ class EmulatorProcess:
 
     def set_rate_limit(self, requests_per_second: float | None) -> None:
         self._control("POST", "rate_limit", {"requests_per_second": requests_per_second})
+
+    def reset(self) -> None:
+        """Forget every object, idempotency key, fault, logged request and the rate limit."""
+        self._control("POST", "reset", {})
 
     def requests(self) -> list[dict]:
         return self._control("GET", "requests")["data"]

@@ -13,7 +13,8 @@ class Job:
 
 
 SCHEDULE: tuple[Job, ...] = (
-    # Due scheduled payments start within a minute of the seller's midnight.
+    # Due scheduled payments start within a minute of the seller's midnight: the pass pages through every due
+    # payment (flows.payments.DISPATCH_PAGE per transaction) and re-sends itself if its time runs out.
     Job("dispatch-due-payments", "dispatch_due_payments", 60),
     # Payments left behind by a lost message or a dead worker are picked up within a minute.
     Job("sweep-payments", "sweep_payments", 60),

@@ -62,11 +62,17 @@ def _require_broker() -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from workers.run import run_worker
+    from workers.run import run_worker, worker_environ
 
+    try:
+        worker_environ(args.group, args.threads, args.poll_timeout_ms)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
     require_database(get_settings().database_url, schema=True)
     _require_broker()
-    return run_worker(args.group, processes=args.processes, threads=args.threads)
+    return run_worker(
+        args.group, processes=args.processes, threads=args.threads, poll_timeout_ms=args.poll_timeout_ms
+    )
 
 
 def cmd_clock(args: argparse.Namespace) -> int:
@@ -113,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("group", choices=["webhooks", "money", "bulk", "all"])
     worker.add_argument("--processes", type=int, default=1)
     worker.add_argument("--threads", type=int, default=4)
+    worker.add_argument(
+        "--poll-timeout-ms",
+        type=int,
+        default=None,
+        help="longest wait between polls of an idle queue (default: the group's, workers/run.py POLL_TIMEOUT_MS)",
+    )
     worker.set_defaults(fn=cmd_worker)
 
     sub.add_parser("clock", help="run the scheduler (one active per database)").set_defaults(fn=cmd_clock)

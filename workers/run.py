@@ -13,6 +13,16 @@ GROUPS = {"webhooks": WEBHOOK_QUEUES, "money": MONEY_QUEUES, "bulk": BULK_QUEUES
 # take a few milliseconds each and arrive in bursts: with one or two per thread a worker spends more
 # time polling Redis than applying them (no-op throughput 430/s at 4 prefetched, 1,700/s at 64).
 PREFETCH_PER_THREAD = {"webhooks": 16, "money": 1, "bulk": 2, "all": 1}
+# How long (ms) a consumer with nothing to fetch waits before asking Redis again: Dramatiq backs off from
+# 5 ms, doubling with jitter, to between half and all of this (its worker_timeout, default 1,000 ms), so a
+# message sent to an idle worker waits for the rest of the current sleep: p50 about 300 ms at 1,000.
+# Money queues: a customer waits on a payment's outcome, so 100 ms (pickup p50 ~40 ms). Webhooks: a
+# Stripe event moves a payment the customer may be watching, so 100 ms too. Bulk (emails, balances,
+# maintenance) is seconds-tolerant, so Dramatiq's 1,000 ms. The cost of polling faster at idle is one
+# Lua fetch per consumer (a queue and its delay queue) per 50-100 ms: measured in README's Benchmarks.
+POLL_TIMEOUT_MS = {"webhooks": 100, "money": 100, "bulk": 1000, "all": 100}
+# Below this an idle worker spins on Redis for nothing: the backoff starts at 5 ms anyway.
+MIN_POLL_TIMEOUT_MS = 10
 # Threads per receiver process: each mostly waits on one INSERT and one Redis call.
 WEBHOOK_THREADS = 4
 # A client gets this long to send its request headers (granian's default is 30 s).
@@ -35,9 +45,22 @@ def worker_argv(group: str, processes: int, threads: int) -> list[str]:
     ]
 
 
-def run_worker(group: str, processes: int, threads: int) -> int:
+def worker_environ(group: str, threads: int, poll_timeout_ms: int | None = None) -> dict[str, str]:
+    """The Dramatiq settings a group's workers read from the environment: prefetch and poll timeout."""
+    timeout = POLL_TIMEOUT_MS[group] if poll_timeout_ms is None else poll_timeout_ms
+    if timeout < MIN_POLL_TIMEOUT_MS:
+        raise ValueError(
+            f"poll timeout {timeout} ms is below {MIN_POLL_TIMEOUT_MS} ms: an idle worker would spin on Redis"
+        )
+    return {
+        "dramatiq_queue_prefetch": str(PREFETCH_PER_THREAD[group] * threads),
+        "dramatiq_worker_timeout": str(timeout),
+    }
+
+
+def run_worker(group: str, processes: int, threads: int, poll_timeout_ms: int | None = None) -> int:
     """Replace this process with Dramatiq workers for the group."""
-    os.environ["dramatiq_queue_prefetch"] = str(PREFETCH_PER_THREAD[group] * threads)
+    os.environ.update(worker_environ(group, threads, poll_timeout_ms))
     argv = worker_argv(group, processes, threads)
     os.execv(sys.executable, argv)
     return 0  # not reached

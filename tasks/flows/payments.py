@@ -7,6 +7,7 @@ State is committed before every Stripe call, so a crash anywhere leaves a row a 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -277,13 +278,35 @@ def sweep_payments(now: datetime, limit: int = SWEEP_LIMIT) -> dict[str, int]:
     return counts
 
 
-def dispatch_due_payments(now: datetime, limit: int = SWEEP_LIMIT) -> dict[str, int]:
-    """Move scheduled payments due today (at the seller) to pending and send them, after commit."""
-    with transaction() as session:
-        due = payment_rows.lock_due_scheduled_payments(session, now, limit)
-        batch = TransitionBatch(now)
-        for payment in due:
-            batch.add(session, payment, PaymentStatus.PENDING, source="clock")
-        batch.flush(session)
-        messages.send_after_commit(session, "execute_payment", [(payment.id,) for payment in due])
-    return {"dispatched": len(due)}
+# Due payments moved to pending per transaction: one TransitionBatch, one send of their messages after commit.
+DISPATCH_PAGE = 500
+# A dispatch pass pages on for this long, then yields (the actor re-sends itself while more is due): a burst
+# of due payments (10,000 at a seller's midnight) is all queued within seconds, not at a page per minute,
+# and one pass stays far inside the maintenance time limit (2 min) with its retries, so it never runs into
+# the next tick's pass, which would take other rows anyway (SKIP LOCKED).
+DISPATCH_PASS_SECONDS = 20.0
+
+
+def dispatch_due_payments(
+    now: datetime, page: int | None = None, pass_seconds: float | None = None
+) -> dict[str, int | bool]:
+    """Move scheduled payments due today (at the seller) to pending, a page per transaction, and send each
+    page's messages after its commit; page on until none is left or pass_seconds are spent.
+
+    Returns the payments dispatched, the pages run, and whether more may be due (time ran out on a full page).
+    """
+    page = page or DISPATCH_PAGE
+    deadline = time.monotonic() + (DISPATCH_PASS_SECONDS if pass_seconds is None else pass_seconds)
+    dispatched = pages = 0
+    while True:
+        with transaction() as session:
+            due = payment_rows.lock_due_scheduled_payments(session, now, page)
+            batch = TransitionBatch(now)
+            for payment in due:
+                batch.add(session, payment, PaymentStatus.PENDING, source="clock")
+            batch.flush(session)
+            messages.send_after_commit(session, "execute_payment", [(payment.id,) for payment in due])
+        dispatched, pages = dispatched + len(due), pages + 1
+        full = len(due) == page
+        if not full or time.monotonic() >= deadline:
+            return {"dispatched": dispatched, "pages": pages, "more": full}

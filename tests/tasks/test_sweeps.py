@@ -55,8 +55,8 @@ def test_swept_payment_left_by_a_lost_message_gets_charged(shop, emulator, broke
 def test_dispatcher_starts_due_scheduled_payments_once(db, broker):
     due = _make(db, "scheduled", NOW, scheduled_for=date(2026, 11, 22))
     _make(db, "scheduled", NOW, scheduled_for=date(2026, 11, 23))
-    assert sweeps.dispatch_due_payments(NOW) == {"dispatched": 1}
-    assert sweeps.dispatch_due_payments(NOW) == {"dispatched": 0}
+    assert sweeps.dispatch_due_payments(NOW)["dispatched"] == 1
+    assert sweeps.dispatch_due_payments(NOW)["dispatched"] == 0
     with db() as session:
         assert session.get(Payment, due).status == "pending"
         events = session.scalars(select(PaymentEvent).where(PaymentEvent.payment_id == due)).all()
@@ -72,8 +72,60 @@ def test_dispatcher_uses_the_sellers_calendar_day(db, broker):
         factories.payment(session, account, method, status="scheduled", scheduled_for=date(2026, 11, 23))
         session.commit()
     # 03:00 UTC on the 23rd is still the 22nd in Los Angeles.
-    assert sweeps.dispatch_due_payments(datetime(2026, 11, 23, 3, 0, tzinfo=UTC)) == {"dispatched": 0}
-    assert sweeps.dispatch_due_payments(datetime(2026, 11, 23, 9, 0, tzinfo=UTC)) == {"dispatched": 1}
+    assert sweeps.dispatch_due_payments(datetime(2026, 11, 23, 3, 0, tzinfo=UTC))["dispatched"] == 0
+    assert sweeps.dispatch_due_payments(datetime(2026, 11, 23, 9, 0, tzinfo=UTC))["dispatched"] == 1
+
+
+def _due_burst(db, count):
+    with db() as session:
+        account = factories.account(session)
+        method = factories.method(session, account)
+        ids = [
+            factories.payment(
+                session, account, method, status="scheduled", scheduled_for=date(2026, 11, 22)
+            ).id
+            for _ in range(count)
+        ]
+        session.commit()
+    return ids
+
+
+def test_dispatcher_pages_through_every_due_payment_in_one_pass(db, broker):
+    # A burst larger than a page: every due payment starts now, not one page per tick of the clock.
+    due = _due_burst(db, 5)
+    assert sweeps.dispatch_due_payments(NOW, page=2) == {"dispatched": 5, "pages": 3, "more": False}
+    with db() as session:
+        statuses = session.scalars(select(Payment.status).where(Payment.id.in_(due))).all()
+    assert statuses == ["pending"] * 5
+    assert sorted(m.args[0] for m in queued_messages(broker, "payments")) == sorted(due)
+
+
+def test_dispatcher_out_of_time_with_a_full_page_says_more_is_due(db, broker):
+    due = _due_burst(db, 5)
+    # No time left after the first page: the pass stops there, and says more may be due.
+    assert sweeps.dispatch_due_payments(NOW, page=2, pass_seconds=0) == {
+        "dispatched": 2,
+        "pages": 1,
+        "more": True,
+    }
+    assert len(queued_messages(broker, "payments")) == 2
+    assert sweeps.dispatch_due_payments(NOW, page=2)["dispatched"] == 3
+    assert sorted(m.args[0] for m in queued_messages(broker, "payments")) == sorted(due)
+
+
+def test_dispatch_actor_resends_itself_while_more_is_due(db, broker, monkeypatch):
+    from tasks import maintenance
+
+    _due_burst(db, 3)
+    monkeypatch.setattr(sweeps, "DISPATCH_PAGE", 2)
+    monkeypatch.setattr(sweeps, "DISPATCH_PASS_SECONDS", 0)
+    maintenance.dispatch_due_payments.fn()
+    assert [m.actor_name for m in queued_messages(broker, "maintenance")] == ["dispatch_due_payments"]
+    assert len(queued_messages(broker, "payments")) == 2
+    broker.client.delete(f"{broker.namespace}:maintenance.msgs")
+    maintenance.dispatch_due_payments.fn()  # the last page is not full: nothing more is due
+    assert queued_messages(broker, "maintenance") == []
+    assert len(queued_messages(broker, "payments")) == 3
 
 
 def test_clock_sends_each_job_once_per_period(db, broker):

@@ -73,3 +73,9 @@ def test_processes_refuse_to_start_without_a_broker(migrated, command):
     code, _, err = remit(*command, BROKER_URL="redis://127.0.0.1:1/0")
     assert code == 2 and "Traceback" not in err
     assert "cannot reach Redis at redis://127.0.0.1:1/0" in err
+
+
+def test_a_worker_poll_timeout_below_the_floor_is_refused_in_one_line():
+    code, out, err = remit("worker", "money", "--poll-timeout-ms", "5")
+    assert code == 2
+    assert err.strip() == "remit: poll timeout 5 ms is below 10 ms: an idle worker would spin on Redis"
