@@ -33,9 +33,16 @@ test: lint
 check: $(STAMP)
 	$(BIN)/remit check
 
+# Every bench, one after another; each prints JSON with its targets and a baseline from the same run.
 bench: $(STAMP)
 	$(BIN)/python -m bench.payments
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.receiver
+	$(BIN)/python -m bench.slow_clients
+	$(BIN)/python -m bench.pickup
+	$(BIN)/python -m bench.scheduled
+	$(BIN)/python -m bench.sync
+	$(BIN)/python -m bench.history
 
 clean:
 	rm -rf $(VENV) .pytest_cache .import_linter_cache
