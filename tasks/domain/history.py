@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from tasks.domain import paging
 from tasks.domain.errors import RemitError
+from tasks.domain.paging import MAX_CURSOR_LENGTH, spreadsheet_safe  # noqa: F401  (part of this module's rules)
 from tasks.domain.requests import MAX_AMOUNT_MINOR, check_text, is_id, quoted
 from tasks.domain.states import MethodKind, PaymentStatus
 
@@ -19,10 +18,6 @@ MAX_PAGE_SIZE = 200
 DEFAULT_PAGE_SIZE = 50
 # Longer than any invoice number (64), note excerpt or reference a person would type into a search box.
 MAX_SEARCH_LENGTH = 100
-# A cursor we issued is well under this; anything longer is not ours and is refused before decoding.
-MAX_CURSOR_LENGTH = 200
-# Spreadsheets run a cell starting with one of these as a formula: a seller's invoice number must not.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -118,23 +113,17 @@ def check_filter(
 
 def encode_cursor(sort: str, key: int | datetime, payment_id: int) -> str:
     """An opaque, URL-safe token for the page after the row with this sort key and id."""
-    value = key.isoformat() if isinstance(key, datetime) else key
-    raw = json.dumps([sort, value, payment_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return paging.encode_cursor(sort, key, payment_id)
 
 
 def decode_cursor(token: Any, sort: str) -> Cursor:
     """The cursor a previous page of this sort returned, or invalid_cursor."""
-    if not isinstance(token, str) or not 0 < len(token) <= MAX_CURSOR_LENGTH:
-        raise RemitError("invalid_cursor", "The page cursor is not one this history returned.")
+    name, value, payment_id = paging.decode_cursor(token, sort, SORTS, "history")
     try:
-        name, value, payment_id = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         key = datetime.fromisoformat(value) if SORTS[name].column == "created_at" else value
-    except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, TypeError):
         raise RemitError("invalid_cursor", "The page cursor is not one this history returned.") from None
-    if name != sort:
-        raise RemitError("invalid_cursor", f"The page cursor belongs to sort {name!r}, not {sort!r}.")
-    if not is_id(payment_id) or not _is_key(key):
+    if not _is_key(key):
         raise RemitError("invalid_cursor", "The page cursor is not one this history returned.")
     return Cursor(name, key, payment_id)
 
@@ -142,16 +131,10 @@ def decode_cursor(token: Any, sort: str) -> Cursor:
 def search_terms(search: str) -> SearchTerms:
     """A case-insensitive contains-pattern (LIKE wildcards in the text taken literally); digits, with or
     without a leading '#', are also a payment id; exactly four digits also a method's last 4."""
-    escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     number = search.removeprefix("#")
     payment_id = int(number) if number.isascii() and number.isdigit() and is_id(int(number)) else None
     last4 = search if len(search) == 4 and search.isascii() and search.isdigit() else None
-    return SearchTerms(f"%{escaped}%", payment_id, last4)
-
-
-def spreadsheet_safe(value: str) -> str:
-    """Text for a CSV cell that a spreadsheet shows as text, never runs as a formula."""
-    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+    return SearchTerms(paging.contains_pattern(search), payment_id, last4)
 
 
 def _is_key(key: Any) -> bool:
