@@ -7,10 +7,11 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Row, any_, bindparam, case, func, null, or_, select, text, union_all
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from db.models import Allocation, Credit, ExternalPaymentLine, Invoice, Payment
 from db.queries._batch import _json
+from tasks.domain.invoice_list import InvoiceFilter
 from tasks.domain.invoices import HOLDING_STATE, PAYABLE_FLAGS, SETTLING_STATE
 from tasks.domain.states import AllocationState, CreditState
 
@@ -259,3 +260,37 @@ def list_visible_invoices(session: Session, account_id: int) -> list[Invoice]:
 def insert_credit(session: Session, **values: Any) -> None:
     """A new credit row, written at once (nothing reads it back in the transaction)."""
     session.connection().execute(_CREDITS.insert().values(**values))
+
+
+def list_listed_invoices(session: Session, account_id: int, chosen: InvoiceFilter) -> list[Invoice]:
+    """The account's customer-visible invoices that the filter's stored conditions select (due dates,
+    layout, site, search); status and overdue are derived, so the caller filters on them."""
+    child = aliased(Invoice)
+    has_children = (
+        select(child.id).where(child.parent_id == Invoice.id, child.customer_visible.is_(True)).exists()
+    )
+    conditions = [Invoice.account_id == account_id, Invoice.customer_visible.is_(True)]
+    if chosen.due_from is not None:
+        conditions.append(Invoice.due_on >= chosen.due_from)
+    if chosen.due_to is not None:
+        conditions.append(Invoice.due_on <= chosen.due_to)
+    if chosen.layout == "single":
+        conditions += [Invoice.parent_id.is_(None), ~has_children]
+    elif chosen.layout == "multi":
+        conditions.append(or_(Invoice.parent_id.is_not(None), has_children))
+    if chosen.site is not None:
+        conditions.append(func.lower(Invoice.site_name) == chosen.site.lower())
+    if chosen.search_pattern is not None:
+        pattern = chosen.search_pattern
+        conditions.append(or_(Invoice.number.ilike(pattern), Invoice.site_name.ilike(pattern)))
+    return list(session.scalars(select(Invoice).where(*conditions).order_by(Invoice.id)))
+
+
+def list_visible_children(session: Session, parent_ids: Sequence[int]) -> list[Invoice]:
+    """The customer-visible children of these invoices, in id order."""
+    if not parent_ids:
+        return []
+    statement = select(Invoice).where(
+        Invoice.parent_id.in_(sorted(set(parent_ids))), Invoice.customer_visible.is_(True)
+    )
+    return list(session.scalars(statement.order_by(Invoice.id)))

@@ -546,3 +546,11 @@ def _search_condition(search: str) -> Any:
     if terms.last4 is not None:
         matches.append(_METHODS.c.last4 == terms.last4)
     return or_(*matches)
+
+
+def list_scheduled_payments(session: Session, account_id: int) -> list[Row]:
+    """The account's scheduled payments as history rows, soonest first (then id)."""
+    statement = _HISTORY.where(
+        _PAYMENTS.c.account_id == account_id, _PAYMENTS.c.status == PaymentStatus.SCHEDULED
+    ).order_by(_PAYMENTS.c.scheduled_for, _PAYMENTS.c.id)
+    return session.connection().execute(statement).all()

@@ -24,7 +24,14 @@ from tasks.api.history import (  # noqa: F401  (the payment history is part of t
     export_payments_csv,
     list_payments,
 )
-from tasks.api.invoices import InvoiceView, list_invoices  # noqa: F401  (part of this contract)
+from tasks.api.invoices import (  # noqa: F401  (part of this contract)
+    InvoicePage,
+    InvoiceView,
+    ScheduledPayment,
+    export_invoices_csv,
+    list_invoices,
+    list_scheduled_payments,
+)
 from tasks.api.methods import (  # noqa: F401  (the saved-method entry points are part of this contract)
     SavedMethod,
     list_payment_methods,
