@@ -33,16 +33,19 @@ TWO_INVOICE_EVERY = 5
 # invoice beyond its total (migration 0007).
 
 _SEED = [
-    "INSERT INTO invoices (account_id, number, currency, total_minor, issued_on, due_on, discount_minor, voided,"
+    "INSERT INTO invoices (account_id, number, currency, total_minor, issued_on, due_on,"
+    " discount_minor, voided,"
     " customer_visible) SELECT a.id, 'INV-' || lpad(n::text, 6, '0'), 'usd', 100000000 + n % 97 * 100,"
     " date '2024-01-01' + n % 700, date '2024-01-31' + n % 700, 0, false, true"
     " FROM accounts a, generate_series(1, :invoices) AS n",
-    "INSERT INTO payments (account_id, kind, amount_minor, currency, payment_method_id, status, idempotency_key,"
+    "INSERT INTO payments (account_id, kind, amount_minor, currency, payment_method_id, status,"
+    " idempotency_key,"
     " request_hash, attempt, refunded_minor, needs_review, note, created_at, updated_at, finished_at)"
     " SELECT m.account_id, 'invoices', 500 + n * 7919 % 1000000, 'usd', m.id,"
     " (ARRAY['succeeded','succeeded','succeeded','failed','processing','canceled'])[1 + n % 6],"
     " 'bench-' || n, repeat('0', 64), 1, 0, false, CASE WHEN n % 50 = 0 THEN 'note ' || n END,"
-    " timestamptz '2024-01-01' + n * interval '7 minutes', timestamptz '2024-01-01' + n * interval '7 minutes',"
+    " timestamptz '2024-01-01' + n * interval '7 minutes',"
+    " timestamptz '2024-01-01' + n * interval '7 minutes',"
     " timestamptz '2024-01-01' + n * interval '7 minutes' + interval '2 seconds'"
     " FROM generate_series(1, :payments) AS n"
     " JOIN payment_methods m ON m.kind = CASE WHEN n % 4 = 0 THEN 'us_bank_account' ELSE 'card' END",

@@ -1,4 +1,4 @@
-"""Webhook ingestion benchmark: N signed events through the receiver (granian), Redis and Dramatiq workers, end to end.
+"""Webhook ingestion benchmark: N signed events end to end through the receiver (granian), Redis and workers.
 
 Run: python -m bench.ingest --events 5000. Prints one JSON object. Uses its own database
 (remit_bench, created, migrated and dropped) and its own Redis namespace.

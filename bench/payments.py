@@ -163,7 +163,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def seed(count: int) -> list[Order]:
-    """One seller, an account with a Stripe customer and a saved visa per ten payments, one invoice per payment."""
+    """One seller, an account (Stripe customer, saved visa) per ten payments, one invoice per payment."""
     from db.models import Account, Invoice, PaymentMethod, Seller
     from db.session import transaction
     from tasks.gateways.stripe import get_gateway
@@ -242,7 +242,7 @@ def seed(count: int) -> list[Order]:
 def run_phase(phase: Phase, args: argparse.Namespace, stack: Stack, emulator) -> dict:
     """Start workers for the phase, request every payment, wait for final states, measure."""
     clear_redis(stack)
-    # Prefetch caps the unacked messages of a whole process: 1 (workers/run.py's money group) runs one at a time.
+    # Prefetch caps a whole process's unacked messages: 1 (workers/run.py's money group) runs one at a time.
     emulator.set_rate_limit(phase.emulator_rps)
     environ = stack_environ(
         stack,
@@ -262,7 +262,8 @@ def run_phase(phase: Phase, args: argparse.Namespace, stack: Stack, emulator) ->
             if not warmed:
                 raise RuntimeError(f"{warmup.name}: the warm-up payments did not all reach a final state")
         log(
-            f"{phase.name}: {args.workers}x{args.threads} workers ready, requesting {len(phase.orders)} payments"
+            f"{phase.name}: {args.workers}x{args.threads} workers ready, "
+            f"requesting {len(phase.orders)} payments"
         )
         started = time.time()
         requested, finals, failures, finished = _drive(phase, args)

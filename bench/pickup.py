@@ -206,7 +206,7 @@ def _summary(latencies: list[float], gaps: tuple[float, float]) -> dict:
 
 
 def _remit_phase(args, stack: Stack, emulator, redis_server: RedisServer, orders: list) -> dict:
-    """The money group's workers as `remit worker money` starts them; pay_invoices returning -> Stripe call."""
+    """The money group's workers as `remit worker money` starts them; pay_invoices returned -> Stripe call."""
     from tasks.api import pay_invoices
     from workers.run import GROUPS, worker_environ
 

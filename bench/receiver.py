@@ -1,4 +1,4 @@
-"""The webhook receiver alone (granian, no worker running): signed events posted to it, latency per sender count.
+"""The webhook receiver alone (granian, no worker): signed events posted to it, latency per sender count.
 
 Run: python -m bench.receiver [--events 1000] [--clients 4 16]. Prints one JSON object. Shares
 bench.ingest's private database and Redis namespace (created, migrated and dropped). Read it beside

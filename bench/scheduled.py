@@ -1,4 +1,4 @@
-"""A burst of scheduled payments falling due at once, drained by the Procfile's workers and clock under a Stripe budget.
+"""Scheduled payments falling due at once, drained by the Procfile's workers and clock under a Stripe budget.
 
     .venv/bin/python -m bench.scheduled [--payments 10000] [--budgets 100 25]
 
@@ -64,7 +64,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         nargs="+",
         default=[100, 25],
-        help="Stripe requests per second, one burst each (Stripe: 100 live, 25 per endpoint and in a sandbox)",
+        help=(
+            "Stripe requests per second, one burst each (Stripe: 100 live, 25 per endpoint and in a sandbox)"
+        ),
     )
     parser.add_argument(
         "--timeout-ratio",
@@ -212,7 +214,7 @@ def _statuses() -> dict[str, int]:
 
 
 def _wait(args: argparse.Namespace, floor: float, started: float):
-    """Poll until every payment is final or the deadline passes: (all dispatched at, all final at, statuses)."""
+    """Poll until every payment is final or time is up: (all dispatched at, all final at, statuses)."""
     deadline = started + args.timeout_ratio * floor + 60
     dispatched_at = finished_at = None
     next_report = time.time() + 5

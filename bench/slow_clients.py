@@ -1,4 +1,4 @@
-"""Signed deliveries while slow clients trickle bodies at 1 byte/s: the receiver (granian) must not be starved.
+"""Signed deliveries while slow clients trickle bodies at 1 byte/s: the receiver (granian) must not starve.
 
 Run: python -m bench.slow_clients [--events 1000] [--clients 8] [--slow-clients 16]. Prints one JSON
 object: the same signed deliveries posted first with no slow client (the baseline), then while

@@ -31,7 +31,7 @@ class Stored:
 
 
 class Inbox:
-    """Stores deliveries for one database URL, on at most max_connections connections kept open between calls."""
+    """Stores deliveries for one database URL on up to max_connections connections kept open between calls."""
 
     def __init__(self, database_url: str, max_connections: int = MAX_CONNECTIONS) -> None:
         self._conninfo = libpq_url(database_url)

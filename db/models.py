@@ -301,7 +301,7 @@ class Payment(Base):
         _one_of("kind", PaymentKind, "kind_known"),
         _one_of("status", PaymentStatus, "status_known"),
         CheckConstraint("status <> 'scheduled' OR scheduled_for IS NOT NULL", name="scheduled_has_date"),
-        # The payment history's keyset pages, one index per sort column: a page at any depth is an index range.
+        # The payment history's keyset pages, an index per sort column: a page at any depth is an index range.
         Index("ix_payments_account_created", "account_id", "created_at", "id"),
         Index("ix_payments_account_amount", "account_id", "amount_minor", "id"),
     )

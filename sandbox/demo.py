@@ -28,7 +28,8 @@ def run_demo(emulator, say=print, timeout_s: float = 60.0) -> dict[int, str]:
             made[receipt.payment_id] = label
             replay = " (replayed)" if receipt.replayed else ""
             say(
-                f"demo: {label}: payment {receipt.payment_id} {receipt.status}, {receipt.amount_minor / 100:.2f} "
+                f"demo: {label}: payment {receipt.payment_id} {receipt.status}, "
+                f"{receipt.amount_minor / 100:.2f} "
                 f"{receipt.currency.upper()}{replay}"
             )
         except RemitError as refusal:

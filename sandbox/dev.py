@@ -37,7 +37,7 @@ def _processes(procfile: Path = Path("Procfile")) -> list[str]:
 
 
 def run_dev() -> int:
-    """Find or start Postgres and Redis, start the emulator and SMTP capture, migrate, seed, run the Procfile."""
+    """Find or start Postgres and Redis, start the emulator and SMTP capture, migrate, seed, run Procfile."""
     from sandbox.smtp_capture import SmtpCapture
     from sandbox.stripe_emulator import Emulator
 

@@ -89,7 +89,10 @@ def _seed(session: Session, gateway, today: date) -> str:
         session.flush()
         invoices += _invoices(session, account, today, index)
         methods += _methods(session, gateway, account, tokens)
-    return f"seeded seller 'northwind' with {len(ACCOUNTS)} accounts, {invoices} invoices, {methods} saved methods"
+    return (
+        f"seeded seller 'northwind' with {len(ACCOUNTS)} accounts, {invoices} invoices, "
+        f"{methods} saved methods"
+    )
 
 
 def _invoices(session: Session, account: Account, today: date, index: int) -> int:

@@ -1,4 +1,4 @@
-"""Queue `ach`: saved methods at Stripe: attach cards, set up and verify bank accounts, detach removed ones."""
+"""Queue `ach`: Stripe's saved methods: attach cards, set up and verify bank accounts, detach removed ones."""
 
 from datetime import UTC, datetime
 

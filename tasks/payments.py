@@ -8,11 +8,11 @@ from tasks.flows import payments as execution
 from workers import broker  # noqa: F401  (declares the broker before any actor)
 
 # 1 s, 2 s, 4 s ... capped at 60 s: eight retries span about three minutes, enough to ride out a Stripe or
-# database blip; after that sweep_payments resends a payment left submitting (flows.payments.SUBMITTING_GRACE).
+# database blip; then sweep_payments resends a payment left submitting (flows.payments.SUBMITTING_GRACE).
 MAX_RETRIES = 8
 MIN_BACKOFF_MS = 1_000
 MAX_BACKOFF_MS = 60_000
-# Each Stripe call waits at most 20 s (STRIPE_TIMEOUT_SECONDS), retried once by the SDK; a run makes one or two
+# Each Stripe call waits up to 20 s (STRIPE_TIMEOUT_SECONDS), retried once by the SDK; a run makes one or two
 # calls, three at most (customer, search, create), so two minutes bounds even the slowest honest run.
 TIME_LIMIT_MS = 120_000
 # No outcome is an exception: a decline or a last-look refusal is recorded on the payment and returned, so

@@ -101,7 +101,7 @@ def broker():
 
 @pytest.fixture()
 def worker(broker):
-    """A real Dramatiq worker consuming every queue in this process, knowing every actor as `remit worker` does."""
+    """A real Dramatiq worker on every queue in this process, knowing every actor as `remit worker` does."""
     import dramatiq
 
     import workers.actors  # noqa: F401  (code sends by actor name: the worker must have declared them all)

@@ -129,7 +129,7 @@ def _add(session: Session, row):
 
 
 def email_row(session, **row) -> int | None:
-    """An outbox row written as the outbox writes it (db.queries.emails.add_emails); None for a duplicate key."""
+    """An outbox row as the outbox writes it (db.queries.emails.add_emails); None for a duplicate key."""
     from db.queries import emails as email_rows
 
     written = email_rows.add_emails(session, [{"account_id": None, "payment_id": None, **row}])

@@ -1,4 +1,4 @@
-"""The layering contracts in pyproject.toml hold for the tree, and a tree that breaks one fails lint-imports."""
+"""The layering contracts in pyproject.toml hold for the tree; a tree that breaks one fails lint-imports."""
 
 import configparser
 import subprocess

@@ -123,7 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--poll-timeout-ms",
         type=int,
         default=None,
-        help="longest wait between polls of an idle queue (default: the group's, workers/run.py POLL_TIMEOUT_MS)",
+        help=(
+            "longest wait between polls of an idle queue "
+            "(default: the group's, workers/run.py POLL_TIMEOUT_MS)"
+        ),
     )
     worker.set_defaults(fn=cmd_worker)
 

@@ -93,7 +93,7 @@ def _is_business_outcome(broker, message, exception) -> bool:
 
 
 def record_failed_job(message: dramatiq.Message, exception: BaseException) -> None:
-    """Upsert the dead letter for this message id, its error and traceback scrubbed of SQL values and emails."""
+    """Upsert this message id's dead letter, its error and traceback scrubbed of SQL values and emails."""
     from db.models import FailedJob
     from db.session import transaction
 

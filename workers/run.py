@@ -1,4 +1,4 @@
-"""Process launchers: Dramatiq workers per queue group; the webhook receiver (granian) and dashboard (gunicorn)."""
+"""Process launchers: Dramatiq workers per queue group, webhook receiver (granian), dashboard (gunicorn)."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ DEFAULT_MANDATE_RETENTION_DAYS = 730
 # Every PaymentIntent carries this in its metadata; an event about one carrying another deployment's (or
 # none) never moves a payment found through metadata alone. Two deployments on one Stripe account must differ.
 DEFAULT_DEPLOYMENT = "remit"
-# Loopback: the dashboard moves dead letters, so it is reached through a proxy or tunnel unless told otherwise.
+# Loopback: the dashboard moves dead letters, so it is reached via a proxy or tunnel unless told otherwise.
 DEFAULT_DASHBOARD_HOST = "127.0.0.1"
 # Stripe sends an event's body at once; a client still sending after this is starving the receiver.
 DEFAULT_WEBHOOK_BODY_TIMEOUT_SECONDS = 5
@@ -196,7 +196,8 @@ def _deployment(environ: Mapping[str, str]) -> str:
     value = environ.get("REMIT_DEPLOYMENT", "").strip() or DEFAULT_DEPLOYMENT
     if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", value):
         raise SettingsError(
-            f"REMIT_DEPLOYMENT is malformed: {value[:60]!r} is not 1-40 of a-z, 0-9, - and _ (starting alphanumeric)"
+            f"REMIT_DEPLOYMENT is malformed: {value[:60]!r} is not 1-40 of a-z, 0-9, - and _ "
+            "(starting alphanumeric)"
         )
     return value
 

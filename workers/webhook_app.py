@@ -1,4 +1,4 @@
-"""The Stripe webhook receiver: verify, store once, commit, enqueue, then answer; as a function and an ASGI app.
+"""The Stripe webhook receiver: verify, store once, commit, enqueue, then answer; a function and an ASGI app.
 
 The app runs on granian's event loop: a body is awaited there, under a deadline, so a client trickling
 its body holds a coroutine, never a thread (under WSGI, granian's `wsgi.input.read` blocked a serving
@@ -183,7 +183,7 @@ class _Disconnected(Exception):
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The whole body, or None as soon as it grows past the limit (never buffers more than one chunk over it)."""
+    """The whole body, or None once it grows past the limit (never buffers more than one chunk over it)."""
     chunks, size = [], 0
     while True:
         message = await receive()

@@ -1,4 +1,4 @@
-"""The dashboard's reads across tables: paged lists, a payment's detail, the overview's counts; a few queries a page."""
+"""Dashboard reads across tables: paged lists, a payment's detail, overview counts; a few queries a page."""
 
 from __future__ import annotations
 

@@ -40,7 +40,8 @@ _EMAIL_LINES_OF = (
     .order_by(_ALLOCATIONS.c.payment_id, _INVOICES.c.due_on, _INVOICES.c.number)
 )
 _ADD_EMAILS = text(
-    "INSERT INTO emails (kind, recipient, context, dedupe_key, seller_id, account_id, payment_id, status, attempts)"
+    "INSERT INTO emails (kind, recipient, context, dedupe_key, seller_id, account_id, payment_id,"
+    " status, attempts)"
     " SELECT e.kind, e.recipient, e.context, e.dedupe_key, e.seller_id, e.account_id, e.payment_id,"
     f" '{EmailStatus.QUEUED}', 0"
     " FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS e (kind text, recipient text, context jsonb,"
@@ -63,8 +64,8 @@ def add_emails(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
 
 
 def lock_due_emails(session: Session, now: datetime, grace: timedelta, limit: int) -> list[Row]:
-    """(id, attempts) of queued rows past max(attempts, 1) grace periods, oldest first, locked; rows others hold
-    are passed over."""
+    """(id, attempts) of queued rows past max(attempts, 1) grace periods, oldest first, locked; rows others
+    hold are passed over."""
     return list(
         session.execute(
             select(Email.id, Email.attempts)
@@ -102,7 +103,7 @@ def find_email_id(session: Session, email_id: int) -> int | None:
 
 
 def lock_contexts_to_redact(session: Session, created_before: datetime, limit: int) -> list[Row]:
-    """(id, context) of sent or failed emails written before the cutoff and not yet redacted, oldest first, locked."""
+    """(id, context) of sent or failed emails older than the cutoff and unredacted, oldest first, locked."""
     statement = (
         select(Email.id, Email.context)
         .where(

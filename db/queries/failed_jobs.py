@@ -28,8 +28,8 @@ def insert_failed_jobs(session: Session, rows: Sequence[dict[str, Any]]) -> list
 
 
 def move_failed_job_to_retried(session: Session, job_id: int, now: datetime) -> Row | None:
-    """(actor, args, kwargs) of the job if it was dead or discarded and is now retried, else None; the row stays
-    locked until commit."""
+    """(actor, args, kwargs) of the job if it was dead or discarded and is now retried, else None; the row
+    stays locked until commit."""
     return session.execute(
         update(FailedJob)
         .where(FailedJob.id == job_id, FailedJob.status.in_([S.DEAD, S.DISCARDED]))

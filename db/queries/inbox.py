@@ -21,7 +21,8 @@ _EVENTS = StripeEvent.__table__
 STORE_DELIVERY = (
     "WITH stored AS (INSERT INTO stripe_events (id, type, livemode, payload, stripe_created_at, received_at,"
     " status, attempts) VALUES (%(id)s, %(type)s, %(livemode)s, CAST(%(payload)s AS jsonb),"
-    f" to_timestamp(%(created)s), now(), '{EventStatus.RECEIVED}', 0) ON CONFLICT (id) DO NOTHING RETURNING id)"
+    f" to_timestamp(%(created)s), now(), '{EventStatus.RECEIVED}', 0) ON CONFLICT (id) DO NOTHING"
+    " RETURNING id)"
     " SELECT EXISTS (SELECT 1 FROM stored), (SELECT status FROM stripe_events WHERE id = %(id)s)"
 )
 # The event a message names: waited for if someone holds it, or passed over.
@@ -38,7 +39,8 @@ _CLAIM_WAITING = text(
 _MARK_EVENTS = text(
     "UPDATE stripe_events SET status = done.status, error = done.note, processed_at = :now,"
     " attempts = stripe_events.attempts + 1"
-    " FROM unnest(CAST(:ids AS text[]), CAST(:statuses AS text[]), CAST(:notes AS text[])) AS done (id, status, note)"
+    " FROM unnest(CAST(:ids AS text[]), CAST(:statuses AS text[]), CAST(:notes AS text[]))"
+    " AS done (id, status, note)"
     " WHERE stripe_events.id = done.id"
 )
 
@@ -48,7 +50,7 @@ def find_event(session: Session, event_id: str) -> StripeEvent | None:
 
 
 def lock_event(session: Session, event_id: str, wait: bool = True) -> Row | None:
-    """(id, status, payload) of the event, locked FOR UPDATE: two deliveries of one event run one after the other.
+    """(id, status, payload) of the event, locked FOR UPDATE: two deliveries of one event run in turn.
 
     Without wait, None also when another transaction holds the event.
     """
@@ -123,7 +125,7 @@ def list_known_event_ids(session: Session, event_ids: Sequence[str]) -> set[str]
 
 
 def lock_payloads_to_redact(session: Session, received_before: datetime, limit: int) -> list[Row]:
-    """(id, payload) of handled events received before the cutoff and not yet redacted, oldest first, locked."""
+    """(id, payload) of handled events received before the cutoff, not yet redacted, oldest first, locked."""
     statement = (
         select(StripeEvent.id, StripeEvent.payload)
         .where(

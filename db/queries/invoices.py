@@ -75,7 +75,8 @@ _STANDING = select(
 ).group_by(_SLICES.c.invoice_id)
 _PAYABLE = [_INVOICES.c[name].is_(value) for name, value in PAYABLE_FLAGS.items()]
 _MOVE_ALLOCATIONS_OF = text(
-    "UPDATE allocations SET state = m.to_state, updated_at = now() FROM jsonb_to_recordset(CAST(:moves AS jsonb))"
+    "UPDATE allocations SET state = m.to_state, updated_at = now()"
+    " FROM jsonb_to_recordset(CAST(:moves AS jsonb))"
     " AS m (payment_id bigint, from_state text, to_state text)"
     " WHERE allocations.payment_id = m.payment_id AND allocations.state = m.from_state"
     " AND allocations.payment_id = ANY(CAST(:ids AS bigint[]))"
@@ -131,7 +132,7 @@ def lock_invoices(session: Session, invoice_ids: Sequence[int]) -> list[Invoice]
 
 
 def lock_payment_invoices(session: Session, payment_id: int) -> list[Row]:
-    """(id, number, voided) of the invoices the payment's allocations point at, locked FOR UPDATE in id order."""
+    """(id, number, voided) of the invoices the payment is allocated to, locked FOR UPDATE in id order."""
     return list(session.connection().execute(_LOCK_PAYMENT_INVOICES, {"payment_id": payment_id}))
 
 
@@ -175,7 +176,7 @@ def list_payable_invoices(session: Session, account_id: int) -> list[Invoice]:
 
 
 def list_allocation_lines(session: Session, payment_id: int) -> list[tuple[int, str, int, int]]:
-    """(invoice id, invoice number, amount, discount) of each allocation of the payment, in allocation order."""
+    """(invoice id, invoice number, amount, discount) per allocation of the payment, in allocation order."""
     return [
         tuple(row)
         for row in session.execute(
@@ -227,7 +228,7 @@ def list_applied_allocations_of(session: Session, payment_ids: Sequence[int]) ->
 
 
 def lock_available_credits_of(session: Session, payment_ids: Sequence[int]) -> dict[int, list[Row]]:
-    """(payment_id, id, amount_minor) of the payments' available credit, oldest first, locked: {payment id: rows}."""
+    """{payment id: (payment_id, id, amount_minor) of its available credit, oldest first}, locked."""
     found: dict[int, list[Row]] = {pid: [] for pid in payment_ids}
     if payment_ids:
         for row in session.connection().execute(_LOCK_AVAILABLE_CREDITS_OF, {"ids": list(payment_ids)}):

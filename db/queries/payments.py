@@ -134,7 +134,7 @@ def lock_payment(session: Session, payment_id: int) -> SimpleNamespace | None:
 
 
 def lock_payment_by(session: Session, column: str, value: object) -> SimpleNamespace | None:
-    """The payment whose column (id, stripe_payment_intent_id or stripe_charge_id) is value, locked, as a view.
+    """The payment whose column (id, stripe_payment_intent_id, stripe_charge_id) is value, locked, as a view.
 
     Its method, account and seller come in the same row: what its transitions and emails read.
     """
@@ -288,7 +288,7 @@ def list_due_unsettled_payments(
     session: Session, now: datetime, status: PaymentStatus, older_than: timedelta, limit: int
 ) -> list[int]:
     """Ids of payments with a PaymentIntent held in this status longer than expected: never reconciled first,
-    then least recently reconciled, then oldest update; so a payment Stripe keeps waiting on goes to the back."""
+    then least recently reconciled, then oldest update; so one Stripe keeps waiting on goes to the back."""
     statement = (
         select(Payment.id)
         .where(
@@ -400,8 +400,8 @@ def sum_payments_by_status(session: Session, account_id: int, currency: str) -> 
 def list_due_stuck_payments(
     session: Session, now: datetime, pending_grace: timedelta, submitting_grace: timedelta, limit: int
 ) -> list[Row]:
-    """(id, status) of payments pending longer than pending_grace, or submitting with no attempt for longer than
-    submitting_grace; in id order."""
+    """(id, status) of payments pending longer than pending_grace, or submitting with no attempt for
+    longer than submitting_grace; in id order."""
     return list(
         session.execute(
             select(Payment.id, Payment.status)
@@ -514,7 +514,7 @@ def list_history_page(
 
 
 def list_invoice_numbers_of(session: Session, payment_ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
-    """{payment id: the numbers of the invoices it paid, in allocation order}; a payment with none is absent."""
+    """{payment id: numbers of the invoices it paid, in allocation order}; a payment with none is absent."""
     rows = session.connection().execute(_NUMBERS_OF, {"ids": list(payment_ids)}).all() if payment_ids else []
     return {payment_id: tuple(numbers) for payment_id, numbers in rows}
 

@@ -1,4 +1,4 @@
-"""Injected faults (500, a 500 kept for its key, 429, hang, drop after commit) and the requests-per-second limit."""
+"""Injected faults (500, a 500 kept for its key, 429, hang, drop after commit) and the request rate limit."""
 
 import collections
 import time

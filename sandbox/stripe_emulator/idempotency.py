@@ -1,4 +1,4 @@
-"""Stripe's idempotency layer: replay stored results, refuse reuse with other parameters, 409 while in flight."""
+"""Stripe's idempotency layer: replay stored results, refuse reuse with other parameters, 409 in flight."""
 
 from dataclasses import dataclass, field
 
@@ -46,8 +46,9 @@ class Keys:
                 400,
                 "idempotency_error",
                 (
-                    f"Keys for idempotent requests can only be used for the same endpoint they were first used for "
-                    f"('{record.method} {record.path}' vs '{method} {path}'). Try using a key other than '{key}' "
+                    "Keys for idempotent requests can only be used for the same endpoint they were first "
+                    f"used for ('{record.method} {record.path}' vs '{method} {path}'). "
+                    f"Try using a key other than '{key}' "
                     "if you meant to execute a different request."
                 ),
             )
@@ -57,7 +58,8 @@ class Keys:
                 "idempotency_error",
                 (
                     "Keys for idempotent requests can only be used with the same parameters they were first "
-                    f"used with. Try using a key other than '{key}' if you meant to execute a different request."
+                    f"used with. Try using a key other than '{key}' "
+                    "if you meant to execute a different request."
                 ),
             )
         if record.status is None:

@@ -1,4 +1,4 @@
-"""`/v1/payment_intents/search` for the query forms Remit uses: `metadata['k']:'v'`, `status:'x'`, `customer:'x'`."""
+"""`/v1/payment_intents/search` for Remit's query forms: `metadata['k']:'v'`, `status:'x'`, `customer:'x'`."""
 
 import re
 

@@ -1,4 +1,4 @@
-"""The HTTP layer: a threading HTTP/1.1 server that hands `/v1` to the API pipeline and `/_emulator` to control."""
+"""The HTTP layer: a threading HTTP/1.1 server handing `/v1` to the API pipeline, `/_emulator` to control."""
 
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit

@@ -57,7 +57,7 @@ def export_payments(seller_id: int, date_from: date, date_to: date) -> str:
 
 
 def _cell(value: object) -> object:
-    """ISO 8601 for times; empty for nothing; a text cell an ERP's spreadsheet would run as a formula is quoted."""
+    """ISO 8601 for times; empty for nothing; text an ERP's spreadsheet would run as a formula is quoted."""
     if value is None:
         return ""
     if hasattr(value, "isoformat"):

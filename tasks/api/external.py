@@ -1,4 +1,4 @@
-"""Money the seller's ERP recorded outside Remit (check, cash, wire, credit memo, write-off), settling invoices."""
+"""Money the ERP recorded outside Remit (check, cash, wire, credit memo, write-off), settling invoices."""
 
 from __future__ import annotations
 
@@ -80,7 +80,8 @@ def _replay(session: Session, first, account_id: int, kind: str, checked: list) 
     if first.account_id != account_id or first.kind != kind or [(e, a) for e, _, a in stored] != checked:
         raise RemitError(
             "reference_reused",
-            f"Reference {first.reference} was recorded with another account, kind or lines; nothing was changed.",
+            f"Reference {first.reference} was recorded with another account, kind or lines; "
+            "nothing was changed.",
         )
     return ExternalPaymentReceipt(
         first.id, first.reference, first.kind, first.amount_minor, first.currency, tuple(stored), True

@@ -1,4 +1,4 @@
-"""The transaction every entry point runs in: a lock it cannot get turns into a refusal the web tier retries."""
+"""The transaction every entry point runs in: a lock it cannot get becomes a refusal the web tier retries."""
 
 from __future__ import annotations
 

@@ -98,7 +98,7 @@ def _apply_accounts(session: Session, seller_id: int, records: dict, results: li
 
 
 def _decide(row: Any, first_field: int, record: Any) -> Outcome:
-    """The record's outcome against the stored row, whose columns from first_field on are the record's fields."""
+    """The record's outcome vs the stored row, whose columns from first_field on are the record's fields."""
     if row is None:
         return Outcome.APPLIED
     return rules.decide(row.version, tuple(row)[first_field:], record.version, record.fields())

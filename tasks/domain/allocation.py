@@ -109,7 +109,13 @@ def plan_custom_amount(invoices: list[OpenInvoice], amount_minor: int) -> Plan:
 
 def _forfeit_warning(invoice: OpenInvoice, today: date) -> str:
     if invoice.settled_minor:
-        return f"Invoice {invoice.number}: the early-payment discount applies only when it is paid in full at once."
+        return (
+            f"Invoice {invoice.number}: the early-payment discount applies only when it is paid in full "
+            "at once."
+        )
     if invoice.discount_until and today > invoice.discount_until:
-        return f"Invoice {invoice.number}: the early-payment discount ended on {invoice.discount_until.isoformat()}."
+        return (
+            f"Invoice {invoice.number}: the early-payment discount ended on "
+            f"{invoice.discount_until.isoformat()}."
+        )
     return f"Invoice {invoice.number}: the early-payment discount applies only when it is paid in full."

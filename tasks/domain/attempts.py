@@ -65,7 +65,7 @@ class FailedAtLastLook:
 
 @dataclass(frozen=True)
 class Answered:
-    """Stripe answered, and the payment moved to (or, moved by a webhook first, already was in) this status."""
+    """Stripe answered, and the payment moved to (or, moved by a webhook first, already was in) the status."""
 
     status: PaymentStatus
 

@@ -51,7 +51,7 @@ class Aging:
     due_this_month_minor: int
 
 
-# The upper day of each past-due bucket, as statements and dunning letters count them; beyond the last: over 90.
+# The upper day of each past-due bucket, as statements and dunning letters count them; past the last: over 90.
 AGING_LIMITS_DAYS = (0, 30, 60, 90)
 
 

@@ -1,4 +1,4 @@
-"""Pure rules for Stripe events: which handler family owns a type, what an event means for a payment, refund splits."""
+"""Pure Stripe event rules: the handler family of a type, what an event means for a payment, refund splits."""
 
 from __future__ import annotations
 
@@ -214,7 +214,7 @@ class CreditSlice:
 
 @dataclass(frozen=True)
 class TakeBack:
-    """Credits to reverse whole, one to reduce to a new amount, then the split of the rest over allocations."""
+    """Credits to reverse whole, one to reduce to a new amount, then the rest split over allocations."""
 
     reverse_credit_ids: tuple[int, ...]
     reduce_credit: tuple[int, int] | None
@@ -237,7 +237,7 @@ def take_back(
 def _take(
     pieces: Sequence[AllocationSlice | CreditSlice], amount_minor: int
 ) -> tuple[tuple[int, ...], tuple[int, int] | None, int]:
-    """(ids reversed whole in order while the amount covers them, (id, new amount) of the next one, what is left)."""
+    """(ids reversed whole in order while the amount covers them, (id, new amount) of the next, the rest)."""
     remaining, reverse = amount_minor, []
     for piece in pieces:
         if remaining <= 0:
@@ -260,7 +260,7 @@ def dispute_is_inquiry(status: str) -> bool:
 
 
 def next_dispute_status(stored: str, reported: str) -> str:
-    """The status a dispute row keeps: a closed one never changes, a chargeback never becomes an inquiry again."""
+    """The status a dispute keeps: a closed one never changes, a chargeback never becomes an inquiry again."""
     if dispute_is_closed(stored) or (dispute_is_inquiry(reported) and not dispute_is_inquiry(stored)):
         return stored
     return reported

@@ -1,4 +1,7 @@
-"""Saved cards and bank accounts, pure rules: what a save or a verification may contain, what Stripe's answers mean."""
+"""Saved cards and bank accounts, pure rules.
+
+What a save or a verification may contain, what Stripe's answers mean.
+"""
 
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ class InvoiceFacts:
 
 @dataclass(frozen=True)
 class Leaves:
-    """The invoices a selection pays (a parent stands for its children), their currency, and the first one asked."""
+    """The invoices a selection pays (a parent stands for its children), their currency, the first asked."""
 
     invoices: tuple[InvoiceFacts, ...]
     currency: str
@@ -63,7 +63,7 @@ def choose_leaves(
 
 
 def _visible(ids: Sequence[int], rows: Sequence[InvoiceFacts], account_id: int) -> dict[int, InvoiceFacts]:
-    """The account's rows its customer sees, by id; an asked one not among them is not found (whoever owns it)."""
+    """The account's rows its customer sees, by id; other asked ids are not found (whoever owns them)."""
     by_id = {r.id: r for r in rows if r.account_id == account_id and r.customer_visible}
     missing = [i for i in ids if i not in by_id]
     if missing:

@@ -1,4 +1,4 @@
-"""What a record keeps once its personal data is past retention: ids, kinds, amounts and states, nothing else."""
+"""What a record keeps once its personal data is past retention: ids, kinds, amounts, states, nothing else."""
 
 from __future__ import annotations
 

@@ -104,7 +104,7 @@ def account_record(raw: Any) -> AccountRecord:
 
 
 def invoice_record(raw: Any) -> InvoiceRecord:
-    """The invoice a raw record describes, or RecordRefused; the rules the invoices table enforces, said first."""
+    """The invoice a raw record describes, or RecordRefused; the invoices table's rules, said first."""
     row = _mapping(raw)
     record = InvoiceRecord(
         external_id=_text(row, "external_id", MAX_ID_CHARS),

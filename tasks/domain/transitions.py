@@ -24,7 +24,7 @@ RESERVING_STATUSES = frozenset({P.SCHEDULED, *IN_FLIGHT})
 
 @dataclass(frozen=True)
 class Transition:
-    """One allowed (from, to): what it moves, which email it owes (by method and payment kind), if it finishes."""
+    """One allowed (from, to): what it moves, the email it owes (by method, payment kind), if it finishes."""
 
     allocations: tuple[A, A] | None = None
     credits: tuple[C, C] | None = None
@@ -104,7 +104,7 @@ def email_for(method_kind: str, payment_kind: str, source: P, target: P) -> E | 
 
 
 def is_quiet(current: P, target: P) -> bool:
-    """True when the transition only changes the status and adds a timeline line: no balance figure moves either."""
+    """True when the transition only changes the status and adds a timeline line: no balance figure moves."""
     current, target = P(current), P(target)
     return TABLE.get((current, target)) == _QUIET and current in IN_FLIGHT and target in IN_FLIGHT
 

@@ -31,7 +31,7 @@ FULL_PASS_CHUNK = 500
 
 
 def balance_moved(session: Session, account_id: int, now: datetime) -> None:
-    """Mark the account stale and nudge recompute_balance after commit; later marks ride on the first nudge."""
+    """Mark the account stale and nudge recompute_balance after commit; later marks ride the first nudge."""
     if account_rows.mark_balance_stale(session, account_id, now):
         recompute_after_commit(session, account_id)
 

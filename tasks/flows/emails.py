@@ -107,7 +107,7 @@ def queue_emails(session: Session, rows: list[dict]) -> list[int]:
 
 
 def send_after_commit(session: Session, email_id: int | None) -> None:
-    """Nudge send_email once the transaction that wrote the row commits; None (a duplicate row) sends nothing."""
+    """Nudge send_email once the transaction that wrote the row commits; None (a duplicate) sends nothing."""
     send_all_after_commit(session, [] if email_id is None else [email_id])
 
 

@@ -1,4 +1,4 @@
-"""Every message Remit's code sends, built from an actor's name and sent together once its transaction commits.
+"""Every message Remit's code sends, built from an actor's name, sent together once its transaction commits.
 
 Flows name the actor instead of importing its module: the queue modules import the flows, never
 the other way round, so no flow needs a function-level import to send a message.
@@ -46,12 +46,12 @@ def message(actor_name: str, *args: object) -> dramatiq.Message:
 
 
 def send_after_commit(session: Session, actor_name: str, calls: Iterable[tuple[object, ...]]) -> None:
-    """Send actor_name once per argument tuple in calls after the session's transaction commits; none on rollback."""
+    """Send actor_name once per argument tuple in calls after the transaction commits; none on rollback."""
     messages = [message(actor_name, *args) for args in calls]
     if messages:
         on_commit(session, lambda: send_all(messages))
 
 
 def send_now(actor_name: str, calls: Iterable[tuple[object, ...]]) -> None:
-    """Send at once (the caller's transaction has already committed, or it wrote nothing the messages need)."""
+    """Send at once (the caller's transaction has already committed, or wrote nothing the messages need)."""
     send_all([message(actor_name, *args) for args in calls])

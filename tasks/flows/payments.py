@@ -1,5 +1,5 @@
-"""Queue `payments` logic: execute_payment's phases (record the attempt, make sure of the customer, call Stripe,
-record the outcome), and the sweepers that find payments left behind.
+"""Queue `payments` logic: execute_payment's phases (record the attempt, make sure of the customer, call
+Stripe, record the outcome), and the sweepers that find payments left behind.
 
 State is committed before every Stripe call, so a crash anywhere leaves a row a retry can finish.
 """
@@ -126,7 +126,7 @@ def _fail_at_last_look(session, payment, refusal: Refusal, now: datetime) -> Fai
 
 
 def _retry_attempt(session, payment, now: datetime) -> None:
-    """A submitting payment may already be charged at Stripe: it is replayed with the same key, never failed here.
+    """A submitting payment may already be charged at Stripe: it is replayed with its key, never failed here.
 
     What changed since the first call (an invoice voided, the method removed) is flagged for ops instead.
     """
@@ -226,7 +226,7 @@ def _start_fresh_attempt(charge: Charge, now: datetime) -> Charge | FailedAtLast
 
 
 def _record_outcome(payment_id: int, result: IntentResult, now: datetime) -> Answered:
-    """Apply Stripe's answer while the payment is still in flight; a payment a webhook moved on keeps its state.
+    """Apply Stripe's answer while the payment is still in flight; one a webhook moved on keeps its state.
 
     An answer that says Stripe took money our row says was not taken is flagged for ops, never dropped.
     """

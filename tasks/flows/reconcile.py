@@ -90,7 +90,8 @@ def _check_stuck_payments(gateway: StripeGateway, now: datetime, limit: int) -> 
             try:
                 moved += _settle_from_stripe(gateway, payment_id, now)
             except (StripeUnavailable, StripeMisconfigured):
-                raise  # Stripe down or our key refused: every other payment would fail alike; the run is retried
+                # Stripe down or our key refused: every other payment would fail alike; the run is retried
+                raise
             except Exception:
                 # One payment Stripe will not tell us about (or whose answer we cannot apply) must not
                 # stop the run each time: it is reported, goes to the back of the line, and the rest go on.

@@ -63,7 +63,7 @@ _BUSY = "busy"
 
 
 def _apply(event_id: str, now: datetime, others: int, wait: bool) -> str | None:
-    """One transaction: the named event (if waiting) and up to `others` more; _BUSY if someone held the named one."""
+    """One transaction: the named event (if waiting), up to `others` more; _BUSY if the named one was held."""
     with transaction() as session:
         named = inbox_rows.lock_event(session, event_id, wait=wait)
         claimed = inbox_rows.lock_waiting_events(session, event_id, others) if others else []

@@ -31,7 +31,7 @@ class MailRejected(Exception):
 
 
 class UnsendableEmail(MailRejected):
-    """The message can never be composed (a recipient or reply-to that is not one address): final, like a 5xx."""
+    """The message can never be composed (its recipient or reply-to is not one address): final, like a 5xx."""
 
     def __init__(self, message: str):
         super().__init__(None, message)

@@ -162,7 +162,7 @@ class StripeGateway:
         metadata: dict[str, str],
         idempotency_key: str,
     ) -> dict[str, Any]:
-        """Create and confirm an off-session bank-account SetupIntent; microdeposits when not verified at once."""
+        """Create and confirm an off-session bank SetupIntent; microdeposits when not verified at once."""
         params = {
             "customer": customer_id,
             "payment_method": payment_method,

@@ -177,7 +177,7 @@ class _Slices:
 
     @classmethod
     def load(cls, session: Session, payments: Sequence[Any]) -> _Slices:
-        """The payments' applied allocations, and the available credit (locked) of those that can carry any."""
+        """The payments' applied allocations, and the available credit (locked) of those that can carry it."""
         ids = sorted({p.id for p in payments})
         with_credit = sorted(
             {p.id for p in payments if p.kind != PaymentKind.INVOICES}
@@ -186,7 +186,10 @@ class _Slices:
         return cls(applied, invoice_rows.lock_available_credits_of(session, with_credit))
 
     def take_back(self, payment_id: int, refund_minor: int) -> TakeBack:
-        """take_back over the payment's slices as earlier events of the batch left them; the changes kept to write."""
+        """take_back over the payment's slices as earlier events of the batch left them.
+
+        The changes are kept to write.
+        """
         applied, credits = self._applied[payment_id], self._credits.get(payment_id, {})
         taken = take_back(list(credits.values()), list(applied.values()), refund_minor)
         _shrink(

@@ -1,4 +1,4 @@
-"""The receiver bench posts signed events to a real receiver (granian) and reports latency per sender count."""
+"""The receiver bench posts signed events to a real receiver (granian), reports latency per sender count."""
 
 from __future__ import annotations
 

@@ -230,7 +230,8 @@ def _insert_allocation(session, payment_id: int, invoice_id: int, amount: int, s
 
     session.execute(
         text(
-            "INSERT INTO allocations (payment_id, invoice_id, amount_minor, paid_minor, discount_minor, state)"
+            "INSERT INTO allocations (payment_id, invoice_id, amount_minor, paid_minor, discount_minor,"
+            " state)"
             " VALUES (:p, :i, :a, :a, 0, :s)"
         ),
         {"p": payment_id, "i": invoice_id, "a": amount, "s": state},

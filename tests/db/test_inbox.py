@@ -1,4 +1,4 @@
-"""The receiver's writer: one autocommitted statement per delivery, stored once, on a connection that heals."""
+"""The receiver's writer: an autocommitted statement per delivery, stored once, on a connection that heals."""
 
 from __future__ import annotations
 

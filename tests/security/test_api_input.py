@@ -121,7 +121,7 @@ def _save_bank(w, **mandate):
     )
 
 
-# -- NUL and control characters in text ------------------------------------------------------------------------
+# -- NUL and control characters in text ----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("key", ["k\x00", "checkout\n7", "k\x1b[2J", "k\x7f", "k\ud800", "k\u0085"])
@@ -206,7 +206,7 @@ def test_nul_in_a_bank_name(world):
     )
 
 
-# -- ids: out of range, bools, strings ------------------------------------------------------------------------
+# -- ids: out of range, bools, strings -----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("bad", [BIG, 2**64, -1, 0, True, "1", 1.0, None])
@@ -261,7 +261,7 @@ def test_payment_ids_that_cannot_be_ids(world, bad):
     _refused(world, "payment_not_found", lambda: api.cancel_scheduled_payment(world.other_account_id, bad))
 
 
-# -- nothing echoed unbounded -----------------------------------------------------------------------------------
+# -- nothing echoed unbounded --------------------------------------------------------------------------------
 
 
 def test_a_one_megabyte_reason_is_not_echoed(world):
@@ -295,7 +295,7 @@ def test_huge_inputs_are_not_echoed(world, call, code):
     assert len(error.message) < 200
 
 
-# -- sizes checked before any lock --------------------------------------------------------------------------------
+# -- sizes checked before any lock ---------------------------------------------------------------------------
 
 
 def test_sixty_thousand_invoice_ids_are_refused_before_any_lock(world):
@@ -321,7 +321,7 @@ def test_malformed_requests_are_refused_before_any_lock(world):
         )
 
 
-# -- a lock we cannot get is "busy" -----------------------------------------------------------------------------
+# -- a lock we cannot get is "busy" --------------------------------------------------------------------------
 
 
 def test_a_locked_account_is_busy_not_a_raw_lock_timeout(world):
@@ -388,7 +388,7 @@ def test_a_locked_method_is_busy_to_verify(world):
         )
 
 
-# -- microdeposit guessing ----------------------------------------------------------------------------------------
+# -- microdeposit guessing -----------------------------------------------------------------------------------
 
 
 def test_microdeposit_attempts_are_limited_per_method_per_day(world):

@@ -1,4 +1,4 @@
-"""Issue 13, the dashboard: hostile numbers, filters, token guesses, stolen cookies and headers change nothing."""
+"""Issue 13, dashboard: hostile numbers, filters, token guesses, stolen cookies and headers change nothing."""
 
 from __future__ import annotations
 

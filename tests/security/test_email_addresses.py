@@ -1,4 +1,4 @@
-"""Issue 13, "Emails": a hostile billing or support address never reaches a header and never costs a day of retries."""
+"""Issue 13, "Emails": hostile billing or support addresses never reach a header nor cost a day of retries."""
 
 from __future__ import annotations
 

@@ -20,7 +20,8 @@ from tests.tasks.handlers.support import now, world
 def _waiting_on_a_lock(database_url: str) -> bool:
     with psycopg.connect(libpq_url(database_url), autocommit=True) as probe:
         row = probe.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE wait_event_type = 'Lock' AND datname = current_database()"
         ).fetchone()
         return row[0] > 0
 

@@ -1,4 +1,4 @@
-"""Issue 13, "Secrets and privacy": what Remit prints, reports and keeps holds no password and no one's details."""
+"""Issue 13, "Secrets and privacy": Remit prints, reports and keeps no password and no one's details."""
 
 from __future__ import annotations
 
@@ -76,7 +76,9 @@ def _event() -> dict:
             "values": [
                 {
                     "type": "IntegrityError",
-                    "value": "[SQL: UPDATE emails SET recipient=%(r)s]\n[parameters: {'r': 'jane@roe.example'}]",
+                    "value": (
+                        "[SQL: UPDATE emails SET recipient=%(r)s]\n[parameters: {'r': 'jane@roe.example'}]"
+                    ),
                     "stacktrace": {
                         "frames": [
                             {

@@ -1,4 +1,4 @@
-"""Attacks on the webhook receiver, replayed against a real granian process: none stores anything or stalls it.
+"""Attacks on the webhook receiver, replayed on a real granian process: none stores anything or stalls it.
 
 Signed bodies Python's parser mishandles (too deep, NaN, 1e5000, huge integers), bodies over the size
 limit, clients trickling their bodies, and events from the other Stripe mode.
@@ -134,7 +134,10 @@ def test_signed_deliveries_and_healthz_go_through_while_16_clients_trickle_their
     answers: list[bytes] = []
 
     def trickle() -> None:
-        head = "POST /stripe/webhooks HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\nStripe-Signature: t=1\r\n\r\n"
+        head = (
+            "POST /stripe/webhooks HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
+            "Stripe-Signature: t=1\r\n\r\n"
+        )
         with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
             sock.sendall(head.encode())
             sock.settimeout(0.2)

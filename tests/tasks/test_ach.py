@@ -37,7 +37,7 @@ def _microdeposit_bank(portal, account_number="000123456789"):
     return saved.id
 
 
-# -- sync_payment_method: cards ---------------------------------------------------------------------------------
+# -- sync_payment_method: cards ------------------------------------------------------------------------------
 
 
 def test_a_saved_card_is_attached_once_and_takes_stripes_display_data(portal, emulator):
@@ -96,7 +96,7 @@ def test_a_bank_account_saved_as_a_card_is_failed(portal):
     assert "us_bank_account" in portal.method(saved.id).verification_error
 
 
-# -- sync_payment_method: bank accounts -------------------------------------------------------------------------
+# -- sync_payment_method: bank accounts ----------------------------------------------------------------------
 
 
 def test_a_verified_bank_token_is_set_up_once_and_becomes_active(portal, emulator):
@@ -144,7 +144,7 @@ def test_a_crash_after_the_setup_intent_is_finished_with_the_same_setup_intent(p
     assert [r["replayed"] for r in _posts(emulator, "/v1/setup_intents")] == [False, True]
 
 
-# -- verify_bank_account ----------------------------------------------------------------------------------------
+# -- verify_bank_account -------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("amounts,code", [([32, 45], None), (None, "SM11AA")])
@@ -223,7 +223,7 @@ def test_a_verified_account_pays_off_session_with_its_mandate(portal, emulator):
     assert execution.execute_payment(receipt.payment_id, NOW) == Answered(P.PROCESSING)
 
 
-# -- detach_payment_method --------------------------------------------------------------------------------------
+# -- detach_payment_method -----------------------------------------------------------------------------------
 
 
 def test_a_removed_method_is_detached_at_stripe_once(portal, emulator):
@@ -272,7 +272,7 @@ def test_an_active_method_is_not_detached(portal, emulator):
     assert _posts(emulator, "/detach") == []
 
 
-# -- lost messages and real workers -----------------------------------------------------------------------------
+# -- lost messages and real workers --------------------------------------------------------------------------
 
 
 def test_a_method_whose_sync_was_lost_is_sent_again(portal, broker):
@@ -307,7 +307,7 @@ def _refused_code(fn, *args):
     return caught.value.code
 
 
-# -- webhooks for the same changes ------------------------------------------------------------------------------
+# -- webhooks for the same changes ---------------------------------------------------------------------------
 
 
 def _apply_stripe_events(portal, emulator):

@@ -205,7 +205,7 @@ def test_timeout_is_retried_without_a_duplicate_charge(shop, emulator, gateway):
         execution.execute_payment(receipt.payment_id, shop.now)
     use_gateway(gateway)
     outcomes = _retry_while_unavailable(lambda: execution.execute_payment(receipt.payment_id, shop.now))
-    # While the hung request is still running at the emulator, the same key answers 409: retried, never duplicated.
+    # While the hung request still runs at the emulator, the same key answers 409: retried, never duplicated.
     assert outcomes[-1] == Answered(P.SUCCEEDED)
     assert len(_intents_for(emulator, receipt.payment_id)) == 1
 

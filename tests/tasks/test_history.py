@@ -196,7 +196,7 @@ def _all_pages(account_id, **filters):
 
 @pytest.fixture()
 def owing(db):
-    """An account owing 10,000 on an invoice due Dec 1 2026 (2,500 of 12,500 paid); a void one owes nothing."""
+    """An account owing 10,000 on an invoice due Dec 1 2026 (2,500 of 12,500 paid); a void one owes none."""
     with db() as session, session.begin():
         account = factories.account(session)
         late = factories.invoice(

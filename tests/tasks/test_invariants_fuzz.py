@@ -235,7 +235,8 @@ def check_invariants(db, world: dict) -> None:
             else:
                 expected = payment.amount_minor - payment.refunded_minor
             assert allocated + credit == expected, (
-                f"payment {payment.id} {payment.status}: allocations {allocated} + credit {credit} != {expected}"
+                f"payment {payment.id} {payment.status}: "
+                f"allocations {allocated} + credit {credit} != {expected}"
             )
             steps = session.execute(
                 select(PaymentEvent.from_status, PaymentEvent.to_status)

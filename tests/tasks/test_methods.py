@@ -1,4 +1,4 @@
-"""The web tier's saved-method entry points against real Postgres: refusals write nothing, Stripe is never called."""
+"""The web tier's saved-method entry points on real Postgres: refusals write nothing, never a Stripe call."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -48,7 +48,7 @@ class Portal:
         )
 
     def raw_bank_method(self, account_number="000123456789") -> str:
-        """A bank PaymentMethod made from raw account details, as Stripe.js would make it: needs microdeposits."""
+        """A bank PaymentMethod made from raw account details, as Stripe.js makes it: needs microdeposits."""
         return self.gateway._client.v1.payment_methods.create(
             {
                 "type": "us_bank_account",
@@ -108,7 +108,7 @@ def _refused(fn, *args, **kwargs) -> str:
     return caught.value.code
 
 
-# -- save_payment_method ----------------------------------------------------------------------------------------
+# -- save_payment_method -------------------------------------------------------------------------------------
 
 
 def test_saving_a_card_writes_a_pending_row_with_the_portals_display_data_and_calls_no_stripe(
@@ -223,7 +223,7 @@ def test_saving_as_default_takes_the_default_from_the_previous_one(portal):
     assert (portal.method(first.id).is_default, portal.method(second.id).is_default) == (False, True)
 
 
-# -- set_default_payment_method ---------------------------------------------------------------------------------
+# -- set_default_payment_method ------------------------------------------------------------------------------
 
 
 def test_the_default_swaps_in_one_step_and_stays_unique(portal):
@@ -265,7 +265,7 @@ def test_another_accounts_method_is_not_found(portal):
     assert portal.method(theirs.id).status == "verification_pending"
 
 
-# -- remove_payment_method --------------------------------------------------------------------------------------
+# -- remove_payment_method -----------------------------------------------------------------------------------
 
 
 def test_the_default_is_kept_while_another_method_could_take_its_place(portal):
@@ -313,7 +313,7 @@ def test_a_removed_method_is_no_longer_listed(portal):
     assert [m.id for m in methods.list_payment_methods(portal.account_id)] == [kept.id]
 
 
-# -- verify_microdeposits ---------------------------------------------------------------------------------------
+# -- verify_microdeposits ------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -354,7 +354,7 @@ def test_no_email_is_written_by_the_entry_points(portal):
         assert session.scalar(select(func.count()).select_from(Email)) == 0
 
 
-# -- races ------------------------------------------------------------------------------------------------------
+# -- races ---------------------------------------------------------------------------------------------------
 
 
 def _together(*calls):

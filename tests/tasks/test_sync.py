@@ -1,4 +1,4 @@
-"""The ERP sync against real PostgreSQL: upserts by ERP id and version, one outcome per record, external payments."""
+"""The ERP sync on real PostgreSQL: upserts by ERP id, version, one outcome per record, external payments."""
 
 import threading
 from datetime import UTC, date, datetime

@@ -1,4 +1,4 @@
-"""End to end: the emulator signs and delivers every flow's events to the receiver; a real worker applies them.
+"""End to end: the emulator signs and delivers each flow's events to the receiver; a real worker applies them.
 
 Each flow runs twice on fresh payments: once delivered once in order, once delivered three times in a
 shuffled order. Both must end in the same state.

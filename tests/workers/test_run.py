@@ -34,7 +34,7 @@ def test_every_queue_has_exactly_one_group_besides_all():
 
 
 def _restore_worker_environ(monkeypatch) -> list:
-    """No exec; the launcher's environment variables are put back after the test. Returns the argv launched."""
+    """No exec; the launcher's environment is put back after the test. Returns the argv launched."""
     launched = []
     monkeypatch.setattr(os, "execv", lambda path, argv: launched.append(argv))
     monkeypatch.setenv("dramatiq_worker_timeout", "1000")

@@ -1,4 +1,4 @@
-"""A stop signal sent to a worker's whole process group, as honcho and Heroku do, finishes the message in hand."""
+"""A stop signal to a worker's whole process group, as honcho and Heroku do, finishes the message in hand."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""The ops dashboard: queue depths and ages, dead letters with one-click retry, payments and their timelines."""
+"""The ops dashboard: queue depths and ages, dead letters with one-click retry, payments and timelines."""

@@ -1,4 +1,4 @@
-"""Who may look: the DASHBOARD_TOKEN as a Bearer header or a session cookie, CSRF tokens, and a guess throttle."""
+"""Who may look: the DASHBOARD_TOKEN as Bearer header or session cookie, CSRF tokens, and a guess throttle."""
 
 from __future__ import annotations
 

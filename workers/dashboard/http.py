@@ -43,7 +43,7 @@ class Request:
             headers=headers,
             cookies={k: m.value for k, m in cookie.items()},
             form=_single(_read_form(environ)) if method == "POST" else {},
-            # The peer's address, never X-Forwarded-For: a header the client writes cannot pick its own throttle.
+            # The peer's address, never X-Forwarded-For: a client-written header cannot pick its own throttle.
             address=environ.get("REMOTE_ADDR", "") or "unknown",
         )
 

@@ -6,7 +6,7 @@ from workers.dashboard.overview import IN_FLIGHT, Overview
 
 
 def render_metrics(overview: Overview) -> str:
-    """The overview as Prometheus text format 0.0.4; a missing age is exported as 0 so alerts never go absent."""
+    """The overview as Prometheus text format 0.0.4; a missing age exports as 0 so alerts never go absent."""
     lines: list[str] = []
     _family(
         lines,

@@ -1,4 +1,4 @@
-"""The numbers ops watch, each with the threshold past which it is abnormal; a handful of aggregate queries."""
+"""The numbers ops watch, each with the threshold past which it is abnormal; a few aggregate queries."""
 
 from __future__ import annotations
 
@@ -19,14 +19,14 @@ P = PaymentStatus
 QUEUE_AGE_ALERT_SECONDS = 60
 # The balance sweeper nudges after a minute; five means recomputation is not keeping up.
 STALE_BALANCE_ALERT = timedelta(minutes=5)
-# Past these, the row should already have moved: the sweeper's grace for pending, the reconciler's for the rest.
+# Past these, the row should already have moved: the sweeper's grace for pending, the reconciler's for others.
 IN_FLIGHT_ALERT_SECONDS = {P.PENDING: PENDING_GRACE.total_seconds(), **STUCK_AFTER_SECONDS}
 IN_FLIGHT = (P.PENDING, P.SUBMITTING, P.PROCESSING, P.REQUIRES_ACTION)
 
 
 @dataclass(frozen=True)
 class Row:
-    """One line of the overview: a label, a count, the age of its oldest member and whether that is abnormal."""
+    """One line of the overview: a label, a count, its oldest member's age and whether that is abnormal."""
 
     label: str
     count: int

@@ -1,4 +1,4 @@
-"""Path ids and query parameters checked before they reach SQL: a malformed one is a 404 or 400, never a 500."""
+"""Path ids and query parameters checked before they reach SQL: a malformed one is a 404 or 400, not a 500."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every (from, to) pair of payment statuses: refused, or exactly what the transition moves, owes and finishes."""
+"""Every (from, to) payment status pair: refused, or exactly what the transition moves, owes and finishes."""
 
 from datetime import UTC, datetime
 from itertools import product

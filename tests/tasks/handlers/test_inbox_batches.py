@@ -1,4 +1,4 @@
-"""One message applies its event and other waiting ones in one transaction; a bad batch falls back to one event."""
+"""One message applies its event and others waiting in a transaction; a bad batch falls back to one event."""
 
 from __future__ import annotations
 

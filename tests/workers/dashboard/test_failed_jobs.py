@@ -1,4 +1,4 @@
-"""Dead letters: a real final failure is listed with its traceback, retried once through a CSRF-checked POST."""
+"""Dead letters: a real final failure is listed with its traceback, retried once by a CSRF-checked POST."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ SCRIPT = "<script>alert('x')</script>"
 
 
 def _paid(db, clock):
-    """A succeeded card payment of two invoices, partially refunded, disputed, with receipts and a timeline."""
+    """A succeeded card payment of two invoices, partly refunded, disputed, with receipts and a timeline."""
     with db() as session:
         seller, account, method = shop_rows(session, name=f"Acme {SCRIPT}", number="ACME-1")
         first = factories.invoice(session, account, total_minor=10_000, number="INV-A")

@@ -1,4 +1,4 @@
-"""The module-level `app` a WSGI server loads: built from settings on first request, refusing without a token."""
+"""The module-level `app` a WSGI server loads: built from settings on first request, refusing if no token."""
 
 from __future__ import annotations
 
