@@ -75,6 +75,22 @@ def drop_database(stack: Stack) -> None:
         admin.execute(f'DROP DATABASE IF EXISTS "{stack.database}" WITH (FORCE)')
 
 
+def release_stack(stack: Stack, *, keys: bool = True) -> None:
+    """After a run: forget the engine, drop the bench's database and (unless keys=False) its Redis keys.
+
+    A failure is logged, never raised: cleanup must not hide the run's own error.
+    """
+    from db.session import reset_engine
+
+    try:
+        reset_engine()
+        drop_database(stack)
+        if keys:
+            clear_redis(stack)
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        log(f"cleanup failed: {exc!r}")
+
+
 def clear_redis(stack: Stack) -> int:
     """Delete the bench's queues, heartbeats and the limiter's booking; return keys deleted."""
     import redis

@@ -38,9 +38,9 @@ from bench.common import (
     busiest_second,
     clear_redis,
     create_database,
-    drop_database,
     log,
     percentile_ms,
+    release_stack,
     request_rate,
     stack_environ,
 )
@@ -509,14 +509,7 @@ def _servers(args: argparse.Namespace) -> tuple[str, str]:
 
 def _teardown(stack: Stack, emulator) -> None:
     emulator.stop()
-    try:
-        from db.session import reset_engine
-
-        reset_engine()
-        drop_database(stack)
-        clear_redis(stack)
-    except Exception as exc:  # noqa: BLE001 - cleanup must not hide the run's own error
-        log(f"cleanup failed: {exc!r}")
+    release_stack(stack)
 
 
 def main(argv: list[str] | None = None) -> int:

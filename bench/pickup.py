@@ -38,9 +38,9 @@ from bench.common import (
     Workers,
     clear_redis,
     create_database,
-    drop_database,
     log,
     percentile_ms,
+    release_stack,
     stack_environ,
 )
 
@@ -334,13 +334,7 @@ def run(args: argparse.Namespace) -> dict:
         return report
     finally:
         emulator.stop()
-        try:
-            from db.session import reset_engine
-
-            reset_engine()
-            drop_database(stack)
-        except Exception as exc:  # noqa: BLE001 - cleanup must not hide the run's own error
-            log(f"cleanup failed: {exc!r}")
+        release_stack(stack, keys=False)  # the private redis-server goes with its process
         redis_server.stop()
 
 

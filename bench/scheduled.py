@@ -38,8 +38,8 @@ from bench.common import (
     Workers,
     clear_redis,
     create_database,
-    drop_database,
     log,
+    release_stack,
     request_rate,
     stack_environ,
 )
@@ -303,14 +303,7 @@ def run(args: argparse.Namespace) -> dict:
     finally:
         emulator.stop()
         smtp.stop()
-        try:
-            from db.session import reset_engine
-
-            reset_engine()
-            drop_database(stack)
-            clear_redis(stack)
-        except Exception as exc:  # noqa: BLE001 - cleanup must not hide the run's own error
-            log(f"cleanup failed: {exc!r}")
+        release_stack(stack)
 
 
 def main(argv: list[str] | None = None) -> int:
