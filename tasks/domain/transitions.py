@@ -103,12 +103,6 @@ def email_for(method_kind: str, payment_kind: str, source: P, target: P) -> E | 
     return transition.email_for(method_kind, payment_kind) if transition else None
 
 
-def is_quiet(current: P, target: P) -> bool:
-    """True when the transition only changes the status and adds a timeline line: no balance figure moves."""
-    current, target = P(current), P(target)
-    return TABLE.get((current, target)) == _QUIET and current in IN_FLIGHT and target in IN_FLIGHT
-
-
 @dataclass(frozen=True)
 class Plan:
     """What a transition of one payment writes: its columns, its timeline detail and the moves it makes."""

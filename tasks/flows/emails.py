@@ -102,18 +102,8 @@ def queue_email(session: Session, **row) -> int | None:
 def queue_emails(session: Session, rows: list[dict]) -> list[int]:
     """Write outbox rows (once per dedupe key) and send each one written after commit; return their ids."""
     written = email_rows.add_emails(session, rows)
-    send_all_after_commit(session, written)
+    messages.send_after_commit(session, "send_email", [(email_id,) for email_id in written])
     return written
-
-
-def send_after_commit(session: Session, email_id: int | None) -> None:
-    """Nudge send_email once the transaction that wrote the row commits; None (a duplicate) sends nothing."""
-    send_all_after_commit(session, [] if email_id is None else [email_id])
-
-
-def send_all_after_commit(session: Session, email_ids: list[int]) -> None:
-    """Nudge send_email for each row once the transaction that wrote them commits, together."""
-    messages.send_after_commit(session, "send_email", [(email_id,) for email_id in email_ids])
 
 
 def _claim(session: Session, email_id: int) -> Email | str:

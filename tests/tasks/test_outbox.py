@@ -211,25 +211,20 @@ def test_sweep_leaves_a_row_being_sent_right_now(db, broker):
     assert outbox.sweep_emails(NOW, limit=10) == {"unsent": 1, "retrying": 0}
 
 
-def test_send_after_commit_nudges_only_once_the_row_is_committed(db, broker):
+def test_queue_emails_nudges_only_once_the_row_is_committed_and_never_for_a_duplicate(db, broker):
     with db() as session:
         seller = factories.seller(session)
-        (email_id,) = email_rows.add_emails(
-            session,
-            [
-                dict(
-                    kind="bank_verified",
-                    recipient="ap@customer.test",
-                    context=contexts.for_kind("bank_verified"),
-                    dedupe_key="k:1",
-                    seller_id=seller.id,
-                    account_id=None,
-                    payment_id=None,
-                )
-            ],
+        row = dict(
+            kind="bank_verified",
+            recipient="ap@customer.test",
+            context=contexts.for_kind("bank_verified"),
+            dedupe_key="k:1",
+            seller_id=seller.id,
+            account_id=None,
+            payment_id=None,
         )
-        outbox.send_after_commit(session, email_id)
-        outbox.send_after_commit(session, None)
+        (email_id,) = outbox.queue_emails(session, [row])
+        assert outbox.queue_emails(session, [row]) == []  # the same dedupe key: no row, no nudge
         assert _queued_ids(broker) == []
         session.commit()
     assert _queued_ids(broker) == [email_id]

@@ -9,7 +9,7 @@ from tasks.domain.states import AllocationState as A
 from tasks.domain.states import CreditState as C
 from tasks.domain.states import EmailKind as E
 from tasks.domain.states import PaymentStatus as P
-from tasks.domain.transitions import FINAL_STATUSES, can_transition, email_for, is_quiet, plan_transition
+from tasks.domain.transitions import FINAL_STATUSES, can_transition, email_for, plan_transition
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 RESERVED_TO_APPLIED, RESERVED_TO_RELEASED, APPLIED_TO_REVERSED = (
@@ -239,22 +239,6 @@ def test_only_leaving_or_entering_the_in_flight_statuses_moves_a_balance_figure(
     source, target, moves_balance
 ):
     assert plan_transition(source, "invoices", "card", target, now=NOW).balance_moves is moves_balance
-
-
-@pytest.mark.parametrize(
-    ("current", "target", "quiet"),
-    [
-        (P.PENDING, P.SUBMITTING, True),
-        (P.SCHEDULED, P.PENDING, False),  # moves the scheduled figure to pending
-        (P.SUBMITTING, P.SUCCEEDED, False),  # allocations applied, confirmation owed
-        (P.SUBMITTING, P.PROCESSING, False),  # ACH initiated email owed
-        (P.SUBMITTING, P.REQUIRES_ACTION, False),  # authentication email owed
-        (P.PENDING, P.FAILED, False),  # allocations released
-        (P.SUCCEEDED, P.PENDING, False),  # not allowed at all
-    ],
-)
-def test_is_quiet(current, target, quiet):
-    assert is_quiet(current, target) is quiet
 
 
 def test_final_statuses_are_the_ones_nothing_leaves():
