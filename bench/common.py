@@ -39,8 +39,13 @@ def stack_environ(
     api_key: str,
     requests_per_second: float,
     extra: dict[str, str] | None = None,
+    endpoint_rps: float | None = None,
 ) -> dict[str, str]:
-    """The environment Remit's settings read, for this process and the workers."""
+    """The environment Remit's settings read, for this process and the workers.
+
+    endpoint_rps: Stripe's per-endpoint limit (search included); None lets every endpoint use the whole
+    budget, as if Stripe had raised each endpoint's limit to the account's.
+    """
     environ = {k: v for k, v in os.environ.items() if k != "SENTRY_DSN"}
     environ.update(
         DATABASE_URL=stack.database_url,
@@ -50,6 +55,8 @@ def stack_environ(
         STRIPE_API_BASE=stripe_url,
         STRIPE_WEBHOOK_SECRETS="whsec_bench",
         STRIPE_REQUESTS_PER_SECOND=str(requests_per_second),
+        STRIPE_ENDPOINT_REQUESTS_PER_SECOND=str(endpoint_rps or requests_per_second),
+        STRIPE_SEARCH_REQUESTS_PER_SECOND=str(endpoint_rps or requests_per_second),
         REMIT_ENV="bench",
     )
     environ.update(extra or {})
@@ -227,8 +234,10 @@ class EmulatorProcess:
                 time.sleep(0.1)
         raise SystemExit(f"bench: the emulator did not answer on {self.url} within {timeout_s:.0f}s")
 
-    def set_rate_limit(self, requests_per_second: float | None) -> None:
-        self._control("POST", "rate_limit", {"requests_per_second": requests_per_second})
+    def set_rate_limit(self, requests_per_second: float | None, endpoint_rps: float | None = None) -> None:
+        """Stripe's limits at the emulator: the account's and (if given) each endpoint's, search included."""
+        limits = {"endpoint_requests_per_second": endpoint_rps}
+        self._control("POST", "rate_limit", {"requests_per_second": requests_per_second, **limits})
 
     def reset(self) -> None:
         """Forget every object, idempotency key, fault, logged request and the rate limit."""

@@ -82,6 +82,14 @@ class Phase:
     # Request everything before the workers start: a backlog (DESIGN's burst of due payments) drained
     # at the Stripe budget, with no request traffic competing for the CPU.
     backlog: bool = False
+    # Stripe's per-endpoint limit at both the emulator and our limiter; None: the whole budget for each.
+    endpoint_rps: float | None = None
+
+    @property
+    def tightest_rps(self) -> float | None:
+        """The limit that binds a payment's one call (creating its PaymentIntent)."""
+        limits = [rps for rps in (self.emulator_rps, self.endpoint_rps) if rps]
+        return min(limits) if limits else None
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -119,6 +127,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="payment requests per second in the rate-limited phase (default: 1.2 x --rps, a "
         "little more demand than the budget; 0 requests them all at once)",
+    )
+    parser.add_argument(
+        "--endpoint-payments",
+        type=int,
+        default=200,
+        help="payments in the phase under Stripe's per-endpoint limit as well (0 skips)",
+    )
+    parser.add_argument(
+        "--endpoint-rps",
+        type=int,
+        default=25,
+        help="Stripe's per-endpoint limit in that phase (its documented default: 25)",
     )
     parser.add_argument(
         "--limiter-rps",
@@ -243,13 +263,14 @@ def run_phase(phase: Phase, args: argparse.Namespace, stack: Stack, emulator) ->
     """Start workers for the phase, request every payment, wait for final states, measure."""
     clear_redis(stack)
     # Prefetch caps a whole process's unacked messages: 1 (workers/run.py's money group) runs one at a time.
-    emulator.set_rate_limit(phase.emulator_rps)
+    emulator.set_rate_limit(phase.emulator_rps, phase.endpoint_rps)
     environ = stack_environ(
         stack,
         emulator.url,
         API_KEY,
         phase.limiter_rps,
         {"dramatiq_queue_prefetch": str(args.prefetch or args.threads)},
+        endpoint_rps=phase.endpoint_rps,
     )
     if phase.backlog:
         return _run_backlog(phase, args, emulator, environ)
@@ -257,7 +278,13 @@ def run_phase(phase: Phase, args: argparse.Namespace, stack: Stack, emulator) ->
     try:
         workers.wait_ready()
         if phase.warmup:
-            warmup = Phase(f"{phase.name}_warmup", list(phase.warmup), phase.emulator_rps, phase.limiter_rps)
+            warmup = Phase(
+                f"{phase.name}_warmup",
+                list(phase.warmup),
+                phase.emulator_rps,
+                phase.limiter_rps,
+                endpoint_rps=phase.endpoint_rps,
+            )
             _, _, _, warmed = _drive(warmup, args)
             if not warmed:
                 raise RuntimeError(f"{warmup.name}: the warm-up payments did not all reach a final state")
@@ -410,9 +437,11 @@ def _measure(
         "limiter_rps": phase.limiter_rps,
         "arrival_rps": phase.arrival_rps,
     }
-    if phase.emulator_rps:
-        result["budget_rps"] = phase.emulator_rps
-        result["budget_used"] = round(result["stripe_requests_per_second"] / phase.emulator_rps, 3)
+    if phase.tightest_rps:
+        result["budget_rps"] = phase.tightest_rps
+        result["budget_used"] = round(result["stripe_requests_per_second"] / phase.tightest_rps, 3)
+    if phase.endpoint_rps:
+        result["account_rps"], result["endpoint_rps"] = phase.emulator_rps, phase.endpoint_rps
     return result
 
 
@@ -439,36 +468,15 @@ def run(args: argparse.Namespace) -> dict:
     try:
         create_database(stack)
         clear_redis(stack)
-        orders = seed(args.payments + args.limited_payments + args.backlog_payments + 2 * args.warmup)
+        orders = seed(
+            args.payments
+            + args.limited_payments
+            + args.backlog_payments
+            + args.endpoint_payments
+            + 3 * args.warmup
+        )
         log(f"seeded {len(orders)} invoices on {math.ceil(len(orders) / PAYMENTS_PER_ACCOUNT)} accounts")
-        warmups, orders = orders[: 2 * args.warmup], orders[2 * args.warmup :]
-        phases = [
-            Phase(
-                "unthrottled",
-                orders[: args.payments],
-                None,
-                UNTHROTTLED_LIMITER_RPS,
-                warmup=tuple(warmups[: args.warmup]),
-            ),
-            Phase(
-                "rate_limited",
-                orders[args.payments : args.payments + args.limited_payments],
-                args.rps,
-                args.limiter_rps or args.rps,
-                warmup=tuple(warmups[args.warmup :]),
-                arrival_rps=_arrival_rps(args),
-            ),
-        ]
-        if args.backlog_payments:
-            phases.append(
-                Phase(
-                    "rate_limited_backlog",
-                    orders[args.payments + args.limited_payments :],
-                    args.rps,
-                    args.limiter_rps or args.rps,
-                    backlog=True,
-                )
-            )
+        phases = _phases(args, orders)
         report = {
             "payments": args.payments,
             "limited_payments": args.limited_payments,
@@ -482,15 +490,51 @@ def run(args: argparse.Namespace) -> dict:
         }
         for phase in phases:
             report[phase.name] = run_phase(phase, args, stack, emulator)
-        limited = report["rate_limited"]
-        report["target_met"] = (
-            limited["finished"]
-            and limited["budget_used"] >= TARGET_BUDGET_USED
-            and all(report[p.name]["failed_by_rate_limit"] == 0 for p in phases)
-        )
+        judged = [report[name] for name in ("rate_limited", "endpoint_limited") if name in report]
+        report["target_met"] = all(
+            phase["finished"] and phase["budget_used"] >= TARGET_BUDGET_USED for phase in judged
+        ) and all(report[p.name]["failed_by_rate_limit"] == 0 for p in phases)
         return report
     finally:
         _teardown(stack, emulator)
+
+
+def _phases(args: argparse.Namespace, orders: list[Order]) -> list[Phase]:
+    """Unthrottled; under the account's limit; (optionally) a backlog under it; under an endpoint's too."""
+    warmups, orders = orders[: 3 * args.warmup], orders[3 * args.warmup :]
+    counts = (args.payments, args.limited_payments, args.backlog_payments, args.endpoint_payments)
+    starts = [sum(counts[:n]) for n in range(len(counts) + 1)]
+    unthrottled, limited, backlog, endpoint = (orders[a:b] for a, b in zip(starts, starts[1:]))
+    limiter_rps = args.limiter_rps or args.rps
+    phases = [
+        Phase(
+            "unthrottled", unthrottled, None, UNTHROTTLED_LIMITER_RPS, warmup=tuple(warmups[: args.warmup])
+        ),
+        Phase(
+            "rate_limited",
+            limited,
+            args.rps,
+            limiter_rps,
+            warmup=tuple(warmups[args.warmup : 2 * args.warmup]),
+            arrival_rps=_arrival_rps(args),
+        ),
+    ]
+    if backlog:
+        phases.append(Phase("rate_limited_backlog", backlog, args.rps, limiter_rps, backlog=True))
+    if endpoint:
+        # Stripe's live shape: 100/s for the account, 25/s for POST /v1/payment_intents.
+        phases.append(
+            Phase(
+                "endpoint_limited",
+                endpoint,
+                args.rps,
+                limiter_rps,
+                warmup=tuple(warmups[2 * args.warmup :]),
+                arrival_rps=ARRIVAL_OVER_BUDGET * min(args.rps, args.endpoint_rps),
+                endpoint_rps=args.endpoint_rps,
+            )
+        )
+    return phases
 
 
 def _servers(args: argparse.Namespace) -> tuple[str, str]:

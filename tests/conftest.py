@@ -42,6 +42,8 @@ def pytest_configure(config: pytest.Config) -> None:
         STRIPE_API_BASE="http://127.0.0.1:9",
         STRIPE_WEBHOOK_SECRETS=",".join(TEST_WEBHOOK_SECRETS),
         STRIPE_REQUESTS_PER_SECOND="1000",
+        STRIPE_ENDPOINT_REQUESTS_PER_SECOND="1000",
+        STRIPE_SEARCH_REQUESTS_PER_SECOND="1000",
         SMTP_URL="smtp://127.0.0.1:1025",
         REMIT_ENV="test",
     )
@@ -137,7 +139,10 @@ def gateway(emulator, broker):
     from tasks.gateways.stripe import build_gateway, use_gateway
 
     namespace = os.environ["BROKER_NAMESPACE"]
-    redis.Redis.from_url(os.environ["BROKER_URL"]).delete(f"{namespace}:stripe:limiter")
+    connection = redis.Redis.from_url(os.environ["BROKER_URL"])
+    bookings = list(connection.scan_iter(match=f"{namespace}:stripe:limiter*"))
+    if bookings:
+        connection.delete(*bookings)
     built = build_gateway(
         "sk_test_remit_tests", emulator.url, 5.0, os.environ["BROKER_URL"], 1000, limiter_namespace=namespace
     )

@@ -9,8 +9,18 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+from tasks.domain.rate_limits import (
+    DEFAULT_ENDPOINT_REQUESTS_PER_SECOND,
+    DEFAULT_SEARCH_REQUESTS_PER_SECOND,
+    parse_endpoint_limits,
+)
+
 # Stripe test mode allows about 25 requests/s; live about 100. Default to the stricter one.
 DEFAULT_STRIPE_REQUESTS_PER_SECOND = 25
+# Each endpoint has its own limit on top (docs.stripe.com/rate-limits): 25/s, search 20/s, unless
+# Stripe raised one for the account (STRIPE_ENDPOINT_LIMITS names those).
+DEFAULT_STRIPE_ENDPOINT_REQUESTS_PER_SECOND = DEFAULT_ENDPOINT_REQUESTS_PER_SECOND
+DEFAULT_STRIPE_SEARCH_REQUESTS_PER_SECOND = DEFAULT_SEARCH_REQUESTS_PER_SECOND
 # Long enough for a slow Stripe answer, short enough that a stuck call frees the worker.
 DEFAULT_STRIPE_TIMEOUT_SECONDS = 20
 STRIPE_API_BASE = "https://api.stripe.com"
@@ -58,6 +68,10 @@ class Settings:
     email_context_retention_days: int = DEFAULT_EMAIL_CONTEXT_RETENTION_DAYS
     mandate_retention_days: int = DEFAULT_MANDATE_RETENTION_DAYS
     webhook_body_timeout_seconds: float = DEFAULT_WEBHOOK_BODY_TIMEOUT_SECONDS
+    stripe_endpoint_requests_per_second: float = DEFAULT_STRIPE_ENDPOINT_REQUESTS_PER_SECOND
+    stripe_search_requests_per_second: float = DEFAULT_STRIPE_SEARCH_REQUESTS_PER_SECOND
+    # (endpoint, requests per second) where Stripe raised an endpoint's limit for the account.
+    stripe_endpoint_limits: tuple[tuple[str, float], ...] = ()
     webhook_max_body_bytes: int = DEFAULT_WEBHOOK_MAX_BODY_BYTES
 
     @property
@@ -202,6 +216,13 @@ def _deployment(environ: Mapping[str, str]) -> str:
     return value
 
 
+def _endpoint_limits(environ: Mapping[str, str]) -> tuple[tuple[str, float], ...]:
+    try:
+        return tuple(parse_endpoint_limits(environ.get("STRIPE_ENDPOINT_LIMITS", "")).items())
+    except ValueError as exc:
+        raise SettingsError(f"STRIPE_ENDPOINT_LIMITS is malformed: {exc}") from None
+
+
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Build settings from a mapping; raise SettingsError naming the first bad variable."""
     environment = environ.get("REMIT_ENV", "").strip() or "development"
@@ -214,6 +235,13 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         stripe_requests_per_second=_positive_number(
             environ, "STRIPE_REQUESTS_PER_SECOND", DEFAULT_STRIPE_REQUESTS_PER_SECOND
         ),
+        stripe_endpoint_requests_per_second=_positive_number(
+            environ, "STRIPE_ENDPOINT_REQUESTS_PER_SECOND", DEFAULT_STRIPE_ENDPOINT_REQUESTS_PER_SECOND
+        ),
+        stripe_search_requests_per_second=_positive_number(
+            environ, "STRIPE_SEARCH_REQUESTS_PER_SECOND", DEFAULT_STRIPE_SEARCH_REQUESTS_PER_SECOND
+        ),
+        stripe_endpoint_limits=_endpoint_limits(environ),
         stripe_timeout_seconds=_positive_number(
             environ, "STRIPE_TIMEOUT_SECONDS", DEFAULT_STRIPE_TIMEOUT_SECONDS
         ),

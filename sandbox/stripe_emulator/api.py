@@ -68,7 +68,7 @@ def _authenticate(emu, header):
 def _admit(emu, method, path, params, key, request_id, record):
     """An early answer (rate limit, fault, unknown URL, replay, conflict), or None to run the handler."""
     try:
-        if not emu._rate.allow():
+        if not emu._rate.allow(routes.endpoint(method, path)):
             raise errors.rate_limited()
         record["fault"] = emu._faults.take(method, path)
         _raise_injected(record["fault"])

@@ -38,7 +38,12 @@ _POSTS = {
         body["kind"], body.get("count", 1), body.get("path"), body.get("method", "POST")
     ),
     "faults/clear": lambda emu, body: emu.clear_faults(),
-    "rate_limit": lambda emu, body: emu.set_rate_limit(body.get("requests_per_second")),
+    "rate_limit": lambda emu, body: emu.set_rate_limit(
+        body.get("requests_per_second"),
+        body.get("endpoint_requests_per_second"),
+        body.get("search_requests_per_second"),
+        body.get("endpoints"),
+    ),
     "webhook_endpoints": lambda emu, body: {
         "id": emu.add_webhook_endpoint(body["url"], body.get("secrets", []))
     },

@@ -191,10 +191,22 @@ class Emulator(Inspection):
         with self.lock:
             self._faults.clear()
 
-    def set_rate_limit(self, requests_per_second):
-        """Answer 429 above this many requests per second (None: unlimited)."""
+    def set_rate_limit(
+        self,
+        requests_per_second,
+        endpoint_requests_per_second=None,
+        search_requests_per_second=None,
+        endpoints=None,
+    ):
+        """Answer 429 as Stripe does above the account's limit or an endpoint's (None: unlimited).
+
+        endpoints: {"POST /v1/payment_intents": 100, ...} for endpoints with a limit of their own.
+        """
         with self.lock:
-            self._rate.set(requests_per_second)
+            self._rate.set(
+                requests_per_second, endpoint_requests_per_second, search_requests_per_second, endpoints
+            )
+            return self._rate.describe()
 
     def release_hangs(self):
         """Let requests hung by the `hang` fault finish now instead of after `hang_seconds`."""

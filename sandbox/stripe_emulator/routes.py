@@ -60,6 +60,19 @@ _TABLE = [
 _COMPILED = [(method, re.compile(f"^{pattern}$"), handler) for method, pattern, handler in _TABLE]
 
 
+_ENDPOINTS = [
+    (method, re.compile(f"^{pattern}$"), pattern.replace(_ID, "{id}")) for method, pattern, _ in _TABLE
+]
+
+
+def endpoint(method, path):
+    """Stripe's name for the operation a request calls ("GET /v1/payment_intents/{id}"), or None."""
+    for route_method, pattern, name in _ENDPOINTS:
+        if route_method == method and pattern.match(path):
+            return f"{method} {name}"
+    return None
+
+
 def route(method, path):
     """(handler, path arguments) for a request, or Stripe's 404 for an unknown URL."""
     for route_method, pattern, handler in _COMPILED:

@@ -14,6 +14,7 @@ import stripe
 from tasks.domain.errors import SignatureInvalid, StripeMisconfigured, StripeRefused, StripeUnavailable
 from tasks.domain.events import DEPLOYMENT_KEY
 from tasks.domain.intents import AUTHENTICATION_REQUIRED
+from tasks.domain.rate_limits import StripeLimits
 from tasks.gateways.limiter import StripeRateLimiter
 from tasks.gateways.stripe_transport import build_client, build_limiter, send
 
@@ -76,13 +77,19 @@ class StripeGateway:
 
     def create_customer(self, *, account_id: int, email: str, name: str, idempotency_key: str) -> str:
         params = {"email": email, "name": name, "metadata": {"account_id": str(account_id)}}
-        customer = self._call(self._client.v1.customers.create, params, {"idempotency_key": idempotency_key})
+        customer = self._call(
+            "POST /v1/customers",
+            self._client.v1.customers.create,
+            params,
+            {"idempotency_key": idempotency_key},
+        )
         return customer.id
 
     def attach_payment_method(
         self, *, payment_method: str, customer_id: str, idempotency_key: str
     ) -> MethodDetails:
         attached = self._call(
+            "POST /v1/payment_methods/{id}/attach",
             lambda p, o: self._client.v1.payment_methods.attach(payment_method, p, o),
             {"customer": customer_id},
             {"idempotency_key": idempotency_key},
@@ -97,6 +104,7 @@ class StripeGateway:
             # The SDK's raw request: the same encoding, retries and errors, and the answer as plain JSON
             # (building an SDK object for every charge cost more than our own handling of it).
             response = self._call(
+                "POST /v1/payment_intents",
                 lambda p, o: self._client.raw_request("post", "/v1/payment_intents", **p, **o),
                 params,
                 {"idempotency_key": idempotency_key},
@@ -106,14 +114,24 @@ class StripeGateway:
         return intent_result(response.data)
 
     def retrieve_payment_intent(self, intent_id: str) -> IntentResult:
-        intent = self._call(lambda p, o: self._client.v1.payment_intents.retrieve(intent_id, p, o), {}, {})
+        intent = self._call(
+            "GET /v1/payment_intents/{id}",
+            lambda p, o: self._client.v1.payment_intents.retrieve(intent_id, p, o),
+            {},
+            {},
+        )
         return intent_result(intent)
 
     def find_payment_intent(self, payment_id: int) -> IntentResult | None:
         """The PaymentIntent this deployment made for our payment id, if Stripe has one."""
         ours = {"payment_id": str(payment_id), DEPLOYMENT_KEY: self.deployment}
         query = " AND ".join(f"metadata['{key}']:'{value}'" for key, value in ours.items())
-        found = self._call(self._client.v1.payment_intents.search, {"query": query, "limit": 10}, {})
+        found = self._call(
+            "GET /v1/payment_intents/search",
+            self._client.v1.payment_intents.search,
+            {"query": query, "limit": 10},
+            {},
+        )
         intents = [_plain(i) for i in found.data]
         intents = [i for i in intents if ours.items() <= (i.get("metadata") or {}).items()]
         return intent_result(intents[0]) if intents else None
@@ -127,15 +145,16 @@ class StripeGateway:
         events: list[dict[str, Any]] = []
         query = dict(params)
         while True:
-            page = self._call(self._client.v1.events.list, query, {})
+            page = self._call("GET /v1/events", self._client.v1.events.list, query, {})
             events.extend(event.to_dict() for event in page.data)
             if not page.has_more or not page.data:
                 return events
             query["starting_after"] = page.data[-1].id
 
-    def _call(self, fn, params: dict[str, Any], options: dict[str, Any]):
+    def _call(self, endpoint: str, fn, params: dict[str, Any], options: dict[str, Any]):
+        """fn in a limiter slot of endpoint (Stripe's name for the operation, ids as {id}); errors as ours."""
         try:
-            return send(self._limiter, fn, params, options)
+            return send(self._limiter, fn, params, options, endpoint)
         except stripe.CardError:
             raise
         except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as exc:
@@ -177,7 +196,10 @@ class StripeGateway:
         }
         try:
             intent = self._call(
-                self._client.v1.setup_intents.create, params, {"idempotency_key": idempotency_key}
+                "POST /v1/setup_intents",
+                self._client.v1.setup_intents.create,
+                params,
+                {"idempotency_key": idempotency_key},
             )
         except stripe.CardError as exc:
             raise StripeRefused(exc.code, exc.user_message or str(exc), exc.http_status) from exc
@@ -196,6 +218,7 @@ class StripeGateway:
             {"amounts": list(amounts)} if amounts else {"descriptor_code": descriptor_code}
         )
         intent = self._call(
+            "POST /v1/setup_intents/{id}/verify_microdeposits",
             lambda p, o: self._client.v1.setup_intents.verify_microdeposits(setup_intent_id, p, o),
             params,
             {"idempotency_key": idempotency_key},
@@ -204,13 +227,19 @@ class StripeGateway:
 
     def retrieve_setup_intent(self, setup_intent_id: str) -> dict[str, Any]:
         intent = self._call(
-            lambda p, o: self._client.v1.setup_intents.retrieve(setup_intent_id, p, o), {}, {}
+            "GET /v1/setup_intents/{id}",
+            lambda p, o: self._client.v1.setup_intents.retrieve(setup_intent_id, p, o),
+            {},
+            {},
         )
         return self._setup_state(intent)
 
     def retrieve_payment_method(self, payment_method: str) -> MethodDetails:
         found = self._call(
-            lambda p, o: self._client.v1.payment_methods.retrieve(payment_method, p, o), {}, {}
+            "GET /v1/payment_methods/{id}",
+            lambda p, o: self._client.v1.payment_methods.retrieve(payment_method, p, o),
+            {},
+            {},
         )
         return method_details(found)
 
@@ -218,6 +247,7 @@ class StripeGateway:
         """Detach from its customer; False when it was not attached (already detached, or never)."""
         try:
             self._call(
+                "POST /v1/payment_methods/{id}/detach",
                 lambda p, o: self._client.v1.payment_methods.detach(payment_method, p, o),
                 {},
                 {"idempotency_key": idempotency_key},
@@ -369,14 +399,17 @@ def build_gateway(
     api_base: str,
     timeout_s: float,
     redis_url: str | None,
-    requests_per_second: float,
+    limits: StripeLimits | float,
     network_retries: int = 1,
     limiter_namespace: str = "remit",
     deployment: str = "remit",
 ) -> StripeGateway:
-    """A gateway whose one SDK retry reuses our key and the shared limiter when Redis is given."""
+    """A gateway whose one SDK retry reuses our key and the shared limiter when Redis is given.
+
+    limits: Stripe's shape (global and per endpoint), or one number for every endpoint alike.
+    """
     client = build_client(api_key, api_base, timeout_s, network_retries)
-    limiter = build_limiter(redis_url, requests_per_second, limiter_namespace)
+    limiter = build_limiter(redis_url, limits, limiter_namespace)
     return StripeGateway(client, limiter, deployment)
 
 
@@ -394,7 +427,12 @@ def _configured_gateway() -> StripeGateway:
         s.stripe_api_base,
         s.stripe_timeout_seconds,
         redis_url,
-        s.stripe_requests_per_second,
+        StripeLimits(
+            s.stripe_requests_per_second,
+            s.stripe_endpoint_requests_per_second,
+            s.stripe_search_requests_per_second,
+            dict(s.stripe_endpoint_limits),
+        ),
         limiter_namespace=s.broker_namespace,
         deployment=s.deployment,
     )

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import redis
 import stripe
 
+from tasks.domain.rate_limits import StripeLimits
 from tasks.gateways.limiter import StripeRateLimiter
 
 # Evenly spaced calls at exactly the budget still meet Stripe's one-second windows with jitter;
@@ -96,15 +97,18 @@ def build_client(api_key: str, api_base: str, timeout_s: float, network_retries:
 
 
 def build_limiter(
-    redis_url: str | None, requests_per_second: float, namespace: str
+    redis_url: str | None, limits: StripeLimits | float, namespace: str
 ) -> StripeRateLimiter | None:
-    """The limiter every process shares through Redis; None without Redis, so calls go unspaced."""
+    """The limiter every process shares through Redis; None without Redis, so calls go unspaced.
+
+    A bare number is one budget for everything (no endpoint stricter than the account).
+    """
     if not redis_url:
         return None
+    if not isinstance(limits, StripeLimits):
+        limits = StripeLimits(limits, limits, limits)
     return StripeRateLimiter(
-        redis.Redis.from_url(redis_url),
-        requests_per_second * LIMITER_HEADROOM,
-        key=f"{namespace}:stripe:limiter",
+        redis.Redis.from_url(redis_url), limits.scaled(LIMITER_HEADROOM), key=f"{namespace}:stripe:limiter"
     )
 
 
@@ -113,11 +117,13 @@ def send(
     fn: Callable[[dict, dict], Any],
     params: dict[str, Any],
     options: dict[str, Any],
+    endpoint: str = "GET /v1",
 ) -> Any:
-    """fn(params, options) in a limiter slot; a 429 is retried on a fresh slot, the last one raised."""
+    """fn(params, options) in a limiter slot of its endpoint (Stripe's name for it, as limiter.endpoint_name
+    gives); a 429 is retried on a fresh slot, the last one raised."""
     for attempt in range(RATE_LIMITED_RETRIES + 1):
         if limiter is not None:
-            limiter.acquire()
+            limiter.acquire(endpoint)
         try:
             return fn(params, options)
         except stripe.RateLimitError:

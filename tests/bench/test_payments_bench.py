@@ -20,6 +20,10 @@ ARGS = [
     "20",
     "--backlog-payments",
     "20",
+    "--endpoint-payments",
+    "20",
+    "--endpoint-rps",
+    "10",
     "--workers",
     "1",
     "--threads",
@@ -64,7 +68,7 @@ def test_bench_drives_every_payment_to_a_final_state_and_prints_one_json_report(
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout)
     assert {"payments", "workers", "unthrottled", "rate_limited", "target_met"} <= report.keys()
-    for name in ("unthrottled", "rate_limited"):
+    for name in ("unthrottled", "rate_limited", "endpoint_limited"):
         phase = report[name]
         assert {
             "payments_per_second",
@@ -80,5 +84,9 @@ def test_bench_drives_every_payment_to_a_final_state_and_prints_one_json_report(
         assert phase["failed_by_rate_limit"] == 0
         assert phase["stripe_requests"] >= 20
     assert report["rate_limited"]["budget_rps"] == 100
+    # Under Stripe's shape the endpoint's limit binds; the emulator refused nothing the limiter let through.
+    endpoint = report["endpoint_limited"]
+    assert (endpoint["budget_rps"], endpoint["account_rps"], endpoint["endpoint_rps"]) == (10, 100, 10)
+    assert endpoint["stripe_429s"] == 0
     # Warm-up payments go through the workers first and are not counted in the phase.
     assert report["warmup_payments_per_phase"] == 5

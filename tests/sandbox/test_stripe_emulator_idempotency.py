@@ -203,3 +203,33 @@ def test_a_rate_limited_request_is_not_stored(client, emu):
         create(client, "k-limited")
     emu.set_rate_limit(None)
     assert "Idempotent-Replayed" not in create(client, "k-limited").last_response.headers
+
+
+def test_each_endpoint_has_its_own_limit_under_the_global_one(client, emu):
+    emu.set_rate_limit(100, endpoint_requests_per_second=2)
+    client.v1.customers.list()
+    client.v1.customers.list()
+    with pytest.raises(stripe.RateLimitError) as caught:
+        client.v1.customers.list()
+    assert caught.value.http_status == 429 and caught.value.error.code == "rate_limit"
+    # Another endpoint still has its own budget, and the global one is far from spent.
+    assert create(client).status == "succeeded"
+    assert [r["status"] for r in emu.requests()] == [200, 200, 429, 200]
+
+
+def test_the_global_limit_counts_every_endpoint_and_exceptions_raise_one(client, emu):
+    emu.set_rate_limit(3, endpoint_requests_per_second=1, endpoints={"POST /v1/payment_intents": 5})
+    create(client)
+    create(client)  # above the default endpoint limit, within the raised one
+    client.v1.customers.list()
+    with pytest.raises(stripe.RateLimitError):
+        client.v1.events.list()  # the fourth request in a second: over the global limit
+    assert emu.set_rate_limit(None)["requests_per_second"] is None
+
+
+def test_search_has_its_own_default(client, emu):
+    emu.set_rate_limit(None, endpoint_requests_per_second=25, search_requests_per_second=1)
+    client.v1.payment_intents.search({"query": "status:'succeeded'"})
+    with pytest.raises(stripe.RateLimitError):
+        client.v1.payment_intents.search({"query": "status:'succeeded'"})
+    client.v1.payment_intents.list()

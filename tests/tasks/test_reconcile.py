@@ -211,7 +211,7 @@ class SlotsThatRateLimit:
         self.emulator, self.slot, self.times = emulator, slot, times
         self.slots = 0
 
-    def acquire(self) -> float:
+    def acquire(self, endpoint: str) -> float:
         self.slots += 1
         if self.slots == self.slot:
             self.emulator.inject_fault("429", count=self.times, path="/v1/events", method="GET")

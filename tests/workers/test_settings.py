@@ -56,6 +56,10 @@ def test_missing_required_variable_is_named(name):
         ("DASHBOARD_TOKEN", "short", "at least 16"),
         ("REMIT_DEPLOYMENT", "Prod EU", "is not 1-40 of a-z"),
         ("REMIT_DEPLOYMENT", "x" * 41, "is not 1-40 of a-z"),
+        ("STRIPE_ENDPOINT_REQUESTS_PER_SECOND", "-5", "greater than zero"),
+        ("STRIPE_SEARCH_REQUESTS_PER_SECOND", "lots", "not a number"),
+        ("STRIPE_ENDPOINT_LIMITS", "POST /v1/payment_intents", "is not an endpoint limit"),
+        ("STRIPE_ENDPOINT_LIMITS", "GET /v1/payment_intents/{id}=0", "positive number"),
     ],
 )
 def test_malformed_variable_is_named_with_reason(name, value, complaint):
@@ -69,3 +73,19 @@ def test_malformed_variable_is_named_with_reason(name, value, complaint):
 def test_the_deployment_marker_defaults_to_remit_and_is_configurable():
     assert load_settings(VALID).deployment == "remit"
     assert load_settings({**VALID, "REMIT_DEPLOYMENT": "acme-eu_2"}).deployment == "acme-eu_2"
+
+
+def test_stripe_limits_default_to_stripes_documented_shape_and_take_exceptions():
+    settings = load_settings(VALID)
+    assert (settings.stripe_endpoint_requests_per_second, settings.stripe_search_requests_per_second) == (
+        25,
+        20,
+    )
+    assert settings.stripe_endpoint_limits == ()
+    raised = load_settings(
+        {**VALID, "STRIPE_ENDPOINT_LIMITS": "POST /v1/payment_intents=100,GET /v1/payment_intents/{id}=50"}
+    )
+    assert raised.stripe_endpoint_limits == (
+        ("POST /v1/payment_intents", 100.0),
+        ("GET /v1/payment_intents/{id}", 50.0),
+    )

@@ -135,7 +135,7 @@ class _CountingLimiter:
     def __init__(self):
         self.slots = 0
 
-    def acquire(self) -> float:
+    def acquire(self, endpoint: str) -> float:
         self.slots += 1
         return 0.0
 
