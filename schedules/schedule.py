@@ -31,7 +31,7 @@ SCHEDULE: tuple[Job, ...] = (
     # A lost recompute nudge leaves a balance wrong for at most about two minutes.
     Job("sweep-stale-balances", "sweep_stale_balances", 60),
     # Once an hour, so every seller's midnight (any timezone) is followed by a full pass within the hour.
-    Job("mark-all-balances-stale", "mark_all_balances_stale", 3600),
+    Job("recompute-all-balances", "recompute_all_balances", 3600),
     # Personal data past retention is redacted within the hour; a backlog (a first run) drains at
     # flows.retention's PURGE_LIMIT per kind per pass, about 24,000 a day each.
     Job("purge-personal-data", "purge_personal_data", 3600),

@@ -90,9 +90,9 @@ def sweep_stale_balances() -> None:
 
 
 @dramatiq.actor(**_policy(TIME_LIMIT_MS))
-def mark_all_balances_stale() -> None:
-    """The nightly full pass: overdue amounts change when a day passes, with no money moving."""
-    _log.info("mark_all_balances_stale %s", balances.mark_all_stale(_now()))
+def recompute_all_balances() -> None:
+    """The hourly full pass, set-wise: overdue amounts change when a day passes, with no money moving."""
+    _log.info("recompute_all_balances %s", balances.recompute_all_balances(_now()))
 
 
 @dramatiq.actor(**_policy(TIME_LIMIT_MS))

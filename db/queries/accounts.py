@@ -42,15 +42,10 @@ _MARK_STALE = text(
     " AND balance_stale_since IS NULL RETURNING id"
 )
 
+
 # The full pass takes the same row lock its UPDATE would, but in id order (an UPDATE alone takes them in the
 # table's physical order): a batch marking its accounts in id order then waits on it, or it on the batch, and
 # never both. A row marked while the pass waited on it is re-read and left out.
-_LOCK_UNMARKED = text(
-    "SELECT id FROM accounts WHERE balance_stale_since IS NULL AND id > :after"
-    " ORDER BY id LIMIT :limit FOR NO KEY UPDATE"
-)
-
-
 def lock_account(session: Session, account_id: int) -> Account | None:
     """The account row locked FOR UPDATE: money requests of one account run one at a time."""
     row = session.execute(_LOCK_ACCOUNT, {"id": account_id}).first()
@@ -106,15 +101,6 @@ def list_due_stale_accounts(session: Session, now: datetime, grace: timedelta, l
             .limit(limit)
         ).all()
     )
-
-
-def mark_unmarked_balances_stale(session: Session, now: datetime, after_id: int, limit: int) -> list[int]:
-    """Flag the next `limit` accounts not flagged yet with ids above after_id, locking them in id order as
-    every other marker does; returns their ids in that order."""
-    connection = session.connection()
-    ids = list(connection.execute(_LOCK_UNMARKED, {"after": after_id, "limit": limit}).scalars())
-    connection.execute(_MARK_STALE, {"ids": ids, "now": now})
-    return ids
 
 
 def find_account(session: Session, account_id: int) -> Account | None:

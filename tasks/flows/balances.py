@@ -8,20 +8,12 @@ from sqlalchemy.orm import Session
 
 from db.models import Account
 from db.queries import accounts as account_rows
-from db.queries import invoices as invoice_rows
-from db.queries import payments as payment_rows
+from db.queries import balances as balance_rows
 from db.session import transaction
-from tasks.domain.balances import Aging, Figures, InvoiceFacts, compute_aging, compute_figures
+from tasks.domain.balances import Aging, Figures, compute_aging
 from tasks.domain.dates import seller_today
-from tasks.domain.states import PaymentStatus
 from tasks.flows import messages
 
-IN_FLIGHT = (
-    PaymentStatus.PENDING,
-    PaymentStatus.SUBMITTING,
-    PaymentStatus.PROCESSING,
-    PaymentStatus.REQUIRES_ACTION,
-)
 # A recompute normally follows its money movement within a second; a minute means the nudge was lost.
 STALE_GRACE = timedelta(seconds=60)
 SWEEP_LIMIT = 1000
@@ -48,46 +40,58 @@ def recompute_all_after_commit(session: Session, account_ids: list[int]) -> None
 
 def figures_for(session: Session, account: Account, now: datetime) -> Figures:
     """The account's figures as the ledger says right now, in the account's currency only."""
-    facts = _invoice_facts(session, account)
-    amounts = payment_rows.sum_payments_by_status(session, account.id, account.currency)
-    credit = invoice_rows.sum_available_credit(session, account.id, account.currency)
-    pending = sum(int(amounts.get(s, 0) or 0) for s in IN_FLIGHT)
-    scheduled = int(amounts.get(PaymentStatus.SCHEDULED, 0) or 0)
-    return compute_figures(
-        facts,
-        pending,
-        scheduled,
-        int(credit),
-        seller_today(account_rows.find_seller(session, account.seller_id), now),
-    )
+    today = seller_today(account_rows.find_seller(session, account.seller_id), now)
+    return balance_rows.compute_figures_of(session, {account.id: today})[account.id]
 
 
 def aging_for(session: Session, account: Account, now: datetime) -> Aging:
     """The account's aging at the seller's today, from the same ledger rows as its figures."""
     today = seller_today(account_rows.find_seller(session, account.seller_id), now)
-    return compute_aging(_invoice_facts(session, account), today)
-
-
-def _invoice_facts(session: Session, account: Account) -> list[InvoiceFacts]:
-    invoices = [
-        i for i in invoice_rows.list_payable_invoices(session, account.id) if i.currency == account.currency
-    ]
-    settled = invoice_rows.list_settled(session, [i.id for i in invoices])
-    return [InvoiceFacts(i.total_minor, settled.get(i.id, 0), i.due_on) for i in invoices]
+    return compute_aging(balance_rows.list_invoice_facts(session, account.id, today), today)
 
 
 def recompute_balance(account_id: int, now: datetime) -> bool:
     """Store fresh figures if the account is marked stale; return whether it recomputed."""
     with transaction() as session:
-        account = account_rows.lock_account(session, account_id)
-        if account is None or account.balance_stale_since is None:
+        locked = balance_rows.lock_accounts(session, [account_id])
+        stored = balance_rows.list_stored_figures(session, [account_id])
+        if not locked or not stored[account_id][1]:
             return False
-        figures = figures_for(session, account, now)
-        for name, value in vars(figures).items():
-            setattr(account, name, value)
-        account.balance_computed_at = now
-        account.balance_stale_since = None
+        _store(session, locked, now)
         return True
+
+
+def recompute_all_balances(now: datetime, chunk: int = FULL_PASS_CHUNK) -> dict[str, int]:
+    """The full pass: every account's figures from the ledger, a chunk of accounts per transaction.
+
+    Set-based: a chunk costs a lock, one statement reading the ledger for all its accounts and one
+    writing their figures, so the pass takes seconds, not one message per account. Accounts are
+    locked in id order (as every writer of several accounts does) and each chunk commits before the
+    next, so a money movement waits for one chunk at most.
+    """
+    recomputed, after_id = 0, 0
+    while True:
+        with transaction() as session:
+            locked = balance_rows.lock_account_chunk(session, after_id, chunk)
+            if not locked:
+                return {"recomputed": recomputed}
+            _store(session, locked, now)
+        recomputed, after_id = recomputed + len(locked), locked[-1][0]
+
+
+def _store(session: Session, locked: list[tuple[int, str]], now: datetime) -> dict[int, Figures]:
+    """Compute and store the figures of locked accounts ((id, seller timezone) rows)."""
+    todays = {account_id: seller_today(_Zone(timezone), now) for account_id, timezone in locked}
+    figures = balance_rows.compute_figures_of(session, todays)
+    balance_rows.store_figures(session, figures, now)
+    return figures
+
+
+class _Zone:
+    """What seller_today reads of a seller: its timezone."""
+
+    def __init__(self, timezone: str):
+        self.timezone = timezone
 
 
 def sweep_stale_balances(now: datetime, limit: int = SWEEP_LIMIT) -> dict[str, int]:
@@ -96,14 +100,3 @@ def sweep_stale_balances(now: datetime, limit: int = SWEEP_LIMIT) -> dict[str, i
         ids = account_rows.list_due_stale_accounts(session, now, STALE_GRACE, limit)
     messages.send_now("recompute_balance", [(account_id,) for account_id in ids])
     return {"stale": len(ids)}
-
-
-def mark_all_stale(now: datetime) -> dict[str, int]:
-    """The nightly full pass: every account is recomputed (due dates pass at midnight)."""
-    marked, after_id = 0, 0
-    while True:
-        with transaction() as session:
-            ids = account_rows.mark_unmarked_balances_stale(session, now, after_id, FULL_PASS_CHUNK)
-        if not ids:
-            return {"marked": marked}
-        marked, after_id = marked + len(ids), ids[-1]

@@ -28,7 +28,7 @@ ACTOR_QUEUES: dict[str, str] = {
     "sweep_payments": "maintenance",
     "dispatch_due_payments": "maintenance",
     "sweep_stale_balances": "maintenance",
-    "mark_all_balances_stale": "maintenance",
+    "recompute_all_balances": "maintenance",
     "sweep_stripe_events": "maintenance",
     "reconcile_stripe": "maintenance",
     "sweep_emails": "maintenance",

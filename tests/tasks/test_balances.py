@@ -250,7 +250,7 @@ def test_the_full_pass_and_a_batch_marking_accounts_in_id_order_never_deadlock(d
 
     def full_pass():
         try:
-            outcomes.append(accounts.mark_all_stale(now))
+            outcomes.append(accounts.recompute_all_balances(now))
         except Exception as error:  # a deadlock victim: what this test must never see
             outcomes.append(error)
 
@@ -264,12 +264,14 @@ def test_the_full_pass_and_a_batch_marking_accounts_in_id_order_never_deadlock(d
         assert account_rows.mark_balances_stale(batch, [high_id], now) == [high_id]
         batch.commit()
         racer.join(30)
-    assert outcomes == [{"marked": 0}]  # the batch marked both; the pass found nothing left to mark
+    # The pass waited for the batch, then read what it committed: both recomputed, neither left stale.
+    assert outcomes == [{"recomputed": 2}]
     with db() as session:
-        assert {session.get(Account, i).balance_stale_since for i in (low_id, high_id)} == {now}
+        assert {session.get(Account, i).balance_stale_since for i in (low_id, high_id)} == {None}
+        assert {session.get(Account, i).balance_computed_at for i in (low_id, high_id)} == {now}
 
 
-def test_the_full_pass_marks_every_account_in_chunks(db, monkeypatch):
+def test_the_full_pass_recomputes_every_account_in_chunks(db, monkeypatch):
     from datetime import UTC, datetime
 
     from tests import factories
@@ -277,9 +279,7 @@ def test_the_full_pass_marks_every_account_in_chunks(db, monkeypatch):
     with db() as session, session.begin():
         seller = factories.seller(session)
         ids = [factories.account(session, seller).id for _ in range(5)]
-    monkeypatch.setattr(accounts, "FULL_PASS_CHUNK", 2)
     now = datetime.now(UTC)
-    assert accounts.mark_all_stale(now) == {"marked": 5}
-    assert accounts.mark_all_stale(now) == {"marked": 0}
+    assert accounts.recompute_all_balances(now, chunk=2) == {"recomputed": 5}
     with db() as session:
-        assert {session.get(Account, i).balance_stale_since for i in ids} == {now}
+        assert {session.get(Account, i).balance_computed_at for i in ids} == {now}

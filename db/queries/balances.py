@@ -1,0 +1,174 @@
+"""Account figures for many accounts at once: set-based statements over the ledger, a chunk at a time.
+
+The rules are tasks.domain.balances' (what is owed on an invoice is its total less what settled it,
+never below zero; overdue is what is owed on invoices due before the seller's today), applied in SQL
+so a pass over every account reads the ledger in a few statements per chunk instead of a few per account.
+tests/db/test_balance_queries.py holds these statements equal to the domain's functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from tasks.domain.balances import Figures, InvoiceFacts
+from tasks.domain.invoices import PAYABLE_FLAGS, SETTLING_STATE
+from tasks.domain.states import CreditState, PaymentStatus
+from tasks.domain.transitions import IN_FLIGHT
+
+_PAYABLE_SQL = " AND ".join(
+    f"i.{name} IS {'TRUE' if value else 'FALSE'}" for name, value in PAYABLE_FLAGS.items()
+)
+
+# The payable invoices of the given accounts in each account's currency (not parents of the account's
+# own invoices), each with what settled it: applied allocations (discounts included) and the lines
+# of payments the seller's ERP recorded outside Remit.
+_OWED_CTE = f"""
+chunk AS (
+    SELECT id, currency, today FROM accounts
+    JOIN unnest(CAST(:ids AS bigint[]), CAST(:todays AS date[])) AS t (account_id, today)
+      ON accounts.id = t.account_id
+),
+payable AS (
+    SELECT i.id, i.account_id, i.total_minor, i.due_on, chunk.today
+    FROM invoices i JOIN chunk ON chunk.id = i.account_id AND i.currency = chunk.currency
+    WHERE {_PAYABLE_SQL}
+      AND NOT EXISTS (SELECT 1 FROM invoices c WHERE c.parent_id = i.id AND c.account_id = i.account_id)
+),
+settled AS (
+    SELECT a.invoice_id, a.amount_minor + a.discount_minor AS amount
+    FROM allocations a JOIN payable ON payable.id = a.invoice_id
+    WHERE a.state = '{SETTLING_STATE}'
+    UNION ALL
+    SELECT l.invoice_id, l.amount_minor
+    FROM external_payment_lines l JOIN payable ON payable.id = l.invoice_id
+),
+owed AS (
+    SELECT payable.id, payable.account_id, payable.total_minor, payable.due_on, payable.today,
+           COALESCE(SUM(settled.amount), 0) AS settled_minor
+    FROM payable LEFT JOIN settled ON settled.invoice_id = payable.id
+    GROUP BY payable.id, payable.account_id, payable.total_minor, payable.due_on, payable.today
+)"""
+
+_FIGURES = text(
+    f"""
+WITH {_OWED_CTE},
+invoiced AS (
+    SELECT account_id,
+           SUM(GREATEST(total_minor - settled_minor, 0)) AS balance,
+           SUM(GREATEST(total_minor - settled_minor, 0)) FILTER (WHERE due_on < today) AS overdue
+    FROM owed GROUP BY account_id
+),
+paying AS (
+    SELECT p.account_id,
+           SUM(p.amount_minor) FILTER (WHERE p.status = ANY(CAST(:pending AS text[]))) AS pending,
+           SUM(p.amount_minor) FILTER (WHERE p.status = :scheduled) AS scheduled
+    FROM payments p JOIN chunk ON chunk.id = p.account_id AND p.currency = chunk.currency
+    WHERE p.status = ANY(CAST(:pending AS text[])) OR p.status = :scheduled
+    GROUP BY p.account_id
+),
+credit AS (
+    SELECT c.account_id, SUM(c.amount_minor) AS available
+    FROM credits c JOIN chunk ON chunk.id = c.account_id AND c.currency = chunk.currency
+    WHERE c.state = :available
+    GROUP BY c.account_id
+)
+SELECT chunk.id,
+       COALESCE(invoiced.balance, 0), COALESCE(invoiced.overdue, 0),
+       COALESCE(paying.pending, 0), COALESCE(paying.scheduled, 0), COALESCE(credit.available, 0)
+FROM chunk
+LEFT JOIN invoiced ON invoiced.account_id = chunk.id
+LEFT JOIN paying ON paying.account_id = chunk.id
+LEFT JOIN credit ON credit.account_id = chunk.id
+ORDER BY chunk.id
+"""
+)
+_INVOICE_FACTS = text(f"WITH {_OWED_CTE} SELECT total_minor, settled_minor, due_on FROM owed ORDER BY id")
+_LOCK_CHUNK = text(
+    "SELECT a.id, s.timezone FROM accounts a JOIN sellers s ON s.id = a.seller_id"
+    " WHERE a.id > :after AND (CAST(:last AS bigint) IS NULL OR a.id <= :last)"
+    " ORDER BY a.id LIMIT :limit FOR UPDATE OF a"
+)
+_LOCK_ACCOUNTS = text(
+    "SELECT a.id, s.timezone FROM accounts a JOIN sellers s ON s.id = a.seller_id"
+    " WHERE a.id = ANY(CAST(:ids AS bigint[])) ORDER BY a.id FOR UPDATE OF a"
+)
+_STORED = text(
+    "SELECT id, balance_minor, overdue_minor, pending_minor, scheduled_minor, credit_minor,"
+    " balance_stale_since FROM accounts WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id"
+)
+_STORE = text(
+    "UPDATE accounts SET balance_minor = f.balance, overdue_minor = f.overdue, pending_minor = f.pending,"
+    " scheduled_minor = f.scheduled, credit_minor = f.credit, balance_computed_at = :now,"
+    " balance_stale_since = NULL"
+    " FROM unnest(CAST(:ids AS bigint[]), CAST(:balance AS bigint[]), CAST(:overdue AS bigint[]),"
+    " CAST(:pending AS bigint[]), CAST(:scheduled AS bigint[]), CAST(:credit AS bigint[]))"
+    " AS f (id, balance, overdue, pending, scheduled, credit)"
+    " WHERE accounts.id = f.id"
+)
+
+
+def lock_account_chunk(
+    session: Session, after_id: int, limit: int, last_id: int | None = None
+) -> list[tuple[int, str]]:
+    """(account id, seller timezone) of the next `limit` accounts after after_id, locked in id order.
+
+    FOR UPDATE: a money movement holds its account KEY SHARE until it commits, and may not mark an
+    account already marked stale; waiting for it means a figure computed here has seen every movement
+    committed before, and one committing after marks the account again (or finds it still marked).
+    """
+    return [
+        tuple(row)
+        for row in session.execute(_LOCK_CHUNK, {"after": after_id, "last": last_id, "limit": limit})
+    ]
+
+
+def lock_accounts(session: Session, account_ids: Sequence[int]) -> list[tuple[int, str]]:
+    """(account id, seller timezone) of these accounts, locked in id order (as lock_account_chunk)."""
+    return [tuple(row) for row in session.execute(_LOCK_ACCOUNTS, {"ids": list(account_ids)})]
+
+
+def _parameters(todays: dict[int, date]) -> dict:
+    ids = sorted(todays)
+    return {"ids": ids, "todays": [todays[i] for i in ids]}
+
+
+def compute_figures_of(session: Session, todays: dict[int, date]) -> dict[int, Figures]:
+    """{account id: its figures from the ledger}, each account at its seller's today."""
+    if not todays:
+        return {}
+    parameters = {
+        **_parameters(todays),
+        "pending": sorted(str(s) for s in IN_FLIGHT),
+        "scheduled": str(PaymentStatus.SCHEDULED),
+        "available": str(CreditState.AVAILABLE),
+    }
+    return {
+        account_id: Figures(*(int(value) for value in values))
+        for account_id, *values in session.execute(_FIGURES, parameters)
+    }
+
+
+def list_invoice_facts(session: Session, account_id: int, today: date) -> list[InvoiceFacts]:
+    """Total, settled and due date of each payable invoice of the account, in one statement."""
+    rows = session.execute(_INVOICE_FACTS, _parameters({account_id: today}))
+    return [InvoiceFacts(int(total), int(settled), due_on) for total, settled, due_on in rows]
+
+
+def list_stored_figures(session: Session, account_ids: Sequence[int]) -> dict[int, tuple[Figures, bool]]:
+    """{account id: (the figures stored on it, whether it is marked stale)}."""
+    rows = session.execute(_STORED, {"ids": list(account_ids)})
+    return {row[0]: (Figures(*row[1:6]), row[6] is not None) for row in rows}
+
+
+def store_figures(session: Session, figures: dict[int, Figures], now: datetime) -> None:
+    """Write the figures and clear the stale marks of these accounts, in one statement."""
+    if not figures:
+        return
+    ids = sorted(figures)
+    columns = ("balance", "overdue", "pending", "scheduled", "credit")
+    values = {name: [getattr(figures[i], f"{name}_minor") for i in ids] for name in columns}
+    session.execute(_STORE, {"ids": ids, "now": now, **values})
