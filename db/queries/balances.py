@@ -86,6 +86,15 @@ LEFT JOIN credit ON credit.account_id = chunk.id
 ORDER BY chunk.id
 """
 )
+_PAYING = text(
+    "SELECT"
+    " COALESCE(SUM(amount_minor) FILTER (WHERE status = ANY(CAST(:pending AS text[]))), 0),"
+    " COALESCE(SUM(amount_minor) FILTER (WHERE status = :scheduled), 0),"
+    " (SELECT COALESCE(SUM(amount_minor), 0) FROM credits"
+    "  WHERE account_id = :id AND currency = :currency AND state = :available)"
+    " FROM payments WHERE account_id = :id AND currency = :currency"
+    " AND (status = ANY(CAST(:pending AS text[])) OR status = :scheduled)"
+)
 _INVOICE_FACTS = text(f"WITH {_OWED_CTE} SELECT total_minor, settled_minor, due_on FROM owed ORDER BY id")
 _LOCK_CHUNK = text(
     "SELECT a.id, s.timezone FROM accounts a JOIN sellers s ON s.id = a.seller_id"
@@ -109,6 +118,13 @@ _STORE = text(
     " AS f (id, balance, overdue, pending, scheduled, credit)"
     " WHERE accounts.id = f.id"
 )
+
+
+_STATUSES = {
+    "pending": sorted(str(s) for s in IN_FLIGHT),
+    "scheduled": str(PaymentStatus.SCHEDULED),
+    "available": str(CreditState.AVAILABLE),
+}
 
 
 def lock_account_chunk(
@@ -140,16 +156,17 @@ def compute_figures_of(session: Session, todays: dict[int, date]) -> dict[int, F
     """{account id: its figures from the ledger}, each account at its seller's today."""
     if not todays:
         return {}
-    parameters = {
-        **_parameters(todays),
-        "pending": sorted(str(s) for s in IN_FLIGHT),
-        "scheduled": str(PaymentStatus.SCHEDULED),
-        "available": str(CreditState.AVAILABLE),
-    }
+    parameters = {**_parameters(todays), **_STATUSES}
     return {
         account_id: Figures(*(int(value) for value in values))
         for account_id, *values in session.execute(_FIGURES, parameters)
     }
+
+
+def sum_paying_and_credit(session: Session, account_id: int, currency: str) -> tuple[int, int, int]:
+    """(pending, scheduled, available credit) of one account in its currency."""
+    row = session.execute(_PAYING, {"id": account_id, "currency": currency, **_STATUSES}).one()
+    return int(row[0]), int(row[1]), int(row[2])
 
 
 def list_invoice_facts(session: Session, account_id: int, today: date) -> list[InvoiceFacts]:

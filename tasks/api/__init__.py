@@ -49,7 +49,7 @@ from tasks.domain.errors import RemitError
 from tasks.domain.states import CreditState, PaymentKind, PaymentStatus
 from tasks.domain.transitions import SCHEDULED_EMAIL
 from tasks.flows import messages
-from tasks.flows.balances import aging_for, figures_for, recompute_after_commit
+from tasks.flows.balances import overview_figures, recompute_after_commit
 from tasks.flows.ledger import apply_transition, queue_payment_email
 from tasks.flows.payments import lock_in_order
 
@@ -297,7 +297,7 @@ def account_overview(account_id: int, now: datetime | None = None) -> AccountOve
     now = now or _now()
     with api_transaction() as session:
         account = selection.find_account(session, account_id)
-        figures = figures_for(session, account, now)
+        figures, aging = overview_figures(session, account, now)
         count = payment_rows.count_payments(session, account.id)
         return AccountOverview(
             account.id,
@@ -308,7 +308,7 @@ def account_overview(account_id: int, now: datetime | None = None) -> AccountOve
             figures.scheduled_minor,
             figures.credit_minor,
             count,
-            aging_for(session, account, now),
+            aging,
         )
 
 

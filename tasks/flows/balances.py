@@ -10,7 +10,7 @@ from db.models import Account
 from db.queries import accounts as account_rows
 from db.queries import balances as balance_rows
 from db.session import transaction
-from tasks.domain.balances import Aging, Figures, compute_aging
+from tasks.domain.balances import Aging, Figures, compute_aging, compute_figures
 from tasks.domain.dates import seller_today
 from tasks.flows import messages
 
@@ -44,10 +44,12 @@ def figures_for(session: Session, account: Account, now: datetime) -> Figures:
     return balance_rows.compute_figures_of(session, {account.id: today})[account.id]
 
 
-def aging_for(session: Session, account: Account, now: datetime) -> Aging:
-    """The account's aging at the seller's today, from the same ledger rows as its figures."""
+def overview_figures(session: Session, account: Account, now: datetime) -> tuple[Figures, Aging]:
+    """The figures and the aging together, reading each invoice once (what account_overview shows)."""
     today = seller_today(account_rows.find_seller(session, account.seller_id), now)
-    return compute_aging(balance_rows.list_invoice_facts(session, account.id, today), today)
+    facts = balance_rows.list_invoice_facts(session, account.id, today)
+    pending, scheduled, credit = balance_rows.sum_paying_and_credit(session, account.id, account.currency)
+    return compute_figures(facts, pending, scheduled, credit, today), compute_aging(facts, today)
 
 
 def recompute_balance(account_id: int, now: datetime) -> bool:
