@@ -1,0 +1,111 @@
+"""One payment as its customer sees it (method, credit, timeline), and payments waiting for authentication."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Row, func, select
+from sqlalchemy.orm import Session
+
+from db.models import Account, Credit, Payment, PaymentEvent, PaymentMethod, Seller
+from tasks.domain.states import CreditState, PaymentStatus
+
+
+def find_method_display(session: Session, method_id: int) -> Row | None:
+    """(kind, brand, last4, bank_name, stripe_payment_method_id) of a saved method."""
+    return session.execute(
+        select(
+            PaymentMethod.kind,
+            PaymentMethod.brand,
+            PaymentMethod.last4,
+            PaymentMethod.bank_name,
+            PaymentMethod.stripe_payment_method_id,
+        ).where(PaymentMethod.id == method_id)
+    ).first()
+
+
+def sum_credit_created(session: Session, payment_id: int) -> int:
+    """What the payment left as credit on the account, unless that credit was reversed (never existed)."""
+    return session.scalar(
+        select(func.coalesce(func.sum(Credit.amount_minor), 0)).where(
+            Credit.payment_id == payment_id, Credit.state != CreditState.REVERSED
+        )
+    )
+
+
+def list_timeline(session: Session, payment_id: int) -> list[Row]:
+    """(at, from_status, to_status, applied, detail) of every timeline line of the payment, oldest first."""
+    return list(
+        session.execute(
+            select(
+                PaymentEvent.at,
+                PaymentEvent.from_status,
+                PaymentEvent.to_status,
+                PaymentEvent.applied,
+                PaymentEvent.detail,
+            )
+            .where(PaymentEvent.payment_id == payment_id)
+            .order_by(PaymentEvent.id)
+        )
+    )
+
+
+def has_timeline_mark(session: Session, payment_id: int, key: str) -> bool:
+    """Whether a timeline line of the payment carries this detail key."""
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(PaymentEvent)
+            .where(PaymentEvent.payment_id == payment_id, PaymentEvent.detail.has_key(key))
+        )
+        > 0
+    )
+
+
+def _waiting_since():
+    """When each payment last entered requires_action: the start of its authentication window."""
+    return (
+        select(PaymentEvent.payment_id, func.max(PaymentEvent.at).label("since"))
+        .where(PaymentEvent.to_status == PaymentStatus.REQUIRES_ACTION, PaymentEvent.applied)
+        .group_by(PaymentEvent.payment_id)
+        .subquery()
+    )
+
+
+def find_waiting_since(session: Session, payment_id: int) -> Row | None:
+    """(since, off_session, seller's on-session hours, seller's off-session hours) of a waiting payment."""
+    since = _waiting_since()
+    return session.execute(
+        _waiting_columns(since).where(
+            Payment.id == payment_id, Payment.status == PaymentStatus.REQUIRES_ACTION
+        )
+    ).first()
+
+
+def list_waiting_for_authentication(session: Session, before: datetime, limit: int) -> list[Row]:
+    """(id, since, off_session, seller hours...) of payments waiting for authentication since before a
+    moment, longest waiting first."""
+    since = _waiting_since()
+    return list(
+        session.execute(
+            _waiting_columns(since)
+            .where(Payment.status == PaymentStatus.REQUIRES_ACTION, since.c.since < before)
+            .order_by(since.c.since, Payment.id)
+            .limit(limit)
+        )
+    )
+
+
+def _waiting_columns(since):
+    return (
+        select(
+            Payment.id,
+            since.c.since,
+            Payment.scheduled_for.is_not(None).label("off_session"),
+            Seller.auth_window_on_session_hours,
+            Seller.auth_window_off_session_hours,
+        )
+        .join(since, since.c.payment_id == Payment.id)
+        .join(Account, Account.id == Payment.account_id)
+        .join(Seller, Seller.id == Account.seller_id)
+    )
