@@ -89,7 +89,7 @@ def describe(session: Session, receipt: PaymentReceipt) -> PaymentReceipt:
         method=MethodDisplay(method.kind, method.brand, method.last4, method.bank_name),
         failure_code=payment.failure_code,
         failure_reason=readable_failure(payment.failure_code, payment.failure_message)
-        if payment.status in (P.FAILED, P.CANCELED, P.REQUIRES_ACTION)
+        if payment.status in (P.FAILED, P.CANCELED)
         else None,
         timeline=customer_timeline(tuple(row) for row in detail_rows.list_timeline(session, payment.id)),
         created_at=payment.created_at,

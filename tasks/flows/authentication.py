@@ -78,6 +78,8 @@ def cancel(payment_id: int, now: datetime, source: str, reason: str) -> tuple[Pa
         if payment.status == P.SCHEDULED:
             apply_transition(session, payment, P.CANCELED, source=source, now=now)
             return P.CANCELED, True
+        if payment.status in (P.SUCCEEDED, P.PROCESSING):
+            _note_cancel_refused(session, payment, payment.status, source, now)
         if payment.status != P.REQUIRES_ACTION or payment.stripe_payment_intent_id is None:
             return P(payment.status), False
         intent_id = payment.stripe_payment_intent_id
@@ -93,7 +95,7 @@ def cancel(payment_id: int, now: datetime, source: str, reason: str) -> tuple[Pa
         _apply(session, payment, intent, source, now)
         won = intent.status == "canceled" and waiting
         if not won and intent.status != "canceled":
-            _note_cancel_refused(session, payment, intent, source, now)
+            _note_cancel_refused(session, payment, f"{intent.status} at Stripe", source, now)
         return P(payment.status), won
 
 
@@ -152,10 +154,11 @@ def _apply(session: Session, payment: Any, intent: IntentResult, source: str, no
     apply_intent(session, payment, event_type, snapshot, source=source, now=now)
 
 
-def _note_cancel_refused(
-    session: Session, payment: Any, intent: IntentResult, source: str, now: datetime
-) -> None:
-    said = {"cancel_refused": f"PaymentIntent {intent.id} is {intent.status}"}
-    if intent.status in ("succeeded", "processing"):
-        said[CUSTOMER_NOTE] = "The cancellation came too late: the payment had already gone through."
-    record_event(session, payment, source=source, now=now, detail=said)
+def _note_cancel_refused(session: Session, payment: Any, said: str, source: str, now: datetime) -> None:
+    """A cancel that lost to the payment going through: once on its timeline, for ops and the customer."""
+    if detail_rows.has_timeline_mark(session, payment.id, "cancel_refused"):
+        return
+    detail = {"cancel_refused": f"the payment was {said}"}
+    if payment.status in (P.SUCCEEDED, P.PROCESSING):
+        detail[CUSTOMER_NOTE] = "The cancellation came too late: the payment had already gone through."
+    record_event(session, payment, source=source, now=now, detail=detail)
