@@ -9,6 +9,7 @@ before or after, finds the payment already moved and changes nothing.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 from db.queries import payment_detail as detail_rows
 from db.session import transaction
 from tasks.domain import authentication as rules
+from tasks.domain.errors import StripeRefused
 from tasks.domain.events import intent_event_target, intent_event_type
 from tasks.domain.payment_view import CUSTOMER_NOTE, readable_failure
 from tasks.domain.states import PaymentStatus
@@ -27,6 +29,7 @@ from tasks.gateways.stripe import IntentResult, get_gateway
 from tasks.handlers.payment_intents import apply_intent
 from workers.settings import get_settings
 
+_log = logging.getLogger(__name__)
 P = PaymentStatus
 # Stripe's cancellation reasons: the customer asked, or the window ran out on them.
 REQUESTED = "requested_by_customer"
@@ -115,11 +118,17 @@ def expire_waiting(now: datetime, limit: int = EXPIRE_LIMIT) -> dict[str, int]:
         )
         <= now
     ]
-    canceled = 0
+    canceled = refused = 0
     for payment_id in due:
-        _, won = cancel(payment_id, now, "maintenance:expire_authentication", ABANDONED)
+        try:
+            _, won = cancel(payment_id, now, "maintenance:expire_authentication", ABANDONED)
+        except StripeRefused:
+            # Stripe refusing one intent (gone, not ours) must not stop the pass for every payment behind it.
+            _log.exception("could not cancel payment %s at the end of its authentication window", payment_id)
+            refused += 1
+            continue
         canceled += won
-    return {"waiting": len(rows), "expired": len(due), "canceled": canceled}
+    return {"waiting": len(rows), "expired": len(due), "canceled": canceled, "refused": refused}
 
 
 def note_late_confirmation(payment_id: int, now: datetime, source: str) -> None:

@@ -257,10 +257,11 @@ def test_the_window_cancels_a_payment_left_waiting_and_tells_the_customer(shop, 
         "waiting": 1,
         "expired": 0,
         "canceled": 0,
+        "refused": 0,
     }
     assert _payment(shop, payment_id).status == "requires_action"
     counts = authentication.expire_waiting(shop.now + timedelta(hours=24, minutes=1))
-    assert counts == {"waiting": 1, "expired": 1, "canceled": 1}
+    assert counts == {"waiting": 1, "expired": 1, "canceled": 1, "refused": 0}
     payment = _payment(shop, payment_id)
     assert payment.status == "canceled" and payment.failure_code == "authentication_window_expired"
     assert _intent(emulator, payment_id)["cancellation_reason"] == "abandoned"
@@ -294,7 +295,7 @@ def test_the_window_keeps_stripes_outcome_when_the_customer_finished_just_before
     action = api.get_payment(shop.account_id, payment_id).action
     StripeJs(emulator.url).pay(action.client_secret, action.next_action, action.payment_method)
     counts = authentication.expire_waiting(shop.now + timedelta(hours=25))
-    assert counts == {"waiting": 1, "expired": 1, "canceled": 0}
+    assert counts == {"waiting": 1, "expired": 1, "canceled": 0, "refused": 0}
     assert _payment(shop, payment_id).status == "succeeded"
     assert _allocations(shop, payment_id) == ["applied", "applied"]
 
@@ -330,3 +331,22 @@ def test_every_paying_entry_point_returns_the_get_payment_shape(shop, emulator):
     assert view.status == "succeeded" and view.lines == receipt.lines
     assert [e.status for e in view.timeline] == ["pending", "succeeded"]
     assert view.finished_at is not None and view.action is None
+
+
+def test_the_window_passes_over_an_intent_stripe_refuses_and_cancels_the_rest(shop, emulator):
+    lost = _waiting(shop, key="k1", invoices=shop.invoices[:1])
+    kept = _waiting(shop, key="k2", invoices=shop.invoices[1:2])
+    with shop.db() as session, session.begin():
+        session.get(Payment, lost).stripe_payment_intent_id = "pi_unknown_to_stripe"
+    counts = authentication.expire_waiting(shop.now + timedelta(hours=25))
+    assert counts == {"waiting": 2, "expired": 2, "canceled": 1, "refused": 1}
+    assert (_payment(shop, lost).status, _payment(shop, kept).status) == ("requires_action", "canceled")
+
+
+def test_a_seller_window_outside_one_hour_to_a_week_is_refused_by_postgresql(shop):
+    from sqlalchemy.exc import IntegrityError
+
+    with pytest.raises(IntegrityError):
+        _set_seller(shop, auth_window_off_session_hours=0)
+    with pytest.raises(IntegrityError):
+        _set_seller(shop, portal_payment_url="https://portal.example/pay")
