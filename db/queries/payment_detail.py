@@ -8,7 +8,7 @@ from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
 from db.models import Account, Credit, Payment, PaymentEvent, PaymentMethod, Seller
-from tasks.domain.states import CreditState, PaymentStatus
+from tasks.domain.states import CreditState, MethodKind, PaymentStatus
 
 
 def find_method_display(session: Session, method_id: int) -> Row | None:
@@ -73,7 +73,8 @@ def _waiting_since():
 
 
 def find_waiting_since(session: Session, payment_id: int) -> Row | None:
-    """(since, off_session, seller's on-session hours, seller's off-session hours) of a waiting payment."""
+    """(since, off_session, seller's on-session hours, seller's off-session hours) of a waiting card
+    payment."""
     since = _waiting_since()
     return session.execute(
         _waiting_columns(since).where(
@@ -83,8 +84,8 @@ def find_waiting_since(session: Session, payment_id: int) -> Row | None:
 
 
 def list_waiting_for_authentication(session: Session, before: datetime, limit: int) -> list[Row]:
-    """(id, since, off_session, seller hours...) of payments waiting for authentication since before a
-    moment, longest waiting first."""
+    """(id, since, off_session, seller hours...) of card payments waiting for authentication since before
+    a moment, longest waiting first."""
     since = _waiting_since()
     return list(
         session.execute(
@@ -108,4 +109,7 @@ def _waiting_columns(since):
         .join(since, since.c.payment_id == Payment.id)
         .join(Account, Account.id == Payment.account_id)
         .join(Seller, Seller.id == Account.seller_id)
+        # A bank debit waits on microdeposits for days, on Stripe's own clock: no card window applies.
+        .join(PaymentMethod, PaymentMethod.id == Payment.payment_method_id)
+        .where(PaymentMethod.kind == MethodKind.CARD)
     )

@@ -51,12 +51,7 @@ def current_intent(intent_id: str) -> IntentResult:
 def expires_at(session: Session, payment_id: int) -> datetime | None:
     """When the payment's authentication window ends, if it is waiting."""
     row = detail_rows.find_waiting_since(session, payment_id)
-    if row is None:
-        return None
-    windows = rules.window_for(
-        row.auth_window_on_session_hours, row.auth_window_off_session_hours, default_windows()
-    )
-    return rules.deadline(row.since, row.off_session, windows)
+    return None if row is None else _deadline(row, default_windows())
 
 
 def settle(payment_id: int, now: datetime, source: str) -> PaymentStatus | None:
@@ -108,16 +103,7 @@ def expire_waiting(now: datetime, limit: int = EXPIRE_LIMIT) -> dict[str, int]:
     with transaction() as session:
         rows = detail_rows.list_waiting_for_authentication(session, now - shortest, limit)
     defaults = default_windows()
-    due = [
-        row.id
-        for row in rows
-        if rules.deadline(
-            row.since,
-            row.off_session,
-            rules.window_for(row.auth_window_on_session_hours, row.auth_window_off_session_hours, defaults),
-        )
-        <= now
-    ]
+    due = [row.id for row in rows if _deadline(row, defaults) <= now]
     canceled = refused = 0
     for payment_id in due:
         try:
@@ -141,6 +127,12 @@ def note_late_confirmation(payment_id: int, now: datetime, source: str) -> None:
         record_event(
             session, payment, source=source, now=now, detail={"late_confirmation": True, CUSTOMER_NOTE: text}
         )
+
+
+def _deadline(row: Any, defaults: rules.Windows) -> datetime:
+    """The end of a waiting payment's window, from payment_detail's (since, off_session, seller hours)."""
+    windows = rules.window_for(row.auth_window_on_session_hours, row.auth_window_off_session_hours, defaults)
+    return rules.deadline(row.since, row.off_session, windows)
 
 
 def _waiting_intent(payment_id: int) -> str | None:

@@ -350,3 +350,16 @@ def test_a_seller_window_outside_one_hour_to_a_week_is_refused_by_postgresql(sho
         _set_seller(shop, auth_window_off_session_hours=0)
     with pytest.raises(IntegrityError):
         _set_seller(shop, portal_payment_url="https://portal.example/pay")
+
+
+def test_a_bank_debit_waiting_on_microdeposits_has_no_card_window(shop, emulator):
+    receipt = api.pay_invoices(shop.account_id, shop.invoices[:1], shop.methods["ach"], "k1", now=shop.now)
+    with shop.db() as session, session.begin():
+        session.get(Payment, receipt.payment_id).status = "requires_action"
+        session.add(
+            PaymentEvent(
+                payment_id=receipt.payment_id, at=shop.now, to_status="requires_action", source="test"
+            )
+        )
+    assert authentication.expire_waiting(shop.now + timedelta(days=5))["waiting"] == 0
+    assert _payment(shop, receipt.payment_id).status == "requires_action"
