@@ -9,6 +9,8 @@ a payment in requires_action, outside any transaction.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
@@ -21,7 +23,7 @@ from tasks.api.guard import api_transaction
 from tasks.api.history import MethodDisplay
 from tasks.domain import authentication as rules
 from tasks.domain import requests as checks
-from tasks.domain.errors import RemitError
+from tasks.domain.errors import RemitError, StripeMisconfigured, StripeUnavailable
 from tasks.domain.payment_view import TimelineEntry, customer_timeline, readable_failure
 from tasks.domain.states import PaymentStatus
 from tasks.flows import authentication as flow
@@ -126,7 +128,8 @@ def get_payment(account_id: int, payment_id: int) -> PaymentReceipt:
         stripe_method = detail_rows.find_method_display(
             session, payment.payment_method_id
         ).stripe_payment_method_id
-    intent = flow.current_intent(intent_id)
+    with _stripe_answers():
+        intent = flow.current_intent(intent_id)
     step = rules.next_step(intent.status, intent.next_action, intent.error_code)
     if step is None or not intent.client_secret:
         return receipt  # Stripe moved on: confirm_payment applies it
@@ -140,7 +143,8 @@ def confirm_payment(account_id: int, payment_id: int, now: datetime | None = Non
     with api_transaction() as session:
         status = _own_payment(session, account_id, payment_id).status
     if status == P.REQUIRES_ACTION:
-        flow.settle(payment_id, now, source="api:confirm_payment")
+        with _stripe_answers():
+            flow.settle(payment_id, now, source="api:confirm_payment")
     elif status in _ENDED:
         flow.note_late_confirmation(payment_id, now, source="api:confirm_payment")
     return get_payment(account_id, payment_id)
@@ -154,12 +158,25 @@ def cancel_payment(account_id: int, payment_id: int, now: datetime | None = None
         status = _own_payment(session, account_id, payment_id).status
     if status == P.CANCELED:
         return replace(get_payment(account_id, payment_id), replayed=True)
-    status, _ = flow.cancel(payment_id, now, source="api:cancel_payment", reason=flow.REQUESTED)
+    with _stripe_answers():
+        status, _ = flow.cancel(payment_id, now, source="api:cancel_payment", reason=flow.REQUESTED)
     if status != P.CANCELED:
         raise RemitError(
             "not_cancelable", f"Payment {payment_id} is already {status} and can no longer be canceled."
         )
     return get_payment(account_id, payment_id)
+
+
+@contextmanager
+def _stripe_answers() -> Iterator[None]:
+    """Stripe out of reach (or refusing our key) is a refusal the web tier can show and retry: nothing
+    was applied, and the same call is safe again."""
+    try:
+        yield
+    except (StripeUnavailable, StripeMisconfigured) as exc:
+        raise RemitError(
+            "stripe_unavailable", "The card processor could not be reached; try again in a moment."
+        ) from exc
 
 
 def _own_payment(session: Session, account_id: object, payment_id: object):

@@ -363,3 +363,16 @@ def test_a_bank_debit_waiting_on_microdeposits_has_no_card_window(shop, emulator
         )
     assert authentication.expire_waiting(shop.now + timedelta(days=5))["waiting"] == 0
     assert _payment(shop, receipt.payment_id).status == "requires_action"
+
+
+def test_stripe_out_of_reach_is_a_refusal_the_web_tier_retries(shop, emulator):
+    payment_id = _waiting(shop)
+    emulator.inject_fault("500", count=10, path="/v1/payment_intents", method="*")
+    for call in (api.get_payment, api.confirm_payment, api.cancel_payment):
+        with pytest.raises(RemitError) as refused:
+            call(shop.account_id, payment_id)
+        assert refused.value.code == "stripe_unavailable"
+    emulator.clear_faults()
+    assert _payment(shop, payment_id).status == "requires_action"
+    assert _allocations(shop, payment_id) == ["reserved", "reserved"]
+    assert api.cancel_payment(shop.account_id, payment_id).status == "canceled"
