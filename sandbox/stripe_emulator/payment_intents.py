@@ -14,6 +14,8 @@ _CONFIRMABLE = ("requires_payment_method", "requires_confirmation")
 _CANCELABLE = ("requires_payment_method", "requires_confirmation", "requires_action", "requires_capture")
 _CURRENCY = re.compile(r"^[a-z]{3}$")
 _CANCELLATION_REASONS = ("duplicate", "fraudulent", "requested_by_customer", "abandoned")
+# Everything Stripe's cancel endpoint takes; it refuses any other parameter.
+_CANCEL_PARAMS = ("cancellation_reason", "expand")
 
 
 def create(state, call):
@@ -212,6 +214,9 @@ def confirm(state, call):
 def cancel(state, call):
     """POST /v1/payment_intents/{id}/cancel."""
     intent = state.store.get("payment_intent", call.args[0])
+    unknown = sorted(set(call.params) - set(_CANCEL_PARAMS))
+    if unknown:
+        raise invalid(f"Received unknown parameter: {unknown[0]}", unknown[0], "parameter_unknown")
     reason = call.params.get("cancellation_reason") or None
     if reason is not None and reason not in _CANCELLATION_REASONS:
         raise invalid(

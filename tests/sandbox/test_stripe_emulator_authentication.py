@@ -108,3 +108,15 @@ def test_an_unknown_cancellation_reason_is_refused(client, customer, emu):
         client.v1.payment_intents.cancel(intent.id, {"cancellation_reason": "changed_my_mind"})
     assert (refused.value.http_status, refused.value.param) == (400, "cancellation_reason")
     assert client.v1.payment_intents.retrieve(intent.id).status == "requires_action"
+
+
+def test_cancel_refuses_a_parameter_stripe_does_not_take(client, customer, emu):
+    intent = _on_session(client, customer)
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.payment_intents.cancel(intent.id, {"reason": "abandoned"})  # type: ignore[typeddict-unknown-key]
+    assert (refused.value.http_status, refused.value.code, refused.value.param) == (
+        400,
+        "parameter_unknown",
+        "reason",
+    )
+    assert client.v1.payment_intents.retrieve(intent.id).status == "requires_action"
