@@ -67,6 +67,8 @@ def _waiting_since():
     return (
         select(PaymentEvent.payment_id, func.max(PaymentEvent.at).label("since"))
         .where(PaymentEvent.to_status == PaymentStatus.REQUIRES_ACTION, PaymentEvent.applied)
+        # A transition into it, not a note written while it waited (which moves no status).
+        .where(PaymentEvent.from_status.is_distinct_from(PaymentEvent.to_status))
         .group_by(PaymentEvent.payment_id)
         .subquery()
     )

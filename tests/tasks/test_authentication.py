@@ -376,3 +376,15 @@ def test_stripe_out_of_reach_is_a_refusal_the_web_tier_retries(shop, emulator):
     assert _payment(shop, payment_id).status == "requires_action"
     assert _allocations(shop, payment_id) == ["reserved", "reserved"]
     assert api.cancel_payment(shop.account_id, payment_id).status == "canceled"
+
+
+def test_a_note_written_while_the_payment_waits_does_not_restart_its_window(shop, emulator):
+    from tasks.flows.ledger import record_event
+    from tasks.flows.payments import lock_in_order
+
+    payment_id = _waiting(shop)
+    with shop.db() as session, session.begin():
+        payment = lock_in_order(session, payment_id)
+        record_event(session, payment, source="test", now=shop.now + timedelta(hours=20), detail={"x": 1})
+    assert api.get_payment(shop.account_id, payment_id).action.expires_at == shop.now + timedelta(hours=24)
+    assert authentication.expire_waiting(shop.now + timedelta(hours=25))["canceled"] == 1
