@@ -63,55 +63,50 @@ def has_timeline_mark(session: Session, payment_id: int, key: str) -> bool:
 
 
 def _waiting_since():
-    """When each payment last entered requires_action: the start of its authentication window."""
+    """When a payment last entered requires_action, the start of its authentication window: read per
+    waiting payment through the timeline's payment_id index, never by scanning the whole timeline."""
     return (
-        select(PaymentEvent.payment_id, func.max(PaymentEvent.at).label("since"))
+        select(func.max(PaymentEvent.at))
+        .where(PaymentEvent.payment_id == Payment.id)
         .where(PaymentEvent.to_status == PaymentStatus.REQUIRES_ACTION, PaymentEvent.applied)
         # A transition into it, not a note written while it waited (which moves no status).
         .where(PaymentEvent.from_status.is_distinct_from(PaymentEvent.to_status))
-        .group_by(PaymentEvent.payment_id)
-        .subquery()
+        .correlate(Payment)
+        .scalar_subquery()
     )
 
 
 def find_waiting_since(session: Session, payment_id: int) -> Row | None:
     """(since, off_session, seller's on-session hours, seller's off-session hours) of a waiting card
     payment."""
-    since = _waiting_since()
-    return session.execute(
-        _waiting_columns(since).where(
-            Payment.id == payment_id, Payment.status == PaymentStatus.REQUIRES_ACTION
-        )
-    ).first()
+    return session.execute(_WAITING.where(Payment.id == payment_id)).first()
 
 
 def list_waiting_for_authentication(session: Session, before: datetime, limit: int) -> list[Row]:
     """(id, since, off_session, seller hours...) of card payments waiting for authentication since before
     a moment, longest waiting first."""
-    since = _waiting_since()
+    waiting = _WAITING.subquery()
     return list(
         session.execute(
-            _waiting_columns(since)
-            .where(Payment.status == PaymentStatus.REQUIRES_ACTION, since.c.since < before)
-            .order_by(since.c.since, Payment.id)
+            select(waiting)
+            .where(waiting.c.since < before)
+            .order_by(waiting.c.since, waiting.c.id)
             .limit(limit)
         )
     )
 
 
-def _waiting_columns(since):
-    return (
-        select(
-            Payment.id,
-            since.c.since,
-            Payment.scheduled_for.is_not(None).label("off_session"),
-            Seller.auth_window_on_session_hours,
-            Seller.auth_window_off_session_hours,
-        )
-        .join(since, since.c.payment_id == Payment.id)
-        .join(Account, Account.id == Payment.account_id)
-        .join(Seller, Seller.id == Account.seller_id)
-        # A bank debit waits on microdeposits for days, on Stripe's own clock: no card window applies.
-        .join(PaymentMethod, PaymentMethod.id == Payment.payment_method_id)
-        .where(PaymentMethod.kind == MethodKind.CARD)
+_WAITING = (
+    select(
+        Payment.id,
+        _waiting_since().label("since"),
+        Payment.scheduled_for.is_not(None).label("off_session"),
+        Seller.auth_window_on_session_hours,
+        Seller.auth_window_off_session_hours,
     )
+    .join(Account, Account.id == Payment.account_id)
+    .join(Seller, Seller.id == Account.seller_id)
+    # A bank debit waits on microdeposits for days, on Stripe's own clock: no card window applies.
+    .join(PaymentMethod, PaymentMethod.id == Payment.payment_method_id)
+    .where(Payment.status == PaymentStatus.REQUIRES_ACTION, PaymentMethod.kind == MethodKind.CARD)
+)
