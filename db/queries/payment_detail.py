@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from db.models import Account, Credit, Payment, PaymentEvent, PaymentMethod, Seller
@@ -82,18 +82,16 @@ def find_waiting_since(session: Session, payment_id: int) -> Row | None:
     return session.execute(_WAITING.where(Payment.id == payment_id)).first()
 
 
-def list_waiting_for_authentication(session: Session, before: datetime, limit: int) -> list[Row]:
+def list_waiting_for_authentication(
+    session: Session, before: datetime, limit: int, after: tuple[datetime, int] | None = None
+) -> list[Row]:
     """(id, since, off_session, seller hours...) of card payments waiting for authentication since before
-    a moment, longest waiting first."""
+    a moment, longest waiting first; after (since, id) of the last row of the previous page."""
     waiting = _WAITING.subquery()
-    return list(
-        session.execute(
-            select(waiting)
-            .where(waiting.c.since < before)
-            .order_by(waiting.c.since, waiting.c.id)
-            .limit(limit)
-        )
-    )
+    statement = select(waiting).where(waiting.c.since < before)
+    if after is not None:
+        statement = statement.where(tuple_(waiting.c.since, waiting.c.id) > after)
+    return list(session.execute(statement.order_by(waiting.c.since, waiting.c.id).limit(limit)))
 
 
 _WAITING = (

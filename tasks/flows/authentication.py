@@ -36,6 +36,8 @@ REQUESTED = "requested_by_customer"
 ABANDONED = "abandoned"
 # Payments canceled per pass, each a Stripe call paced by the shared limiter: a minute's work at worst.
 EXPIRE_LIMIT = 200
+# Waiting payments read per query while looking for due ones; few wait at once, as each waits on a person.
+WAITING_PAGE = 500
 
 
 def default_windows() -> rules.Windows:
@@ -98,12 +100,9 @@ def cancel(payment_id: int, now: datetime, source: str, reason: str) -> tuple[Pa
 
 
 def expire_waiting(now: datetime, limit: int = EXPIRE_LIMIT) -> dict[str, int]:
-    """Cancel at Stripe every payment waiting for authentication past its window; counts for the clock."""
-    shortest = timedelta(hours=1)  # no window is shorter (workers.settings.MAX_AUTH_WINDOW_HOURS' floor)
-    with transaction() as session:
-        rows = detail_rows.list_waiting_for_authentication(session, now - shortest, limit)
-    defaults = default_windows()
-    due = [row.id for row in rows if _deadline(row, defaults) <= now]
+    """Cancel at Stripe every payment waiting for authentication past its window (up to limit a pass);
+    counts for the clock."""
+    waiting, due = _due_payments(now, limit)
     canceled = refused = 0
     for payment_id in due:
         try:
@@ -114,7 +113,23 @@ def expire_waiting(now: datetime, limit: int = EXPIRE_LIMIT) -> dict[str, int]:
             refused += 1
             continue
         canceled += won
-    return {"waiting": len(rows), "expired": len(due), "canceled": canceled, "refused": refused}
+    return {"waiting": waiting, "expired": len(due), "canceled": canceled, "refused": refused}
+
+
+def _due_payments(now: datetime, limit: int) -> tuple[int, list[int]]:
+    """(payments looked at, ids past their window): every page of waiting payments, since sellers' windows
+    differ and the longest waiting is not always the first due."""
+    shortest = timedelta(hours=1)  # no window is shorter (workers.settings, the sellers' check constraint)
+    defaults, after, looked, due = default_windows(), None, 0, []
+    while len(due) < limit:
+        with transaction() as session:
+            rows = detail_rows.list_waiting_for_authentication(session, now - shortest, WAITING_PAGE, after)
+        looked += len(rows)
+        due += [row.id for row in rows if _deadline(row, defaults) <= now][: limit - len(due)]
+        if len(rows) < WAITING_PAGE:
+            return looked, due
+        after = (rows[-1].since, rows[-1].id)
+    return looked, due
 
 
 def note_late_confirmation(payment_id: int, now: datetime, source: str) -> None:

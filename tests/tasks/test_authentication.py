@@ -388,3 +388,15 @@ def test_a_note_written_while_the_payment_waits_does_not_restart_its_window(shop
         record_event(session, payment, source="test", now=shop.now + timedelta(hours=20), detail={"x": 1})
     assert api.get_payment(shop.account_id, payment_id).action.expires_at == shop.now + timedelta(hours=24)
     assert authentication.expire_waiting(shop.now + timedelta(hours=25))["canceled"] == 1
+
+
+def test_the_window_pages_past_payments_whose_longer_windows_have_not_ended(shop, emulator, monkeypatch):
+    monkeypatch.setattr(authentication, "WAITING_PAGE", 1)
+    scheduled = _waiting(shop, key="k1", pay_on=shop.today + timedelta(days=2), invoices=shop.invoices[:1])
+    at_portal = _waiting(shop, key="k2", invoices=shop.invoices[1:2])
+    counts = authentication.expire_waiting(shop.now + timedelta(hours=25))
+    assert counts == {"waiting": 2, "expired": 1, "canceled": 1, "refused": 0}
+    assert (_payment(shop, scheduled).status, _payment(shop, at_portal).status) == (
+        "requires_action",
+        "canceled",
+    )
