@@ -85,10 +85,24 @@ class Seller(Base):
     deposits_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     short_pay_reasons: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
     max_invoices_per_payment: Mapped[int] = mapped_column(Integer, default=200)
+    # How long a card payment may wait for the customer's authentication; None: the deployment's default.
+    auth_window_on_session_hours: Mapped[int | None] = mapped_column(Integer)
+    auth_window_off_session_hours: Mapped[int | None] = mapped_column(Integer)
+    # The portal page finishing a payment, "{payment_id}" in it; None: the deployment's default.
+    portal_payment_url: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created()
 
     __table_args__ = (
         CheckConstraint("max_invoices_per_payment BETWEEN 1 AND 200", name="max_invoices_range"),
+        CheckConstraint(
+            "auth_window_on_session_hours BETWEEN 1 AND 168"
+            " AND auth_window_off_session_hours BETWEEN 1 AND 168",
+            name="auth_window_range",
+        ),
+        CheckConstraint(
+            "portal_payment_url ~ '^https?://' AND position('{payment_id}' in portal_payment_url) > 0",
+            name="portal_payment_url_shape",
+        ),
         CheckConstraint("brand_color ~ '^#[0-9a-fA-F]{6}$'", name="brand_color_hex"),
     )
 

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from db.models import Account, Invoice, Payment, PaymentMethod
 from db.session import transaction
+from sandbox.stripe_js import StripeJs
 from tasks import api
 from tasks.domain.errors import RemitError
 
@@ -41,8 +42,46 @@ def run_demo(emulator, say=print, timeout_s: float = 60.0) -> dict[int, str]:
         statuses = _wait(list(made), FINAL, timeout_s)
     for payment_id, status in sorted(statuses.items()):
         say(f"demo: payment {payment_id} ({made[payment_id]}): {status}")
-    say(f"demo: customer emails written to the outbox: {_outbox_summary(list(made))}")
+    statuses.update(_authentication_round(emulator, accounts["A-1002"], key, say, timeout_s))
+    say(f"demo: customer emails written to the outbox: {_outbox_summary(list(statuses))}")
     return statuses
+
+
+def _authentication_round(emulator, ridge: dict, key: str, say, timeout_s: float) -> dict[int, str]:
+    """A-1002's card needs 3-D Secure: one payment is completed in the (emulated) browser, one canceled."""
+    card = [method_id for method_id, kind, _ in ridge["methods"] if kind == "card"][-1]
+    newest = [invoice_id for invoice_id, _ in ridge["invoices"][-2:]]
+    ended = {}
+    for n, (invoice_id, finish) in enumerate(zip(newest, ("complete", "cancel"))):
+        try:
+            receipt = api.pay_invoices(ridge["id"], [invoice_id], card, f"{key}-3ds-{n}")
+        except RemitError as refusal:
+            say(f"demo: A-1002 3-D Secure card: refused [{refusal.code}] {refusal.message}")
+            continue
+        _wait([receipt.payment_id], FINAL, timeout_s)
+        ended[receipt.payment_id] = _finish(
+            StripeJs(emulator.url), ridge["id"], receipt.payment_id, finish, say
+        )
+    return ended
+
+
+def _finish(stripe_js: StripeJs, account_id: int, payment_id: int, finish: str, say) -> str:
+    """What the portal does with get_payment's action: Stripe.js in the browser, then confirm; or cancel."""
+    view = api.get_payment(account_id, payment_id)
+    label = f"demo: payment {payment_id} (3-D Secure card)"
+    if view.action is None:
+        say(f"{label} did not wait for the customer: {view.status}")
+        return view.status
+    deadline = f"{view.action.expires_at:%Y-%m-%d %H:%M} UTC"
+    say(f"{label} waits for the customer ({view.action.next_action}) until {deadline}")
+    if finish == "complete":
+        stripe_js.pay(view.action.client_secret, view.action.next_action, view.action.payment_method)
+        view = api.confirm_payment(account_id, payment_id)
+        say(f"{label}: the customer completed 3-D Secure in the browser: {view.status}")
+    else:
+        view = api.cancel_payment(account_id, payment_id)
+        say(f"{label}: the customer canceled it instead: {view.status}")
+    return view.status
 
 
 def _outbox_summary(payment_ids: list[int]) -> str:

@@ -23,7 +23,8 @@ ACCOUNTS = [
         "A-1002",
         "Blue Ridge Facilities",
         "payables@blueridge.example",
-        ["pm_usBankAccount_success", "pm_card_visa"],
+        # The last card's bank asks for 3-D Secure on every payment: the demo completes one and cancels one.
+        ["pm_usBankAccount_success", "pm_card_visa", "pm_card_authenticationRequired"],
     ),
     ("A-1003", "Cedar Point Property Management", "finance@cedarpoint.example", ["pm_card_mastercard"]),
 ]
@@ -72,6 +73,7 @@ def _seed(session: Session, gateway, today: date) -> str:
         deposits_enabled=True,
         short_pay_reasons=SHORT_PAY_REASONS,
         max_invoices_per_payment=200,
+        portal_payment_url="https://portal.northwind.example/pay/{payment_id}",
     )
     session.add(seller)
     session.flush()

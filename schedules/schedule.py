@@ -35,6 +35,9 @@ SCHEDULE: tuple[Job, ...] = (
     # Personal data past retention is redacted within the hour; a backlog (a first run) drains at
     # flows.retention's PURGE_LIMIT per kind per pass, about 24,000 a day each.
     Job("purge-personal-data", "purge_personal_data", 3600),
+    # A payment whose authentication window ran out is canceled and its invoices freed within five minutes:
+    # windows are hours long, so a few minutes late is nothing to the customer, and few payments wait.
+    Job("expire-authentications", "expire_authentications", 300),
 )
 
 

@@ -40,6 +40,13 @@ DEFAULT_DASHBOARD_HOST = "127.0.0.1"
 DEFAULT_WEBHOOK_BODY_TIMEOUT_SECONDS = 5
 # Stripe's events are a few KiB; anything near this is not an event we want to parse or store.
 DEFAULT_WEBHOOK_MAX_BODY_BYTES = 1024 * 1024
+# How long a card payment waits for the customer's 3-D Secure step before it is canceled and its invoices
+# freed (a seller may set its own): a customer at the portal answers within the day; a scheduled charge
+# the bank wants confirmed reached them by email, so they get three days to come back.
+DEFAULT_AUTH_WINDOW_ON_SESSION_HOURS = 24
+DEFAULT_AUTH_WINDOW_OFF_SESSION_HOURS = 72
+# Invoices stay reserved while a payment waits: a week is longer than any customer takes to answer.
+MAX_AUTH_WINDOW_HOURS = 168
 
 
 class SettingsError(Exception):
@@ -73,6 +80,10 @@ class Settings:
     # (endpoint, requests per second) where Stripe raised an endpoint's limit for the account.
     stripe_endpoint_limits: tuple[tuple[str, float], ...] = ()
     webhook_max_body_bytes: int = DEFAULT_WEBHOOK_MAX_BODY_BYTES
+    auth_window_on_session_hours: int = DEFAULT_AUTH_WINDOW_ON_SESSION_HOURS
+    auth_window_off_session_hours: int = DEFAULT_AUTH_WINDOW_OFF_SESSION_HOURS
+    # The portal page where a customer finishes a payment, "{payment_id}" in it; a seller may set its own.
+    portal_payment_url: str | None = None
 
     @property
     def stripe_livemode(self) -> bool:
@@ -223,6 +234,29 @@ def _endpoint_limits(environ: Mapping[str, str]) -> tuple[tuple[str, float], ...
         raise SettingsError(f"STRIPE_ENDPOINT_LIMITS is malformed: {exc}") from None
 
 
+def _hours(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_AUTH_WINDOW_HOURS:
+        raise SettingsError(
+            f"{name} is malformed: {raw[:40]!r} is not a whole number of hours "
+            f"from 1 to {MAX_AUTH_WINDOW_HOURS}"
+        )
+    return int(raw)
+
+
+def _portal_payment_url(environ: Mapping[str, str]) -> str | None:
+    value = environ.get("PORTAL_PAYMENT_URL", "").strip() or None
+    if value is None:
+        return None
+    if urlsplit(value).scheme not in ("http", "https") or "{payment_id}" not in value:
+        raise SettingsError(
+            f"PORTAL_PAYMENT_URL is malformed: {value[:80]!r} is not an http(s) URL containing {{payment_id}}"
+        )
+    return value
+
+
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Build settings from a mapping; raise SettingsError naming the first bad variable."""
     environment = environ.get("REMIT_ENV", "").strip() or "development"
@@ -267,6 +301,13 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         webhook_max_body_bytes=int(
             _positive_number(environ, "WEBHOOK_MAX_BODY_BYTES", DEFAULT_WEBHOOK_MAX_BODY_BYTES)
         ),
+        auth_window_on_session_hours=_hours(
+            environ, "AUTH_WINDOW_ON_SESSION_HOURS", DEFAULT_AUTH_WINDOW_ON_SESSION_HOURS
+        ),
+        auth_window_off_session_hours=_hours(
+            environ, "AUTH_WINDOW_OFF_SESSION_HOURS", DEFAULT_AUTH_WINDOW_OFF_SESSION_HOURS
+        ),
+        portal_payment_url=_portal_payment_url(environ),
     )
 
 

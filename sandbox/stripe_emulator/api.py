@@ -2,6 +2,7 @@
 
 import base64
 import json
+import re
 from dataclasses import dataclass, field
 
 from . import errors, routes
@@ -10,6 +11,11 @@ from .ids import new_id
 from .state import API_VERSION, Call
 
 _KEYED_METHODS = ("POST", "DELETE")
+# What Stripe.js may do with a publishable key and a client secret; anything else needs a secret key.
+_PUBLISHABLE_CALLS = (
+    ("GET", re.compile(r"^/v1/payment_intents/[A-Za-z0-9_]+$")),
+    ("POST", re.compile(r"^/v1/payment_intents/[A-Za-z0-9_]+/confirm$")),
+)
 
 
 @dataclass
@@ -33,7 +39,9 @@ def process(emu, method, path, query, body, headers):
 def _process(emu, method, path, query, body, headers, record):
     request_id = new_id("req")
     try:
-        _authenticate(emu, headers.get("Authorization"))
+        publishable = _authenticate(emu, headers.get("Authorization"))
+        if publishable:
+            _check_publishable(method, path)
         params = parse_form(body.decode() if method == "POST" else query)
     except errors.StripeError as exc:
         return _error_response(exc, request_id)
@@ -45,7 +53,7 @@ def _process(emu, method, path, query, body, headers, record):
     if record["fault"] == "hang" and not emu._hang():
         _abandon(emu, key)
         return Response(0, drop=True)
-    response = _execute(emu, Call(method, path, params, (), request_id, key), record["fault"])
+    response = _execute(emu, Call(method, path, params, (), request_id, key, publishable), record["fault"])
     return Response(0, drop=True) if record["fault"] == "drop_after_commit" else response
 
 
@@ -57,11 +65,25 @@ def _authenticate(emu, header):
     token = header.split(" ", 1)[-1].strip()
     if header.lower().startswith("basic "):
         token = base64.b64decode(token).decode().split(":", 1)[0]
+    if token.startswith("pk_test_"):
+        return True
     valid = token == emu.api_key if emu.api_key else token.startswith(("sk_test_", "rk_test_"))
     if not valid:
         masked = token[:8] + "*" * max(0, len(token) - 12) + token[-4:]
         raise errors.StripeError(
             401, "invalid_request_error", f"Invalid API Key provided: {masked}", stored=False
+        )
+    return False
+
+
+def _check_publishable(method, path):
+    if not any(method == allowed and pattern.match(path) for allowed, pattern in _PUBLISHABLE_CALLS):
+        raise errors.StripeError(
+            401,
+            "invalid_request_error",
+            "This API call cannot be made with a publishable API key. Please use a secret API key. "
+            "You can find a list of your API keys at https://dashboard.stripe.com/account/apikeys.",
+            stored=False,
         )
 
 

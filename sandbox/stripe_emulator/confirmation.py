@@ -50,7 +50,7 @@ def _require_authentication(state, intent):
         "use_stripe_sdk": {
             "type": "three_d_secure_redirect",
             "source": "src_emulated",
-            "stripe_js": f"https://hooks.stripe.com/3d_secure_2/hosted?payment_intent={intent['id']}",
+            "stripe_js": f"{state.hooks_url}/3d_secure_2/hosted?payment_intent={intent['id']}",
         },
     }
     state.emit("payment_intent.requires_action", intent)

@@ -34,6 +34,8 @@ class Emulator(Inspection):
 
     def _fresh_state(self):
         self.state = State(on_event=self._on_event)
+        if getattr(self, "_server", None) is not None:
+            self.state.hooks_url = self.url
         self.clock = self.state.clock
         self._keys, self._faults, self._rate = Keys(), Faults(), RateLimit()
         self._requests, self.crashes = [], []
@@ -46,6 +48,7 @@ class Emulator(Inspection):
         if self.state_file:
             persistence.load(self, self.state_file)
         self._server = Server((host, port), self)
+        self.state.hooks_url = self.url
         self._stopped.clear()
         self.dispatcher.resume()
         threading.Thread(

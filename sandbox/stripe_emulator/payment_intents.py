@@ -13,6 +13,9 @@ from .tokens import token_behaviour
 _CONFIRMABLE = ("requires_payment_method", "requires_confirmation")
 _CANCELABLE = ("requires_payment_method", "requires_confirmation", "requires_action", "requires_capture")
 _CURRENCY = re.compile(r"^[a-z]{3}$")
+_CANCELLATION_REASONS = ("duplicate", "fraudulent", "requested_by_customer", "abandoned")
+# Everything Stripe's cancel endpoint takes; it refuses any other parameter.
+_CANCEL_PARAMS = ("cancellation_reason", "expand")
 
 
 def create(state, call):
@@ -148,8 +151,25 @@ def _shown(state, intent, params):
 
 
 def retrieve(state, call):
-    """GET /v1/payment_intents/{id}."""
-    return _shown(state, state.store.get("payment_intent", call.args[0]), call.params)
+    """GET /v1/payment_intents/{id}; with a publishable key, only with the intent's client_secret."""
+    intent = state.store.get("payment_intent", call.args[0])
+    check_client_secret(intent, call)
+    return _shown(state, intent, call.params)
+
+
+def check_client_secret(intent, call):
+    """Stripe.js proves it acts for the intent's customer with the client secret; a secret key needs none."""
+    secret = call.params.get("client_secret")
+    if secret is None and not call.publishable:
+        return
+    if not secret:
+        raise missing_param("client_secret")
+    if secret != intent["client_secret"]:
+        raise invalid(
+            "The client_secret provided does not match the client_secret associated with the PaymentIntent.",
+            "client_secret",
+            "payment_intent_invalid_parameter",
+        )
 
 
 def update(state, call):
@@ -174,6 +194,7 @@ def confirm(state, call):
     """POST /v1/payment_intents/{id}/confirm."""
     intent = state.store.get("payment_intent", call.args[0])
     params = call.params
+    check_client_secret(intent, call)
     if intent["status"] not in _CONFIRMABLE:
         raise unexpected_state(
             f"This PaymentIntent's status is {intent['status']}, but it must be one of "
@@ -193,6 +214,16 @@ def confirm(state, call):
 def cancel(state, call):
     """POST /v1/payment_intents/{id}/cancel."""
     intent = state.store.get("payment_intent", call.args[0])
+    unknown = sorted(set(call.params) - set(_CANCEL_PARAMS))
+    if unknown:
+        raise invalid(f"Received unknown parameter: {unknown[0]}", unknown[0], "parameter_unknown")
+    reason = call.params.get("cancellation_reason") or None
+    if reason is not None and reason not in _CANCELLATION_REASONS:
+        raise invalid(
+            f"Invalid cancellation_reason: must be one of {', '.join(_CANCELLATION_REASONS)}",
+            "cancellation_reason",
+            "parameter_invalid_string",
+        )
     if intent["status"] not in _CANCELABLE:
         raise unexpected_state(
             f"You cannot cancel this PaymentIntent because it has a status of "
@@ -205,7 +236,7 @@ def cancel(state, call):
         status="canceled",
         canceled_at=state.now(),
         next_action=None,
-        cancellation_reason=call.params.get("cancellation_reason") or None,
+        cancellation_reason=reason,
     )
     state.store.timers.pop(intent["id"], None)
     state.emit("payment_intent.canceled", intent, previous)

@@ -3,7 +3,7 @@
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from . import api, control
+from . import api, control, three_d_secure
 
 
 class Server(ThreadingHTTPServer):
@@ -46,6 +46,8 @@ class Handler(BaseHTTPRequestHandler):
         emu = self.server.emulator
         if parts.path.startswith("/_emulator"):
             response = control.process(emu, self.command, parts.path, parts.query, body)
+        elif parts.path == three_d_secure.PATH:
+            response = three_d_secure.process(emu, self.command, parts.query, body)
         else:
             response = api.process(emu, self.command, parts.path, parts.query, body, self.headers)
         self._write(response)

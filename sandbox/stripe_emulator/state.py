@@ -31,6 +31,8 @@ class Call:
     args: tuple = ()
     request_id: str | None = None
     idempotency_key: str | None = None
+    # Made with a publishable key (pk_test_...), as Stripe.js in a customer's browser makes it.
+    publishable: bool = False
 
 
 @dataclass
@@ -42,6 +44,8 @@ class State:
     ach_settle_after_seconds: int = DEFAULT_ACH_SETTLE_SECONDS
     on_event: object = None
     call: Call | None = None
+    # Where the test 3-D Secure page is served: Stripe's hooks.stripe.com, the emulator's own address once up.
+    hooks_url: str = "https://hooks.stripe.com"
 
     def now(self):
         """Emulator time in seconds."""

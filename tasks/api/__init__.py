@@ -40,6 +40,15 @@ from tasks.api.methods import (  # noqa: F401  (the saved-method entry points ar
     set_default_payment_method,
     verify_microdeposits,
 )
+from tasks.api.payments_view import (  # noqa: F401  (one payment, and ending its authentication)
+    CustomerAction,
+    PaymentLine,
+    PaymentReceipt,
+    cancel_payment,
+    confirm_payment,
+    describe,
+    get_payment,
+)
 from tasks.api.sync import SyncResult, sync_accounts, sync_invoices  # noqa: F401  (the ERP sync contract)
 from tasks.domain import allocation as plans
 from tasks.domain import requests as checks
@@ -55,14 +64,6 @@ from tasks.flows.payments import lock_in_order
 
 
 @dataclass(frozen=True)
-class PaymentLine:
-    invoice_id: int
-    invoice_number: str
-    amount_minor: int
-    discount_minor: int
-
-
-@dataclass(frozen=True)
 class PaymentPreview:
     currency: str
     total_minor: int
@@ -70,20 +71,6 @@ class PaymentPreview:
     lines: tuple[PaymentLine, ...]
     warnings: tuple[str, ...]
     scheduled_for: date | None
-
-
-@dataclass(frozen=True)
-class PaymentReceipt:
-    payment_id: int
-    status: str
-    kind: str
-    amount_minor: int
-    currency: str
-    scheduled_for: date | None
-    credit_minor: int
-    lines: tuple[PaymentLine, ...]
-    warnings: tuple[str, ...]
-    replayed: bool = False
 
 
 def preview_payment(
@@ -486,7 +473,7 @@ def _receipt(session: Session, payment: Payment | SimpleNamespace, replayed: boo
         rows = invoice_rows.list_allocation_lines(session, payment.id)
         lines, warnings = tuple(PaymentLine(*row) for row in rows), ()
     credit = payment.amount_minor - sum(line.amount_minor for line in lines)
-    return PaymentReceipt(
+    receipt = PaymentReceipt(
         payment.id,
         payment.status,
         payment.kind,
@@ -498,6 +485,7 @@ def _receipt(session: Session, payment: Payment | SimpleNamespace, replayed: boo
         warnings,
         replayed,
     )
+    return describe(session, receipt)
 
 
 def _lines(plan: plans.Plan) -> tuple[PaymentLine, ...]:

@@ -22,7 +22,8 @@ def target_for_intent(
     intent_status: str, error_code: str | None = None, decline_code: str | None = None
 ) -> PaymentStatus | None:
     """The payment status a confirmed intent's state implies; None when it implies nothing yet."""
-    if AUTHENTICATION_REQUIRED in (error_code, decline_code):
+    # Only while the intent waits for a method: a canceled or later-paid intent keeps its old error.
+    if intent_status == "requires_payment_method" and AUTHENTICATION_REQUIRED in (error_code, decline_code):
         return PaymentStatus.REQUIRES_ACTION
     return _BY_INTENT_STATUS.get(intent_status)
 

@@ -17,10 +17,12 @@ from db.queries import accounts as account_rows
 from db.queries import emails as email_rows
 from db.queries import invoices as invoice_rows
 from db.queries import payments as payment_rows
+from tasks.domain.authentication import portal_link
 from tasks.domain.states import EmailKind, PaymentStatus
 from tasks.domain.transitions import plan_transition
 from tasks.flows import emails as outbox
 from tasks.flows.balances import recompute_all_after_commit
+from workers.settings import get_settings
 
 # What a payment email reads of the payment, kept as it was when the email was owed.
 EMAIL_FIELDS = (
@@ -241,4 +243,8 @@ def payment_email_context(
         "short_comment": payment.short_comment,
         "refunded_minor": payment.refunded_minor,
         "note": payment.note,
+        # Where the portal finishes this payment (the seller's page, else the deployment's), or None.
+        "action_url": portal_link(
+            getattr(seller, "portal_payment_url", None) or get_settings().portal_payment_url, payment.id
+        ),
     }

@@ -35,6 +35,7 @@ ACTOR_QUEUES: dict[str, str] = {
     "sweep_saved_methods": "maintenance",
     "mirror_dead_letters": "maintenance",
     "purge_personal_data": "maintenance",
+    "expire_authentications": "maintenance",
 }
 
 

@@ -33,6 +33,8 @@ class IntentResult:
     error_message: str | None = None
     next_action: str | None = None
     metadata: dict[str, str] | None = None
+    # What Stripe.js needs to finish the intent in the customer's browser: passed on, never stored.
+    client_secret: str | None = None
 
     @property
     def needs_authentication(self) -> bool:
@@ -120,6 +122,22 @@ class StripeGateway:
             {},
             {},
         )
+        return intent_result(intent)
+
+    def cancel_payment_intent(self, intent_id: str, *, reason: str, idempotency_key: str) -> IntentResult:
+        """Cancel an intent still waiting (for authentication, or a new method); one Stripe moved on first
+        (succeeded, processing, already canceled) is refused by Stripe and comes back as it is now."""
+        try:
+            intent = self._call(
+                "POST /v1/payment_intents/{id}/cancel",
+                lambda p, o: self._client.v1.payment_intents.cancel(intent_id, p, o),
+                {"cancellation_reason": reason},
+                {"idempotency_key": idempotency_key},
+            )
+        except StripeRefused as refused:
+            if refused.code != "payment_intent_unexpected_state":
+                raise
+            return self.retrieve_payment_intent(intent_id)
         return intent_result(intent)
 
     def find_payment_intent(self, payment_id: int) -> IntentResult | None:
@@ -294,6 +312,7 @@ def intent_result(intent: Any) -> IntentResult:
         error_message=error.get("message"),
         next_action=next_action.get("type"),
         metadata=dict(intent.get("metadata") or {}),
+        client_secret=intent.get("client_secret"),
     )
 
 

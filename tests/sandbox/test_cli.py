@@ -59,7 +59,7 @@ def test_seed_demo_loads_the_demo_once(scratch_database, emulator):
     assert remit("db", "upgrade", **env)[0] == 0
     code, out, err = sandbox("seed", "--if-empty", **env)
     assert code == 0, err
-    assert "3 accounts, 31 invoices, 5 saved methods" in out
+    assert "3 accounts, 31 invoices, 6 saved methods" in out
     assert "already present" in sandbox("seed", "--if-empty", **env)[1]
     with psycopg.connect(libpq_url(scratch_database)) as connection:
         kinds = dict(
@@ -74,6 +74,6 @@ def test_seed_demo_loads_the_demo_once(scratch_database, emulator):
         discounted = connection.execute("SELECT count(*) FROM invoices WHERE discount_minor > 0").fetchone()[
             0
         ]
-    assert kinds == {"card": 4, "us_bank_account": 1}
+    assert kinds == {"card": 5, "us_bank_account": 1}
     assert children == 3 and overdue > 0 and discounted > 0
     assert len(emulator.customers()) == 3

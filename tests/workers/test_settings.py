@@ -89,3 +89,34 @@ def test_stripe_limits_default_to_stripes_documented_shape_and_take_exceptions()
         ("POST /v1/payment_intents", 100.0),
         ("GET /v1/payment_intents/{id}", 50.0),
     )
+
+
+def test_the_authentication_window_and_portal_page_have_defaults_and_are_configurable():
+    settings = load_settings(VALID)
+    assert (settings.auth_window_on_session_hours, settings.auth_window_off_session_hours) == (24, 72)
+    assert settings.portal_payment_url is None
+    configured = load_settings(
+        {
+            **VALID,
+            "AUTH_WINDOW_ON_SESSION_HOURS": "2",
+            "AUTH_WINDOW_OFF_SESSION_HOURS": "168",
+            "PORTAL_PAYMENT_URL": "https://portal.example/pay/{payment_id}",
+        }
+    )
+    assert (configured.auth_window_on_session_hours, configured.auth_window_off_session_hours) == (2, 168)
+    assert configured.portal_payment_url == "https://portal.example/pay/{payment_id}"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("AUTH_WINDOW_ON_SESSION_HOURS", "0"),
+        ("AUTH_WINDOW_ON_SESSION_HOURS", "1.5"),
+        ("AUTH_WINDOW_OFF_SESSION_HOURS", "169"),
+        ("PORTAL_PAYMENT_URL", "https://portal.example/pay"),  # no {payment_id}
+        ("PORTAL_PAYMENT_URL", "javascript:alert(1)//{payment_id}"),
+    ],
+)
+def test_a_malformed_window_or_portal_page_is_named(name, value):
+    with pytest.raises(SettingsError, match=f"^{name} is malformed"):
+        load_settings({**VALID, name: value})

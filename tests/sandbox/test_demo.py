@@ -1,0 +1,16 @@
+"""The demo's 3-D Secure round against the seeded demo data, a real worker and the emulator."""
+
+from datetime import date
+
+from sandbox import demo, seed
+
+
+def test_the_demo_completes_one_3ds_payment_and_cancels_the_other(db, gateway, emulator, worker):
+    with db() as session:
+        seed._seed(session, gateway, date.today())
+        session.commit()
+    said = []
+    ended = demo._authentication_round(emulator, demo._accounts()["A-1002"], "test", said.append, 30.0)
+    assert sorted(ended.values()) == ["canceled", "succeeded"]
+    assert any("completed 3-D Secure in the browser: succeeded" in line for line in said)
+    assert any("canceled it instead: canceled" in line for line in said)
