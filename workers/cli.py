@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     down.set_defaults(fn=cmd_db_downgrade)
 
     worker = sub.add_parser("worker", help="run Dramatiq workers for a queue group")
-    worker.add_argument("group", choices=["webhooks", "money", "bulk", "all"])
+    worker.add_argument("group", choices=["webhooks", "money", "bulk", "feed", "all"])
     worker.add_argument("--processes", type=int, default=1)
     worker.add_argument("--threads", type=int, default=4)
     worker.add_argument(

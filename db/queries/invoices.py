@@ -80,12 +80,17 @@ _MOVE_ALLOCATIONS_OF = text(
     " AS m (payment_id bigint, from_state text, to_state text)"
     " WHERE allocations.payment_id = m.payment_id AND allocations.state = m.from_state"
     " AND allocations.payment_id = ANY(CAST(:ids AS bigint[]))"
+    " RETURNING allocations.payment_id, allocations.invoice_id,"
+    " (SELECT i.external_id FROM invoices i WHERE i.id = allocations.invoice_id) AS invoice_external_id,"
+    " allocations.amount_minor, allocations.discount_minor, m.from_state, m.to_state"
 )
 _MOVE_CREDITS_OF = text(
     "UPDATE credits SET state = m.to_state, updated_at = now() FROM jsonb_to_recordset(CAST(:moves AS jsonb))"
     " AS m (payment_id bigint, from_state text, to_state text)"
     " WHERE credits.payment_id = m.payment_id AND credits.state = m.from_state"
     " AND credits.payment_id = ANY(CAST(:ids AS bigint[]))"
+    " RETURNING credits.payment_id, credits.id AS credit_id, credits.amount_minor, credits.currency,"
+    " m.from_state, m.to_state"
 )
 # Refunds reverse or reduce single allocations and credits: (id, state or amount) rows, as above.
 _SET_SLICES = {
@@ -188,14 +193,18 @@ def list_allocation_lines(session: Session, payment_id: int) -> list[tuple[int, 
     ]
 
 
-def move_allocations_of(session: Session, moves: Sequence[tuple[int, str, str]]) -> None:
-    """move_allocations for many payments: (payment id, from state, to state) each."""
-    session.connection().execute(_MOVE_ALLOCATIONS_OF, {"moves": _moves(moves), "ids": [m[0] for m in moves]})
+def move_allocations_of(session: Session, moves: Sequence[tuple[int, str, str]]) -> list[Row]:
+    """Move many payments' allocations: (payment id, from state, to state) each; the rows moved
+    (payment_id, invoice_id, invoice_external_id, amount_minor, discount_minor, from_state, to_state)."""
+    params = {"moves": _moves(moves), "ids": [m[0] for m in moves]}
+    return list(session.connection().execute(_MOVE_ALLOCATIONS_OF, params))
 
 
-def move_credits_of(session: Session, moves: Sequence[tuple[int, str, str]]) -> None:
-    """move_credits for many payments: (payment id, from state, to state) each."""
-    session.connection().execute(_MOVE_CREDITS_OF, {"moves": _moves(moves), "ids": [m[0] for m in moves]})
+def move_credits_of(session: Session, moves: Sequence[tuple[int, str, str]]) -> list[Row]:
+    """Move many payments' credits: (payment id, from state, to state) each; the rows moved
+    (payment_id, credit_id, amount_minor, currency, from_state, to_state)."""
+    params = {"moves": _moves(moves), "ids": [m[0] for m in moves]}
+    return list(session.connection().execute(_MOVE_CREDITS_OF, params))
 
 
 def _moves(moves: Sequence[tuple[int, str, str]]) -> str:

@@ -24,6 +24,8 @@ ACTOR_QUEUES: dict[str, str] = {
     "detach_payment_method": "ach",
     "send_email": "emails",
     "recompute_balance": "balances",
+    "deliver_ledger_events": "feed",
+    "sweep_ledger_feed": "feed",
     # Sent by the clock (schedules/schedule.py); listed so the table is the whole wire contract.
     "sweep_payments": "maintenance",
     "dispatch_due_payments": "maintenance",

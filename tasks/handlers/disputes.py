@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from db.queries import payments as payment_rows
 from tasks.domain.events import dispute_is_closed, dispute_is_inquiry, next_dispute_status
+from tasks.domain.feed import DISPUTE_CLOSED
 from tasks.domain.states import PaymentStatus
 from tasks.flows import ledger
 from tasks.handlers.common import PROCESSED, Handled, no_payment_yet, obj, source_of
@@ -43,10 +44,14 @@ def handle(session: Session, event: dict[str, Any], now: datetime) -> Handled:
         status=dispute["status"],
     )
     row.status = next_dispute_status(row.status, dispute["status"])
+    batch = ledger.TransitionBatch(now)
     if dispute_is_closed(row.status) and row.closed_at is None:
         row.closed_at = now
+        if row.status in DISPUTE_CLOSED:
+            batch.fact(
+                payment, DISPUTE_CLOSED[row.status], dispute=dispute["id"], dispute_minor=row.amount_minor
+            )
     source = source_of(event)
-    batch = ledger.TransitionBatch(now)
     settle_in_batch(session, batch, payment, charge_id, intent_id, source=source)
     batch.set_columns(payment, {"needs_review": True})  # an inquiry needs a response too
     detail = {
