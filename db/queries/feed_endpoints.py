@@ -36,6 +36,12 @@ _STATUS = text(
     " WHERE (:failing_only = false OR d.sequence IS NOT NULL) ORDER BY e.seller_id"
 )
 
+_SETTLE_FAILING = text(
+    "UPDATE feed_deliveries SET status = 'succeeded', attempts = attempts + 1, response_code = :code,"
+    " last_error = NULL, last_attempt_at = :now WHERE seller_id = :seller_id AND NOT replay"
+    " AND status = 'failing' AND sequence = ANY(CAST(:sequences AS bigint[])) RETURNING sequence"
+)
+
 
 def upsert_endpoint(session: Session, seller_id: int, url: str, secrets: list[str]) -> None:
     """Set the seller's endpoint URL and secrets; how far its feed went is kept."""
@@ -87,6 +93,17 @@ def insert_deliveries(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     last_error, first_attempt_at, last_attempt_at."""
     if rows:
         session.execute(insert(FeedDelivery), list(rows))
+
+
+def settle_failing_deliveries(
+    session: Session, seller_id: int, sequences: Sequence[int], response_code: int, now: datetime
+) -> set[int]:
+    """Mark the failing deliveries of these events succeeded at one more attempt; their sequences."""
+    rows = session.connection().execute(
+        _SETTLE_FAILING,
+        {"seller_id": seller_id, "sequences": list(sequences), "code": response_code, "now": now},
+    )
+    return {row[0] for row in rows}
 
 
 def lock_failing_delivery(session: Session, seller_id: int, sequence: int) -> FeedDelivery | None:

@@ -85,7 +85,11 @@ def _deliver_page(run: Run, events: list[LedgerEvent], now: datetime) -> datetim
         done.append(_row(run.seller_id, event, D.SUCCEEDED, posted, now, 1))
         run.cursor = event.sequence
     with transaction() as session:
-        endpoint_rows.insert_deliveries(session, done)
+        if done:
+            retried = endpoint_rows.settle_failing_deliveries(
+                session, run.seller_id, [done[0]["sequence"]], done[0]["response_code"], now
+            )
+            endpoint_rows.insert_deliveries(session, [row for row in done if row["sequence"] not in retried])
         retry_at = _record_failure(session, run, *failed, now) if failed else None
         endpoint_rows.renew_lease(session, run.seller_id, run.cursor, now + LEASE)
     run.delivered += len(done)
