@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from workers import feed_cli, import_cli
 from workers.settings import SettingsError, get_settings
 
 
@@ -148,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     dash.add_argument("--host", default=None, help="bind address (default DASHBOARD_HOST, else 127.0.0.1)")
     dash.set_defaults(fn=cmd_dashboard)
 
+    for commands in (feed_cli, import_cli):  # their own modules: the ERP feed's ops and `remit import`
+        commands.register(sub)
     return parser
 
 
