@@ -106,3 +106,33 @@ def serve(port: int, secrets: list[str]) -> None:
     server, _ = make_server(port, secrets)
     _log.info("reference ERP receiver on http://127.0.0.1:%s/ (%d secret(s))", port, len(secrets))
     server.serve_forever()
+
+
+# The sandbox's own secret, for the demo seller's endpoint; a real ERP gets one from `remit feed endpoint`.
+SANDBOX_SECRET = "rfsec_sandbox_local_erp"
+# Fixed so the README can name it; a taken port falls back to a free one.
+SANDBOX_PORT = 8003
+_running: dict[str, Ledger] = {}
+
+
+def start_erp() -> Ledger:
+    """The reference receiver for `make run`, in a thread; its URL in SANDBOX_ERP_URL for the demo."""
+    import os
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("remit: erp: %(message)s"))
+    _log.addHandler(handler)
+    _log.setLevel(logging.INFO)
+    try:
+        server, ledger = make_server(SANDBOX_PORT, [SANDBOX_SECRET])
+    except OSError:
+        server, ledger = make_server(0, [SANDBOX_SECRET])
+    threading.Thread(target=server.serve_forever, name="sandbox-erp", daemon=True).start()
+    os.environ["SANDBOX_ERP_URL"] = f"http://127.0.0.1:{server.server_address[1]}/remit/feed"
+    _running["ledger"] = ledger
+    return ledger
+
+
+def running_ledger() -> Ledger | None:
+    """The receiver start_erp runs in this process, if any."""
+    return _running.get("ledger")

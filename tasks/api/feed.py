@@ -14,7 +14,7 @@ from db.queries import ledger_events as event_rows
 from tasks.api.guard import api_transaction
 from tasks.domain import requests as checks
 from tasks.domain.errors import RemitError
-from tasks.flows import feed_delivery
+from tasks.flows import feed_delivery, messages
 
 # A page an ERP reads in one call; past this it asks again after the last sequence it got.
 MAX_EVENTS_PER_PAGE = 1000
@@ -58,6 +58,7 @@ def set_feed_endpoint(seller_id: int, url: str, secret: str | None = None) -> st
         current = endpoint_rows.lock_endpoint(session, seller_id)
         kept = [s for s in (current.secrets if current else []) if s != secret]
         endpoint_rows.upsert_endpoint(session, seller_id, url, [secret, *kept][:MAX_SECRETS])
+        messages.send_after_commit(session, "deliver_ledger_events", [(seller_id,)])  # what waited for it
     return secret
 
 

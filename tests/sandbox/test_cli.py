@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from db.session import libpq_url
-from sandbox.cli import build_parser, cmd_dev, cmd_seed, cmd_smtp, cmd_stripe
+from sandbox.cli import build_parser, cmd_dev, cmd_erp, cmd_seed, cmd_smtp, cmd_stripe
 
 
 def run(module, *args, **env):
@@ -34,6 +34,7 @@ def remit(*args, **env):
         (["stripe", "--port", "12111"], cmd_stripe),
         (["smtp"], cmd_smtp),
         (["seed"], cmd_seed),
+        (["erp", "--port", "8003"], cmd_erp),
     ],
 )
 def test_each_sandbox_command_reaches_its_function(argv, command):
@@ -59,7 +60,7 @@ def test_seed_demo_loads_the_demo_once(scratch_database, emulator):
     assert remit("db", "upgrade", **env)[0] == 0
     code, out, err = sandbox("seed", "--if-empty", **env)
     assert code == 0, err
-    assert "3 accounts, 31 invoices, 5 saved methods" in out
+    assert "3 accounts, 31 invoices (through sync_invoices), 5 saved methods" in out
     assert "already present" in sandbox("seed", "--if-empty", **env)[1]
     with psycopg.connect(libpq_url(scratch_database)) as connection:
         kinds = dict(
