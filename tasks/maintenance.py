@@ -10,7 +10,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from tasks.domain.errors import TransientError
-from tasks.flows import ach, balances, dead_letters, emails, payments, reconcile, retention
+from tasks.flows import ach, balances, dead_letters, emails, feed_delivery, payments, reconcile, retention
 from workers import broker  # noqa: I001  (declares the broker before any actor)
 from workers.broker import QUEUES
 
@@ -129,3 +129,9 @@ def mirror_dead_letters() -> None:
 def purge_personal_data() -> None:
     """Redact webhook payloads, email contexts and mandate details past their retention."""
     _log.info("purge_personal_data %s", retention.purge_personal_data(_now()))
+
+
+@dramatiq.actor(**_policy(TIME_LIMIT_MS))
+def sweep_ledger_feed() -> None:
+    """Nudge feed endpoints behind their seller's last event whose retry is due (or whose nudge was lost)."""
+    _log.info("sweep_ledger_feed nudged %s", feed_delivery.nudge_due_endpoints(_now()))

@@ -25,7 +25,6 @@ ACTOR_QUEUES: dict[str, str] = {
     "send_email": "emails",
     "recompute_balance": "balances",
     "deliver_ledger_events": "feed",
-    "sweep_ledger_feed": "feed",
     # Sent by the clock (schedules/schedule.py); listed so the table is the whole wire contract.
     "sweep_payments": "maintenance",
     "dispatch_due_payments": "maintenance",
@@ -37,6 +36,7 @@ ACTOR_QUEUES: dict[str, str] = {
     "sweep_saved_methods": "maintenance",
     "mirror_dead_letters": "maintenance",
     "purge_personal_data": "maintenance",
+    "sweep_ledger_feed": "maintenance",
 }
 
 
