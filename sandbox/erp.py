@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 from typing import Any
 
 from tasks.domain.feed import SIGNATURE_HEADER, verify_signature
@@ -62,6 +62,12 @@ def _summary(data: dict[str, Any]) -> str:
 
 def handler_for(ledger: Ledger) -> type[BaseHTTPRequestHandler]:
     class FeedHandler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive: the feed posts event after event on one connection
+        timeout = 60  # an idle kept-alive connection is closed after a minute
+        # Headers and body go out in two writes: with Nagle on, the body waits for the client's delayed ACK
+        # (40 ms a delivery).
+        disable_nagle_algorithm = True
+
         def do_POST(self) -> None:  # noqa: N802  (http.server's name)
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_BODY_BYTES:
@@ -89,9 +95,11 @@ def handler_for(ledger: Ledger) -> type[BaseHTTPRequestHandler]:
     return FeedHandler
 
 
-class _Server(HTTPServer):
-    # One request at a time: events are applied in the order they arrive, as the feed sends them.
+class _Server(ThreadingHTTPServer):
+    # A thread per connection, so a kept-alive connection never holds the door shut to another (a replay,
+    # a second worker); Ledger.take applies one event at a time, and the feed posts one at a time per seller.
     allow_reuse_address = True
+    daemon_threads = True
 
 
 def make_server(port: int, secrets: list[str], host: str = "127.0.0.1") -> tuple[HTTPServer, Ledger]:
