@@ -99,7 +99,7 @@ _SET_SLICES = {
         f" amount_minor = CASE WHEN c.row ? 'amount_minor' THEN c.amount_minor ELSE {table}.amount_minor END,"
         f" updated_at = now() FROM jsonb_to_recordset(CAST(:changes AS jsonb))"
         f" AS c (id bigint, row jsonb, state text, amount_minor bigint) WHERE {table}.id = c.id"
-        f" AND {table}.id = ANY(CAST(:ids AS bigint[]))"
+        f" AND {table}.id = ANY(CAST(:ids AS bigint[])) RETURNING {table}.*"
     )
     for table in ("allocations", "credits")
 }
@@ -211,21 +211,24 @@ def _moves(moves: Sequence[tuple[int, str, str]]) -> str:
     return _json([{"payment_id": m[0], "from_state": m[1], "to_state": m[2]} for m in moves])
 
 
-def update_allocations(session: Session, changes: dict[int, dict[str, Any]]) -> None:
-    """Set single allocations' state and/or amount: {allocation id: {"state": ..., "amount_minor": ...}}."""
-    _set_slices(session, "allocations", changes)
+def update_allocations(session: Session, changes: dict[int, dict[str, Any]]) -> list[Row]:
+    """Set single allocations' state and/or amount: {allocation id: {"state": ..., "amount_minor": ...}};
+    the allocations as changed."""
+    return _set_slices(session, "allocations", changes)
 
 
-def update_credits(session: Session, changes: dict[int, dict[str, Any]]) -> None:
-    """Set single credits' state and/or amount: {credit id: {"state": ..., "amount_minor": ...}}."""
-    _set_slices(session, "credits", changes)
+def update_credits(session: Session, changes: dict[int, dict[str, Any]]) -> list[Row]:
+    """Set single credits' state and/or amount: {credit id: {"state": ..., "amount_minor": ...}}; the
+    credits as changed."""
+    return _set_slices(session, "credits", changes)
 
 
-def _set_slices(session: Session, table: str, changes: dict[int, dict[str, Any]]) -> None:
+def _set_slices(session: Session, table: str, changes: dict[int, dict[str, Any]]) -> list[Row]:
     rows = [
         {**values, "id": row_id, "row": dict.fromkeys(values, True)} for row_id, values in changes.items()
     ]
-    session.connection().execute(_SET_SLICES[table], {"changes": _json(rows), "ids": list(changes)})
+    params = {"changes": _json(rows), "ids": list(changes)}
+    return list(session.connection().execute(_SET_SLICES[table], params))
 
 
 def list_applied_allocations_of(session: Session, payment_ids: Sequence[int]) -> dict[int, list[Row]]:

@@ -7,13 +7,14 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from db.models import LedgerEvent, PaymentMethod
+from db.models import LedgerEvent, Payment, PaymentMethod
 from db.queries import payments as payment_rows
 from tasks import api
 from tasks.domain.errors import RemitError
 from tasks.domain.states import PaymentStatus as P
 from tasks.flows import feed, ledger
 from tests import factories
+from tests.tasks.handlers.support import make_event
 
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 
@@ -205,3 +206,37 @@ def test_the_pull_api_refuses_bad_input(db, broker, args, code):
     with pytest.raises(RemitError) as refused:
         api.list_ledger_events(*args)
     assert refused.value.code == code
+
+
+def _types_after(db, seller_id: int, first: int) -> list[tuple[str, dict]]:
+    return [(t, d) for n, t, d in _events(db, seller_id) if n > first]
+
+
+def test_a_partial_refund_writes_the_refund_and_each_invoice_slice_it_took_back(db, broker):
+    from tests.tasks.handlers.test_refunds_disputes import charge, run, succeeded
+
+    ids = succeeded(db)  # invoices 6,000 (due first) and 4,000 (due later)
+    with db() as session:
+        seller_id = session.get(Payment, ids["payment"]).account.seller_id
+    before = len(_events(db, seller_id))
+    run(db, make_event("charge.refunded", charge("pi_r", ids["payment"], 5_000)))
+    events = _types_after(db, seller_id, before)
+    # One transaction: the slices are written before the payment's transition, all numbered together.
+    assert sorted(t for t, _ in events) == ["allocation.reduced", "allocation.reversed", "payment.refunded"]
+    refunded = next(d for t, d in events if t == "payment.refunded")
+    assert (refunded["status"], refunded["refunded_minor"]) == ("partially_refunded", 5_000)
+    slices = {t: (d["amount_minor"], d["state"]) for t, d in events if t.startswith("allocation")}
+    assert slices == {"allocation.reduced": (5_000, "applied"), "allocation.reversed": (4_000, "reversed")}
+
+
+def test_a_dispute_writes_the_reversal_and_its_closing_writes_lost(db, broker):
+    from tests.tasks.handlers.test_refunds_disputes import dispute, run, succeeded
+
+    ids = succeeded(db)
+    with db() as session:
+        seller_id = session.get(Payment, ids["payment"]).account.seller_id
+    before = len(_events(db, seller_id))
+    run(db, make_event("charge.dispute.created", dispute("dp_1", "pi_r", "needs_response")))
+    run(db, make_event("charge.dispute.closed", dispute("dp_1", "pi_r", "lost")))
+    types = [t for t, _ in _types_after(db, seller_id, before)]
+    assert types == ["payment.disputed", "allocation.reversed", "allocation.reversed", "dispute.lost"]
