@@ -47,6 +47,7 @@ def seed_demo(settings, only_if_empty: bool = False, today: date | None = None) 
     The seller, its accounts and saved methods are written here; the invoices come in as an ERP sends
     them, through tasks.api.sync_invoices, once the accounts are committed.
     """
+    from tasks.flows import feed  # noqa: F401  (its session hooks write the seeded methods' ledger events)
     from tasks.gateways.stripe import get_gateway
 
     engine = make_engine(settings.database_url)

@@ -75,6 +75,9 @@ def test_seed_demo_loads_the_demo_once(scratch_database, emulator):
         discounted = connection.execute("SELECT count(*) FROM invoices WHERE discount_minor > 0").fetchone()[
             0
         ]
-    assert kinds == {"card": 4, "us_bank_account": 1}
+        added = connection.execute(
+            "SELECT count(*) FROM ledger_events WHERE type = 'payment_method.added'"
+        ).fetchone()[0]
+    assert kinds == {"card": 4, "us_bank_account": 1} and added == 5
     assert children == 3 and overdue > 0 and discounted > 0
     assert len(emulator.customers()) == 3
