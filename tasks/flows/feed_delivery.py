@@ -26,6 +26,9 @@ from tasks.gateways.feed_http import Posted, post_event
 PAGE_EVENTS = 50
 # Longer than a page can take (PAGE_EVENTS x the gateway's 10 s timeout); renewed with every page.
 LEASE = timedelta(minutes=10)
+# A pass posts for at most this long, then sends itself again: well inside the lease and the actor's time
+# limit (tasks/feed.py), which the pass's fixed `now` is measured from.
+PASS_SECONDS = 240
 # Endpoints the sweeper nudges per pass.
 SWEEP_LIMIT = 500
 
@@ -51,8 +54,9 @@ def deliver_feed(seller_id: int, now: datetime | None = None) -> int:
         return 0
     run = Run(seller_id, leased.url, list(leased.secrets), leased.delivered_sequence)
     retry_at = None
+    ends = time.monotonic() + PASS_SECONDS
     try:
-        while not run.stopped:
+        while not run.stopped and time.monotonic() < ends:
             with transaction() as session:
                 events = event_rows.list_events_after(session, seller_id, run.cursor, PAGE_EVENTS)
             if not events:

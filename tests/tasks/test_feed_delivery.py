@@ -11,10 +11,10 @@ from db.models import FeedDelivery, FeedEndpoint
 from sandbox.erp import make_server
 from tasks import api
 from tasks.domain.errors import RemitError
-from tasks.flows import feed
+from tasks.flows import feed, feed_delivery
 from tasks.flows.feed_delivery import deliver_feed, nudge_due_endpoints
 from tests import factories
-from tests.helpers import queued_messages
+from tests.helpers import queued_messages, wait_until
 
 SECRET = "rfsec_test_secret_0123456789"
 NOW = datetime.now(UTC)
@@ -201,3 +201,24 @@ def test_a_short_secret_is_refused(db, seller_id):
     with pytest.raises(RemitError) as refused:
         api.set_feed_endpoint(seller_id, "https://erp.example/feed", "short")
     assert refused.value.code == "invalid_secret"
+
+
+def test_a_pass_that_runs_out_of_time_sends_itself_again(db, seller_id, receiver, broker, monkeypatch):
+    url, ledger, _ = receiver
+    api.set_feed_endpoint(seller_id, url, SECRET)
+    _facts(db, seller_id, 2)
+    broker.flush_all()
+    monkeypatch.setattr(feed_delivery, "PASS_SECONDS", 0)
+    assert deliver_feed(seller_id, NOW) == 0
+    assert [(m.actor_name, m.args) for m in queued_messages(broker, "feed")] == [
+        ("deliver_ledger_events", (seller_id,))
+    ]
+    assert _endpoint(db, seller_id).leased_until is None  # the next pass may take it at once
+
+
+def test_the_feed_worker_delivers_what_a_commit_nudged(db, seller_id, receiver, worker):
+    url, ledger, _ = receiver
+    api.set_feed_endpoint(seller_id, url, SECRET)
+    _facts(db, seller_id, 3)
+    wait_until(lambda: len(ledger.events) == 3)
+    assert [e["sequence"] for e in ledger.events] == [1, 2, 3]
