@@ -7,6 +7,7 @@ a batch of one) or a webhook batch's hundred.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
@@ -61,7 +62,10 @@ class TransitionBatch:
         self._moves: dict[int, tuple[tuple[str, str] | None, tuple[str, str] | None]] = {}
         self._emails: list[tuple[Any, EmailKind, SimpleNamespace, str]] = []
         self._accounts: set[int] = set()
+        # Ledger events of the transitions (written before the moves they cause) and further facts about
+        # the payments (written after them, e.g. a dispute's outcome).
         self._facts: list[tuple[int, str, dict[str, Any]]] = []
+        self._late_facts: list[tuple[int, str, dict[str, Any]]] = []
         self._sellers: dict[int, int] = {}
 
     def add(
@@ -96,7 +100,9 @@ class TransitionBatch:
         self._sellers[payment.id] = payment.account.seller_id
         fact = facts.payment_event(plan.source, target)
         if fact is not None:
-            self.fact(payment, fact, previous_status=plan.source)
+            self._facts.append(
+                (payment.account.seller_id, fact, feed.payment_data(payment, previous_status=plan.source))
+            )
         if plan.allocation_move or plan.credit_move:
             self._moves[payment.id] = (plan.allocation_move, plan.credit_move)
         if plan.email is not None:
@@ -106,9 +112,9 @@ class TransitionBatch:
         return True
 
     def fact(self, payment: Any, event_type: str, **extra: Any) -> None:
-        """A payment.* ledger event, showing the payment as it is now, written at flush()."""
-        self._sellers[payment.id] = payment.account.seller_id
-        self._facts.append((payment.account.seller_id, event_type, feed.payment_data(payment, **extra)))
+        """A ledger event about the payment, showing it as it is now, written at flush() after the
+        transitions and moves added before it."""
+        self._late_facts.append((payment.account.seller_id, event_type, feed.payment_data(payment, **extra)))
 
     def note(self, payment: Any, *, source: str, detail: dict[str, Any]) -> None:
         """A timeline line that changes nothing."""
@@ -147,6 +153,8 @@ class TransitionBatch:
             )
         if credit_moves:
             self._emit_moves(session, invoice_rows.move_credits_of(session, credit_moves), facts.credit_event)
+        for seller_id, event_type, data in self._late_facts:
+            feed.emit(session, event_type, data, seller_id=seller_id)
         if self._emails:
             self._queue_emails(session)
         if self._accounts:
@@ -155,13 +163,14 @@ class TransitionBatch:
             )
         self._reset()
 
-    def _emit_moves(self, session: Session, rows: list[Any], event_of: Any) -> None:
+    def _emit_moves(
+        self, session: Session, rows: list[Any], event_of: Callable[[str, str], str | None]
+    ) -> None:
         """An allocation.* event per invoice slice moved, a credit.* event per credit moved."""
         for row in rows:
             event_type = event_of(row.from_state, row.to_state)
             if event_type is not None:
-                data = {k: v for k, v in row._mapping.items()}
-                feed.emit(session, event_type, data, seller_id=self._sellers[row.payment_id])
+                feed.emit(session, event_type, dict(row._mapping), seller_id=self._sellers[row.payment_id])
 
     def _queue_emails(self, session: Session) -> None:
         lines = email_rows.list_email_lines_of(

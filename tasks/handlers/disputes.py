@@ -44,14 +44,11 @@ def handle(session: Session, event: dict[str, Any], now: datetime) -> Handled:
         status=dispute["status"],
     )
     row.status = next_dispute_status(row.status, dispute["status"])
-    batch = ledger.TransitionBatch(now)
-    if dispute_is_closed(row.status) and row.closed_at is None:
+    closing = dispute_is_closed(row.status) and row.closed_at is None
+    if closing:
         row.closed_at = now
-        if row.status in DISPUTE_CLOSED:
-            batch.fact(
-                payment, DISPUTE_CLOSED[row.status], dispute=dispute["id"], dispute_minor=row.amount_minor
-            )
     source = source_of(event)
+    batch = ledger.TransitionBatch(now)
     settle_in_batch(session, batch, payment, charge_id, intent_id, source=source)
     batch.set_columns(payment, {"needs_review": True})  # an inquiry needs a response too
     detail = {
@@ -66,5 +63,7 @@ def handle(session: Session, event: dict[str, Any], now: datetime) -> Handled:
         batch.add(session, payment, P.DISPUTED, source=source, detail=detail)
     else:
         batch.note(payment, source=source, detail=detail)
+    if closing and row.status in DISPUTE_CLOSED:  # after the reversal it may have caused, for the ERP
+        batch.fact(payment, DISPUTE_CLOSED[row.status], dispute=dispute["id"], dispute_minor=row.amount_minor)
     batch.flush(session)
     return PROCESSED

@@ -240,3 +240,16 @@ def test_a_dispute_writes_the_reversal_and_its_closing_writes_lost(db, broker):
     run(db, make_event("charge.dispute.closed", dispute("dp_1", "pi_r", "lost")))
     types = [t for t, _ in _types_after(db, seller_id, before)]
     assert types == ["payment.disputed", "allocation.reversed", "allocation.reversed", "dispute.lost"]
+
+
+def test_a_dispute_delivered_closed_at_once_writes_the_reversal_before_the_outcome(db, broker):
+    from tests.tasks.handlers.test_refunds_disputes import dispute, run, succeeded
+
+    ids = succeeded(db)
+    with db() as session:
+        seller_id = session.get(Payment, ids["payment"]).account.seller_id
+    before = len(_events(db, seller_id))
+    run(db, make_event("charge.dispute.closed", dispute("dp_2", "pi_r", "won")))
+    events = _types_after(db, seller_id, before)
+    assert [t for t, _ in events][0] == "payment.disputed" and [t for t, _ in events][-1] == "dispute.won"
+    assert events[-1][1]["status"] == "disputed" and events[-1][1]["dispute"] == "dp_2"
