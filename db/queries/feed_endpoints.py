@@ -36,6 +36,10 @@ _STATUS = text(
     " WHERE (:failing_only = false OR d.sequence IS NOT NULL) ORDER BY e.seller_id"
 )
 
+_FAILING = text(
+    "SELECT count(DISTINCT seller_id), min(first_attempt_at) FROM feed_deliveries"
+    " WHERE status = 'failing' AND NOT replay"
+)
 _SETTLE_FAILING = text(
     "UPDATE feed_deliveries SET status = 'succeeded', attempts = attempts + 1, response_code = :code,"
     " last_error = NULL, last_attempt_at = :now WHERE seller_id = :seller_id AND NOT replay"
@@ -114,3 +118,9 @@ def lock_failing_delivery(session: Session, seller_id: int, sequence: int) -> Fe
         .with_for_update()
         .first()
     )
+
+
+def count_failing_endpoints(session: Session) -> tuple[int, datetime | None]:
+    """How many endpoints have a failing delivery, and when the oldest of those first failed."""
+    row = session.connection().execute(_FAILING).one()
+    return int(row[0]), row[1]
