@@ -134,7 +134,7 @@ class ExternalPaymentRows:
     reference: str
     account_external_id: str
     kind: str
-    lines: list[tuple[str, int]] = field(default_factory=list)
+    lines: list[tuple[str, object]] = field(default_factory=list)  # record_external_payment checks them
     line_numbers: list[int] = field(default_factory=list)
     problem: str | None = None
 
@@ -153,6 +153,6 @@ def group_payments(rows: Iterable[tuple[int, dict[str, object]]]) -> list[Extern
         )
         if (group.account_external_id, group.kind) != (record.get("account_external_id"), record.get("kind")):
             group.problem = f"line {line} names another account or kind than line {group.line_numbers[0]}"
-        group.lines.append((str(record.get("invoice_external_id", "")), record.get("amount_minor")))  # type: ignore[arg-type]
+        group.lines.append((str(record.get("invoice_external_id", "")), record.get("amount_minor")))
         group.line_numbers.append(line)
     return list(groups.values())
