@@ -19,7 +19,8 @@ _TAKE_SEQUENCES = text(
     " SELECT seller_id, n FROM unnest(CAST(:sellers AS integer[]), CAST(:counts AS bigint[]))"
     " AS t (seller_id, n) ORDER BY seller_id"
     " ON CONFLICT (seller_id) DO UPDATE SET last_sequence = s.last_sequence + EXCLUDED.last_sequence"
-    " RETURNING s.seller_id, s.last_sequence"
+    " RETURNING s.seller_id, s.last_sequence,"
+    " EXISTS (SELECT 1 FROM feed_endpoints e WHERE e.seller_id = s.seller_id) AS has_endpoint"
 )
 _INSERT_EVENTS = text(
     "INSERT INTO ledger_events (seller_id, sequence, type, data)"
@@ -30,13 +31,18 @@ _INSERT_EVENTS = text(
 _SELLERS_OF_ACCOUNTS = text("SELECT id, seller_id FROM accounts WHERE id = ANY(CAST(:ids AS integer[]))")
 
 
-def take_sequences(session: Session, counts: dict[int, int]) -> dict[int, int]:
-    """Reserve counts[seller] numbers for each seller; {seller id: the first of them}."""
+def take_sequences(session: Session, counts: dict[int, int]) -> tuple[dict[int, int], set[int]]:
+    """Reserve counts[seller] numbers for each seller: ({seller id: the first of them}, the sellers among
+    them with a feed endpoint)."""
     sellers = sorted(counts)
-    rows = session.connection().execute(
-        _TAKE_SEQUENCES, {"sellers": sellers, "counts": [counts[s] for s in sellers]}
+    rows = list(
+        session.connection().execute(
+            _TAKE_SEQUENCES, {"sellers": sellers, "counts": [counts[s] for s in sellers]}
+        )
     )
-    return {seller_id: last - counts[seller_id] + 1 for seller_id, last in rows}
+    return {r.seller_id: r.last_sequence - counts[r.seller_id] + 1 for r in rows}, {
+        r.seller_id for r in rows if r.has_endpoint
+    }
 
 
 def insert_events(session: Session, events: Sequence[tuple[int, int, str, dict[str, Any]]]) -> None:

@@ -113,13 +113,14 @@ def write_events(session: Session, pending: list[tuple[int | None, int | None, s
     counts: dict[int, int] = {}
     for seller_id, _, _ in facts:
         counts[seller_id] = counts.get(seller_id, 0) + 1
-    next_number = event_rows.take_sequences(session, counts)
+    next_number, with_endpoint = event_rows.take_sequences(session, counts)
     rows = []
     for seller_id, event_type, data in facts:
         rows.append((seller_id, next_number[seller_id], event_type, data))
         next_number[seller_id] += 1
     event_rows.insert_events(session, rows)
-    messages.send_after_commit(session, "deliver_ledger_events", [(s,) for s in sorted(counts)])
+    # A seller without an endpoint is read through the pull API only: no delivery to nudge.
+    messages.send_after_commit(session, "deliver_ledger_events", [(s,) for s in sorted(with_endpoint)])
 
 
 @event.listens_for(Session, "after_rollback")

@@ -174,9 +174,17 @@ def test_the_sweeper_nudges_endpoints_behind_and_due(db, seller_id, receiver, br
     assert nudge_due_endpoints(NOW) == 0
 
 
-def test_committed_events_nudge_their_sellers_delivery_once_per_transaction(db, seller_id, broker):
+def test_committed_events_nudge_their_sellers_delivery_once_per_transaction_if_it_has_an_endpoint(
+    db, seller_id, broker
+):
+    with db() as session:
+        polling = factories.seller(session).id  # its ERP polls: no endpoint, nothing to deliver
+        session.commit()
+    api.set_feed_endpoint(seller_id, "https://erp.example/feed", SECRET)
     broker.flush_all()
-    _facts(db, seller_id, 2)
+    with db.begin() as session:
+        for seller in (seller_id, polling, seller_id):
+            feed.emit(session, "test.fact", {}, seller_id=seller)
     messages = queued_messages(broker, "feed")
     assert [(m.actor_name, m.args) for m in messages] == [("deliver_ledger_events", (seller_id,))]
 
