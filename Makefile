@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.sync
 	$(BIN)/python -m bench.history
 	$(BIN)/python -m bench.balances
+	$(BIN)/python -m bench.feed
 
 clean:
 	rm -rf $(VENV) .pytest_cache .import_linter_cache

@@ -32,6 +32,7 @@ from tasks.domain.states import (
     EventStatus,
     ExternalPaymentKind,
     FailedJobStatus,
+    FeedDeliveryStatus,
     MethodKind,
     MethodStatus,
     PaymentKind,
@@ -502,3 +503,66 @@ class ScheduleRun(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
     __table_args__ = (UniqueConstraint("job", "period", name="uq_schedule_runs_job_period"),)
+
+
+class LedgerEvent(Base):
+    """A money fact for the seller's ERP, numbered per seller in commit order (tasks/flows/feed.py)."""
+
+    __tablename__ = "ledger_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    seller_id: Mapped[int] = mapped_column(ForeignKey("sellers.id"))
+    sequence: Mapped[int] = mapped_column(BigInteger)
+    type: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (UniqueConstraint("seller_id", "sequence", name="uq_ledger_events_seller_sequence"),)
+
+
+class LedgerSequence(Base):
+    """The last sequence number given to a seller's ledger events; its row lock orders their commits."""
+
+    __tablename__ = "ledger_sequences"
+
+    seller_id: Mapped[int] = mapped_column(ForeignKey("sellers.id"), primary_key=True)
+    last_sequence: Mapped[int] = mapped_column(BigInteger)
+
+
+class FeedEndpoint(Base):
+    """Where a seller's ledger events are posted, signed with each of its secrets, and how far they went."""
+
+    __tablename__ = "feed_endpoints"
+
+    seller_id: Mapped[int] = mapped_column(ForeignKey("sellers.id"), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    secrets: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    delivered_sequence: Mapped[int] = mapped_column(BigInteger, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    leased_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _created()
+
+    __table_args__ = (CheckConstraint("cardinality(secrets) BETWEEN 1 AND 5", name="secrets_count"),)
+
+
+class FeedDelivery(Base):
+    """Attempts to post one ledger event to its seller's endpoint (a replay is a delivery of its own)."""
+
+    __tablename__ = "feed_deliveries"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    seller_id: Mapped[int] = mapped_column(ForeignKey("sellers.id"))
+    event_id: Mapped[int] = mapped_column(ForeignKey("ledger_events.id"))
+    sequence: Mapped[int] = mapped_column(BigInteger)
+    replay: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    response_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    first_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        _one_of("status", FeedDeliveryStatus, "status_known"),
+        Index("ix_feed_deliveries_seller_sequence", "seller_id", "sequence"),
+    )

@@ -43,6 +43,13 @@ def cmd_smtp(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_erp(args: argparse.Namespace) -> int:
+    from sandbox.erp import SANDBOX_SECRET, serve
+
+    serve(args.port, [s for s in (args.secrets or SANDBOX_SECRET).split(",") if s])
+    return 0
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     from sandbox.dev import run_dev
 
@@ -66,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     smtp = sub.add_parser("smtp", help="run the SMTP capture server")
     smtp.add_argument("--port", type=int, default=1025)
     smtp.set_defaults(fn=cmd_smtp)
+
+    erp = sub.add_parser("erp", help="run the reference ERP receiver of the ledger feed")
+    erp.add_argument("--port", type=int, default=8003)
+    erp.add_argument("--secrets", help="comma-separated signing secrets (default: the sandbox's)")
+    erp.set_defaults(fn=cmd_erp)
 
     seed = sub.add_parser("seed", help="load the demo seller, accounts, invoices and saved methods")
     seed.add_argument("--if-empty", action="store_true", help="do nothing when a seller already exists")

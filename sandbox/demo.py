@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import time
+from collections import Counter
 from datetime import date
 
 from sqlalchemy import select
 
 from db.models import Account, Invoice, Payment, PaymentMethod
 from db.session import transaction
+from sandbox.erp import SANDBOX_SECRET
 from sandbox.stripe_js import StripeJs
 from tasks import api
 from tasks.domain.errors import RemitError
@@ -22,6 +25,9 @@ def run_demo(emulator, say=print, timeout_s: float = 60.0) -> dict[int, str]:
     """Make the demo payments, settle ACH at the emulator, and report each payment's final status."""
     key = f"demo-{date.today().isoformat()}"
     accounts = _accounts()
+    seller_id = accounts["A-1001"]["seller_id"]
+    _feed_to_erp(seller_id, say)
+    _check_payment(accounts["A-1001"], key, say)
     made: dict[int, str] = {}
     for label, call in _requests(accounts, key):
         try:
@@ -44,6 +50,7 @@ def run_demo(emulator, say=print, timeout_s: float = 60.0) -> dict[int, str]:
         say(f"demo: payment {payment_id} ({made[payment_id]}): {status}")
     statuses.update(_authentication_round(emulator, accounts["A-1002"], key, say, timeout_s))
     say(f"demo: customer emails written to the outbox: {_outbox_summary(list(statuses))}")
+    _erp_report(seller_id, say, timeout_s)
     return statuses
 
 
@@ -84,6 +91,50 @@ def _finish(stripe_js: StripeJs, account_id: int, payment_id: int, finish: str, 
     return view.status
 
 
+def _feed_to_erp(seller_id: int, say) -> None:
+    """Point the seller's ledger feed at the reference ERP receiver `make run` started (sandbox/erp.py)."""
+    url = os.environ.get("SANDBOX_ERP_URL")
+    if url:
+        api.set_feed_endpoint(seller_id, url, SANDBOX_SECRET)
+        say(f"demo: the seller's ledger feed goes to the reference ERP at {url}")
+
+
+def _check_payment(acme: dict, key: str, say) -> None:
+    """The ERP records a check on one invoice; the portal then refuses to take it online."""
+    invoice_id, number = acme["invoices"][3]
+    try:
+        receipt = api.record_external_payment(
+            acme["seller_id"],
+            acme["external_id"],
+            f"CHK-{key}",
+            "check",
+            [(number, acme["owed"][invoice_id])],
+        )
+        say(f"demo: the ERP records check {receipt.reference} paying invoice {number} in full")
+        api.pay_invoices(acme["id"], [invoice_id], acme["methods"][0][0], f"{key}-check")
+        say(f"demo: invoice {number} was charged online after its check: this must not happen")
+    except RemitError as refusal:
+        say(f"demo: paying invoice {number} online now is refused: [{refusal.code}] {refusal.message}")
+
+
+def _erp_report(seller_id: int, say, timeout_s: float) -> None:
+    """Wait for the receiver to hold the seller's whole feed, then say what it got."""
+    from sandbox.erp import running_ledger
+
+    ledger = running_ledger()
+    if ledger is None:
+        return
+    last = api.list_ledger_events(seller_id, 0, 1000)[-1].sequence
+    deadline = time.monotonic() + timeout_s
+    while ledger.last_sequence.get(seller_id, 0) < last and time.monotonic() < deadline:
+        time.sleep(0.25)
+    kinds = Counter(event["type"] for event in ledger.events if event["seller_id"] == seller_id)
+    got = ", ".join(f"{kind} x{count}" for kind, count in sorted(kinds.items()))
+    gaps = f"gaps {ledger.gaps}" if ledger.gaps else "no gaps"
+    say(f"demo: the reference ERP holds events 1..{ledger.last_sequence.get(seller_id, 0)} of {last}, {gaps}")
+    say(f"demo: ... verified signatures, refused {ledger.refused}: {got}")
+
+
 def _outbox_summary(payment_ids: list[int]) -> str:
     from sqlalchemy import func
 
@@ -113,6 +164,9 @@ def _accounts() -> dict[str, dict]:
             ).all()
             found[account.number] = {
                 "id": account.id,
+                "seller_id": account.seller_id,
+                "external_id": account.external_id,
+                "owed": {i.id: i.total_minor for i in invoices},
                 "methods": [(m.id, m.kind, m.last4) for m in methods],
                 "invoices": [(i.id, i.number) for i in invoices],
             }

@@ -50,6 +50,7 @@ def run_dev() -> int:
         port=_port(STRIPE_PORT)
     )
     smtp = SmtpCapture(port=_port(SMTP_PORT), maildir=ROOT / "mail").start()
+    __import__("sandbox.erp").erp.start_erp()  # the reference ERP receiver the demo's feed goes to
     emulator.add_webhook_endpoint(
         f"http://127.0.0.1:{WEBHOOK_PORT}/stripe/webhooks", [SANDBOX_WEBHOOK_SECRET]
     )

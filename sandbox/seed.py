@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.models import Account, Invoice, PaymentMethod, Seller
+from db.models import Account, PaymentMethod, Seller
 from db.session import make_engine
 from tasks.domain.addresses import email_address
 
@@ -43,7 +43,12 @@ INVOICE_SHAPES = [
 
 
 def seed_demo(settings, only_if_empty: bool = False, today: date | None = None) -> str:
-    """Load the demo data; return a one-line summary."""
+    """Load the demo data; return a one-line summary.
+
+    The seller, its accounts and saved methods are written here; the invoices come in as an ERP sends
+    them, through tasks.api.sync_invoices, once the accounts are committed.
+    """
+    from tasks.flows import feed  # noqa: F401  (its session hooks write the seeded methods' ledger events)
     from tasks.gateways.stripe import get_gateway
 
     engine = make_engine(settings.database_url)
@@ -51,14 +56,18 @@ def seed_demo(settings, only_if_empty: bool = False, today: date | None = None) 
         with sessionmaker(bind=engine)() as session:
             if only_if_empty and session.scalar(select(func.count()).select_from(Seller)):
                 return "demo data already present: nothing seeded"
-            summary = _seed(session, get_gateway(), today or date.today())
+            seller_id, methods = _seed(session, get_gateway())
             session.commit()
-            return summary
     finally:
         engine.dispose()
+    invoices = _sync_invoices(seller_id, today or date.today())
+    return (
+        f"seeded seller 'northwind' with {len(ACCOUNTS)} accounts, {invoices} invoices "
+        f"(through sync_invoices), {methods} saved methods"
+    )
 
 
-def _seed(session: Session, gateway, today: date) -> str:
+def _seed(session: Session, gateway) -> tuple[int, int]:
     seller = Seller(
         slug="northwind",
         name="Northwind Field Services",
@@ -77,11 +86,13 @@ def _seed(session: Session, gateway, today: date) -> str:
     )
     session.add(seller)
     session.flush()
-    invoices = methods = 0
-    for index, (number, name, email, tokens) in enumerate(ACCOUNTS):
+    methods = 0
+    for number, name, email, tokens in ACCOUNTS:
         account = Account(
             seller_id=seller.id,
             number=number,
+            external_id=number,  # the ERP's own id, which its invoices name
+            version=1,
             name=name,
             billing_email=email_address(email, f"billing_email of {number}"),
             currency="usd",
@@ -89,75 +100,65 @@ def _seed(session: Session, gateway, today: date) -> str:
         )
         session.add(account)
         session.flush()
-        invoices += _invoices(session, account, today, index)
         methods += _methods(session, gateway, account, tokens)
-    return (
-        f"seeded seller 'northwind' with {len(ACCOUNTS)} accounts, {invoices} invoices, "
-        f"{methods} saved methods"
-    )
+    return seller.id, methods
 
 
-def _invoices(session: Session, account: Account, today: date, index: int) -> int:
-    count = 0
+def _sync_invoices(seller_id: int, today: date) -> int:
+    from tasks import api
+
+    records = [r for index, (number, *_) in enumerate(ACCOUNTS) for r in _invoices(number, today, index)]
+    results = api.sync_invoices(seller_id, records)
+    refused = [r for r in results if r.code is not None]
+    if refused:
+        raise RuntimeError(f"the demo invoices were refused: {refused[0].code} {refused[0].message}")
+    return len(results)
+
+
+def _invoices(account_number: str, today: date, index: int) -> list[dict]:
+    records = []
     for n, (age, net, total) in enumerate(INVOICE_SHAPES):
         issued = today - timedelta(days=age + index)
-        invoice = Invoice(
-            account_id=account.id,
-            number=f"{account.number}-{n + 1:03d}",
-            currency="usd",
-            total_minor=total + index * 100,
-            issued_on=issued,
-            due_on=issued + timedelta(days=net),
-            customer_visible=True,
-            voided=False,
-            discount_minor=0,
-        )
+        record = _record(account_number, f"{account_number}-{n + 1:03d}", total + index * 100, issued, net)
         if n == len(INVOICE_SHAPES) - 1:
             # 2/10 net 45: two percent off when paid within ten days of issue.
-            invoice.discount_minor = invoice.total_minor * 2 // 100
-            invoice.discount_until = issued + timedelta(days=10)
-        session.add(invoice)
-        count += 1
+            record["discount_minor"] = record["total_minor"] * 2 // 100
+            record["discount_until"] = (issued + timedelta(days=10)).isoformat()
+        records.append(record)
     if index == 2:
-        count += _multi_site(session, account, today)
-    session.flush()
-    return count
+        records += _multi_site(account_number, today)
+    return records
 
 
-def _multi_site(session: Session, account: Account, today: date) -> int:
+def _multi_site(account_number: str, today: date) -> list[dict]:
     issued = today - timedelta(days=12)
     sites = [("Harbor View Apartments", 41_200), ("Lakeside Offices", 27_850), ("Cedar Point Mall", 63_075)]
-    parent = Invoice(
-        account_id=account.id,
-        number=f"{account.number}-MS-100",
-        currency="usd",
-        total_minor=sum(total for _, total in sites),
-        issued_on=issued,
-        due_on=issued + timedelta(days=30),
-        customer_visible=True,
-        voided=False,
-        discount_minor=0,
-        site_name="All sites",
-    )
-    session.add(parent)
-    session.flush()
-    for n, (site, total) in enumerate(sites, start=1):
-        session.add(
-            Invoice(
-                account_id=account.id,
-                number=f"{account.number}-MS-100-{n}",
-                parent_id=parent.id,
-                site_name=site,
-                currency="usd",
-                total_minor=total,
-                issued_on=issued,
-                due_on=issued + timedelta(days=30),
-                customer_visible=True,
-                voided=False,
-                discount_minor=0,
-            )
-        )
-    return 1 + len(sites)
+    parent = _record(account_number, f"{account_number}-MS-100", sum(t for _, t in sites), issued, 30)
+    children = [
+        {
+            **_record(account_number, f"{parent['number']}-{n}", total, issued, 30),
+            "parent_external_id": parent["external_id"],
+            "site_name": site,
+        }
+        for n, (site, total) in enumerate(sites, start=1)
+    ]
+    return [{**parent, "site_name": "All sites"}, *children]
+
+
+def _record(account_number: str, number: str, total: int, issued: date, net_days: int) -> dict:
+    """An invoice as the ERP sends it (tasks.api.sync_invoices); its number is its ERP id too."""
+    return {
+        "external_id": number,
+        "version": 1,
+        "account_external_id": account_number,
+        "number": number,
+        "currency": "usd",
+        "total_minor": total,
+        "issued_on": issued.isoformat(),
+        "due_on": (issued + timedelta(days=net_days)).isoformat(),
+        "customer_visible": True,
+        "voided": False,
+    }
 
 
 def _methods(session: Session, gateway, account: Account, tokens: list[str]) -> int:

@@ -26,6 +26,8 @@ SCHEDULE: tuple[Job, ...] = (
     Job("reconcile-stripe", "reconcile_stripe", 900),
     # An email whose nudge was lost goes out within about three minutes (2 min grace + 1 min interval).
     Job("sweep-emails", "sweep_emails", 60),
+    # A ledger event whose retry came due, or whose delivery nudge was lost, is posted within a minute.
+    Job("sweep-ledger-feed", "sweep_ledger_feed", 60),
     # A saved method whose sync message was lost is attached or set up within about 20 minutes (15 min grace).
     Job("sweep-saved-methods", "sweep_saved_methods", 300),
     # A lost recompute nudge leaves a balance wrong for at most about two minutes.

@@ -10,7 +10,17 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from tasks.domain.errors import TransientError
-from tasks.flows import ach, authentication, balances, dead_letters, emails, payments, reconcile, retention
+from tasks.flows import (
+    ach,
+    authentication,
+    balances,
+    dead_letters,
+    emails,
+    feed_delivery,
+    payments,
+    reconcile,
+    retention,
+)
 from workers import broker  # noqa: I001  (declares the broker before any actor)
 from workers.broker import QUEUES
 
@@ -135,3 +145,9 @@ def purge_personal_data() -> None:
 def expire_authentications() -> None:
     """Cancel at Stripe the payments still waiting for card authentication past their window."""
     _log.info("expire_authentications %s", authentication.expire_waiting(_now()))
+
+
+@dramatiq.actor(**_policy(TIME_LIMIT_MS))
+def sweep_ledger_feed() -> None:
+    """Nudge feed endpoints behind their seller's last event whose retry is due (or whose nudge was lost)."""
+    _log.info("sweep_ledger_feed nudged %s", feed_delivery.nudge_due_endpoints(_now()))

@@ -27,10 +27,12 @@ from workers.middleware import AckBusinessOutcomes, FreezeStartupObjects, Record
 from workers.settings import Settings, get_settings
 
 # The queues of DESIGN.md, in one place. Money queues first.
-QUEUES = ("webhooks", "payments", "ach", "emails", "balances", "maintenance")
+QUEUES = ("webhooks", "payments", "ach", "emails", "balances", "maintenance", "feed")
 WEBHOOK_QUEUES = ("webhooks",)
 MONEY_QUEUES = ("payments", "ach")
 BULK_QUEUES = ("emails", "balances", "maintenance")
+# The sellers' ledger feeds wait on their ERPs' answers: their own workers, so a slow ERP delays no email.
+FEED_QUEUES = ("feed",)
 
 # Messages only carry ids and sweepers re-send anything still due, so an old message is safe to drop.
 MAX_MESSAGE_AGE_MS = 24 * 3600 * 1000

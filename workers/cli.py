@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from workers import feed_cli, import_cli
 from workers.settings import SettingsError, get_settings
 
 
@@ -116,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     down.set_defaults(fn=cmd_db_downgrade)
 
     worker = sub.add_parser("worker", help="run Dramatiq workers for a queue group")
-    worker.add_argument("group", choices=["webhooks", "money", "bulk", "all"])
+    worker.add_argument("group", choices=["webhooks", "money", "bulk", "feed", "all"])
     worker.add_argument("--processes", type=int, default=1)
     worker.add_argument("--threads", type=int, default=4)
     worker.add_argument(
@@ -148,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     dash.add_argument("--host", default=None, help="bind address (default DASHBOARD_HOST, else 127.0.0.1)")
     dash.set_defaults(fn=cmd_dashboard)
 
+    for commands in (feed_cli, import_cli):  # their own modules: the ERP feed's ops and `remit import`
+        commands.register(sub)
     return parser
 
 

@@ -5,14 +5,20 @@ from __future__ import annotations
 import os
 import sys
 
-from workers.broker import BULK_QUEUES, MONEY_QUEUES, QUEUES, WEBHOOK_QUEUES
+from workers.broker import BULK_QUEUES, FEED_QUEUES, MONEY_QUEUES, QUEUES, WEBHOOK_QUEUES
 
-GROUPS = {"webhooks": WEBHOOK_QUEUES, "money": MONEY_QUEUES, "bulk": BULK_QUEUES, "all": QUEUES}
+GROUPS = {
+    "webhooks": WEBHOOK_QUEUES,
+    "money": MONEY_QUEUES,
+    "bulk": BULK_QUEUES,
+    "feed": FEED_QUEUES,
+    "all": QUEUES,
+}
 # Dramatiq's prefetch counts unacknowledged messages per process, not per thread. Money queues hold
 # one per thread (fair, few duplicates after a crash); bulk queues two per thread. Webhook events
 # take a few milliseconds each and arrive in bursts: with one or two per thread a worker spends more
 # time polling Redis than applying them (no-op throughput 430/s at 4 prefetched, 1,700/s at 64).
-PREFETCH_PER_THREAD = {"webhooks": 16, "money": 1, "bulk": 2, "all": 1}
+PREFETCH_PER_THREAD = {"webhooks": 16, "money": 1, "bulk": 2, "feed": 1, "all": 1}
 # How long (ms) a consumer with nothing to fetch waits before asking Redis again: Dramatiq backs off from
 # 5 ms, doubling with jitter, to between half and all of this (its worker_timeout, default 1,000 ms), so a
 # message sent to an idle worker waits for the rest of the current sleep: p50 about 300 ms at 1,000.
@@ -20,7 +26,7 @@ PREFETCH_PER_THREAD = {"webhooks": 16, "money": 1, "bulk": 2, "all": 1}
 # Stripe event moves a payment the customer may be watching, so 100 ms too. Bulk (emails, balances,
 # maintenance) is seconds-tolerant, so Dramatiq's 1,000 ms. The cost of polling faster at idle is one
 # Lua fetch per consumer (a queue and its delay queue) per 50-100 ms: measured in README's Benchmarks.
-POLL_TIMEOUT_MS = {"webhooks": 100, "money": 100, "bulk": 1000, "all": 100}
+POLL_TIMEOUT_MS = {"webhooks": 100, "money": 100, "bulk": 1000, "feed": 1000, "all": 100}
 # Below this an idle worker spins on Redis for nothing: the backoff starts at 5 ms anyway.
 MIN_POLL_TIMEOUT_MS = 10
 # Threads per receiver process: each mostly waits on one INSERT and one Redis call.

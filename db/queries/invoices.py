@@ -80,12 +80,17 @@ _MOVE_ALLOCATIONS_OF = text(
     " AS m (payment_id bigint, from_state text, to_state text)"
     " WHERE allocations.payment_id = m.payment_id AND allocations.state = m.from_state"
     " AND allocations.payment_id = ANY(CAST(:ids AS bigint[]))"
+    " RETURNING allocations.payment_id, allocations.invoice_id,"
+    " (SELECT i.external_id FROM invoices i WHERE i.id = allocations.invoice_id) AS invoice_external_id,"
+    " allocations.amount_minor, allocations.discount_minor, m.from_state, m.to_state"
 )
 _MOVE_CREDITS_OF = text(
     "UPDATE credits SET state = m.to_state, updated_at = now() FROM jsonb_to_recordset(CAST(:moves AS jsonb))"
     " AS m (payment_id bigint, from_state text, to_state text)"
     " WHERE credits.payment_id = m.payment_id AND credits.state = m.from_state"
     " AND credits.payment_id = ANY(CAST(:ids AS bigint[]))"
+    " RETURNING credits.payment_id, credits.id AS credit_id, credits.amount_minor, credits.currency,"
+    " m.from_state, m.to_state"
 )
 # Refunds reverse or reduce single allocations and credits: (id, state or amount) rows, as above.
 _SET_SLICES = {
@@ -94,7 +99,7 @@ _SET_SLICES = {
         f" amount_minor = CASE WHEN c.row ? 'amount_minor' THEN c.amount_minor ELSE {table}.amount_minor END,"
         f" updated_at = now() FROM jsonb_to_recordset(CAST(:changes AS jsonb))"
         f" AS c (id bigint, row jsonb, state text, amount_minor bigint) WHERE {table}.id = c.id"
-        f" AND {table}.id = ANY(CAST(:ids AS bigint[]))"
+        f" AND {table}.id = ANY(CAST(:ids AS bigint[])) RETURNING {table}.*"
     )
     for table in ("allocations", "credits")
 }
@@ -188,35 +193,42 @@ def list_allocation_lines(session: Session, payment_id: int) -> list[tuple[int, 
     ]
 
 
-def move_allocations_of(session: Session, moves: Sequence[tuple[int, str, str]]) -> None:
-    """move_allocations for many payments: (payment id, from state, to state) each."""
-    session.connection().execute(_MOVE_ALLOCATIONS_OF, {"moves": _moves(moves), "ids": [m[0] for m in moves]})
+def move_allocations_of(session: Session, moves: Sequence[tuple[int, str, str]]) -> list[Row]:
+    """Move many payments' allocations: (payment id, from state, to state) each; the rows moved
+    (payment_id, invoice_id, invoice_external_id, amount_minor, discount_minor, from_state, to_state)."""
+    params = {"moves": _moves(moves), "ids": [m[0] for m in moves]}
+    return list(session.connection().execute(_MOVE_ALLOCATIONS_OF, params))
 
 
-def move_credits_of(session: Session, moves: Sequence[tuple[int, str, str]]) -> None:
-    """move_credits for many payments: (payment id, from state, to state) each."""
-    session.connection().execute(_MOVE_CREDITS_OF, {"moves": _moves(moves), "ids": [m[0] for m in moves]})
+def move_credits_of(session: Session, moves: Sequence[tuple[int, str, str]]) -> list[Row]:
+    """Move many payments' credits: (payment id, from state, to state) each; the rows moved
+    (payment_id, credit_id, amount_minor, currency, from_state, to_state)."""
+    params = {"moves": _moves(moves), "ids": [m[0] for m in moves]}
+    return list(session.connection().execute(_MOVE_CREDITS_OF, params))
 
 
 def _moves(moves: Sequence[tuple[int, str, str]]) -> str:
     return _json([{"payment_id": m[0], "from_state": m[1], "to_state": m[2]} for m in moves])
 
 
-def update_allocations(session: Session, changes: dict[int, dict[str, Any]]) -> None:
-    """Set single allocations' state and/or amount: {allocation id: {"state": ..., "amount_minor": ...}}."""
-    _set_slices(session, "allocations", changes)
+def update_allocations(session: Session, changes: dict[int, dict[str, Any]]) -> list[Row]:
+    """Set single allocations' state and/or amount: {allocation id: {"state": ..., "amount_minor": ...}};
+    the allocations as changed."""
+    return _set_slices(session, "allocations", changes)
 
 
-def update_credits(session: Session, changes: dict[int, dict[str, Any]]) -> None:
-    """Set single credits' state and/or amount: {credit id: {"state": ..., "amount_minor": ...}}."""
-    _set_slices(session, "credits", changes)
+def update_credits(session: Session, changes: dict[int, dict[str, Any]]) -> list[Row]:
+    """Set single credits' state and/or amount: {credit id: {"state": ..., "amount_minor": ...}}; the
+    credits as changed."""
+    return _set_slices(session, "credits", changes)
 
 
-def _set_slices(session: Session, table: str, changes: dict[int, dict[str, Any]]) -> None:
+def _set_slices(session: Session, table: str, changes: dict[int, dict[str, Any]]) -> list[Row]:
     rows = [
         {**values, "id": row_id, "row": dict.fromkeys(values, True)} for row_id, values in changes.items()
     ]
-    session.connection().execute(_SET_SLICES[table], {"changes": _json(rows), "ids": list(changes)})
+    params = {"changes": _json(rows), "ids": list(changes)}
+    return list(session.connection().execute(_SET_SLICES[table], params))
 
 
 def list_applied_allocations_of(session: Session, payment_ids: Sequence[int]) -> dict[int, list[Row]]:

@@ -16,6 +16,14 @@ from db.queries import payments as payment_rows
 from tasks.api import selection
 from tasks.api.exports import export_payments  # noqa: F401  (part of this contract)
 from tasks.api.external import ExternalPaymentReceipt, record_external_payment  # noqa: F401  (ditto)
+from tasks.api.feed import (  # noqa: F401  (the ledger feed is part of this contract)
+    LedgerEventView,
+    feed_status,
+    list_ledger_events,
+    replay_ledger_events,
+    retire_feed_secrets,
+    set_feed_endpoint,
+)
 from tasks.api.guard import api_transaction
 from tasks.api.history import (  # noqa: F401  (the payment history is part of this contract)
     MethodDisplay,
@@ -55,9 +63,10 @@ from tasks.domain import requests as checks
 from tasks.domain.balances import Aging
 from tasks.domain.dates import seller_today
 from tasks.domain.errors import RemitError
+from tasks.domain.feed import PAYMENT_ACCEPTED
 from tasks.domain.states import CreditState, PaymentKind, PaymentStatus
 from tasks.domain.transitions import SCHEDULED_EMAIL
-from tasks.flows import messages
+from tasks.flows import feed, messages
 from tasks.flows.balances import overview_figures, recompute_after_commit
 from tasks.flows.ledger import apply_transition, queue_payment_email
 from tasks.flows.payments import lock_in_order
@@ -439,6 +448,7 @@ def _create(
     if marked_stale:
         recompute_after_commit(session, account.id)
     payment = SimpleNamespace(id=payment_id, **row)
+    feed.emit(session, PAYMENT_ACCEPTED, feed.accepted_data(payment, plan), seller_id=account.seller_id)
     if plan.credit_minor:
         invoice_rows.insert_credit(
             session,

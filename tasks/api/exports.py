@@ -35,11 +35,16 @@ EXPORT_COLUMNS = (
     "created_at",
     "scheduled_for",
     "finished_at",
+    # "remit" for a payment made here; "external" for one the ERP recorded (kind check, wire, ...), with
+    # the ERP's reference. Ids are unique within a source.
+    "source",
+    "reference",
 )
 
 
 def export_payments(seller_id: int, date_from: date, date_to: date) -> str:
-    """CSV of the seller's payments created on its days date_from to date_to, one row per invoice paid."""
+    """CSV of the seller's payments created on its days date_from to date_to, one row per invoice paid;
+    external payments the ERP recorded come after Remit's."""
     if not isinstance(date_from, date) or not isinstance(date_to, date) or date_from > date_to:
         raise RemitError("invalid_range", "date_from and date_to must be dates, date_from not after date_to.")
     if (date_to - date_from).days >= MAX_EXPORT_DAYS:

@@ -14,7 +14,9 @@ from db.queries import sync as sync_rows
 from tasks.api.guard import api_transaction
 from tasks.domain import sync as rules
 from tasks.domain.errors import RemitError
+from tasks.domain.feed import EXTERNAL_PAYMENT_RECORDED
 from tasks.domain.sync import RecordRefused
+from tasks.flows import feed
 from tasks.flows.balances import balance_moved
 
 
@@ -65,7 +67,11 @@ def record_external_payment(
         )
         balance_moved(session, account.id, now or datetime.now(UTC))
         receipt_lines = tuple((e, invoices[e].id, a) for e, a in checked)
-        return ExternalPaymentReceipt(payment_id, reference, kind, amount, currency, receipt_lines)
+        receipt = ExternalPaymentReceipt(payment_id, reference, kind, amount, currency, receipt_lines)
+        feed.emit(
+            session, EXTERNAL_PAYMENT_RECORDED, feed.external_data(receipt, account), seller_id=seller_id
+        )
+        return receipt
 
 
 def _account(session: Session, seller_id: int, external_id: object):

@@ -109,3 +109,9 @@ class FailedJobStatus(StrEnum):
     DEAD = "dead"
     RETRIED = "retried"
     DISCARDED = "discarded"
+
+
+class FeedDeliveryStatus(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILING = "failing"  # the last attempt failed; it is tried again (tasks.domain.feed.next_attempt_at)
+    ABANDONED = "abandoned"  # failing for GIVE_UP_AFTER: the feed went on without it (ops can replay it)

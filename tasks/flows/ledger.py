@@ -7,6 +7,7 @@ a batch of one) or a webhook batch's hundred.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
@@ -17,10 +18,12 @@ from db.queries import accounts as account_rows
 from db.queries import emails as email_rows
 from db.queries import invoices as invoice_rows
 from db.queries import payments as payment_rows
+from tasks.domain import feed as facts
 from tasks.domain.authentication import portal_link
 from tasks.domain.states import EmailKind, PaymentStatus
 from tasks.domain.transitions import plan_transition
 from tasks.flows import emails as outbox
+from tasks.flows import feed
 from tasks.flows.balances import recompute_all_after_commit
 from workers.settings import get_settings
 
@@ -61,6 +64,11 @@ class TransitionBatch:
         self._moves: dict[int, tuple[tuple[str, str] | None, tuple[str, str] | None]] = {}
         self._emails: list[tuple[Any, EmailKind, SimpleNamespace, str]] = []
         self._accounts: set[int] = set()
+        # Ledger events of the transitions (written before the moves they cause) and further facts about
+        # the payments (written after them, e.g. a dispute's outcome).
+        self._facts: list[tuple[int, str, dict[str, Any]]] = []
+        self._late_facts: list[tuple[int, str, dict[str, Any]]] = []
+        self._sellers: dict[int, int] = {}
 
     def add(
         self,
@@ -91,6 +99,12 @@ class TransitionBatch:
         self._lines.append((payment.id, plan.source, target, plan.applied, source, plan.detail))
         if not plan.applied:
             return False
+        self._sellers[payment.id] = payment.account.seller_id
+        fact = facts.payment_event(plan.source, target)
+        if fact is not None:
+            self._facts.append(
+                (payment.account.seller_id, fact, feed.payment_data(payment, previous_status=plan.source))
+            )
         if plan.allocation_move or plan.credit_move:
             self._moves[payment.id] = (plan.allocation_move, plan.credit_move)
         if plan.email is not None:
@@ -98,6 +112,11 @@ class TransitionBatch:
         if plan.balance_moves:
             self._accounts.add(payment.account_id)
         return True
+
+    def fact(self, payment: Any, event_type: str, **extra: Any) -> None:
+        """A ledger event about the payment, showing it as it is now, written at flush() after the
+        transitions and moves added before it."""
+        self._late_facts.append((payment.account.seller_id, event_type, feed.payment_data(payment, **extra)))
 
     def note(self, payment: Any, *, source: str, detail: dict[str, Any]) -> None:
         """A timeline line that changes nothing."""
@@ -128,10 +147,16 @@ class TransitionBatch:
             payment_rows.move_payments(session, self._columns, self._lines, at=self.now)
         allocation_moves = [(pid, *move) for pid, (move, _) in self._moves.items() if move is not None]
         credit_moves = [(pid, *move) for pid, (_, move) in self._moves.items() if move is not None]
+        for seller_id, event_type, data in self._facts:
+            feed.emit(session, event_type, data, seller_id=seller_id)
         if allocation_moves:
-            invoice_rows.move_allocations_of(session, allocation_moves)
+            self._emit_moves(
+                session, invoice_rows.move_allocations_of(session, allocation_moves), facts.allocation_event
+            )
         if credit_moves:
-            invoice_rows.move_credits_of(session, credit_moves)
+            self._emit_moves(session, invoice_rows.move_credits_of(session, credit_moves), facts.credit_event)
+        for seller_id, event_type, data in self._late_facts:
+            feed.emit(session, event_type, data, seller_id=seller_id)
         if self._emails:
             self._queue_emails(session)
         if self._accounts:
@@ -139,6 +164,15 @@ class TransitionBatch:
                 session, account_rows.mark_balances_stale(session, sorted(self._accounts), self.now)
             )
         self._reset()
+
+    def _emit_moves(
+        self, session: Session, rows: list[Any], event_of: Callable[[str, str], str | None]
+    ) -> None:
+        """An allocation.* event per invoice slice moved, a credit.* event per credit moved."""
+        for row in rows:
+            event_type = event_of(row.from_state, row.to_state)
+            if event_type is not None:
+                feed.emit(session, event_type, dict(row._mapping), seller_id=self._sellers[row.payment_id])
 
     def _queue_emails(self, session: Session) -> None:
         lines = email_rows.list_email_lines_of(

@@ -24,6 +24,7 @@ ACTOR_QUEUES: dict[str, str] = {
     "detach_payment_method": "ach",
     "send_email": "emails",
     "recompute_balance": "balances",
+    "deliver_ledger_events": "feed",
     # Sent by the clock (schedules/schedule.py); listed so the table is the whole wire contract.
     "sweep_payments": "maintenance",
     "dispatch_due_payments": "maintenance",
@@ -36,6 +37,7 @@ ACTOR_QUEUES: dict[str, str] = {
     "mirror_dead_letters": "maintenance",
     "purge_personal_data": "maintenance",
     "expire_authentications": "maintenance",
+    "sweep_ledger_feed": "maintenance",
 }
 
 

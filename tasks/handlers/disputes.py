@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from db.queries import payments as payment_rows
 from tasks.domain.events import dispute_is_closed, dispute_is_inquiry, next_dispute_status
+from tasks.domain.feed import DISPUTE_CLOSED
 from tasks.domain.states import PaymentStatus
 from tasks.flows import ledger
 from tasks.handlers.common import PROCESSED, Handled, no_payment_yet, obj, source_of
@@ -43,7 +44,8 @@ def handle(session: Session, event: dict[str, Any], now: datetime) -> Handled:
         status=dispute["status"],
     )
     row.status = next_dispute_status(row.status, dispute["status"])
-    if dispute_is_closed(row.status) and row.closed_at is None:
+    closing = dispute_is_closed(row.status) and row.closed_at is None
+    if closing:
         row.closed_at = now
     source = source_of(event)
     batch = ledger.TransitionBatch(now)
@@ -61,5 +63,7 @@ def handle(session: Session, event: dict[str, Any], now: datetime) -> Handled:
         batch.add(session, payment, P.DISPUTED, source=source, detail=detail)
     else:
         batch.note(payment, source=source, detail=detail)
+    if closing and row.status in DISPUTE_CLOSED:  # after the reversal it may have caused, for the ERP
+        batch.fact(payment, DISPUTE_CLOSED[row.status], dispute=dispute["id"], dispute_minor=row.amount_minor)
     batch.flush(session)
     return PROCESSED

@@ -33,7 +33,7 @@ from tasks.domain.states import (
     PaymentKind,
     PaymentStatus,
 )
-from tasks.flows import ledger
+from tasks.flows import feed, ledger
 from tasks.handlers.common import PROCESSED, Handled, no_payment_yet, obj, source_of
 from tasks.handlers.settle import charge_ids, settle_in_batch
 
@@ -173,6 +173,7 @@ class _Slices:
             pid: {r.id: CreditSlice(r.id, r.amount_minor) for r in rows} for pid, rows in credits.items()
         }
         self._allocation_changes: dict[int, dict[str, Any]] = {}
+        self.sellers: dict[int, int] = {}
         self._credit_changes: dict[int, dict[str, Any]] = {}
 
     @classmethod
@@ -183,7 +184,9 @@ class _Slices:
             {p.id for p in payments if p.kind != PaymentKind.INVOICES}
         )  # invoice payments carry none
         applied = invoice_rows.list_applied_allocations_of(session, ids)
-        return cls(applied, invoice_rows.lock_available_credits_of(session, with_credit))
+        slices = cls(applied, invoice_rows.lock_available_credits_of(session, with_credit))
+        slices.sellers = {p.id: p.account.seller_id for p in payments}
+        return slices
 
     def take_back(self, payment_id: int, refund_minor: int) -> TakeBack:
         """take_back over the payment's slices as earlier events of the batch left them.
@@ -209,10 +212,18 @@ class _Slices:
         self._applied[payment_id].clear()
 
     def write(self, session: Session) -> None:
+        """Write the changes, and a ledger event per invoice slice or credit a partial refund took back."""
         if self._allocation_changes:
-            invoice_rows.update_allocations(session, self._allocation_changes)
+            for row in invoice_rows.update_allocations(session, self._allocation_changes):
+                self._emit(session, "allocation", row, invoice_id=row.invoice_id)
         if self._credit_changes:
-            invoice_rows.update_credits(session, self._credit_changes)
+            for row in invoice_rows.update_credits(session, self._credit_changes):
+                self._emit(session, "credit", row, credit_id=row.id)
+
+    def _emit(self, session: Session, kind: str, row: Any, **ids: int) -> None:
+        taken = "reversed" if row.state == AllocationState.REVERSED else "reduced"
+        data = {"payment_id": row.payment_id, **ids, "amount_minor": row.amount_minor, "state": row.state}
+        feed.emit(session, f"{kind}.{taken}", data, seller_id=self.sellers[row.payment_id])
 
 
 def _shrink(

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from db.session import libpq_url
-from sandbox.cli import build_parser, cmd_dev, cmd_seed, cmd_smtp, cmd_stripe
+from sandbox.cli import build_parser, cmd_dev, cmd_erp, cmd_seed, cmd_smtp, cmd_stripe
 
 
 def run(module, *args, **env):
@@ -34,6 +34,7 @@ def remit(*args, **env):
         (["stripe", "--port", "12111"], cmd_stripe),
         (["smtp"], cmd_smtp),
         (["seed"], cmd_seed),
+        (["erp", "--port", "8003"], cmd_erp),
     ],
 )
 def test_each_sandbox_command_reaches_its_function(argv, command):
@@ -59,7 +60,7 @@ def test_seed_demo_loads_the_demo_once(scratch_database, emulator):
     assert remit("db", "upgrade", **env)[0] == 0
     code, out, err = sandbox("seed", "--if-empty", **env)
     assert code == 0, err
-    assert "3 accounts, 31 invoices, 6 saved methods" in out
+    assert "3 accounts, 31 invoices (through sync_invoices), 6 saved methods" in out
     assert "already present" in sandbox("seed", "--if-empty", **env)[1]
     with psycopg.connect(libpq_url(scratch_database)) as connection:
         kinds = dict(
@@ -74,6 +75,9 @@ def test_seed_demo_loads_the_demo_once(scratch_database, emulator):
         discounted = connection.execute("SELECT count(*) FROM invoices WHERE discount_minor > 0").fetchone()[
             0
         ]
-    assert kinds == {"card": 5, "us_bank_account": 1}
+        added = connection.execute(
+            "SELECT count(*) FROM ledger_events WHERE type = 'payment_method.added'"
+        ).fetchone()[0]
+    assert kinds == {"card": 5, "us_bank_account": 1} and added == 6
     assert children == 3 and overdue > 0 and discounted > 0
     assert len(emulator.customers()) == 3

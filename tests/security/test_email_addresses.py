@@ -129,4 +129,4 @@ def test_the_demo_seed_refuses_an_address_the_outbox_could_not_send(db, monkeypa
     )
     with db() as session:
         with pytest.raises(InvalidAddress, match="billing_email of A-9 contains a control character"):
-            seed._seed(session, gateway=None, today=NOW.date())
+            seed._seed(session, gateway=None)

@@ -1,5 +1,7 @@
 """The ERP sync on real PostgreSQL: upserts by ERP id, version, one outcome per record, external payments."""
 
+import csv
+import io
 import threading
 from datetime import UTC, date, datetime
 
@@ -336,3 +338,23 @@ def test_export_lists_each_payment_per_invoice_with_its_stripe_ids_within_the_da
     with pytest.raises(RemitError) as caught:
         api.export_payments(seller_id, created, date(2020, 1, 1))
     assert caught.value.code == "invalid_range"
+
+
+def test_export_lists_external_payments_after_remits_with_their_reference(db, seller_id, paid_world):
+    receipt = api.record_external_payment(
+        seller_id, "C-1", "CHK-881", "check", [("I-1", 4_000), ("I-2", 500)]
+    )
+    with db() as session:
+        created = session.get(ExternalPayment, receipt.id).created_at.date()
+    rows = list(csv.DictReader(io.StringIO(api.export_payments(seller_id, created, created))))
+    external = [r for r in rows if r["source"] == "external"]
+    assert [
+        (r["payment_id"], r["kind"], r["invoice_external_id"], r["invoice_amount_minor"]) for r in external
+    ] == [
+        (str(receipt.id), "check", "I-1", "4000"),
+        (str(receipt.id), "check", "I-2", "500"),
+    ]
+    assert {r["reference"] for r in external} == {"CHK-881"}
+    assert {(r["status"], r["amount_minor"], r["stripe_charge_id"]) for r in external} == {
+        ("recorded", "4500", "")
+    }

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from db.queries import dashboard as dashboard_rows
+from db.queries import feed_endpoints as feed_rows
 from tasks.domain.states import EmailStatus, EventStatus, FailedJobStatus, PaymentStatus
 from tasks.flows.emails import EMAIL_GRACE
 from tasks.flows.payments import PENDING_GRACE
@@ -47,6 +48,7 @@ class Overview:
     emails: list[Row]
     stale_balances: Row
     alerts: int = field(default=0)
+    failing_feeds: Row = field(default_factory=lambda: Row("failing", 0))
 
 
 def build_overview(session: Session, broker, queues: tuple[str, ...], now: datetime) -> Overview:
@@ -67,6 +69,7 @@ def build_overview(session: Session, broker, queues: tuple[str, ...], now: datet
         emails=_emails(session, now),
         stale_balances=_stale_balances(session, now),
     )
+    overview.failing_feeds = _failing_feeds(session, now)
     overview.alerts = _count_alerts(overview)
     return overview
 
@@ -77,9 +80,16 @@ def queue_alert(stats: QueueStats, dead_jobs: int) -> bool:
 
 
 def _count_alerts(o: Overview) -> int:
-    rows = [*o.payments, o.scheduled_past_due, *o.events, *o.emails, o.stale_balances]
+    rows = [*o.payments, o.scheduled_past_due, *o.events, *o.emails, o.stale_balances, o.failing_feeds]
     queue_alerts = sum(queue_alert(s, o.failed_dead_by_queue.get(s.queue, 0)) for s in o.queues)
     return sum(r.alert for r in rows) + queue_alerts + bool(o.queues_error)
+
+
+def _failing_feeds(session: Session, now: datetime) -> Row:
+    """Sellers' feed endpoints whose next event keeps failing: their ERP is not getting its ledger."""
+    count, oldest = feed_rows.count_failing_endpoints(session)
+    age = _age(now, oldest) if count else None
+    return Row("failing", count, age, count > 0, "remit feed status --failing" if count else "")
 
 
 def _failed_jobs(session: Session) -> tuple[dict[str, int], dict[str, int]]:

@@ -82,3 +82,33 @@ def test_late_webhook_events_failed_emails_and_stale_balances_are_highlighted(cl
         ["stale for over 5 minutes", "1", "10m 0s", ""],
         True,
     )
+
+
+def test_a_sellers_failing_ledger_feed_is_highlighted(client, db, clock):
+    from db.models import FeedDelivery
+    from tasks.flows import feed
+
+    section = "Ledger feeds"
+    assert row_cells(client.get("/").body, "failing", section) == (["failing", "0", "–", ""], False)
+    with db() as session:
+        seller, _, _ = shop_rows(session)
+        feed.emit(session, "test.fact", {}, seller_id=seller.id)
+        session.commit()
+    with db() as session:
+        first = ago(clock.now, minutes=7)
+        session.add(
+            FeedDelivery(
+                seller_id=seller.id,
+                event_id=1,
+                sequence=1,
+                replay=False,
+                status="failing",
+                attempts=3,
+                response_code=503,
+                first_attempt_at=first,
+                last_attempt_at=clock.now,
+            )
+        )
+        session.commit()
+    cells, highlighted = row_cells(client.get("/").body, "failing", section)
+    assert cells == ["failing", "1", "7m 0s", "remit feed status --failing"] and highlighted
