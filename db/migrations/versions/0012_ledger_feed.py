@@ -1,7 +1,7 @@
 """Ledger feed: every money fact as a numbered event per seller; its signed webhook endpoint and deliveries
 
 Revision ID: 0012
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-05 18:00:00
 """
 
@@ -10,7 +10,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 revision = "0012"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
