@@ -7,8 +7,9 @@ from sandbox import demo, seed
 
 def test_the_demo_completes_one_3ds_payment_and_cancels_the_other(db, gateway, emulator, worker):
     with db() as session:
-        seed._seed(session, gateway, date.today())
+        seller_id, _ = seed._seed(session, gateway)
         session.commit()
+    seed._sync_invoices(seller_id, date.today())
     said = []
     ended = demo._authentication_round(emulator, demo._accounts()["A-1002"], "test", said.append, 30.0)
     assert sorted(ended.values()) == ["canceled", "succeeded"]

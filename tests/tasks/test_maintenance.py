@@ -20,7 +20,7 @@ DB_RESTARTING = OperationalError("SELECT 1", {}, Exception("server closed the co
 
 
 def test_every_maintenance_actor_runs_within_two_minutes_but_reconcile():
-    assert len(ACTORS) == 11
+    assert len(ACTORS) == 12
     for actor in ACTORS:
         assert actor.queue_name == "maintenance" and actor.options["throws"] == ()
         assert actor.options["retry_when"] is maintenance.retry_transient, actor.actor_name
