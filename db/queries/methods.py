@@ -80,11 +80,15 @@ def find_method_by_stripe_id(session: Session, stripe_payment_method_id: str) ->
 
 
 def list_methods_not_removed(session: Session, account_id: int) -> list[PaymentMethod]:
-    """The account's methods that were not removed, the default first."""
+    """The account's saved methods that were not removed, the default first (a one-time method never shows)."""
     return list(
         session.scalars(
             select(PaymentMethod)
-            .where(PaymentMethod.account_id == account_id, PaymentMethod.status != MethodStatus.REMOVED)
+            .where(
+                PaymentMethod.account_id == account_id,
+                PaymentMethod.saved,
+                PaymentMethod.status != MethodStatus.REMOVED,
+            )
             .order_by(PaymentMethod.is_default.desc(), PaymentMethod.id)
         )
     )
@@ -116,6 +120,7 @@ def count_other_methods(session: Session, account_id: int, method_id: int, statu
         .where(
             PaymentMethod.account_id == account_id,
             PaymentMethod.id != method_id,
+            PaymentMethod.saved,
             PaymentMethod.status.in_(statuses),
         )
     )

@@ -235,6 +235,20 @@ def _insert_payment_statement(columns: tuple[str, ...]):
     return select(payment.c.id, marked).add_cte(allocations).add_cte(timeline)
 
 
+_TAKE_NUMBER = (
+    update(_SELLERS)
+    .where(_SELLERS.c.id == bindparam("seller_id"))
+    .values(last_payment_number=_SELLERS.c.last_payment_number + 1)
+    .returning(_SELLERS.c.last_payment_number)
+)
+
+
+def take_payment_number(session: Session, seller_id: int) -> int:
+    """The seller's next payment number; the seller row stays locked until commit, so two concurrent
+    payments of one seller take consecutive numbers and a rolled-back one gives its number back."""
+    return session.connection().execute(_TAKE_NUMBER, {"seller_id": seller_id}).scalar_one()
+
+
 def find_payment_by_key(session: Session, account_id: int, idempotency_key: str) -> Payment | None:
     """The account's payment made with this request key; the usual answer, none, costs no object loading."""
     payment_id = session.connection().scalar(

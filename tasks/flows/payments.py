@@ -161,6 +161,7 @@ def _charge(payment, decision: Attempt) -> Charge:
         method_kind=method.kind,
         off_session=payment.scheduled_for is not None,
         mandate=mandate,
+        save_method=payment.saves_method,
     )
     customer_id = account.stripe_customer_id or None
     return Charge(

@@ -317,6 +317,7 @@ def payment_intent_params(
     method_kind: str,
     off_session: bool,
     mandate: Mandate | None,
+    save_method: bool = False,
 ) -> dict[str, Any]:
     """Create-and-confirm parameters; built only from our rows, so every retry sends the same ones."""
     params: dict[str, Any] = {
@@ -332,6 +333,9 @@ def payment_intent_params(
         params["off_session"] = True
     if method_kind == "us_bank_account" and mandate is not None:
         params["mandate_data"] = mandate_data(mandate)
+    if save_method:
+        # Stripe attaches the method to the customer once the payment is confirmed, for later off-session use.
+        params["setup_future_usage"] = "off_session"
     return params
 
 
