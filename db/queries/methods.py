@@ -80,7 +80,7 @@ def find_method_by_stripe_id(session: Session, stripe_payment_method_id: str) ->
 
 
 def list_methods_not_removed(session: Session, account_id: int) -> list[PaymentMethod]:
-    """The account's saved methods that were not removed, the default first (a one-time method never shows)."""
+    """The account's saved methods that were not removed, the default first (one-time ones never show)."""
     return list(
         session.scalars(
             select(PaymentMethod)

@@ -421,7 +421,7 @@ def _invoice_plan(
 
 
 def _new_method_fields(new: new_methods.NewMethod | None) -> dict:
-    """A new card's part of the request fingerprint; nothing for a saved method, so those stay as they were."""
+    """A new card's part of the request fingerprint; none for a saved method, so those stay as they were."""
     return {} if new is None else {"new_method": new.stripe_id, "save_for_future": new.save}
 
 

@@ -1,4 +1,4 @@
-"""Paying with a PaymentMethod Stripe.js collected a moment ago: kept for later, or used once and never listed.
+"""Paying with a PaymentMethod Stripe.js just collected: kept for later, or used once and never listed.
 
 A card pays at once; the PaymentIntent itself attaches a card to be kept (setup_future_usage=off_session), and
 sync_payment_method records it as active once Stripe has it attached. A bank account still has to be saved
@@ -85,7 +85,7 @@ def _check_display(method_display: object) -> rules.Display:
     if not isinstance(method_display, dict) or set(method_display) - set(_DISPLAY_FIELDS):
         raise RemitError(
             "invalid_method_details",
-            "method_display must be the display data Stripe.js gave: kind, last4, brand, exp_month, exp_year.",
+            "method_display must be what Stripe.js gave: kind, last4, brand, exp_month, exp_year.",
         )
     display = rules.check_display(*(method_display.get(name) for name in _DISPLAY_FIELDS))
     if display.kind != MethodKind.CARD:

@@ -10,7 +10,7 @@ _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
 
 
 def reference_prefix(slug: str, chosen: str | None) -> str:
-    """The seller's chosen prefix, else its slug's letters and digits, upper case ("acme-supply" -> ACMESUPP)."""
+    """The seller's chosen prefix, else its slug's letters and digits in capitals (acme-supply: ACMESUPP)."""
     if chosen:
         return chosen
     return _NOT_ALNUM.sub("", slug).upper()[:DEFAULT_PREFIX_CHARS] or "PAY"
