@@ -249,3 +249,30 @@ def test_emulator_restarts_after_stop_and_still_delivers(receiver):
         assert emu.wait_for_deliveries(10) and len(receiver.received) == 1
     finally:
         emu.stop()
+
+
+def test_setup_future_usage_attaches_the_method_once_the_payment_succeeds(client, customer, emu):
+    method = client.v1.payment_methods.create({"type": "card", "card": {"token": "tok_visa"}})
+    intent = pay(client, method.id, customer.id, off_session=False, setup_future_usage="off_session")
+    assert (intent.status, intent.setup_future_usage) == ("succeeded", "off_session")
+    assert client.v1.payment_methods.retrieve(method.id).customer == customer.id
+    assert "payment_method.attached" in [e["type"] for e in emu.events()]
+
+
+def test_setup_future_usage_attaches_nothing_when_the_card_is_declined(client, customer):
+    method = client.v1.payment_methods.create({"type": "card", "card": {"token": "tok_chargeDeclined"}})
+    with pytest.raises(stripe.CardError):
+        pay(client, method.id, customer.id, setup_future_usage="off_session")
+    assert client.v1.payment_methods.retrieve(method.id).customer is None
+
+
+def test_a_payment_without_setup_future_usage_leaves_the_method_unattached(client, customer):
+    method = client.v1.payment_methods.create({"type": "card", "card": {"token": "tok_visa"}})
+    pay(client, method.id, customer.id)
+    assert client.v1.payment_methods.retrieve(method.id).customer is None
+
+
+def test_an_unknown_setup_future_usage_is_refused(client, customer):
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        pay(client, "pm_card_visa", customer.id, setup_future_usage="always")
+    assert caught.value.error.param == "setup_future_usage"
