@@ -493,6 +493,7 @@ _HISTORY = select(
             "scheduled_for",
             "created_at",
             "finished_at",
+            "reference",
         )
     ],
     _METHODS.c.kind.label("method_kind"),
@@ -554,7 +555,12 @@ def _search_condition(search: str) -> Any:
         .where(_ALLOCATIONS.c.payment_id == _PAYMENTS.c.id, _INVOICES.c.number.ilike(terms.pattern))
         .exists()
     )
-    matches = [numbers, _PAYMENTS.c.note.ilike(terms.pattern), _PAYMENTS.c.short_comment.ilike(terms.pattern)]
+    matches = [
+        numbers,
+        _PAYMENTS.c.reference.ilike(terms.pattern),
+        _PAYMENTS.c.note.ilike(terms.pattern),
+        _PAYMENTS.c.short_comment.ilike(terms.pattern),
+    ]
     if terms.payment_id is not None:
         matches.append(_PAYMENTS.c.id == terms.payment_id)
     if terms.last4 is not None:

@@ -35,6 +35,8 @@ EXPORT_COLUMNS = (
     "created_at",
     "scheduled_for",
     "finished_at",
+    # Added after the first ERPs read this file: new columns go last, so a reader by position keeps working.
+    "reference",
 )
 
 
