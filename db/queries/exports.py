@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 # A payment without invoices (an amount left as credit, a deposit) still gets its one row, invoice empty.
 # Dates are the seller's own days, as its ERP books them.
 _PAYMENT_LINES = text(
-    "SELECT p.id AS payment_id, p.reference, a.number AS account_number, a.external_id AS account_external_id,"
+    "SELECT p.id AS payment_id, p.reference,"
+    " a.number AS account_number, a.external_id AS account_external_id,"
     " p.kind, p.status, p.amount_minor, p.refunded_minor, p.currency, m.kind AS method_kind,"
     " coalesce(m.brand, m.bank_name) AS method_name, m.last4 AS method_last4,"
     " p.stripe_payment_intent_id, p.stripe_charge_id, i.number AS invoice_number,"

@@ -87,7 +87,8 @@ def list_payments(
     """One page of the account's payments; pass next_cursor back as after for the next. Writes nothing.
 
     Dates are whole days at the seller, both included; search matches an invoice number, the payment's id
-    (with or without '#'), its reference, the method's last 4, or the note or short-payment comment, ignoring case.
+    (with or without '#'), its reference, the method's last 4, or the note or short-payment comment,
+    ignoring case.
     """
     order, size = rules.check_sort(sort), rules.check_limit(limit)
     cursor = rules.decode_cursor(after, sort) if after is not None else None
