@@ -59,6 +59,7 @@ class Settings:
     mandate_retention_days: int = DEFAULT_MANDATE_RETENTION_DAYS
     webhook_body_timeout_seconds: float = DEFAULT_WEBHOOK_BODY_TIMEOUT_SECONDS
     webhook_max_body_bytes: int = DEFAULT_WEBHOOK_MAX_BODY_BYTES
+    mail_seller_domains: frozenset[str] = frozenset()
 
     @property
     def stripe_livemode(self) -> bool:
@@ -202,6 +203,15 @@ def _deployment(environ: Mapping[str, str]) -> str:
     return value
 
 
+def _mail_seller_domains(environ: Mapping[str, str]) -> frozenset[str]:
+    raw = environ.get("MAIL_SELLER_DOMAINS", "")
+    domains = [part.strip().lower() for part in raw.split(",") if part.strip()]
+    for domain in domains:
+        if not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+", domain):
+            raise SettingsError(f"MAIL_SELLER_DOMAINS is malformed: {domain!r} is not a domain name")
+    return frozenset(domains)
+
+
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Build settings from a mapping; raise SettingsError naming the first bad variable."""
     environment = environ.get("REMIT_ENV", "").strip() or "development"
@@ -239,6 +249,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         webhook_max_body_bytes=int(
             _positive_number(environ, "WEBHOOK_MAX_BODY_BYTES", DEFAULT_WEBHOOK_MAX_BODY_BYTES)
         ),
+        mail_seller_domains=_mail_seller_domains(environ),
     )
 
 

@@ -365,6 +365,20 @@ def insert_refund(
     return bool(session.scalar(statement))
 
 
+def find_refund_id(session: Session, payment_id: int, amount_minor: int) -> str | None:
+    """The Stripe id of the payment's latest refund of this amount that did not fail, if recorded."""
+    return session.scalar(
+        select(Refund.stripe_refund_id)
+        .where(
+            Refund.payment_id == payment_id,
+            Refund.amount_minor == amount_minor,
+            Refund.status.not_in(REFUND_FINAL),
+        )
+        .order_by(Refund.id.desc())
+        .limit(1)
+    )
+
+
 def find_dispute(session: Session, stripe_dispute_id: str) -> Dispute | None:
     return session.scalar(select(Dispute).where(Dispute.stripe_dispute_id == stripe_dispute_id))
 

@@ -58,7 +58,7 @@ class ScriptedSMTP:
     def __init__(self, *args, **kwargs):
         self.closed = False
 
-    def send_message(self, message, to_addrs=None):
+    def send_message(self, message, from_addr=None, to_addrs=None):
         raise self.error
 
     def quit(self):

@@ -69,3 +69,11 @@ def test_malformed_variable_is_named_with_reason(name, value, complaint):
 def test_the_deployment_marker_defaults_to_remit_and_is_configurable():
     assert load_settings(VALID).deployment == "remit"
     assert load_settings({**VALID, "REMIT_DEPLOYMENT": "acme-eu_2"}).deployment == "acme-eu_2"
+
+
+def test_mail_seller_domains_default_to_none_and_are_read_as_lower_case_domains():
+    assert load_settings(VALID).mail_seller_domains == frozenset()
+    loaded = load_settings({**VALID, "MAIL_SELLER_DOMAINS": "Acme.test, mail.bolt.example ,"})
+    assert loaded.mail_seller_domains == frozenset({"acme.test", "mail.bolt.example"})
+    with pytest.raises(SettingsError, match="MAIL_SELLER_DOMAINS is malformed: 'acme' is not a domain name"):
+        load_settings({**VALID, "MAIL_SELLER_DOMAINS": "acme"})
