@@ -128,6 +128,15 @@ def get_payment(session: Session, payment_id: int) -> Payment:
     return payment
 
 
+_FIND_PAYMENT_VIEW = _PAYMENT_VIEW.where(_PAYMENTS.c.id == bindparam("id"))
+
+
+def find_payment_view(session: Session, payment_id: int) -> SimpleNamespace | None:
+    """The payment with views of its method, account and seller, as the locks return it, unlocked."""
+    row = session.connection().execute(_FIND_PAYMENT_VIEW, {"id": payment_id}).first()
+    return None if row is None else _view(row._mapping, _PAYMENTS, _PARTIES)
+
+
 def lock_payment(session: Session, payment_id: int) -> SimpleNamespace | None:
     """The payment locked FOR UPDATE, as a view with .method, .account and .seller."""
     return lock_payment_by(session, "id", payment_id)

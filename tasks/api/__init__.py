@@ -40,6 +40,7 @@ from tasks.api.methods import (  # noqa: F401  (the saved-method entry points ar
     set_default_payment_method,
     verify_microdeposits,
 )
+from tasks.api.receipts import render_receipt  # noqa: F401  (the portal's receipts)
 from tasks.api.sync import SyncResult, sync_accounts, sync_invoices  # noqa: F401  (the ERP sync contract)
 from tasks.domain import allocation as plans
 from tasks.domain import requests as checks
