@@ -32,6 +32,7 @@ from tasks.api.invoices import (  # noqa: F401  (part of this contract)
     list_invoices,
     list_scheduled_payments,
 )
+from tasks.api.method_edits import update_payment_method  # noqa: F401  (editing a saved method)
 from tasks.api.methods import (  # noqa: F401  (the saved-method entry points are part of this contract)
     SavedMethod,
     list_payment_methods,

@@ -214,6 +214,17 @@ class StripeGateway:
         )
         return method_details(found)
 
+    def update_payment_method(
+        self, payment_method: str, params: dict[str, Any], *, idempotency_key: str
+    ) -> MethodDetails:
+        """POST /v1/payment_methods/{id}: billing details and a card's expiry (it must be attached)."""
+        updated = self._call(
+            lambda p, o: self._client.v1.payment_methods.update(payment_method, p, o),
+            params,
+            {"idempotency_key": idempotency_key},
+        )
+        return method_details(updated)
+
     def detach_payment_method(self, payment_method: str, *, idempotency_key: str) -> bool:
         """Detach from its customer; False when it was not attached (already detached, or never)."""
         try:
