@@ -52,6 +52,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.scheduled
 	$(BIN)/python -m bench.sync
 	$(BIN)/python -m bench.history
+	$(BIN)/python -m bench.invoices
 
 clean:
 	rm -rf $(VENV) .pytest_cache .import_linter_cache
