@@ -163,6 +163,10 @@ class Invoice(Base):
     __table_args__ = (
         UniqueConstraint("account_id", "number", name="uq_invoices_account_number"),
         UniqueConstraint("seller_id", "external_id", name="uq_invoices_seller_external_id"),
+        # The invoice list's keyset pages in its default order (due date): a page is an index range, not
+        # a sort of the account's invoices. (A number sort compares by code point, COLLATE "C", which no
+        # index serves; PostgreSQL sorts the account's selected rows for it.)
+        Index("ix_invoices_account_due", "account_id", "due_on", "id"),
         CheckConstraint(
             "(external_id IS NULL) = (version IS NULL) AND (external_id IS NULL) = (seller_id IS NULL)",
             name="external_has_version",

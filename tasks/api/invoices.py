@@ -220,8 +220,15 @@ def _list_page(
     cursor = rules.decode_cursor(after, name) if after is not None else None
     chosen = rules.check_filter(**filters)
     with api_transaction() as session:
-        views = _selected(session, find_account(session, account_id), chosen, now)
-    shown, more = rules.page_of(views, order, cursor, size)
+        account = find_account(session, account_id)
+        if rules.pages_in_sql(chosen, order):
+            after = None if cursor is None else (cursor.key, cursor.invoice_id)
+            rows = invoice_rows.list_listed_page(session, account.id, chosen, order, after, size + 1)
+            views = _views_of(session, account, rows, now)
+            shown, more = views[:size], len(views) > size
+        else:
+            views = _selected(session, account, chosen, now)
+            shown, more = rules.page_of(views, order, cursor, size)
     return InvoicePage(tuple(shown), rules.encode_cursor(name, shown[-1]) if more else None)
 
 
@@ -229,8 +236,16 @@ def _selected(
     session: Session, account: Account, chosen: rules.InvoiceFilter, now: datetime | None
 ) -> list[InvoiceView]:
     """The views of the invoices the filter selects: stored conditions in SQL, derived ones here."""
-    today = seller_today(account.seller, now or datetime.now(UTC))
     rows = invoice_rows.list_listed_invoices(session, account.id, chosen)
+    views = _views_of(session, account, rows, now)
+    return [view for view in views if rules.matches(view, chosen)]
+
+
+def _views_of(
+    session: Session, account: Account, rows: list[Invoice], now: datetime | None
+) -> list[InvoiceView]:
+    """The rows as the portal shows them, in their order: a parent sums its visible children."""
+    today = seller_today(account.seller, now or datetime.now(UTC))
     kids = invoice_rows.list_visible_children(session, [r.id for r in rows if r.parent_id is None])
     standing = invoice_rows.list_standing(session, sorted({r.id for r in rows} | {k.id for k in kids}))
     settled = {invoice_id: paid for invoice_id, (paid, _) in standing.items()}
@@ -238,8 +253,7 @@ def _selected(
     children: dict[int, list[Invoice]] = {}
     for kid in kids:
         children.setdefault(kid.parent_id, []).append(kid)
-    views = [_view(row, children.get(row.id, []), settled, holds, today) for row in rows]
-    return [view for view in views if rules.matches(view, chosen)]
+    return [_view(row, children.get(row.id, []), settled, holds, today) for row in rows]
 
 
 def _lines(views: list[InvoiceView]) -> Iterator[str]:

@@ -42,6 +42,8 @@ SORTS = {
     "owed_desc": Sort("owed_minor", True),
 }
 DEFAULT_SORT = "due_asc"
+# Sorts on a column the invoice row holds (the amount owed is derived).
+STORED_SORT_FIELDS = ("due_on", "number")
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,12 @@ def matches(view: Listed, chosen: InvoiceFilter) -> bool:
     if chosen.statuses is not None and view.status not in chosen.statuses:
         return False
     return chosen.overdue is None or view.overdue is chosen.overdue
+
+
+def pages_in_sql(chosen: InvoiceFilter, order: Sort) -> bool:
+    """Whether the database can page the list itself: no derived filter (status, overdue) and a sort on
+    a stored column; otherwise every selected invoice is derived first, then paged here."""
+    return chosen.statuses is None and chosen.overdue is None and order.field in STORED_SORT_FIELDS
 
 
 def sort_key(view: Listed, order: Sort) -> date | str | int:

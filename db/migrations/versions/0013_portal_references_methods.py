@@ -4,6 +4,7 @@ sellers: reference_prefix, last_payment_number (the per-seller counter), email_f
 payments: seller_id and reference (unique per seller; existing payments numbered in id order),
 saves_method (the PaymentIntent saves its method for off-session use).
 payment_methods: saved (false: used once, never listed), nickname, billing_details, update_version.
+invoices: (account_id, due_on, id), the invoice list's keyset pages in its default order.
 
 Revision ID: 0013
 Revises: 0007
@@ -68,9 +69,11 @@ def upgrade() -> None:
     op.add_column(
         "payment_methods", sa.Column("update_version", sa.Integer(), nullable=False, server_default="0")
     )
+    op.create_index("ix_invoices_account_due", "invoices", ["account_id", "due_on", "id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_invoices_account_due", table_name="invoices")
     for column in ("update_version", "billing_details", "nickname", "saved"):
         op.drop_column("payment_methods", column)
     op.drop_constraint("uq_payments_seller_reference", "payments", type_="unique")
