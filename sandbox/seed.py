@@ -72,6 +72,8 @@ def _seed(session: Session, gateway, today: date) -> str:
         deposits_enabled=True,
         short_pay_reasons=SHORT_PAY_REASONS,
         max_invoices_per_payment=200,
+        reference_prefix="NWF",
+        email_from_name="Northwind Billing",
     )
     session.add(seller)
     session.flush()
