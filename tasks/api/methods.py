@@ -235,11 +235,12 @@ def _make_default(session: Session, account_id: int, method: PaymentMethod) -> N
 
 
 def method_of(session: Session, account: Account, method_id: object) -> PaymentMethod:
-    """The account's method, locked; another account's id is as unknown as a missing one."""
+    """The account's saved method, locked; another account's id, or a card used once and not kept, is as
+    unknown as a missing one."""
     method = method_rows.lock_method(
         session, checks.check_id(method_id, "method_not_found", "Payment method")
     )
-    if method is None or method.account_id != account.id:
+    if method is None or method.account_id != account.id or not method.saved:
         raise RemitError("method_not_found", f"Payment method {method_id} was not found on this account.")
     return method
 

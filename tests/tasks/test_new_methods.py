@@ -87,6 +87,9 @@ def test_a_card_used_once_is_neither_attached_nor_listed_nor_usable_again(shop, 
     assert refused == "method_used"
     by_id = _refusal(lambda: api.pay_invoices(shop.account_id, shop.invoices[1:2], method.id, "k-3"))
     assert by_id == "method_not_found"
+    # Nor can it become the default or be removed: it is not a saved method.
+    assert _refusal(lambda: api.set_default_payment_method(shop.account_id, method.id)) == "method_not_found"
+    assert _refusal(lambda: api.remove_payment_method(shop.account_id, method.id)) == "method_not_found"
 
 
 def test_a_card_saved_a_moment_ago_pays_before_any_job_attached_it(shop, emulator):
