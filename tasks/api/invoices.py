@@ -23,6 +23,9 @@ from tasks.domain.dates import seller_today
 from tasks.domain.invoices import combine_holds, invoice_state
 from tasks.domain.paging import spreadsheet_safe
 
+# Rows a page with a status or overdue filter reads at a time: a few pages' worth, so a common status
+# fills a page in one read and a rare one takes a few round trips, not the whole account.
+SCAN_BATCH = 200
 CSV_HEADER = (
     "invoice_id",
     "number",
@@ -221,15 +224,36 @@ def _list_page(
     chosen = rules.check_filter(**filters)
     with api_transaction() as session:
         account = find_account(session, account_id)
-        if rules.pages_in_sql(chosen, order):
+        if rules.pages_in_sql(order):
             after = None if cursor is None else (cursor.key, cursor.invoice_id)
-            rows = invoice_rows.list_listed_page(session, account.id, chosen, order, after, size + 1)
-            views = _views_of(session, account, rows, now)
+            views = _read_in_order(session, account, chosen, order, after, size + 1, now)
             shown, more = views[:size], len(views) > size
         else:
             views = _selected(session, account, chosen, now)
             shown, more = rules.page_of(views, order, cursor, size)
     return InvoicePage(tuple(shown), rules.encode_cursor(name, shown[-1]) if more else None)
+
+
+def _read_in_order(
+    session: Session,
+    account: Account,
+    chosen: rules.InvoiceFilter,
+    order: rules.Sort,
+    after: tuple[Any, int] | None,
+    wanted: int,
+    now: datetime | None,
+) -> list[InvoiceView]:
+    """Up to wanted views the filter selects, in the sort's order after the position: rows read in that
+    order a batch at a time, each batch derived and filtered on status and overdue, until enough."""
+    batch = wanted if not rules.has_derived_filter(chosen) else max(wanted, SCAN_BATCH)
+    views: list[InvoiceView] = []
+    while len(views) < wanted:
+        rows = invoice_rows.list_listed_page(session, account.id, chosen, order, after, batch)
+        views += [v for v in _views_of(session, account, rows, now) if rules.matches(v, chosen)]
+        if len(rows) < batch:
+            break
+        after = (getattr(rows[-1], order.field), rows[-1].id)
+    return views[:wanted]
 
 
 def _selected(

@@ -128,10 +128,15 @@ def matches(view: Listed, chosen: InvoiceFilter) -> bool:
     return chosen.overdue is None or view.overdue is chosen.overdue
 
 
-def pages_in_sql(chosen: InvoiceFilter, order: Sort) -> bool:
-    """Whether the database can page the list itself: no derived filter (status, overdue) and a sort on
-    a stored column; otherwise every selected invoice is derived first, then paged here."""
-    return chosen.statuses is None and chosen.overdue is None and order.field in STORED_SORT_FIELDS
+def pages_in_sql(order: Sort) -> bool:
+    """Whether the database can read the list in page order (a sort on a stored column), so a page reads
+    rows in that order until it is full, deriving (and filtering on status and overdue) only those; a
+    sort on the amount owed derives every selected invoice first, then pages here."""
+    return order.field in STORED_SORT_FIELDS
+
+
+def has_derived_filter(chosen: InvoiceFilter) -> bool:
+    return chosen.statuses is not None or chosen.overdue is not None
 
 
 def sort_key(view: Listed, order: Sort) -> date | str | int:
