@@ -31,7 +31,7 @@ def test_bench_reports_pages_export_baseline_and_targets():
     assert done.returncode in (0, 1), done.stderr[-3000:]
     report = json.loads(done.stdout)
     assert (report["invoices"], report["payments"], report["page_size"]) == (400, 100, 50)
-    assert report["pages"].keys() == {"first", "deep", "search", "open_multi_site"}
+    assert report["pages"].keys() == {"first", "deep", "search", "open_multi_site", "owed_desc"}
     for timings in report["pages"].values():
         assert timings.keys() == {"p50_ms", "p95_ms"}
     # Every visible invoice exported once, as many as the plain SELECT reads.
