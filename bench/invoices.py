@@ -4,8 +4,9 @@ paid in part by 5,000 payments.
     .venv/bin/python -m bench.invoices [--invoices 10000] [--payments 5000] [--repeats 30]
 
 Times api.list_invoices on the first page and on a page 90% deep (default sort), with a search, with a
-status and layout filter, and sorted by the amount owed, and api.export_invoices_csv over every invoice, each beside a same-run baseline: the plain SELECT
-of the account's invoices with psycopg, no derived status, children, standing or CSV.
+status and layout filter, and sorted by the amount owed, and api.export_invoices_csv over every invoice,
+beside a same-run baseline: the plain SELECT of the account's invoices with psycopg, no derived status,
+children, standing or CSV.
 
 Prints one JSON object on stdout; progress goes to stderr. Exits 1 when a target is missed.
 """
