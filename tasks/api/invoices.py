@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
-from db.models import Account, Invoice
+from db.models import Account
 from db.queries import invoices as invoice_rows
 from db.queries import payments as payment_rows
 from tasks.api.guard import api_transaction
@@ -113,7 +114,7 @@ def list_invoices(
         standing = invoice_rows.list_standing(session, ids)
         settled = {invoice_id: paid for invoice_id, (paid, _) in standing.items()}
         holds = {invoice_id: held for invoice_id, (_, held) in standing.items() if held is not None}
-        children: dict[int, list[Invoice]] = {}
+        children: dict[int, list[Row]] = {}
         for row in rows:
             if row.parent_id is not None:
                 children.setdefault(row.parent_id, []).append(row)
@@ -121,7 +122,7 @@ def list_invoices(
 
 
 def _view(
-    row: Invoice, kids: list[Invoice], settled: dict[int, int], holds: dict[int, str], today: date
+    row: Row, kids: list[Row], settled: dict[int, int], holds: dict[int, str], today: date
 ) -> InvoiceView:
     live_kids = [k for k in kids if not k.voided]
     paid = sum(settled.get(k.id, 0) for k in live_kids) if kids else settled.get(row.id, 0)
@@ -265,16 +266,14 @@ def _selected(
     return [view for view in views if rules.matches(view, chosen)]
 
 
-def _views_of(
-    session: Session, account: Account, rows: list[Invoice], now: datetime | None
-) -> list[InvoiceView]:
+def _views_of(session: Session, account: Account, rows: list[Row], now: datetime | None) -> list[InvoiceView]:
     """The rows as the portal shows them, in their order: a parent sums its visible children."""
     today = seller_today(account.seller, now or datetime.now(UTC))
     kids = invoice_rows.list_visible_children(session, [r.id for r in rows if r.parent_id is None])
     standing = invoice_rows.list_standing(session, sorted({r.id for r in rows} | {k.id for k in kids}))
     settled = {invoice_id: paid for invoice_id, (paid, _) in standing.items()}
     holds = {invoice_id: held for invoice_id, (_, held) in standing.items() if held is not None}
-    children: dict[int, list[Invoice]] = {}
+    children: dict[int, list[Row]] = {}
     for kid in kids:
         children.setdefault(kid.parent_id, []).append(kid)
     return [_view(row, children.get(row.id, []), settled, holds, today) for row in rows]
