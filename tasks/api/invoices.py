@@ -75,6 +75,7 @@ class ScheduledPayment:
     currency: str
     method: MethodDisplay
     invoice_numbers: tuple[str, ...]
+    reference: str | None = None
 
 
 def list_invoices(
@@ -204,6 +205,7 @@ def list_scheduled_payments(account_id: int) -> tuple[ScheduledPayment, ...]:
             row.currency,
             MethodDisplay(row.method_kind, row.brand, row.last4, row.bank_name),
             numbers.get(row.id, ()),
+            row.reference,
         )
         for row in rows
     )

@@ -1,7 +1,7 @@
 """Customer-facing payment references: the seller's prefix and its next number, given with the payment."""
 
 import threading
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import select, text
@@ -111,3 +111,10 @@ def test_the_erp_export_ends_each_line_with_the_reference(two_sellers, db):
     lines = api.export_payments(seller_id, day - one_day, day + one_day).splitlines()
     assert lines[0].endswith(",finished_at,reference")
     assert lines[1].endswith(",BOLT-1")
+
+
+def test_a_scheduled_payment_shows_its_reference(two_sellers):
+    account_id, method_id, invoices = two_sellers["b1"]
+    later = date.today() + timedelta(days=30)
+    api.pay_invoices(account_id, [invoices[0]], method_id, "later", pay_on=later)
+    assert [p.reference for p in api.list_scheduled_payments(account_id)] == ["BOLT-1"]
