@@ -8,7 +8,16 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint install check bench clean
 
+# WeasyPrint (receipt PDFs) needs Pango and HarfBuzz from the system, and a font. As root on Debian or
+# Ubuntu they are installed when missing; otherwise install them yourself (README, "Receipts").
+PDF_LIBS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
+
 $(STAMP): pyproject.toml
+	@if ! ldconfig -p 2>/dev/null | grep -q 'libpangoft2-1.0.so.0' || ! ldconfig -p 2>/dev/null | grep -q 'libharfbuzz-subset.so.0'; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(PDF_LIBS); \
+		else echo "make install: receipt PDFs need $(PDF_LIBS) (or your system's Pango and HarfBuzz)" >&2; fi; \
+	fi
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -45,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.history
 	$(BIN)/python -m bench.balances
 	$(BIN)/python -m bench.feed
+	$(BIN)/python -m bench.invoices
 
 clean:
 	rm -rf $(VENV) .pytest_cache .import_linter_cache

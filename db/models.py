@@ -91,6 +91,14 @@ class Seller(Base):
     auth_window_off_session_hours: Mapped[int | None] = mapped_column(Integer)
     # The portal page finishing a payment, "{payment_id}" in it; None: the deployment's default.
     portal_payment_url: Mapped[str | None] = mapped_column(Text)
+    # Customer-facing payment references are "<prefix>-<number>": the prefix (default: from the slug) and
+    # the last number given, counted up in the transaction that creates each payment.
+    reference_prefix: Mapped[str | None] = mapped_column(String(12))
+    last_payment_number: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # The From of the seller's emails: display name (default: the seller's name) and address (default:
+    # MAIL_FROM's, and always it outside MAIL_SELLER_DOMAINS).
+    email_from_name: Mapped[str | None] = mapped_column(String(200))
+    email_from_address: Mapped[str | None] = mapped_column(String(320))
     created_at: Mapped[datetime] = _created()
 
     __table_args__ = (
@@ -103,6 +111,10 @@ class Seller(Base):
         CheckConstraint(
             "portal_payment_url ~ '^https?://' AND position('{payment_id}' in portal_payment_url) > 0",
             name="portal_payment_url_shape",
+        ),
+        CheckConstraint(
+            "reference_prefix IS NULL OR reference_prefix ~ '^[A-Z0-9]{1,12}$'",
+            name="reference_prefix_format",
         ),
         CheckConstraint("brand_color ~ '^#[0-9a-fA-F]{6}$'", name="brand_color_hex"),
     )
@@ -166,6 +178,10 @@ class Invoice(Base):
     __table_args__ = (
         UniqueConstraint("account_id", "number", name="uq_invoices_account_number"),
         UniqueConstraint("seller_id", "external_id", name="uq_invoices_seller_external_id"),
+        # The invoice list's keyset pages in its default order (due date): a page is an index range, not
+        # a sort of the account's invoices. (A number sort compares by code point, COLLATE "C", which no
+        # index serves; PostgreSQL sorts the account's selected rows for it.)
+        Index("ix_invoices_account_due", "account_id", "due_on", "id"),
         CheckConstraint(
             "(external_id IS NULL) = (version IS NULL) AND (external_id IS NULL) = (seller_id IS NULL)",
             name="external_has_version",
@@ -247,6 +263,12 @@ class PaymentMethod(Base):
     # Microdeposit verification attempts sent for this method on the seller's day verification_attempts_on.
     verification_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     verification_attempts_on: Mapped[date | None] = mapped_column(Date)
+    # False: a method given with one payment and not to be kept; it is never listed or offered again.
+    saved: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
+    nickname: Mapped[str | None] = mapped_column(String(60))
+    billing_details: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # Counts the customer's edits held at Stripe: each is sent with its own idempotency key.
+    update_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
@@ -301,6 +323,13 @@ class Payment(Base):
     # When the reconciler last asked Stripe about it, moved or not: it takes the least recently asked
     # first, so payments Stripe keeps waiting on cannot crowd out the rest. Not an update: updated_at stays.
     reconciled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The customer-facing reference, "<seller prefix>-<number>", unique per seller (None only on rows
+    # written outside the api, e.g. by tests).
+    seller_id: Mapped[int | None] = mapped_column(ForeignKey("sellers.id"))
+    reference: Mapped[str | None] = mapped_column(String(32))
+    # The PaymentIntent saves the method for off-session use (setup_future_usage): fixed at creation so
+    # every retry sends the same parameters.
+    saves_method: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
     account: Mapped[Account] = relationship()
     method: Mapped[PaymentMethod] = relationship()
@@ -308,6 +337,7 @@ class Payment(Base):
 
     __table_args__ = (
         UniqueConstraint("account_id", "idempotency_key", name="uq_payments_account_idempotency_key"),
+        UniqueConstraint("seller_id", "reference", name="uq_payments_seller_reference"),
         CheckConstraint("amount_minor > 0", name="amount_positive"),
         CheckConstraint("refunded_minor >= 0 AND refunded_minor <= amount_minor", name="refund_range"),
         CheckConstraint("attempt >= 0", name="attempt_non_negative"),

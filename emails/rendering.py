@@ -17,6 +17,7 @@ from jinja2 import (
     Undefined,
     select_autoescape,
 )
+from markupsafe import Markup
 
 from tasks.domain.money import format_money
 
@@ -50,6 +51,13 @@ def render(kind: str, context: dict[str, Any]) -> RenderedEmail:
     return RenderedEmail(" ".join(subject.split()), _tidy_text(text), html)
 
 
+def render_page(name: str, context: dict[str, Any]) -> str:
+    """A standalone HTML page from templates/<name>/<name>.html (a receipt), escaped like the emails."""
+    if not _is_kind_name(name):
+        raise UnknownEmailKind(f"no page template {name!r}")
+    return _environment().get_template(f"{name}/{name}.html").render(**context)
+
+
 def money(amount_minor: int, currency: str) -> str:
     """Jinja filter: `{{ amount_minor|money(currency) }}`."""
     return format_money(_defined(amount_minor), _defined(currency))
@@ -76,6 +84,14 @@ def http_url(value: Any) -> str:
     return value if isinstance(value, str) and value.lower().startswith(("https://", "http://")) else ""
 
 
+def css_string(value: Any) -> Markup:
+    """Jinja filter: text for inside a CSS string ("..."), every character but letters, digits and spaces
+    written as a CSS escape, so no quote, backslash or tag can end the string or the style. The space after
+    each escape ends it and is not shown."""
+    text = str(_defined(value))
+    return Markup("".join(c if c.isalnum() and c.isascii() or c == " " else f"\\{ord(c):06x} " for c in text))
+
+
 def method_label(method: dict[str, Any]) -> str:
     """Jinja filter: "Visa ending in 4242" or "STRIPE TEST BANK account ending in 6789"."""
     method = _defined(method)
@@ -96,7 +112,12 @@ def _environment() -> Environment:
         keep_trailing_newline=True,
     )
     env.filters.update(
-        money=money, date=long_date, brand_color=brand_color, http_url=http_url, method_label=method_label
+        money=money,
+        date=long_date,
+        brand_color=brand_color,
+        http_url=http_url,
+        method_label=method_label,
+        css_string=css_string,
     )
     return env
 

@@ -83,6 +83,8 @@ def _seed(session: Session, gateway) -> tuple[int, int]:
         short_pay_reasons=SHORT_PAY_REASONS,
         max_invoices_per_payment=200,
         portal_payment_url="https://portal.northwind.example/pay/{payment_id}",
+        reference_prefix="NWF",
+        email_from_name="Northwind Billing",
     )
     session.add(seller)
     session.flush()

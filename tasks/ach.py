@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 import dramatiq
 
 from tasks.flows import ach as method_flow
+from tasks.flows import method_edits
 from workers import broker  # noqa: F401  (declares the broker before any actor)
 
 # 2 s, 4 s, 8 s ... capped at 5 min: about 15 minutes of retries ride out a Stripe incident;
@@ -61,3 +62,16 @@ def verify_bank_account(
 def detach_payment_method(method_id: int) -> None:
     """Detach a removed method from the account's Stripe customer."""
     method_flow.detach_payment_method(method_id, now=_now())
+
+
+@dramatiq.actor(
+    queue_name="ach",
+    max_retries=MAX_RETRIES,
+    min_backoff=MIN_BACKOFF_MS,
+    max_backoff=MAX_BACKOFF_MS,
+    time_limit=TIME_LIMIT_MS,
+    throws=(),
+)
+def update_payment_method(method_id: int, version: int) -> None:
+    """Send the customer's edit (billing details, card expiry) of a saved method to Stripe."""
+    method_edits.push_method_update(method_id, version, now=_now())

@@ -85,6 +85,8 @@ class Settings:
     # The portal page where a customer finishes a payment, "{payment_id}" in it; a seller may set its own.
     portal_payment_url: str | None = None
 
+    mail_seller_domains: frozenset[str] = frozenset()
+
     @property
     def stripe_livemode(self) -> bool:
         """True for a live key (sk_live_, rk_live_): the livemode every event delivered to us must carry."""
@@ -257,6 +259,15 @@ def _portal_payment_url(environ: Mapping[str, str]) -> str | None:
     return value
 
 
+def _mail_seller_domains(environ: Mapping[str, str]) -> frozenset[str]:
+    raw = environ.get("MAIL_SELLER_DOMAINS", "")
+    domains = [part.strip().lower() for part in raw.split(",") if part.strip()]
+    for domain in domains:
+        if not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+", domain):
+            raise SettingsError(f"MAIL_SELLER_DOMAINS is malformed: {domain!r} is not a domain name")
+    return frozenset(domains)
+
+
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Build settings from a mapping; raise SettingsError naming the first bad variable."""
     environment = environ.get("REMIT_ENV", "").strip() or "development"
@@ -308,6 +319,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             environ, "AUTH_WINDOW_OFF_SESSION_HOURS", DEFAULT_AUTH_WINDOW_OFF_SESSION_HOURS
         ),
         portal_payment_url=_portal_payment_url(environ),
+        mail_seller_domains=_mail_seller_domains(environ),
     )
 
 

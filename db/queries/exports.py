@@ -11,13 +11,14 @@ from sqlalchemy.orm import Session
 # A payment without invoices (an amount left as credit, a deposit) still gets its one row, invoice empty.
 # Dates are the seller's own days, as its ERP books them.
 _PAYMENT_LINES = text(
-    "SELECT p.id AS payment_id, a.number AS account_number, a.external_id AS account_external_id,"
+    "SELECT p.id AS payment_id,"
+    " a.number AS account_number, a.external_id AS account_external_id,"
     " p.kind, p.status, p.amount_minor, p.refunded_minor, p.currency, m.kind AS method_kind,"
     " coalesce(m.brand, m.bank_name) AS method_name, m.last4 AS method_last4,"
     " p.stripe_payment_intent_id, p.stripe_charge_id, i.number AS invoice_number,"
     " i.external_id AS invoice_external_id, l.amount_minor AS invoice_amount_minor,"
     " l.discount_minor AS invoice_discount_minor, l.state AS allocation_state,"
-    " p.created_at, p.scheduled_for, p.finished_at, 'remit' AS source, NULL AS reference, 0 AS source_order,"
+    " p.created_at, p.scheduled_for, p.finished_at, 'remit' AS source, p.reference, 0 AS source_order,"
     " l.id AS line_id"
     " FROM payments p JOIN accounts a ON a.id = p.account_id JOIN sellers s ON s.id = a.seller_id"
     " JOIN payment_methods m ON m.id = p.payment_method_id"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, null, select, update
 from sqlalchemy.orm import Session
 
 from db.models import PaymentMethod
@@ -80,11 +80,15 @@ def find_method_by_stripe_id(session: Session, stripe_payment_method_id: str) ->
 
 
 def list_methods_not_removed(session: Session, account_id: int) -> list[PaymentMethod]:
-    """The account's methods that were not removed, the default first."""
+    """The account's saved methods that were not removed, the default first (one-time ones never show)."""
     return list(
         session.scalars(
             select(PaymentMethod)
-            .where(PaymentMethod.account_id == account_id, PaymentMethod.status != MethodStatus.REMOVED)
+            .where(
+                PaymentMethod.account_id == account_id,
+                PaymentMethod.saved,
+                PaymentMethod.status != MethodStatus.REMOVED,
+            )
             .order_by(PaymentMethod.is_default.desc(), PaymentMethod.id)
         )
     )
@@ -116,13 +120,15 @@ def count_other_methods(session: Session, account_id: int, method_id: int, statu
         .where(
             PaymentMethod.account_id == account_id,
             PaymentMethod.id != method_id,
+            PaymentMethod.saved,
             PaymentMethod.status.in_(statuses),
         )
     )
 
 
 def clear_old_mandate_details(session: Session, removed_before: datetime, limit: int) -> int:
-    """Forget the IP and user agent of up to `limit` methods removed before the cutoff; return how many.
+    """Forget the IP and user agent, billing details and nickname of up to `limit` methods removed before
+    the cutoff; return how many.
 
     The mandate's acceptance time and text version stay: they are the record that a mandate existed.
     updated_at is kept as it was, since it dates the removal.
@@ -132,7 +138,10 @@ def clear_old_mandate_details(session: Session, removed_before: datetime, limit:
         .where(
             PaymentMethod.status == MethodStatus.REMOVED,
             PaymentMethod.updated_at < removed_before,
-            (PaymentMethod.mandate_ip.is_not(None)) | (PaymentMethod.mandate_user_agent.is_not(None)),
+            (PaymentMethod.mandate_ip.is_not(None))
+            | (PaymentMethod.mandate_user_agent.is_not(None))
+            | (PaymentMethod.billing_details.is_not(None))
+            | (PaymentMethod.nickname.is_not(None)),
         )
         .order_by(PaymentMethod.updated_at)
         .limit(limit)
@@ -142,7 +151,13 @@ def clear_old_mandate_details(session: Session, removed_before: datetime, limit:
     statement = (
         update(PaymentMethod)
         .where(PaymentMethod.id.in_(due))
-        .values(mandate_ip=None, mandate_user_agent=None, updated_at=PaymentMethod.updated_at)
+        .values(
+            mandate_ip=None,
+            mandate_user_agent=None,
+            billing_details=null(),  # SQL NULL: None would store JSON null
+            nickname=None,
+            updated_at=PaymentMethod.updated_at,
+        )
         .execution_options(synchronize_session=False)
     )
     return session.execute(statement).rowcount

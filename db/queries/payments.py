@@ -128,6 +128,15 @@ def get_payment(session: Session, payment_id: int) -> Payment:
     return payment
 
 
+_FIND_PAYMENT_VIEW = _PAYMENT_VIEW.where(_PAYMENTS.c.id == bindparam("id"))
+
+
+def find_payment_view(session: Session, payment_id: int) -> SimpleNamespace | None:
+    """The payment with views of its method, account and seller, as the locks return it, unlocked."""
+    row = session.connection().execute(_FIND_PAYMENT_VIEW, {"id": payment_id}).first()
+    return None if row is None else _view(row._mapping, _PAYMENTS, _PARTIES)
+
+
 def lock_payment(session: Session, payment_id: int) -> SimpleNamespace | None:
     """The payment locked FOR UPDATE, as a view with .method, .account and .seller."""
     return lock_payment_by(session, "id", payment_id)
@@ -233,6 +242,20 @@ def _insert_payment_statement(columns: tuple[str, ...]):
     # PostgreSQL runs every data-modifying WITH clause, referenced or not.
     marked = select(func.count()).select_from(stale).scalar_subquery()
     return select(payment.c.id, marked).add_cte(allocations).add_cte(timeline)
+
+
+_TAKE_NUMBER = (
+    update(_SELLERS)
+    .where(_SELLERS.c.id == bindparam("seller_id"))
+    .values(last_payment_number=_SELLERS.c.last_payment_number + 1)
+    .returning(_SELLERS.c.last_payment_number)
+)
+
+
+def take_payment_number(session: Session, seller_id: int) -> int:
+    """The seller's next payment number; the seller row stays locked until commit, so two concurrent
+    payments of one seller take consecutive numbers and a rolled-back one gives its number back."""
+    return session.connection().execute(_TAKE_NUMBER, {"seller_id": seller_id}).scalar_one()
 
 
 def find_payment_by_key(session: Session, account_id: int, idempotency_key: str) -> Payment | None:
@@ -349,6 +372,20 @@ def insert_refund(
         & (statement.excluded.status.not_in(REFUND_WAITING) | Refund.status.in_(REFUND_WAITING)),
     ).returning(text("(xmax = 0) AS inserted"))
     return bool(session.scalar(statement))
+
+
+def find_refund_id(session: Session, payment_id: int, amount_minor: int) -> str | None:
+    """The Stripe id of the payment's latest refund of this amount that did not fail, if recorded."""
+    return session.scalar(
+        select(Refund.stripe_refund_id)
+        .where(
+            Refund.payment_id == payment_id,
+            Refund.amount_minor == amount_minor,
+            Refund.status.not_in(REFUND_FINAL),
+        )
+        .order_by(Refund.id.desc())
+        .limit(1)
+    )
 
 
 def find_dispute(session: Session, stripe_dispute_id: str) -> Dispute | None:
@@ -479,6 +516,7 @@ _HISTORY = select(
             "scheduled_for",
             "created_at",
             "finished_at",
+            "reference",
         )
     ],
     _METHODS.c.kind.label("method_kind"),
@@ -540,7 +578,12 @@ def _search_condition(search: str) -> Any:
         .where(_ALLOCATIONS.c.payment_id == _PAYMENTS.c.id, _INVOICES.c.number.ilike(terms.pattern))
         .exists()
     )
-    matches = [numbers, _PAYMENTS.c.note.ilike(terms.pattern), _PAYMENTS.c.short_comment.ilike(terms.pattern)]
+    matches = [
+        numbers,
+        _PAYMENTS.c.reference.ilike(terms.pattern),
+        _PAYMENTS.c.note.ilike(terms.pattern),
+        _PAYMENTS.c.short_comment.ilike(terms.pattern),
+    ]
     if terms.payment_id is not None:
         matches.append(_PAYMENTS.c.id == terms.payment_id)
     if terms.last4 is not None:

@@ -4,7 +4,7 @@ import copy
 
 from . import charges, disputes, mandates, microdeposits
 from .errors import StripeError, unexpected_state
-from .payment_methods import behaviour_of
+from .payment_methods import attach_to, behaviour_of
 
 _AUTH_MESSAGE = "Your card was declined. This transaction requires authentication."
 
@@ -78,14 +78,28 @@ def authenticate(state, intent, success):
 def succeed(state, intent, charge):
     """Settle an intent as paid (cards at once, ACH when the clock says so)."""
     charges.succeed(state, charge)
+    method = state.store.get("payment_method", charge["payment_method"])
+    if intent["status"] != "processing":  # a processing debit saved its method when it was sent
+        save_for_future(state, intent, method)
     previous = {"status": intent["status"]}
     intent.update(status="succeeded", amount_received=intent["amount"], processing=None)
     state.emit("payment_intent.succeeded", intent, previous)
-    outcome = behaviour_of(state, state.store.get("payment_method", charge["payment_method"]))["outcome"]
+    outcome = behaviour_of(state, method)["outcome"]
     if outcome == "dispute":
         bank = charge["payment_method_details"]["type"] == "us_bank_account"
         reason = disputes.ACH_DISPUTE_REASON if bank else "fraudulent"
         disputes.open_dispute(state, charge, reason, "lost" if bank else None)
+
+
+def save_for_future(state, intent, method):
+    """setup_future_usage: once confirmed, Stripe attaches the method to the intent's customer; set up for
+    off_session, a card that asks for authentication once needs none off-session afterwards."""
+    usage = intent.get("setup_future_usage")
+    if not usage or not intent.get("customer"):
+        return
+    attach_to(state, method, intent["customer"])
+    if usage == "off_session":
+        behaviour_of(state, method)["set_up"] = True
 
 
 def fail(state, intent, error, charge=None):
@@ -134,6 +148,7 @@ def _confirm_bank(state, intent, method, mandate_data):
 def start_processing(state, intent, method):
     """Send the ACH debit: intent `processing`, charge `pending`, settlement timer set."""
     charges.open_charge(state, intent, method, announce=True)
+    save_for_future(state, intent, method)
     previous = {"status": intent["status"]}
     intent.update(status="processing", next_action=None, processing={"type": "us_bank_account"})
     state.emit("payment_intent.processing", intent, previous)

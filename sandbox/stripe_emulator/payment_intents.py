@@ -18,6 +18,9 @@ _CANCELLATION_REASONS = ("duplicate", "fraudulent", "requested_by_customer", "ab
 _CANCEL_PARAMS = ("cancellation_reason", "expand")
 
 
+_FUTURE_USAGES = ("off_session", "on_session")
+
+
 def create(state, call):
     """POST /v1/payment_intents."""
     params = call.params
@@ -26,6 +29,7 @@ def create(state, call):
     if customer:
         state.store.get("customer", customer, "customer")
     confirm, off_session = _check_confirm_flags(params)
+    _check_future_usage(params)
     method_type = _check_method(state, params.get("payment_method"), customer)
     types = as_list(params, "payment_method_types") or [method_type or "card"]
     _check_type_allowed(method_type, types)
@@ -59,6 +63,16 @@ def _check_confirm_flags(params):
     if off_session and not confirm and "off_session" in params:
         raise invalid("off_session can only be used when confirm is true.", "off_session")
     return confirm, off_session
+
+
+def _check_future_usage(params):
+    usage = params.get("setup_future_usage")
+    if usage not in (None, "", *_FUTURE_USAGES):
+        raise invalid(
+            f"Invalid setup_future_usage: must be one of {', '.join(_FUTURE_USAGES)}",
+            "setup_future_usage",
+            "parameter_invalid_string",
+        )
 
 
 def _check_method(state, method_id, customer, param="payment_method"):

@@ -1,7 +1,10 @@
 """`/v1/payment_methods`: test tokens, raw ACH details, attach, detach, update, list."""
 
+import copy
+from datetime import UTC, datetime
+
 from .errors import invalid, missing_param, no_such
-from .forms import merge_metadata
+from .forms import as_int, merge_metadata
 from .listing import page
 from .tokens import TEST_ROUTING_NUMBER, TOK_TO_PM, bank_behaviour, token_behaviour
 
@@ -105,18 +108,76 @@ def retrieve(state, call):
     return state.store.get("payment_method", call.args[0])
 
 
+_UPDATABLE = {"allow_redisplay", "billing_details", "card", "expand", "link", "metadata", "us_bank_account"}
+_BILLING_FIELDS = {"address", "email", "name", "phone", "tax_id"}
+_ADDRESS_FIELDS = {"city", "country", "line1", "line2", "postal_code", "state"}
+
+
 def update(state, call):
-    """POST /v1/payment_methods/{id}."""
+    """POST /v1/payment_methods/{id}: it must be attached to a customer; a card's expiry is checked."""
     method = state.store.get("payment_method", call.args[0])
+    _check_update(method, call.params)
     previous = {}
     if isinstance(call.params.get("billing_details"), dict):
-        previous["billing_details"] = dict(method["billing_details"])
-        method["billing_details"].update(call.params["billing_details"])
+        previous["billing_details"] = copy.deepcopy(method["billing_details"])
+        _update_billing(method["billing_details"], call.params["billing_details"])
+    if isinstance(call.params.get("card"), dict):
+        card = method["card"]
+        previous["card"] = {"exp_month": card["exp_month"], "exp_year": card["exp_year"]}
+        card.update(_expiry(call.params["card"], card, state.now()))
     if "metadata" in call.params:
         previous["metadata"] = method["metadata"]
         method["metadata"] = merge_metadata(method["metadata"], call.params["metadata"])
     state.emit("payment_method.updated", method, previous)
     return method
+
+
+def _check_update(method, params):
+    unknown = sorted(set(params) - _UPDATABLE)
+    if unknown:
+        raise invalid(f"Received unknown parameter: {unknown[0]}", unknown[0], "parameter_unknown")
+    if not method["customer"]:
+        raise invalid(
+            "You must save this PaymentMethod to a customer before you can update it.",
+            None,
+            "payment_method_unexpected_state",
+        )
+    if "card" in params and method["type"] != "card":
+        raise invalid("Received unknown parameter: card", "card", "parameter_unknown")
+    details = params.get("billing_details")
+    if details is not None and (not isinstance(details, dict) or set(details) - _BILLING_FIELDS):
+        raise invalid(
+            "Invalid billing_details: must be an object of address, email, name, phone.", "billing_details"
+        )
+    address = (details or {}).get("address")
+    if address not in (None, "") and (not isinstance(address, dict) or set(address) - _ADDRESS_FIELDS):
+        raise invalid("Invalid billing_details[address].", "billing_details[address]")
+
+
+def _update_billing(current, change):
+    for field, value in change.items():
+        if field == "address" and isinstance(value, dict):
+            current["address"] = {**(current.get("address") or dict.fromkeys(_ADDRESS_FIELDS)), **value}
+            current["address"] = {k: (v or None) for k, v in current["address"].items()}
+        else:
+            current[field] = value or None
+
+
+def _expiry(params, card, now):
+    """The new expiry as Stripe checks it: a month 1-12 and a date not already past."""
+    unknown = sorted(set(params) - {"exp_month", "exp_year", "networks"})
+    if unknown:
+        raise invalid(
+            f"Received unknown parameter: card[{unknown[0]}]", f"card[{unknown[0]}]", "parameter_unknown"
+        )
+    month = as_int(params, "exp_month", card["exp_month"])
+    year = as_int(params, "exp_year", card["exp_year"])
+    if not 1 <= month <= 12:
+        raise invalid("Your card's expiration month is invalid.", "card[exp_month]", "invalid_expiry_month")
+    today = datetime.fromtimestamp(now, UTC)
+    if (year, month) < (today.year, today.month):
+        raise invalid("Your card's expiration year is invalid.", "card[exp_year]", "invalid_expiry_year")
+    return {"exp_month": month, "exp_year": year}
 
 
 def attach(state, call):

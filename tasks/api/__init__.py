@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from db.models import Account, Payment, Seller
 from db.queries import invoices as invoice_rows
 from db.queries import payments as payment_rows
-from tasks.api import selection
+from tasks.api import new_methods, receipts, selection
 from tasks.api.exports import export_payments  # noqa: F401  (part of this contract)
 from tasks.api.external import ExternalPaymentReceipt, record_external_payment  # noqa: F401  (ditto)
 from tasks.api.feed import (  # noqa: F401  (the ledger feed is part of this contract)
@@ -40,6 +40,7 @@ from tasks.api.invoices import (  # noqa: F401  (part of this contract)
     list_invoices,
     list_scheduled_payments,
 )
+from tasks.api.method_edits import update_payment_method  # noqa: F401  (editing a saved method)
 from tasks.api.methods import (  # noqa: F401  (the saved-method entry points are part of this contract)
     SavedMethod,
     list_payment_methods,
@@ -57,6 +58,7 @@ from tasks.api.payments_view import (  # noqa: F401  (one payment, and ending it
     describe,
     get_payment,
 )
+from tasks.api.receipts import render_receipt  # noqa: F401  (the portal's receipts)
 from tasks.api.sync import SyncResult, sync_accounts, sync_invoices  # noqa: F401  (the ERP sync contract)
 from tasks.domain import allocation as plans
 from tasks.domain import requests as checks
@@ -128,12 +130,22 @@ def pay_invoices(
     comment: str | None = None,
     pay_on: date | None = None,
     now: datetime | None = None,
+    *,
+    payment_method: str | None = None,
+    save_for_future: bool = False,
+    method_display: dict | None = None,
 ) -> PaymentReceipt:
-    """Pay one to 200 invoices in full, or short with a reason; now or on a future date."""
+    """Pay one to 200 invoices in full, or short with a reason; now or on a future date.
+
+    With a saved method's payment_method_id, or (payment_method_id None) a new card from Stripe.js:
+    payment_method "pm_...", method_display and save_for_future (see tasks.api.new_methods).
+    """
+    new = new_methods.check_choice(payment_method_id, payment_method, save_for_future, method_display)
     _check_request(
         account_id,
         payment_method_id,
         idempotency_key,
+        new_method=new is not None,
         invoice_ids=invoice_ids,
         amount=amount,
         reason=short_reason,
@@ -149,10 +161,11 @@ def pay_invoices(
         reason=short_reason,
         comment=comment,
         pay_on=pay_on,
+        **_new_method_fields(new),
     )
 
     def build(session: Session, account: Account, seller: Seller, today: date) -> SimpleNamespace:
-        method = selection.load_method(session, account, seller, payment_method_id)
+        method = new_methods.choose(session, account, seller, payment_method_id, new)
         scheduled_for = checks.check_pay_on(pay_on, today)
         # An early-payment discount is judged on the day the money moves.
         plan, currency, short = _invoice_plan(
@@ -173,6 +186,7 @@ def pay_invoices(
             fingerprint,
             short_reason=reason,
             short_comment=note,
+            saves_method=method.saves_method,
         )
 
     return _submit(account_id, idempotency_key, fingerprint, build, now)
@@ -185,17 +199,35 @@ def pay_amount(
     idempotency_key: str,
     pay_on: date | None = None,
     now: datetime | None = None,
+    *,
+    payment_method: str | None = None,
+    save_for_future: bool = False,
+    method_display: dict | None = None,
 ) -> PaymentReceipt:
-    """A custom amount applied oldest invoice first; a remainder becomes credit when deposits are allowed."""
+    """A custom amount applied oldest invoice first; a remainder becomes credit when deposits are allowed.
+
+    A new card instead of a saved method as in pay_invoices."""
+    new = new_methods.check_choice(payment_method_id, payment_method, save_for_future, method_display)
     _check_request(
-        account_id, payment_method_id, idempotency_key, amount=amount, required_amount=True, pay_on=pay_on
+        account_id,
+        payment_method_id,
+        idempotency_key,
+        new_method=new is not None,
+        amount=amount,
+        required_amount=True,
+        pay_on=pay_on,
     )
     fingerprint = checks.request_hash(
-        "pay_amount", account_id=account_id, amount=amount, method=payment_method_id, pay_on=pay_on
+        "pay_amount",
+        account_id=account_id,
+        amount=amount,
+        method=payment_method_id,
+        pay_on=pay_on,
+        **_new_method_fields(new),
     )
 
     def build(session: Session, account: Account, seller: Seller, today: date) -> SimpleNamespace:
-        method = selection.load_method(session, account, seller, payment_method_id)
+        method = new_methods.choose(session, account, seller, payment_method_id, new)
         scheduled_for = checks.check_pay_on(pay_on, today)
         plan = _amount_plan(session, account, seller, checks.check_amount(amount), lock=True)
         return _create(
@@ -208,6 +240,7 @@ def pay_amount(
             scheduled_for,
             idempotency_key,
             fingerprint,
+            saves_method=method.saves_method,
         )
 
     return _submit(account_id, idempotency_key, fingerprint, build, now)
@@ -220,19 +253,35 @@ def make_deposit(
     idempotency_key: str,
     note: str | None = None,
     now: datetime | None = None,
+    *,
+    payment_method: str | None = None,
+    save_for_future: bool = False,
+    method_display: dict | None = None,
 ) -> PaymentReceipt:
-    """Money on account as unapplied credit, with an optional note."""
+    """Money on account as unapplied credit, with an optional note; a new card as in pay_invoices."""
+    new = new_methods.check_choice(payment_method_id, payment_method, save_for_future, method_display)
     _check_request(
-        account_id, payment_method_id, idempotency_key, amount=amount, required_amount=True, note=note
+        account_id,
+        payment_method_id,
+        idempotency_key,
+        new_method=new is not None,
+        amount=amount,
+        required_amount=True,
+        note=note,
     )
     fingerprint = checks.request_hash(
-        "make_deposit", account_id=account_id, amount=amount, method=payment_method_id, note=note
+        "make_deposit",
+        account_id=account_id,
+        amount=amount,
+        method=payment_method_id,
+        note=note,
+        **_new_method_fields(new),
     )
 
     def build(session: Session, account: Account, seller: Seller, today: date) -> SimpleNamespace:
         if not seller.deposits_enabled:
             raise RemitError("deposits_disabled", f"{seller.name} does not accept deposits.")
-        method = selection.load_method(session, account, seller, payment_method_id)
+        method = new_methods.choose(session, account, seller, payment_method_id, new)
         value = checks.check_amount(amount)
         plan = plans.Plan((), value, value)
         return _create(
@@ -246,6 +295,7 @@ def make_deposit(
             idempotency_key,
             fingerprint,
             note=note.strip() if note else None,
+            saves_method=method.saves_method,
         )
 
     return _submit(account_id, idempotency_key, fingerprint, build, now)
@@ -314,6 +364,7 @@ def _check_request(
     key: object = None,
     *,
     preview: bool = False,
+    new_method: bool = False,
     invoice_ids: object = None,
     amount: object = None,
     required_amount: bool = False,
@@ -326,7 +377,7 @@ def _check_request(
     ids, key, the size of the selection, the amount's type and the free text. A preview has no key and
     may name no method."""
     checks.check_id(account_id, "account_not_found", "Account")
-    if not preview or method_id is not None:
+    if method_id is not None or not (preview or new_method):
         checks.check_id(method_id, "method_not_found", "Payment method")
     if not preview:
         checks.check_idempotency_key(key)
@@ -364,6 +415,11 @@ def _invoice_plan(
         return full, chosen.currency, False
     # Any other amount takes no discount, so it is short unless it pays all that is owed.
     return plans.plan_short(chosen.invoices, value, pay_day), chosen.currency, value < owed
+
+
+def _new_method_fields(new: new_methods.NewMethod | None) -> dict:
+    """A new card's part of the request fingerprint; none for a saved method, so those stay as they were."""
+    return {} if new is None else {"new_method": new.stripe_id, "save_for_future": new.save}
 
 
 def _fingerprint_ids(invoice_ids) -> list[int] | str:
@@ -424,6 +480,7 @@ def _create(
     status = PaymentStatus.SCHEDULED if scheduled_for else PaymentStatus.PENDING
     # Straight to the tables in one statement: a request reads nothing back as objects.
     row = dict(
+        **receipts.new_reference(session, account.seller),
         account_id=account.id,
         kind=kind,
         amount_minor=plan.total_minor,
@@ -435,7 +492,7 @@ def _create(
         request_hash=fingerprint,
         attempt=0,
         refunded_minor=0,
-        **extra,
+        **{"saves_method": False, **extra},
     )
     payment_id, marked_stale = payment_rows.insert_payment(
         session,
@@ -494,6 +551,7 @@ def _receipt(session: Session, payment: Payment | SimpleNamespace, replayed: boo
         lines,
         warnings,
         replayed,
+        reference=payment.reference,
     )
     return describe(session, receipt)
 

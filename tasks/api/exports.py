@@ -35,8 +35,10 @@ EXPORT_COLUMNS = (
     "created_at",
     "scheduled_for",
     "finished_at",
-    # "remit" for a payment made here; "external" for one the ERP recorded (kind check, wire, ...), with
-    # the ERP's reference. Ids are unique within a source.
+    # Added after the first ERPs read this file: new columns go last, so a reader by position keeps working.
+    # "remit" for a payment made here; "external" for one the ERP recorded (kind check, wire, ...). Ids are
+    # unique within a source. The reference is the payment's own: the customer-facing one Remit gave
+    # (e.g. NWF-1042) or the ERP's (its check number).
     "source",
     "reference",
 )

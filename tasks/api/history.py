@@ -24,6 +24,7 @@ from tasks.domain.history import Cursor, HistoryFilter, Sort
 EXPORT_PAGE_SIZE = 5000
 CSV_HEADER = (
     "payment_id",
+    "reference",
     "created_at",
     "finished_at",
     "status",
@@ -60,6 +61,7 @@ class PaymentSummary:
     finished_at: datetime | None
     method: MethodDisplay
     invoice_numbers: tuple[str, ...]
+    reference: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,8 @@ def list_payments(
     """One page of the account's payments; pass next_cursor back as after for the next. Writes nothing.
 
     Dates are whole days at the seller, both included; search matches an invoice number, the payment's id
-    (with or without '#'), the method's last 4, or the note or short-payment comment, ignoring case.
+    (with or without '#'), its reference, the method's last 4, or the note or short-payment comment,
+    ignoring case.
     """
     order, size = rules.check_sort(sort), rules.check_limit(limit)
     cursor = rules.decode_cursor(after, sort) if after is not None else None
@@ -183,15 +186,17 @@ def _summary(row: Row, numbers: tuple[str, ...]) -> PaymentSummary:
         row.finished_at,
         MethodDisplay(row.method_kind, row.brand, row.last4, row.bank_name),
         numbers,
+        row.reference,
     )
 
 
 def _csv_row(row: Row, numbers: tuple[str, ...]) -> tuple[Any, ...]:
     """A history row as CSV cells, by position: an export writes a hundred thousand of them."""
-    payment_id, status, kind, amount, refunded, currency, _, created, finished, *method = row
+    payment_id, status, kind, amount, refunded, currency, _, created, finished, reference, *method = row
     method_kind, brand, last4, bank_name = method
     return (
         payment_id,
+        reference or "",
         created.isoformat(),
         finished.isoformat() if finished else "",
         status,

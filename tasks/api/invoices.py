@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
-from db.models import Account, Invoice
+from db.models import Account
 from db.queries import invoices as invoice_rows
 from db.queries import payments as payment_rows
 from tasks.api.guard import api_transaction
@@ -23,6 +24,9 @@ from tasks.domain.dates import seller_today
 from tasks.domain.invoices import combine_holds, invoice_state
 from tasks.domain.paging import spreadsheet_safe
 
+# Rows a page with a status or overdue filter reads at a time: a few pages' worth, so a common status
+# fills a page in one read and a rare one takes a few round trips, not the whole account.
+SCAN_BATCH = 200
 CSV_HEADER = (
     "invoice_id",
     "number",
@@ -71,6 +75,7 @@ class ScheduledPayment:
     currency: str
     method: MethodDisplay
     invoice_numbers: tuple[str, ...]
+    reference: str | None = None
 
 
 def list_invoices(
@@ -110,7 +115,7 @@ def list_invoices(
         standing = invoice_rows.list_standing(session, ids)
         settled = {invoice_id: paid for invoice_id, (paid, _) in standing.items()}
         holds = {invoice_id: held for invoice_id, (_, held) in standing.items() if held is not None}
-        children: dict[int, list[Invoice]] = {}
+        children: dict[int, list[Row]] = {}
         for row in rows:
             if row.parent_id is not None:
                 children.setdefault(row.parent_id, []).append(row)
@@ -118,7 +123,7 @@ def list_invoices(
 
 
 def _view(
-    row: Invoice, kids: list[Invoice], settled: dict[int, int], holds: dict[int, str], today: date
+    row: Row, kids: list[Row], settled: dict[int, int], holds: dict[int, str], today: date
 ) -> InvoiceView:
     live_kids = [k for k in kids if not k.voided]
     paid = sum(settled.get(k.id, 0) for k in live_kids) if kids else settled.get(row.id, 0)
@@ -200,6 +205,7 @@ def list_scheduled_payments(account_id: int) -> tuple[ScheduledPayment, ...]:
             row.currency,
             MethodDisplay(row.method_kind, row.brand, row.last4, row.bank_name),
             numbers.get(row.id, ()),
+            row.reference,
         )
         for row in rows
     )
@@ -220,26 +226,59 @@ def _list_page(
     cursor = rules.decode_cursor(after, name) if after is not None else None
     chosen = rules.check_filter(**filters)
     with api_transaction() as session:
-        views = _selected(session, find_account(session, account_id), chosen, now)
-    shown, more = rules.page_of(views, order, cursor, size)
+        account = find_account(session, account_id)
+        if rules.pages_in_sql(order):
+            after = None if cursor is None else (cursor.key, cursor.invoice_id)
+            views = _read_in_order(session, account, chosen, order, after, size + 1, now)
+            shown, more = views[:size], len(views) > size
+        else:
+            views = _selected(session, account, chosen, now)
+            shown, more = rules.page_of(views, order, cursor, size)
     return InvoicePage(tuple(shown), rules.encode_cursor(name, shown[-1]) if more else None)
+
+
+def _read_in_order(
+    session: Session,
+    account: Account,
+    chosen: rules.InvoiceFilter,
+    order: rules.Sort,
+    after: tuple[Any, int] | None,
+    wanted: int,
+    now: datetime | None,
+) -> list[InvoiceView]:
+    """Up to wanted views the filter selects, in the sort's order after the position: rows read in that
+    order a batch at a time, each batch derived and filtered on status and overdue, until enough."""
+    batch = wanted if not rules.has_derived_filter(chosen) else max(wanted, SCAN_BATCH)
+    views: list[InvoiceView] = []
+    while len(views) < wanted:
+        rows = invoice_rows.list_listed_page(session, account.id, chosen, order, after, batch)
+        views += [v for v in _views_of(session, account, rows, now) if rules.matches(v, chosen)]
+        if len(rows) < batch:
+            break
+        after = (getattr(rows[-1], order.field), rows[-1].id)
+    return views[:wanted]
 
 
 def _selected(
     session: Session, account: Account, chosen: rules.InvoiceFilter, now: datetime | None
 ) -> list[InvoiceView]:
     """The views of the invoices the filter selects: stored conditions in SQL, derived ones here."""
-    today = seller_today(account.seller, now or datetime.now(UTC))
     rows = invoice_rows.list_listed_invoices(session, account.id, chosen)
+    views = _views_of(session, account, rows, now)
+    return [view for view in views if rules.matches(view, chosen)]
+
+
+def _views_of(session: Session, account: Account, rows: list[Row], now: datetime | None) -> list[InvoiceView]:
+    """The rows as the portal shows them, in their order: a parent sums its visible children."""
+    today = seller_today(account.seller, now or datetime.now(UTC))
     kids = invoice_rows.list_visible_children(session, [r.id for r in rows if r.parent_id is None])
     standing = invoice_rows.list_standing(session, sorted({r.id for r in rows} | {k.id for k in kids}))
     settled = {invoice_id: paid for invoice_id, (paid, _) in standing.items()}
     holds = {invoice_id: held for invoice_id, (_, held) in standing.items() if held is not None}
-    children: dict[int, list[Invoice]] = {}
+    children: dict[int, list[Row]] = {}
     for kid in kids:
         children.setdefault(kid.parent_id, []).append(kid)
-    views = [_view(row, children.get(row.id, []), settled, holds, today) for row in rows]
-    return [view for view in views if rules.matches(view, chosen)]
+    return [_view(row, children.get(row.id, []), settled, holds, today) for row in rows]
 
 
 def _lines(views: list[InvoiceView]) -> Iterator[str]:

@@ -44,6 +44,8 @@ class SavedMethod:
     is_default: bool
     verification_error: str | None
     replayed: bool = False
+    nickname: str | None = None
+    billing_details: dict[str, Any] | None = None
 
 
 def save_payment_method(
@@ -82,7 +84,7 @@ def save_payment_method(
             if set_default:
                 _make_default(session, account.id, method)
             messages.send_after_commit(session, "sync_payment_method", [(method.id,)])
-            return _view(method)
+            return view(method)
     except IntegrityError as exc:
         if _UNIQUE_STRIPE_ID not in str(exc.orig):
             raise
@@ -96,16 +98,16 @@ def save_payment_method(
 
 def set_default_payment_method(account_id: int, payment_method_id: int) -> SavedMethod:
     """Make this the account's one default method; the previous default stops being it in the same commit."""
-    _check_ids(account_id, payment_method_id)
+    check_ids(account_id, payment_method_id)
     try:
         with api_transaction() as session:
             account, _ = selection.load_account(session, account_id, lock=True)
-            method = _method_of(session, account, payment_method_id)
+            method = method_of(session, account, payment_method_id)
             rules.check_default_allowed(method.status)
             if method.is_default:
-                return _view(method, replayed=True)
+                return view(method, replayed=True)
             _make_default(session, account.id, method)
-            return _view(method)
+            return view(method)
     except IntegrityError as exc:
         if _ONE_DEFAULT not in str(exc.orig):
             raise
@@ -116,18 +118,18 @@ def set_default_payment_method(account_id: int, payment_method_id: int) -> Saved
 
 def remove_payment_method(account_id: int, payment_method_id: int) -> SavedMethod:
     """Remove a method no payment still needs; it is detached at Stripe after commit."""
-    _check_ids(account_id, payment_method_id)
+    check_ids(account_id, payment_method_id)
     with api_transaction() as session:
         account, _ = selection.load_account(session, account_id, lock=True)
-        method = _method_of(session, account, payment_method_id)
+        method = method_of(session, account, payment_method_id)
         if method.status == S.REMOVED:
-            return _view(method, replayed=True)
+            return view(method, replayed=True)
         rules.check_removable(
             method.is_default, _other_candidates(session, method), _payments_using(session, method)
         )
         method.status, method.is_default = S.REMOVED, False
         messages.send_after_commit(session, "detach_payment_method", [(method.id,)])
-        return _view(method)
+        return view(method)
 
 
 def verify_microdeposits(
@@ -143,21 +145,21 @@ def verify_microdeposits(
     and committed before it is sent; the attempt itself travels in the message, and an enqueue that fails
     raises here, so the customer is never told "submitted" for an attempt that was lost (it still counts).
     """
-    _check_ids(account_id, payment_method_id)
+    check_ids(account_id, payment_method_id)
     verification = rules.check_verification(amounts, descriptor_code)
     with api_transaction() as session:
         account, seller = selection.load_account(session, account_id, lock=False)
-        method = _method_of(session, account, payment_method_id)
+        method = method_of(session, account, payment_method_id)
         rules.check_verifiable(method.kind, method.status, method.stripe_setup_intent_id)
         today = seller_today(seller, now or _now())
         method.verification_attempts = rules.count_verification_attempt(
             method.verification_attempts_on, method.verification_attempts, today
         )
         method.verification_attempts_on = today
-        view = _view(method)
+        shown = view(method)
     amounts = list(verification.amounts) if verification.amounts else None
-    messages.send_now("verify_bank_account", [(view.id, amounts, verification.descriptor_code)])
-    return view
+    messages.send_now("verify_bank_account", [(shown.id, amounts, verification.descriptor_code)])
+    return shown
 
 
 def list_payment_methods(account_id: int) -> list[SavedMethod]:
@@ -166,10 +168,10 @@ def list_payment_methods(account_id: int) -> list[SavedMethod]:
     with api_transaction() as session:
         account, _ = selection.load_account(session, account_id, lock=False)
         rows = method_rows.list_methods_not_removed(session, account.id)
-        return [_view(row) for row in rows]
+        return [view(row) for row in rows]
 
 
-def _check_ids(account_id: object, method_id: object) -> None:
+def check_ids(account_id: object, method_id: object) -> None:
     """Refuse what cannot be an id (a bool, a string, 2**63) before anything is read or locked."""
     checks.check_id(account_id, "account_not_found", "Account")
     checks.check_id(method_id, "method_not_found", "Payment method")
@@ -193,7 +195,7 @@ def _replay(existing: PaymentMethod, account_id: int) -> SavedMethod:
         raise RemitError(
             "method_removed", "This payment method was removed; enter the card or account again."
         )
-    return _view(existing, replayed=True)
+    return view(existing, replayed=True)
 
 
 def _insert(
@@ -232,12 +234,13 @@ def _make_default(session: Session, account_id: int, method: PaymentMethod) -> N
     session.flush()
 
 
-def _method_of(session: Session, account: Account, method_id: object) -> PaymentMethod:
-    """The account's method, locked; another account's id is as unknown as a missing one."""
+def method_of(session: Session, account: Account, method_id: object) -> PaymentMethod:
+    """The account's saved method, locked; another account's id, or a card used once and not kept, is as
+    unknown as a missing one."""
     method = method_rows.lock_method(
         session, checks.check_id(method_id, "method_not_found", "Payment method")
     )
-    if method is None or method.account_id != account.id:
+    if method is None or method.account_id != account.id or not method.saved:
         raise RemitError("method_not_found", f"Payment method {method_id} was not found on this account.")
     return method
 
@@ -253,7 +256,7 @@ def _other_candidates(session: Session, method: PaymentMethod) -> int:
     )
 
 
-def _view(method: PaymentMethod, replayed: bool = False) -> SavedMethod:
+def view(method: PaymentMethod, replayed: bool = False) -> SavedMethod:
     return SavedMethod(
         method.id,
         method.kind,
@@ -266,6 +269,8 @@ def _view(method: PaymentMethod, replayed: bool = False) -> SavedMethod:
         method.is_default,
         method.verification_error,
         replayed,
+        method.nickname,
+        method.billing_details,
     )
 
 

@@ -71,6 +71,7 @@ class PaymentReceipt:
     lines: tuple[PaymentLine, ...]
     warnings: tuple[str, ...]
     replayed: bool = False
+    reference: str | None = None  # the customer-facing one, "<seller prefix>-<number>"
     refunded_minor: int = 0
     method: MethodDisplay | None = None
     failure_code: str | None = None
@@ -87,6 +88,7 @@ def describe(session: Session, receipt: PaymentReceipt) -> PaymentReceipt:
     method = detail_rows.find_method_display(session, payment.payment_method_id)
     return replace(
         receipt,
+        reference=payment.reference,
         refunded_minor=payment.refunded_minor,
         method=MethodDisplay(method.kind, method.brand, method.last4, method.bank_name),
         failure_code=payment.failure_code,

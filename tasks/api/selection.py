@@ -52,11 +52,17 @@ def load_account(session: Session, account_id: object, lock: bool) -> tuple[Acco
 def load_method(session: Session, account: Account, seller: Seller, method_id: object) -> PaymentMethod:
     """The account's usable payment method, or a refusal saying why it cannot be used."""
     method = method_rows.find_method(session, check_id(method_id, "method_not_found", "Payment method"))
-    if method is None or method.account_id != account.id:
+    if method is None or method.account_id != account.id or not method.saved:
         raise RemitError("method_not_found", f"Payment method {method_id} was not found on this account.")
+    return check_usable(method, seller)
+
+
+def check_usable(method: PaymentMethod, seller: Seller) -> PaymentMethod:
+    """The method if it can pay now: a card saved a moment ago can (its payment attaches it at Stripe); a
+    bank account must be verified first."""
     if method.status == MethodStatus.REMOVED:
         raise RemitError("method_removed", "This payment method was removed; choose another one.")
-    if method.status != MethodStatus.ACTIVE:
+    if method.status != MethodStatus.ACTIVE and not is_unattached_card(method):
         what = (
             "bank account is not verified"
             if method.kind == MethodKind.US_BANK_ACCOUNT
@@ -68,6 +74,11 @@ def load_method(session: Session, account: Account, seller: Seller, method_id: o
         label = "cards" if method.kind == MethodKind.CARD else "bank accounts (ACH)"
         raise RemitError("method_not_accepted", f"{seller.name} does not accept payments by {label}.")
     return method
+
+
+def is_unattached_card(method: PaymentMethod) -> bool:
+    """A saved card Stripe has not attached yet: a payment with it saves it (setup_future_usage)."""
+    return method.kind == MethodKind.CARD and method.status == MethodStatus.VERIFICATION_PENDING
 
 
 def select_invoices(

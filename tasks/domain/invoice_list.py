@@ -42,6 +42,8 @@ SORTS = {
     "owed_desc": Sort("owed_minor", True),
 }
 DEFAULT_SORT = "due_asc"
+# Sorts on a column the invoice row holds (the amount owed is derived).
+STORED_SORT_FIELDS = ("due_on", "number")
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,17 @@ def matches(view: Listed, chosen: InvoiceFilter) -> bool:
     if chosen.statuses is not None and view.status not in chosen.statuses:
         return False
     return chosen.overdue is None or view.overdue is chosen.overdue
+
+
+def pages_in_sql(order: Sort) -> bool:
+    """Whether the database can read the list in page order (a sort on a stored column), so a page reads
+    rows in that order until it is full, deriving (and filtering on status and overdue) only those; a
+    sort on the amount owed derives every selected invoice first, then pages here."""
+    return order.field in STORED_SORT_FIELDS
+
+
+def has_derived_filter(chosen: InvoiceFilter) -> bool:
+    return chosen.statuses is not None or chosen.overdue is not None
 
 
 def sort_key(view: Listed, order: Sort) -> date | str | int:

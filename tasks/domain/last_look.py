@@ -16,12 +16,18 @@ class Refusal:
     message: str
 
 
-def last_look(invoices: Iterable[tuple[str, bool]], method_status: str) -> Refusal | None:
+def last_look(
+    invoices: Iterable[tuple[str, bool]], method_status: str, saves_method: bool = False
+) -> Refusal | None:
     """Refuse a payment whose invoices, as (number, voided) in id order, include a voided one, or whose method
-    can no longer be used; None lets it go ahead."""
+    can no longer be used; None lets it go ahead. A payment that saves its card (saves_method) may use one
+    Stripe has not attached yet: the payment attaches it."""
     voided = [number for number, is_voided in invoices if is_voided]
     if voided:
         return Refusal("invoice_voided", f"Invoice {voided[0]} was voided before the payment was made.")
-    if method_status != MethodStatus.ACTIVE:
+    usable = (
+        (MethodStatus.ACTIVE, MethodStatus.VERIFICATION_PENDING) if saves_method else (MethodStatus.ACTIVE,)
+    )
+    if method_status not in usable:
         return Refusal("method_unavailable", "The payment method can no longer be used.")
     return None

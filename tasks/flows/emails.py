@@ -89,6 +89,8 @@ def party_context(method: Any, account: Any, seller: Any) -> dict[str, Any]:
             "brand_color": seller.brand_color,
             "support_email": seller.support_email,
             "support_phone": seller.support_phone,
+            "from_name": seller.email_from_name or seller.name,
+            "from_address": seller.email_from_address,
         },
     }
 
@@ -126,6 +128,8 @@ def _outgoing(email: Email, rendered) -> Outgoing:
         html=rendered.html,
         dedupe_key=email.dedupe_key,
         reply_to=seller.get("support_email"),
+        from_name=seller.get("from_name") or seller.get("name"),
+        from_address=seller.get("from_address"),
     )
 
 

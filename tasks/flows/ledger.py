@@ -20,6 +20,7 @@ from db.queries import invoices as invoice_rows
 from db.queries import payments as payment_rows
 from tasks.domain import feed as facts
 from tasks.domain.authentication import portal_link
+from tasks.domain.dates import seller_today
 from tasks.domain.states import EmailKind, PaymentStatus
 from tasks.domain.transitions import plan_transition
 from tasks.flows import emails as outbox
@@ -43,7 +44,11 @@ EMAIL_FIELDS = (
     "short_comment",
     "refunded_minor",
     "note",
+    "created_at",
+    "reference",
 )
+# What a handler may put on a payment for the email it owes: the refund or reversal that email is about.
+EMAIL_EXTRAS = ("refund_email", "reversal_email")
 
 
 class TransitionBatch:
@@ -134,7 +139,10 @@ class TransitionBatch:
 
     def email(self, payment: Any, kind: EmailKind, dedupe_suffix: str = "") -> None:
         """The email of this kind, owed once per payment (and suffix), showing the payment as it is now."""
-        snapshot = SimpleNamespace(**{name: getattr(payment, name) for name in EMAIL_FIELDS})
+        snapshot = SimpleNamespace(
+            **{name: getattr(payment, name) for name in EMAIL_FIELDS},
+            **{name: getattr(payment, name, None) for name in EMAIL_EXTRAS},
+        )
         self._emails.append((payment, kind, snapshot, dedupe_suffix))
 
     def balance_moved(self, account_id: int) -> None:
@@ -252,7 +260,10 @@ def payment_email_context(
     """
     return {
         "payment_id": payment.id,
+        "reference": getattr(payment, "reference", None),
+        "payment_date": _payment_date(payment, seller),
         "transaction_id": payment.stripe_charge_id or payment.stripe_payment_intent_id,
+        "transaction_label": "Stripe charge ID" if payment.stripe_charge_id else "Stripe payment ID",
         "amount_minor": payment.amount_minor,
         "currency": payment.currency,
         "payment_kind": payment.kind,
@@ -281,4 +292,14 @@ def payment_email_context(
         "action_url": portal_link(
             getattr(seller, "portal_payment_url", None) or get_settings().portal_payment_url, payment.id
         ),
+        **(getattr(payment, "refund_email", None) or {}),
+        **(getattr(payment, "reversal_email", None) or {}),
     }
+
+
+def _payment_date(payment: Any, seller: Any) -> str | None:
+    """The day the money moves at the seller: a scheduled payment's date, else the day it was made."""
+    if payment.scheduled_for:
+        return payment.scheduled_for.isoformat()
+    made = getattr(payment, "created_at", None)
+    return seller_today(seller, made).isoformat() if made else None

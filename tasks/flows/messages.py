@@ -22,6 +22,7 @@ ACTOR_QUEUES: dict[str, str] = {
     "sync_payment_method": "ach",
     "verify_bank_account": "ach",
     "detach_payment_method": "ach",
+    "update_payment_method": "ach",
     "send_email": "emails",
     "recompute_balance": "balances",
     "deliver_ledger_events": "feed",

@@ -142,7 +142,7 @@ def _retry_attempt(session, payment, now: datetime) -> None:
 def _last_look(session, payment) -> Refusal | None:
     """Re-read the invoices and the method under lock right before money first moves."""
     invoices = invoice_rows.lock_payment_invoices(session, payment.id)
-    return last_look([(i.number, i.voided) for i in invoices], payment.method.status)
+    return last_look([(i.number, i.voided) for i in invoices], payment.method.status, payment.saves_method)
 
 
 def _charge(payment, decision: Attempt) -> Charge:
@@ -161,6 +161,7 @@ def _charge(payment, decision: Attempt) -> Charge:
         method_kind=method.kind,
         off_session=payment.scheduled_for is not None,
         mandate=mandate,
+        save_method=payment.saves_method,
     )
     customer_id = account.stripe_customer_id or None
     return Charge(

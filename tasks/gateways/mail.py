@@ -6,7 +6,7 @@ import smtplib
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import formatdate, parseaddr
+from email.utils import formataddr, formatdate, parseaddr
 from urllib.parse import unquote, urlsplit
 
 from tasks.domain.addresses import InvalidAddress, email_address
@@ -52,12 +52,21 @@ class Outgoing:
     html: str
     dedupe_key: str
     reply_to: str | None = None
+    # The seller's From: its display name, and its own address where MAIL_SELLER_DOMAINS allows it.
+    from_name: str | None = None
+    from_address: str | None = None
 
 
 class MailGateway:
     """Sends messages over SMTP to one server, named by an smtp://, smtp+starttls:// or smtps:// URL."""
 
-    def __init__(self, url: str, sender: str, timeout_s: float = DEFAULT_SMTP_TIMEOUT_SECONDS):
+    def __init__(
+        self,
+        url: str,
+        sender: str,
+        timeout_s: float = DEFAULT_SMTP_TIMEOUT_SECONDS,
+        seller_domains: frozenset[str] = frozenset(),
+    ):
         parts = urlsplit(url)
         if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
             raise MailMisconfigured(f"SMTP URL {parts.scheme}://{parts.hostname or ''} is not usable")
@@ -68,6 +77,19 @@ class MailGateway:
         self.sender = sender
         self.domain = sender_domain(sender)
         self.timeout_s = timeout_s
+        # Domains whose addresses a seller may send From (our SMTP relay is authorised to send for them).
+        self.seller_domains = frozenset(domain.lower() for domain in seller_domains)
+
+    def from_header(self, outgoing: Outgoing) -> str:
+        """The seller's name at its own address when its domain is allowed, else at MAIL_FROM's address."""
+        name, address = parseaddr(self.sender)
+        if outgoing.from_address:
+            chosen = _one_address(outgoing.from_address, "from (the seller's email_from_address)")
+            if chosen.rpartition("@")[2].lower() in self.seller_domains:
+                address = chosen
+        if "\n" in (outgoing.from_name or "") or "\r" in (outgoing.from_name or ""):
+            raise UnsendableEmail("the seller's From name holds a line break")
+        return formataddr((outgoing.from_name or name, address))
 
     def message_id(self, email_id: int) -> str:
         """Stable per outbox row, so a second delivery of one email is recognisable as the same message."""
@@ -81,7 +103,7 @@ class MailGateway:
         """
         message = EmailMessage()
         try:
-            message["From"] = self.sender
+            message["From"] = self.from_header(outgoing)
             message["To"] = _one_address(outgoing.recipient, "recipient")
             message["Subject"] = outgoing.subject
             message["Date"] = formatdate(localtime=False)
@@ -102,7 +124,8 @@ class MailGateway:
             smtp = self._connect()
             try:
                 # The envelope names the one checked recipient, never whatever the headers might list.
-                smtp.send_message(message, to_addrs=[message["To"]])
+                # Bounces come back to MAIL_FROM whatever From the seller's email shows.
+                smtp.send_message(message, from_addr=parseaddr(self.sender)[1], to_addrs=[message["To"]])
             finally:
                 _quit(smtp)
         except smtplib.SMTPRecipientsRefused as refused:
@@ -198,7 +221,7 @@ def get_mail_gateway() -> MailGateway:
     from workers.settings import get_settings
 
     settings = get_settings()
-    return MailGateway(settings.smtp_url, settings.mail_from)
+    return MailGateway(settings.smtp_url, settings.mail_from, seller_domains=settings.mail_seller_domains)
 
 
 def use_mail_gateway(gateway: MailGateway | None) -> None:

@@ -261,6 +261,17 @@ class StripeGateway:
         )
         return method_details(found)
 
+    def update_payment_method(
+        self, payment_method: str, params: dict[str, Any], *, idempotency_key: str
+    ) -> MethodDetails:
+        """POST /v1/payment_methods/{id}: billing details and a card's expiry (it must be attached)."""
+        updated = self._call(
+            lambda p, o: self._client.v1.payment_methods.update(payment_method, p, o),
+            params,
+            {"idempotency_key": idempotency_key},
+        )
+        return method_details(updated)
+
     def detach_payment_method(self, payment_method: str, *, idempotency_key: str) -> bool:
         """Detach from its customer; False when it was not attached (already detached, or never)."""
         try:
@@ -366,6 +377,7 @@ def payment_intent_params(
     method_kind: str,
     off_session: bool,
     mandate: Mandate | None,
+    save_method: bool = False,
 ) -> dict[str, Any]:
     """Create-and-confirm parameters; built only from our rows, so every retry sends the same ones."""
     params: dict[str, Any] = {
@@ -381,6 +393,9 @@ def payment_intent_params(
         params["off_session"] = True
     if method_kind == "us_bank_account" and mandate is not None:
         params["mandate_data"] = mandate_data(mandate)
+    if save_method:
+        # Stripe attaches the method to the customer once the payment is confirmed, for later off-session use.
+        params["setup_future_usage"] = "off_session"
     return params
 
 

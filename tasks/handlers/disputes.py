@@ -60,6 +60,7 @@ def handle(session: Session, event: dict[str, Any], now: datetime) -> Handled:
     if dispute_is_inquiry(row.status):
         batch.note(payment, source=source, detail={**detail, "inquiry": True})
     elif payment.status in DISPUTABLE:
+        payment.reversal_email = {"reversed_minor": dispute["amount"], "dispute_id": dispute["id"]}
         batch.add(session, payment, P.DISPUTED, source=source, detail=detail)
     else:
         batch.note(payment, source=source, detail=detail)

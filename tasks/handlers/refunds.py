@@ -111,6 +111,7 @@ def _refund(
     source, charge = source_of(event), obj(event)
     total = min(int(charge.get("amount_refunded") or 0), payment.amount_minor)
     if payment.status == P.DISPUTED and total > payment.refunded_minor:
+        payment.refund_email = _refund_email(session, payment, total - payment.refunded_minor)
         _refund_disputed(batch, payment, event, total)
         return
     if payment.status not in REFUNDABLE or total <= payment.refunded_minor:
@@ -125,6 +126,7 @@ def _refund(
         )
         return
     split = slices.take_back(payment.id, total - payment.refunded_minor).allocations
+    payment.refund_email = _refund_email(session, payment, total - payment.refunded_minor)
     previous, target = P(payment.status), refund_target(payment.amount_minor, total)
     batch.set_columns(payment, {"refunded_minor": total})
     detail = {
@@ -159,6 +161,13 @@ def _refund_disputed(batch: ledger.TransitionBatch, payment: Any, event: dict[st
         detail={"event_type": event["type"], "amount_refunded": total, "after_dispute": True},
     )
     batch.email(payment, EmailKind.REFUND_ISSUED, dedupe_suffix=suffix)
+
+
+def _refund_email(session: Session, payment: Any, refund_minor: int) -> dict[str, Any]:
+    """What the refund email heads with: this refund's amount, and its Stripe id when its refund.* event
+    has come (Stripe's charge.refunded names no refund; the two may arrive in either order)."""
+    refund_id = payment_rows.find_refund_id(session, payment.id, refund_minor)
+    return {"refund_minor": refund_minor, "refund_id": refund_id}
 
 
 class _Slices:

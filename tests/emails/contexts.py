@@ -67,7 +67,10 @@ def payment_context(**overrides: Any) -> dict[str, Any]:
     """What tasks.flows.ledger.payment_email_context writes for a card payment of two invoices."""
     context = {
         "payment_id": 42,
+        "reference": "ACME-1042",
+        "payment_date": "2026-11-22",
         "transaction_id": "ch_3QabcDEF123",
+        "transaction_label": "Stripe charge ID",
         "amount_minor": 123456,
         "currency": "usd",
         "payment_kind": "invoices",

@@ -1,5 +1,6 @@
 """The SMTP gateway: URLs, login, the message it builds, and how SMTP answers are translated."""
 
+import dataclasses
 import smtplib
 
 import pytest
@@ -7,7 +8,14 @@ import pytest
 from sandbox.smtp_capture import SmtpCapture
 from tasks.domain.errors import TransientError
 from tasks.gateways import mail
-from tasks.gateways.mail import MailGateway, MailMisconfigured, MailRejected, MailUnavailable, Outgoing
+from tasks.gateways.mail import (
+    MailGateway,
+    MailMisconfigured,
+    MailRejected,
+    MailUnavailable,
+    Outgoing,
+    UnsendableEmail,
+)
 
 OUTGOING = Outgoing(
     email_id=7,
@@ -58,7 +66,7 @@ class ScriptedSMTP:
     def __init__(self, *args, **kwargs):
         self.closed = False
 
-    def send_message(self, message, to_addrs=None):
+    def send_message(self, message, from_addr=None, to_addrs=None):
         raise self.error
 
     def quit(self):
@@ -93,3 +101,33 @@ def test_smtp_answers_are_translated_to_ours(monkeypatch, error, translated):
 def test_only_unavailability_is_transient():
     assert issubclass(MailUnavailable, TransientError)
     assert not issubclass(MailRejected, TransientError) and not issubclass(MailMisconfigured, TransientError)
+
+
+@pytest.mark.parametrize(
+    ("from_name", "from_address", "domains", "expected"),
+    [
+        # no seller From: MAIL_FROM as configured
+        (None, None, frozenset(), "Payments <payments@remit.test>"),
+        # the seller's name at our address
+        ("Acme Supply", None, frozenset(), "Acme Supply <payments@remit.test>"),
+        # its own address at an allowed domain (compared ignoring case)
+        ("Acme Supply", "ar@Acme.test", frozenset({"acme.test"}), "Acme Supply <ar@acme.test>"),
+        # a domain we may not send for: our address, its name
+        ("Acme Supply", "ar@acme.test", frozenset({"other.test"}), "Acme Supply <payments@remit.test>"),
+    ],
+)
+def test_the_from_header_is_the_sellers_where_allowed(from_name, from_address, domains, expected):
+    gateway = MailGateway("smtp://127.0.0.1:1025", "Payments <payments@remit.test>", seller_domains=domains)
+    outgoing = dataclasses.replace(OUTGOING, from_name=from_name, from_address=from_address)
+    assert gateway.compose(outgoing)["From"] == expected
+
+
+@pytest.mark.parametrize(
+    ("from_name", "from_address"), [("Acme\r\nBcc: x@evil.test", None), ("Acme", "a@b.test, c@d.test")]
+)
+def test_a_from_that_is_not_one_name_and_one_address_is_unsendable(from_name, from_address):
+    gateway = MailGateway(
+        "smtp://127.0.0.1:1025", "payments@remit.test", seller_domains=frozenset({"b.test"})
+    )
+    with pytest.raises(UnsendableEmail):
+        gateway.compose(dataclasses.replace(OUTGOING, from_name=from_name, from_address=from_address))

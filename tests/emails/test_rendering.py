@@ -41,10 +41,57 @@ def test_payment_emails_show_amount_method_reference_and_comment(kind):
     rendered = render(kind, context)
     assert "$1,234.56" in rendered.subject
     for part in (rendered.text, rendered.html):
-        assert "$1,234.56" in part and "#42" in part and "ending in" in part
+        assert "$1,234.56" in part and "ACME-1042" in part and "ending in" in part
+        assert "#42" not in part  # the internal id is not the customer's reference
+        # The day the money moves: a scheduled payment's date, else the day it was made.
+        assert ("December 15, 2026" if context["scheduled_for"] else "November 22, 2026") in part
         if context["transaction_id"]:
             assert context["transaction_id"] in part
     assert HOSTILE_COMMENT in rendered.text
+
+
+@pytest.mark.parametrize("kind", PAYMENT_KINDS)
+def test_an_email_owed_before_references_existed_still_renders_with_the_payment_number(kind):
+    context = contexts.for_kind(kind)
+    for added in ("reference", "payment_date", "transaction_label"):
+        del context[added]
+    rendered = render(kind, context)
+    assert "Payment reference: #42" in rendered.text
+    if context["transaction_id"]:
+        label = "Stripe charge ID" if context["transaction_id"].startswith("ch_") else "Stripe payment ID"
+        assert f"{label}: {context['transaction_id']}" in rendered.text
+
+
+def test_a_refund_email_is_headed_by_the_refund_with_its_id():
+    context = contexts.for_kind("refund_issued") | {
+        "refund_minor": 23456,
+        "refund_id": "re_3Qrefund1",
+        "refunded_minor": 23456,
+    }
+    rendered = render("refund_issued", context)
+    assert rendered.subject == "Refund of $234.56 issued by Acme <Industrial> Supply"
+    assert rendered.text.splitlines()[2] == "$234.56 refunded"
+    assert "Stripe refund ID:  re_3Qrefund1" in rendered.text
+    assert "$234.56 refunded</h1>" in rendered.html and "re_3Qrefund1" in rendered.html
+    assert "Refunded in all" not in rendered.text  # the first refund is all there is so far
+
+
+def test_a_second_refund_says_how_much_is_refunded_in_all():
+    context = contexts.for_kind("refund_issued") | {
+        "refund_minor": 10000,
+        "refund_id": None,
+        "refunded_minor": 33456,
+    }
+    rendered = render("refund_issued", context)
+    assert "Refunded in all:   $334.56 of $1,234.56" in rendered.text
+    assert "Stripe refund ID" not in rendered.text  # its refund.* event had not come yet
+
+
+def test_a_reversal_email_is_headed_by_the_reversed_amount_with_the_dispute_id():
+    context = contexts.for_kind("payment_reversed") | {"reversed_minor": 123456, "dispute_id": "dp_1Q"}
+    rendered = render("payment_reversed", context)
+    assert rendered.text.splitlines()[2] == "$1,234.56 reversed"
+    assert "Stripe dispute ID: dp_1Q" in rendered.text and "dp_1Q" in rendered.html
     assert "&lt;script&gt;steal()&lt;/script&gt; short by 2 crates" in rendered.html
 
 
@@ -59,7 +106,8 @@ def test_payment_emails_break_the_payment_down_by_invoice(kind):
 
 def test_card_confirmation_names_the_transaction_for_the_records():
     rendered = render("payment_confirmation", contexts.for_kind("payment_confirmation"))
-    assert "Transaction ID:    ch_3QabcDEF123" in rendered.text
+    assert "Stripe charge ID: ch_3QabcDEF123" in rendered.text
+    assert "Transaction ID" not in rendered.text
     assert "Damaged goods" in rendered.text
 
 

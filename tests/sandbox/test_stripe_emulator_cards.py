@@ -249,3 +249,72 @@ def test_emulator_restarts_after_stop_and_still_delivers(receiver):
         assert emu.wait_for_deliveries(10) and len(receiver.received) == 1
     finally:
         emu.stop()
+
+
+def test_setup_future_usage_attaches_the_method_once_the_payment_succeeds(client, customer, emu):
+    method = client.v1.payment_methods.create({"type": "card", "card": {"token": "tok_visa"}})
+    intent = pay(client, method.id, customer.id, off_session=False, setup_future_usage="off_session")
+    assert (intent.status, intent.setup_future_usage) == ("succeeded", "off_session")
+    assert client.v1.payment_methods.retrieve(method.id).customer == customer.id
+    assert "payment_method.attached" in [e["type"] for e in emu.events()]
+
+
+def test_setup_future_usage_attaches_nothing_when_the_card_is_declined(client, customer):
+    method = client.v1.payment_methods.create({"type": "card", "card": {"token": "tok_chargeDeclined"}})
+    with pytest.raises(stripe.CardError):
+        pay(client, method.id, customer.id, setup_future_usage="off_session")
+    assert client.v1.payment_methods.retrieve(method.id).customer is None
+
+
+def test_a_payment_without_setup_future_usage_leaves_the_method_unattached(client, customer):
+    method = client.v1.payment_methods.create({"type": "card", "card": {"token": "tok_visa"}})
+    pay(client, method.id, customer.id)
+    assert client.v1.payment_methods.retrieve(method.id).customer is None
+
+
+def test_an_unknown_setup_future_usage_is_refused(client, customer):
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        pay(client, "pm_card_visa", customer.id, setup_future_usage="always")
+    assert caught.value.error.param == "setup_future_usage"
+
+
+def _attached_card(client, customer):
+    method = client.v1.payment_methods.create({"type": "card", "card": {"token": "tok_visa"}})
+    return client.v1.payment_methods.attach(method.id, {"customer": customer.id})
+
+
+def test_updating_a_card_changes_its_expiry_and_billing_details_and_emits_updated(client, customer, emu):
+    method = _attached_card(client, customer)
+    updated = client.v1.payment_methods.update(
+        method.id,
+        {
+            "card": {"exp_month": 4, "exp_year": 2040},
+            "billing_details": {"name": "Pat", "address": {"city": "Chicago"}},
+        },
+    )
+    assert (updated.card.exp_month, updated.card.exp_year) == (4, 2040)
+    assert (updated.billing_details.name, updated.billing_details.address.city) == ("Pat", "Chicago")
+    assert emu.events()[-1]["type"] == "payment_method.updated"
+
+
+@pytest.mark.parametrize(
+    ("params", "param", "code"),
+    [
+        ({"card": {"exp_month": 13}}, "card[exp_month]", "invalid_expiry_month"),
+        ({"card": {"exp_month": 1, "exp_year": 2001}}, "card[exp_year]", "invalid_expiry_year"),
+        ({"card": {"cvc": "123"}}, "card[cvc]", "parameter_unknown"),
+        ({"nickname": "x"}, "nickname", "parameter_unknown"),
+    ],
+)
+def test_an_invalid_payment_method_update_is_refused(client, customer, params, param, code):
+    method = _attached_card(client, customer)
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.payment_methods.update(method.id, params)
+    assert (caught.value.error.param, caught.value.code) == (param, code)
+
+
+def test_a_payment_method_must_be_attached_before_it_can_be_updated(client):
+    method = client.v1.payment_methods.create({"type": "card", "card": {"token": "tok_visa"}})
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.payment_methods.update(method.id, {"billing_details": {"name": "Pat"}})
+    assert "must save this PaymentMethod to a customer" in caught.value.user_message

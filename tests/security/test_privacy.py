@@ -308,7 +308,14 @@ def _seed_personal_data(db) -> dict:
             ("new_removed", "removed", 700),
             ("old_active", "active", 900),
         ]:
-            methods[name] = factories.method(session, account, kind="us_bank_account", status=status).id
+            methods[name] = factories.method(
+                session,
+                account,
+                kind="us_bank_account",
+                status=status,
+                nickname="Jane's account",
+                billing_details={"name": "Jane Roe", "email": "jane@roe.example"},
+            ).id
             session.execute(
                 update(PaymentMethod)
                 .where(PaymentMethod.id == methods[name])
@@ -346,9 +353,11 @@ def test_purge_redacts_personal_data_past_retention_keeping_ids_amounts_and_stat
         assert "redacted" not in emails[made["emails"][name]].context
     gone = methods[made["methods"]["old_removed"]]
     assert (gone.mandate_ip, gone.mandate_user_agent) == (None, None) and gone.mandate_accepted_at is not None
+    assert (gone.billing_details, gone.nickname) == (None, None)
     assert gone.updated_at == PURGE_NOW - timedelta(days=731)
     for name in ("new_removed", "old_active"):
-        assert methods[made["methods"][name]].mandate_ip == "203.0.113.9"
+        kept = methods[made["methods"][name]]
+        assert kept.mandate_ip == "203.0.113.9" and kept.billing_details["name"] == "Jane Roe"
 
 
 def test_purge_works_in_bounded_batches(db):

@@ -84,13 +84,16 @@ def test_queued_email_is_rendered_and_delivered_once_with_headers_and_parts(db, 
     assert outbox.deliver_email(email_id, NOW) == "sent"
     [message] = smtp.wait_for(1)
     assert message["Message-ID"] == f"<remit-email-{email_id}@mail.remit.test>"
-    assert message["From"] == SENDER and message["To"] == "ap@customer.test"
+    # The seller's name at MAIL_FROM's address (no MAIL_SELLER_DOMAINS here); bounces go to MAIL_FROM.
+    assert message["From"] == '"Acme <Industrial> Supply" <payments@mail.remit.test>'
+    assert message["To"] == "ap@customer.test"
+    assert smtp.envelopes[0]["mail_from"] == "payments@mail.remit.test"
     assert message["Subject"] == "Payment received: $1,234.56 to Acme <Industrial> Supply"
     assert message["X-Remit-Dedupe-Key"].startswith("payment_confirmation:test:")
     assert message["Reply-To"] == "ar@acme.test"
     assert message.get_content_type() == "multipart/alternative"
     text, html = (part.get_content() for part in message.iter_parts())
-    assert "Transaction ID:    ch_3QabcDEF123" in text and "&lt;script&gt;" in html
+    assert "Stripe charge ID: ch_3QabcDEF123" in text and "&lt;script&gt;" in html
     assert smtp.envelopes[0]["rcpt_tos"] == ["ap@customer.test"]
     row = load(db, email_id)
     assert (row.status, row.attempts, row.sent_at, row.smtp_message_id) == (
@@ -228,3 +231,30 @@ def test_queue_emails_nudges_only_once_the_row_is_committed_and_never_for_a_dupl
         assert _queued_ids(broker) == []
         session.commit()
     assert _queued_ids(broker) == [email_id]
+
+
+def _deliver_from(db, capture, seller_domains, **seller):
+    use_mail_gateway(MailGateway(capture.url, SENDER, timeout_s=5, seller_domains=seller_domains))
+    context = contexts.for_kind("payment_confirmation")
+    context["seller"] = {**context["seller"], **seller}
+    email_id = queue_email(db)
+    with db() as session:
+        session.execute(update(Email).where(Email.id == email_id).values(context=context))
+        session.commit()
+    assert outbox.deliver_email(email_id, NOW) == "sent"
+    [message] = capture.wait_for(1)
+    return message, capture.envelopes[0]["mail_from"]
+
+
+def test_a_seller_sends_from_its_own_name_and_address_at_an_allowed_domain(db, smtp):
+    seller = {"from_name": "Acme Receivables", "from_address": "ar@acme.test"}
+    message, envelope = _deliver_from(db, smtp, frozenset({"acme.test"}), **seller)
+    assert message["From"] == "Acme Receivables <ar@acme.test>"
+    assert message["Reply-To"] == "ar@acme.test"
+    assert envelope == "payments@mail.remit.test"
+
+
+def test_a_seller_address_outside_the_allowed_domains_keeps_mail_from_address(db, smtp):
+    seller = {"from_name": "Acme Receivables", "from_address": "ar@elsewhere.test"}
+    message, _ = _deliver_from(db, smtp, frozenset({"acme.test"}), **seller)
+    assert message["From"] == "Acme Receivables <payments@mail.remit.test>"

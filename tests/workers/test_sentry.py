@@ -40,6 +40,10 @@ class _Capture(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         if self.headers.get("Content-Encoding") == "gzip":
             body = gzip.decompress(body)
+        elif self.headers.get("Content-Encoding") == "br":  # sentry-sdk prefers brotli once it is installed
+            import brotli  # WeasyPrint's fonttools brings it
+
+            body = brotli.decompress(body)
         _Capture.received.append(body)
         self.send_response(200)
         self.send_header("Content-Length", "2")

@@ -120,3 +120,11 @@ def test_the_authentication_window_and_portal_page_have_defaults_and_are_configu
 def test_a_malformed_window_or_portal_page_is_named(name, value):
     with pytest.raises(SettingsError, match=f"^{name} is malformed"):
         load_settings({**VALID, name: value})
+
+
+def test_mail_seller_domains_default_to_none_and_are_read_as_lower_case_domains():
+    assert load_settings(VALID).mail_seller_domains == frozenset()
+    loaded = load_settings({**VALID, "MAIL_SELLER_DOMAINS": "Acme.test, mail.bolt.example ,"})
+    assert loaded.mail_seller_domains == frozenset({"acme.test", "mail.bolt.example"})
+    with pytest.raises(SettingsError, match="MAIL_SELLER_DOMAINS is malformed: 'acme' is not a domain name"):
+        load_settings({**VALID, "MAIL_SELLER_DOMAINS": "acme"})

@@ -33,3 +33,18 @@ def voided(number):
 )
 def test_last_look(invoices, method_status, expected):
     assert last_look(invoices, method_status) == expected
+
+
+@pytest.mark.parametrize(
+    ("method_status", "expected"),
+    [
+        # a card Stripe has not attached yet: this payment attaches it (setup_future_usage)
+        ("verification_pending", None),
+        ("active", None),
+        # removed or failed meanwhile: still refused
+        ("removed", UNAVAILABLE),
+        ("verification_failed", UNAVAILABLE),
+    ],
+)
+def test_last_look_of_a_payment_that_saves_its_card(method_status, expected):
+    assert last_look([("INV-1", False)], method_status, saves_method=True) == expected

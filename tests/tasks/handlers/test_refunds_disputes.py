@@ -363,7 +363,8 @@ def test_a_refund_email_after_the_chargeback_does_not_call_what_the_dispute_took
     lines = [(line["amount_minor"], line["reversed_minor"]) for line in email.context["invoices"]]
     assert lines == [(6_000, 0), (4_000, 0)]  # as paid, adding up to the payment
     text = render(email.kind, email.context).text
-    assert "$30.00 of your payment of $100.00 has been refunded" in text and " refunded\n" not in text
+    assert "$30.00 of your payment of $100.00 has been refunded" in text
+    assert not [line for line in text.splitlines() if line.startswith("- ") and "refunded" in line]
 
 
 def test_inquiry_moves_no_money_and_flags_the_payment_for_a_response(db):
@@ -414,3 +415,41 @@ def test_refund_during_an_inquiry_is_an_ordinary_refund(db):
     assert (state["status"], state["refunded_minor"]) == ("partially_refunded", 4_000)
     assert [a[1:] for a in state["allocations"]] == [("applied", 6_000), ("reversed", 4_000)]
     assert state["emails"] == [f"refund_issued:payment:{ids['payment']}"]
+
+
+def _refund_object(refund_id: str, amount: int, status: str = "succeeded") -> dict:
+    return {
+        "id": refund_id,
+        "object": "refund",
+        "amount": amount,
+        "currency": "usd",
+        "charge": "ch_pi_r",
+        "payment_intent": "pi_r",
+        "status": status,
+        "reason": None,
+    }
+
+
+def test_each_refund_email_is_about_its_own_refund_with_its_id_when_stripe_told_it_first(db):
+    ids = succeeded(db)
+    run(db, make_event("refund.created", _refund_object("re_first", 3_000)))
+    run(db, make_event("charge.refunded", charge("pi_r", ids["payment"], 3_000)))
+    # The second refund's charge.refunded comes before its refund.created: the amount is known, the id not.
+    run(db, make_event("charge.refunded", charge("pi_r", ids["payment"], 5_000)))
+    run(db, make_event("refund.created", _refund_object("re_second", 2_000)))
+    first, second = refund_email_contexts(db, ids["payment"])
+    assert (first["refund_minor"], first["refund_id"], first["refunded_minor"]) == (3_000, "re_first", 3_000)
+    assert (second["refund_minor"], second["refund_id"], second["refunded_minor"]) == (2_000, None, 5_000)
+    assert render("refund_issued", first).subject.startswith("Refund of $30.00 issued by ")
+    assert "Stripe refund ID:  re_first" in render("refund_issued", first).text
+
+
+def test_the_reversal_email_is_headed_by_the_disputed_amount_with_the_dispute_id(db):
+    ids = succeeded(db)
+    run(db, make_event("charge.dispute.created", dispute("dp_head", "pi_r", "needs_response")))
+    with db() as session:
+        [context] = session.scalars(
+            select(Email.context).where(Email.payment_id == ids["payment"], Email.kind == "payment_reversed")
+        )
+    assert (context["reversed_minor"], context["dispute_id"]) == (10_000, "dp_head")
+    assert "Stripe dispute ID: dp_head" in render("payment_reversed", context).text
