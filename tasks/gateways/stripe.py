@@ -266,6 +266,7 @@ class StripeGateway:
     ) -> MethodDetails:
         """POST /v1/payment_methods/{id}: billing details and a card's expiry (it must be attached)."""
         updated = self._call(
+            "POST /v1/payment_methods/{id}",
             lambda p, o: self._client.v1.payment_methods.update(payment_method, p, o),
             params,
             {"idempotency_key": idempotency_key},
