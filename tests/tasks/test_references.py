@@ -109,7 +109,7 @@ def test_the_erp_export_ends_each_line_with_the_reference(two_sellers, db):
         seller_id, day = payment.seller_id, payment.created_at.date()
     one_day = timedelta(days=1)  # the seller's day may differ from UTC's
     lines = api.export_payments(seller_id, day - one_day, day + one_day).splitlines()
-    assert lines[0].endswith(",finished_at,reference")
+    assert lines[0].endswith(",finished_at,source,reference")
     assert lines[1].endswith(",BOLT-1")
 
 
