@@ -1,11 +1,11 @@
-"""charge.dispute.* events: a card dispute or a late ACH return takes the money back.
+"""charge.dispute.* events: a chargeback takes the money back, and its outcome settles where it goes.
 
-Any chargeback, created or closed, won or lost, marks the payment disputed, reverses its applied
-allocations (the invoices reopen) and flags it for ops, so that any delivery order ends alike.
-A won dispute returns the funds but leaves the payment disputed with needs_review: ops re-apply
-the money, because the reopened invoices may have been paid again meanwhile. An inquiry (a
-warning_* status) moves no money: it is recorded and flagged for a response, and reverses the
-payment only if it escalates to a chargeback.
+A chargeback (created, updated, funds_withdrawn, or first seen closed lost) marks the payment
+disputed, reverses its applied allocations (the invoices reopen) and records what it reversed. Won
+(closed won or funds_reinstated, in any order): exactly that goes back on the invoices still owing
+it, any part whose invoice was paid meanwhile becomes credit, and the payment is succeeded again
+with a dispute_won email (tasks/flows/disputes.py). Lost: it stays reversed. An inquiry (warning_*)
+moves no money. needs_review is set while a response is due and cleared when the dispute ends.
 """
 
 from __future__ import annotations
@@ -15,9 +15,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from db.models import Dispute
 from db.queries import payments as payment_rows
+from tasks.domain.disputes import Step, decide, reported_status
 from tasks.domain.events import dispute_is_closed, dispute_is_inquiry, next_dispute_status
 from tasks.domain.states import PaymentStatus
+from tasks.flows import disputes as dispute_money
 from tasks.flows import ledger
 from tasks.handlers.common import PROCESSED, Handled, no_payment_yet, obj, source_of
 from tasks.handlers.settle import charge_ids, settle_in_batch
@@ -27,12 +30,36 @@ DISPUTABLE = (P.SUCCEEDED, P.PARTIALLY_REFUNDED)
 
 
 def handle(session: Session, event: dict[str, Any], now: datetime) -> Handled:
-    """Record the dispute; reverse the payment once it is a chargeback."""
+    """Record the dispute and take the step its status (as kept) calls for."""
     dispute = obj(event)
     charge_id, intent_id = charge_ids(dispute)
     payment = payment_rows.lock_payment_for_charge(session, charge_id, intent_id)
     if payment is None:
         return no_payment_yet(event, f"charge {charge_id} of dispute {dispute.get('id')}", now)
+    row = _record(session, payment, dispute, reported_status(event["type"], dispute["status"]), now)
+    source = source_of(event)
+    batch = ledger.TransitionBatch(now)
+    settle_in_batch(session, batch, payment, charge_id, intent_id, source=source)
+    decision = decide(
+        row.status,
+        reversed_=row.reversal is not None or payment.status == P.DISPUTED,
+        reinstated=row.reinstated_at is not None,
+        disputable=payment.status in DISPUTABLE,
+    )
+    if decision.needs_review is not None:
+        batch.set_columns(payment, {"needs_review": decision.needs_review})
+    detail = {
+        "event_type": event["type"],
+        "dispute": dispute["id"],
+        "reason": dispute.get("reason"),
+        "dispute_status": row.status,
+    }
+    _STEPS[decision.step](session, batch, payment, row, source, detail)
+    batch.flush(session)
+    return PROCESSED
+
+
+def _record(session: Session, payment: Any, dispute: dict[str, Any], status: str, now: datetime) -> Dispute:
     row = payment_rows.insert_dispute(
         session,
         payment_id=payment.id,
@@ -40,26 +67,30 @@ def handle(session: Session, event: dict[str, Any], now: datetime) -> Handled:
         amount_minor=dispute["amount"],
         currency=dispute["currency"],
         reason=dispute.get("reason"),
-        status=dispute["status"],
+        status=status,
     )
-    row.status = next_dispute_status(row.status, dispute["status"])
+    row.status = next_dispute_status(row.status, status)
     if dispute_is_closed(row.status) and row.closed_at is None:
         row.closed_at = now
-    source = source_of(event)
-    batch = ledger.TransitionBatch(now)
-    settle_in_batch(session, batch, payment, charge_id, intent_id, source=source)
-    batch.set_columns(payment, {"needs_review": True})  # an inquiry needs a response too
-    detail = {
-        "event_type": event["type"],
-        "dispute": dispute["id"],
-        "reason": dispute.get("reason"),
-        "dispute_status": dispute["status"],
-    }
-    if dispute_is_inquiry(row.status):
-        batch.note(payment, source=source, detail={**detail, "inquiry": True})
-    elif payment.status in DISPUTABLE:
-        batch.add(session, payment, P.DISPUTED, source=source, detail=detail)
-    else:
-        batch.note(payment, source=source, detail=detail)
-    batch.flush(session)
-    return PROCESSED
+    return row
+
+
+def _reverse(session, batch, payment, row, source, detail) -> None:
+    dispute_money.reverse(session, batch, payment, row, source=source, detail=detail)
+
+
+def _reinstate(session, batch, payment, row, source, detail) -> None:
+    plan = dispute_money.reinstate(session, batch, payment, row, source=source, detail=detail)
+    if plan is None:
+        # Reversed before disputes recorded what they reversed, and refunded in part: ops re-apply it.
+        batch.set_columns(payment, {"needs_review": True})
+        batch.note(payment, source=source, detail={**detail, "reinstate": "reversal unknown: ops"})
+    elif plan.credit_minor:
+        batch.set_columns(payment, {"needs_review": True})  # money the seller may want to refund
+
+
+def _note(session, batch, payment, row, source, detail) -> None:
+    batch.note(payment, source=source, detail={**detail, "inquiry": dispute_is_inquiry(row.status)})
+
+
+_STEPS = {Step.REVERSE: _reverse, Step.REINSTATE: _reinstate, Step.NOTE: _note}
