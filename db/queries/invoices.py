@@ -316,7 +316,10 @@ def lock_room_on_invoices(session: Session, invoice_ids: Sequence[int]) -> dict[
     invoices = lock_invoices(session, invoice_ids)
     claims = dict(
         session.execute(
-            select(_ALLOCATIONS.c.invoice_id, func.sum(_ALLOCATIONS.c.amount_minor + _ALLOCATIONS.c.discount_minor))
+            select(
+                _ALLOCATIONS.c.invoice_id,
+                func.sum(_ALLOCATIONS.c.amount_minor + _ALLOCATIONS.c.discount_minor),
+            )
             .where(
                 _ALLOCATIONS.c.invoice_id.in_([i.id for i in invoices]),
                 _ALLOCATIONS.c.state.in_((AllocationState.APPLIED, AllocationState.RESERVED)),

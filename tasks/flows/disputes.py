@@ -27,19 +27,29 @@ P = PaymentStatus
 MAX_OPERATOR_LENGTH = 100
 
 
-def reverse(session: Session, batch: ledger.TransitionBatch, payment: Any, dispute: Dispute, **line: Any) -> None:
+def reverse(
+    session: Session, batch: ledger.TransitionBatch, payment: Any, dispute: Dispute, **line: Any
+) -> None:
     """The chargeback takes the money back; the dispute row remembers which allocations and credits."""
     batch.flush(session)  # a payment settled by this event has its allocations applied first
     applied = invoice_rows.list_applied_allocations_of(session, [payment.id])[payment.id]
     # The transition reverses credit only for payments that can carry it (plan_transition).
     carries_credit = payment.kind != PaymentKind.INVOICES
-    credits = invoice_rows.lock_available_credits_of(session, [payment.id])[payment.id] if carries_credit else []
+    credits = (
+        invoice_rows.lock_available_credits_of(session, [payment.id])[payment.id] if carries_credit else []
+    )
     dispute.reversal = {"allocations": [r.id for r in applied], "credits": [r.id for r in credits]}
     batch.add(session, payment, P.DISPUTED, **line)
 
 
 def reinstate(
-    session: Session, batch: ledger.TransitionBatch, payment: Any, dispute: Dispute, *, source: str, detail: dict
+    session: Session,
+    batch: ledger.TransitionBatch,
+    payment: Any,
+    dispute: Dispute,
+    *,
+    source: str,
+    detail: dict,
 ) -> Reinstatement | None:
     """A won dispute: its reversed allocations go back on invoices still owing them, the rest becomes credit,
     and the payment is succeeded again (partially refunded if it was). None when the dispute's reversal is
@@ -110,7 +120,9 @@ def reinstate_won_dispute(payment_id: int, operator: str, now: datetime | None =
     reversal cannot be told apart from a refund's.
     """
     if not isinstance(operator, str) or not operator.strip() or len(operator) > MAX_OPERATOR_LENGTH:
-        raise RemitError("invalid_operator", f"operator must be a name of 1 to {MAX_OPERATOR_LENGTH} characters")
+        raise RemitError(
+            "invalid_operator", f"operator must be a name of 1 to {MAX_OPERATOR_LENGTH} characters"
+        )
     now = now or datetime.now(UTC)
     with transaction() as session:
         payment = payment_rows.lock_payment(session, payment_id)

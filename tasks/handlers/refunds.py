@@ -30,7 +30,6 @@ from tasks.domain.states import (
     AllocationState,
     CreditState,
     EmailKind,
-    PaymentKind,
     PaymentStatus,
 )
 from tasks.flows import ledger
@@ -179,11 +178,9 @@ class _Slices:
     def load(cls, session: Session, payments: Sequence[Any]) -> _Slices:
         """The payments' applied allocations, and the available credit (locked) of those that can carry it."""
         ids = sorted({p.id for p in payments})
-        with_credit = sorted(
-            {p.id for p in payments if p.kind != PaymentKind.INVOICES}
-        )  # invoice payments carry none
+        # Any payment may carry credit: an invoice payment does once a won dispute found an invoice paid.
         applied = invoice_rows.list_applied_allocations_of(session, ids)
-        return cls(applied, invoice_rows.lock_available_credits_of(session, with_credit))
+        return cls(applied, invoice_rows.lock_available_credits_of(session, ids))
 
     def take_back(self, payment_id: int, refund_minor: int) -> TakeBack:
         """take_back over the payment's slices as earlier events of the batch left them.
