@@ -12,8 +12,9 @@ def _card(brand, last4, outcome="succeed", decline=None, funding="credit"):
 
 # Token -> behaviour.  Outcomes: succeed, decline, decline_after_attach (sets up fine, every
 # charge fails), refund_fails (refunds fail later), dispute, inquiry (a dispute inquiry, no funds
-# taken), auth_always (off-session needs authentication), auth_on_setup (off-session needs authentication until a SetupIntent set the card
-# up), auth_on_session (only on-session payments ask for authentication).
+# taken), auth_always (off-session needs authentication), auth_on_setup (off-session needs
+# authentication until a SetupIntent set the card up), auth_on_session (only on-session payments
+# ask for authentication).
 CARD_TOKENS = {
     "pm_card_visa": _card("visa", "4242"),
     "pm_card_visa_debit": _card("visa", "5556", funding="debit"),
