@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from db.models import Account, Seller
+from db.models import Account, BalanceDrift, Seller
 from db.queries._views import _view
 
 _ACCOUNTS, _SELLERS = Account.__table__, Seller.__table__
@@ -37,9 +37,18 @@ _LOCK_FOR_STALE = text(
     "SELECT id FROM accounts WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id FOR KEY SHARE"
 )
 # A marker that waited on another's uncommitted mark re-reads the row and leaves it: one nudge per mark.
+# A mark the hourly check pass left (balance_check_pending) is taken over: money moved, so the recompute
+# must not call the change drift, and this nudge brings it sooner than the sweeper would.
 _MARK_STALE = text(
-    "UPDATE accounts SET balance_stale_since = :now WHERE id = ANY(CAST(:ids AS bigint[]))"
-    " AND balance_stale_since IS NULL RETURNING id"
+    "UPDATE accounts SET balance_stale_since = coalesce(balance_stale_since, :now),"
+    " balance_check_pending = false WHERE id = ANY(CAST(:ids AS bigint[]))"
+    " AND (balance_stale_since IS NULL OR balance_check_pending) RETURNING id"
+)
+# The check pass's mark: nothing moved since the figures were stored, so a recompute that finds them
+# different from the ledger has found drift.
+_MARK_CHECK = text(
+    "UPDATE accounts SET balance_stale_since = :now, balance_check_pending = true"
+    " WHERE id = ANY(CAST(:ids AS bigint[]))"
 )
 
 # The full pass takes the same row lock its UPDATE would, but in id order (an UPDATE alone takes them in the
@@ -113,7 +122,7 @@ def mark_unmarked_balances_stale(session: Session, now: datetime, after_id: int,
     every other marker does; returns their ids in that order."""
     connection = session.connection()
     ids = list(connection.execute(_LOCK_UNMARKED, {"after": after_id, "limit": limit}).scalars())
-    connection.execute(_MARK_STALE, {"ids": ids, "now": now})
+    connection.execute(_MARK_CHECK, {"ids": ids, "now": now})
     return ids
 
 
@@ -129,3 +138,15 @@ def update_stripe_customer(session: Session, account_id: int, customer_id: str) 
         .values(stripe_customer_id=customer_id)
     )
     return session.get(Account, account_id).stripe_customer_id
+
+
+def insert_balance_drift(session: Session, **values: object) -> None:
+    """A balance_drifts row: the account, when it was found, the stored figures (before) and the ledger's."""
+    session.add(BalanceDrift(**values))
+
+
+def count_drifted_accounts(session: Session, since: datetime) -> int:
+    """Accounts with drift found since then."""
+    return session.scalar(
+        select(func.count(func.distinct(BalanceDrift.account_id))).where(BalanceDrift.found_at >= since)
+    )

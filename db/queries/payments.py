@@ -223,10 +223,17 @@ def _insert_payment_statement(columns: tuple[str, ...]):
         )
         .cte("new_line")
     )
+    # As accounts.mark_balances_stale: money moved, so a check pass's mark no longer means "unchanged".
     stale = (
         update(_ACCOUNTS)
-        .where(_ACCOUNTS.c.id == bindparam("a_id"), _ACCOUNTS.c.balance_stale_since.is_(None))
-        .values(balance_stale_since=bindparam("a_now"))
+        .where(
+            _ACCOUNTS.c.id == bindparam("a_id"),
+            or_(_ACCOUNTS.c.balance_stale_since.is_(None), _ACCOUNTS.c.balance_check_pending),
+        )
+        .values(
+            balance_stale_since=func.coalesce(_ACCOUNTS.c.balance_stale_since, bindparam("a_now")),
+            balance_check_pending=False,
+        )
         .returning(_ACCOUNTS.c.id)
         .cte("stale")
     )

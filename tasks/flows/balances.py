@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -11,11 +12,12 @@ from db.queries import accounts as account_rows
 from db.queries import invoices as invoice_rows
 from db.queries import payments as payment_rows
 from db.session import transaction
-from tasks.domain.balances import Aging, Figures, InvoiceFacts, compute_aging, compute_figures
+from tasks.domain.balances import Aging, Figures, InvoiceFacts, compute_aging, compute_figures, drift_between
 from tasks.domain.dates import seller_today
 from tasks.domain.states import PaymentStatus
 from tasks.flows import messages
 
+_log = logging.getLogger(__name__)
 IN_FLIGHT = (
     PaymentStatus.PENDING,
     PaymentStatus.SUBMITTING,
@@ -28,6 +30,8 @@ SWEEP_LIMIT = 1000
 # Accounts the full pass locks per transaction: a money movement waits at most for one chunk's commit (a few
 # milliseconds), not for a pass over every account.
 FULL_PASS_CHUNK = 500
+# The full pass runs hourly (schedules/schedule.py): it reports the drift found since the previous one.
+DRIFT_REPORT_WINDOW = timedelta(hours=1)
 
 
 def balance_moved(session: Session, account_id: int, now: datetime) -> None:
@@ -48,18 +52,18 @@ def recompute_all_after_commit(session: Session, account_ids: list[int]) -> None
 
 def figures_for(session: Session, account: Account, now: datetime) -> Figures:
     """The account's figures as the ledger says right now, in the account's currency only."""
+    return figures_on(session, account, [now])[0]
+
+
+def figures_on(session: Session, account: Account, moments: list[datetime]) -> list[Figures]:
+    """The account's figures from the ledger as it is, at each moment's day (overdue moves with the date)."""
     facts = _invoice_facts(session, account)
     amounts = payment_rows.sum_payments_by_status(session, account.id, account.currency)
-    credit = invoice_rows.sum_available_credit(session, account.id, account.currency)
+    credit = int(invoice_rows.sum_available_credit(session, account.id, account.currency))
     pending = sum(int(amounts.get(s, 0) or 0) for s in IN_FLIGHT)
     scheduled = int(amounts.get(PaymentStatus.SCHEDULED, 0) or 0)
-    return compute_figures(
-        facts,
-        pending,
-        scheduled,
-        int(credit),
-        seller_today(account_rows.find_seller(session, account.seller_id), now),
-    )
+    seller = account_rows.find_seller(session, account.seller_id)
+    return [compute_figures(facts, pending, scheduled, credit, seller_today(seller, at)) for at in moments]
 
 
 def aging_for(session: Session, account: Account, now: datetime) -> Aging:
@@ -82,12 +86,34 @@ def recompute_balance(account_id: int, now: datetime) -> bool:
         account = account_rows.lock_account(session, account_id)
         if account is None or account.balance_stale_since is None:
             return False
-        figures = figures_for(session, account, now)
+        checking = account.balance_check_pending and account.balance_computed_at is not None
+        moments = [now, account.balance_computed_at] if checking else [now]
+        figures, *then = figures_on(session, account, moments)
+        if then:
+            _record_drift(session, account, then[0], now)
         for name, value in vars(figures).items():
             setattr(account, name, value)
         account.balance_computed_at = now
         account.balance_stale_since = None
+        account.balance_check_pending = False
         return True
+
+
+def _record_drift(session: Session, account: Account, ledger: Figures, now: datetime) -> None:
+    """No money moved since the figures were stored: the ledger read at their day must give them back."""
+    stored = Figures(**{name: getattr(account, name) for name in vars(ledger)})
+    differing = drift_between(stored, ledger)
+    if not differing:
+        return
+    account_rows.insert_balance_drift(
+        session,
+        account_id=account.id,
+        found_at=now,
+        computed_at=account.balance_computed_at,
+        before=vars(stored),
+        after=vars(ledger),
+    )
+    _log.warning("balance drift on account %s: %s (stored, ledger)", account.id, differing)
 
 
 def sweep_stale_balances(now: datetime, limit: int = SWEEP_LIMIT) -> dict[str, int]:
@@ -99,11 +125,16 @@ def sweep_stale_balances(now: datetime, limit: int = SWEEP_LIMIT) -> dict[str, i
 
 
 def mark_all_stale(now: datetime) -> dict[str, int]:
-    """The nightly full pass: every account is recomputed (due dates pass at midnight)."""
+    """The hourly full pass: every account is recomputed (due dates pass at each seller's midnight) and
+    checked against the ledger; reports the accounts the previous pass's recomputes found drifted."""
+    with transaction() as session:
+        drifted = account_rows.count_drifted_accounts(session, since=now - DRIFT_REPORT_WINDOW)
+    if drifted:
+        _log.warning("balance drift: %s accounts drifted in the last pass", drifted)
     marked, after_id = 0, 0
     while True:
         with transaction() as session:
             ids = account_rows.mark_unmarked_balances_stale(session, now, after_id, FULL_PASS_CHUNK)
         if not ids:
-            return {"marked": marked}
+            return {"marked": marked, "drifted": drifted}
         marked, after_id = marked + len(ids), ids[-1]

@@ -82,3 +82,25 @@ def test_late_webhook_events_failed_emails_and_stale_balances_are_highlighted(cl
         ["stale for over 5 minutes", "1", "10m 0s", ""],
         True,
     )
+
+
+def test_balance_drift_of_the_last_hour_is_highlighted(client, db, clock):
+    from db.models import BalanceDrift
+
+    with db() as session:
+        _, account, _ = shop_rows(session)
+        session.add(
+            BalanceDrift(account_id=account.id, found_at=ago(clock.now, hours=5), before={}, after={})
+        )
+        session.commit()
+    assert row_cells(client.get("/").body, "drifted in the last hour") == (
+        ["drifted in the last hour", "0", "–", "1 drift records in all"],
+        False,
+    )
+    with db() as session:
+        session.add(
+            BalanceDrift(account_id=account.id, found_at=ago(clock.now, minutes=2), before={}, after={})
+        )
+        session.commit()
+    cells, alert = row_cells(client.get("/").body, "drifted in the last hour")
+    assert (cells[1], cells[3], alert) == ("1", "2 drift records in all", True)

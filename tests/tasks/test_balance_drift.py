@@ -1,0 +1,71 @@
+"""Drift: stored figures that disagree with the ledger though no money movement marked the account."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+
+from db.models import Account, BalanceDrift, Invoice
+from db.queries import accounts as account_rows
+from tasks.flows import balances
+from tests import factories
+
+NOW = datetime(2026, 12, 5, 15, 0, tzinfo=UTC)
+
+
+def computed_account(db) -> tuple[int, int]:
+    """An account owing one 10,000 invoice, its figures stored an hour ago; (account id, invoice id)."""
+    with db() as session, session.begin():
+        account = factories.account(session)
+        invoice = factories.invoice(session, account, 10_000)
+        account.balance_stale_since = NOW - timedelta(hours=2)
+        ids = account.id, invoice.id
+    assert balances.recompute_balance(ids[0], NOW - timedelta(hours=1))
+    return ids
+
+
+def drifts(db) -> list[tuple[int, dict, dict]]:
+    with db() as session:
+        return [(d.account_id, d.before, d.after) for d in session.scalars(select(BalanceDrift))]
+
+
+def test_a_stored_figure_nobody_marked_is_recorded_as_drift_and_put_right(db):
+    account_id, _ = computed_account(db)
+    with db() as session, session.begin():  # a write outside every money path
+        session.execute(update(Account).where(Account.id == account_id).values(balance_minor=7_000))
+    assert balances.mark_all_stale(NOW) == {"marked": 1, "drifted": 0}
+    assert balances.recompute_balance(account_id, NOW)
+    [(found_for, before, after)] = drifts(db)
+    assert (found_for, before["balance_minor"], after["balance_minor"]) == (account_id, 7_000, 10_000)
+    with db() as session:
+        account = session.get(Account, account_id)
+        assert (account.balance_minor, account.balance_check_pending) == (10_000, False)
+    # The next hourly pass reports it.
+    assert balances.mark_all_stale(NOW + timedelta(minutes=30)) == {"marked": 1, "drifted": 1}
+
+
+def test_figures_that_agree_with_the_ledger_record_nothing_even_when_a_due_date_passed(db):
+    account_id, invoice_id = computed_account(db)
+    with db() as session, session.begin():  # due yesterday: overdue changes with the date alone
+        session.get(Invoice, invoice_id).due_on = (NOW - timedelta(days=1)).date()
+    with db() as session, session.begin():
+        account_rows.mark_balances_stale(session, [account_id], NOW)  # the edit above was a money path
+    assert balances.recompute_balance(account_id, NOW)
+    assert balances.mark_all_stale(NOW + timedelta(days=1)) == {"marked": 1, "drifted": 0}
+    assert balances.recompute_balance(account_id, NOW + timedelta(days=1))
+    assert drifts(db) == []
+    with db() as session:
+        assert session.get(Account, account_id).overdue_minor == 10_000
+
+
+def test_money_moved_after_the_check_mark_is_not_drift(db):
+    account_id, invoice_id = computed_account(db)
+    balances.mark_all_stale(NOW)
+    with db() as session, session.begin():  # a money movement: the ledger changes and the account is marked
+        session.get(Invoice, invoice_id).total_minor = 8_000
+        assert account_rows.mark_balances_stale(session, [account_id], NOW) == [account_id]  # nudged
+    assert balances.recompute_balance(account_id, NOW)
+    assert drifts(db) == []
+    with db() as session:
+        assert session.get(Account, account_id).balance_minor == 8_000
