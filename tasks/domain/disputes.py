@@ -50,7 +50,8 @@ def decide(status: str, *, reversed_: bool, reinstated: bool, disputable: bool) 
     if status == "won":
         if reinstated:
             return Decision(Step.NOTE, None)  # a repeat: a flag set when it became credit stays
-        return Decision(Step.REINSTATE if reversed_ else Step.NOTE, False)
+        # First seen won (its opening delivered late): reversed then reinstated, as in order.
+        return Decision(Step.REINSTATE if reversed_ or disputable else Step.NOTE, False)
     open_chargeback = status in CHARGEBACK_OPEN or not dispute_is_closed(status)
     if reversed_ or not disputable:
         # A chargeback on a payment with nothing left to take back (refunded, failed) needs a person.

@@ -2,7 +2,8 @@
 
 A chargeback (created, updated, funds_withdrawn, or first seen closed lost) marks the payment
 disputed, reverses its applied allocations (the invoices reopen) and records what it reversed. Won
-(closed won or funds_reinstated, in any order): exactly that goes back on the invoices still owing
+(closed won or funds_reinstated, in any order; first seen won, it is reversed first, so every
+order ends alike): exactly that goes back on the invoices still owing
 it, any part whose invoice was paid meanwhile becomes credit, and the payment is succeeded again
 with a dispute_won email (tasks/flows/disputes.py). Lost: it stays reversed. An inquiry (warning_*)
 moves no money. needs_review is set while a response is due and cleared when the dispute ends.
@@ -80,6 +81,8 @@ def _reverse(session, batch, payment, row, source, detail) -> None:
 
 
 def _reinstate(session, batch, payment, row, source, detail) -> None:
+    if payment.status != P.DISPUTED:  # first seen won: the chargeback happened all the same
+        dispute_money.reverse(session, batch, payment, row, source=source, detail={**detail, "implied": True})
     plan = dispute_money.reinstate(session, batch, payment, row, source=source, detail=detail)
     if plan is None:
         # Reversed before disputes recorded what they reversed, and refunded in part: ops re-apply it.

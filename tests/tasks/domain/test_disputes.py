@@ -22,7 +22,8 @@ R, I, N = Step.REVERSE, Step.REINSTATE, Step.NOTE
         ("lost", False, False, True, Decision(R, False)),  # first seen lost: taken, nothing to answer
         ("lost", True, False, True, Decision(N, False)),
         ("won", True, False, True, Decision(I, False)),  # the money is back
-        ("won", False, False, True, Decision(N, False)),  # first seen won: never reversed
+        ("won", False, False, True, Decision(I, False)),  # first seen won: reversed, then reinstated
+        ("won", False, False, False, Decision(N, False)),  # nothing was ever taken
         ("won", True, True, True, Decision(N, None)),  # a repeat leaves the flag as the win set it
     ],
 )

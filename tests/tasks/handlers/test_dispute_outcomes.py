@@ -148,6 +148,7 @@ ORDERS = {
     "funds reinstated before closed": (0, 1, 2, 4, 3),
     "withdrawn after created": (1, 0, 2, 3, 4),
     "updated late": (0, 1, 3, 4, 2),
+    "won first": (3, 4, 0, 1, 2),
 }
 
 
@@ -170,7 +171,7 @@ def test_won_dispute_ends_alike_in_any_order_and_with_duplicates(db):
     assert first[0] == "succeeded" and first[3] == ["dispute_won", "payment_reversed"]
 
 
-def test_dispute_first_seen_won_never_reverses_the_payment(db):
+def test_dispute_first_seen_won_ends_as_in_order(db):
     ids = settled(db, "pi_f")
     for kind, status in (
         ("closed", "won"),
@@ -179,8 +180,13 @@ def test_dispute_first_seen_won_never_reverses_the_payment(db):
     ):
         run(db, events_of("pi_f", "dp_f", (kind, status))[0])
     state = snapshot(db, ids["payment"])
-    assert (state["status"], state["needs_review"], state["emails"]) == ("succeeded", False, [])
+    assert (state["status"], state["needs_review"]) == ("succeeded", False)
+    assert [key.split(":")[0] for key in state["emails"]] == ["dispute_won", "payment_reversed"]
     assert [a[1] for a in state["allocations"]] == ["applied", "applied"]
+    assert timeline(db, ids["payment"])[-4:-2] == [
+        ("succeeded", "disputed", True),
+        ("disputed", "succeeded", True),
+    ]
 
 
 @pytest.mark.parametrize("order", list(itertools.permutations(range(2))))
