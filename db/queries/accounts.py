@@ -118,9 +118,9 @@ def list_due_stale_accounts(session: Session, now: datetime, grace: timedelta, l
 
 
 def mark_unmarked_balances_stale(session: Session, now: datetime, after_id: int, limit: int) -> list[int]:
-    """Flag the next `limit` accounts not flagged yet with ids above after_id for a check (balance_check_pending:
-    nothing moved since their figures were stored), locking them in id order as every other marker does;
-    returns their ids in that order."""
+    """Flag the next `limit` accounts not flagged yet with ids above after_id for a check
+    (balance_check_pending: nothing moved since their figures were stored), locking them in id order as
+    every other marker does; returns their ids in that order."""
     connection = session.connection()
     ids = list(connection.execute(_LOCK_UNMARKED, {"after": after_id, "limit": limit}).scalars())
     connection.execute(_MARK_CHECK, {"ids": ids, "now": now})
