@@ -27,6 +27,7 @@ from tasks.handlers.common import PROCESSED, Handled, no_payment_yet, obj, sourc
 from tasks.handlers.settle import charge_ids, settle_in_batch
 
 P = PaymentStatus
+Batch = ledger.TransitionBatch
 DISPUTABLE = (P.SUCCEEDED, P.PARTIALLY_REFUNDED)
 
 
@@ -76,11 +77,11 @@ def _record(session: Session, payment: Any, dispute: dict[str, Any], status: str
     return row
 
 
-def _reverse(session, batch, payment, row, source, detail) -> None:
+def _reverse(session: Session, batch: Batch, payment: Any, row: Dispute, source: str, detail: dict) -> None:
     dispute_money.reverse(session, batch, payment, row, source=source, detail=detail)
 
 
-def _reinstate(session, batch, payment, row, source, detail) -> None:
+def _reinstate(session: Session, batch: Batch, payment: Any, row: Dispute, source: str, detail: dict) -> None:
     if payment.status != P.DISPUTED:  # first seen won: the chargeback happened all the same
         dispute_money.reverse(session, batch, payment, row, source=source, detail={**detail, "implied": True})
     plan = dispute_money.reinstate(session, batch, payment, row, source=source, detail=detail)
@@ -92,7 +93,7 @@ def _reinstate(session, batch, payment, row, source, detail) -> None:
         batch.set_columns(payment, {"needs_review": True})  # money the seller may want to refund
 
 
-def _note(session, batch, payment, row, source, detail) -> None:
+def _note(session: Session, batch: Batch, payment: Any, row: Dispute, source: str, detail: dict) -> None:
     batch.note(payment, source=source, detail={**detail, "inquiry": dispute_is_inquiry(row.status)})
 
 
