@@ -439,8 +439,27 @@ class Dispute(Base):
     status: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = _created()
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # What its chargeback reversed ({"allocations": [ids], "credits": [ids]}): a won dispute reinstates
+    # exactly these, since a refund before it may have reversed others.
+    reversal: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # When a won dispute's money was put back on the invoices (or became credit).
+    reinstated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (CheckConstraint("amount_minor > 0", name="amount_positive"),)
+
+
+class BalanceDrift(Base):
+    """Stored figures a recompute found different from the ledger though no money movement marked them."""
+
+    __tablename__ = "balance_drifts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    found_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    # When the stored (drifted) figures had been computed.
+    computed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    before: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    after: Mapped[dict[str, Any]] = mapped_column(JSONB)
 
 
 class StripeEvent(Base):

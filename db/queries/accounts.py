@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from db.models import Account, Seller
+from db.models import Account, BalanceDrift, Seller
 from db.queries._views import _view
 
 _ACCOUNTS, _SELLERS = Account.__table__, Seller.__table__
@@ -115,3 +115,15 @@ def update_stripe_customer(session: Session, account_id: int, customer_id: str) 
         .values(stripe_customer_id=customer_id)
     )
     return session.get(Account, account_id).stripe_customer_id
+
+
+def insert_balance_drift(session: Session, **values: object) -> None:
+    """A balance_drifts row: the account, when it was found, the stored figures (before) and the ledger's."""
+    session.add(BalanceDrift(**values))
+
+
+def count_drifted_accounts(session: Session, since: datetime) -> int:
+    """Accounts with drift found since then."""
+    return session.scalar(
+        select(func.count(func.distinct(BalanceDrift.account_id))).where(BalanceDrift.found_at >= since)
+    )

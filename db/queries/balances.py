@@ -9,6 +9,7 @@ tests/db/test_balance_queries.py holds these statements equal to the domain's fu
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import text
@@ -107,7 +108,8 @@ _LOCK_ACCOUNTS = text(
 )
 _STORED = text(
     "SELECT id, balance_minor, overdue_minor, pending_minor, scheduled_minor, credit_minor,"
-    " balance_stale_since FROM accounts WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id"
+    " balance_stale_since, balance_computed_at"
+    " FROM accounts WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id"
 )
 _STORE = text(
     "UPDATE accounts SET balance_minor = f.balance, overdue_minor = f.overdue, pending_minor = f.pending,"
@@ -175,10 +177,19 @@ def list_invoice_facts(session: Session, account_id: int, today: date) -> list[I
     return [InvoiceFacts(int(total), int(settled), due_on) for total, settled, due_on in rows]
 
 
-def list_stored_figures(session: Session, account_ids: Sequence[int]) -> dict[int, tuple[Figures, bool]]:
-    """{account id: (the figures stored on it, whether it is marked stale)}."""
+@dataclass(frozen=True)
+class Stored:
+    """An account's figures as stored, whether it is marked stale, and when they were computed."""
+
+    figures: Figures
+    stale: bool
+    computed_at: datetime | None
+
+
+def list_stored_figures(session: Session, account_ids: Sequence[int]) -> dict[int, Stored]:
+    """{account id: its stored figures}."""
     rows = session.execute(_STORED, {"ids": list(account_ids)})
-    return {row[0]: (Figures(*row[1:6]), row[6] is not None) for row in rows}
+    return {row[0]: Stored(Figures(*row[1:6]), row[6] is not None, row[7]) for row in rows}
 
 
 def store_figures(session: Session, figures: dict[int, Figures], now: datetime) -> None:

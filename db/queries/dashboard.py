@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from db.models import (
     Account,
     Allocation,
+    BalanceDrift,
     Dispute,
     Email,
     FailedJob,
@@ -202,4 +203,15 @@ def count_stale_accounts(session: Session, since: datetime) -> Row:
     """(count, oldest mark) of accounts flagged stale before since."""
     return session.execute(
         select(func.count(), func.min(Account.balance_stale_since)).where(Account.balance_stale_since < since)
+    ).one()
+
+
+def count_balance_drifts(session: Session, since: datetime) -> Row:
+    """(drift records in all, accounts found drifted since then, when drift was last found)."""
+    return session.execute(
+        select(
+            func.count(),
+            func.count(func.distinct(BalanceDrift.account_id)).filter(BalanceDrift.found_at >= since),
+            func.max(BalanceDrift.found_at),
+        )
     ).one()

@@ -350,3 +350,46 @@ def list_visible_children(session: Session, parent_ids: Sequence[int]) -> list[R
         _INVOICES.c.customer_visible.is_(True),
     )
     return session.connection().execute(statement.order_by(_INVOICES.c.id)).all()
+
+
+def list_reversed_allocations(session: Session, payment_id: int, ids: Sequence[int] | None) -> list[Row]:
+    """(id, invoice_id, amount_minor, discount_minor) of the payment's reversed allocations (only those
+    among ids, when given), in id order."""
+    statement = (
+        select(Allocation.id, Allocation.invoice_id, Allocation.amount_minor, Allocation.discount_minor)
+        .where(Allocation.payment_id == payment_id, Allocation.state == AllocationState.REVERSED)
+        .order_by(Allocation.id)
+    )
+    if ids is not None:
+        statement = statement.where(Allocation.id.in_(list(ids)))
+    return list(session.execute(statement))
+
+
+def lock_room_on_invoices(session: Session, invoice_ids: Sequence[int]) -> dict[int, int]:
+    """What each invoice can still take, locked in id order: its total less every claim on it (applied or
+    reserved allocations with their discounts, payments recorded outside Remit); 0 when voided."""
+    invoices = lock_invoices(session, invoice_ids)
+    claims = dict(
+        session.execute(
+            select(
+                _ALLOCATIONS.c.invoice_id,
+                func.sum(_ALLOCATIONS.c.amount_minor + _ALLOCATIONS.c.discount_minor),
+            )
+            .where(
+                _ALLOCATIONS.c.invoice_id.in_([i.id for i in invoices]),
+                _ALLOCATIONS.c.state.in_((AllocationState.APPLIED, AllocationState.RESERVED)),
+            )
+            .group_by(_ALLOCATIONS.c.invoice_id)
+        ).all()
+    )
+    external = dict(
+        session.execute(
+            select(_EXTERNAL_LINES.c.invoice_id, func.sum(_EXTERNAL_LINES.c.amount_minor))
+            .where(_EXTERNAL_LINES.c.invoice_id.in_([i.id for i in invoices]))
+            .group_by(_EXTERNAL_LINES.c.invoice_id)
+        ).all()
+    )
+    return {
+        i.id: 0 if i.voided else i.total_minor - int(claims.get(i.id, 0)) - int(external.get(i.id, 0))
+        for i in invoices
+    }

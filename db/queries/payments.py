@@ -423,6 +423,17 @@ def insert_dispute(
     )
 
 
+def find_won_dispute_of(session: Session, payment_id: int) -> Dispute | None:
+    """The payment's latest won dispute whose money was not reinstated yet, locked, or None."""
+    return session.scalar(
+        select(Dispute)
+        .where(Dispute.payment_id == payment_id, Dispute.status == "won", Dispute.reinstated_at.is_(None))
+        .order_by(Dispute.id.desc())
+        .limit(1)
+        .with_for_update()
+    )
+
+
 def sum_payments_by_status(session: Session, account_id: int, currency: str) -> dict[str, int]:
     """{status: total amount} of the account's payments in this currency."""
     return dict(

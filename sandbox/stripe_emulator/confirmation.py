@@ -85,10 +85,10 @@ def succeed(state, intent, charge):
     intent.update(status="succeeded", amount_received=intent["amount"], processing=None)
     state.emit("payment_intent.succeeded", intent, previous)
     outcome = behaviour_of(state, method)["outcome"]
-    if outcome == "dispute":
+    if outcome in ("dispute", "inquiry"):
         bank = charge["payment_method_details"]["type"] == "us_bank_account"
         reason = disputes.ACH_DISPUTE_REASON if bank else "fraudulent"
-        disputes.open_dispute(state, charge, reason, "lost" if bank else None)
+        disputes.open_dispute(state, charge, reason, "lost" if bank else None, inquiry=outcome == "inquiry")
 
 
 def save_for_future(state, intent, method):

@@ -59,6 +59,10 @@ _POSTS = {
     ),
     "authenticate": lambda emu, body: emu.authenticate(body["payment_intent"], body.get("success", True)),
     "revoke_mandate": lambda emu, body: emu.revoke_mandate(body["payment_method"]),
+    "open_dispute": lambda emu, body: emu.open_dispute(
+        body["payment_intent"], body.get("reason", "fraudulent"), bool(body.get("inquiry", False))
+    ),
+    "close_dispute": lambda emu, body: emu.close_dispute(body["dispute"], body["outcome"]),
 }
 
 

@@ -2,7 +2,7 @@
 
 import copy
 
-from . import confirmation, mandates, payment_methods
+from . import confirmation, disputes, mandates, payment_methods
 
 
 class Inspection:
@@ -60,6 +60,26 @@ class Inspection:
             intent = self.state.store.get("payment_intent", payment_intent_id)
             confirmation.authenticate(self.state, intent, success)
             return copy.deepcopy(intent)
+
+    def open_dispute(self, payment_intent_id, reason="fraudulent", inquiry=False):
+        """The customer disputes a succeeded payment (a chargeback, or an inquiry): emits what Stripe does."""
+        with self.lock:
+            intent = self.state.store.get("payment_intent", payment_intent_id)
+            if intent["status"] != "succeeded":
+                raise ValueError(f"PaymentIntent {payment_intent_id} has no succeeded charge to dispute")
+            charge = self.state.store.get("charge", intent["latest_charge"])
+            return copy.deepcopy(disputes.open_dispute(self.state, charge, reason, inquiry=inquiry))
+
+    def close_dispute(self, dispute_id, outcome):
+        """The card network decides: a chargeback is won or lost; an inquiry won closes, lost escalates."""
+        if outcome not in ("won", "lost"):
+            raise ValueError("outcome must be won or lost")
+        with self.lock:
+            dispute = self.state.store.get("dispute", dispute_id)
+            if dispute["status"] in disputes.CLOSED:
+                raise ValueError(f"dispute {dispute_id} is already closed")
+            disputes.settle(self.state, dispute, outcome)
+            return copy.deepcopy(dispute)
 
     def revoke_mandate(self, payment_method_id):
         """The customer revoked the ACH mandate at the bank: emits `mandate.updated`."""

@@ -53,6 +53,7 @@ _TABLE = [
     ("GET", "/v1/disputes", disputes.list_disputes),
     ("POST", f"/v1/disputes/{_ID}/close", disputes.accept),
     ("GET", f"/v1/disputes/{_ID}", disputes.retrieve),
+    ("POST", f"/v1/disputes/{_ID}", disputes.update),
     ("GET", "/v1/events", events.list_events),
     ("GET", f"/v1/events/{_ID}", events.retrieve),
     ("GET", f"/v1/mandates/{_ID}", mandates.retrieve),

@@ -11,9 +11,10 @@ def _card(brand, last4, outcome="succeed", decline=None, funding="credit"):
 
 
 # Token -> behaviour.  Outcomes: succeed, decline, decline_after_attach (sets up fine, every
-# charge fails), refund_fails (refunds fail later), dispute, auth_always (off-session needs
-# authentication), auth_on_setup (off-session needs authentication until a SetupIntent set the card
-# up), auth_on_session (only on-session payments ask for authentication).
+# charge fails), refund_fails (refunds fail later), dispute, inquiry (a dispute inquiry, no funds
+# taken), auth_always (off-session needs authentication), auth_on_setup (off-session needs
+# authentication until a SetupIntent set the card up), auth_on_session (only on-session payments
+# ask for authentication).
 CARD_TOKENS = {
     "pm_card_visa": _card("visa", "4242"),
     "pm_card_visa_debit": _card("visa", "5556", funding="debit"),
@@ -64,6 +65,7 @@ CARD_TOKENS = {
     "pm_card_chargeCustomerFail": _card("visa", "0341", "decline_after_attach", _GENERIC),
     "pm_card_refundFail": _card("visa", "5126", "refund_fails"),
     "pm_card_createDispute": _card("visa", "0259", "dispute"),
+    "pm_card_createDisputeInquiry": _card("visa", "1976", "inquiry"),
     "pm_card_authenticationRequired": _card("visa", "3184", "auth_always"),
     "pm_card_authenticationRequiredOnSetup": _card("visa", "3155", "auth_on_setup"),
     "pm_card_authenticationRequiredSetupForOffSession": _card("visa", "0446", "auth_on_session"),
@@ -79,6 +81,7 @@ TOK_TO_PM = {
     "tok_chargeDeclinedExpiredCard": "pm_card_chargeDeclinedExpiredCard",
     "tok_chargeCustomerFail": "pm_card_chargeCustomerFail",
     "tok_createDispute": "pm_card_createDispute",
+    "tok_createDisputeInquiry": "pm_card_createDisputeInquiry",
 }
 
 

@@ -37,6 +37,15 @@ def compute_figures(
     )
 
 
+def drift_between(stored: Figures, ledger: Figures) -> dict[str, tuple[int, int]]:
+    """The figures that differ, as {name: (stored, ledger)}; empty when the stored ones are right."""
+    return {
+        name: (value, getattr(ledger, name))
+        for name, value in vars(stored).items()
+        if value != getattr(ledger, name)
+    }
+
+
 @dataclass(frozen=True)
 class Aging:
     """What is owed by days past due at the seller's today, and what falls due from today to the end of this

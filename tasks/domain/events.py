@@ -29,6 +29,7 @@ ROUTES: dict[str, str] = {
     # An inquiry that escalates to a chargeback changes status without a new created event.
     "charge.dispute.updated": "disputes",
     "charge.dispute.funds_withdrawn": "disputes",
+    "charge.dispute.funds_reinstated": "disputes",
     "setup_intent.succeeded": "setup_intents",
     "setup_intent.requires_action": "setup_intents",
     "setup_intent.setup_failed": "setup_intents",

@@ -100,6 +100,7 @@ class EmailKind(StrEnum):
     DEPOSIT_RECEIVED = "deposit_received"
     REFUND_ISSUED = "refund_issued"
     PAYMENT_REVERSED = "payment_reversed"
+    DISPUTE_WON = "dispute_won"
     BANK_VERIFICATION_NEEDED = "bank_verification_needed"
     BANK_VERIFIED = "bank_verified"
     BANK_VERIFICATION_FAILED = "bank_verification_failed"

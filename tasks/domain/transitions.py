@@ -84,8 +84,10 @@ TABLE: dict[tuple[P, P], Transition] = {
         email=E.REFUND_ISSUED
     ),  # a further partial refund
     (P.PARTIALLY_REFUNDED, P.DISPUTED): Transition(**_REVERSED, email=E.PAYMENT_REVERSED),
-    # A dispute the seller won: the money is back, nothing is re-applied and no email is owed.
-    (P.DISPUTED, P.SUCCEEDED): Transition(finishes=True),
+    # A dispute the seller won: the money is back. What goes back on which invoice, or becomes credit, is
+    # decided per allocation (tasks.domain.disputes.split_reinstatement), so the table moves nothing.
+    (P.DISPUTED, P.SUCCEEDED): Transition(email=E.DISPUTE_WON, finishes=True),
+    (P.DISPUTED, P.PARTIALLY_REFUNDED): Transition(email=E.DISPUTE_WON),  # won after a partial refund
 }
 # The creation of a scheduled payment is no transition, but owes its email as if it were one.
 SCHEDULED_EMAIL = E.SCHEDULED_CONFIRMED

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -10,9 +11,11 @@ from db.models import Account
 from db.queries import accounts as account_rows
 from db.queries import balances as balance_rows
 from db.session import transaction
-from tasks.domain.balances import Aging, Figures, compute_aging, compute_figures
+from tasks.domain.balances import Aging, Figures, compute_aging, compute_figures, drift_between
 from tasks.domain.dates import seller_today
 from tasks.flows import messages
+
+_log = logging.getLogger(__name__)
 
 # A recompute normally follows its money movement within a second; a minute means the nudge was lost.
 STALE_GRACE = timedelta(seconds=60)
@@ -20,6 +23,8 @@ SWEEP_LIMIT = 1000
 # Accounts the full pass locks per transaction: a money movement waits at most for one chunk's commit (a few
 # milliseconds), not for a pass over every account.
 FULL_PASS_CHUNK = 500
+# The full pass runs hourly (schedules/schedule.py): it reports the drift found since the previous one.
+DRIFT_REPORT_WINDOW = timedelta(hours=1)
 
 
 def balance_moved(session: Session, account_id: int, now: datetime) -> None:
@@ -57,9 +62,9 @@ def recompute_balance(account_id: int, now: datetime) -> bool:
     with transaction() as session:
         locked = balance_rows.lock_accounts(session, [account_id])
         stored = balance_rows.list_stored_figures(session, [account_id])
-        if not locked or not stored[account_id][1]:
+        if not locked or not stored[account_id].stale:
             return False
-        _store(session, locked, now)
+        _store(session, locked, now, check=False)
         return True
 
 
@@ -69,24 +74,64 @@ def recompute_all_balances(now: datetime, chunk: int = FULL_PASS_CHUNK) -> dict[
     Set-based: a chunk costs a lock, one statement reading the ledger for all its accounts and one
     writing their figures, so the pass takes seconds, not one message per account. Accounts are
     locked in id order (as every writer of several accounts does) and each chunk commits before the
-    next, so a money movement waits for one chunk at most.
+    next, so a money movement waits for one chunk at most. An account no money movement marked stale
+    is checked on the way: stored figures the ledger does not give back (read at the day they were
+    computed, as a passing due date changes "overdue" with no money moving) are drift, recorded in
+    balance_drifts, logged, and put right.
     """
-    recomputed, after_id = 0, 0
+    recomputed, drifted, after_id = 0, 0, 0
     while True:
         with transaction() as session:
             locked = balance_rows.lock_account_chunk(session, after_id, chunk)
             if not locked:
-                return {"recomputed": recomputed}
-            _store(session, locked, now)
+                break
+            drifted += _store(session, locked, now, check=True)
         recomputed, after_id = recomputed + len(locked), locked[-1][0]
+    if drifted:
+        _log.warning("balance drift: %s accounts drifted (balance_drifts has before and after)", drifted)
+    return {"recomputed": recomputed, "drifted": drifted}
 
 
-def _store(session: Session, locked: list[tuple[int, str]], now: datetime) -> dict[int, Figures]:
-    """Compute and store the figures of locked accounts ((id, seller timezone) rows)."""
-    todays = {account_id: seller_today(_Zone(timezone), now) for account_id, timezone in locked}
-    figures = balance_rows.compute_figures_of(session, todays)
+def _store(session: Session, locked: list[tuple[int, str]], now: datetime, check: bool) -> int:
+    """Compute and store the figures of locked accounts ((id, seller timezone) rows); with check, first
+    record the drift of those not marked stale. Returns how many drifted."""
+    zones = {account_id: _Zone(timezone) for account_id, timezone in locked}
+    figures = balance_rows.compute_figures_of(
+        session, {i: seller_today(zone, now) for i, zone in zones.items()}
+    )
+    drifted = _record_drifts(session, zones, figures, now) if check else 0
     balance_rows.store_figures(session, figures, now)
-    return figures
+    return drifted
+
+
+def _record_drifts(
+    session: Session, zones: dict[int, _Zone], figures: dict[int, Figures], now: datetime
+) -> int:
+    stored = balance_rows.list_stored_figures(session, list(zones))
+    # Unmarked, and not what the ledger says today: read the ledger at the day the figures were stored.
+    suspects = {
+        i: row for i, row in stored.items() if not row.stale and row.computed_at and row.figures != figures[i]
+    }
+    then = balance_rows.compute_figures_of(
+        session, {i: seller_today(zones[i], row.computed_at) for i, row in suspects.items()}
+    )
+    drifted = [i for i, row in suspects.items() if drift_between(row.figures, then[i])]
+    for account_id in drifted:
+        row = suspects[account_id]
+        account_rows.insert_balance_drift(
+            session,
+            account_id=account_id,
+            found_at=now,
+            computed_at=row.computed_at,
+            before=vars(row.figures),
+            after=vars(then[account_id]),
+        )
+        _log.warning(
+            "balance drift on account %s: %s (stored, ledger)",
+            account_id,
+            drift_between(row.figures, then[account_id]),
+        )
+    return len(drifted)
 
 
 class _Zone:

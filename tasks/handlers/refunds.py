@@ -30,7 +30,6 @@ from tasks.domain.states import (
     AllocationState,
     CreditState,
     EmailKind,
-    PaymentKind,
     PaymentStatus,
 )
 from tasks.flows import feed, ledger
@@ -189,11 +188,9 @@ class _Slices:
     def load(cls, session: Session, payments: Sequence[Any]) -> _Slices:
         """The payments' applied allocations, and the available credit (locked) of those that can carry it."""
         ids = sorted({p.id for p in payments})
-        with_credit = sorted(
-            {p.id for p in payments if p.kind != PaymentKind.INVOICES}
-        )  # invoice payments carry none
+        # Any payment may carry credit: an invoice payment does once a won dispute found an invoice paid.
         applied = invoice_rows.list_applied_allocations_of(session, ids)
-        slices = cls(applied, invoice_rows.lock_available_credits_of(session, with_credit))
+        slices = cls(applied, invoice_rows.lock_available_credits_of(session, ids))
         slices.sellers = {p.id: p.account.seller_id for p in payments}
         return slices
 

@@ -60,6 +60,7 @@ PAYMENT_STATES: dict[str, dict[str, Any]] = {
     },
     EmailKind.REFUND_ISSUED: {"status": "partially_refunded"},
     EmailKind.PAYMENT_REVERSED: {"status": "disputed"},
+    EmailKind.DISPUTE_WON: {"status": "succeeded"},
 }
 
 

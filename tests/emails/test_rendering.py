@@ -177,6 +177,14 @@ def test_refund_email_says_per_invoice_what_was_refunded_and_other_emails_do_not
     assert "refunded" not in reversed_email.text and "refunded" not in reversed_email.html
 
 
+def test_dispute_won_email_says_the_payment_stands_and_what_became_credit():
+    context = contexts.payment_context(status="succeeded", invoices=reversed_lines((0, 4000)))
+    rendered = render("dispute_won", context)
+    assert "resolved in favour of Acme <Industrial> Supply" in rendered.text
+    assert "- INV-1002: $234.56, $40.00 kept as credit" in rendered.text
+    assert "$40.00 kept as credit</span>" in rendered.html and "refunded" not in rendered.text
+
+
 def test_bank_verification_needed_explains_the_descriptor_code():
     context = contexts.method_context(arrival_date=None, microdeposit_type="descriptor_code")
     rendered = render("bank_verification_needed", context)

@@ -265,7 +265,7 @@ def test_the_full_pass_and_a_batch_marking_accounts_in_id_order_never_deadlock(d
         batch.commit()
         racer.join(30)
     # The pass waited for the batch, then read what it committed: both recomputed, neither left stale.
-    assert outcomes == [{"recomputed": 2}]
+    assert outcomes == [{"recomputed": 2, "drifted": 0}]
     with db() as session:
         assert {session.get(Account, i).balance_stale_since for i in (low_id, high_id)} == {None}
         assert {session.get(Account, i).balance_computed_at for i in (low_id, high_id)} == {now}
@@ -280,6 +280,6 @@ def test_the_full_pass_recomputes_every_account_in_chunks(db, monkeypatch):
         seller = factories.seller(session)
         ids = [factories.account(session, seller).id for _ in range(5)]
     now = datetime.now(UTC)
-    assert accounts.recompute_all_balances(now, chunk=2) == {"recomputed": 5}
+    assert accounts.recompute_all_balances(now, chunk=2) == {"recomputed": 5, "drifted": 0}
     with db() as session:
         assert {session.get(Account, i).balance_computed_at for i in ids} == {now}

@@ -378,6 +378,7 @@ FINAL_EMAILS = {
     "deposit_received",
     "refund_issued",
     "payment_reversed",
+    "dispute_won",
 }
 
 

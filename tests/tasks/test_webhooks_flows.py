@@ -75,6 +75,18 @@ def card_dispute_lost(emulator, gateway, payment_id):
     gateway._client.v1.disputes.close(dispute["id"])
 
 
+def card_dispute_won(emulator, gateway, payment_id):
+    intent = pay(gateway, payment_id, "pm_card_createDispute")
+    [dispute] = gateway._client.v1.disputes.list({"payment_intent": intent.id}).data
+    gateway._client.v1.disputes.update(dispute.id, {"evidence": {"uncategorized_text": "winning_evidence"}})
+
+
+def card_inquiry_closed(emulator, gateway, payment_id):
+    intent = pay(gateway, payment_id, "pm_card_createDisputeInquiry")
+    [dispute] = gateway._client.v1.disputes.list({"payment_intent": intent.id}).data
+    gateway._client.v1.disputes.update(dispute.id, {"evidence": {"uncategorized_text": "winning_evidence"}})
+
+
 def ach_settles(emulator, gateway, payment_id):
     pay(gateway, payment_id, "pm_usBankAccount_success", bank=True)
     emulator.advance(ACH_SETTLE_S)
@@ -97,10 +109,20 @@ FLOWS = {
         {"status": "refunded", "refunded_minor": 10_000},
     ),
     "card_decline": (card_decline, "card", {"status": "failed", "failure_code": "insufficient_funds"}),
-    "card_dispute_lost": (card_dispute_lost, "card", {"status": "disputed", "needs_review": True}),
+    "card_dispute_lost": (card_dispute_lost, "card", {"status": "disputed", "needs_review": False}),
+    "card_dispute_won": (
+        card_dispute_won,
+        "card",
+        {
+            "status": "succeeded",
+            "needs_review": False,
+            "allocations": [("applied", 6_000), ("applied", 4_000)],
+        },
+    ),
+    "card_inquiry_closed": (card_inquiry_closed, "card", {"status": "succeeded", "needs_review": False}),
     "ach_settles": (ach_settles, "us_bank_account", {"status": "succeeded"}),
     "ach_fails": (ach_fails, "us_bank_account", {"status": "failed"}),
-    "ach_late_return": (ach_late_return, "us_bank_account", {"status": "disputed", "needs_review": True}),
+    "ach_late_return": (ach_late_return, "us_bank_account", {"status": "disputed", "needs_review": False}),
 }
 
 

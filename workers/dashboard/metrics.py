@@ -63,7 +63,27 @@ def render_metrics(overview: Overview) -> str:
             ({"status": "scheduled"}, overview.scheduled_past_due.oldest_seconds or 0),
         ],
     )
+    drift_lines(lines, overview)
     return "\n".join(lines) + "\n"
+
+
+def drift_lines(lines: list[str], overview: Overview) -> None:
+    """Balance drift: every recompute that found stored figures the ledger disagrees with, and the last hour's
+    drifted accounts (what the hourly pass reports)."""
+    _family(
+        lines,
+        "remit_balance_drifts_total",
+        "counter",
+        "Recomputes that found an account's stored figures differ from the ledger with no money movement.",
+        [({}, overview.balance_drifts_total)],
+    )
+    _family(
+        lines,
+        "remit_balance_drifted_accounts",
+        "gauge",
+        "Accounts found drifted in the last hour (one full balance pass).",
+        [({}, overview.balance_drifts.count)],
+    )
 
 
 def _family(lines: list[str], name: str, kind: str, help_text: str, samples) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from db.queries import dashboard as dashboard_rows
 from db.queries import feed_endpoints as feed_rows
 from tasks.domain.states import EmailStatus, EventStatus, FailedJobStatus, PaymentStatus
+from tasks.flows.balances import DRIFT_REPORT_WINDOW
 from tasks.flows.emails import EMAIL_GRACE
 from tasks.flows.payments import PENDING_GRACE
 from tasks.flows.reconcile import RECEIVED_GRACE_SECONDS, STUCK_AFTER_SECONDS
@@ -49,6 +50,10 @@ class Overview:
     stale_balances: Row
     alerts: int = field(default=0)
     failing_feeds: Row = field(default_factory=lambda: Row("failing", 0))
+    # Stored figures a recompute found different from the ledger (tasks.flows.balances): the last hour's
+    # accounts, and every drift record (for /metrics).
+    balance_drifts: Row = field(default_factory=lambda: Row("drifted in the last hour", 0))
+    balance_drifts_total: int = 0
 
 
 def build_overview(session: Session, broker, queues: tuple[str, ...], now: datetime) -> Overview:
@@ -70,6 +75,7 @@ def build_overview(session: Session, broker, queues: tuple[str, ...], now: datet
         stale_balances=_stale_balances(session, now),
     )
     overview.failing_feeds = _failing_feeds(session, now)
+    overview.balance_drifts, overview.balance_drifts_total = _balance_drifts(session, now)
     overview.alerts = _count_alerts(overview)
     return overview
 
@@ -80,7 +86,15 @@ def queue_alert(stats: QueueStats, dead_jobs: int) -> bool:
 
 
 def _count_alerts(o: Overview) -> int:
-    rows = [*o.payments, o.scheduled_past_due, *o.events, *o.emails, o.stale_balances, o.failing_feeds]
+    rows = [
+        *o.payments,
+        o.scheduled_past_due,
+        *o.events,
+        *o.emails,
+        o.stale_balances,
+        o.failing_feeds,
+        o.balance_drifts,
+    ]
     queue_alerts = sum(queue_alert(s, o.failed_dead_by_queue.get(s.queue, 0)) for s in o.queues)
     return sum(r.alert for r in rows) + queue_alerts + bool(o.queues_error)
 
@@ -160,6 +174,14 @@ def _emails(session: Session, now: datetime) -> list[Row]:
 def _stale_balances(session: Session, now: datetime) -> Row:
     count, oldest = dashboard_rows.count_stale_accounts(session, now - STALE_BALANCE_ALERT)
     return Row("stale for over 5 minutes", count, _age(now, oldest) if count else None, count > 0)
+
+
+def _balance_drifts(session: Session, now: datetime) -> tuple[Row, int]:
+    total, recent, last = dashboard_rows.count_balance_drifts(session, now - DRIFT_REPORT_WINDOW)
+    note = f"{total} drift records in all" if total else ""
+    return Row(
+        "drifted in the last hour", recent, _age(now, last) if recent else None, recent > 0, note
+    ), total
 
 
 def _age(now: datetime, then: datetime | None) -> float | None:

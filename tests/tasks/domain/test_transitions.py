@@ -177,8 +177,9 @@ ALLOWED = {
         E.PAYMENT_REVERSED,
         False,
     ),
-    # The seller won the dispute: the money is back, nothing is re-applied, no email.
-    (P.DISPUTED, P.SUCCEEDED): (None, None, None, None, None, True),
+    # The seller won the dispute: the money is back; tasks.domain.disputes decides what goes where.
+    (P.DISPUTED, P.SUCCEEDED): (None, None, E.DISPUTE_WON, E.DISPUTE_WON, E.DISPUTE_WON, True),
+    (P.DISPUTED, P.PARTIALLY_REFUNDED): (None, None, E.DISPUTE_WON, E.DISPUTE_WON, E.DISPUTE_WON, False),
 }
 PAIRS = list(product(P, P))
 

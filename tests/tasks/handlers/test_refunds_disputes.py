@@ -218,18 +218,6 @@ def test_card_dispute_reverses_allocations_flags_and_emails(db):
     assert state["disputes"] == [("needs_response", "fraudulent")]
 
 
-def test_won_dispute_stays_disputed_for_ops(db):
-    ids = succeeded(db)
-    run(db, make_event("charge.dispute.created", dispute("dp_2", "pi_r", "needs_response")))
-    run(db, make_event("charge.dispute.closed", dispute("dp_2", "pi_r", "won")))
-    state = snapshot(db, ids["payment"])
-    assert (state["status"], state["needs_review"], state["disputes"]) == (
-        "disputed",
-        True,
-        [("won", "fraudulent")],
-    )
-
-
 def test_closed_before_created_ends_like_in_order(db):
     ids = succeeded(db)
     run(db, make_event("charge.dispute.closed", dispute("dp_3", "pi_r", "lost")))
@@ -246,7 +234,7 @@ def test_ach_return_on_a_settled_payment_is_a_reversal(db):
     )
     run(db, make_event("charge.dispute.closed", dispute("dp_4", "pi_r", "lost", "insufficient_funds")))
     state = snapshot(db, ids["payment"])
-    assert (state["status"], state["needs_review"]) == ("disputed", True)
+    assert (state["status"], state["needs_review"]) == ("disputed", False)  # lost: nothing left to answer
     assert [a[1] for a in state["allocations"]] == ["reversed", "reversed"]
     assert state["emails"] == [f"payment_reversed:payment:{ids['payment']}"]
 
@@ -367,14 +355,14 @@ def test_a_refund_email_after_the_chargeback_does_not_call_what_the_dispute_took
     assert not [line for line in text.splitlines() if line.startswith("- ") and "refunded" in line]
 
 
-def test_inquiry_moves_no_money_and_flags_the_payment_for_a_response(db):
+def test_inquiry_moves_no_money_and_is_flagged_only_until_it_closes(db):
     # A card network inquiry: no funds withdrawn, usually closed as warning_closed.
     ids = succeeded(db)
     run(db, make_event("charge.dispute.created", dispute("dp_i", "pi_r", "warning_needs_response")))
     run(db, make_event("charge.dispute.updated", dispute("dp_i", "pi_r", "warning_under_review")))
     run(db, make_event("charge.dispute.closed", dispute("dp_i", "pi_r", "warning_closed")))
     state = snapshot(db, ids["payment"])
-    assert (state["status"], state["needs_review"], state["emails"]) == ("succeeded", True, [])
+    assert (state["status"], state["needs_review"], state["emails"]) == ("succeeded", False, [])  # answered
     assert [a[1] for a in state["allocations"]] == ["applied", "applied"]
     assert state["disputes"] == [("warning_closed", "fraudulent")]
     assert timeline(db, ids["payment"])[-3:] == [("succeeded", "succeeded", True)] * 3

@@ -92,3 +92,18 @@ def test_metrics_say_when_the_queues_cannot_be_read(db):
     samples = _scrape(make_app(TOKEN, db, NotRedis(), QUEUES))
     assert _at(samples, "remit_queue_up") == 0
     assert not any(name == "remit_queue_messages" for name, _ in samples)
+
+
+def test_metrics_count_balance_drift_in_all_and_in_the_last_hour(dashboard_app, db, clock):
+    from db.models import BalanceDrift
+
+    with db() as session:
+        _, account, _ = shop_rows(session)
+        for found in (ago(clock.now, hours=3), ago(clock.now, minutes=10)):
+            session.add(BalanceDrift(account_id=account.id, found_at=found, before={}, after={}))
+        session.commit()
+
+    samples = _scrape(dashboard_app)
+
+    assert _at(samples, "remit_balance_drifts_total") == 2
+    assert _at(samples, "remit_balance_drifted_accounts") == 1

@@ -112,3 +112,25 @@ def test_a_sellers_failing_ledger_feed_is_highlighted(client, db, clock):
         session.commit()
     cells, highlighted = row_cells(client.get("/").body, "failing", section)
     assert cells == ["failing", "1", "7m 0s", "remit feed status --failing"] and highlighted
+
+
+def test_balance_drift_of_the_last_hour_is_highlighted(client, db, clock):
+    from db.models import BalanceDrift
+
+    with db() as session:
+        _, account, _ = shop_rows(session)
+        session.add(
+            BalanceDrift(account_id=account.id, found_at=ago(clock.now, hours=5), before={}, after={})
+        )
+        session.commit()
+    assert row_cells(client.get("/").body, "drifted in the last hour") == (
+        ["drifted in the last hour", "0", "–", "1 drift records in all"],
+        False,
+    )
+    with db() as session:
+        session.add(
+            BalanceDrift(account_id=account.id, found_at=ago(clock.now, minutes=2), before={}, after={})
+        )
+        session.commit()
+    cells, alert = row_cells(client.get("/").body, "drifted in the last hour")
+    assert (cells[1], cells[3], alert) == ("1", "2 drift records in all", True)
