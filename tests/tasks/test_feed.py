@@ -252,4 +252,4 @@ def test_a_dispute_delivered_closed_at_once_writes_the_reversal_before_the_outco
     run(db, make_event("charge.dispute.closed", dispute("dp_2", "pi_r", "won")))
     events = _types_after(db, seller_id, before)
     assert [t for t, _ in events][0] == "payment.disputed" and [t for t, _ in events][-1] == "dispute.won"
-    assert events[-1][1]["status"] == "disputed" and events[-1][1]["dispute"] == "dp_2"
+    assert events[-1][1]["status"] == "succeeded" and events[-1][1]["dispute"] == "dp_2"
