@@ -488,3 +488,16 @@ class ScheduleRun(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
     __table_args__ = (UniqueConstraint("job", "period", name="uq_schedule_runs_job_period"),)
+
+
+class AuditEntry(Base):
+    """One thing an operator did from the dashboard or the ops CLI: who, when, what, to what."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
+    operator: Mapped[str] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(255))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)

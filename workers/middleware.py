@@ -1,16 +1,22 @@
 """Remit's own middleware: final job failures mirrored into failed_jobs; start-up objects kept out of full GC
-passes; one stop signal delivered twice stops a worker process gently, not by killing it."""
+passes; one stop signal delivered twice stops a worker process gently, not by killing it; every message
+counted and every worker process published (workers.telemetry)."""
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import time
 import traceback
 
 import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from redis.exceptions import RedisError
 from sqlalchemy.dialects.postgresql import insert
 
+from workers import telemetry
 from workers.heap import freeze_startup_objects
 from workers.scrub import scrub_text
 
@@ -119,3 +125,84 @@ def record_failed_job(message: dramatiq.Message, exception: BaseException) -> No
                 set_={k: statement.excluded[k] for k in ("error", "traceback", "attempts", "status")},
             )
         )
+
+
+class Telemetry(dramatiq.Middleware):
+    """Counts every message for /metrics and the dashboard's charts, and publishes this worker process.
+
+    The process is a Redis hash beside Dramatiq's heartbeats (host, pid, queues, threads, started, busy):
+    the heartbeats say a process is alive, only this says what it is. Outcomes: processed, or failed
+    (the attempt raised; Retries decides whether it comes back). Only on the Redis broker for the Redis
+    parts; the prometheus_client ones everywhere.
+    """
+
+    def __init__(self) -> None:
+        self._started: dict[str, float] = {}
+
+    def after_worker_boot(self, broker, worker):
+        if (client := _client(broker)) is None:
+            return
+        info = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "queues": ",".join(sorted(worker.consumer_whitelist or broker.get_declared_queues())),
+            "threads": worker.worker_threads,
+            "started_at": int(time.time()),
+            "busy": 0,
+        }
+        try:
+            client.hset(process_key(broker), mapping=info)
+            client.expire(process_key(broker), PROCESS_KEY_TTL_SECONDS)
+        except (RedisError, OSError):
+            _log.warning("could not publish this worker process to Redis")
+
+    def before_worker_shutdown(self, broker, worker):
+        if (client := _client(broker)) is not None:
+            try:
+                client.delete(process_key(broker))
+            except (RedisError, OSError):
+                pass  # it expires on its own
+
+    def before_process_message(self, broker, message):
+        self._started[message.message_id] = time.monotonic()
+        enqueued_ms = message.options.get("eta") or message.message_timestamp
+        telemetry.LATENCY.labels(message.queue_name).observe(max(time.time() - enqueued_ms / 1000, 0))
+        self._busy(broker, 1)
+
+    def after_process_message(self, broker, message, *, result=None, exception=None):
+        started = self._started.pop(message.message_id, None)
+        if started is not None:
+            telemetry.DURATION.labels(message.actor_name).observe(time.monotonic() - started)
+        outcome = "processed" if exception is None else "failed"
+        telemetry.MESSAGES.labels(message.queue_name, message.actor_name, outcome).inc()
+        self._busy(broker, -1, outcome)
+
+    def after_skip_message(self, broker, message):
+        self._started.pop(message.message_id, None)
+        self._busy(broker, -1)
+
+    def _busy(self, broker, delta: int, outcome: str | None = None) -> None:
+        if (client := _client(broker)) is None:
+            return
+        try:
+            with client.pipeline(transaction=False) as pipe:
+                pipe.hincrby(process_key(broker), "busy", delta).expire(
+                    process_key(broker), PROCESS_KEY_TTL_SECONDS
+                )
+                pipe.execute()
+        except (RedisError, OSError):
+            pass  # the busy count is for people; the work goes on
+        if outcome is not None:
+            telemetry.count_minute(client, broker.namespace, [outcome])
+
+
+# A process's hash outlives a kill -9 by at most this; the dashboard lists only processes with a heartbeat.
+PROCESS_KEY_TTL_SECONDS = 24 * 3600
+
+
+def process_key(broker) -> str:
+    return f"{broker.namespace}:remit:process:{broker.broker_id}"
+
+
+def _client(broker):
+    return broker.client if isinstance(broker, RedisBroker) else None

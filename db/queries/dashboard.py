@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, func, or_, select
 from sqlalchemy.orm import Session
 
 from db.models import (
@@ -15,6 +15,7 @@ from db.models import (
     Allocation,
     Dispute,
     Email,
+    ExternalPayment,
     FailedJob,
     Invoice,
     Payment,
@@ -23,6 +24,8 @@ from db.models import (
     Refund,
     StripeEvent,
 )
+from db.queries import failed_jobs as failed_job_rows
+from tasks.domain.dead_letters import DeadLetterFilter
 from tasks.domain.states import PaymentStatus
 
 # A screenful that still renders in milliseconds.
@@ -40,19 +43,9 @@ class Page:
         return max((self.total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
 
 
-def list_failed_jobs(
-    session: Session, *, queue: str = "", actor: str = "", status: str = "", page: int = 1
-) -> Page:
-    """Dead letters, newest first, filtered by exact queue, actor and status when given."""
-    where = [
-        c
-        for c, v in (
-            (FailedJob.queue == queue, queue),
-            (FailedJob.actor == actor, actor),
-            (FailedJob.status == status, status),
-        )
-        if v
-    ]
+def list_failed_jobs(session: Session, f: DeadLetterFilter, *, page: int = 1) -> Page:
+    """Dead letters the filter matches, newest first."""
+    where = failed_job_rows.matching(f)
     total = session.scalar(select(func.count()).select_from(FailedJob).where(*where))
     rows = session.scalars(
         select(FailedJob)
@@ -75,10 +68,11 @@ def list_payments(
     status: str = "",
     account_number: str = "",
     older_than_seconds: int = 0,
+    needs_review: bool = False,
     page: int = 1,
 ) -> Page:
     """Payments with their account, newest first; age is time since creation."""
-    where = []
+    where = [Payment.needs_review.is_(True)] if needs_review else []
     if status:
         where.append(Payment.status == status)
     if account_number:
@@ -203,3 +197,179 @@ def count_stale_accounts(session: Session, since: datetime) -> Row:
     return session.execute(
         select(func.count(), func.min(Account.balance_stale_since)).where(Account.balance_stale_since < since)
     ).one()
+
+
+def list_events(session: Session, *, status: str = "", type_: str = "", page: int = 1) -> Page:
+    """Stripe events in the inbox, newest first, by exact status and type prefix."""
+    where = [StripeEvent.status == status] if status else []
+    if type_:
+        where.append(StripeEvent.type.startswith(type_, autoescape=True))
+    total = session.scalar(select(func.count()).select_from(StripeEvent).where(*where))
+    rows = session.scalars(
+        select(StripeEvent)
+        .where(*where)
+        .order_by(StripeEvent.received_at.desc(), StripeEvent.id)
+        .offset((page - 1) * PAGE_SIZE)
+        .limit(PAGE_SIZE)
+    )
+    return Page(list(rows), page, total)
+
+
+def find_event(session: Session, event_id: str) -> StripeEvent | None:
+    return session.get(StripeEvent, event_id)
+
+
+def find_payment_of_event(session: Session, payload: dict[str, Any]) -> int | None:
+    """The payment an event is about, by the Stripe ids its object carries (never by metadata)."""
+    subject = (payload.get("data") or {}).get("object") or {}
+    if not isinstance(subject, dict):
+        return None
+    ids = [subject.get("id"), subject.get("payment_intent"), subject.get("charge")]
+    ids = [i for i in ids if isinstance(i, str)]
+    return _payment_by_stripe_ids(session, ids) if ids else None
+
+
+def _payment_by_stripe_ids(session: Session, ids: list[str]) -> int | None:
+    return (
+        session.scalar(
+            select(Payment.id)
+            .where(or_(Payment.stripe_payment_intent_id.in_(ids), Payment.stripe_charge_id.in_(ids)))
+            .limit(1)
+        )
+        or session.scalar(select(Refund.payment_id).where(Refund.stripe_refund_id.in_(ids)).limit(1))
+        or session.scalar(select(Dispute.payment_id).where(Dispute.stripe_dispute_id.in_(ids)).limit(1))
+    )
+
+
+def list_emails(session: Session, *, status: str = "", recipient: str = "", page: int = 1) -> Page:
+    """Outbox rows, newest first, by exact status and recipient substring."""
+    where = [Email.status == status] if status else []
+    if recipient:
+        where.append(Email.recipient.icontains(recipient, autoescape=True))
+    total = session.scalar(select(func.count()).select_from(Email).where(*where))
+    rows = session.scalars(
+        select(Email).where(*where).order_by(Email.id.desc()).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
+    )
+    return Page(list(rows), page, total)
+
+
+def find_email(session: Session, email_id: int) -> Email | None:
+    return session.get(Email, email_id)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One row a search term names: its kind (payment, event, email, account, failed_job) and key."""
+
+    kind: str
+    key: str
+    label: str
+
+
+def find_anything(session: Session, term: str) -> list[Hit]:
+    """Every row the term names exactly: a Stripe id, a payment id or key, an invoice, account or email."""
+    hits = _stripe_hits(session, term) if "_" in term else []
+    if term.isdigit() and len(term) < 10 and session.get(Payment, int(term)) is not None:
+        hits.append(Hit("payment", term, f"payment {term}"))
+    if "@" in term:
+        hits += _email_hits(session, term)
+    hits += _number_hits(session, term)
+    return hits
+
+
+def _stripe_hits(session: Session, term: str) -> list[Hit]:
+    if term.startswith("evt_"):
+        found = session.get(StripeEvent, term)
+        return [Hit("event", term, f"Stripe event {term} ({found.type})")] if found else []
+    payment_id = _payment_by_stripe_ids(session, [term])
+    hits = [Hit("payment", str(payment_id), f"payment {payment_id} ({term})")] if payment_id else []
+    for (pid,) in session.execute(
+        select(Payment.id).where(Payment.idempotency_key == term).order_by(Payment.id).limit(PAGE_SIZE)
+    ):
+        hits.append(Hit("payment", str(pid), f"payment {pid} (idempotency key {term})"))
+    return hits
+
+
+def _email_hits(session: Session, term: str) -> list[Hit]:
+    hits = []
+    if session.scalar(
+        select(func.count()).select_from(Email).where(func.lower(Email.recipient) == term.lower())
+    ):
+        hits.append(Hit("emails", term, f"emails to {term}"))
+    for number, name in session.execute(
+        select(Account.number, Account.name)
+        .where(func.lower(Account.billing_email) == term.lower())
+        .limit(PAGE_SIZE)
+    ):
+        hits.append(Hit("account", number, f"account {number} ({name}), billed at {term}"))
+    return hits
+
+
+def _number_hits(session: Session, term: str) -> list[Hit]:
+    hits = [
+        Hit("account", number, f"account {number} ({name})")
+        for number, name in session.execute(
+            select(Account.number, Account.name).where(Account.number == term).limit(PAGE_SIZE)
+        )
+    ]
+    paid = session.execute(
+        select(Allocation.payment_id, Invoice.number)
+        .join(Invoice, Invoice.id == Allocation.invoice_id)
+        .where(Invoice.number == term)
+        .distinct()
+        .limit(PAGE_SIZE)
+    )
+    hits += [Hit("payment", str(pid), f"payment {pid} (paid invoice {number})") for pid, number in paid]
+    references = session.execute(
+        select(ExternalPayment.reference, Account.number)
+        .join(Account, Account.id == ExternalPayment.account_id)
+        .where(ExternalPayment.reference == term)
+        .limit(PAGE_SIZE)
+    )
+    hits += [
+        Hit("account", number, f"external payment {ref} of account {number}") for ref, number in references
+    ]
+    return hits
+
+
+def count_flagged_payments(session: Session) -> int:
+    """Payments flagged needs_review."""
+    return session.scalar(select(func.count()).select_from(Payment).where(Payment.needs_review.is_(True)))
+
+
+def count_failing_events(session: Session) -> tuple[int, int]:
+    """(events failed for good, events still waiting after a failed attempt)."""
+    failed, retrying = session.execute(
+        select(
+            func.count().filter(StripeEvent.status == "failed"),
+            func.count().filter(StripeEvent.status == "received", StripeEvent.attempts > 0),
+        )
+    ).one()
+    return failed, retrying
+
+
+def count_per_minute(session: Session, since: datetime) -> dict[str, dict[datetime, int]]:
+    """Per minute since `since`: Stripe events received, payments that succeeded, payments that failed."""
+    minute = func.date_trunc("minute", StripeEvent.received_at)
+    events = session.execute(
+        select(minute, func.count()).where(StripeEvent.received_at >= since).group_by(minute)
+    ).all()
+    at = func.date_trunc("minute", PaymentEvent.at)
+    moves = session.execute(
+        select(PaymentEvent.to_status, at, func.count())
+        .where(
+            PaymentEvent.at >= since,
+            PaymentEvent.applied.is_(True),
+            PaymentEvent.to_status.in_([PaymentStatus.SUCCEEDED, PaymentStatus.FAILED]),
+            PaymentEvent.from_status.is_distinct_from(PaymentEvent.to_status),
+        )
+        .group_by(PaymentEvent.to_status, at)
+    ).all()
+    series: dict[str, dict[datetime, int]] = {
+        "webhooks_in": dict(events),
+        "succeeded": {},
+        "failed_payments": {},
+    }
+    for status, when, count in moves:
+        series["succeeded" if status == PaymentStatus.SUCCEEDED else "failed_payments"][when] = count
+    return series

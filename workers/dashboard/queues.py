@@ -99,3 +99,114 @@ def _timestamp(encoded: bytes) -> int | None:
         return int(Message.decode(encoded).message_timestamp)
     except DecodeError:  # an undecodable message has no age to report; the count still shows it
         return None
+
+
+# The retry set shown: the soonest due per queue; the count beside it is the whole set.
+DELAYED_SHOWN = 50
+
+
+@dataclass(frozen=True)
+class Delayed:
+    """A message waiting in a delay queue: a retry backing off, or a message sent with a delay."""
+
+    queue: str
+    message_id: str
+    actor: str
+    args: list
+    retries: int
+    due_in_seconds: float | None
+    error: str
+
+
+@dataclass(frozen=True)
+class Process:
+    """A worker process: what it published at boot and its last Dramatiq heartbeat."""
+
+    id: str
+    host: str
+    pid: str
+    queues: str
+    threads: int
+    busy: int
+    started_seconds_ago: float
+    heartbeat_seconds_ago: float
+
+
+def read_delayed(broker, queues: tuple[str, ...], now_ms: int, limit: int = DELAYED_SHOWN) -> list[Delayed]:
+    """The delay queues' messages, soonest due first; raise QueuesUnavailable when Redis cannot be read."""
+    client, namespace = _redis(broker)
+    try:
+        pipe = client.pipeline(transaction=False)
+        for queue in queues:
+            pipe.hvals(f"{namespace}:{queue}.DQ.msgs")
+        found = [
+            _delayed(queue, raw, now_ms) for queue, values in zip(queues, pipe.execute()) for raw in values
+        ]
+    except Exception as exc:  # redis-py raises RedisError and OSError subclasses alike
+        raise QueuesUnavailable(f"Redis did not answer: {exc}") from exc
+    found = [d for d in found if d is not None]
+    found.sort(key=lambda d: d.due_in_seconds if d.due_in_seconds is not None else float("inf"))
+    return found[:limit]
+
+
+def _delayed(queue: str, raw: bytes, now_ms: int) -> Delayed | None:
+    try:
+        message = Message.decode(raw)
+    except DecodeError:
+        return None
+    eta = message.options.get("eta")
+    traceback = message.options.get("traceback") or ""
+    return Delayed(
+        queue=queue,
+        message_id=message.message_id,
+        actor=message.actor_name,
+        args=list(message.args),
+        retries=int(message.options.get("retries", 0) or 0),
+        due_in_seconds=(eta - now_ms) / 1000 if eta else None,
+        error=traceback.strip().splitlines()[-1] if traceback.strip() else "",
+    )
+
+
+def read_processes(broker, now_ms: int, alive_ms: int) -> list[Process]:
+    """Worker processes whose Dramatiq heartbeat is younger than alive_ms and that published themselves."""
+    client, namespace = _redis(broker)
+    try:
+        beats = client.zrangebyscore(
+            f"{namespace}:__heartbeats__", now_ms - alive_ms, "+inf", withscores=True
+        )
+        pipe = client.pipeline(transaction=False)
+        for worker_id, _ in beats:
+            pipe.hgetall(f"{namespace}:remit:process:{_text(worker_id)}")
+        infos = pipe.execute()
+    except Exception as exc:  # as above
+        raise QueuesUnavailable(f"Redis did not answer: {exc}") from exc
+    found = [
+        _process(_text(worker_id), beat, {_text(k): _text(v) for k, v in info.items()}, now_ms)
+        for (worker_id, beat), info in zip(beats, infos)
+        if info
+    ]
+    return sorted(found, key=lambda p: (p.host, int(p.pid) if p.pid.isdigit() else 0))
+
+
+def _process(worker_id: str, beat: float, info: dict[str, str], now_ms: int) -> Process:
+    return Process(
+        id=worker_id,
+        host=info.get("host", "?"),
+        pid=info.get("pid", "?"),
+        queues=info.get("queues", ""),
+        threads=int(info.get("threads", 0) or 0),
+        busy=max(int(info.get("busy", 0) or 0), 0),
+        started_seconds_ago=max(now_ms / 1000 - int(info.get("started_at", 0) or 0), 0),
+        heartbeat_seconds_ago=max(now_ms - beat, 0) / 1000,
+    )
+
+
+def _redis(broker):
+    client, namespace = getattr(broker, "client", None), getattr(broker, "namespace", None)
+    if client is None or namespace is None:
+        raise QueuesUnavailable("workers and delayed messages are only readable on the Redis broker")
+    return client, namespace
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -37,6 +37,8 @@ def row_cells(body: str, first_cell: str, section: str | None = None) -> tuple[l
             html.unescape(re.sub(r"<[^>]+>", "", c)).strip()
             for c in re.findall(r"<td[^>]*>(.*?)</td>", inner, re.S)
         ]
+        if cells and cells[0] == "" and len(cells) > 1:  # a selection checkbox comes first
+            cells = cells[1:]
         if cells and cells[0] == first_cell:
             return cells, 'class="alert"' in attrs
     raise AssertionError(f"no row starting {first_cell!r}")

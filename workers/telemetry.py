@@ -1,0 +1,86 @@
+"""What the processes count: prometheus_client counters and histograms for /metrics, and per-minute counts in
+Redis for the dashboard's charts of the last hour.
+
+prometheus_client keeps each process's values in its own memory, or in files under
+PROMETHEUS_MULTIPROC_DIR when that is set before the process starts (then /metrics adds up every
+process on the host). The charts cannot wait for a Prometheus server, so the same events also go to
+Redis, one key per name and minute, kept two hours. Counting never fails the work it counts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import dramatiq
+import redis
+from dramatiq.brokers.redis import RedisBroker
+from prometheus_client import Counter, Histogram
+
+_log = logging.getLogger(__name__)
+
+MESSAGES = Counter(
+    "remit_messages",
+    "Messages handled per queue, actor and outcome (processed, failed).",
+    ["queue", "actor", "outcome"],
+)
+DURATION = Histogram(
+    "remit_message_duration_seconds",
+    "Seconds an actor ran per message.",
+    ["actor"],
+    # Remit's jobs take milliseconds to a minute (the default time limit).
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+LATENCY = Histogram(
+    "remit_queue_latency_seconds",
+    "Seconds from enqueue (or a retry's due time) to a worker starting the message, per queue.",
+    ["queue"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900),
+)
+STRIPE_REQUESTS = Counter(
+    "remit_stripe_requests", "Calls to Stripe's API per outcome (ok, rate_limited, error).", ["outcome"]
+)
+
+# The charts show the last hour by minute; two hours of keys leave room for a late read.
+MINUTE_KEY_TTL_SECONDS = 2 * 3600
+CHART_MINUTES = 60
+# The per-minute series the charts read (each a count of events in that minute).
+SERIES = ("processed", "failed", "stripe_requests", "stripe_rate_limited")
+
+
+def minute_key(namespace: str, name: str, minute: int) -> str:
+    return f"{namespace}:stats:{name}:{minute}"
+
+
+def count_minute(client: redis.Redis, namespace: str, names: list[str], now_s: float | None = None) -> None:
+    """One more of each name in this minute's bucket; a Redis error is logged, never raised."""
+    minute = int((now_s if now_s is not None else time.time()) // 60)
+    try:
+        with client.pipeline(transaction=False) as pipe:
+            for name in names:
+                key = minute_key(namespace, name, minute)
+                pipe.incr(key).expire(key, MINUTE_KEY_TTL_SECONDS)
+            pipe.execute()
+    except (redis.RedisError, OSError):
+        _log.debug("could not count %s in Redis", names)
+
+
+def read_minutes(
+    client: redis.Redis, namespace: str, now_s: float, minutes: int = CHART_MINUTES
+) -> dict[str, list[int]]:
+    """Each series' counts for the last `minutes` minutes, oldest first, the current minute last."""
+    last = int(now_s // 60)
+    span = range(last - minutes + 1, last + 1)
+    keys = [minute_key(namespace, name, m) for name in SERIES for m in span]
+    values = client.mget(keys)
+    counts = [int(v or 0) for v in values]
+    return {name: counts[i * minutes : (i + 1) * minutes] for i, name in enumerate(SERIES)}
+
+
+def count_stripe_request(outcome: str) -> None:
+    """A call to Stripe's API ended (ok, rate_limited or error): counted for /metrics and the charts."""
+    STRIPE_REQUESTS.labels(outcome).inc()
+    broker = dramatiq.get_broker()
+    if isinstance(broker, RedisBroker):
+        names = ["stripe_requests"] + (["stripe_rate_limited"] if outcome == "rate_limited" else [])
+        count_minute(broker.client, broker.namespace, names)
