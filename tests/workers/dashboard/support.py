@@ -56,13 +56,14 @@ def parse_prometheus(text: str) -> dict[tuple[str, frozenset], float]:
             continue
         if line.startswith("# TYPE "):
             _, _, name, kind = line.split(" ")
-            assert kind in ("gauge", "counter"), line
+            assert kind in ("gauge", "counter", "histogram"), line
             typed.add(name)
             continue
         match = SAMPLE.match(line)
         assert match, f"not a sample line: {line!r}"
         name, labels, value = match.groups()
-        assert name in typed, f"{name} has no TYPE line"
+        base = re.sub(r"_(total|created|bucket|count|sum)$", "", name)
+        assert name in typed or base in typed, f"{name} has no TYPE line"
         if labels is not None:
             assert re.fullmatch(f"{LABEL.pattern}(,{LABEL.pattern})*", labels), f"bad labels: {line!r}"
         pairs = frozenset(LABEL.findall(labels or ""))

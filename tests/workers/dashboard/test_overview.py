@@ -26,13 +26,22 @@ def test_queue_depths_and_oldest_waiting_age_come_from_redis(client, broker, clo
     assert emails == ["emails", "0", "–", "0", "1", "0", "0"] and not alert
 
 
-def test_every_queue_is_listed_even_when_empty(client, broker):
+def test_every_queue_is_listed_even_when_empty(client, broker, worker):
     from workers.broker import QUEUES
 
     body = client.get("/").body
     for queue in QUEUES:
         assert row_cells(body, queue)[0][1:3] == ["0", "–"]
-    assert "Nothing abnormal." in body
+    assert "Nothing abnormal" in body
+
+
+def test_no_worker_process_is_a_health_rule_that_fires(client, broker):
+    body = client.get("/").body
+    assert "1 health rule firing" in body
+    assert row_cells(body, "workers running", "Health") == (
+        ["workers running", "firing", "0 worker processes"],
+        True,
+    )
 
 
 def test_payments_in_flight_too_long_and_past_due_schedules_are_highlighted(client, db, clock):
