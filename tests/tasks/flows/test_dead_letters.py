@@ -1,4 +1,4 @@
-"""Retry and discard of dead letters by id and by filter: batches, repeats, unknown actors, Redis copies, audit."""
+"""Retry and discard of dead letters by id and by filter: batches, repeats, unknown actors, Redis, audit."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def _dead(
     error="ValueError: boom",
     in_redis=True,
 ):
-    """A dead letter as Dramatiq leaves it: a failed_jobs row and, optionally, Redis's copy in the queue's XQ."""
+    """A dead letter as Dramatiq leaves it: a failed_jobs row and (in_redis) Redis's copy in the XQ."""
     message = dramatiq.Message(
         queue_name=queue, actor_name=actor, args=(n,), kwargs={}, options={"redis_message_id": f"r-{n}"}
     )
