@@ -282,12 +282,7 @@ def _stripe_hits(session: Session, term: str) -> list[Hit]:
         found = session.get(StripeEvent, term)
         return [Hit("event", term, f"Stripe event {term} ({found.type})")] if found else []
     payment_id = _payment_by_stripe_ids(session, [term])
-    hits = [Hit("payment", str(payment_id), f"payment {payment_id} ({term})")] if payment_id else []
-    for (pid,) in session.execute(
-        select(Payment.id).where(Payment.idempotency_key == term).order_by(Payment.id).limit(PAGE_SIZE)
-    ):
-        hits.append(Hit("payment", str(pid), f"payment {pid} (idempotency key {term})"))
-    return hits
+    return [Hit("payment", str(payment_id), f"payment {payment_id} ({term})")] if payment_id else []
 
 
 def _email_hits(session: Session, term: str) -> list[Hit]:
@@ -307,6 +302,12 @@ def _email_hits(session: Session, term: str) -> list[Hit]:
 
 def _number_hits(session: Session, term: str) -> list[Hit]:
     hits = [
+        Hit("payment", str(pid), f"payment {pid} (idempotency key {term})")
+        for (pid,) in session.execute(
+            select(Payment.id).where(Payment.idempotency_key == term).order_by(Payment.id).limit(PAGE_SIZE)
+        )
+    ]
+    hits += [
         Hit("account", number, f"account {number} ({name})")
         for number, name in session.execute(
             select(Account.number, Account.name).where(Account.number == term).limit(PAGE_SIZE)

@@ -34,10 +34,10 @@ class Done(StrEnum):
 def reprocess_event(event_id: str, operator: str, now: datetime) -> Done:
     """A failed event is waiting again and its message sent after commit; other statuses are left alone."""
     with transaction() as session:
-        status = ops_rows.move_event_to_received(session, event_id, from_=EventStatus.FAILED)
-        if status is None:
+        moved = ops_rows.move_event_to_received(session, event_id, from_=EventStatus.FAILED)
+        if moved is None:
             return Done.NOT_FOUND
-        if status != EventStatus.RECEIVED:
+        if not moved:
             return Done.NOT_NEEDED
         audit.record(session, operator, "reprocess_event", f"stripe_events {event_id}", now)
         messages.send_after_commit(session, "process_stripe_event", [(event_id,)])
@@ -47,10 +47,10 @@ def reprocess_event(event_id: str, operator: str, now: datetime) -> Done:
 def resend_email(email_id: int, operator: str, now: datetime) -> Done:
     """A failed email is queued again (its error kept until it sends) and send_email sent after commit."""
     with transaction() as session:
-        status = ops_rows.move_email_to_queued(session, email_id, from_=EmailStatus.FAILED)
-        if status is None:
+        moved = ops_rows.move_email_to_queued(session, email_id, from_=EmailStatus.FAILED)
+        if moved is None:
             return Done.NOT_FOUND
-        if status != EmailStatus.QUEUED:
+        if not moved:
             return Done.NOT_NEEDED
         audit.record(session, operator, "resend_email", f"emails {email_id}", now)
         messages.send_after_commit(session, "send_email", [(email_id,)])
