@@ -10,8 +10,8 @@ from tasks.domain.states import EmailStatus, EventStatus
 
 
 def move_event_to_received(session: Session, event_id: str, *, from_: str) -> bool | None:
-    """Move the event from from_ to received: True if it moved, False if it is in another status, None if there
-    is no such event. A moved row stays locked until commit."""
+    """Move the event from from_ to received: True if it moved, False if it is in another status, None if
+    there is no such event. A moved row stays locked until commit."""
     moved = session.scalar(
         update(StripeEvent)
         .where(StripeEvent.id == event_id, StripeEvent.status == from_)
