@@ -31,7 +31,7 @@ def row_cells(body: str, first_cell: str, section: str | None = None) -> tuple[l
     With section, only the part of the page under the <h2> of that name is searched.
     """
     if section is not None:
-        body = body.split(f"<h2>{section}</h2>", 1)[1].split("<h2>", 1)[0]
+        body = re.split(f"<h2[^>]*>{re.escape(section)}</h2>", body, maxsplit=1)[1].split("<h2", 1)[0]
     for attrs, inner in re.findall(r"<tr([^>]*)>(.*?)</tr>", body, re.S):
         cells = [
             html.unescape(re.sub(r"<[^>]+>", "", c)).strip()

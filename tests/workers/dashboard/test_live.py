@@ -1,0 +1,141 @@
+"""The overview is live and honest: it reloads itself, says as of when, lists worker processes and the
+retry set, fires health rules that clear with their cause, and charts the last hour's rates."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+import dramatiq
+
+from tests.workers.dashboard.support import ago, parse_prometheus, row_cells, stripe_event
+from workers import telemetry
+
+
+def test_the_overview_reloads_itself_at_the_chosen_interval_or_not_at_all(client, clock):
+    page = client.get("/").body
+    assert '<meta http-equiv="refresh" content="10">' in page
+    assert f'datetime="{clock.now.isoformat()}"' in page
+    assert '<meta http-equiv="refresh" content="30">' in client.get("/?refresh=30").body
+    paused = client.get("/?refresh=0").body
+    assert 'http-equiv="refresh"' not in paused and "Paused" in paused
+    assert client.get("/?refresh=7").status == 400
+
+
+def test_worker_processes_come_from_heartbeats_with_what_each_published(client, broker, worker):
+    deadline = time.monotonic() + 10
+    while not broker.client.zcard(f"{broker.namespace}:__heartbeats__") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    body = client.get("/").body
+    cells, _ = row_cells(body, socket.gethostname(), "Worker processes")
+    assert cells[1:4] == [str(os.getpid()), "ach,balances,emails,maintenance,payments,webhooks", "2"]
+    assert cells[4] == "0"  # busy: nothing running
+    worker.stop()
+    broker.client.delete(f"{broker.namespace}:__heartbeats__")
+    assert "No worker process has a live heartbeat." in client.get("/").body
+
+
+def test_a_retrying_failure_is_listed_in_the_retry_set_and_its_rule_fires_until_it_is_gone(
+    client, broker, clock
+):
+    message = dramatiq.Message(
+        queue_name="webhooks",
+        actor_name="process_stripe_event",
+        args=("evt_1",),
+        kwargs={},
+        options={"retries": 2, "traceback": "Traceback ...\nKeyError: 'charges'"},
+    )
+    broker.enqueue(message, delay=90_000)
+    body = client.get("/").body
+    cells, alert = row_cells(body, "webhooks", "Retry set (delayed messages, soonest first)")
+    assert cells[1:4] == ["process_stripe_event", '["evt_1"]', "2"] and alert
+    assert cells[5] == "KeyError: 'charges'"
+    rule, firing = row_cells(body, "retrying failures", "Health")
+    assert firing and rule[2] == "1 messages failed and are backing off"
+    assert "Nothing abnormal" not in body
+
+    broker.flush_all()
+    rule, firing = row_cells(client.get("/").body, "retrying failures", "Health")
+    assert not firing and rule[1] == "clear"
+
+
+def test_failing_webhooks_and_flagged_payments_fire_their_rules(client, db, clock):
+    from tests import factories
+    from tests.workers.dashboard.support import shop_rows
+
+    with db() as session:
+        event = stripe_event(session, "evt_retrying", ago(clock.now, minutes=1))
+        event.attempts = 1
+        _, account, method = shop_rows(session)
+        factories.payment(session, account, method, status="succeeded", needs_review=True)
+        session.commit()
+    body = client.get("/").body
+    assert row_cells(body, "failing webhook deliveries", "Health") == (
+        ["failing webhook deliveries", "firing", "0 failed, 1 retrying"],
+        True,
+    )
+    assert row_cells(body, "flagged payments", "Health") == (
+        ["flagged payments", "firing", "1 need review"],
+        True,
+    )
+
+
+def test_charts_show_the_last_hour_per_minute_from_redis_and_the_database(client, db, broker, clock):
+    now = clock.now.timestamp()
+    for _ in range(3):
+        telemetry.count_minute(broker.client, broker.namespace, ["processed"], now)
+    telemetry.count_minute(broker.client, broker.namespace, ["failed"], now - 120)
+    telemetry.count_minute(broker.client, broker.namespace, ["processed"], now - 3 * 3600)  # too old
+    with db() as session:
+        stripe_event(session, "evt_a", ago(clock.now, minutes=2))
+        stripe_event(session, "evt_b", ago(clock.now, minutes=2))
+        stripe_event(session, "evt_old", ago(clock.now, minutes=90))
+        session.commit()
+    body = client.get("/").body
+    assert (
+        '<strong>jobs processed</strong> <span class="muted">3 in the last hour · peak 3/min</span>' in body
+    )
+    assert '<strong>job attempts failed</strong> <span class="muted">1 in the last hour' in body
+    assert '<strong>webhooks in</strong> <span class="muted">2 in the last hour · peak 2/min</span>' in body
+    assert body.count("<svg") == 7
+
+
+def test_a_processed_message_is_counted_for_metrics_and_charts_and_busy_returns_to_zero(
+    client, broker, worker
+):
+    from tests.workers.dashboard.test_failed_jobs import _wait
+
+    @dramatiq.actor(actor_name="dashboard_test_counted", queue_name="maintenance", max_retries=0)
+    def counted() -> None:
+        return None
+
+    before = telemetry.MESSAGES.labels("maintenance", "dashboard_test_counted", "processed")._value.get()
+    counted.send()
+    _wait(
+        lambda: (
+            True
+            if telemetry.MESSAGES.labels("maintenance", "dashboard_test_counted", "processed")._value.get()
+            > before
+            else None
+        )
+    )
+    samples = parse_prometheus(client.get("/metrics", authorization=f"Bearer {client_token()}").body)
+    key = frozenset({("queue", "maintenance"), ("actor", "dashboard_test_counted"), ("outcome", "processed")})
+    assert samples[("remit_messages_total", key)] >= 1
+    assert (
+        samples[("remit_message_duration_seconds_count", frozenset({("actor", "dashboard_test_counted")}))]
+        >= 1
+    )
+    assert samples[("remit_queue_latency_seconds_count", frozenset({("queue", "maintenance")}))] >= 1
+    assert samples[("remit_health_rule_firing", frozenset({("rule", "workers running")}))] == 0
+    counts = telemetry.read_minutes(broker.client, broker.namespace, time.time())
+    assert sum(counts["processed"]) >= 1
+    process = broker.client.hgetall(f"{broker.namespace}:remit:process:{broker.broker_id}")
+    assert process[b"busy"] == b"0"
+
+
+def client_token() -> str:
+    from tests.workers.dashboard.conftest import TOKEN
+
+    return TOKEN
