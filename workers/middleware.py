@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 import time
 import traceback
 
@@ -138,6 +139,7 @@ class Telemetry(dramatiq.Middleware):
 
     def __init__(self) -> None:
         self._started: dict[str, float] = {}
+        self._stop = threading.Event()
 
     def after_worker_boot(self, broker, worker):
         if (client := _client(broker)) is None:
@@ -148,15 +150,19 @@ class Telemetry(dramatiq.Middleware):
             "queues": ",".join(sorted(worker.consumer_whitelist or broker.get_declared_queues())),
             "threads": worker.worker_threads,
             "started_at": int(time.time()),
-            "busy": 0,
         }
-        try:
-            client.hset(process_key(broker), mapping=info)
-            client.expire(process_key(broker), PROCESS_KEY_TTL_SECONDS)
-        except (RedisError, OSError):
-            _log.warning("could not publish this worker process to Redis")
+        self._stop.clear()
+        _publish(client, process_key(broker), {**info, "busy": 0})
+        threading.Thread(
+            target=self._keep_published, args=(client, process_key(broker), info), daemon=True
+        ).start()
+
+    def _keep_published(self, client, key: str, info: dict) -> None:
+        while not self._stop.wait(PROCESS_REFRESH_SECONDS):
+            _publish(client, key, info)
 
     def before_worker_shutdown(self, broker, worker):
+        self._stop.set()
         if (client := _client(broker)) is not None:
             try:
                 client.delete(process_key(broker))
@@ -170,34 +176,40 @@ class Telemetry(dramatiq.Middleware):
         self._busy(broker, 1)
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
-        started = self._started.pop(message.message_id, None)
-        if started is not None:
-            telemetry.DURATION.labels(message.actor_name).observe(time.monotonic() - started)
         outcome = "processed" if exception is None else "failed"
         telemetry.MESSAGES.labels(message.queue_name, message.actor_name, outcome).inc()
-        self._busy(broker, -1, outcome)
+        started = self._started.pop(message.message_id, None)
+        if started is not None:  # else an earlier middleware refused it before this one saw it start
+            telemetry.DURATION.labels(message.actor_name).observe(time.monotonic() - started)
+        self._busy(broker, -1 if started is not None else 0, outcome)
 
     def after_skip_message(self, broker, message):
-        self._started.pop(message.message_id, None)
-        self._busy(broker, -1)
+        if self._started.pop(message.message_id, None) is not None:
+            self._busy(broker, -1)
 
     def _busy(self, broker, delta: int, outcome: str | None = None) -> None:
         if (client := _client(broker)) is None:
             return
-        try:
-            with client.pipeline(transaction=False) as pipe:
-                pipe.hincrby(process_key(broker), "busy", delta).expire(
-                    process_key(broker), PROCESS_KEY_TTL_SECONDS
-                )
-                pipe.execute()
-        except (RedisError, OSError):
-            pass  # the busy count is for people; the work goes on
+        if delta:
+            try:
+                telemetry.add(client, [process_key(broker)], delta, PROCESS_KEY_TTL_SECONDS, field="busy")
+            except (RedisError, OSError):
+                pass  # the busy count is for people; the work goes on
         if outcome is not None:
             telemetry.count_minute(client, broker.namespace, [outcome])
 
 
-# A process's hash outlives a kill -9 by at most this; the dashboard lists only processes with a heartbeat.
-PROCESS_KEY_TTL_SECONDS = 24 * 3600
+# A live process rewrites its hash this often; a killed one's hash is gone within the TTL (three refreshes).
+PROCESS_REFRESH_SECONDS = 30
+PROCESS_KEY_TTL_SECONDS = 3 * PROCESS_REFRESH_SECONDS
+
+
+def _publish(client, key: str, info: dict) -> None:
+    try:
+        client.hset(key, mapping=info)
+        client.expire(key, PROCESS_KEY_TTL_SECONDS)
+    except (RedisError, OSError):
+        _log.warning("could not publish this worker process to Redis")
 
 
 def process_key(broker) -> str:

@@ -52,15 +52,30 @@ def minute_key(namespace: str, name: str, minute: int) -> str:
     return f"{namespace}:stats:{name}:{minute}"
 
 
+# INCRBY (or HINCRBY on a field) and EXPIRE in one atomic round trip: KEYS are the counters, ARGV the amount,
+# the TTL in seconds and the hash field ("" for a plain counter).
+_COUNT = """
+for _, key in ipairs(KEYS) do
+  if ARGV[3] == "" then
+    redis.call("incrby", key, ARGV[1])
+  else
+    redis.call("hincrby", key, ARGV[3], ARGV[1])
+  end
+  redis.call("expire", key, ARGV[2])
+end
+"""
+
+
+def add(client: redis.Redis, keys: list[str], amount: int, ttl_seconds: int, field: str = "") -> None:
+    """Add amount to each key (or to field of each hash key) and renew its TTL; raises RedisError."""
+    client.eval(_COUNT, len(keys), *keys, amount, ttl_seconds, field)
+
+
 def count_minute(client: redis.Redis, namespace: str, names: list[str], now_s: float | None = None) -> None:
     """One more of each name in this minute's bucket; a Redis error is logged, never raised."""
     minute = int((now_s if now_s is not None else time.time()) // 60)
     try:
-        with client.pipeline(transaction=False) as pipe:
-            for name in names:
-                key = minute_key(namespace, name, minute)
-                pipe.incr(key).expire(key, MINUTE_KEY_TTL_SECONDS)
-            pipe.execute()
+        add(client, [minute_key(namespace, name, minute) for name in names], 1, MINUTE_KEY_TTL_SECONDS)
     except (redis.RedisError, OSError):
         _log.debug("could not count %s in Redis", names)
 
