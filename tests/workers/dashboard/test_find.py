@@ -138,3 +138,30 @@ def test_a_flagged_payment_is_listed_for_review_and_resolved_with_a_note(client,
         {"note": "refund checked at Stripe"},
     )
     assert "Nothing needs review." in client.get("/review").body
+
+
+def test_re_applying_a_won_dispute_goes_to_the_flows_function_and_until_connected_changes_nothing(client, db):
+    from db.models import Dispute
+
+    with db() as session:
+        _, account, method = shop_rows(session)
+        payment = factories.payment(session, account, method, status="disputed", needs_review=True)
+        session.add(
+            Dispute(
+                payment_id=payment.id,
+                stripe_dispute_id="dp_won",
+                amount_minor=10_000,
+                currency="usd",
+                status="won",
+            )
+        )
+        session.commit()
+        payment_id = payment.id
+    page = client.get(f"/payments/{payment_id}")
+    assert "Re-apply the won dispute" in page.body
+    answer = client.post(f"/payments/{payment_id}/reinstate", {"csrf": page.csrf})
+    assert answer.header("Location") == f"/payments/{payment_id}?done=unavailable"
+    assert "Not available yet" in client.get(answer.header("Location")).body
+    with db() as session:
+        assert session.get(Payment, payment_id).needs_review is True
+        assert session.scalars(select(AuditEntry)).all() == []

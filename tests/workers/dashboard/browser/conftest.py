@@ -20,7 +20,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu"]
 # Where failing tests leave a screenshot of their page (printed in the failure report).
 SCREENSHOTS = Path(
-    os.environ.get("REMIT_SCREENSHOTS", Path(tempfile.gettempdir()) / "remit-browser-screenshots")
+    os.environ.get("REMIT_SCREENSHOTS") or Path(tempfile.gettempdir()) / "remit-browser-screenshots"
 )
 
 
