@@ -22,6 +22,7 @@ from db.models import (
     PaymentEvent,
     PaymentMethod,
     Refund,
+    ScheduleRun,
     StripeEvent,
 )
 from db.queries import failed_jobs as failed_job_rows
@@ -374,3 +375,12 @@ def count_per_minute(session: Session, since: datetime) -> dict[str, dict[dateti
     for status, when, count in moves:
         series["succeeded" if status == PaymentStatus.SUCCEEDED else "failed_payments"][when] = count
     return series
+
+
+def list_last_schedule_runs(session: Session) -> dict[str, datetime]:
+    """When the clock last sent each job, by job name."""
+    return dict(
+        session.execute(
+            select(ScheduleRun.job, func.max(ScheduleRun.started_at)).group_by(ScheduleRun.job)
+        ).all()
+    )

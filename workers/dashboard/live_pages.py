@@ -5,7 +5,10 @@ from __future__ import annotations
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from workers.dashboard.http import Request, Response
+from db.queries import dashboard as dashboard_rows
+from schedules.schedule import SCHEDULE
+from tasks.flows import ops
+from workers.dashboard.http import Request, Response, redirect
 from workers.dashboard.metrics import OverviewCollector
 from workers.dashboard.overview import build_overview, queue_alert
 from workers.dashboard.params import choice_filter
@@ -51,7 +54,33 @@ def _process_registry(metrics_dir: str | None):
     return registry
 
 
+def schedule(dash, request: Request, subject) -> Response:
+    """The clock's jobs: how often each runs, when it was last sent, whether that is overdue; Run now."""
+    now = dash.clock()
+    with dash.sessions() as session:
+        last = dashboard_rows.list_last_schedule_runs(session)
+    rows = [(job, last.get(job.name)) for job in SCHEDULE]
+    return dash.page(
+        200,
+        "schedule.html",
+        subject,
+        title="Schedule",
+        rows=rows,
+        now=now,
+        overdue=lambda job, at: at is None or (now - at).total_seconds() > 3 * job.every_seconds,
+        flash="Sent: it runs as soon as a maintenance worker takes it." if request.query.get("done") else "",
+    )
+
+
+def run_now(dash, request: Request, subject, job_name: str) -> Response:
+    if ops.run_job_now(job_name, subject.operator.name, dash.clock()) == ops.Done.NOT_FOUND:
+        return dash.not_found(subject, "No such scheduled job.")
+    return redirect("/schedule", done="sent")
+
+
 ROUTES = [
     ("GET", r"/", overview),
     ("GET", r"/metrics", metrics),
+    ("GET", r"/schedule", schedule),
+    ("POST", r"/schedule/([a-z0-9-]{1,64})/run", run_now),
 ]

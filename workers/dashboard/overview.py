@@ -31,6 +31,8 @@ P = PaymentStatus
 QUEUE_AGE_ALERT_SECONDS = 60
 # The balance sweeper nudges after a minute; five means recomputation is not keeping up.
 STALE_BALANCE_ALERT = timedelta(minutes=5)
+# The clock sends a job every minute; three minutes without one means no clock process holds the lock.
+CLOCK_SILENT_ALERT = timedelta(minutes=3)
 # Past these, the row should already have moved: the sweeper's grace for pending, the reconciler's for others.
 IN_FLIGHT_ALERT_SECONDS = {P.PENDING: PENDING_GRACE.total_seconds(), **STUCK_AFTER_SECONDS}
 IN_FLIGHT = (P.PENDING, P.SUBMITTING, P.PROCESSING, P.REQUIRES_ACTION)
@@ -169,8 +171,17 @@ def health_rules(session: Session, o: Overview, now: datetime) -> list[Rule]:
         Rule("dead letters", bool(dead), f"{dead} dead", "/failed?status=dead"),
         *(Rule(f"emails {r.label}", r.alert, f"{r.count}", "/emails?status=" + r.label) for r in o.emails),
         Rule("stale balances", o.stale_balances.alert, f"{o.stale_balances.count} accounts"),
+        _clock_rule(session, now),
     ]
     return rules + [rule(session, now) for rule in EXTRA_RULES]
+
+
+def _clock_rule(session: Session, now: datetime) -> Rule:
+    """Fires once the clock, having run, sends nothing for CLOCK_SILENT_ALERT (fresh installs stay clear)."""
+    last = max(dashboard_rows.list_last_schedule_runs(session).values(), default=None)
+    silent = last is not None and now - last > CLOCK_SILENT_ALERT
+    seen = "never ran" if last is None else f"last sent a job {int((now - last).total_seconds())}s ago"
+    return Rule("clock running", silent, seen, "/schedule")
 
 
 def _charts(session: Session, broker, now: datetime) -> list[Chart]:

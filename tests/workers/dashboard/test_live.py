@@ -139,3 +139,34 @@ def client_token() -> str:
     from tests.workers.dashboard.conftest import TOKEN
 
     return TOKEN
+
+
+def test_the_schedule_page_lists_every_job_and_run_now_sends_one_as_the_clock_would(
+    client, db, broker, clock
+):
+    from sqlalchemy import select
+
+    from db.models import AuditEntry, ScheduleRun
+    from schedules.schedule import SCHEDULE
+
+    with db() as session:
+        session.add(ScheduleRun(job="sweep-payments", period="1", started_at=ago(clock.now, minutes=10)))
+        session.commit()
+    page = client.get("/schedule")
+    for job in SCHEDULE:
+        assert job.name in page.body
+    cells, alert = row_cells(page.body, "sweep-payments")
+    assert cells[3] == "10m 0s ago" and alert  # three periods without a send
+    assert row_cells(client.get("/").body, "clock running", "Health")[1]  # the clock rule fires
+
+    answer = client.post("/schedule/sweep-payments/run", {"csrf": page.csrf})
+    assert answer.header("Location") == "/schedule?done=sent"
+    key = f"{broker.namespace}:maintenance"
+    [sent] = [
+        dramatiq.Message.decode(broker.client.hget(f"{key}.msgs", i))
+        for i in broker.client.lrange(key, 0, -1)
+    ]
+    assert (sent.actor_name, sent.args) == ("sweep_payments", ())
+    with db() as session:
+        assert session.scalars(select(AuditEntry.action)).all() == ["run_job_now"]
+    assert client.post("/schedule/no-such-job/run", {"csrf": page.csrf}).status == 404
