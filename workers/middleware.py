@@ -4,6 +4,7 @@ counted and every worker process published (workers.telemetry)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -131,8 +132,9 @@ def record_failed_job(message: dramatiq.Message, exception: BaseException) -> No
 class Telemetry(dramatiq.Middleware):
     """Counts every message for /metrics and the dashboard's charts, and publishes this worker process.
 
-    The process is a Redis hash beside Dramatiq's heartbeats (host, pid, queues, threads, started, busy):
-    the heartbeats say a process is alive, only this says what it is. Outcomes: processed, or failed
+    The process is a Redis hash beside Dramatiq's heartbeats (host, pid, queues, threads, started), with a
+    second hash of the messages it is running: the heartbeats say a process is alive, only this says what
+    it is and what it is doing. Outcomes: processed, or failed
     (the attempt raised; Retries decides whether it comes back). Only on the Redis broker for the Redis
     parts; the prometheus_client ones everywhere.
     """
@@ -152,20 +154,22 @@ class Telemetry(dramatiq.Middleware):
             "started_at": int(time.time()),
         }
         self._stop.clear()
-        _publish(client, process_key(broker), {**info, "busy": 0})
-        threading.Thread(
-            target=self._keep_published, args=(client, process_key(broker), info), daemon=True
-        ).start()
+        _publish(client, process_key(broker), info)
+        threading.Thread(target=self._keep_published, args=(client, broker, info), daemon=True).start()
 
-    def _keep_published(self, client, key: str, info: dict) -> None:
+    def _keep_published(self, client, broker, info: dict) -> None:
         while not self._stop.wait(PROCESS_REFRESH_SECONDS):
-            _publish(client, key, info)
+            _publish(client, process_key(broker), info)
+            try:
+                client.expire(running_key(broker), PROCESS_KEY_TTL_SECONDS)
+            except (RedisError, OSError):
+                pass  # as in _publish, the next refresh tries again
 
     def before_worker_shutdown(self, broker, worker):
         self._stop.set()
         if (client := _client(broker)) is not None:
             try:
-                client.delete(process_key(broker))
+                client.delete(process_key(broker), running_key(broker))
             except (RedisError, OSError):
                 pass  # it expires on its own
 
@@ -173,7 +177,8 @@ class Telemetry(dramatiq.Middleware):
         self._started[message.message_id] = time.monotonic()
         enqueued_ms = message.options.get("eta") or message.message_timestamp
         telemetry.LATENCY.labels(message.queue_name).observe(max(time.time() - enqueued_ms / 1000, 0))
-        self._busy(broker, 1)
+        running = {"queue": message.queue_name, "actor": message.actor_name, "args": list(message.args)}
+        self._running(broker, message.message_id, json.dumps({**running, "started_at": int(time.time())}))
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
         outcome = "processed" if exception is None else "failed"
@@ -181,22 +186,21 @@ class Telemetry(dramatiq.Middleware):
         started = self._started.pop(message.message_id, None)
         if started is not None:  # else an earlier middleware refused it before this one saw it start
             telemetry.DURATION.labels(message.actor_name).observe(time.monotonic() - started)
-        self._busy(broker, -1 if started is not None else 0, outcome)
+            self._running(broker, message.message_id, "")
+        if (client := _client(broker)) is not None:
+            telemetry.count_minute(client, broker.namespace, [outcome])
 
     def after_skip_message(self, broker, message):
         if self._started.pop(message.message_id, None) is not None:
-            self._busy(broker, -1)
+            self._running(broker, message.message_id, "")
 
-    def _busy(self, broker, delta: int, outcome: str | None = None) -> None:
+    def _running(self, broker, message_id: str, value: str) -> None:
         if (client := _client(broker)) is None:
             return
-        if delta:
-            try:
-                telemetry.add(client, [process_key(broker)], delta, PROCESS_KEY_TTL_SECONDS, field="busy")
-            except (RedisError, OSError):
-                pass  # the busy count is for people; the work goes on
-        if outcome is not None:
-            telemetry.count_minute(client, broker.namespace, [outcome])
+        try:
+            telemetry.mark_running(client, running_key(broker), message_id, value, PROCESS_KEY_TTL_SECONDS)
+        except (RedisError, OSError):
+            pass  # the running list is for people; the work goes on
 
 
 # A live process rewrites its hash this often; a killed one's hash is gone within the TTL (three refreshes).
@@ -214,6 +218,11 @@ def _publish(client, key: str, info: dict) -> None:
 
 def process_key(broker) -> str:
     return f"{broker.namespace}:remit:process:{broker.broker_id}"
+
+
+def running_key(broker) -> str:
+    """The hash of this process's running messages: message id -> JSON (queue, actor, args, started_at)."""
+    return process_key(broker) + ":running"
 
 
 def _client(broker):

@@ -52,23 +52,35 @@ def minute_key(namespace: str, name: str, minute: int) -> str:
     return f"{namespace}:stats:{name}:{minute}"
 
 
-# INCRBY (or HINCRBY on a field) and EXPIRE in one atomic round trip: KEYS are the counters, ARGV the amount,
-# the TTL in seconds and the hash field ("" for a plain counter).
+# INCRBY and EXPIRE of each key in one atomic round trip: KEYS are the counters, ARGV the amount and TTL.
 _COUNT = """
 for _, key in ipairs(KEYS) do
-  if ARGV[3] == "" then
-    redis.call("incrby", key, ARGV[1])
-  else
-    redis.call("hincrby", key, ARGV[3], ARGV[1])
-  end
+  redis.call("incrby", key, ARGV[1])
   redis.call("expire", key, ARGV[2])
 end
 """
 
 
-def add(client: redis.Redis, keys: list[str], amount: int, ttl_seconds: int, field: str = "") -> None:
-    """Add amount to each key (or to field of each hash key) and renew its TTL; raises RedisError."""
-    client.eval(_COUNT, len(keys), *keys, amount, ttl_seconds, field)
+def add(client: redis.Redis, keys: list[str], amount: int, ttl_seconds: int) -> None:
+    """Add amount to each key and renew its TTL; raises RedisError."""
+    client.eval(_COUNT, len(keys), *keys, amount, ttl_seconds)
+
+
+# A running message in its process's hash of running messages: HSET with a TTL renewal, or HDEL when the value
+# is empty. KEYS[1] is the hash; ARGV the message id, the value and the TTL in seconds.
+_RUNNING = """
+if ARGV[2] == "" then
+  redis.call("hdel", KEYS[1], ARGV[1])
+else
+  redis.call("hset", KEYS[1], ARGV[1], ARGV[2])
+  redis.call("expire", KEYS[1], ARGV[3])
+end
+"""
+
+
+def mark_running(client: redis.Redis, key: str, message_id: str, value: str, ttl_seconds: int) -> None:
+    """Record a message as running in key's hash (value "" removes it); raises RedisError."""
+    client.eval(_RUNNING, 1, key, message_id, value, ttl_seconds)
 
 
 def count_minute(client: redis.Redis, namespace: str, names: list[str], now_s: float | None = None) -> None:

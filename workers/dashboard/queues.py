@@ -7,6 +7,7 @@ backing off; workers hold them in memory until due), `{q}.XQ` the dead letters s
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from dramatiq import Message
@@ -119,17 +120,31 @@ class Delayed:
 
 
 @dataclass(frozen=True)
+class Running:
+    """A message a worker process is running now."""
+
+    queue: str
+    actor: str
+    args: list
+    seconds: float
+
+
+@dataclass(frozen=True)
 class Process:
-    """A worker process: what it published at boot and its last Dramatiq heartbeat."""
+    """A worker process: what it published at boot, its last Dramatiq heartbeat, what it runs now."""
 
     id: str
     host: str
     pid: str
     queues: str
     threads: int
-    busy: int
+    running: list[Running]
     started_seconds_ago: float
     heartbeat_seconds_ago: float
+
+    @property
+    def busy(self) -> int:
+        return len(self.running)
 
 
 def read_delayed(broker, queues: tuple[str, ...], now_ms: int, limit: int = DELAYED_SHOWN) -> list[Delayed]:
@@ -176,29 +191,40 @@ def read_processes(broker, now_ms: int, alive_ms: int) -> list[Process]:
         )
         pipe = client.pipeline(transaction=False)
         for worker_id, _ in beats:
-            pipe.hgetall(f"{namespace}:remit:process:{_text(worker_id)}")
-        infos = pipe.execute()
+            key = f"{namespace}:remit:process:{_text(worker_id)}"
+            pipe.hgetall(key).hvals(key + ":running")
+        answers = pipe.execute()
     except Exception as exc:  # as above
         raise QueuesUnavailable(f"Redis did not answer: {exc}") from exc
     found = [
-        _process(_text(worker_id), beat, {_text(k): _text(v) for k, v in info.items()}, now_ms)
-        for (worker_id, beat), info in zip(beats, infos)
+        _process(_text(worker_id), beat, {_text(k): _text(v) for k, v in info.items()}, running, now_ms)
+        for (worker_id, beat), info, running in zip(beats, answers[::2], answers[1::2])
         if info
     ]
     return sorted(found, key=lambda p: (p.host, int(p.pid) if p.pid.isdigit() else 0))
 
 
-def _process(worker_id: str, beat: float, info: dict[str, str], now_ms: int) -> Process:
+def _process(worker_id: str, beat: float, info: dict[str, str], running: list, now_ms: int) -> Process:
     return Process(
         id=worker_id,
         host=info.get("host", "?"),
         pid=info.get("pid", "?"),
         queues=info.get("queues", ""),
         threads=int(info.get("threads", 0) or 0),
-        busy=max(int(info.get("busy", 0) or 0), 0),
+        running=sorted(filter(None, (_running(raw, now_ms) for raw in running)), key=lambda r: -r.seconds),
         started_seconds_ago=max(now_ms / 1000 - int(info.get("started_at", 0) or 0), 0),
         heartbeat_seconds_ago=max(now_ms - beat, 0) / 1000,
     )
+
+
+def _running(raw: bytes, now_ms: int) -> Running | None:
+    try:
+        found = json.loads(raw)
+        return Running(
+            found["queue"], found["actor"], found["args"], max(now_ms / 1000 - found["started_at"], 0)
+        )
+    except (ValueError, KeyError, TypeError):  # not written by Telemetry: nothing to show
+        return None
 
 
 def _redis(broker):
