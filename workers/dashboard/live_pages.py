@@ -12,6 +12,7 @@ from workers.dashboard.http import Request, Response, redirect
 from workers.dashboard.metrics import OverviewCollector
 from workers.dashboard.overview import build_overview, queue_alert
 from workers.dashboard.params import choice_filter
+from workers.dashboard.queues import QueuesUnavailable, read_queue_stats, read_waiting
 
 # Seconds between reloads the overview offers; "0" pauses. Ten is fresh without loading the database.
 REFRESH_CHOICES = {"0": "paused", "5": "5 s", "10": "10 s", "30": "30 s", "60": "1 min"}
@@ -72,6 +73,28 @@ def schedule(dash, request: Request, subject) -> Response:
     )
 
 
+def queue_page(dash, request: Request, subject, queue: str) -> Response:
+    """One queue: its counts and the messages waiting at its head."""
+    if queue not in dash.queues:
+        return dash.not_found(subject, "No such queue.")
+    now_ms = int(dash.clock().timestamp() * 1000)
+    try:
+        [stats] = read_queue_stats(dash.broker, (queue,), now_ms)
+        waiting, error = read_waiting(dash.broker, queue, now_ms), ""
+    except QueuesUnavailable as unavailable:
+        stats, waiting, error = None, [], str(unavailable)
+    return dash.page(
+        200,
+        "queue.html",
+        subject,
+        title=f"Queue {queue}",
+        queue=queue,
+        stats=stats,
+        waiting=waiting,
+        error=error,
+    )
+
+
 def run_now(dash, request: Request, subject, job_name: str) -> Response:
     if ops.run_job_now(job_name, subject.operator.name, dash.clock()) == ops.Done.NOT_FOUND:
         return dash.not_found(subject, "No such scheduled job.")
@@ -82,5 +105,6 @@ ROUTES = [
     ("GET", r"/", overview),
     ("GET", r"/metrics", metrics),
     ("GET", r"/schedule", schedule),
+    ("GET", r"/queues/([a-z_]{1,64})", queue_page),
     ("POST", r"/schedule/([a-z0-9-]{1,64})/run", run_now),
 ]

@@ -236,3 +236,39 @@ def _redis(broker):
 
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+# Waiting messages a queue's page shows, from its head.
+WAITING_SHOWN = 50
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A message waiting in a queue for a worker."""
+
+    message_id: str
+    actor: str
+    args: list
+    age_seconds: float | None
+
+
+def read_waiting(broker, queue: str, now_ms: int, limit: int = WAITING_SHOWN) -> list[Waiting]:
+    """The first `limit` messages waiting in the queue, head first; raise QueuesUnavailable."""
+    client, namespace = _redis(broker)
+    try:
+        ids = client.lrange(f"{namespace}:{queue}", 0, limit - 1)
+        encoded = client.hmget(f"{namespace}:{queue}.msgs", ids) if ids else []
+    except Exception as exc:  # as above
+        raise QueuesUnavailable(f"Redis did not answer: {exc}") from exc
+    return [w for w in (_waiting(raw, now_ms) for raw in encoded if raw) if w is not None]
+
+
+def _waiting(raw: bytes, now_ms: int) -> Waiting | None:
+    try:
+        message = Message.decode(raw)
+    except DecodeError:
+        return None
+    stamp = message.message_timestamp
+    return Waiting(
+        message.message_id, message.actor_name, list(message.args), (now_ms - stamp) / 1000 if stamp else None
+    )

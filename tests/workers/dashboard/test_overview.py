@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 
 from tests import factories
@@ -91,3 +92,17 @@ def test_late_webhook_events_failed_emails_and_stale_balances_are_highlighted(cl
         ["stale for over 5 minutes", "1", "10m 0s", ""],
         True,
     )
+
+
+def test_a_queue_page_lists_the_messages_waiting_at_its_head(client, broker, clock):
+    enqueue(broker, "payments", ago(clock.now, seconds=90))
+    enqueue(broker, "payments", ago(clock.now, seconds=5), actor="execute_payment")
+    assert 'href="/queues/payments"' in client.get("/").body
+    page = client.get("/queues/payments").body
+    rows = re.findall(
+        r"<tr><td><code>[^<]+</code></td><td>([^<]+)</td><td><code>([^<]+)</code></td>"
+        r'<td class="num">([^<]+)</td></tr>',
+        page,
+    )
+    assert rows == [("execute_payment", "[1]", "1m 30s"), ("execute_payment", "[1]", "5s")]
+    assert client.get("/queues/nope").status == 404 and client.get("/queues/NOPE").status == 404
