@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 from jinja2 import TemplateError
 
 from db.queries import dashboard as dashboard_rows
+from db.queries import search as search_rows
 from emails import UnknownEmailKind, render
 from tasks.domain.states import EmailStatus, EventStatus, PaymentStatus
 from tasks.flows import ops
@@ -45,7 +46,7 @@ def search(dash, request: Request, subject) -> Response:
     if not term:
         return redirect("/")
     with dash.sessions() as session:
-        hits = dashboard_rows.find_anything(session, term)
+        hits = search_rows.find_anything(session, term)
     links = [(HIT_PAGES[h.kind].format(_quoted(h.key)), h.label) for h in hits]
     if len(links) == 1:
         return redirect(links[0][0])
@@ -132,7 +133,7 @@ def event_detail(dash, request: Request, subject, event_id: str) -> Response:
         event = dashboard_rows.find_event(session, event_id)
         if event is None:
             return dash.not_found(subject, "No such Stripe event.")
-        payment_id = dashboard_rows.find_payment_of_event(session, event.payload)
+        payment_id = search_rows.find_payment_of_event(session, event.payload)
         return dash.page(
             200,
             "event_detail.html",
