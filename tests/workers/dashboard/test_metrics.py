@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from tests import factories
 from tests.workers.dashboard.conftest import TOKEN, Client
 from tests.workers.dashboard.support import ago, enqueue, parse_prometheus, shop_rows
@@ -92,3 +94,22 @@ def test_metrics_say_when_the_queues_cannot_be_read(db):
     samples = _scrape(make_app(TOKEN, db, NotRedis(), QUEUES))
     assert _at(samples, "remit_queue_up") == 0
     assert not any(name == "remit_queue_messages" for name, _ in samples)
+
+
+def test_in_multiprocess_mode_metrics_add_up_what_every_process_counted(dashboard_app, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    count = (
+        "from workers import telemetry;telemetry.MESSAGES.labels('emails', 'send_email', 'processed').inc(3)"
+    )
+    for _ in range(2):  # two worker processes, each with its own file in the directory
+        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
+        subprocess.run([sys.executable, "-c", count], check=True, env=env, cwd=ROOT)
+    dashboard_app.metrics_dir = str(tmp_path)
+    client = Client(dashboard_app, bearer=TOKEN)
+    samples = parse_prometheus(client.get("/metrics").body)
+    key = frozenset({("queue", "emails"), ("actor", "send_email"), ("outcome", "processed")})
+    assert samples[("remit_messages_total", key)] == 6
