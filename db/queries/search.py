@@ -110,6 +110,18 @@ def _number_hits(session: Session, term: str) -> list[Hit]:
         .limit(LIMIT)
     )
     hits += [Hit("payment", str(pid), f"payment {pid} (paid invoice {number})") for pid, number in paid]
+    unpaid = session.execute(
+        select(Invoice.number, Account.number)
+        .join(Account, Account.id == Invoice.account_id)
+        .where(
+            Invoice.number == term, ~select(Allocation.id).where(Allocation.invoice_id == Invoice.id).exists()
+        )
+        .limit(LIMIT)
+    )
+    hits += [
+        Hit("account", account, f"invoice {number} of account {account} (no payment)")
+        for number, account in unpaid
+    ]
     references = session.execute(
         select(ExternalPayment.reference, Account.number)
         .join(Account, Account.id == ExternalPayment.account_id)

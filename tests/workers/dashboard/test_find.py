@@ -35,6 +35,10 @@ def test_the_box_finds_events_accounts_and_emails_and_says_when_nothing_matches(
         session.commit()
     assert client.get("/search?q=evt_found").header("Location") == "/events/evt_found"
     assert client.get("/search?q=ACME-1").header("Location") == "/payments?account=ACME-1"
+    with db() as session:
+        factories.invoice(session, shop_rows(session, number="OPEN-1")[1], number="INV-UNPAID")
+        session.commit()
+    assert client.get("/search?q=INV-UNPAID").header("Location") == "/payments?account=OPEN-1"
     assert (
         client.get("/search?q=ap2@customer.test").header("Location")
         == "/emails?recipient=ap2%40customer.test"
