@@ -108,3 +108,35 @@ def test_the_overview_refreshes_itself_and_shows_as_of(signed_in, clock):
     assert page.locator("#as-of").get_attribute("datetime") != first
     page.click("a:text-is('Pause')")
     assert page.locator("strong:text-is('Paused')").is_visible()
+
+
+def test_every_page_in_the_menu_opens_without_a_console_error_on_a_phone(browser, served, db, clock):
+    payment_id = _paid(db, clock)
+    _dead_row(db, 1)
+    context = browser.new_context(base_url=served, viewport={"width": 390, "height": 844}, is_mobile=True)
+    phone = context.new_page()
+    problems: list[str] = []
+    phone.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    phone.on("pageerror", lambda e: problems.append(str(e)))
+    phone.goto("/login")
+    phone.fill("input[name=token]", TOKEN)
+    phone.click("button[type=submit]")
+    links = phone.locator("header a").evaluate_all("els => els.map(e => e.getAttribute('href'))")
+    assert {
+        "/failed",
+        "/payments",
+        "/review",
+        "/events",
+        "/emails",
+        "/schedule",
+        "/audit",
+        "/metrics",
+    } <= set(links)
+    for path in [*links, f"/payments/{payment_id}", "/failed/1", "/queues/payments"]:
+        answer = phone.goto(path)
+        assert answer.status == 200, path
+        if path != "/metrics":
+            width = phone.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390 + 1, f"{path} is {width}px wide on a 390px screen"  # tables scroll inside
+    context.close()
+    assert problems == []
