@@ -184,11 +184,14 @@ class Telemetry(dramatiq.Middleware):
         outcome = "processed" if exception is None else "failed"
         telemetry.MESSAGES.labels(message.queue_name, message.actor_name, outcome).inc()
         started = self._started.pop(message.message_id, None)
+        seconds = time.monotonic() - started if started is not None else 0.0
         if started is not None:  # else an earlier middleware refused it before this one saw it start
-            telemetry.DURATION.labels(message.actor_name).observe(time.monotonic() - started)
+            telemetry.DURATION.labels(message.actor_name).observe(seconds)
             self._running(broker, message.message_id, "")
         if (client := _client(broker)) is not None:
-            telemetry.count_minute(client, broker.namespace, [outcome])
+            telemetry.count_message(
+                client, broker.namespace, message.actor_name, outcome, int(seconds * 1000)
+            )
 
     def after_skip_message(self, broker, message):
         if self._started.pop(message.message_id, None) is not None:

@@ -83,6 +83,54 @@ def mark_running(client: redis.Redis, key: str, message_id: str, value: str, ttl
     client.eval(_RUNNING, 1, key, message_id, value, ttl_seconds)
 
 
+# One message's end: the overall per-minute counter of its outcome, and its actor's per-minute hash (a count
+# per outcome and the milliseconds it ran). KEYS: the counter, the actor's hash; ARGV: outcome, ms, TTL.
+_MESSAGE = """
+redis.call("incr", KEYS[1])
+redis.call("expire", KEYS[1], ARGV[3])
+redis.call("hincrby", KEYS[2], ARGV[1], 1)
+redis.call("hincrby", KEYS[2], "ms", ARGV[2])
+redis.call("expire", KEYS[2], ARGV[3])
+"""
+
+
+def actor_key(namespace: str, actor: str, minute: int) -> str:
+    return f"{namespace}:stats:actor:{actor}:{minute}"
+
+
+def count_message(
+    client: redis.Redis, namespace: str, actor: str, outcome: str, ms: int, now_s: float | None = None
+) -> None:
+    """A message ended (processed or failed) after ms milliseconds: counted for the charts and its actor's
+    row; a Redis error is logged, never raised."""
+    minute = int((now_s if now_s is not None else time.time()) // 60)
+    keys = [minute_key(namespace, outcome, minute), actor_key(namespace, actor, minute)]
+    try:
+        client.eval(_MESSAGE, 2, *keys, outcome, ms, MINUTE_KEY_TTL_SECONDS)
+    except (redis.RedisError, OSError):
+        _log.debug("could not count a message of %s in Redis", actor)
+
+
+def read_actors(
+    client: redis.Redis, namespace: str, actors: list[str], now_s: float, minutes: int = CHART_MINUTES
+) -> dict[str, dict[str, list[int]]]:
+    """Per actor, per minute of the last `minutes` (oldest first): processed, failed and ms run."""
+    last = int(now_s // 60)
+    span = range(last - minutes + 1, last + 1)
+    with client.pipeline(transaction=False) as pipe:
+        for actor in actors:
+            for minute in span:
+                pipe.hmget(actor_key(namespace, actor, minute), ["processed", "failed", "ms"])
+        answers = pipe.execute()
+    found = {}
+    for i, actor in enumerate(actors):
+        rows = answers[i * minutes : (i + 1) * minutes]
+        found[actor] = {
+            name: [int(row[n] or 0) for row in rows] for n, name in enumerate(("processed", "failed", "ms"))
+        }
+    return found
+
+
 def count_minute(client: redis.Redis, namespace: str, names: list[str], now_s: float | None = None) -> None:
     """One more of each name in this minute's bucket; a Redis error is logged, never raised."""
     minute = int((now_s if now_s is not None else time.time()) // 60)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from db.queries import dashboard as dashboard_rows
 from schedules.schedule import SCHEDULE
 from tasks.flows import ops
+from workers import telemetry
 from workers.dashboard.http import Request, Response, redirect
 from workers.dashboard.metrics import OverviewCollector
-from workers.dashboard.overview import build_overview, queue_alert
+from workers.dashboard.overview import Chart, build_overview, queue_alert
 from workers.dashboard.params import choice_filter
 from workers.dashboard.queues import QueuesUnavailable, read_queue_stats, read_waiting
 
@@ -95,6 +98,41 @@ def queue_page(dash, request: Request, subject, queue: str) -> Response:
     )
 
 
+def actors(dash, request: Request, subject) -> Response:
+    """Every declared actor's last hour: runs, failures, average time, and runs per minute."""
+    client, namespace = getattr(dash.broker, "client", None), getattr(dash.broker, "namespace", None)
+    if client is None:
+        return dash.page(200, "message.html", subject, title="Actors", message="Only readable on Redis.")
+    names = sorted(dash.broker.get_declared_actors())
+    rows = [
+        ActorRow.of(name, dash.broker.get_actor(name).queue_name, counts)
+        for name, counts in telemetry.read_actors(client, namespace, names, dash.clock().timestamp()).items()
+    ]
+    rows.sort(key=lambda r: (-r.runs, r.actor))
+    return dash.page(200, "actors.html", subject, title="Actors, last hour", rows=rows)
+
+
+@dataclass(frozen=True)
+class ActorRow:
+    actor: str
+    queue: str
+    processed: int
+    failed: int
+    average_ms: int | None
+    per_minute: Chart
+
+    @property
+    def runs(self) -> int:
+        return self.processed + self.failed
+
+    @classmethod
+    def of(cls, actor: str, queue: str, counts: dict[str, list[int]]) -> ActorRow:
+        processed, failed, ms = sum(counts["processed"]), sum(counts["failed"]), sum(counts["ms"])
+        runs = [p + f for p, f in zip(counts["processed"], counts["failed"])]
+        average = ms // (processed + failed) if processed + failed else None
+        return cls(actor, queue, processed, failed, average, Chart(actor, runs))
+
+
 def run_now(dash, request: Request, subject, job_name: str) -> Response:
     if ops.run_job_now(job_name, subject.operator.name, dash.clock()) == ops.Done.NOT_FOUND:
         return dash.not_found(subject, "No such scheduled job.")
@@ -105,6 +143,7 @@ ROUTES = [
     ("GET", r"/", overview),
     ("GET", r"/metrics", metrics),
     ("GET", r"/schedule", schedule),
+    ("GET", r"/actors", actors),
     ("GET", r"/queues/([a-z_]{1,64})", queue_page),
     ("POST", r"/schedule/([a-z0-9-]{1,64})/run", run_now),
 ]

@@ -195,3 +195,21 @@ def test_a_message_being_run_is_listed_with_its_process_until_it_ends(client, br
     finally:
         RELEASE.set()
     _wait(lambda: True if "Nothing is running." in client.get("/").body else None)
+
+
+def test_the_actors_page_shows_each_actors_last_hour_from_what_workers_counted(client, broker, clock):
+    now = clock.now.timestamp()
+    for ms in (100, 300):
+        telemetry.count_message(broker.client, broker.namespace, "send_email", "processed", ms, now)
+    telemetry.count_message(broker.client, broker.namespace, "send_email", "failed", 200, now - 600)
+    telemetry.count_message(
+        broker.client, broker.namespace, "send_email", "processed", 9_999, now - 7200
+    )  # old
+    page = client.get("/actors").body
+    cells, alert = row_cells(page, "send_email")
+    assert cells[:6] == ["send_email", "emails", "2", "1", "33.3%", "200 ms"] and alert
+    idle, _ = row_cells(page, "execute_payment")
+    assert idle[2:6] == ["0", "0", "–", "–"]
+    assert page.index("send_email") < page.index("execute_payment")  # busiest first
+    overview = client.get("/").body
+    assert '<strong>jobs processed</strong> <span class="muted">2 in the last hour' in overview
