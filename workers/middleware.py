@@ -141,7 +141,9 @@ class Telemetry(dramatiq.Middleware):
 
     def __init__(self) -> None:
         self._started: dict[str, float] = {}
-        self._stop = threading.Event()
+        self._stop = (
+            threading.Event()
+        )  # each worker boot gets its own, so a stopped worker's timer stays stopped
 
     def after_worker_boot(self, broker, worker):
         if (client := _client(broker)) is None:
@@ -153,12 +155,12 @@ class Telemetry(dramatiq.Middleware):
             "threads": worker.worker_threads,
             "started_at": int(time.time()),
         }
-        self._stop.clear()
+        self._stop = stop = threading.Event()
         _publish(client, process_key(broker), info)
-        threading.Thread(target=self._keep_published, args=(client, broker, info), daemon=True).start()
+        threading.Thread(target=self._keep_published, args=(client, broker, info, stop), daemon=True).start()
 
-    def _keep_published(self, client, broker, info: dict) -> None:
-        while not self._stop.wait(PROCESS_REFRESH_SECONDS):
+    def _keep_published(self, client, broker, info: dict, stop: threading.Event) -> None:
+        while not stop.wait(PROCESS_REFRESH_SECONDS):
             _publish(client, process_key(broker), info)
             try:
                 client.expire(running_key(broker), PROCESS_KEY_TTL_SECONDS)

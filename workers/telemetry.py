@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 
-import dramatiq
+import dramatiq.broker
 import redis
 from dramatiq.brokers.redis import RedisBroker
 from prometheus_client import Counter, Histogram
@@ -155,7 +155,7 @@ def read_minutes(
 def count_stripe_request(outcome: str) -> None:
     """A call to Stripe's API ended (ok, rate_limited or error): counted for /metrics and the charts."""
     STRIPE_REQUESTS.labels(outcome).inc()
-    broker = dramatiq.get_broker()
+    broker = dramatiq.broker.global_broker  # never get_broker(): it would make a default broker to count in
     if isinstance(broker, RedisBroker):
         names = ["stripe_requests"] + (["stripe_rate_limited"] if outcome == "rate_limited" else [])
         count_minute(broker.client, broker.namespace, names)

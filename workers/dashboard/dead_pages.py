@@ -84,20 +84,20 @@ def failed_retry(dash, request: Request, subject, job_id: int) -> Response:
     done = dead_letters.retry_ids(
         [job_id], subject.operator.name, dash.clock(), broker=dash.broker, sessions=dash.sessions
     )
-    return _after_one(dash, job_id, done, "retried")
+    return _after_one(dash, subject, job_id, done, "retried")
 
 
 def failed_discard(dash, request: Request, subject, job_id: int) -> Response:
     done = dead_letters.discard_ids(
         [job_id], subject.operator.name, dash.clock(), broker=dash.broker, sessions=dash.sessions
     )
-    return _after_one(dash, job_id, done, "discarded")
+    return _after_one(dash, subject, job_id, done, "discarded")
 
 
-def _after_one(dash, job_id: int, done: Bulk, verb: str) -> Response:
+def _after_one(dash, subject, job_id: int, done: Bulk, verb: str) -> Response:
     with dash.sessions() as session:
         if dashboard_rows.find_failed_job(session, job_id) is None:
-            return dash.not_found(None, "No such failed job.")
+            return dash.not_found(subject, "No such failed job.")
     return redirect(f"/failed/{job_id}", **_counts(done, verb))
 
 

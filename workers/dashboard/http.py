@@ -15,7 +15,7 @@ MAX_FORM_BYTES = 64 * 1024
 # No script anywhere: the pages are plain forms (a <meta> refresh keeps the overview live), so none may run.
 CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"
 # An email's HTML preview may show its inline images, nothing else.
-PREVIEW_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'none'"
+PREVIEW_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'none'; sandbox"
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
