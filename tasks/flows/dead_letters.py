@@ -103,11 +103,15 @@ def _matching(f: DeadLetterFilter, statuses, sessions) -> Iterable[list[int]]:
 
 
 def _in_batches(batches: Iterable[list[int]], step) -> Bulk:
-    total = Bulk()
+    """Each batch in its transaction; then Redis's copies of every moved row, in one scan of each queue."""
+    total, moved = Bulk(), []
     for ids in batches:
-        total.add(step(ids))
+        done, rows = step(ids)
+        total.add(done)
+        moved += [(row.queue, row.message_id) for row in rows]
         if total.broker_down:
             break
+    forget_redis_copies(step.broker, moved)
     return total
 
 
@@ -121,16 +125,16 @@ class _Step:
     def __init__(self, broker, operator: str, now: datetime, sessions, f: DeadLetterFilter | None = None):
         self.broker, self.operator, self.now, self.sessions, self.filter = broker, operator, now, sessions, f
 
-    def __call__(self, ids: list[int]) -> Bulk:
+    def __call__(self, ids: list[int]) -> tuple[Bulk, list[Any]]:
+        """What this batch did, and the rows it moved."""
         try:
             with transaction(self.sessions) as session:
                 moved, result = self.move(session, ids)
                 if moved:
                     self.record(session, [row.id for row in moved])
         except _SendRefused:
-            return Bulk(broker_down=True)
-        forget_redis_copies(self.broker, [(row.queue, row.message_id) for row in moved])
-        return result
+            return Bulk(broker_down=True), []
+        return result, moved
 
     def move(self, session: Session, ids: list[int]) -> tuple[list[Any], Bulk]:
         raise NotImplementedError
