@@ -44,6 +44,9 @@ STRIPE_REQUESTS = Counter(
 # The charts show the last hour by minute; two hours of keys leave room for a late read.
 MINUTE_KEY_TTL_SECONDS = 2 * 3600
 CHART_MINUTES = 60
+# Daily totals, as Sidekiq keeps them: a month shown, kept half a year.
+HISTORY_DAYS = 30
+DAY_KEY_TTL_SECONDS = 180 * 86400
 # The per-minute series the charts read (each a count of events in that minute).
 SERIES = ("processed", "failed", "stripe_requests", "stripe_rate_limited")
 
@@ -83,15 +86,35 @@ def mark_running(client: redis.Redis, key: str, message_id: str, value: str, ttl
     client.eval(_RUNNING, 1, key, message_id, value, ttl_seconds)
 
 
-# One message's end: the overall per-minute counter of its outcome, and its actor's per-minute hash (a count
-# per outcome and the milliseconds it ran). KEYS: the counter, the actor's hash; ARGV: outcome, ms, TTL.
+# One message's end: the overall per-minute counter of its outcome, its actor's per-minute hash (a count per
+# outcome and the milliseconds it ran) and the per-day counter of its outcome. KEYS: those three; ARGV: the
+# outcome, ms, the minute keys' TTL and the day key's TTL.
 _MESSAGE = """
 redis.call("incr", KEYS[1])
 redis.call("expire", KEYS[1], ARGV[3])
 redis.call("hincrby", KEYS[2], ARGV[1], 1)
 redis.call("hincrby", KEYS[2], "ms", ARGV[2])
 redis.call("expire", KEYS[2], ARGV[3])
+redis.call("incr", KEYS[3])
+redis.call("expire", KEYS[3], ARGV[4])
 """
+
+
+def day_key(namespace: str, outcome: str, day: int) -> str:
+    return f"{namespace}:stats:day:{outcome}:{day}"
+
+
+def read_days(
+    client: redis.Redis, namespace: str, now_s: float, days: int = HISTORY_DAYS
+) -> dict[str, list[int]]:
+    """Messages processed and failed per UTC day for the last `days` days, oldest first, today last."""
+    last = int(now_s // 86400)
+    span = range(last - days + 1, last + 1)
+    values = client.mget(
+        [day_key(namespace, outcome, d) for outcome in ("processed", "failed") for d in span]
+    )
+    counts = [int(v or 0) for v in values]
+    return {"processed": counts[:days], "failed": counts[days:]}
 
 
 def actor_key(namespace: str, actor: str, minute: int) -> str:
@@ -103,10 +126,15 @@ def count_message(
 ) -> None:
     """A message ended (processed or failed) after ms milliseconds: counted for the charts and its actor's
     row; a Redis error is logged, never raised."""
-    minute = int((now_s if now_s is not None else time.time()) // 60)
-    keys = [minute_key(namespace, outcome, minute), actor_key(namespace, actor, minute)]
+    now_s = now_s if now_s is not None else time.time()
+    minute, day = int(now_s // 60), int(now_s // 86400)
+    keys = [
+        minute_key(namespace, outcome, minute),
+        actor_key(namespace, actor, minute),
+        day_key(namespace, outcome, day),
+    ]
     try:
-        client.eval(_MESSAGE, 2, *keys, outcome, ms, MINUTE_KEY_TTL_SECONDS)
+        client.eval(_MESSAGE, 3, *keys, outcome, ms, MINUTE_KEY_TTL_SECONDS, DAY_KEY_TTL_SECONDS)
     except (redis.RedisError, OSError):
         _log.debug("could not count a message of %s in Redis", actor)
 

@@ -90,6 +90,7 @@ class Overview:
     delayed: list[Delayed] = field(default_factory=list)
     rules: list[Rule] = field(default_factory=list)
     charts: list[Chart] = field(default_factory=list)
+    history: list[Chart] = field(default_factory=list)
     alerts: int = field(default=0)
 
 
@@ -114,6 +115,7 @@ def build_overview(session: Session, broker, queues: tuple[str, ...], now: datet
     _read_live(overview, broker, queues, now)
     overview.rules = health_rules(session, overview, now)
     overview.charts = _charts(session, broker, now)
+    overview.history = _history(broker, now)
     overview.alerts = sum(rule.firing for rule in overview.rules)
     return overview
 
@@ -208,6 +210,20 @@ def _charts(session: Session, broker, now: datetime) -> list[Chart]:
         "stripe_rate_limited": "Stripe 429s",
     }
     return [Chart(labels[name], counted[name]) for name in telemetry.SERIES] + charts
+
+
+def _history(broker, now: datetime) -> list[Chart]:
+    client, namespace = getattr(broker, "client", None), getattr(broker, "namespace", None)
+    if client is None:
+        return []
+    try:
+        days = telemetry.read_days(client, namespace, now.timestamp())
+    except Exception:  # as in _charts
+        return []
+    return [
+        Chart("jobs processed per day", days["processed"]),
+        Chart("job attempts failed per day", days["failed"]),
+    ]
 
 
 def queue_alert(stats: QueueStats, dead_jobs: int) -> bool:

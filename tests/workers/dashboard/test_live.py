@@ -100,7 +100,7 @@ def test_charts_show_the_last_hour_per_minute_from_redis_and_the_database(client
     )
     assert '<strong>job attempts failed</strong> <span class="muted">1 in the last hour' in body
     assert '<strong>webhooks in</strong> <span class="muted">2 in the last hour · peak 2/min</span>' in body
-    assert body.count("<svg") == 7
+    assert body.count("<svg") == 9  # seven for the last hour, two for the last 30 days
 
 
 def test_a_processed_message_is_counted_for_metrics_and_charts_and_leaves_the_running_list(
@@ -213,3 +213,30 @@ def test_the_actors_page_shows_each_actors_last_hour_from_what_workers_counted(c
     assert page.index("send_email") < page.index("execute_payment")  # busiest first
     overview = client.get("/").body
     assert '<strong>jobs processed</strong> <span class="muted">2 in the last hour' in overview
+
+
+def test_daily_totals_of_the_last_30_days_are_charted(client, broker, clock):
+    now = clock.now.timestamp()
+    for days_ago in (0, 0, 3, 29, 31):  # the last one is past the chart
+        telemetry.count_message(
+            broker.client, broker.namespace, "send_email", "processed", 5, now - days_ago * 86400
+        )
+    telemetry.count_message(broker.client, broker.namespace, "send_email", "failed", 5, now - 86400)
+    counts = telemetry.read_days(broker.client, broker.namespace, now)
+    assert (
+        counts["processed"][-1],
+        counts["processed"][-4],
+        counts["processed"][0],
+        sum(counts["processed"]),
+    ) == (
+        2,
+        1,
+        1,
+        4,
+    )
+    body = client.get("/").body
+    assert (
+        '<strong>jobs processed per day</strong> <span class="muted">4 in the last 30 days · peak 2/day'
+        in body
+    )
+    assert '<strong>job attempts failed per day</strong> <span class="muted">1 in the last 30 days' in body
