@@ -189,10 +189,11 @@ class Telemetry(dramatiq.Middleware):
         seconds = time.monotonic() - started if started is not None else 0.0
         if started is not None:  # else an earlier middleware refused it before this one saw it start
             telemetry.DURATION.labels(message.actor_name).observe(seconds)
-            self._running(broker, message.message_id, "")
         if (client := _client(broker)) is not None:
+            running = (running_key(broker), message.message_id) if started is not None else None
+            ms = int(seconds * 1000)
             telemetry.count_message(
-                client, broker.namespace, message.actor_name, outcome, int(seconds * 1000)
+                client, broker.namespace, message.actor_name, outcome, ms, running=running
             )
 
     def after_skip_message(self, broker, message):

@@ -87,8 +87,8 @@ def mark_running(client: redis.Redis, key: str, message_id: str, value: str, ttl
 
 
 # One message's end: the overall per-minute counter of its outcome, its actor's per-minute hash (a count per
-# outcome and the milliseconds it ran) and the per-day counter of its outcome. KEYS: those three; ARGV: the
-# outcome, ms, the minute keys' TTL and the day key's TTL.
+# outcome and the milliseconds it ran), the per-day counter of its outcome, and (with a fourth key) its entry
+# in its process's running hash removed. ARGV: the outcome, ms, the two TTLs and the message id.
 _MESSAGE = """
 redis.call("incr", KEYS[1])
 redis.call("expire", KEYS[1], ARGV[3])
@@ -97,6 +97,7 @@ redis.call("hincrby", KEYS[2], "ms", ARGV[2])
 redis.call("expire", KEYS[2], ARGV[3])
 redis.call("incr", KEYS[3])
 redis.call("expire", KEYS[3], ARGV[4])
+if KEYS[4] then redis.call("hdel", KEYS[4], ARGV[5]) end
 """
 
 
@@ -122,19 +123,24 @@ def actor_key(namespace: str, actor: str, minute: int) -> str:
 
 
 def count_message(
-    client: redis.Redis, namespace: str, actor: str, outcome: str, ms: int, now_s: float | None = None
+    client: redis.Redis,
+    namespace: str,
+    actor: str,
+    outcome: str,
+    ms: int,
+    now_s: float | None = None,
+    *,
+    running: tuple[str, str] | None = None,
 ) -> None:
     """A message ended (processed or failed) after ms milliseconds: counted for the charts and its actor's
-    row; a Redis error is logged, never raised."""
+    row, and taken off running (its process's running hash, its message id); a Redis error is logged."""
     now_s = now_s if now_s is not None else time.time()
     minute, day = int(now_s // 60), int(now_s // 86400)
-    keys = [
-        minute_key(namespace, outcome, minute),
-        actor_key(namespace, actor, minute),
-        day_key(namespace, outcome, day),
-    ]
+    keys = [minute_key(namespace, outcome, minute), actor_key(namespace, actor, minute)]
+    keys += [day_key(namespace, outcome, day), *([running[0]] if running else [])]
+    arguments = [outcome, ms, MINUTE_KEY_TTL_SECONDS, DAY_KEY_TTL_SECONDS, running[1] if running else ""]
     try:
-        client.eval(_MESSAGE, 3, *keys, outcome, ms, MINUTE_KEY_TTL_SECONDS, DAY_KEY_TTL_SECONDS)
+        client.eval(_MESSAGE, len(keys), *keys, *arguments)
     except (redis.RedisError, OSError):
         _log.debug("could not count a message of %s in Redis", actor)
 
