@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install check bench clean
+.PHONY: run test lint install check bench clean browser
 
 # WeasyPrint (receipt PDFs) needs Pango and HarfBuzz from the system, and a font. As root on Debian or
 # Ubuntu they are installed when missing; otherwise install them yourself (README, "Receipts").
@@ -34,8 +34,15 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The dashboard's browser tests drive Debian's Chromium (playwright cannot download its own offline):
+# installed with apt-get when missing, which needs root (CI runs as root; elsewhere, sudo make browser).
+browser:
+	@command -v chromium >/dev/null || { echo "make: installing chromium for the browser tests"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 # pytest exits 5 when it collected no test: that is a failure, and make would only say "Error 5".
-test: lint
+test: lint browser
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests: failing" >&2; fi; exit $$status
 

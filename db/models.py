@@ -615,3 +615,16 @@ class FeedDelivery(Base):
         _one_of("status", FeedDeliveryStatus, "status_known"),
         Index("ix_feed_deliveries_seller_sequence", "seller_id", "sequence"),
     )
+
+
+class AuditEntry(Base):
+    """One thing an operator did from the dashboard or the ops CLI: who, when, what, to what."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
+    operator: Mapped[str] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(255))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)

@@ -23,7 +23,13 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
-from workers.middleware import AckBusinessOutcomes, FreezeStartupObjects, RecordFailedJobs, StopGently
+from workers.middleware import (
+    AckBusinessOutcomes,
+    FreezeStartupObjects,
+    RecordFailedJobs,
+    StopGently,
+    Telemetry,
+)
 from workers.settings import Settings, get_settings
 
 # The queues of DESIGN.md, in one place. Money queues first.
@@ -59,6 +65,7 @@ def build_middleware() -> list[dramatiq.Middleware]:
         Callbacks(),
         Pipelines(),
         CurrentMessage(),
+        Telemetry(),
         AckBusinessOutcomes(),
         RecordFailedJobs(),
         Retries(

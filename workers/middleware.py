@@ -1,16 +1,24 @@
 """Remit's own middleware: final job failures mirrored into failed_jobs; start-up objects kept out of full GC
-passes; one stop signal delivered twice stops a worker process gently, not by killing it."""
+passes; one stop signal delivered twice stops a worker process gently, not by killing it; every message
+counted and every worker process published (workers.telemetry)."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import signal
+import socket
+import threading
 import time
 import traceback
 
 import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from redis.exceptions import RedisError
 from sqlalchemy.dialects.postgresql import insert
 
+from workers import telemetry
 from workers.heap import freeze_startup_objects
 from workers.scrub import scrub_text
 
@@ -119,3 +127,109 @@ def record_failed_job(message: dramatiq.Message, exception: BaseException) -> No
                 set_={k: statement.excluded[k] for k in ("error", "traceback", "attempts", "status")},
             )
         )
+
+
+class Telemetry(dramatiq.Middleware):
+    """Counts every message for /metrics and the dashboard's charts, and publishes this worker process.
+
+    The process is a Redis hash beside Dramatiq's heartbeats (host, pid, queues, threads, started), with a
+    second hash of the messages it is running: the heartbeats say a process is alive, only this says what
+    it is and what it is doing. Outcomes: processed, or failed
+    (the attempt raised; Retries decides whether it comes back). Only on the Redis broker for the Redis
+    parts; the prometheus_client ones everywhere.
+    """
+
+    def __init__(self) -> None:
+        self._started: dict[str, float] = {}
+        self._stop = (
+            threading.Event()
+        )  # each worker boot gets its own, so a stopped worker's timer stays stopped
+
+    def after_worker_boot(self, broker, worker):
+        if (client := _client(broker)) is None:
+            return
+        info = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "queues": ",".join(sorted(worker.consumer_whitelist or broker.get_declared_queues())),
+            "threads": worker.worker_threads,
+            "started_at": int(time.time()),
+        }
+        self._stop = stop = threading.Event()
+        _publish(client, process_key(broker), info)
+        threading.Thread(target=self._keep_published, args=(client, broker, info, stop), daemon=True).start()
+
+    def _keep_published(self, client, broker, info: dict, stop: threading.Event) -> None:
+        while not stop.wait(PROCESS_REFRESH_SECONDS):
+            _publish(client, process_key(broker), info)
+            try:
+                client.expire(running_key(broker), PROCESS_KEY_TTL_SECONDS)
+            except (RedisError, OSError):
+                pass  # as in _publish, the next refresh tries again
+
+    def before_worker_shutdown(self, broker, worker):
+        self._stop.set()
+        if (client := _client(broker)) is not None:
+            try:
+                client.delete(process_key(broker), running_key(broker))
+            except (RedisError, OSError):
+                pass  # it expires on its own
+
+    def before_process_message(self, broker, message):
+        self._started[message.message_id] = time.monotonic()
+        enqueued_ms = message.options.get("eta") or message.message_timestamp
+        telemetry.LATENCY.labels(message.queue_name).observe(max(time.time() - enqueued_ms / 1000, 0))
+        running = {"queue": message.queue_name, "actor": message.actor_name, "args": list(message.args)}
+        self._running(broker, message.message_id, json.dumps({**running, "started_at": int(time.time())}))
+
+    def after_process_message(self, broker, message, *, result=None, exception=None):
+        outcome = "processed" if exception is None else "failed"
+        telemetry.MESSAGES.labels(message.queue_name, message.actor_name, outcome).inc()
+        started = self._started.pop(message.message_id, None)
+        seconds = time.monotonic() - started if started is not None else 0.0
+        if started is not None:  # else an earlier middleware refused it before this one saw it start
+            telemetry.DURATION.labels(message.actor_name).observe(seconds)
+        if (client := _client(broker)) is not None:
+            running = (running_key(broker), message.message_id) if started is not None else None
+            ms = int(seconds * 1000)
+            telemetry.count_message(
+                client, broker.namespace, message.actor_name, outcome, ms, running=running
+            )
+
+    def after_skip_message(self, broker, message):
+        if self._started.pop(message.message_id, None) is not None:
+            self._running(broker, message.message_id, "")
+
+    def _running(self, broker, message_id: str, value: str) -> None:
+        if (client := _client(broker)) is None:
+            return
+        try:
+            telemetry.mark_running(client, running_key(broker), message_id, value, PROCESS_KEY_TTL_SECONDS)
+        except (RedisError, OSError):
+            pass  # the running list is for people; the work goes on
+
+
+# A live process rewrites its hash this often; a killed one's hash is gone within the TTL (three refreshes).
+PROCESS_REFRESH_SECONDS = 30
+PROCESS_KEY_TTL_SECONDS = 3 * PROCESS_REFRESH_SECONDS
+
+
+def _publish(client, key: str, info: dict) -> None:
+    try:
+        client.hset(key, mapping=info)
+        client.expire(key, PROCESS_KEY_TTL_SECONDS)
+    except (RedisError, OSError):
+        _log.warning("could not publish this worker process to Redis")
+
+
+def process_key(broker) -> str:
+    return f"{broker.namespace}:remit:process:{broker.broker_id}"
+
+
+def running_key(broker) -> str:
+    """The hash of this process's running messages: message id -> JSON (queue, actor, args, started_at)."""
+    return process_key(broker) + ":running"
+
+
+def _client(broker):
+    return broker.client if isinstance(broker, RedisBroker) else None

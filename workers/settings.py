@@ -53,6 +53,23 @@ class SettingsError(Exception):
     """A required setting is missing or malformed; the message names the variable."""
 
 
+# What a dashboard operator may do: read looks only; admin also retries, discards, resends and resolves.
+OPERATOR_ROLES = ("admin", "read")
+
+
+@dataclass(frozen=True)
+class Operator:
+    """A named dashboard user: the token they sign in with and their role (OPERATOR_ROLES)."""
+
+    name: str
+    token: str
+    role: str
+
+    @property
+    def can_act(self) -> bool:
+        return self.role == "admin"
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -86,6 +103,8 @@ class Settings:
     portal_payment_url: str | None = None
 
     mail_seller_domains: frozenset[str] = frozenset()
+    dashboard_operators: tuple[Operator, ...] = ()
+    metrics_dir: str | None = None
 
     @property
     def stripe_livemode(self) -> bool:
@@ -203,6 +222,39 @@ def _dashboard_token(environ: Mapping[str, str]) -> str | None:
     return value
 
 
+def _dashboard_operators(environ: Mapping[str, str], token: str | None) -> tuple[Operator, ...]:
+    """DASHBOARD_OPERATORS as name:token:role entries, then DASHBOARD_TOKEN as the operator "admin"."""
+    operators = [
+        _operator(entry) for entry in environ.get("DASHBOARD_OPERATORS", "").split(",") if entry.strip()
+    ]
+    if token:
+        operators.append(Operator("admin", token, "admin"))
+    for kind, values in (("name", [o.name for o in operators]), ("token", [o.token for o in operators])):
+        if len(set(values)) != len(values):
+            raise SettingsError(f"DASHBOARD_OPERATORS is malformed: two operators share a {kind}")
+    return tuple(operators)
+
+
+def _operator(entry: str) -> Operator:
+    name, token, role = (entry.strip().split(":") + ["", ""])[:3]
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,63}", name):
+        raise SettingsError(
+            f"DASHBOARD_OPERATORS is malformed: {name[:40]!r} is not a name (a-z, 0-9, ., _ and -)"
+        )
+    if len(token) < 16:
+        raise SettingsError(f"DASHBOARD_OPERATORS is malformed: {name}'s token has under 16 characters")
+    if role not in OPERATOR_ROLES:
+        raise SettingsError(f"DASHBOARD_OPERATORS is malformed: {name}'s role is not one of {OPERATOR_ROLES}")
+    return Operator(name, token, role)
+
+
+def _metrics_dir(environ: Mapping[str, str]) -> str | None:
+    value = environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip() or None
+    if value is not None and not os.path.isdir(value):
+        raise SettingsError(f"PROMETHEUS_MULTIPROC_DIR is malformed: {value[:80]!r} is not a directory")
+    return value
+
+
 def _dashboard_https(environ: Mapping[str, str], environment: str) -> bool:
     raw = environ.get("DASHBOARD_HTTPS", "").strip().lower()
     if not raw:
@@ -294,6 +346,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         mail_from=environ.get("MAIL_FROM", "").strip() or "Payments <payments@remit.invalid>",
         sentry_dsn=environ.get("SENTRY_DSN", "").strip() or None,
         dashboard_token=_dashboard_token(environ),
+        dashboard_operators=_dashboard_operators(environ, _dashboard_token(environ)),
+        metrics_dir=_metrics_dir(environ),
         environment=environment,
         dashboard_https=_dashboard_https(environ, environment),
         dashboard_host=_dashboard_host(environ),

@@ -22,8 +22,11 @@ from db.models import (
     PaymentEvent,
     PaymentMethod,
     Refund,
+    ScheduleRun,
     StripeEvent,
 )
+from db.queries import failed_jobs as failed_job_rows
+from tasks.domain.dead_letters import DeadLetterFilter
 from tasks.domain.states import PaymentStatus
 
 # A screenful that still renders in milliseconds.
@@ -41,19 +44,9 @@ class Page:
         return max((self.total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
 
 
-def list_failed_jobs(
-    session: Session, *, queue: str = "", actor: str = "", status: str = "", page: int = 1
-) -> Page:
-    """Dead letters, newest first, filtered by exact queue, actor and status when given."""
-    where = [
-        c
-        for c, v in (
-            (FailedJob.queue == queue, queue),
-            (FailedJob.actor == actor, actor),
-            (FailedJob.status == status, status),
-        )
-        if v
-    ]
+def list_failed_jobs(session: Session, f: DeadLetterFilter, *, page: int = 1) -> Page:
+    """Dead letters the filter matches, newest first."""
+    where = failed_job_rows.matching(f)
     total = session.scalar(select(func.count()).select_from(FailedJob).where(*where))
     rows = session.scalars(
         select(FailedJob)
@@ -76,10 +69,11 @@ def list_payments(
     status: str = "",
     account_number: str = "",
     older_than_seconds: int = 0,
+    needs_review: bool = False,
     page: int = 1,
 ) -> Page:
     """Payments with their account, newest first; age is time since creation."""
-    where = []
+    where = [Payment.needs_review.is_(True)] if needs_review else []
     if status:
         where.append(Payment.status == status)
     if account_number:
@@ -215,3 +209,91 @@ def count_balance_drifts(session: Session, since: datetime) -> Row:
             func.max(BalanceDrift.found_at),
         )
     ).one()
+
+
+def list_events(session: Session, *, status: str = "", type_: str = "", page: int = 1) -> Page:
+    """Stripe events in the inbox, newest first, by exact status and type prefix."""
+    where = [StripeEvent.status == status] if status else []
+    if type_:
+        where.append(StripeEvent.type.startswith(type_, autoescape=True))
+    total = session.scalar(select(func.count()).select_from(StripeEvent).where(*where))
+    rows = session.scalars(
+        select(StripeEvent)
+        .where(*where)
+        .order_by(StripeEvent.received_at.desc(), StripeEvent.id)
+        .offset((page - 1) * PAGE_SIZE)
+        .limit(PAGE_SIZE)
+    )
+    return Page(list(rows), page, total)
+
+
+def find_event(session: Session, event_id: str) -> StripeEvent | None:
+    return session.get(StripeEvent, event_id)
+
+
+def list_emails(session: Session, *, status: str = "", recipient: str = "", page: int = 1) -> Page:
+    """Outbox rows, newest first, by exact status and recipient substring."""
+    where = [Email.status == status] if status else []
+    if recipient:
+        where.append(Email.recipient.icontains(recipient, autoescape=True))
+    total = session.scalar(select(func.count()).select_from(Email).where(*where))
+    rows = session.scalars(
+        select(Email).where(*where).order_by(Email.id.desc()).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
+    )
+    return Page(list(rows), page, total)
+
+
+def find_email(session: Session, email_id: int) -> Email | None:
+    return session.get(Email, email_id)
+
+
+def count_flagged_payments(session: Session) -> int:
+    """Payments flagged needs_review."""
+    return session.scalar(select(func.count()).select_from(Payment).where(Payment.needs_review.is_(True)))
+
+
+def count_failing_events(session: Session) -> tuple[int, int]:
+    """(events failed for good, events still waiting after a failed attempt)."""
+    failed, retrying = session.execute(
+        select(
+            func.count().filter(StripeEvent.status == "failed"),
+            func.count().filter(StripeEvent.status == "received", StripeEvent.attempts > 0),
+        )
+    ).one()
+    return failed, retrying
+
+
+def count_per_minute(session: Session, since: datetime) -> dict[str, dict[datetime, int]]:
+    """Per minute since `since`: Stripe events received, payments that succeeded, payments that failed."""
+    minute = func.date_trunc("minute", StripeEvent.received_at)
+    events = session.execute(
+        select(minute, func.count()).where(StripeEvent.received_at >= since).group_by(minute)
+    ).all()
+    at = func.date_trunc("minute", PaymentEvent.at)
+    moves = session.execute(
+        select(PaymentEvent.to_status, at, func.count())
+        .where(
+            PaymentEvent.at >= since,
+            PaymentEvent.applied.is_(True),
+            PaymentEvent.to_status.in_([PaymentStatus.SUCCEEDED, PaymentStatus.FAILED]),
+            PaymentEvent.from_status.is_distinct_from(PaymentEvent.to_status),
+        )
+        .group_by(PaymentEvent.to_status, at)
+    ).all()
+    series: dict[str, dict[datetime, int]] = {
+        "webhooks_in": dict(events),
+        "succeeded": {},
+        "failed_payments": {},
+    }
+    for status, when, count in moves:
+        series["succeeded" if status == PaymentStatus.SUCCEEDED else "failed_payments"][when] = count
+    return series
+
+
+def list_last_schedule_runs(session: Session) -> dict[str, datetime]:
+    """When the clock last sent each job, by job name."""
+    return dict(
+        session.execute(
+            select(ScheduleRun.job, func.max(ScheduleRun.started_at)).group_by(ScheduleRun.job)
+        ).all()
+    )

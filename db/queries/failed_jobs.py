@@ -6,11 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, Text, cast, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from db.models import FailedJob
+from tasks.domain.dead_letters import DeadLetterFilter
 from tasks.domain.states import FailedJobStatus as S
 
 
@@ -53,3 +54,70 @@ def mark_failed_job_discarded(session: Session, job_id: int) -> bool:
 
 def find_failed_job_id(session: Session, job_id: int) -> int | None:
     return session.scalar(select(FailedJob.id).where(FailedJob.id == job_id))
+
+
+def matching(f: DeadLetterFilter) -> list[Any]:
+    """The WHERE clauses of a dead-letter filter (LIKE wildcards in the values match literally)."""
+    args_text = cast(FailedJob.args, Text) + " " + cast(FailedJob.kwargs, Text)
+    error_text = FailedJob.error + " " + func.coalesce(FailedJob.traceback, "")
+    where: list[Any] = [FailedJob.status == f.status] if f.status else []
+    for column, value in (
+        (FailedJob.queue, f.queue),
+        (FailedJob.actor, f.actor),
+        (error_text, f.error),
+        (args_text, f.args),
+    ):
+        if value:
+            where.append(column.icontains(value, autoescape=True))
+    if f.text:
+        columns = (FailedJob.queue, FailedJob.actor, error_text, args_text)
+        where.append(or_(*(c.icontains(f.text, autoescape=True) for c in columns)))
+    return where
+
+
+def list_failed_job_ids(
+    session: Session, f: DeadLetterFilter, statuses: Sequence[str], after_id: int, limit: int
+) -> list[int]:
+    """Ids past after_id that match the filter and are in one of statuses, in id order."""
+    return list(
+        session.scalars(
+            select(FailedJob.id)
+            .where(*matching(f), FailedJob.status.in_(statuses), FailedJob.id > after_id)
+            .order_by(FailedJob.id)
+            .limit(limit)
+        )
+    )
+
+
+def move_failed_jobs(
+    session: Session, ids: Sequence[int], *, from_: Sequence[str], to: str, actors: Sequence[str] | None, now
+) -> list[Row]:
+    """Move those of ids in a from_ status (and, with actors, for one of them) to `to`; (id, message_id,
+    queue, actor, args, kwargs) of each moved. The rows stay locked until commit."""
+    where = [FailedJob.id.in_(ids), FailedJob.status.in_(from_)]
+    if actors is not None:
+        where.append(FailedJob.actor.in_(actors))
+    values = {"status": to, **({"retried_at": now} if to == S.RETRIED else {})}
+    return list(
+        session.execute(
+            update(FailedJob)
+            .where(*where)
+            .values(**values)
+            .returning(
+                FailedJob.id,
+                FailedJob.message_id,
+                FailedJob.queue,
+                FailedJob.actor,
+                FailedJob.args,
+                FailedJob.kwargs,
+            )
+        ).all()
+    )
+
+
+def count_failed_jobs_in(session: Session, ids: Sequence[int], statuses: Sequence[str]) -> int:
+    return session.scalar(
+        select(func.count())
+        .select_from(FailedJob)
+        .where(FailedJob.id.in_(ids), FailedJob.status.in_(statuses))
+    )

@@ -125,28 +125,35 @@ def reinstate_won_dispute(payment_id: int, operator: str, now: datetime | None =
         )
     now = now or datetime.now(UTC)
     with transaction() as session:
-        payment = payment_rows.lock_payment(session, payment_id)
-        if payment is None:
-            raise RemitError("payment_not_found", f"payment {payment_id} does not exist")
-        dispute = payment_rows.find_won_dispute_of(session, payment_id)
-        if dispute is None or payment.status != P.DISPUTED:
-            raise RemitError(
-                "no_won_dispute", f"payment {payment_id} is {payment.status} with no won dispute to reinstate"
-            )
-        batch = ledger.TransitionBatch(now)
-        detail = {"dispute": dispute.stripe_dispute_id, "dispute_status": "won", "operator": operator.strip()}
-        plan = reinstate(session, batch, payment, dispute, source=f"ops:{operator.strip()}", detail=detail)
-        if plan is None:
-            raise RemitError(
-                "reversal_unknown",
-                f"payment {payment_id} was refunded in part and its dispute did not record what it reversed:"
-                " re-apply its money by hand",
-            )
-        batch.set_columns(payment, {"needs_review": plan.credit_minor > 0})
-        batch.flush(session)
-        return {
-            "payment_id": payment_id,
-            "status": payment.status,
-            "reinstated_minor": plan.reinstated_minor,
-            "credit_minor": plan.credit_minor,
-        }
+        return reinstate_won_dispute_in(session, payment_id, operator.strip(), now)
+
+
+def reinstate_won_dispute_in(
+    session: Session, payment_id: int, operator: str, now: datetime
+) -> dict[str, Any]:
+    """reinstate_won_dispute in the caller's transaction (the ops console commits its audit row with it)."""
+    payment = payment_rows.lock_payment(session, payment_id)
+    if payment is None:
+        raise RemitError("payment_not_found", f"payment {payment_id} does not exist")
+    dispute = payment_rows.find_won_dispute_of(session, payment_id)
+    if dispute is None or payment.status != P.DISPUTED:
+        raise RemitError(
+            "no_won_dispute", f"payment {payment_id} is {payment.status} with no won dispute to reinstate"
+        )
+    batch = ledger.TransitionBatch(now)
+    detail = {"dispute": dispute.stripe_dispute_id, "dispute_status": "won", "operator": operator}
+    plan = reinstate(session, batch, payment, dispute, source=f"ops:{operator}", detail=detail)
+    if plan is None:
+        raise RemitError(
+            "reversal_unknown",
+            f"payment {payment_id} was refunded in part and its dispute did not record what it reversed:"
+            " re-apply its money by hand",
+        )
+    batch.set_columns(payment, {"needs_review": plan.credit_minor > 0})
+    batch.flush(session)
+    return {
+        "payment_id": payment_id,
+        "status": payment.status,
+        "reinstated_minor": plan.reinstated_minor,
+        "credit_minor": plan.credit_minor,
+    }

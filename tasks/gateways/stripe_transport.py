@@ -17,6 +17,7 @@ import stripe
 
 from tasks.domain.rate_limits import StripeLimits
 from tasks.gateways.limiter import StripeRateLimiter
+from workers.telemetry import count_stripe_request
 
 # Evenly spaced calls at exactly the budget still meet Stripe's one-second windows with jitter;
 # 3% below it keeps 429s rare.
@@ -125,8 +126,15 @@ def send(
         if limiter is not None:
             limiter.acquire(endpoint)
         try:
-            return fn(params, options)
+            answer = fn(params, options)
         except stripe.RateLimitError:
+            count_stripe_request("rate_limited")
             # Not stored by Stripe, so retrying at once with a fresh slot is safe and cheap.
             if attempt == RATE_LIMITED_RETRIES:
                 raise
+        except stripe.StripeError:
+            count_stripe_request("error")
+            raise
+        else:
+            count_stripe_request("ok")
+            return answer

@@ -1,71 +1,75 @@
-"""The ops dashboard as a plain WSGI app: overview, dead letters with retry, payments, metrics, health.
+"""The ops dashboard as a plain WSGI app: overview, dead letters, payments, the inbox and outbox, search,
+the review queue, the audit log, metrics and health.
 
-Every page needs DASHBOARD_TOKEN, as `Authorization: Bearer <token>` or through the login form's
-session cookie; /metrics takes the same Bearer token (Prometheus: `authorization: {credentials: ...}`).
-Only /healthz is open. Without a token configured every path answers 503: never an open dashboard.
-Sessions and failed sign-ins live in the broker's Redis (workers/dashboard/state.py), so every
-dashboard process honours a logout and counts the same guesses.
+Every page needs a named operator (DASHBOARD_OPERATORS, or DASHBOARD_TOKEN as the operator "admin"),
+as `Authorization: Bearer <token>` or through the login form's session cookie; /metrics takes the
+same Bearer token (Prometheus: `authorization: {credentials: ...}`). Only /healthz is open. Without an
+operator configured every path answers 503: never an open dashboard. Read operators look; only
+admins act, and every action is recorded in the audit log under the operator's name. Sessions and
+failed sign-ins live in the broker's Redis (workers/dashboard/state.py), so every dashboard process
+honours a logout and counts the same guesses.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlencode
 
 from redis.exceptions import RedisError
 from sqlalchemy import text as sql
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.queries import dashboard as dashboard_rows
-from tasks.domain.states import FailedJobStatus, PaymentStatus
-from workers.dashboard.actions import FLASHES, Outcome, discard_failed_job, retry_failed_job
-from workers.dashboard.auth import BEARER_SUBJECT, Auth, Throttle, session_cookie
+from workers.dashboard import dead_pages, find_pages, live_pages, review_pages
+from workers.dashboard.auth import Auth, Subject, Throttle, session_cookie
 from workers.dashboard.http import Request, Response, StartResponse, redirect, text
-from workers.dashboard.metrics import render_metrics
-from workers.dashboard.overview import build_overview, queue_alert
-from workers.dashboard.params import BadParameter, choice_filter, page_number, path_id, text_filter
+from workers.dashboard.params import BadParameter, path_id, safe_next
 from workers.dashboard.state import state_for
 from workers.dashboard.templates import render
+from workers.settings import Operator
 
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 NOT_CONFIGURED = (
-    "The ops dashboard is disabled: DASHBOARD_TOKEN is not set. "
-    "Set it (at least 16 characters) and restart; the dashboard never runs without a token.\n"
+    "The ops dashboard is disabled: no operator is configured. Set DASHBOARD_OPERATORS "
+    "(name:token:role, ...) or DASHBOARD_TOKEN (at least 16 characters) and restart; "
+    "the dashboard never runs without one.\n"
 )
-# The age filter's choices on /payments, in seconds.
-AGE_CHOICES = {
-    "": "any age",
-    "300": "over 5 minutes",
-    "3600": "over 1 hour",
-    "86400": "over 1 day",
-    "604800": "over 7 days",
-}
 # A year, the usual max-age; sent only when DASHBOARD_HTTPS says the dashboard is served over HTTPS.
 HSTS = ("Strict-Transport-Security", "max-age=31536000")
+Route = tuple[str, str, Callable[..., Response]]
+_log = logging.getLogger(__name__)
 
 
 def make_app(
-    token: str | None,
+    operators: str | Sequence[Operator] | None,
     sessions: sessionmaker[Session],
     broker,
     queues: tuple[str, ...],
     clock: Callable[[], datetime] | None = None,
     *,
     https: bool = True,
+    metrics_dir: str | None = None,
+    stripe_livemode: bool = False,
 ) -> WSGIApp:
-    """The dashboard for one token, database and broker; a 503-only app when token is None.
+    """The dashboard for these operators (a lone token is the operator "admin"), database and broker; a
+    503-only app without any.
 
     https (DASHBOARD_HTTPS) marks the session cookie Secure and sends HSTS; no request header changes it.
+    metrics_dir (PROMETHEUS_MULTIPROC_DIR) makes /metrics add up every process's counters; stripe_livemode
+    picks the live or test side of Stripe's dashboard for "open at Stripe" links.
     """
-    if not token:
+    if isinstance(operators, str):
+        operators = (Operator("admin", operators, "admin"),)
+    if not operators:
         return _not_configured
     state = state_for(broker)
     now = clock or (lambda: datetime.now(UTC))
-    return Dashboard(Auth(token, state), Throttle(state), https, sessions, broker, queues, now)
+    dashboard = Dashboard(Auth(operators, state), Throttle(state), https, sessions, broker, queues, now)
+    dashboard.metrics_dir, dashboard.stripe_livemode = metrics_dir, stripe_livemode
+    return dashboard
 
 
 def _not_configured(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -73,22 +77,22 @@ def _not_configured(environ: dict[str, Any], start_response: StartResponse) -> I
 
 
 class Dashboard:
-    """Routes a request to a page once it is authenticated; POSTs also need the session's CSRF token."""
+    """Routes a request to a page once it is authenticated; POSTs also need the session's CSRF token and an
+    operator who may act."""
 
     def __init__(self, auth: Auth, throttle: Throttle, https: bool, sessions, broker, queues, clock) -> None:
         self.auth, self.throttle, self.https = auth, throttle, https
         self.sessions, self.broker, self.queues, self.clock = sessions, broker, queues, clock
-        self.routes: list[tuple[str, re.Pattern[str], Callable[..., Response]]] = [
-            ("GET", re.compile(r"/"), self.overview),
-            ("GET", re.compile(r"/failed"), self.failed_list),
-            ("GET", re.compile(r"/failed/([0-9]+)"), self.failed_detail),
-            ("POST", re.compile(r"/failed/([0-9]+)/retry"), self.failed_retry),
-            ("POST", re.compile(r"/failed/([0-9]+)/discard"), self.failed_discard),
-            ("GET", re.compile(r"/payments"), self.payment_list),
-            ("GET", re.compile(r"/payments/([0-9]+)"), self.payment_detail),
-            ("GET", re.compile(r"/metrics"), self.metrics),
-            ("POST", re.compile(r"/logout"), self.logout),
+        self.metrics_dir: str | None = None
+        self.stripe_livemode = False
+        routes: list[Route] = [
+            *live_pages.ROUTES,
+            *dead_pages.ROUTES,
+            *find_pages.ROUTES,
+            *review_pages.ROUTES,
+            ("POST", r"/logout", Dashboard.logout),
         ]
+        self.routes = [(method, re.compile(pattern), handler) for method, pattern, handler in routes]
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         response = self.respond(Request.from_environ(environ))
@@ -99,6 +103,8 @@ class Dashboard:
     def respond(self, request: Request) -> Response:
         if request.path == "/healthz":
             return self.health()
+        if request.path == "/favicon.ico":
+            return Response(204)
         if request.path == "/login":
             return self.login(request)
         subject = self.authenticate(request)
@@ -109,176 +115,102 @@ class Dashboard:
         except BadParameter as bad:
             return self.page(400, "message.html", subject, title="Bad request", message=str(bad))
 
-    def route(self, request: Request, subject: str) -> Response:
+    def route(self, request: Request, subject: Subject) -> Response:
+        other_method = False
         for method, pattern, handler in self.routes:
             match = pattern.fullmatch(request.path)
             if match is None:
                 continue
             if request.method != method and not (method == "GET" and request.method == "HEAD"):
-                return text(405, f"{method} only\n")
-            if method == "POST" and not self.auth.csrf_valid(subject, request.form.get("csrf", "")):
-                return text(403, "Missing or wrong CSRF token: reload the page and try again.\n")
-            ids = [path_id(g) for g in match.groups()]
-            if None in ids:
-                break
-            return handler(request, subject, *ids)
-        return self.page(404, "message.html", None, title="Not found", message="No such page.")
+                other_method = True
+                continue
+            ids = [path_id(g) if g.isdigit() else g for g in match.groups()]
+            if None in ids:  # an id no row can have
+                return self.not_found(subject, "No such row.")
+            if method == "POST" and (refused := self.refuse_post(request, subject)):
+                return refused
+            return handler(self, request, subject, *ids)
+        if other_method:
+            return text(405, "That method is not allowed here.\n")
+        return self.not_found(subject, "No such page.")
 
-    def page(self, status: int, template: str, subject: str | None, **context: Any) -> Response:
+    def refuse_post(self, request: Request, subject: Subject) -> Response | None:
+        if not self.auth.csrf_valid(subject, request.form.get("csrf", "")):
+            return text(403, "Missing or wrong CSRF token: reload the page and try again.\n")
+        if request.path != "/logout" and not subject.operator.can_act:
+            return self.page(
+                403, "message.html", subject, title="Read-only", message="A read operator cannot act."
+            )
+        return None
+
+    def page(self, status: int, template: str, subject: Subject | None, **context: Any) -> Response:
         csrf = self.auth.csrf_token(subject) if subject else ""
-        return Response(
-            status, render(template, csrf=csrf, signed_in=subject is not None, **context).encode()
+        context.setdefault("refresh", 0)
+        context.setdefault("search", "")
+        body = render(
+            template,
+            csrf=csrf,
+            signed_in=subject is not None,
+            operator=subject.operator if subject else None,
+            **context,
         )
+        return Response(status, body.encode())
+
+    def not_found(self, subject: Subject | None, message: str) -> Response:
+        return self.page(404, "message.html", subject, title="Not found", message=message)
 
     # -- authentication -------------------------------------------------------------------------
 
-    def authenticate(self, request: Request) -> str | Response:
-        """The subject (session cookie or "bearer"), or the answer that refuses the request."""
+    def authenticate(self, request: Request) -> Subject | Response:
+        """The operator (session cookie or Bearer header), or the answer that refuses the request."""
         offered = self.auth.bearer(request)
         if offered is None:
             return self.auth.session(request) or self.unauthorized(request)
         if wait := self.throttle.wait_seconds(request.address):
             return _throttled(wait)
-        if self.auth.token_matches(offered):
-            return BEARER_SUBJECT
+        if operator := self.auth.operator_for(offered):
+            return Subject(operator, "bearer")
         self.throttle.failed(request.address)
         return self.unauthorized(request)
 
     def unauthorized(self, request: Request) -> Response:
         if request.path == "/metrics" or request.headers.get("authorization"):
-            response = text(401, "A valid DASHBOARD_TOKEN is required (Authorization: Bearer <token>).\n")
+            response = text(401, "A valid operator token is required (Authorization: Bearer <token>).\n")
         else:
-            response = self.page(401, "login.html", None, title="Sign in", error="")
+            back = request.target if request.method == "GET" else "/"
+            response = self.page(401, "login.html", None, title="Sign in", error="", next=safe_next(back))
         response.headers.append(("WWW-Authenticate", 'Bearer realm="remit-dashboard"'))
         return response
 
     def login(self, request: Request) -> Response:
+        back = safe_next(request.form.get("next") or request.query.get("next", ""))
         if request.method == "GET":
-            return self.page(200, "login.html", None, title="Sign in", error="")
+            return self.page(200, "login.html", None, title="Sign in", error="", next=back)
         if request.method != "POST":
             return text(405, "GET or POST only\n")
         if wait := self.throttle.wait_seconds(request.address):
             return _throttled(wait)
-        if not self.auth.token_matches(request.form.get("token", "")):
+        operator = self.auth.operator_for(request.form.get("token", ""))
+        if operator is None:
             self.throttle.failed(request.address)
-            return self.page(401, "login.html", None, title="Sign in", error="That token is not right.")
+            return self.page(
+                401, "login.html", None, title="Sign in", error="That token is not right.", next=back
+            )
         try:
-            cookie = self.auth.new_session()
+            cookie = self.auth.new_session(operator)
         except RedisError:
             return text(
                 503, "Sign-in needs Redis, which did not answer; use Authorization: Bearer meanwhile.\n"
             )
-        response = redirect("/")
+        response = redirect(back)
         response.headers.append(("Set-Cookie", session_cookie(cookie, secure=self.https)))
         return response
 
-    def logout(self, request: Request, subject: str) -> Response:
+    def logout(self, request: Request, subject: Subject) -> Response:
         self.auth.end_session(subject)
         response = redirect("/login")
         response.headers.append(("Set-Cookie", session_cookie("", secure=self.https, max_age=0)))
         return response
-
-    # -- pages ------------------------------------------------------------------------------------
-
-    def overview(self, request: Request, subject: str) -> Response:
-        with self.sessions() as session:
-            overview = build_overview(session, self.broker, self.queues, self.clock())
-        return self.page(200, "overview.html", subject, title="Overview", o=overview, queue_alert=queue_alert)
-
-    def failed_list(self, request: Request, subject: str) -> Response:
-        statuses = [s.value for s in FailedJobStatus]
-        filters = {
-            "queue": text_filter(request.query, "queue"),
-            "actor": text_filter(request.query, "actor"),
-            "status": choice_filter(request.query, "status", statuses),
-        }
-        page_wanted = page_number(request.query)
-        with self.sessions() as session:
-            page = dashboard_rows.list_failed_jobs(session, page=page_wanted, **filters)
-            return self.page(
-                200,
-                "failed_list.html",
-                subject,
-                title="Dead letters",
-                jobs=page,
-                filters=filters,
-                queues=self.queues,
-                statuses=statuses,
-                link=_pager(filters),
-            )
-
-    def failed_detail(self, request: Request, subject: str, job_id: int) -> Response:
-        with self.sessions() as session:
-            job = dashboard_rows.find_failed_job(session, job_id)
-            if job is None:
-                return self.page(
-                    404, "message.html", subject, title="Not found", message="No such failed job."
-                )
-            return self.page(
-                200,
-                "failed_detail.html",
-                subject,
-                title=f"Failed job {job_id}",
-                job=job,
-                flash=_flash(request),
-            )
-
-    def failed_retry(self, request: Request, subject: str, job_id: int) -> Response:
-        return self._after(job_id, retry_failed_job(self.sessions, self.broker, job_id, self.clock()))
-
-    def failed_discard(self, request: Request, subject: str, job_id: int) -> Response:
-        return self._after(job_id, discard_failed_job(self.sessions, job_id))
-
-    def _after(self, job_id: int, outcome: Outcome) -> Response:
-        return redirect(
-            "/failed" if outcome == Outcome.NOT_FOUND else f"/failed/{job_id}", done=outcome.value
-        )
-
-    def payment_list(self, request: Request, subject: str) -> Response:
-        statuses = [s.value for s in PaymentStatus]
-        filters = {
-            "status": choice_filter(request.query, "status", statuses),
-            "account": text_filter(request.query, "account"),
-            "older_than": choice_filter(request.query, "older_than", AGE_CHOICES),
-        }
-        older_than = int(filters["older_than"] or 0)
-        page_wanted = page_number(request.query)
-        now = self.clock()
-        with self.sessions() as session:
-            page = dashboard_rows.list_payments(
-                session,
-                now,
-                status=filters["status"],
-                account_number=filters["account"],
-                older_than_seconds=older_than,
-                page=page_wanted,
-            )
-            return self.page(
-                200,
-                "payments.html",
-                subject,
-                title="Payments",
-                payments=page,
-                filters=filters,
-                statuses=statuses,
-                ages=AGE_CHOICES,
-                now=now,
-                link=_pager(filters),
-            )
-
-    def payment_detail(self, request: Request, subject: str, payment_id: int) -> Response:
-        with self.sessions() as session:
-            detail = dashboard_rows.find_payment_detail(session, payment_id)
-            if detail is None:
-                return self.page(404, "message.html", subject, title="Not found", message="No such payment.")
-            return self.page(
-                200, "payment_detail.html", subject, title=f"Payment {payment_id}", d=detail, now=self.clock()
-            )
-
-    def metrics(self, request: Request, subject: str) -> Response:
-        with self.sessions() as session:
-            overview = build_overview(session, self.broker, self.queues, self.clock())
-        return text(200, render_metrics(overview), "text/plain; version=0.0.4; charset=utf-8")
 
     def health(self) -> Response:
         problems = []
@@ -302,18 +234,6 @@ def _throttled(wait_seconds: int) -> Response:
     return response
 
 
-def _pager(filters: dict[str, str]) -> Callable[[int], str]:
-    kept = {k: v for k, v in filters.items() if v}
-    return lambda page: "?" + urlencode({**kept, "page": page})
-
-
-def _flash(request: Request) -> str:
-    try:
-        return FLASHES[Outcome(request.query.get("done", ""))]
-    except ValueError:  # no flash, or one we never send
-        return ""
-
-
 @lru_cache(maxsize=1)
 def _default_app() -> WSGIApp:
     from db.session import get_sessionmaker
@@ -321,13 +241,19 @@ def _default_app() -> WSGIApp:
     from workers.settings import get_settings
 
     settings = get_settings()
-    if not settings.dashboard_token:
+    if not settings.dashboard_operators:
         return _not_configured
     from workers import actors  # noqa: F401  (declares every actor, so any dead letter can be retried)
     from workers.broker import broker
 
     return make_app(
-        settings.dashboard_token, get_sessionmaker(), broker, QUEUES, https=settings.dashboard_https
+        settings.dashboard_operators,
+        get_sessionmaker(),
+        broker,
+        QUEUES,
+        https=settings.dashboard_https,
+        metrics_dir=settings.metrics_dir,
+        stripe_livemode=settings.stripe_livemode,
     )
 
 

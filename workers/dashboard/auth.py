@@ -1,4 +1,4 @@
-"""Who may look: the DASHBOARD_TOKEN as Bearer header or session cookie, CSRF tokens, and a guess throttle."""
+"""Who may look: named operators' tokens as Bearer header or session cookie, CSRF tokens, a guess throttle."""
 
 from __future__ import annotations
 
@@ -7,15 +7,17 @@ import hmac
 import logging
 import secrets
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from redis.exceptions import RedisError
 
 from workers.dashboard.http import Request
+from workers.settings import Operator
 
 COOKIE_NAME = "remit_dashboard"
 # An ops shift; after that the browser asks for the token again.
 SESSION_SECONDS = 12 * 3600
-BEARER_SUBJECT = "bearer"
 # Someone mistyping the token gets a few tries a minute; a guesser from one address gets no more.
 FAILURES_PER_ADDRESS = 5
 # Guesses spread over many addresses: under one a second overall, hopeless against 16+ characters.
@@ -26,27 +28,52 @@ THROTTLE_WINDOW_SECONDS = 60
 log = logging.getLogger(__name__)
 
 
-class Auth:
-    """Checks credentials against one token; every comparison is constant-time, every session server-side."""
+@dataclass(frozen=True)
+class Subject:
+    """A signed-in operator and what they came with: a session cookie, or "bearer" for a header."""
 
-    def __init__(self, token: str, state, clock=time.time) -> None:
-        self._key = token.encode()
+    operator: Operator
+    credential: str
+
+    @property
+    def bearer(self) -> bool:
+        return self.credential == "bearer"
+
+    @property
+    def key(self) -> str:
+        """What the CSRF token is bound to: the session, or the operator for a Bearer header."""
+        return f"bearer:{self.operator.name}" if self.bearer else self.credential
+
+
+class Auth:
+    """Checks credentials against the operators' tokens; every comparison constant-time, every session
+    server-side, naming its operator."""
+
+    def __init__(self, operators: Sequence[Operator], state, clock=time.time) -> None:
+        self._operators = {o.name: o for o in operators}
+        # Cookies and CSRF tokens are signed with every token: changing any of them signs everyone out.
+        self._key = hashlib.sha256("\0".join(sorted(o.token for o in operators)).encode()).digest()
         self._state = state
         self._clock = clock
 
-    def token_matches(self, candidate: str) -> bool:
-        return hmac.compare_digest(_digest(self._key, "token"), _digest(candidate.encode(), "token"))
+    def operator_for(self, candidate: str) -> Operator | None:
+        """The operator whose token this is; every token is compared, so timing tells nothing."""
+        found = None
+        for operator in self._operators.values():
+            if hmac.compare_digest(_digest(operator.token), _digest(candidate)):
+                found = operator
+        return found
 
-    def new_session(self) -> str:
+    def new_session(self, operator: Operator) -> str:
         """A cookie value: issue time, a random session id recorded in the state, and an HMAC of both."""
         issued, session_id = str(int(self._clock())), secrets.token_hex(16)
-        self._state.open_session(session_id, SESSION_SECONDS)
+        self._state.open_session(session_id, SESSION_SECONDS, operator.name)
         return f"{issued}.{session_id}.{self._sign(f'session|{issued}|{session_id}')}"
 
-    def end_session(self, subject: str) -> None:
+    def end_session(self, subject: Subject) -> None:
         """Forget the session, so its cookie stops working wherever it was copied to."""
-        if subject != BEARER_SUBJECT:
-            self._state.close_session(subject.split(".")[1])
+        if not subject.bearer:
+            self._state.close_session(subject.credential.split(".")[1])
 
     @staticmethod
     def bearer(request: Request) -> str | None:
@@ -54,38 +81,40 @@ class Auth:
         header = request.headers.get("authorization", "")
         return header[7:].strip() if header[:7].lower() == "bearer " else None
 
-    def session(self, request: Request) -> str | None:
-        """The cookie of a live session, or None."""
+    def session(self, request: Request) -> Subject | None:
+        """The operator of a live session cookie, or None."""
         cookie = request.cookies.get(COOKIE_NAME, "")
-        return cookie if self._session_valid(cookie) else None
+        operator = self._session_operator(cookie)
+        return Subject(operator, cookie) if operator else None
 
-    def csrf_token(self, subject: str) -> str:
-        return self._sign("csrf|" + subject)
+    def csrf_token(self, subject: Subject) -> str:
+        return self._sign("csrf|" + subject.key)
 
-    def csrf_valid(self, subject: str, candidate: str) -> bool:
+    def csrf_valid(self, subject: Subject, candidate: str) -> bool:
         return hmac.compare_digest(self.csrf_token(subject), candidate or "")
 
-    def _session_valid(self, cookie: str) -> bool:
+    def _session_operator(self, cookie: str) -> Operator | None:
         issued, session_id, signature = (cookie.split(".") + ["", ""])[:3]
         if not (issued.isascii() and issued.isdigit()) or not hmac.compare_digest(
             self._sign(f"session|{issued}|{session_id}"), signature
         ):
-            return False
+            return None
         if not 0 <= self._clock() - int(issued) < SESSION_SECONDS:
-            return False
+            return None
         try:
-            return self._state.session_open(session_id)
+            name = self._state.session_operator(session_id)
         except RedisError:  # no Redis, no sessions: Bearer still works
             log.warning("dashboard: Redis did not answer; session cookies are refused until it does")
-            return False
+            return None
+        return self._operators.get(name or "")  # an operator removed from the settings is signed out
 
     def _sign(self, message: str) -> str:
         return hmac.new(self._key, message.encode(), hashlib.sha256).hexdigest()
 
 
-def _digest(key: bytes, message: str) -> bytes:
-    # Comparing fixed-length digests keeps even the token's length out of the timing.
-    return hmac.new(key, message.encode(), hashlib.sha256).digest()
+def _digest(value: str) -> bytes:
+    # Comparing fixed-length digests keeps even a token's length out of the timing.
+    return hashlib.sha256(value.encode()).digest()
 
 
 class Throttle:

@@ -12,6 +12,11 @@ from urllib.parse import parse_qs, urlencode
 # Dashboard forms carry a few short fields; anything bigger is not ours.
 MAX_FORM_BYTES = 64 * 1024
 
+# No script anywhere: the pages are plain forms (a <meta> refresh keeps the overview live), so none may run.
+CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"
+# An email's HTML preview may show its inline images, nothing else.
+PREVIEW_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'none'; sandbox"
+
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
 
@@ -26,12 +31,20 @@ class Request:
     cookies: dict[str, str]
     form: dict[str, str]
     address: str
+    query_string: str = ""
+    form_lists: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def target(self) -> str:
+        """The path with its query string, as a sign-in returns to it."""
+        return self.path + ("?" + self.query_string if self.query_string else "")
 
     @classmethod
     def from_environ(cls, environ: dict[str, Any]) -> Request:
         method = environ.get("REQUEST_METHOD", "GET").upper()
         headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
         cookie = SimpleCookie()
+        form = parse_qs(_read_form(environ), keep_blank_values=True) if method == "POST" else {}
         try:
             cookie.load(environ.get("HTTP_COOKIE", ""))
         except CookieError:  # a malformed cookie header is treated as no cookies at all
@@ -42,7 +55,9 @@ class Request:
             query=_single(environ.get("QUERY_STRING", "")),
             headers=headers,
             cookies={k: m.value for k, m in cookie.items()},
-            form=_single(_read_form(environ)) if method == "POST" else {},
+            form={k: v[0] for k, v in form.items()},
+            form_lists=form,
+            query_string=environ.get("QUERY_STRING", ""),
             # The peer's address, never X-Forwarded-For: a client-written header cannot pick its own throttle.
             address=environ.get("REMOTE_ADDR", "") or "unknown",
         )
@@ -70,6 +85,7 @@ class Response:
     body: bytes = b""
     content_type: str = "text/html; charset=utf-8"
     headers: list[tuple[str, str]] = field(default_factory=list)
+    csp: str = CSP
 
     def __call__(self, start_response: StartResponse) -> Iterable[bytes]:
         phrase = HTTPStatus(self.status).phrase
@@ -80,8 +96,8 @@ class Response:
             ("X-Frame-Options", "DENY"),
             ("X-Content-Type-Options", "nosniff"),
             ("Referrer-Policy", "same-origin"),
+            ("Content-Security-Policy", self.csp),
             # No script anywhere: the pages are plain forms, so none is allowed to run.
-            ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"),
             *self.headers,
         ]
         start_response(f"{self.status} {phrase}", headers)

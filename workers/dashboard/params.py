@@ -50,3 +50,17 @@ def choice_filter(query: dict[str, str], name: str, allowed: Collection[str]) ->
     if value and value not in allowed:
         raise BadParameter(f"{name} must be one of: {', '.join(a for a in allowed if a)}.")
     return value
+
+
+def safe_next(target: str) -> str:
+    """Where a sign-in returns: a path on this dashboard, never another site or the sign-in page itself."""
+    ok = target.startswith("/") and not target.startswith(("//", "/\\", "/login")) and target.isprintable()
+    return target if ok and len(target) <= 2000 else "/"
+
+
+def id_list(values: list[str], name: str) -> list[int]:
+    """Row ids a form's checkboxes sent; a malformed one is a 400."""
+    ids = [path_id(v) for v in values]
+    if None in ids:
+        raise BadParameter(f"{name} holds something that is not a row id.")
+    return [i for i in ids if i is not None]

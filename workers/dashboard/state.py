@@ -17,11 +17,13 @@ class RedisState:
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self._client, self._prefix = client, prefix
 
-    def open_session(self, session_id: str, seconds: int) -> None:
-        self._client.set(self._key("session", session_id), 1, ex=seconds)
+    def open_session(self, session_id: str, seconds: int, operator: str) -> None:
+        self._client.set(self._key("session", session_id), operator, ex=seconds)
 
-    def session_open(self, session_id: str) -> bool:
-        return bool(self._client.exists(self._key("session", session_id)))
+    def session_operator(self, session_id: str) -> str | None:
+        """The name of the operator whose open session this is, or None."""
+        name = self._client.get(self._key("session", session_id))
+        return name.decode() if isinstance(name, bytes) else name
 
     def close_session(self, session_id: str) -> None:
         self._client.delete(self._key("session", session_id))
@@ -53,12 +55,14 @@ class MemoryState:
         self._clock = clock
         self._expiry: dict[str, float] = {}
         self._counts: dict[str, int] = {}
+        self._operators: dict[str, str] = {}
 
-    def open_session(self, session_id: str, seconds: int) -> None:
+    def open_session(self, session_id: str, seconds: int, operator: str) -> None:
         self._expiry["session:" + session_id] = self._clock() + seconds
+        self._operators[session_id] = operator
 
-    def session_open(self, session_id: str) -> bool:
-        return self._live("session:" + session_id)
+    def session_operator(self, session_id: str) -> str | None:
+        return self._operators.get(session_id) if self._live("session:" + session_id) else None
 
     def close_session(self, session_id: str) -> None:
         self._expiry.pop("session:" + session_id, None)

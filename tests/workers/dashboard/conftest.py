@@ -119,8 +119,13 @@ def dashboard_app(db, broker, clock):
     from workers.broker import QUEUES
     from workers.dashboard.app import make_app
 
-    for key in broker.client.scan_iter(f"{broker.namespace}:dashboard:*"):  # sessions and sign-in counts
-        broker.client.delete(key)
+    for pattern in (
+        "dashboard:*",
+        "stats:*",
+        "remit:process:*",
+    ):  # sessions, sign-ins, chart counts, processes
+        for key in broker.client.scan_iter(f"{broker.namespace}:{pattern}"):
+            broker.client.delete(key)
     return make_app(TOKEN, db, broker, QUEUES, clock=clock, https=False)
 
 

@@ -31,12 +31,14 @@ def row_cells(body: str, first_cell: str, section: str | None = None) -> tuple[l
     With section, only the part of the page under the <h2> of that name is searched.
     """
     if section is not None:
-        body = body.split(f"<h2>{section}</h2>", 1)[1].split("<h2>", 1)[0]
+        body = re.split(f"<h2[^>]*>{re.escape(section)}</h2>", body, maxsplit=1)[1].split("<h2", 1)[0]
     for attrs, inner in re.findall(r"<tr([^>]*)>(.*?)</tr>", body, re.S):
         cells = [
             html.unescape(re.sub(r"<[^>]+>", "", c)).strip()
             for c in re.findall(r"<td[^>]*>(.*?)</td>", inner, re.S)
         ]
+        if cells and cells[0] == "" and len(cells) > 1:  # a selection checkbox comes first
+            cells = cells[1:]
         if cells and cells[0] == first_cell:
             return cells, 'class="alert"' in attrs
     raise AssertionError(f"no row starting {first_cell!r}")
@@ -54,13 +56,14 @@ def parse_prometheus(text: str) -> dict[tuple[str, frozenset], float]:
             continue
         if line.startswith("# TYPE "):
             _, _, name, kind = line.split(" ")
-            assert kind in ("gauge", "counter"), line
+            assert kind in ("gauge", "counter", "histogram"), line
             typed.add(name)
             continue
         match = SAMPLE.match(line)
         assert match, f"not a sample line: {line!r}"
         name, labels, value = match.groups()
-        assert name in typed, f"{name} has no TYPE line"
+        base = re.sub(r"_(total|created|bucket|count|sum)$", "", name)
+        assert name in typed or base in typed, f"{name} has no TYPE line"
         if labels is not None:
             assert re.fullmatch(f"{LABEL.pattern}(,{LABEL.pattern})*", labels), f"bad labels: {line!r}"
         pairs = frozenset(LABEL.findall(labels or ""))

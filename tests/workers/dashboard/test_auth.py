@@ -47,7 +47,7 @@ def test_dashboard_without_a_configured_token_refuses_to_serve(db, broker):
     for path in [*PAGES, "/login", "/healthz"]:
         answer = Client(app, bearer="anything-at-all-123").get(path)
         assert answer.status == 503, path
-        assert "DASHBOARD_TOKEN is not set" in answer.body
+        assert "no operator is configured" in answer.body
 
 
 def test_login_sets_an_httponly_strict_cookie_that_opens_pages(anonymous):
@@ -87,10 +87,12 @@ def test_a_forged_or_tampered_cookie_is_refused(anonymous, client):
 
 def test_a_session_expires(client, clock, dashboard_app, broker):
     from workers.dashboard.auth import Auth
+    from workers.settings import Operator
 
     assert client.get("/").status == 200
     issued = int(client.cookies[COOKIE_NAME].split(".")[0])
-    later = Auth(TOKEN, state_for(broker), clock=lambda: issued + SESSION_SECONDS + 1)
+    admin = Operator("admin", TOKEN, "admin")
+    later = Auth([admin], state_for(broker), clock=lambda: issued + SESSION_SECONDS + 1)
     dashboard_app.auth = later
     assert client.get("/").status == 401
 

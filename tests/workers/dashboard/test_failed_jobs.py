@@ -85,17 +85,20 @@ def test_a_real_failure_is_listed_with_its_traceback_and_retried_once(client, db
     assert _waiting(broker) == [] and _job(db, id=job.id).status == "dead"
 
     answer = client.post(f"/failed/{job.id}/retry", {"csrf": page.csrf})
-    assert (answer.status, answer.header("Location")) == (303, f"/failed/{job.id}?done=retried")
+    assert (answer.status, answer.header("Location")) == (
+        303,
+        f"/failed/{job.id}?done=retried&moved=1&skipped=0",
+    )
     [sent] = _waiting(broker)
     assert (sent.actor_name, sent.args, sent.kwargs) == (ACTOR, (42,), {"note": "pallets"})
     row = _job(db, id=job.id)
     assert (row.status, row.retried_at) == ("retried", clock.now)
-    assert "Sent to its actor again" in client.get(answer.header("Location")).body
+    assert "1 retried." in client.get(answer.header("Location")).body
 
     again = client.post(f"/failed/{job.id}/retry", {"csrf": page.csrf})
-    assert again.header("Location") == f"/failed/{job.id}?done=already_retried"
+    assert again.header("Location") == f"/failed/{job.id}?done=retried&moved=0&skipped=1"
     assert len(_waiting(broker)) == 1
-    assert "nothing was sent this time" in client.get(again.header("Location")).body
+    assert "1 already retried or discarded (nothing sent again)" in client.get(again.header("Location")).body
 
 
 def test_two_simultaneous_retry_clicks_send_one_message(dashboard_app, client, db, broker):
@@ -109,8 +112,8 @@ def test_two_simultaneous_retry_clicks_send_one_message(dashboard_app, client, d
 
     with ThreadPoolExecutor(4) as pool:
         locations = sorted(a.header("Location") for a in pool.map(click, range(4)))
-    assert locations.count(f"/failed/{job_id}?done=retried") == 1
-    assert locations.count(f"/failed/{job_id}?done=already_retried") == 3
+    assert locations.count(f"/failed/{job_id}?done=retried&moved=1&skipped=0") == 1
+    assert locations.count(f"/failed/{job_id}?done=retried&moved=0&skipped=1") == 3
     assert len(_waiting(broker)) == 1
 
 
@@ -128,15 +131,18 @@ def test_discard_marks_a_dead_row_and_a_discarded_row_can_still_be_retried(clien
     csrf = client.get("/failed").csrf
     assert client.post(f"/failed/{job_id}/discard").status == 403
     assert (
-        client.post(f"/failed/{job_id}/discard", {"csrf": csrf}).header("Location").endswith("done=discarded")
+        client.post(f"/failed/{job_id}/discard", {"csrf": csrf})
+        .header("Location")
+        .endswith("moved=1&skipped=0")
     )
     assert _job(db, id=job_id).status == "discarded" and _waiting(broker) == []
     assert (
         client.post(f"/failed/{job_id}/discard", {"csrf": csrf})
         .header("Location")
-        .endswith("done=already_discarded")
+        .endswith("done=discarded&moved=0&skipped=1")
     )
-    assert client.post(f"/failed/{job_id}/retry", {"csrf": csrf}).header("Location").endswith("done=retried")
+    retried = client.post(f"/failed/{job_id}/retry", {"csrf": csrf}).header("Location")
+    assert retried.endswith("done=retried&moved=1&skipped=0")
     assert _job(db, id=job_id).status == "retried" and len(_waiting(broker)) == 1
 
 
@@ -144,15 +150,17 @@ def test_retry_of_an_unknown_actor_sends_nothing_and_leaves_the_row_dead(client,
     job_id = _dead_row(db, 1, actor="renamed_long_ago")
     csrf = client.get("/failed").csrf
     answer = client.post(f"/failed/{job_id}/retry", {"csrf": csrf})
-    assert answer.header("Location").endswith("done=unknown_actor")
+    assert answer.header("Location").endswith("moved=0&skipped=0&unknown=1")
     assert _job(db, id=job_id).status == "dead" and _waiting(broker) == []
-    assert "No actor by that name" in client.get(answer.header("Location")).body
+    assert "left dead: no actor by that name is declared here" in client.get(answer.header("Location")).body
 
 
 def test_retry_of_a_missing_row_says_so(client):
     csrf = client.get("/failed").csrf
-    assert client.post("/failed/999/retry", {"csrf": csrf}).header("Location") == "/failed?done=not_found"
+    assert client.post("/failed/999/retry", {"csrf": csrf}).status == 404
     assert client.get("/failed/999").status == 404
+    assert client.get("/failed/99999999999999").status == 404
+    assert client.get("/failed/abc").status == 404
 
 
 def test_list_is_newest_first_filtered_and_paginated(client, db, clock):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from tests import factories
 from tests.workers.dashboard.conftest import TOKEN, Client
 from tests.workers.dashboard.support import ago, enqueue, parse_prometheus, shop_rows
@@ -107,3 +109,22 @@ def test_metrics_count_balance_drift_in_all_and_in_the_last_hour(dashboard_app, 
 
     assert _at(samples, "remit_balance_drifts_total") == 2
     assert _at(samples, "remit_balance_drifted_accounts") == 1
+
+
+def test_in_multiprocess_mode_metrics_add_up_what_every_process_counted(dashboard_app, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    count = (
+        "from workers import telemetry;telemetry.MESSAGES.labels('emails', 'send_email', 'processed').inc(3)"
+    )
+    for _ in range(2):  # two worker processes, each with its own file in the directory
+        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
+        subprocess.run([sys.executable, "-c", count], check=True, env=env, cwd=ROOT)
+    dashboard_app.metrics_dir = str(tmp_path)
+    client = Client(dashboard_app, bearer=TOKEN)
+    samples = parse_prometheus(client.get("/metrics").body)
+    key = frozenset({("queue", "emails"), ("actor", "send_email"), ("outcome", "processed")})
+    assert samples[("remit_messages_total", key)] == 6

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 
 from tests import factories
@@ -26,13 +27,22 @@ def test_queue_depths_and_oldest_waiting_age_come_from_redis(client, broker, clo
     assert emails == ["emails", "0", "–", "0", "1", "0", "0"] and not alert
 
 
-def test_every_queue_is_listed_even_when_empty(client, broker):
+def test_every_queue_is_listed_even_when_empty(client, broker, worker):
     from workers.broker import QUEUES
 
     body = client.get("/").body
     for queue in QUEUES:
         assert row_cells(body, queue)[0][1:3] == ["0", "–"]
-    assert "Nothing abnormal." in body
+    assert "Nothing abnormal" in body
+
+
+def test_no_worker_process_is_a_health_rule_that_fires(client, broker):
+    body = client.get("/").body
+    assert "1 health rule firing" in body
+    assert row_cells(body, "workers running", "Health") == (
+        ["workers running", "firing", "0 worker processes"],
+        True,
+    )
 
 
 def test_payments_in_flight_too_long_and_past_due_schedules_are_highlighted(client, db, clock):
@@ -134,3 +144,17 @@ def test_balance_drift_of_the_last_hour_is_highlighted(client, db, clock):
         session.commit()
     cells, alert = row_cells(client.get("/").body, "drifted in the last hour")
     assert (cells[1], cells[3], alert) == ("1", "2 drift records in all", True)
+
+
+def test_a_queue_page_lists_the_messages_waiting_at_its_head(client, broker, clock):
+    enqueue(broker, "payments", ago(clock.now, seconds=90))
+    enqueue(broker, "payments", ago(clock.now, seconds=5), actor="execute_payment")
+    assert 'href="/queues/payments"' in client.get("/").body
+    page = client.get("/queues/payments").body
+    rows = re.findall(
+        r"<tr><td><code>[^<]+</code></td><td>([^<]+)</td><td><code>([^<]+)</code></td>"
+        r'<td class="num">([^<]+)</td></tr>',
+        page,
+    )
+    assert rows == [("execute_payment", "[1]", "1m 30s"), ("execute_payment", "[1]", "5s")]
+    assert client.get("/queues/nope").status == 404 and client.get("/queues/NOPE").status == 404

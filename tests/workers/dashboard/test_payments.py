@@ -111,7 +111,8 @@ def test_detail_shows_allocations_refunds_disputes_and_emails(client, db, clock)
     assert row_cells(body, "payment_confirmation", "Emails")[0][2] == "sent"
     emails = body.split("<h2>Emails</h2>", 1)[1]
     assert re.search(
-        r'<tr class="alert"><td>payment_confirmation</td><td>ap2@customer.test</td><td>failed</td>\s*'
+        r'<tr class="alert"><td><a href="/emails/\d+">payment_confirmation</a></td><td>ap2@customer.test</td>'
+        r"<td>failed</td>\s*"
         r'<td class="num">5</td><td>–</td><td>550 mailbox unavailable</td>',
         emails,
     )

@@ -34,7 +34,7 @@ def settings_token(monkeypatch):
 def test_process_app_without_dashboard_token_answers_503(settings_token):
     settings_token(None)
     answer = Client(dashboard.app, bearer=TOKEN).get("/")
-    assert answer.status == 503 and "DASHBOARD_TOKEN is not set" in answer.body
+    assert answer.status == 503 and "no operator is configured" in answer.body
 
 
 def test_process_app_uses_the_configured_token_and_knows_every_actor(settings_token, db, broker):

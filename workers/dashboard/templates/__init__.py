@@ -40,6 +40,17 @@ def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str)
 
 
+def first_line(value: str | None) -> str:
+    """The first non-empty line: an error's summary, whatever follows it (SQL, a traceback)."""
+    lines = (value or "").strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def last_line(value: str | None) -> str:
+    lines = (value or "").strip().splitlines()
+    return lines[-1] if lines else ""
+
+
 _env = Environment(
     loader=PackageLoader("workers.dashboard", "templates"),
     autoescape=select_autoescape(["html"]),
@@ -47,7 +58,9 @@ _env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
-_env.filters.update(age=age, money=format_money, stamp=stamp, json=pretty_json)
+_env.filters.update(
+    age=age, money=format_money, stamp=stamp, json=pretty_json, first_line=first_line, last_line=last_line
+)
 _env.globals.update(since=since)
 
 
