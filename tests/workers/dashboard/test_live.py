@@ -31,7 +31,7 @@ def test_worker_processes_come_from_heartbeats_with_what_each_published(client, 
         time.sleep(0.05)
     body = client.get("/").body
     cells, _ = row_cells(body, socket.gethostname(), "Worker processes")
-    assert cells[1:4] == [str(os.getpid()), "ach,balances,emails,maintenance,payments,webhooks", "2"]
+    assert cells[1:4] == [str(os.getpid()), "ach,balances,emails,feed,maintenance,payments,webhooks", "2"]
     assert cells[4] == "0"  # busy: nothing running
     worker.stop()
     broker.client.delete(f"{broker.namespace}:__heartbeats__")
