@@ -80,7 +80,12 @@ def get_engine() -> Engine:
     settings = get_settings()
     # Bound values are customers' names, emails and mandate data: outside development an error names
     # the statement only, so neither logs, Sentry nor failed_jobs ever hold them.
-    return make_engine(settings.database_url, hide_parameters=settings.environment != "development")
+    return make_engine(
+        settings.database_url,
+        hide_parameters=settings.environment != "development",
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+    )
 
 
 @lru_cache(maxsize=1)
