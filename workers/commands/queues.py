@@ -15,8 +15,10 @@ BEATING_MS = 3_000
 
 def cmd_queues(args: argparse.Namespace) -> int:
     from workers.broker import QUEUES, broker
+    from workers.cli import require_broker
     from workers.dashboard.queues import QueuesUnavailable, read_queue_stats
 
+    require_broker()
     now_ms = int(time.time() * 1000)
     try:
         stats = read_queue_stats(broker, QUEUES, now_ms)
