@@ -17,12 +17,43 @@ def remit(*args, **env):
     return result.returncode, result.stdout, result.stderr
 
 
-def test_check_reports_database_schema_and_broker(migrated):
-    code, out, err = remit("check")
+@pytest.fixture()
+def smtp():
+    from sandbox.smtp_capture import SmtpCapture
+
+    with SmtpCapture() as capture:
+        yield capture
+
+
+def test_check_reports_database_schema_broker_stripe_smtp_and_secrets(migrated, emulator, smtp):
+    token = "a-dashboard-token-of-its-own"
+    code, out, err = remit("check", STRIPE_API_BASE=emulator.url, SMTP_URL=smtp.url, DASHBOARD_TOKEN=token)
     assert code == 0, out + err
     assert "ok      database  PostgreSQL" in out
     assert f"at migration {head_revision()} (latest)" in out
     assert "ok      broker    Redis" in out
+    assert f"ok      stripe    key sk_test_... accepted at {emulator.url} (test mode)" in out
+    assert f"ok      smtp      {smtp.url} answered (remit-smtp-capture" in out
+    assert "ok      webhooks  2 signing secret(s) of the whsec_ shape" in out
+    assert "ok      dashboard token set (28 characters)" in out
+    assert out.strip().endswith("all good")
+
+
+def test_check_names_a_refused_key_a_silent_mail_server_and_weak_secrets(migrated, emulator):
+    code, out, _ = remit(
+        "check",
+        STRIPE_API_BASE=emulator.url,
+        STRIPE_API_KEY="sk_test_not_the_emulators",
+        SMTP_URL="smtp://127.0.0.1:9",
+        STRIPE_WEBHOOK_SECRETS="whsec_replace_me",
+        DASHBOARD_TOKEN="",
+    )
+    assert code == 1
+    assert "MISSING stripe" in out and "the key was refused (401)" in out and "fix STRIPE_API_KEY" in out
+    assert "MISSING smtp      smtp://127.0.0.1:9 did not answer" in out and "fix SMTP_URL" in out
+    assert "MISSING webhooks  STRIPE_WEBHOOK_SECRETS: whsec_repl... is not a whsec_ signing secret" in out
+    assert "MISSING dashboard DASHBOARD_TOKEN is not set" in out
+    assert out.strip().endswith("4 problem(s) found")
 
 
 @pytest.mark.parametrize(
@@ -65,7 +96,7 @@ def test_database_behind_the_latest_migration_is_refused_then_upgraded(scratch_d
     assert code == 0, err
     assert f"database at migration {head_revision()}" in out
     code, out, _ = remit("check", DATABASE_URL=scratch_database)
-    assert code == 0
+    assert f"ok      schema    at migration {head_revision()} (latest)" in out
 
 
 @pytest.mark.parametrize("command", [["worker", "money"], ["clock"], ["webhooks"]])
