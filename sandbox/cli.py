@@ -100,4 +100,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command(build_parser(), argv, "sandbox")
+    return run_command(build_parser, argv, "sandbox")

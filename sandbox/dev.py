@@ -160,6 +160,7 @@ def _settings(services, stripe_url: str, smtp_url: str, ports: dict[str, int]) -
         "SMTP_URL": smtp_url,
         "WEBHOOK_PORT": str(ports["webhooks"]),
         "WEBHOOK_HOST": HOST,
+        "WEBHOOK_WORKERS": "1",  # one receiver process (4 connections) is plenty for a sandbox
         "REMIT_ENV": "sandbox",
         "DASHBOARD_TOKEN": SANDBOX_DASHBOARD_TOKEN,
         "DASHBOARD_PORT": str(ports["dashboard"]),

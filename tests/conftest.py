@@ -42,7 +42,7 @@ def pytest_configure(config: pytest.Config) -> None:
         STRIPE_API_BASE="http://127.0.0.1:9",
         STRIPE_WEBHOOK_SECRETS=",".join(TEST_WEBHOOK_SECRETS),
         STRIPE_REQUESTS_PER_SECOND="1000",
-        # Port 9 (discard) answers nothing: a test that mails starts its own capture, never make run's on 1025.
+        # Port 9 (discard) answers nothing: a test that mails starts its own capture, never make run's.
         SMTP_URL="smtp://127.0.0.1:9",
         REMIT_ENV="test",
     )

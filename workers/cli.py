@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
@@ -172,7 +173,12 @@ def _add_processes(sub) -> None:
     command(sub, "clock", "run the scheduler (one active per database)", cmd_clock)
     hooks = command(sub, "webhooks", "serve the Stripe webhook receiver", cmd_webhooks)
     hooks.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8001")), help="port (or PORT)")
-    hooks.add_argument("--workers", type=int, default=2, help="receiver processes")
+    hooks.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("WEBHOOK_WORKERS", "2")),
+        help="processes (or WEBHOOK_WORKERS)",
+    )
     hooks.add_argument(
         "--host",
         default=os.environ.get("WEBHOOK_HOST", "0.0.0.0"),
@@ -232,14 +238,23 @@ def load_env_file(path: str | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command(build_parser(), argv, "remit")
+    return run_command(build_parser, argv, "remit")
 
 
-def run_command(parser: argparse.ArgumentParser, argv: list[str] | None, name: str) -> int:
-    """Run the command argv names; a bad setting or a refused command exits 2 with its reason."""
-    args = parser.parse_args(argv)
+def run_command(build: Callable[[], argparse.ArgumentParser], argv: list[str] | None, name: str) -> int:
+    """Run the command argv names; a bad setting or a refused command exits 2 with its reason.
+
+    The env file is read before the parser is built, so the defaults it shows (ports, hosts) are its.
+    """
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--env", default=None)
     try:
-        load_env_file(getattr(args, "env", None))
+        load_env_file(early.parse_known_args(argv)[0].env)
+    except CommandError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 2
+    args = build().parse_args(argv)
+    try:
         need_only(*getattr(args, "needs", REQUIRED))
         os.environ.update(process_kind_environ("command"))  # a process command changes it before it execs
         return args.fn(args)
