@@ -1,4 +1,4 @@
-"""`python -m sandbox dev` as a real process tree: a taken port stops it first, and every stop signal ends it all."""
+"""`python -m sandbox dev` as a real process tree: a taken port stops it first; every stop signal ends all."""
 
 import os
 import queue
