@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from sandbox.dev import PORTS
-from sandbox.ports import free_port
+from sandbox.ports import free_port, poll
 
 ROOT = Path(__file__).resolve().parents[2]
 # Generous bounds for a loaded machine: reached only when something is wrong.
@@ -50,6 +50,19 @@ def test_a_taken_port_is_reported_in_one_line_before_anything_starts(tmp_path, d
     assert result.stdout == "" and not (tmp_path / ".remit").exists()
 
 
+def _running(pid: int) -> set[str]:
+    """The program names below pid that run the Procfile's sleepers."""
+    names = set()
+    for process in psutil.Process(pid).children(recursive=True):
+        try:
+            line = process.cmdline()
+        except psutil.NoSuchProcess:
+            continue
+        if line[:1] == ["sleep"] or (line[:1] == ["python"] and "time.sleep(600)" in " ".join(line)):
+            names.add(line[0])
+    return names
+
+
 def _lines(stream, into: queue.Queue) -> None:
     for line in stream:
         into.put(line)
@@ -83,9 +96,9 @@ def test_each_stop_signal_stops_every_process_of_the_stack(tmp_path, scratch_dat
     seen: list[str] = []
     try:
         _wait_for(lines, {"sleeper.1 started", "shell.1 started"}, seen)
+        # honcho says "started" once its shell is forked; the commands themselves follow.
+        assert poll(lambda: _running(dev.pid) >= {"python", "sleep"}, START_TIMEOUT_S), _running(dev.pid)
         tree = psutil.Process(dev.pid).children(recursive=True)
-        commands = [" ".join(p.cmdline()) for p in tree]
-        assert any("time.sleep(600)" in c for c in commands) and "sleep 600" in commands
 
         # A second terminal works against the same stack through the file make run wrote.
         written = (tmp_path / ".env.sandbox").read_text()
