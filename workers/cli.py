@@ -184,9 +184,8 @@ def _add_processes(sub) -> None:
         default=os.environ.get("WEBHOOK_HOST", "0.0.0.0"),
         help="address to bind (or WEBHOOK_HOST; the sandbox uses 127.0.0.1)",
     )
-    dash = command(
-        sub, "dashboard", "serve the ops dashboard (needs DASHBOARD_TOKEN)", cmd_dashboard, DATABASE
-    )
+    # The processes a serving command execs load every setting, so these check them all up front.
+    dash = command(sub, "dashboard", "serve the ops dashboard (needs DASHBOARD_TOKEN)", cmd_dashboard)
     dash.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8002")), help="port (or PORT)")
     dash.add_argument("--workers", type=int, default=1, help="gunicorn worker processes")
     dash.add_argument("--host", default=None, help="bind address (default: DASHBOARD_HOST, else 127.0.0.1)")
