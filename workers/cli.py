@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from importlib import metadata
+from importlib import import_module, metadata
 from pathlib import Path
 
 from workers.commands.common import CommandError
@@ -191,11 +191,14 @@ def _add_processes(sub) -> None:
     dash.add_argument("--host", default=None, help="bind address (default: DASHBOARD_HOST, else 127.0.0.1)")
 
 
-def _registrations():
-    """Every group of subcommands; a new group is one more line here (register(sub) adds its commands)."""
-    from workers.commands import failed, jobs, payments, queues
-
-    return (_add_core, failed.register, jobs.register, payments.register, queues.register)
+# Modules adding subcommands beyond the core ones: each has register(sub), which adds its commands with
+# command(sub, ...). A new group of commands is one more line here.
+COMMAND_MODULES = (
+    "workers.commands.failed",
+    "workers.commands.jobs",
+    "workers.commands.payments",
+    "workers.commands.queues",
+)
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
@@ -219,8 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = RemitParser(prog="remit", description=__doc__)
     add_common_options(parser)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=RemitParser)
-    for register in _registrations():
-        register(sub)
+    _add_core(sub)
+    for name in COMMAND_MODULES:
+        import_module(name).register(sub)
     return parser
 
 
