@@ -130,7 +130,7 @@ class MailGateway:
                 smtp.ehlo_or_helo_if_needed()
                 code, answer = smtp.noop()
                 if code != 250:
-                    raise _response_error(code, answer)
+                    raise MailUnavailable(f"NOOP answered {code} {answer.decode(errors='replace')}")
                 return (
                     smtp.ehlo_resp.decode(errors="replace").splitlines()[0] if smtp.ehlo_resp else self._host
                 )

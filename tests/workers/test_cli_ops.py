@@ -186,3 +186,22 @@ def test_queues_shows_depth_age_and_the_clients_alive(broker):
 
     code, _, err = remit("queues", BROKER_URL="redis://127.0.0.1:1/0")
     assert code == 2 and err.startswith("remit: cannot reach Redis at redis://127.0.0.1:1/0")
+
+
+def test_a_bulk_selection_asks_on_a_terminal_and_does_nothing_unless_told_yes(db, broker):
+    jobs = [dead(db, n) for n in range(1, 4)]
+    for answer, expected in (("n\n", "dead"), ("y\n", "discarded")):
+        primary, terminal = os.openpty()
+        with os.fdopen(primary, "wb", buffering=0) as keyboard:
+            keyboard.write(answer.encode())
+            done = subprocess.run(
+                [sys.executable, "-m", "workers.cli", "failed", "discard", "--actor", "send_email"],
+                stdin=terminal,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        os.close(terminal)
+        assert {statuses(db)[job] for job in jobs} == {expected}, done.stderr
+    assert "discard 3 failed job(s) (status dead, actor ~ 'send_email')? [y/N]" in done.stdout
+    assert done.stdout.strip().endswith("discarded 3")
