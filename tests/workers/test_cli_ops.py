@@ -144,9 +144,14 @@ def test_run_sends_a_maintenance_job_now(broker):
     assert code == 0, err
     assert out.strip() == "sent sweep_emails to the maintenance queue; a bulk worker runs it"
     assert [m.actor_name for m in queued(broker, "maintenance")] == ["sweep_emails"]
+    broker.flush_all()
 
+    code, out, err = remit("run", "reconcile")
+    assert code == 0 and out.startswith("sent reconcile_stripe to the maintenance queue"), err
     code, _, err = remit("run", "sweep-everything")
-    assert code == 2 and "invalid choice: 'sweep-everything'" in err and "reconcile-stripe" in err
+    assert code == 2 and "'sweep-everything' is no job; the jobs are: dispatch-due-payments, " in err
+    code, _, err = remit("run", "sweep")
+    assert code == 2 and "'sweep' names several jobs" in err
 
 
 def test_payment_show_finds_a_payment_by_id_or_payment_intent(db):

@@ -9,6 +9,17 @@ from schedules.schedule import SCHEDULE
 JOBS = {job.name: job for job in SCHEDULE}
 
 
+def job_named(given: str) -> str:
+    """The schedule's job by its name or by the start of exactly one name (`reconcile` = reconcile-stripe)."""
+    found = [name for name in JOBS if name == given] or [name for name in JOBS if name.startswith(given)]
+    if len(found) != 1:
+        known = ", ".join(JOBS)
+        raise argparse.ArgumentTypeError(
+            f"{given!r} {'names several jobs' if found else 'is no job'}; the jobs are: {known}"
+        )
+    return found[0]
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from tasks.flows.messages import ACTOR_QUEUES, send_now
     from workers.cli import require_broker
@@ -28,7 +39,8 @@ def register(sub) -> None:
     )
     run.add_argument(
         "job",
-        choices=list(JOBS),
+        type=job_named,
         metavar="JOB",
-        help="one of: " + ", ".join(f"{job.name} (every {job.every_seconds} s)" for job in SCHEDULE),
+        help="a job, or the start of one's name; one of: "
+        + ", ".join(f"{job.name} (every {job.every_seconds} s)" for job in SCHEDULE),
     )
