@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint install check bench clean browser
+.PHONY: run reset test lint install check bench clean browser
 
 # WeasyPrint (receipt PDFs) needs Pango and HarfBuzz from the system, and a font. As root on Debian or
 # Ubuntu they are installed when missing; otherwise install them yourself (README, "Receipts").
@@ -27,6 +27,10 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/python -m sandbox dev
+
+# Drop the sandbox's database, its Redis keys, the emulator's state, captured mail and .env.sandbox.
+reset: $(STAMP)
+	$(BIN)/python -m sandbox reset
 
 # The layering contracts (pyproject.toml [tool.importlinter]), lint and format; the first failure stops make.
 lint: $(STAMP)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -72,28 +73,49 @@ def _ping_if_idle(dbapi_connection, record, proxy) -> None:
         raise DisconnectionError(f"pooled connection is dead: {exc}") from exc
 
 
-@lru_cache(maxsize=1)
+# lru_cache computes outside any lock: worker threads starting their first jobs together each built an
+# engine, and every one kept its own pool (an idle 4-thread worker held 4 connections, not 1).
+_FIRST_USE = threading.Lock()
+
+
 def get_engine() -> Engine:
-    """The process-wide engine, built from settings on first use."""
+    """The process-wide engine, built from settings on first use (once, whichever thread comes first)."""
+    with _FIRST_USE:
+        return _engine()
+
+
+def get_sessionmaker() -> sessionmaker[Session]:
+    with _FIRST_USE:
+        return _sessionmaker()
+
+
+@lru_cache(maxsize=1)
+def _engine() -> Engine:
     from workers.settings import get_settings
 
     settings = get_settings()
     # Bound values are customers' names, emails and mandate data: outside development an error names
     # the statement only, so neither logs, Sentry nor failed_jobs ever hold them.
-    return make_engine(settings.database_url, hide_parameters=settings.environment != "development")
+    return make_engine(
+        settings.database_url,
+        hide_parameters=settings.environment != "development",
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+    )
 
 
 @lru_cache(maxsize=1)
-def get_sessionmaker() -> sessionmaker[Session]:
-    return sessionmaker(bind=get_engine(), expire_on_commit=False)
+def _sessionmaker() -> sessionmaker[Session]:
+    return sessionmaker(bind=_engine(), expire_on_commit=False)
 
 
 def reset_engine() -> None:
     """Forget the cached engine (tests and forked processes)."""
-    if get_engine.cache_info().currsize:
-        get_engine().dispose()
-    get_engine.cache_clear()
-    get_sessionmaker.cache_clear()
+    with _FIRST_USE:
+        if _engine.cache_info().currsize:
+            _engine().dispose()
+        _engine.cache_clear()
+        _sessionmaker.cache_clear()
 
 
 @contextmanager

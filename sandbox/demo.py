@@ -15,10 +15,11 @@ from sandbox.erp import SANDBOX_SECRET
 from sandbox.stripe_js import StripeJs
 from tasks import api
 from tasks.domain.errors import RemitError
+from tasks.domain.states import PaymentStatus
 
 # ACH sits in processing for days at Stripe; the demo moves the emulator's clock this far.
 ACH_SETTLE_SECONDS = 5 * 86400
-FINAL = {"succeeded", "failed", "requires_action", "canceled", "refunded", "disputed"}
+FINAL = {s.value for s in PaymentStatus} - {"scheduled", "pending", "submitting", "processing"}
 
 
 def run_demo(emulator, say=print, timeout_s: float = 60.0) -> dict[int, str]:

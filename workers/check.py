@@ -1,7 +1,8 @@
-"""`remit check`: what the configured database and broker look like, in plain words."""
+"""`remit check`: what the configured database, broker, Stripe, SMTP and secrets look like, in plain words."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from workers.scrub import redact_url
@@ -9,6 +10,10 @@ from workers.settings import Settings
 
 # A health check should answer quickly: an unreachable server is reported, not waited on.
 CONNECT_TIMEOUT_S = 3
+# Stripe's signing secrets are whsec_ and 32 or more characters of base64; the sandbox's and tests' are words.
+WEBHOOK_SECRET_SHAPE = re.compile(r"whsec_[A-Za-z0-9+/=_-]{8,}")
+# Values copied from .env.example or the sandbox that must never guard a real deployment.
+PLACEHOLDERS = {"whsec_replace_me", "sk_test_replace_me", "sandbox-dashboard-token"}
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,59 @@ def _check_rabbitmq(url: str) -> Finding:
     )
 
 
+def check_stripe(settings: Settings) -> Finding:
+    """Whether Stripe, at the configured API base, takes the key (one cheap authenticated GET)."""
+    from tasks.gateways.probes import ProbeFailed, probe_stripe
+
+    key = f"{settings.stripe_api_key[:8]}..."
+    try:
+        mode = probe_stripe(settings.stripe_api_key, settings.stripe_api_base, CONNECT_TIMEOUT_S)
+    except ProbeFailed as failed:
+        return Finding(
+            "stripe", False, f"{settings.stripe_api_base} with key {key}: {failed}; fix STRIPE_API_KEY"
+        )
+    return Finding("stripe", True, f"key {key} accepted at {settings.stripe_api_base} ({mode})")
+
+
+def check_smtp(settings: Settings) -> Finding:
+    """Whether the mail server answers: connect, EHLO (and STARTTLS, login as configured), NOOP."""
+    from tasks.gateways.mail import MailGateway, MailMisconfigured, MailUnavailable
+
+    where = redact(settings.smtp_url)
+    try:
+        greeting = MailGateway(settings.smtp_url, settings.mail_from, CONNECT_TIMEOUT_S).probe()
+    except (MailUnavailable, MailMisconfigured) as failed:
+        return Finding("smtp", False, f"{where} did not answer: {failed}; start the server or fix SMTP_URL")
+    return Finding("smtp", True, f"{where} answered ({greeting})")
+
+
+def check_secrets(settings: Settings) -> list[Finding]:
+    """The webhook secrets' shape, and whether the dashboard has a token of its own."""
+    secrets = settings.stripe_webhook_secrets
+    bad = [s[:10] + "..." for s in secrets if not WEBHOOK_SECRET_SHAPE.fullmatch(s) or s in PLACEHOLDERS]
+    webhooks = (
+        Finding("webhooks", False, f"STRIPE_WEBHOOK_SECRETS: {', '.join(bad)} is not a whsec_ signing secret")
+        if bad or not secrets
+        else Finding("webhooks", True, f"{len(secrets)} signing secret(s) of the whsec_ shape")
+    )
+    token = settings.dashboard_token
+    if not token:
+        dashboard = Finding("dashboard", False, "DASHBOARD_TOKEN is not set: the dashboard answers 503")
+    elif token in PLACEHOLDERS and settings.environment not in ("sandbox", "development", "test"):
+        dashboard = Finding(
+            "dashboard", False, f"DASHBOARD_TOKEN is the sandbox's, in {settings.environment}"
+        )
+    else:
+        dashboard = Finding("dashboard", True, f"token set ({len(token)} characters)")
+    return [webhooks, dashboard]
+
+
 def run_checks(settings: Settings) -> list[Finding]:
     """Every finding, database first."""
-    return [*check_database(settings.database_url), check_broker(settings)]
+    return [
+        *check_database(settings.database_url),
+        check_broker(settings),
+        check_stripe(settings),
+        check_smtp(settings),
+        *check_secrets(settings),
+    ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import urlsplit
@@ -47,6 +47,28 @@ DEFAULT_AUTH_WINDOW_ON_SESSION_HOURS = 24
 DEFAULT_AUTH_WINDOW_OFF_SESSION_HOURS = 72
 # Invoices stay reserved while a payment waits: a week is longer than any customer takes to answer.
 MAX_AUTH_WINDOW_HOURS = 168
+
+
+# The variables without a default. A command that uses only some of them (`remit db upgrade` needs only
+# DATABASE_URL) loads with `needed` narrowed: the others are then read when valid and left empty otherwise.
+REQUIRED = frozenset({"DATABASE_URL", "BROKER_URL", "STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRETS"})
+
+# Database connections per process, by the kind of process: the `remit` command sets REMIT_PROCESS_KIND
+# ("worker:8" = a worker with 8 threads) for the process it becomes; DATABASE_POOL_SIZE and
+# DATABASE_MAX_OVERFLOW override the sizes below everywhere. The pool keeps `size` open while idle and opens
+# up to `overflow` more under load, closing them once returned, so an idle `make run` holds about one
+# connection per process. A worker thread runs one message at a time and a message holds one connection
+# at a time; the overflow adds a little for the odd nested read.
+DEFAULT_POOL_SIZE = 1
+POOL_OVERFLOW_BY_KIND = {
+    "worker": lambda threads: threads + 2,
+    "webhooks": lambda threads: threads + 1,
+    "dashboard": lambda threads: threads + 1,
+    "clock": lambda threads: 2,
+    "command": lambda threads: 2,
+}
+# A process that no `remit` command sized (a bare `dramatiq workers.actors`, a test): room for 8 threads.
+DEFAULT_MAX_OVERFLOW = 10
 
 
 class SettingsError(Exception):
@@ -105,6 +127,9 @@ class Settings:
     mail_seller_domains: frozenset[str] = frozenset()
     dashboard_operators: tuple[Operator, ...] = ()
     metrics_dir: str | None = None
+
+    database_pool_size: int = DEFAULT_POOL_SIZE
+    database_max_overflow: int = DEFAULT_MAX_OVERFLOW
 
     @property
     def stripe_livemode(self) -> bool:
@@ -320,15 +345,53 @@ def _mail_seller_domains(environ: Mapping[str, str]) -> frozenset[str]:
     return frozenset(domains)
 
 
-def load_settings(environ: Mapping[str, str]) -> Settings:
-    """Build settings from a mapping; raise SettingsError naming the first bad variable."""
+def process_kind_environ(kind: str, threads: int = 1) -> dict[str, str]:
+    """The REMIT_PROCESS_KIND a kind of process with this many threads runs with (it sizes the pool)."""
+    if kind not in POOL_OVERFLOW_BY_KIND:
+        raise ValueError(f"unknown process kind {kind!r}")
+    return {"REMIT_PROCESS_KIND": f"{kind}:{threads}"}
+
+
+def _kind_overflow(environ: Mapping[str, str]) -> int:
+    kind, _, threads = environ.get("REMIT_PROCESS_KIND", "").partition(":")
+    size = POOL_OVERFLOW_BY_KIND.get(kind)
+    if size is None or not threads.isdigit():
+        return DEFAULT_MAX_OVERFLOW
+    return size(int(threads))
+
+
+def _count(environ: Mapping[str, str], name: str, default: int, least: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < least:
+        raise SettingsError(f"{name} is malformed: {raw[:40]!r} is not a whole number, {least} or more")
+    return int(raw)
+
+
+def _unless_unneeded(
+    needed: Collection[str], name: str, read: Callable[[Mapping[str, str]], object], environ, empty: object
+):
+    """read(environ) for a needed variable; for one the command does not use, its value if valid, or empty."""
+    if name in needed:
+        return read(environ)
+    try:
+        return read(environ)
+    except SettingsError:
+        return empty
+
+
+def load_settings(environ: Mapping[str, str], needed: Collection[str] = REQUIRED) -> Settings:
+    """Build settings from a mapping; raise SettingsError naming the first bad variable among those needed."""
     environment = environ.get("REMIT_ENV", "").strip() or "development"
     return Settings(
-        database_url=_database_url(environ),
-        broker_url=_broker_url(environ),
-        stripe_api_key=_stripe_key(environ),
+        database_url=_unless_unneeded(needed, "DATABASE_URL", _database_url, environ, ""),
+        broker_url=_unless_unneeded(needed, "BROKER_URL", _broker_url, environ, ""),
+        stripe_api_key=_unless_unneeded(needed, "STRIPE_API_KEY", _stripe_key, environ, ""),
         stripe_api_base=_api_base(environ),
-        stripe_webhook_secrets=_webhook_secrets(environ),
+        stripe_webhook_secrets=_unless_unneeded(
+            needed, "STRIPE_WEBHOOK_SECRETS", _webhook_secrets, environ, ()
+        ),
         stripe_requests_per_second=_positive_number(
             environ, "STRIPE_REQUESTS_PER_SECOND", DEFAULT_STRIPE_REQUESTS_PER_SECOND
         ),
@@ -374,10 +437,22 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         ),
         portal_payment_url=_portal_payment_url(environ),
         mail_seller_domains=_mail_seller_domains(environ),
+        database_pool_size=_count(environ, "DATABASE_POOL_SIZE", DEFAULT_POOL_SIZE, 1),
+        database_max_overflow=_count(environ, "DATABASE_MAX_OVERFLOW", _kind_overflow(environ), 0),
     )
+
+
+_needed: frozenset[str] = REQUIRED
+
+
+def need_only(*names: str) -> None:
+    """Require only these of REQUIRED from now on in this process (a command that uses no more)."""
+    global _needed
+    _needed = frozenset(names)
+    get_settings.cache_clear()
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings, read from the environment on first use."""
-    return load_settings(os.environ)
+    return load_settings(os.environ, _needed)

@@ -145,6 +145,23 @@ class MailGateway:
             raise MailUnavailable(f"{type(lost).__name__}: {lost}") from lost
         return message["Message-ID"]
 
+    def probe(self) -> str:
+        """Connect, greet (EHLO, STARTTLS and login as configured) and NOOP; the server's name, or raise."""
+        try:
+            smtp = self._connect()
+            try:
+                smtp.ehlo_or_helo_if_needed()
+                code, answer = smtp.noop()
+                if code != 250:
+                    raise MailUnavailable(f"NOOP answered {code} {answer.decode(errors='replace')}")
+                return (
+                    smtp.ehlo_resp.decode(errors="replace").splitlines()[0] if smtp.ehlo_resp else self._host
+                )
+            finally:
+                _quit(smtp)
+        except (smtplib.SMTPException, OSError, ssl.SSLError) as lost:
+            raise MailUnavailable(f"{type(lost).__name__}: {lost}") from lost
+
     def _connect(self) -> smtplib.SMTP:
         if self._scheme == "smtps":
             smtp = smtplib.SMTP_SSL(

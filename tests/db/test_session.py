@@ -113,3 +113,46 @@ def test_a_connection_used_moments_ago_is_not_pinged_and_a_dead_one_fails_once(d
     assert raised.value.connection_invalidated
     with engine.connect() as connection:
         assert _backend_pid(connection) != dead
+
+
+def test_threads_that_first_need_the_engine_together_share_one_engine_and_pool(migrated):
+    import threading
+
+    from db.session import get_engine, get_sessionmaker, reset_engine
+
+    reset_engine()
+    start = threading.Barrier(8)
+    engines, makers = [], []
+
+    def first_use():
+        start.wait()
+        makers.append(get_sessionmaker())
+        engines.append(get_engine())
+
+    threads = [threading.Thread(target=first_use) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({id(engine) for engine in engines}) == 1
+    assert len({id(maker) for maker in makers}) == 1 and makers[0].kw["bind"] is engines[0]
+
+
+def test_the_pool_is_sized_by_the_kind_of_process(monkeypatch):
+    from db.session import get_engine, reset_engine
+    from workers.settings import get_settings, process_kind_environ
+
+    monkeypatch.setenv("REMIT_PROCESS_KIND", process_kind_environ("worker", 8)["REMIT_PROCESS_KIND"])
+    get_settings.cache_clear()
+    reset_engine()
+    try:
+        assert (get_engine().pool.size(), get_engine().pool._max_overflow) == (1, 10)
+        monkeypatch.setenv("DATABASE_POOL_SIZE", "3")
+        monkeypatch.setenv("DATABASE_MAX_OVERFLOW", "0")
+        get_settings.cache_clear()
+        reset_engine()
+        assert (get_engine().pool.size(), get_engine().pool._max_overflow) == (3, 0)
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+        reset_engine()

@@ -1,8 +1,11 @@
-"""The demo's 3-D Secure round against the seeded demo data, a real worker and the emulator."""
+"""The demo: its 3-D Secure round against the seeded demo data, a real worker and the emulator; and
+the states its round waits for."""
 
 from datetime import date
 
 from sandbox import demo, seed
+from sandbox.demo import FINAL
+from tasks.domain.transitions import FINAL_STATUSES, IN_FLIGHT
 
 
 def test_the_demo_completes_one_3ds_payment_and_cancels_the_other(db, gateway, emulator, worker):
@@ -15,3 +18,9 @@ def test_the_demo_completes_one_3ds_payment_and_cancels_the_other(db, gateway, e
     assert sorted(ended.values()) == ["canceled", "succeeded"]
     assert any("completed 3-D Secure in the browser: succeeded" in line for line in said)
     assert any("canceled it instead: canceled" in line for line in said)
+
+
+def test_the_demo_waits_for_every_final_state_and_stops_at_requires_action():
+    assert {str(status) for status in FINAL_STATUSES} <= FINAL
+    assert "partially_refunded" in FINAL and "requires_action" in FINAL
+    assert not FINAL & ({str(status) for status in IN_FLIGHT} - {"requires_action"})

@@ -128,3 +128,43 @@ def test_mail_seller_domains_default_to_none_and_are_read_as_lower_case_domains(
     assert loaded.mail_seller_domains == frozenset({"acme.test", "mail.bolt.example"})
     with pytest.raises(SettingsError, match="MAIL_SELLER_DOMAINS is malformed: 'acme' is not a domain name"):
         load_settings({**VALID, "MAIL_SELLER_DOMAINS": "acme"})
+
+
+def test_a_command_that_needs_less_loads_without_the_rest():
+    from workers.settings import load_settings
+
+    only_database = {"DATABASE_URL": VALID["DATABASE_URL"], "STRIPE_API_KEY": "pk_wrong"}
+    settings = load_settings(only_database, needed=("DATABASE_URL",))
+    assert settings.database_url == "postgresql+psycopg://app@db.internal:5432/remit"
+    assert (settings.broker_url, settings.stripe_api_key, settings.stripe_webhook_secrets) == ("", "", ())
+    with pytest.raises(SettingsError, match="^DATABASE_URL is missing"):
+        load_settings({}, needed=("DATABASE_URL",))
+    assert load_settings({**VALID, "BROKER_URL": "kafka://x"}, needed=("DATABASE_URL",)).broker_url == ""
+
+
+@pytest.mark.parametrize(
+    ("kind", "threads", "overflow"),
+    [
+        ("worker", 8, 10),
+        ("worker", 2, 4),
+        ("webhooks", 4, 5),
+        ("dashboard", 4, 5),
+        ("clock", 1, 2),
+        ("command", 1, 2),
+    ],
+)
+def test_pool_sizes_follow_the_kind_of_process(kind, threads, overflow):
+    from workers.settings import process_kind_environ
+
+    settings = load_settings({**VALID, **process_kind_environ(kind, threads)})
+    assert (settings.database_pool_size, settings.database_max_overflow) == (1, overflow)
+
+
+def test_pool_sizes_can_be_set_and_are_checked():
+    settings = load_settings({**VALID, "DATABASE_POOL_SIZE": "5", "DATABASE_MAX_OVERFLOW": "0"})
+    assert (settings.database_pool_size, settings.database_max_overflow) == (5, 0)
+    with pytest.raises(
+        SettingsError, match="^DATABASE_POOL_SIZE is malformed: '0' is not a whole number, 1 or more"
+    ):
+        load_settings({**VALID, "DATABASE_POOL_SIZE": "0"})
+    assert load_settings(VALID).database_max_overflow == 10  # a process no remit command sized
