@@ -149,14 +149,20 @@ def check_secrets(settings: Settings) -> list[Finding]:
         else Finding("webhooks", True, f"{len(secrets)} signing secret(s) of the whsec_ shape")
     )
     token = settings.dashboard_token
-    if not token:
-        dashboard = Finding("dashboard", False, "DASHBOARD_TOKEN is not set: the dashboard answers 503")
+    operators = settings.dashboard_operators
+    if not operators:
+        dashboard = Finding(
+            "dashboard",
+            False,
+            "neither DASHBOARD_TOKEN nor DASHBOARD_OPERATORS is set: the dashboard answers 503",
+        )
     elif token in PLACEHOLDERS and settings.environment not in ("sandbox", "development", "test"):
         dashboard = Finding(
             "dashboard", False, f"DASHBOARD_TOKEN is the sandbox's, in {settings.environment}"
         )
     else:
-        dashboard = Finding("dashboard", True, f"token set ({len(token)} characters)")
+        roles = ", ".join(f"{o.name} ({o.role})" for o in operators)
+        dashboard = Finding("dashboard", True, f"{len(operators)} operator(s): {roles}")
     return [webhooks, dashboard]
 
 

@@ -131,9 +131,12 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     from workers.run import run_dashboard
 
     settings = get_settings()
-    if not settings.dashboard_token:
+    if not settings.dashboard_operators:
         # A warning, not an exit: honcho would stop the whole stack if this process ended.
-        print("remit: DASHBOARD_TOKEN is not set; the dashboard answers 503 until it is", file=sys.stderr)
+        print(
+            "remit: neither DASHBOARD_TOKEN nor DASHBOARD_OPERATORS is set; the dashboard answers 503",
+            file=sys.stderr,
+        )
     require_database(settings.database_url, schema=True)
     os.environ.update(process_kind_environ("dashboard", DASHBOARD_THREADS))
     return run_dashboard(port=args.port, workers=args.workers, host=args.host or settings.dashboard_host)
@@ -187,7 +190,12 @@ def _add_processes(sub) -> None:
         help="address to bind (or WEBHOOK_HOST; the sandbox uses 127.0.0.1)",
     )
     # The processes a serving command execs load every setting, so these check them all up front.
-    dash = command(sub, "dashboard", "serve the ops dashboard (needs DASHBOARD_TOKEN)", cmd_dashboard)
+    dash = command(
+        sub,
+        "dashboard",
+        "serve the ops dashboard (needs DASHBOARD_TOKEN or DASHBOARD_OPERATORS)",
+        cmd_dashboard,
+    )
     dash.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8002")), help="port (or PORT)")
     dash.add_argument("--workers", type=int, default=1, help="gunicorn worker processes")
     dash.add_argument("--host", default=None, help="bind address (default: DASHBOARD_HOST, else 127.0.0.1)")

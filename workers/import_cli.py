@@ -57,8 +57,8 @@ def register(subparsers) -> None:
     command = subparsers.add_parser(
         "import", help="send an ERP's CSV export of accounts, invoices or payments (formats: docs/import/)"
     )
-    command.add_argument("kind", choices=sorted(formats.FORMATS))
-    command.add_argument("file", type=Path)
+    command.add_argument("kind", choices=sorted(formats.FORMATS), help="what the file holds (docs/import/)")
+    command.add_argument("file", type=Path, help="the CSV file, with its header line")
     command.add_argument("--seller", type=int, required=True, help="the seller's id")
     command.add_argument("--dry-run", action="store_true", help="check every row, send nothing")
     command.add_argument("--batch-size", type=int, default=BATCH_RECORDS, help="records per sync call")

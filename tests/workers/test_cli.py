@@ -35,7 +35,7 @@ def test_check_reports_database_schema_broker_stripe_smtp_and_secrets(migrated, 
     assert f"ok      stripe    key sk_test_... accepted at {emulator.url} (test mode)" in out
     assert f"ok      smtp      {smtp.url} answered (remit-smtp-capture" in out
     assert "ok      webhooks  2 signing secret(s) of the whsec_ shape" in out
-    assert "ok      dashboard token set (28 characters)" in out
+    assert "ok      dashboard 1 operator(s): admin (admin)" in out
     assert out.strip().endswith("all good")
 
 
@@ -47,12 +47,13 @@ def test_check_names_a_refused_key_a_silent_mail_server_and_weak_secrets(migrate
         SMTP_URL="smtp://127.0.0.1:9",
         STRIPE_WEBHOOK_SECRETS="whsec_replace_me",
         DASHBOARD_TOKEN="",
+        DASHBOARD_OPERATORS="",
     )
     assert code == 1
     assert "MISSING stripe" in out and "the key was refused (401)" in out and "fix STRIPE_API_KEY" in out
     assert "MISSING smtp      smtp://127.0.0.1:9 did not answer" in out and "fix SMTP_URL" in out
     assert "MISSING webhooks  STRIPE_WEBHOOK_SECRETS: whsec_repl... is not a whsec_ signing secret" in out
-    assert "MISSING dashboard DASHBOARD_TOKEN is not set" in out
+    assert "MISSING dashboard neither DASHBOARD_TOKEN nor DASHBOARD_OPERATORS is set" in out
     assert out.strip().endswith("4 problem(s) found")
 
 

@@ -74,25 +74,40 @@ def cmd_discard(args: argparse.Namespace) -> int:
     return _act(args, "discard", _discard_one(), default_status=FailedJobStatus.DEAD)
 
 
-# One row at a time through the dashboard's own actions (each safe twice: a conditional UPDATE claims
-# the row). When tasks.flows.dead_letters offers bulk retry/discard (issue 16.1), these return those.
+# One row at a time through the dashboard's own bulk actions (tasks.flows.dead_letters: a conditional
+# UPDATE claims each row, so a second run or a concurrent click does nothing twice), audited as the
+# shell user; the selection's progress and per-row outcomes stay the command's.
 def _retry_one() -> Callable[[int], str]:
-    import dramatiq
-
     import workers.actors  # noqa: F401  (the broker must know every actor to send a dead letter to it)
-    from db.session import get_sessionmaker
-    from workers.dashboard.actions import retry_failed_job
+    from tasks.flows.dead_letters import retry_ids
 
-    broker, factory = dramatiq.get_broker(), get_sessionmaker()
-    return lambda job_id: retry_failed_job(factory, broker, job_id, datetime.now(UTC))
+    operator = _operator()
+    return lambda job_id: _outcome(retry_ids([job_id], operator, datetime.now(UTC)), "retried")
 
 
 def _discard_one() -> Callable[[int], str]:
-    from db.session import get_sessionmaker
-    from workers.dashboard.actions import discard_failed_job
+    from tasks.flows.dead_letters import discard_ids
 
-    factory = get_sessionmaker()
-    return lambda job_id: discard_failed_job(factory, job_id)
+    operator = _operator()
+    return lambda job_id: _outcome(discard_ids([job_id], operator, datetime.now(UTC)), "discarded")
+
+
+def _outcome(done, verb: str) -> str:
+    if done.broker_down:
+        return "broker_down"
+    if done.unknown_actor:
+        return "unknown_actor"
+    return verb if done.moved else f"already_{verb}"
+
+
+def _operator() -> str:
+    """Who the audit log names for a command run from the shell."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"[:64]
+    except (KeyError, OSError):
+        return "cli"
 
 
 def _act(args: argparse.Namespace, verb: str, act: Callable[[int], str], default_status: str) -> int:
