@@ -18,7 +18,7 @@ _PAYMENT_LINES = text(
     " l.discount_minor AS invoice_discount_minor, l.state AS allocation_state,"
     " p.created_at, p.scheduled_for, p.finished_at"
     " FROM payments p JOIN accounts a ON a.id = p.account_id JOIN sellers s ON s.id = a.seller_id"
-    " JOIN payment_methods m ON m.id = p.payment_method_id"
+    " LEFT JOIN payment_methods m ON m.id = p.payment_method_id"
     " LEFT JOIN allocations l ON l.payment_id = p.id LEFT JOIN invoices i ON i.id = l.invoice_id"
     " WHERE a.seller_id = :seller_id"
     " AND (p.created_at AT TIME ZONE s.timezone)::date BETWEEN :date_from AND :date_to"

@@ -36,6 +36,26 @@ _LOCK_PAYMENT_INVOICES = (
     .order_by(_INVOICES.c.id)
     .with_for_update(of=_INVOICES)
 )
+# The last look's view of a payment's reserved allocations beside their invoices as they stand now.
+_LOCK_HELD_LINES = (
+    select(
+        _ALLOCATIONS.c.id.label("allocation_id"),
+        _INVOICES.c.id.label("invoice_id"),
+        _INVOICES.c.number,
+        _ALLOCATIONS.c.amount_minor,
+        _ALLOCATIONS.c.discount_minor,
+        _INVOICES.c.voided,
+        _INVOICES.c.customer_visible,
+        _INVOICES.c.total_minor,
+    )
+    .join(_ALLOCATIONS, _ALLOCATIONS.c.invoice_id == _INVOICES.c.id)
+    .where(
+        _ALLOCATIONS.c.payment_id == bindparam("payment_id"),
+        _ALLOCATIONS.c.state == AllocationState.RESERVED,
+    )
+    .order_by(_INVOICES.c.id)
+    .with_for_update(of=_INVOICES)
+)
 _INVOICES_WITH_CHILDREN = (
     select(_INVOICES)
     .where(
@@ -134,6 +154,28 @@ def lock_invoices(session: Session, invoice_ids: Sequence[int]) -> list[Invoice]
 def lock_payment_invoices(session: Session, payment_id: int) -> list[Row]:
     """(id, number, voided) of the invoices the payment is allocated to, locked FOR UPDATE in id order."""
     return list(session.connection().execute(_LOCK_PAYMENT_INVOICES, {"payment_id": payment_id}))
+
+
+def lock_held_lines(session: Session, payment_id: int) -> list[Row]:
+    """The payment's reserved allocations with their invoices' figures now, invoices locked in id order."""
+    return list(session.connection().execute(_LOCK_HELD_LINES, {"payment_id": payment_id}))
+
+
+def resize_reserved_allocations(session: Session, amounts: dict[int, int], released: Sequence[int]) -> None:
+    """Reserved allocations lowered before any money moved (what they pay is what they were paid), or
+    released."""
+    for allocation_id, amount in amounts.items():
+        session.connection().execute(
+            _ALLOCATIONS.update()
+            .where(_ALLOCATIONS.c.id == allocation_id, _ALLOCATIONS.c.state == AllocationState.RESERVED)
+            .values(amount_minor=amount, paid_minor=amount, updated_at=func.now())
+        )
+    if released:
+        session.connection().execute(
+            _ALLOCATIONS.update()
+            .where(_ALLOCATIONS.c.id.in_(list(released)), _ALLOCATIONS.c.state == AllocationState.RESERVED)
+            .values(state=AllocationState.RELEASED, updated_at=func.now())
+        )
 
 
 def list_invoices_with_children(session: Session, invoice_ids: Sequence[int]) -> list[Row]:

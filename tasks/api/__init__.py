@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from db.models import Account, Payment, Seller
 from db.queries import invoices as invoice_rows
 from db.queries import payments as payment_rows
-from tasks.api import selection
+from tasks.api import credit, selection
 from tasks.api.exports import export_payments  # noqa: F401  (part of this contract)
 from tasks.api.external import ExternalPaymentReceipt, record_external_payment  # noqa: F401  (ditto)
 from tasks.api.guard import api_transaction
@@ -70,6 +70,7 @@ class PaymentPreview:
     lines: tuple[PaymentLine, ...]
     warnings: tuple[str, ...]
     scheduled_for: date | None
+    credit_used_minor: int = 0  # paid from available credit (use_credit); total_minor less it is charged
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class PaymentReceipt:
     lines: tuple[PaymentLine, ...]
     warnings: tuple[str, ...]
     replayed: bool = False
+    credit_used_minor: int = 0  # paid from available credit; amount_minor is what Stripe is charged
 
 
 def preview_payment(
@@ -93,6 +95,7 @@ def preview_payment(
     payment_method_id: int | None = None,
     pay_on: date | None = None,
     now: datetime | None = None,
+    use_credit: bool = False,
 ) -> PaymentPreview:
     """What would be charged, per invoice, with discounts and warnings; writes nothing.
 
@@ -113,12 +116,15 @@ def preview_payment(
             )
         else:
             plan, currency = (
-                _amount_plan(session, account, seller, checks.check_amount(amount), lock=False),
+                _amount_plan(
+                    session, account, seller, checks.check_amount(amount), scheduled_for or today, lock=False
+                ),
                 account.currency,
             )
+        used = credit.plan_use(session, account.id, currency, plan).used_minor if use_credit else 0
         session.rollback()
     return PaymentPreview(
-        currency, plan.total_minor, plan.credit_minor, _lines(plan), plan.warnings, scheduled_for
+        currency, plan.total_minor, plan.credit_minor, _lines(plan), plan.warnings, scheduled_for, used
     )
 
 
@@ -132,8 +138,12 @@ def pay_invoices(
     comment: str | None = None,
     pay_on: date | None = None,
     now: datetime | None = None,
+    use_credit: bool = False,
 ) -> PaymentReceipt:
-    """Pay one to 200 invoices in full, or short with a reason; now or on a future date."""
+    """Pay one to 200 invoices in full, or short with a reason; now or on a future date.
+
+    use_credit spends available credit first and charges only the rest (nothing when credit covers it).
+    """
     _check_request(
         account_id,
         payment_method_id,
@@ -153,6 +163,7 @@ def pay_invoices(
         reason=short_reason,
         comment=comment,
         pay_on=pay_on,
+        **_credit_flag(use_credit),
     )
 
     def build(session: Session, account: Account, seller: Seller, today: date) -> SimpleNamespace:
@@ -177,6 +188,7 @@ def pay_invoices(
             fingerprint,
             short_reason=reason,
             short_comment=note,
+            use_credit=use_credit,
         )
 
     return _submit(account_id, idempotency_key, fingerprint, build, now)
@@ -189,19 +201,27 @@ def pay_amount(
     idempotency_key: str,
     pay_on: date | None = None,
     now: datetime | None = None,
+    use_credit: bool = False,
 ) -> PaymentReceipt:
-    """A custom amount applied oldest invoice first; a remainder becomes credit when deposits are allowed."""
+    """A custom amount applied oldest invoice first, taking the discount of each invoice it pays in full
+    within its window; a remainder becomes credit when deposits are allowed. use_credit: as pay_invoices."""
     _check_request(
         account_id, payment_method_id, idempotency_key, amount=amount, required_amount=True, pay_on=pay_on
     )
     fingerprint = checks.request_hash(
-        "pay_amount", account_id=account_id, amount=amount, method=payment_method_id, pay_on=pay_on
+        "pay_amount",
+        account_id=account_id,
+        amount=amount,
+        method=payment_method_id,
+        pay_on=pay_on,
+        **_credit_flag(use_credit),
     )
 
     def build(session: Session, account: Account, seller: Seller, today: date) -> SimpleNamespace:
         method = selection.load_method(session, account, seller, payment_method_id)
         scheduled_for = checks.check_pay_on(pay_on, today)
-        plan = _amount_plan(session, account, seller, checks.check_amount(amount), lock=True)
+        value = checks.check_amount(amount)
+        plan = _amount_plan(session, account, seller, value, scheduled_for or today, lock=True)
         return _create(
             session,
             account,
@@ -212,6 +232,7 @@ def pay_amount(
             scheduled_for,
             idempotency_key,
             fingerprint,
+            use_credit=use_credit,
         )
 
     return _submit(account_id, idempotency_key, fingerprint, build, now)
@@ -255,6 +276,59 @@ def make_deposit(
     return _submit(account_id, idempotency_key, fingerprint, build, now)
 
 
+def apply_credit(
+    account_id: int,
+    invoice_ids: list[int] | None = None,
+    amount: int | None = None,
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+) -> PaymentReceipt:
+    """Pay invoices from available credit alone: the invoices named in full (with their discounts), or an
+    amount of credit oldest invoice first. Nothing reaches Stripe; the payment succeeds at once."""
+    checks.check_id(account_id, "account_not_found", "Account")
+    checks.check_idempotency_key(idempotency_key)
+    if (invoice_ids is None) == (amount is None):
+        raise RemitError(
+            "invoices_or_amount", "Name the invoices to pay from credit, or an amount; not both."
+        )
+    if invoice_ids is not None:
+        checks.check_invoice_ids(invoice_ids)
+    else:
+        checks.check_amount(amount)
+    fingerprint = checks.request_hash(
+        "apply_credit", account_id=account_id, invoice_ids=_fingerprint_ids(invoice_ids), amount=amount
+    )
+
+    def build(session: Session, account: Account, seller: Seller, today: date) -> SimpleNamespace:
+        if invoice_ids is not None:
+            plan, currency, _ = _invoice_plan(session, account, seller, invoice_ids, None, today, lock=True)
+        else:
+            plan, currency = (
+                _amount_plan(session, account, seller, amount, today, lock=True),
+                account.currency,
+            )
+            if plan.credit_minor:
+                owed = amount - plan.credit_minor
+                raise RemitError(
+                    "amount_exceeds_balance", f"The amount {amount} is more than the {owed} owed."
+                )
+        return _create(
+            session,
+            account,
+            None,
+            PaymentKind.CREDIT,
+            plan,
+            currency,
+            None,
+            idempotency_key,
+            fingerprint,
+            use_credit=True,
+            credit_only=True,
+        )
+
+    return _submit(account_id, idempotency_key, fingerprint, build, now)
+
+
 def cancel_scheduled_payment(account_id: int, payment_id: int, now: datetime | None = None) -> PaymentReceipt:
     """Cancel a scheduled payment and free its invoices; refused once execution has begun.
 
@@ -290,6 +364,8 @@ class AccountOverview:
     credit_minor: int
     payment_count: int
     aging: Aging
+    # What is owed less the available credit that can pay it (negative: the account holds more credit).
+    net_owed_minor: int = 0
 
 
 def account_overview(account_id: int, now: datetime | None = None) -> AccountOverview:
@@ -309,6 +385,7 @@ def account_overview(account_id: int, now: datetime | None = None) -> AccountOve
             figures.credit_minor,
             count,
             aging_for(session, account, now),
+            figures.balance_minor - figures.credit_minor,
         )
 
 
@@ -366,8 +443,17 @@ def _invoice_plan(
         )
     if value == full.total_minor:  # the discounted total, while discounts apply, pays everything
         return full, chosen.currency, False
-    # Any other amount takes no discount, so it is short unless it pays all that is owed.
-    return plans.plan_short(chosen.invoices, value, pay_day), chosen.currency, value < owed
+    # Each invoice the amount covers down to its discounted total takes its discount; what is left goes on
+    # to the next invoice, then to credit. Short while it does not reach the discounted total.
+    plan = plans.plan_amount(chosen.invoices, value, pay_day)
+    if plan.credit_minor and not seller.deposits_enabled:
+        raise RemitError(
+            "amount_above_discounted_total",
+            f"The amount {value} is more than the {full.total_minor} the selected invoices owe with their "
+            f"early-payment discounts, and {seller.name} does not keep the difference as credit; "
+            f"pay {full.total_minor}.",
+        )
+    return plan, chosen.currency, value < full.total_minor
 
 
 def _fingerprint_ids(invoice_ids) -> list[int] | str:
@@ -379,8 +465,18 @@ def _fingerprint_ids(invoice_ids) -> list[int] | str:
         return repr(invoice_ids)
 
 
-def _amount_plan(session: Session, account: Account, seller: Seller, amount: int, lock: bool) -> plans.Plan:
-    plan = plans.plan_custom_amount(selection.open_account_invoices(session, account, lock=lock), amount)
+def _credit_flag(use_credit: bool) -> dict[str, bool]:
+    """use_credit in a request's fingerprint only when set, so older requests keep theirs."""
+    if not isinstance(use_credit, bool):
+        raise RemitError("invalid_use_credit", "use_credit must be True or False.")
+    return {"use_credit": True} if use_credit else {}
+
+
+def _amount_plan(
+    session: Session, account: Account, seller: Seller, amount: int, pay_day: date, lock: bool
+) -> plans.Plan:
+    invoices = selection.open_account_invoices(session, account, lock=lock)
+    plan = plans.plan_amount(invoices, amount, pay_day)
     if plan.credit_minor and not seller.deposits_enabled:
         owed = amount - plan.credit_minor
         raise RemitError(
@@ -416,21 +512,27 @@ def _submit(
 def _create(
     session: Session,
     account: Account,
-    method_id: int,
+    method_id: int | None,
     kind: PaymentKind,
     plan: plans.Plan,
     currency: str,
     scheduled_for: date | None,
     key: str,
     fingerprint: str,
+    use_credit: bool = False,
+    credit_only: bool = False,
     **extra,
 ) -> SimpleNamespace:
+    use = credit.plan_use(session, account.id, currency, plan) if use_credit else credit.NO_CREDIT
+    if credit_only:
+        credit.require_covered(use, plan)
     status = PaymentStatus.SCHEDULED if scheduled_for else PaymentStatus.PENDING
     # Straight to the tables in one statement: a request reads nothing back as objects.
     row = dict(
         account_id=account.id,
         kind=kind,
-        amount_minor=plan.total_minor,
+        amount_minor=plan.total_minor - use.used_minor,
+        credit_used_minor=use.used_minor,
         currency=currency,
         payment_method_id=method_id,
         status=status,
@@ -452,6 +554,7 @@ def _create(
     if marked_stale:
         recompute_after_commit(session, account.id)
     payment = SimpleNamespace(id=payment_id, **row)
+    credit.record_use(session, payment.id, use)
     if plan.credit_minor:
         invoice_rows.insert_credit(
             session,
@@ -464,6 +567,9 @@ def _create(
         )
     if status == PaymentStatus.SCHEDULED:
         queue_payment_email(session, payment_rows.lock_payment(session, payment.id), SCHEDULED_EMAIL, _now())
+    elif payment.amount_minor == 0:
+        credit.settle_from_credit(session, payment.id, _now())
+        payment.status = PaymentStatus.SUCCEEDED
     else:
         messages.send_after_commit(session, "execute_payment", [(payment.id,)])
     session.info["remit_plan"] = plan
@@ -485,7 +591,8 @@ def _receipt(session: Session, payment: Payment | SimpleNamespace, replayed: boo
     else:
         rows = invoice_rows.list_allocation_lines(session, payment.id)
         lines, warnings = tuple(PaymentLine(*row) for row in rows), ()
-    credit = payment.amount_minor - sum(line.amount_minor for line in lines)
+    used = getattr(payment, "credit_used_minor", 0) or 0
+    created = payment.amount_minor + used - sum(line.amount_minor for line in lines)
     return PaymentReceipt(
         payment.id,
         payment.status,
@@ -493,10 +600,11 @@ def _receipt(session: Session, payment: Payment | SimpleNamespace, replayed: boo
         payment.amount_minor,
         payment.currency,
         payment.scheduled_for,
-        credit,
+        created,
         lines,
         warnings,
         replayed,
+        used,
     )
 
 

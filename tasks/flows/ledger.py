@@ -14,10 +14,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from db.queries import accounts as account_rows
+from db.queries import credits as credit_rows
 from db.queries import emails as email_rows
 from db.queries import invoices as invoice_rows
 from db.queries import payments as payment_rows
-from tasks.domain.states import EmailKind, PaymentStatus
+from tasks.domain.states import EmailKind, PaymentKind, PaymentStatus
 from tasks.domain.transitions import plan_transition
 from tasks.flows import emails as outbox
 from tasks.flows.balances import recompute_all_after_commit
@@ -38,7 +39,12 @@ EMAIL_FIELDS = (
     "short_comment",
     "refunded_minor",
     "note",
+    "credit_used_minor",
+    "last_look_changes",
 )
+# Money given back on a payment that may have left credit others spent since (see flag_spent_credit).
+_TAKING_BACK = frozenset({PaymentStatus.REFUNDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.DISPUTED})
+_LEAVES_CREDIT = frozenset({PaymentKind.AMOUNT, PaymentKind.DEPOSIT})
 
 
 class TransitionBatch:
@@ -57,6 +63,8 @@ class TransitionBatch:
         self._columns: dict[int, dict[str, Any]] = {}
         self._lines: list[tuple[int, str | None, str, bool, str, dict[str, Any]]] = []
         self._moves: dict[int, tuple[tuple[str, str] | None, tuple[str, str] | None]] = {}
+        self._spent: dict[int, tuple[str, str]] = {}
+        self._origins: dict[int, Any] = {}
         self._emails: list[tuple[Any, EmailKind, SimpleNamespace, str]] = []
         self._accounts: set[int] = set()
 
@@ -82,9 +90,16 @@ class TransitionBatch:
             now=self.now,
             detail=detail,
             values=values,
+            leaves_credit=bool(getattr(payment, "last_look_changes", None)),
+            nothing_charged=payment.amount_minor == 0,
         )
-        if payment.id in self._moves and (plan.allocation_move or plan.credit_move):
+        moved_before = payment.id in self._moves or payment.id in self._spent
+        if moved_before and (plan.allocation_move or plan.credit_move or plan.spent_move):
             self.flush(session)  # two money moves of one payment: the first must be written before the second
+        if plan.applied and getattr(payment, "credit_used_minor", 0) and plan.spent_move:
+            self._spent[payment.id] = plan.spent_move
+        if plan.applied and target in _TAKING_BACK and payment.kind in _LEAVES_CREDIT:
+            self._origins[payment.id] = payment
         self.set_columns(payment, plan.columns)
         self._lines.append((payment.id, plan.source, target, plan.applied, source, plan.detail))
         if not plan.applied:
@@ -122,6 +137,8 @@ class TransitionBatch:
 
     def flush(self, session: Session) -> None:
         """Write what was added: payments and timeline, allocations, credits, emails, then stale balances."""
+        if self._origins:
+            self._flag_spent_credit(session)
         if self._lines or self._columns:
             payment_rows.move_payments(session, self._columns, self._lines, at=self.now)
         allocation_moves = [(pid, *move) for pid, (move, _) in self._moves.items() if move is not None]
@@ -130,6 +147,8 @@ class TransitionBatch:
             invoice_rows.move_allocations_of(session, allocation_moves)
         if credit_moves:
             invoice_rows.move_credits_of(session, credit_moves)
+        if self._spent:
+            credit_rows.move_spent_credits_of(session, [(pid, *move) for pid, move in self._spent.items()])
         if self._emails:
             self._queue_emails(session)
         if self._accounts:
@@ -137,6 +156,16 @@ class TransitionBatch:
                 session, account_rows.mark_balances_stale(session, sorted(self._accounts), self.now)
             )
         self._reset()
+
+    def _flag_spent_credit(self, session: Session) -> None:
+        """The rule for a refund or dispute of a payment whose credit was spent: what other payments spent
+        stays on the invoices it paid; the payment is flagged for ops with the amount on its timeline."""
+        spent = credit_rows.sum_spent_by_origin(session, sorted(self._origins))
+        for payment_id, amount in spent.items():
+            payment = self._origins[payment_id]
+            self.set_columns(payment, {"needs_review": True})
+            detail = {"needs_review": "credit_already_spent", "spent_credit_minor": amount}
+            self.note(payment, source="ledger", detail=detail)
 
     def _queue_emails(self, session: Session) -> None:
         lines = email_rows.list_email_lines_of(
@@ -241,4 +270,7 @@ def payment_email_context(
         "short_comment": payment.short_comment,
         "refunded_minor": payment.refunded_minor,
         "note": payment.note,
+        # Paid from the account's credit beside what was charged; what the last look changed.
+        "credit_used_minor": getattr(payment, "credit_used_minor", 0) or 0,
+        "changes": list(getattr(payment, "last_look_changes", None) or []),
     }
