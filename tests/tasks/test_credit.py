@@ -1,4 +1,4 @@
-"""Issue 12, item 3: available credit pays invoices, with a payment (use_credit) and on its own (apply_credit)."""
+"""Issue 12, item 3: available credit pays invoices, with a payment (use_credit) and alone (apply_credit)."""
 
 from datetime import UTC, date, datetime, timedelta
 
