@@ -200,6 +200,8 @@ class ExternalPaymentLine(Base):
     external_payment_id: Mapped[int] = mapped_column(ForeignKey("external_payments.id"))
     invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
     amount_minor: Mapped[int] = mapped_column(BigInteger)
+    # Money on an invoice a payment in flight held: kept as account credit, it settles nothing here.
+    as_credit: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
     __table_args__ = (
         CheckConstraint("amount_minor > 0", name="amount_positive"),

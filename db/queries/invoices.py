@@ -87,7 +87,8 @@ _SLICES = union_all(
         _ALLOCATIONS.c.state.in_((SETTLING_STATE, HOLDING_STATE)),
     ),
     select(_EXTERNAL_LINES.c.invoice_id, _EXTERNAL_LINES.c.amount_minor, null()).where(
-        _EXTERNAL_LINES.c.invoice_id == any_(bindparam("ids", type_=_IDS))
+        _EXTERNAL_LINES.c.invoice_id == any_(bindparam("ids", type_=_IDS)),
+        _EXTERNAL_LINES.c.as_credit.is_(False),  # kept as credit: it settles nothing
     ),
 ).subquery()
 _STANDING = select(
@@ -154,6 +155,43 @@ def lock_invoices(session: Session, invoice_ids: Sequence[int]) -> list[Invoice]
 def lock_payment_invoices(session: Session, payment_id: int) -> list[Row]:
     """(id, number, voided) of the invoices the payment is allocated to, locked FOR UPDATE in id order."""
     return list(session.connection().execute(_LOCK_PAYMENT_INVOICES, {"payment_id": payment_id}))
+
+
+def list_reserved_holders(session: Session, invoice_ids: Sequence[int]) -> dict[int, int]:
+    """{invoice id: id of the payment whose reserved allocation holds it} for those of these held."""
+    if not invoice_ids:
+        return {}
+    rows = session.connection().execute(
+        select(_ALLOCATIONS.c.invoice_id, _ALLOCATIONS.c.payment_id).where(
+            _ALLOCATIONS.c.invoice_id.in_(sorted(set(invoice_ids))),
+            _ALLOCATIONS.c.state == AllocationState.RESERVED,
+        )
+    )
+    return dict(rows.all())
+
+
+def find_reserved_allocation(session: Session, payment_id: int, invoice_id: int) -> Row | None:
+    """(id, amount_minor) of the payment's reserved allocation on the invoice, or None."""
+    return (
+        session.connection()
+        .execute(
+            select(_ALLOCATIONS.c.id, _ALLOCATIONS.c.amount_minor).where(
+                _ALLOCATIONS.c.payment_id == payment_id,
+                _ALLOCATIONS.c.invoice_id == invoice_id,
+                _ALLOCATIONS.c.state == AllocationState.RESERVED,
+            )
+        )
+        .first()
+    )
+
+
+def count_reserved(session: Session, payment_id: int) -> int:
+    """How many invoices the payment still holds."""
+    return session.connection().scalar(
+        select(func.count()).where(
+            _ALLOCATIONS.c.payment_id == payment_id, _ALLOCATIONS.c.state == AllocationState.RESERVED
+        )
+    )
 
 
 def lock_held_lines(session: Session, payment_id: int) -> list[Row]:

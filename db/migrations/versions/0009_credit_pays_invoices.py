@@ -4,7 +4,9 @@ A payment records the credit it spends (credit_used_minor) beside what Stripe ch
 zero when credit covers everything, and then no method is needed). A credit spent by a payment is
 `reserved` while that payment is in flight or scheduled and `applied` once it succeeded, and names the
 payment (used_by_payment_id) and the invoice (applied_invoice_id). last_look_changes keeps what the last
-look changed from what the customer approved, for the emails.
+look changed from what the customer approved, for the emails. An external payment's line on an invoice a
+payment in flight holds (its charge may already be at Stripe) becomes credit instead of settling it
+(external_payment_lines.as_credit): it claims nothing of the invoice, so the guard of 0007 skips it.
 
 Revision ID: 0009
 Revises: 0007
@@ -22,6 +24,43 @@ depends_on = None
 
 _AMOUNTS = "amount_minor >= 0 AND credit_used_minor >= 0 AND amount_minor + credit_used_minor > 0"
 _SPENT = "state NOT IN ('reserved', 'applied') OR (used_by_payment_id IS NOT NULL AND applied_invoice_id IS NOT NULL)"
+
+
+# 0007's guard, counting only the external lines that settle their invoice.
+_GUARD = """
+CREATE OR REPLACE FUNCTION remit_invoice_claims_within_total() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    claimed bigint;
+    total bigint;
+    grew boolean;
+BEGIN
+    IF TG_TABLE_NAME = 'allocations' THEN
+        grew := TG_OP = 'INSERT'
+            OR (NEW.state IN ('reserved', 'applied') AND OLD.state NOT IN ('reserved', 'applied'))
+            OR (NEW.state IN ('reserved', 'applied')
+                AND NEW.amount_minor + NEW.discount_minor > OLD.amount_minor + OLD.discount_minor);
+        IF TG_OP = 'INSERT' AND NEW.state NOT IN ('reserved', 'applied') THEN
+            grew := false;
+        END IF;
+    ELSE
+        grew := NOT NEW.as_credit AND (TG_OP = 'INSERT' OR NEW.amount_minor > OLD.amount_minor);
+    END IF;
+    IF NOT grew THEN
+        RETURN NULL;
+    END IF;
+    SELECT total_minor INTO total FROM invoices WHERE id = NEW.invoice_id FOR UPDATE;
+    SELECT coalesce(sum(amount_minor + discount_minor), 0) INTO claimed
+        FROM allocations WHERE invoice_id = NEW.invoice_id AND state IN ('reserved', 'applied');
+    claimed := claimed + (SELECT coalesce(sum(amount_minor), 0) FROM external_payment_lines
+                          WHERE invoice_id = NEW.invoice_id AND NOT as_credit);
+    IF claimed > total THEN
+        RAISE EXCEPTION 'invoice % would be claimed % of its total %', NEW.invoice_id, claimed, total
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'invoice_claims_within_total';
+    END IF;
+    RETURN NULL;
+END
+$$
+"""
 
 
 def upgrade() -> None:
@@ -51,9 +90,16 @@ def upgrade() -> None:
         "state IN ('pending', 'available', 'reserved', 'applied', 'reversed')",
     )
     op.create_check_constraint(op.f("ck_credits_spent_names_payment"), "credits", _SPENT)
+    op.add_column(
+        "external_payment_lines",
+        sa.Column("as_credit", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
+    op.execute(_GUARD)
 
 
 def downgrade() -> None:
+    op.execute(_GUARD.replace(" AND NOT as_credit", "").replace("NOT NEW.as_credit AND ", ""))
+    op.drop_column("external_payment_lines", "as_credit")
     op.drop_constraint(op.f("ck_credits_spent_names_payment"), "credits", type_="check")
     op.execute("UPDATE credits SET state = 'available' WHERE state = 'reserved'")
     op.drop_constraint(op.f("ck_credits_state_known"), "credits", type_="check")
