@@ -159,10 +159,14 @@ class TransitionBatch:
 
     def _flag_spent_credit(self, session: Session) -> None:
         """The rule for a refund or dispute of a payment whose credit was spent: what other payments spent
-        stays on the invoices it paid; the payment is flagged for ops with the amount on its timeline."""
+        stays on the invoices it paid; the payment is flagged for ops with the amount on its timeline. A
+        partial refund is flagged only once it reaches beyond what was not spent."""
         spent = credit_rows.sum_spent_by_origin(session, sorted(self._origins))
         for payment_id, amount in spent.items():
             payment = self._origins[payment_id]
+            taken = payment.refunded_minor if payment.status == PaymentStatus.PARTIALLY_REFUNDED else None
+            if taken is not None and taken <= payment.amount_minor - amount:
+                continue  # a partial refund the unspent part covered
             self.set_columns(payment, {"needs_review": True})
             detail = {"needs_review": "credit_already_spent", "spent_credit_minor": amount}
             self.note(payment, source="ledger", detail=detail)

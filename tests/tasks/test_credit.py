@@ -272,3 +272,28 @@ def test_a_payment_without_use_credit_leaves_the_credit_alone(db, broker):
     with db() as session:
         assert session.scalar(select(Credit.state)) == "available"
         assert session.get(Invoice, ids[2]).total_minor == 10_000
+
+
+@pytest.mark.parametrize(("refunded", "flagged"), [(5_000, False), (5_001, True)])
+def test_a_partial_refund_of_a_deposit_is_flagged_only_once_it_reaches_the_spent_credit(
+    shop, refunded, flagged
+):
+    deposit = _deposit(shop, 15_000, "d1")
+    api.apply_credit(shop.account_id, invoice_ids=[shop.invoices[0]], idempotency_key="c1", now=shop.now)
+    with shop.db.begin() as session:
+        payment = payment_rows.lock_payment(session, deposit)
+        values = {"refunded_minor": refunded}
+        ledger.apply_transition(
+            session, payment, P.PARTIALLY_REFUNDED, source="t", now=shop.now, values=values
+        )
+    assert _payment(shop, deposit).needs_review is flagged
+
+
+def test_the_history_lists_a_payment_credit_paid_without_a_method(shop):
+    _deposit(shop, 15_000, "d1")
+    receipt = api.apply_credit(
+        shop.account_id, invoice_ids=[shop.invoices[0]], idempotency_key="c1", now=shop.now
+    )
+    page = api.list_payments(shop.account_id, status="succeeded")
+    [summary] = [item for item in page.items if item.payment_id == receipt.payment_id]
+    assert (summary.kind, summary.amount_minor, summary.method.kind) == ("credit", 0, None)
