@@ -163,9 +163,10 @@ def list_reserved_holders(session: Session, invoice_ids: Sequence[int]) -> dict[
         return {}
     rows = session.connection().execute(
         select(_ALLOCATIONS.c.invoice_id, _ALLOCATIONS.c.payment_id).where(
-            _ALLOCATIONS.c.invoice_id.in_(sorted(set(invoice_ids))),
+            _ALLOCATIONS.c.invoice_id == any_(bindparam("ids", type_=_IDS)),
             _ALLOCATIONS.c.state == AllocationState.RESERVED,
-        )
+        ),
+        {"ids": sorted(set(invoice_ids))},
     )
     return dict(rows.all())
 
