@@ -200,14 +200,16 @@ def lock_held_lines(session: Session, payment_id: int) -> list[Row]:
     return list(session.connection().execute(_LOCK_HELD_LINES, {"payment_id": payment_id}))
 
 
-def resize_reserved_allocations(session: Session, amounts: dict[int, int], released: Sequence[int]) -> None:
-    """Reserved allocations lowered before any money moved (what they pay is what they were paid), or
-    released."""
-    for allocation_id, amount in amounts.items():
+def resize_reserved_allocations(
+    session: Session, amounts: dict[int, tuple[int, int]], released: Sequence[int]
+) -> None:
+    """Reserved allocations lowered before any money moved ({id: (amount, discount)}; what they pay is what
+    they were paid), or released."""
+    for allocation_id, (amount, discount) in amounts.items():
         session.connection().execute(
             _ALLOCATIONS.update()
             .where(_ALLOCATIONS.c.id == allocation_id, _ALLOCATIONS.c.state == AllocationState.RESERVED)
-            .values(amount_minor=amount, paid_minor=amount, updated_at=func.now())
+            .values(amount_minor=amount, paid_minor=amount, discount_minor=discount, updated_at=func.now())
         )
     if released:
         session.connection().execute(

@@ -62,7 +62,7 @@ def record_external_payment(
         invoices, holders = _invoices(session, seller_id, account.id, checked)
         currency = _one_currency(invoices.values())
         amount = sum(a for _, a in checked)
-        paid = {invoices[e].id: invoices[e].number for e, _ in checked}
+        paid = {invoices[e].id: (invoices[e].number, a) for e, a in checked}
         as_credit = holds.settle_outside(session, holders, paid, reference, now)
         payment_id = external_rows.insert_external_payment(
             session,

@@ -54,7 +54,8 @@ class Review:
     """What the last look decided: a refusal, or the new amounts (unchanged when nothing changed)."""
 
     refusal: Refusal | None = None
-    amounts: dict[int, int] = field(default_factory=dict)  # allocation id -> new amount (kept lines)
+    # allocation id -> (new amount, discount still granted) of the lines kept but changed
+    amounts: dict[int, tuple[int, int]] = field(default_factory=dict)
     dropped: tuple[int, ...] = ()  # allocation ids released
     credit_back: dict[int, int] = field(default_factory=dict)  # invoice id -> spent credit given back
     charge_minor: int = 0
@@ -84,22 +85,24 @@ def review(lines: Sequence[HeldLine], terms: Terms) -> Review:
     amounts, dropped, credit_back, changes = {}, [], {}, []
     card_cut = 0  # card money no longer needed on the invoices
     for line in lines:
-        now_due, why = _due_now(line)
-        new = min(line.approved_minor, now_due)
+        new, discount, why = _due_now(line)
         kept_credit = min(line.credit_minor, new)
         card_cut += (line.approved_minor - line.credit_minor) - (new - kept_credit)
         if line.credit_minor > kept_credit:
             credit_back[line.invoice_id] = line.credit_minor - kept_credit
-        if new == line.approved_minor:
+        if (new, discount) == (line.approved_minor, line.discount_minor):
             continue
         if new <= 0:
             dropped.append(line.allocation_id)
             changes.append(f"Invoice {line.number} {why}: removed from this payment.")
-        else:
-            amounts[line.allocation_id] = new
+            continue
+        amounts[line.allocation_id] = (new, discount)
+        if new != line.approved_minor:
             changes.append(
                 f"Invoice {line.number} now owes {new}: paid {new} instead of {line.approved_minor}."
             )
+        else:
+            changes.append(f"Invoice {line.number}: its early-payment discount no longer applies.")
     if lines and len(dropped) == len(lines):
         return Review(_nothing_left(lines), changes=tuple(changes))
     if terms.in_full or card_cut == 0:
@@ -111,15 +114,17 @@ def review(lines: Sequence[HeldLine], terms: Terms) -> Review:
     return _reviewed(amounts, dropped, credit_back, terms.charge_minor, card_cut, changes)
 
 
-def _due_now(line: HeldLine) -> tuple[int, str]:
-    """What the invoice can take from this payment now (its approved discount still granted), and why not."""
+def _due_now(line: HeldLine) -> tuple[int, int, str]:
+    """What the invoice takes from this payment now (never more than approved), the approved discount if
+    it still pays the untouched invoice in full, and why it takes nothing."""
     if line.voided:
-        return 0, "was voided"
+        return 0, 0, "was voided"
     if not line.visible:
-        return 0, "was withdrawn by the seller"
-    owed = line.total_minor - line.settled_minor
+        return 0, 0, "was withdrawn by the seller"
     discount = line.discount_minor if line.settled_minor == 0 else 0
-    return max(owed - discount, 0), "is already paid"
+    due = max(line.total_minor - line.settled_minor - discount, 0)
+    new = min(line.approved_minor, due)
+    return new, discount if new == due else 0, "is already paid"
 
 
 def _nothing_left(lines: Sequence[HeldLine]) -> Refusal:

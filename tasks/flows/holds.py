@@ -18,11 +18,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from db.queries import accounts as account_rows
-from db.queries import credits as credit_rows
 from db.queries import invoices as invoice_rows
 from db.queries import payments as payment_rows
 from tasks.domain.states import EmailKind, PaymentStatus
-from tasks.flows.ledger import TransitionBatch
+from tasks.flows import last_look
+from tasks.flows.ledger import TransitionBatch, apply_transition, record_event
 
 # A payment in these statuses may already be charged at Stripe: nothing about it is changed, only flagged.
 CHARGE_MAY_BE_AT_STRIPE = frozenset(
@@ -60,55 +60,48 @@ def note_changed(session: Session, holders: dict[int, Any], numbers: dict[int, s
 
 
 def settle_outside(
-    session: Session, holders: dict[int, Any], paid: dict[int, str], reference: str, now: datetime
+    session: Session, holders: dict[int, Any], paid: dict[int, tuple[str, int]], reference: str, now: datetime
 ) -> frozenset[int]:
-    """Invoices paid outside Remit ({invoice id: number}) meet the payments holding them: each is taken out
-    of a scheduled or pending payment; returns those whose money must be kept as credit instead, as their
-    payment may already be charged (that payment is flagged)."""
-    batch, as_credit = TransitionBatch(now), set()
+    """Invoices paid outside Remit ({invoice id: (number, amount)}) meet the payments holding them: a
+    scheduled or pending payment is looked at again as its last look would, with that money counted (what
+    it no longer needs is not charged; an invoice paid in full leaves it); returns the invoices whose money
+    must be kept as credit instead, as their payment may already be charged (that payment is flagged)."""
+    as_credit = set()
     for payment, invoice_ids in _by_payment({i: holders[i] for i in paid if i in holders}):
-        lines = [f"Invoice {paid[i]} was paid outside the portal ({reference})." for i in sorted(invoice_ids)]
+        said = [
+            f"Invoice {paid[i][0]} was paid outside the portal ({reference})." for i in sorted(invoice_ids)
+        ]
         if payment.status in CHARGE_MAY_BE_AT_STRIPE:
             as_credit.update(invoice_ids)
-            detail = {"needs_review": "paid_outside_in_flight", "reference": reference, "changes": lines}
-            batch.set_columns(payment, {"needs_review": True})
-            batch.note(payment, source=SOURCE, detail=detail)
+            detail = {"needs_review": "paid_outside_in_flight", "reference": reference, "changes": said}
+            record_event(
+                session, payment, source=SOURCE, now=now, detail=detail, values={"needs_review": True}
+            )
             continue
-        _take_out(session, batch, payment, sorted(invoice_ids), lines)
-    batch.flush(session)
+        _look_again(session, payment, {i: paid[i][1] for i in invoice_ids}, said, now)
     return frozenset(as_credit)
 
 
-def _take_out(
-    session: Session, batch: TransitionBatch, payment: Any, invoice_ids: list[int], lines: list
+def _look_again(
+    session: Session, payment: Any, paid_now: dict[int, int], said: list[str], now: datetime
 ) -> None:
-    """Release the invoices from a payment not yet charged, lower what it charges, tell the customer; one
-    left with nothing to pay is canceled."""
-    cut = used_back = 0
-    for invoice_id in invoice_ids:
-        allocation = invoice_rows.find_reserved_allocation(session, payment.id, invoice_id)
-        credit = _give_back_credit(session, payment.id, invoice_id)
-        invoice_rows.resize_reserved_allocations(session, {}, [allocation.id])
-        cut, used_back = cut + allocation.amount_minor - credit, used_back + credit
-    changes = [*(payment.last_look_changes or []), *[f"{line} Removed from this payment." for line in lines]]
-    batch.balance_moved(payment.account_id)
-    charge, used = payment.amount_minor - cut, payment.credit_used_minor - used_back
-    if invoice_rows.count_reserved(session, payment.id) == 0 and charge <= 0:
-        batch.set_columns(payment, {"last_look_changes": changes})
-        batch.add(session, payment, PaymentStatus.CANCELED, source=SOURCE, detail={"changes": changes})
+    """The payment not yet charged, changed before its day as its last look would; canceled when nothing is
+    left to pay; the customer of a scheduled payment is sent its updated confirmation."""
+    decided = last_look.read(session, payment, paid_now)
+    if decided.refusal is not None:
+        changes = [*(payment.last_look_changes or []), *said, *decided.changes]
+        detail = {"changes": changes}
+        values = {"last_look_changes": changes}
+        apply_transition(
+            session, payment, PaymentStatus.CANCELED, source=SOURCE, now=now, detail=detail, values=values
+        )
         return
-    values = {"amount_minor": charge, "credit_used_minor": used, "last_look_changes": changes}
-    batch.set_columns(payment, values)
-    batch.note(payment, source=SOURCE, detail={"changes": changes, "charge_minor": charge})
+    last_look.write(session, payment, decided, now, source=SOURCE, said=tuple(said))
     if payment.status == PaymentStatus.SCHEDULED:
-        batch.email(payment, EmailKind.SCHEDULED_CONFIRMED, dedupe_suffix=f":changed:{len(changes)}")
-
-
-def _give_back_credit(session: Session, payment_id: int, invoice_id: int) -> int:
-    """All the credit the payment spent on the invoice, available again; returns the amount."""
-    rows = credit_rows.list_reserved_on(session, payment_id, invoice_id)
-    credit_rows.release_credits(session, [r.id for r in rows])
-    return sum(r.amount_minor for r in rows)
+        suffix = f":changed:{len(payment.last_look_changes)}"
+        batch = TransitionBatch(now)
+        batch.email(payment, EmailKind.SCHEDULED_CONFIRMED, dedupe_suffix=suffix)
+        batch.flush(session)
 
 
 def _by_payment(holders: dict[int, Any]) -> list[tuple[Any, list[int]]]:

@@ -20,10 +20,16 @@ from tasks.flows.ledger import record_event
 SOURCE = "worker:execute_payment"
 
 
-def read(session: Session, payment: Any) -> Review:
-    """The last look's decision for the payment, its invoices locked; writes nothing."""
+def read(session: Session, payment: Any, paid_now: dict[int, int] | None = None) -> Review:
+    """The last look's decision for the payment, its invoices locked; writes nothing.
+
+    paid_now: money about to settle invoices ({invoice id: amount}, an external payment being recorded);
+    with it the payment is reviewed as paying in full, so what it no longer needs is not charged.
+    """
     rows = invoice_rows.lock_held_lines(session, payment.id)
     settled = invoice_rows.list_settled(session, [r.invoice_id for r in rows])
+    for invoice_id, amount in (paid_now or {}).items():
+        settled[invoice_id] = settled.get(invoice_id, 0) + amount
     credit = defaultdict(int)
     for spent in credit_rows.list_spent_by(session, payment.id):
         credit[spent.applied_invoice_id] += spent.amount_minor
@@ -42,18 +48,22 @@ def read(session: Session, payment: Any) -> Review:
         )
         for r in rows
     ]
+    checks_method = paid_now is None and payment.payment_method_id is not None
     terms = Terms(
-        in_full=payment.kind == PaymentKind.INVOICES and not payment.short_reason,
+        in_full=paid_now is not None or (payment.kind == PaymentKind.INVOICES and not payment.short_reason),
         charge_minor=payment.amount_minor,
         deposits_enabled=payment.seller.deposits_enabled,
-        method_status=payment.method.status if payment.payment_method_id is not None else None,
+        method_status=payment.method.status if checks_method else None,
     )
     return review(lines, terms)
 
 
-def write(session: Session, payment: Any, decided: Review, now: datetime) -> None:
+def write(
+    session: Session, payment: Any, decided: Review, now: datetime, source: str = SOURCE, said: tuple = ()
+) -> None:
     """Lower or release the changed allocations, give back credit no invoice needs, keep the difference of a
-    custom amount as credit, and record the new amounts and every change on the payment and its timeline."""
+    custom amount as credit, and record the new amounts and every change (after what was said first) on
+    the payment and its timeline."""
     invoice_rows.resize_reserved_allocations(session, decided.amounts, decided.dropped)
     returned = sum(_give_back(session, payment.id, i, a) for i, a in decided.credit_back.items())
     if decided.new_credit_minor:
@@ -66,17 +76,14 @@ def write(session: Session, payment: Any, decided: Review, now: datetime) -> Non
             state=CreditState.PENDING,
             note="the last look: more than the invoices owe now",
         )
+    changes = [*said, *decided.changes]
     values = {
         "amount_minor": decided.charge_minor,
         "credit_used_minor": payment.credit_used_minor - returned,
-        "last_look_changes": list(decided.changes),
+        "last_look_changes": [*(payment.last_look_changes or []), *changes],
     }
-    detail = {
-        "last_look": list(decided.changes),
-        "charge_minor": decided.charge_minor,
-        "was": payment.amount_minor,
-    }
-    record_event(session, payment, source=SOURCE, now=now, detail=detail, values=values)
+    detail = {"last_look": changes, "charge_minor": decided.charge_minor, "was": payment.amount_minor}
+    record_event(session, payment, source=source, now=now, detail=detail, values=values)
     balance_moved(session, payment.account_id, now)
 
 

@@ -120,12 +120,28 @@ def test_a_check_on_an_invoice_a_scheduled_payment_holds_takes_it_out_before_its
     payment = _payment(erp, payment_id)
     assert (payment.status, payment.amount_minor, payment.needs_review) == ("scheduled", 5_000, False)
     assert _allocation_states(erp, payment_id) == ["released", "reserved"]
-    change = "Invoice INV-I-1 was paid outside the portal (CHK-1). Removed from this payment."
-    assert payment.last_look_changes == [change]
+    changes = [
+        "Invoice INV-I-1 was paid outside the portal (CHK-1).",
+        "Invoice INV-I-1 is already paid: removed from this payment.",
+    ]
+    assert payment.last_look_changes == changes
     [(kind, context)] = [e for e in _emails(erp, payment_id) if e[1]["changes"]]
-    assert (kind, context["amount_minor"], context["changes"]) == ("scheduled_confirmed", 5_000, [change])
+    assert (kind, context["amount_minor"], context["changes"]) == ("scheduled_confirmed", 5_000, changes)
     statuses = {v.invoice_id: v.status for v in api.list_invoices(erp.account_id, now=NOW)}
     assert statuses == {first: "paid", second: "scheduled"}
+
+
+def test_a_partial_check_on_an_invoice_a_scheduled_payment_holds_lowers_what_it_charges(erp):
+    payment_id = _hold(erp, P.SCHEDULED, pay_on=date(2026, 12, 20))
+    api.record_external_payment(erp.seller_id, "C-1", "CHK-1", "check", [("I-1", 4_000)], NOW)
+    payment = _payment(erp, payment_id)
+    assert (payment.status, payment.amount_minor) == ("scheduled", 11_000)
+    with erp.db() as session:
+        statement = select(Allocation.amount_minor, Allocation.state).where(
+            Allocation.payment_id == payment_id
+        )
+        assert sorted(session.execute(statement).all()) == [(5_000, "reserved"), (6_000, "reserved")]
+    assert {v.number: v.owed_minor for v in api.list_invoices(erp.account_id, now=NOW)}["INV-I-1"] == 6_000
 
 
 def test_a_check_on_every_invoice_of_a_scheduled_payment_cancels_it(erp):

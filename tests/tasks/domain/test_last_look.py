@@ -71,25 +71,31 @@ NO_DEPOSITS = Terms(in_full=False, charge_minor=20_000, deposits_enabled=False, 
         # nothing changed: the payment goes ahead as approved
         ([held("INV-1"), held("INV-2")], FULL, (None, {}, (), 20_000, 0, 0)),
         # an invoice lowered from 10,000 to 2,500 is charged what it owes now
-        ([held("INV-1", total=2_500), held("INV-2")], FULL, (None, {1: 2_500}, (), 12_500, 0, 1)),
+        ([held("INV-1", total=2_500), held("INV-2")], FULL, (None, {1: (2_500, 0)}, (), 12_500, 0, 1)),
         # a raised invoice is never charged more than the customer approved
         ([held("INV-1", total=50_000), held("INV-2")], FULL, (None, {}, (), 20_000, 0, 0)),
+        # ...and a raised invoice it no longer pays in full keeps no discount (same charge, the rest owed)
+        (
+            [held("INV-1", 9_800, discount=200, total=12_000), held("INV-2")],
+            FULL,
+            (None, {1: (9_800, 0)}, (), 20_000, 0, 1),
+        ),
         # void, hidden or already paid (by anything else) drops out; the rest is charged
         ([held("INV-1", voided=True), held("INV-2")], FULL, (None, {}, (1,), 10_000, 0, 1)),
         ([held("INV-1", visible=False), held("INV-2")], FULL, (None, {}, (1,), 10_000, 0, 1)),
         ([held("INV-1", settled=10_000), held("INV-2")], FULL, (None, {}, (1,), 10_000, 0, 1)),
         # paid in part by a check meanwhile: the rest of it is charged
-        ([held("INV-1", settled=4_000), held("INV-2")], FULL, (None, {1: 6_000}, (), 16_000, 0, 1)),
+        ([held("INV-1", settled=4_000), held("INV-2")], FULL, (None, {1: (6_000, 0)}, (), 16_000, 0, 1)),
         # an approved discount is still granted on an untouched invoice...
         ([held("INV-1", 9_800, discount=200), held("INV-2")], FULL, (None, {}, (), 20_000, 0, 0)),
         # ...and one paid in part meanwhile (no discount any more) is charged what it still owes
         (
             [held("INV-1", 9_800, discount=200, settled=500), held("INV-2")],
             FULL,
-            (None, {1: 9_500}, (), 19_700, 0, 1),
+            (None, {1: (9_500, 0)}, (), 19_700, 0, 1),
         ),
         # a custom amount is capped too, and the difference becomes credit where the seller takes deposits
-        ([held("INV-1", total=2_500), held("INV-2")], CUSTOM, (None, {1: 2_500}, (), 20_000, 7_500, 2)),
+        ([held("INV-1", total=2_500), held("INV-2")], CUSTOM, (None, {1: (2_500, 0)}, (), 20_000, 7_500, 2)),
         ([held("INV-1", voided=True), held("INV-2")], CUSTOM, (None, {}, (1,), 20_000, 10_000, 2)),
         # ...else the payment fails before Stripe
         ([held("INV-1", total=2_500), held("INV-2")], NO_DEPOSITS, ("amount_above_owed", {}, (), 0, 0, 1)),
@@ -104,12 +110,12 @@ NO_DEPOSITS = Terms(in_full=False, charge_minor=20_000, deposits_enabled=False, 
         (
             [held("INV-1", credit=4_000, total=5_000), held("INV-2")],
             FULL,
-            (None, {1: 5_000}, (), 15_000, 0, 1),
+            (None, {1: (5_000, 0)}, (), 15_000, 0, 1),
         ),
         (
             [held("INV-1", credit=4_000, total=1_000), held("INV-2")],
             FULL,
-            (None, {1: 1_000}, (), 14_000, 0, 1),
+            (None, {1: (1_000, 0)}, (), 14_000, 0, 1),
         ),
         # a deposit holds no invoice: only its method is looked at
         ([], CUSTOM, (None, {}, (), 20_000, 0, 0)),
