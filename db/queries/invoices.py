@@ -29,13 +29,6 @@ _IDS = ARRAY(BigInteger)
 # running it. Lists go in as one array parameter, so the SQL text, and the server's prepared
 # statement, is the same for any number of ids.
 
-_LOCK_PAYMENT_INVOICES = (
-    select(_INVOICES.c.id, _INVOICES.c.number, _INVOICES.c.voided)
-    .join(_ALLOCATIONS, _ALLOCATIONS.c.invoice_id == _INVOICES.c.id)
-    .where(_ALLOCATIONS.c.payment_id == bindparam("payment_id"))
-    .order_by(_INVOICES.c.id)
-    .with_for_update(of=_INVOICES)
-)
 # The last look's view of a payment's reserved allocations beside their invoices as they stand now.
 _LOCK_HELD_LINES = (
     select(
@@ -150,11 +143,6 @@ def lock_invoices(session: Session, invoice_ids: Sequence[int]) -> list[Invoice]
         .execution_options(populate_existing=True)
     )
     return list(session.scalars(statement))
-
-
-def lock_payment_invoices(session: Session, payment_id: int) -> list[Row]:
-    """(id, number, voided) of the invoices the payment is allocated to, locked FOR UPDATE in id order."""
-    return list(session.connection().execute(_LOCK_PAYMENT_INVOICES, {"payment_id": payment_id}))
 
 
 def list_reserved_holders(session: Session, invoice_ids: Sequence[int]) -> dict[int, int]:

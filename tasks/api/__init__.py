@@ -121,7 +121,9 @@ def preview_payment(
                 ),
                 account.currency,
             )
-        used = credit.plan_use(session, account.id, currency, plan).used_minor if use_credit else 0
+        used = (
+            credit.plan_use(session, account.id, currency, plan).used_minor if _credit_flag(use_credit) else 0
+        )
         session.rollback()
     return PaymentPreview(
         currency, plan.total_minor, plan.credit_minor, _lines(plan), plan.warnings, scheduled_for, used

@@ -9,7 +9,7 @@ where the seller takes deposits, else the payment fails. Every difference is sai
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tasks.domain.states import MethodStatus
@@ -65,17 +65,6 @@ class Review:
     @property
     def changed(self) -> bool:
         return bool(self.changes)
-
-
-def last_look(invoices: Iterable[tuple[str, bool]], method_status: str) -> Refusal | None:
-    """Refuse a payment whose invoices, as (number, voided) in id order, include a voided one, or whose method
-    can no longer be used; None lets it go ahead."""
-    voided = [number for number, is_voided in invoices if is_voided]
-    if voided:
-        return Refusal("invoice_voided", f"Invoice {voided[0]} was voided before the payment was made.")
-    if method_status != MethodStatus.ACTIVE:
-        return Refusal("method_unavailable", "The payment method can no longer be used.")
-    return None
 
 
 def review(lines: Sequence[HeldLine], terms: Terms) -> Review:

@@ -297,3 +297,12 @@ def test_the_history_lists_a_payment_credit_paid_without_a_method(shop):
     page = api.list_payments(shop.account_id, status="succeeded")
     [summary] = [item for item in page.items if item.payment_id == receipt.payment_id]
     assert (summary.kind, summary.amount_minor, summary.method.kind) == ("credit", 0, None)
+
+
+@pytest.mark.parametrize("flag", ["yes", 1, None])
+def test_use_credit_must_be_true_or_false(shop, flag):
+    with pytest.raises(RemitError) as refused:
+        api.pay_invoices(shop.account_id, [shop.invoices[0]], shop.methods["visa"], "k1", use_credit=flag)
+    assert refused.value.code == "invalid_use_credit"
+    with pytest.raises(RemitError):
+        api.preview_payment(shop.account_id, [shop.invoices[0]], use_credit=flag)

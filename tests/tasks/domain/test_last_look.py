@@ -1,38 +1,8 @@
 import pytest
 
-from tasks.domain.last_look import HeldLine, Refusal, Terms, last_look, review
+from tasks.domain.last_look import HeldLine, Refusal, Terms, review
 
 UNAVAILABLE = Refusal("method_unavailable", "The payment method can no longer be used.")
-
-
-def voided(number):
-    return Refusal("invoice_voided", f"Invoice {number} was voided before the payment was made.")
-
-
-@pytest.mark.parametrize(
-    ("invoices", "method_status", "expected"),
-    [
-        # nothing changed since the payment was accepted: it goes ahead
-        ([("INV-1", False), ("INV-2", False)], "active", None),
-        # one voided invoice refuses the whole payment, naming it
-        ([("INV-1", False), ("INV-2", True)], "active", voided("INV-2")),
-        # several voided: the first (in id order) is named
-        ([("INV-3", True), ("INV-4", True)], "active", voided("INV-3")),
-        # a voided invoice is told before an unusable method
-        ([("INV-1", True)], "removed", voided("INV-1")),
-        # the customer removed the method meanwhile
-        ([("INV-1", False)], "removed", UNAVAILABLE),
-        # a bank account whose verification failed cannot be debited
-        ([("INV-1", False)], "verification_failed", UNAVAILABLE),
-        # nor one still waiting for its verification
-        ([("INV-1", False)], "verification_pending", UNAVAILABLE),
-        # a deposit pays no invoice: only its method is looked at
-        ([], "active", None),
-        ([], "removed", UNAVAILABLE),
-    ],
-)
-def test_last_look(invoices, method_status, expected):
-    assert last_look(invoices, method_status) == expected
 
 
 def held(
@@ -140,10 +110,11 @@ def test_review_gives_back_the_credit_no_invoice_needs_now():
     assert decided.credit_back == {10: 3_000}
 
 
-@pytest.mark.parametrize("status", ["removed", "verification_failed"])
-def test_review_refuses_a_method_that_can_no_longer_be_used(status):
+@pytest.mark.parametrize("status", ["removed", "verification_failed", "verification_pending"])
+@pytest.mark.parametrize("lines", [[], [1]], ids=["deposit", "invoices"])
+def test_review_refuses_a_method_that_can_no_longer_be_used(status, lines):
     terms = Terms(in_full=True, charge_minor=1, deposits_enabled=True, method_status=status)
-    assert review([held()], terms).refusal == UNAVAILABLE
+    assert review([held() for _ in lines], terms).refusal == UNAVAILABLE
 
 
 def test_review_of_a_payment_credit_pays_in_full_needs_no_method():
