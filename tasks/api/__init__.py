@@ -287,16 +287,7 @@ def apply_credit(
 ) -> PaymentReceipt:
     """Pay invoices from available credit alone: the invoices named in full (with their discounts), or an
     amount of credit oldest invoice first. Nothing reaches Stripe; the payment succeeds at once."""
-    checks.check_id(account_id, "account_not_found", "Account")
-    checks.check_idempotency_key(idempotency_key)
-    if (invoice_ids is None) == (amount is None):
-        raise RemitError(
-            "invoices_or_amount", "Name the invoices to pay from credit, or an amount; not both."
-        )
-    if invoice_ids is not None:
-        checks.check_invoice_ids(invoice_ids)
-    else:
-        checks.check_amount(amount)
+    credit.check_request(account_id, invoice_ids, amount, idempotency_key)
     fingerprint = checks.request_hash(
         "apply_credit", account_id=account_id, invoice_ids=_fingerprint_ids(invoice_ids), amount=amount
     )
@@ -309,11 +300,7 @@ def apply_credit(
                 _amount_plan(session, account, seller, amount, today, lock=True),
                 account.currency,
             )
-            if plan.credit_minor:
-                owed = amount - plan.credit_minor
-                raise RemitError(
-                    "amount_exceeds_balance", f"The amount {amount} is more than the {owed} owed."
-                )
+            credit.require_no_remainder(plan, amount)
         return _create(
             session,
             account,

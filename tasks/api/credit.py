@@ -13,10 +13,32 @@ from sqlalchemy.orm import Session
 from db.queries import credits as credit_rows
 from db.queries import payments as payment_rows
 from tasks.domain import allocation as plans
+from tasks.domain import requests as checks
 from tasks.domain.credit import NO_CREDIT, CreditPiece, CreditUse, spend_credit
 from tasks.domain.errors import RemitError
 from tasks.domain.states import PaymentStatus
 from tasks.flows.ledger import apply_transition
+
+
+def check_request(account_id: object, invoice_ids: object, amount: object, key: object) -> None:
+    """What apply_credit is refused for before any row is read: ids, key, and invoices or an amount."""
+    checks.check_id(account_id, "account_not_found", "Account")
+    checks.check_idempotency_key(key)
+    if (invoice_ids is None) == (amount is None):
+        raise RemitError(
+            "invoices_or_amount", "Name the invoices to pay from credit, or an amount; not both."
+        )
+    if invoice_ids is not None:
+        checks.check_invoice_ids(invoice_ids)
+    else:
+        checks.check_amount(amount)
+
+
+def require_no_remainder(plan: plans.Plan, amount: int) -> None:
+    """Credit applied never becomes credit again: an amount above what is owed is refused."""
+    if plan.credit_minor:
+        owed = amount - plan.credit_minor
+        raise RemitError("amount_exceeds_balance", f"The amount {amount} is more than the {owed} owed.")
 
 
 def plan_use(session: Session, account_id: int, currency: str, plan: plans.Plan) -> CreditUse:

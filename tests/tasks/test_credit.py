@@ -143,6 +143,7 @@ def test_apply_credit_with_an_amount_pays_oldest_invoices_first_from_the_oldest_
     [
         (dict(invoice_ids=[0]), "insufficient_credit"),  # 10,000 owed, 5,000 of credit
         (dict(amount=6_000), "insufficient_credit"),
+        (dict(amount=70_000), "amount_exceeds_balance"),  # 60,000 owed: credit never becomes credit again
         (dict(), "invoices_or_amount"),
         (dict(invoice_ids=[0], amount=100), "invoices_or_amount"),
         (dict(amount=0), "invalid_amount"),
