@@ -307,3 +307,32 @@ def test_use_credit_must_be_true_or_false(shop, flag):
     assert refused.value.code == "invalid_use_credit"
     with pytest.raises(RemitError):
         api.preview_payment(shop.account_id, [shop.invoices[0]], use_credit=flag)
+
+
+def test_two_requests_at_once_never_spend_the_same_credit_twice(shop):
+    import threading
+
+    _deposit(shop, 12_000, "d1")
+    barrier, outcomes, guard = threading.Barrier(2), [], threading.Lock()
+
+    def spend(n):
+        barrier.wait()
+        try:
+            receipt = api.apply_credit(
+                shop.account_id, invoice_ids=[shop.invoices[n]], idempotency_key=f"c{n}", now=shop.now
+            )
+            outcome = receipt.status
+        except RemitError as refused:
+            outcome = refused.code
+        with guard:
+            outcomes.append(outcome)
+
+    threads = [threading.Thread(target=spend, args=(n,)) for n in (0, 1)]  # 10,000 and 11,000
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["insufficient_credit", "succeeded"]
+    spent = sum(amount for _, amount, state, _, _ in _credits(shop) if state == "applied")
+    assert spent in (10_000, 11_000)
+    assert spent + api.account_overview(shop.account_id, now=shop.now).credit_minor == 12_000
