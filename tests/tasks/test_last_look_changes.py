@@ -2,13 +2,16 @@
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from db.models import Allocation, Credit, Email, Invoice, Payment, PaymentEvent, Seller
 from tasks import api
 from tasks.domain.attempts import Answered, FailedAtLastLook
+from tasks.domain.errors import StripeUnavailable
 from tasks.domain.states import PaymentStatus as P
 from tasks.flows import payments as execution
+from tests.tasks.test_execute_payment import _without_sdk_retries
 
 
 def _intents_for(emulator, payment_id):
@@ -129,3 +132,20 @@ def test_a_scheduled_payment_charges_on_its_day_what_is_owed_then(shop, emulator
 def _number(shop, invoice_id):
     with shop.db() as session:
         return session.get(Invoice, invoice_id).number
+
+
+def test_a_lost_answer_after_a_changed_charge_is_replayed_with_the_same_key_and_amount(shop, emulator):
+    first, second = shop.invoices[0], shop.invoices[1]
+    receipt = api.pay_invoices(shop.account_id, [first, second], shop.methods["visa"], "k1", now=shop.now)
+    _change_invoice(shop, first, total_minor=2_500)
+    _without_sdk_retries(emulator)
+    emulator.inject_fault("drop_after_commit", count=1, path="/v1/payment_intents")
+    with pytest.raises(StripeUnavailable):
+        execution.execute_payment(receipt.payment_id, shop.now)  # charged 13,500 at Stripe, answer lost
+    assert execution.execute_payment(receipt.payment_id, shop.now) == Answered(P.SUCCEEDED)
+    assert [pi["amount"] for pi in _intents_for(emulator, receipt.payment_id)] == [13_500]
+    with shop.db() as session:
+        payment = session.get(Payment, receipt.payment_id)
+        assert (payment.amount_minor, payment.needs_review, payment.attempt) == (13_500, False, 1)
+    changes = [d["last_look"] for d in _timeline(shop, receipt.payment_id) if "last_look" in d]
+    assert len(changes) == 1  # the change was recorded once, by the first run
