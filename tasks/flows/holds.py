@@ -38,11 +38,14 @@ def lock_holders(session: Session, account_ids: Iterable[int], invoice_ids: Iter
     all there are until commit.
     """
     account_rows.lock_accounts_shared(session, sorted(set(account_ids)))
-    holders = invoice_rows.list_reserved_holders(session, list(invoice_ids))
+    invoice_ids = list(invoice_ids)
+    holders = invoice_rows.list_reserved_holders(session, invoice_ids)
     views = {
         v.id: v for v in payment_rows.lock_payment_views(session, payment_ids=sorted(set(holders.values())))
     }
-    return {invoice_id: views[payment_id] for invoice_id, payment_id in holders.items()}
+    # Read again under the payments' locks: one that moved on meanwhile (failed, say) holds nothing now.
+    held = invoice_rows.list_reserved_holders(session, invoice_ids)
+    return {invoice_id: views[payment_id] for invoice_id, payment_id in held.items() if payment_id in views}
 
 
 def note_changed(session: Session, holders: dict[int, Any], numbers: dict[int, str], now: datetime) -> None:
