@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Row, and_, func, insert, select, update
+from sqlalchemy import Row, and_, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from db.models import Credit, Invoice
@@ -68,14 +68,26 @@ def _piece(origin: Row, state: str, amount: int, payment_id: int | None, invoice
     )
 
 
-def move_spent_credits_of(session: Session, moves: Sequence[tuple[int, str, str]]) -> None:
-    """The credit spent by payments, moved: (spending payment id, from state, to state) each."""
+def move_spent_credits_of(session: Session, moves: Sequence[tuple[int, str, str]]) -> list[Row]:
+    """The credit spent by payments, moved: (spending payment id, from state, to state) each; the rows
+    moved as (payment_id: the spending payment, credit_id, amount_minor, currency, from_state, to_state)."""
+    moved = []
     for payment_id, from_state, to_state in moves:
-        session.connection().execute(
+        statement = (
             update(_CREDITS)
             .where(_CREDITS.c.used_by_payment_id == payment_id, _CREDITS.c.state == from_state)
             .values(state=to_state, updated_at=func.now())
+            .returning(
+                _CREDITS.c.used_by_payment_id.label("payment_id"),
+                _CREDITS.c.id.label("credit_id"),
+                _CREDITS.c.amount_minor,
+                _CREDITS.c.currency,
+                literal(from_state).label("from_state"),
+                _CREDITS.c.state.label("to_state"),
+            )
         )
+        moved += session.connection().execute(statement).all()
+    return moved
 
 
 def list_reserved_on(session: Session, payment_id: int, invoice_id: int) -> list[Row]:
