@@ -231,6 +231,8 @@ class ExternalPaymentLine(Base):
     external_payment_id: Mapped[int] = mapped_column(ForeignKey("external_payments.id"))
     invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
     amount_minor: Mapped[int] = mapped_column(BigInteger)
+    # Money on an invoice a payment in flight held: kept as account credit, it settles nothing here.
+    as_credit: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
     __table_args__ = (
         CheckConstraint("amount_minor > 0", name="amount_positive"),
@@ -297,7 +299,8 @@ class Payment(Base):
     kind: Mapped[str] = mapped_column(String(16))
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
-    payment_method_id: Mapped[int] = mapped_column(ForeignKey("payment_methods.id"), index=True)
+    # None only for a payment paid wholly from credit (nothing charged at Stripe).
+    payment_method_id: Mapped[int | None] = mapped_column(ForeignKey("payment_methods.id"), index=True)
     status: Mapped[str] = mapped_column(String(32), index=True)
     scheduled_for: Mapped[date | None] = mapped_column(Date, index=True)
     short_reason: Mapped[str | None] = mapped_column(String(200))
@@ -315,6 +318,10 @@ class Payment(Base):
     failure_message: Mapped[str | None] = mapped_column(Text)
     refunded_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     needs_review: Mapped[bool] = mapped_column(Boolean, default=False)
+    # What the payment spends from available credit, beside amount_minor, what Stripe charges.
+    credit_used_minor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # What the last look changed from what the customer approved, as lines the emails show.
+    last_look_changes: Mapped[list[str] | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), index=True
@@ -338,7 +345,11 @@ class Payment(Base):
     __table_args__ = (
         UniqueConstraint("account_id", "idempotency_key", name="uq_payments_account_idempotency_key"),
         UniqueConstraint("seller_id", "reference", name="uq_payments_seller_reference"),
-        CheckConstraint("amount_minor > 0", name="amount_positive"),
+        CheckConstraint(
+            "amount_minor >= 0 AND credit_used_minor >= 0 AND amount_minor + credit_used_minor > 0",
+            name="amount_positive",
+        ),
+        CheckConstraint("amount_minor = 0 OR payment_method_id IS NOT NULL", name="charge_has_method"),
         CheckConstraint("refunded_minor >= 0 AND refunded_minor <= amount_minor", name="refund_range"),
         CheckConstraint("attempt >= 0", name="attempt_non_negative"),
         CheckConstraint("length(idempotency_key) BETWEEN 1 AND 255", name="idempotency_key_length"),
@@ -398,6 +409,8 @@ class Credit(Base):
     currency: Mapped[str] = mapped_column(String(3))
     state: Mapped[str] = mapped_column(String(16), default=CreditState.PENDING)
     applied_invoice_id: Mapped[int | None] = mapped_column(ForeignKey("invoices.id"))
+    # The payment spending this credit on applied_invoice_id (reserved while in flight, applied once paid).
+    used_by_payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"), index=True)
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = mapped_column(
@@ -409,6 +422,11 @@ class Credit(Base):
         CheckConstraint(CURRENCY_CHECK, name="currency_code"),
         _one_of("state", CreditState, "state_known"),
         CheckConstraint("state <> 'applied' OR applied_invoice_id IS NOT NULL", name="applied_has_invoice"),
+        CheckConstraint(
+            "state NOT IN ('reserved', 'applied')"
+            " OR (used_by_payment_id IS NOT NULL AND applied_invoice_id IS NOT NULL)",
+            name="spent_names_payment",
+        ),
     )
 
 

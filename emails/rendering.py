@@ -95,6 +95,8 @@ def css_string(value: Any) -> Markup:
 def method_label(method: dict[str, Any]) -> str:
     """Jinja filter: "Visa ending in 4242" or "STRIPE TEST BANK account ending in 6789"."""
     method = _defined(method)
+    if not method.get("last4"):  # a payment made wholly from the account's credit
+        return "account credit"
     if method.get("kind") == "us_bank_account":
         return f"{method.get('bank_name') or 'Bank'} account ending in {method['last4']}"
     return f"{(method.get('brand') or 'card').title()} ending in {method['last4']}"

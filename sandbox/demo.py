@@ -49,6 +49,9 @@ def run_demo(emulator, say=print, timeout_s: float = 60.0) -> dict[int, str]:
         statuses = _wait(list(made), FINAL, timeout_s)
     for payment_id, status in sorted(statuses.items()):
         say(f"demo: payment {payment_id} ({made[payment_id]}): {status}")
+    applied = _apply_deposit(accounts["A-1003"], key, say)
+    if applied is not None:
+        made[applied.payment_id], statuses[applied.payment_id] = "A-1003 applies its deposit", applied.status
     statuses.update(_authentication_round(emulator, accounts["A-1002"], key, say, timeout_s))
     say(f"demo: customer emails written to the outbox: {_outbox_summary(list(statuses))}")
     _erp_report(seller_id, say, timeout_s)
@@ -134,6 +137,33 @@ def _erp_report(seller_id: int, say, timeout_s: float) -> None:
     gaps = f"gaps {ledger.gaps}" if ledger.gaps else "no gaps"
     say(f"demo: the reference ERP holds events 1..{ledger.last_sequence.get(seller_id, 0)} of {last}, {gaps}")
     say(f"demo: ... verified signatures, refused {ledger.refused}: {got}")
+
+
+def _apply_deposit(cedar: dict, key: str, say):
+    """The deposit's credit, now available, pays A-1003's oldest open invoices; nothing reaches Stripe."""
+    before = api.account_overview(cedar["id"])
+    amount = min(before.credit_minor, before.balance_minor)
+    if amount <= 0:
+        say("demo: A-1003 has no available credit to apply")
+        return None
+    try:
+        receipt = api.apply_credit(cedar["id"], amount=amount, idempotency_key=f"{key}-6")
+    except RemitError as refusal:
+        say(f"demo: A-1003 applies its deposit: refused [{refusal.code}] {refusal.message}")
+        return None
+    paid = ", ".join(f"{line.invoice_number} {line.amount_minor / 100:.2f}" for line in receipt.lines)
+    after = api.account_overview(cedar["id"])
+    say(
+        f"demo: A-1003 applies {receipt.credit_used_minor / 100:.2f} of deposit credit: payment "
+        f"{receipt.payment_id} {receipt.status}, charged {receipt.amount_minor / 100:.2f} at Stripe; "
+        f"paid {paid}"
+    )
+    say(
+        f"demo: A-1003 balance {before.balance_minor / 100:.2f} -> {after.balance_minor / 100:.2f}, "
+        f"available credit {before.credit_minor / 100:.2f} -> {after.credit_minor / 100:.2f}, net owed "
+        f"{after.net_owed_minor / 100:.2f}"
+    )
+    return receipt
 
 
 def _outbox_summary(payment_ids: list[int]) -> str:

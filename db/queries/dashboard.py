@@ -105,7 +105,7 @@ def find_payment_detail(session: Session, payment_id: int) -> PaymentDetail | No
     found = session.execute(
         select(Payment, Account, PaymentMethod)
         .join(Account, Account.id == Payment.account_id)
-        .join(PaymentMethod, PaymentMethod.id == Payment.payment_method_id)
+        .outerjoin(PaymentMethod, PaymentMethod.id == Payment.payment_method_id)
         .where(Payment.id == payment_id)
     ).first()
     if found is None:

@@ -21,7 +21,7 @@ _PAYMENT_LINES = text(
     " p.created_at, p.scheduled_for, p.finished_at, 'remit' AS source, p.reference, 0 AS source_order,"
     " l.id AS line_id"
     " FROM payments p JOIN accounts a ON a.id = p.account_id JOIN sellers s ON s.id = a.seller_id"
-    " JOIN payment_methods m ON m.id = p.payment_method_id"
+    " LEFT JOIN payment_methods m ON m.id = p.payment_method_id"
     " LEFT JOIN allocations l ON l.payment_id = p.id LEFT JOIN invoices i ON i.id = l.invoice_id"
     " WHERE a.seller_id = :seller_id"
     " AND (p.created_at AT TIME ZONE s.timezone)::date BETWEEN :date_from AND :date_to"

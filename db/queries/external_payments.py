@@ -28,11 +28,22 @@ def list_external_lines(session: Session, external_payment_id: int) -> list[tupl
     return [tuple(row) for row in rows]
 
 
-def insert_external_payment(session: Session, lines: list[tuple[int, int]], **values) -> int:
-    """A new external payment and its (invoice id, amount) lines; its id."""
+def insert_external_payment(
+    session: Session, lines: list[tuple[int, int]], as_credit: frozenset[int] = frozenset(), **values
+) -> int:
+    """A new external payment and its (invoice id, amount) lines, those on invoices in as_credit kept as
+    credit; its id."""
     payment_id = session.scalar(insert(ExternalPayment).values(**values).returning(ExternalPayment.id))
     session.execute(
         insert(ExternalPaymentLine),
-        [{"external_payment_id": payment_id, "invoice_id": i, "amount_minor": a} for i, a in lines],
+        [
+            {
+                "external_payment_id": payment_id,
+                "invoice_id": i,
+                "amount_minor": a,
+                "as_credit": i in as_credit,
+            }
+            for i, a in lines
+        ],
     )
     return payment_id

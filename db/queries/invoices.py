@@ -43,10 +43,23 @@ _IDS = ARRAY(BigInteger)
 # running it. Lists go in as one array parameter, so the SQL text, and the server's prepared
 # statement, is the same for any number of ids.
 
-_LOCK_PAYMENT_INVOICES = (
-    select(_INVOICES.c.id, _INVOICES.c.number, _INVOICES.c.voided)
+# The last look's view of a payment's reserved allocations beside their invoices as they stand now.
+_LOCK_HELD_LINES = (
+    select(
+        _ALLOCATIONS.c.id.label("allocation_id"),
+        _INVOICES.c.id.label("invoice_id"),
+        _INVOICES.c.number,
+        _ALLOCATIONS.c.amount_minor,
+        _ALLOCATIONS.c.discount_minor,
+        _INVOICES.c.voided,
+        _INVOICES.c.customer_visible,
+        _INVOICES.c.total_minor,
+    )
     .join(_ALLOCATIONS, _ALLOCATIONS.c.invoice_id == _INVOICES.c.id)
-    .where(_ALLOCATIONS.c.payment_id == bindparam("payment_id"))
+    .where(
+        _ALLOCATIONS.c.payment_id == bindparam("payment_id"),
+        _ALLOCATIONS.c.state == AllocationState.RESERVED,
+    )
     .order_by(_INVOICES.c.id)
     .with_for_update(of=_INVOICES)
 )
@@ -81,7 +94,8 @@ _SLICES = union_all(
         _ALLOCATIONS.c.state.in_((SETTLING_STATE, HOLDING_STATE)),
     ),
     select(_EXTERNAL_LINES.c.invoice_id, _EXTERNAL_LINES.c.amount_minor, null()).where(
-        _EXTERNAL_LINES.c.invoice_id == any_(bindparam("ids", type_=_IDS))
+        _EXTERNAL_LINES.c.invoice_id == any_(bindparam("ids", type_=_IDS)),
+        _EXTERNAL_LINES.c.as_credit.is_(False),  # kept as credit: it settles nothing
     ),
 ).subquery()
 _STANDING = select(
@@ -150,9 +164,66 @@ def lock_invoices(session: Session, invoice_ids: Sequence[int]) -> list[Invoice]
     return list(session.scalars(statement))
 
 
-def lock_payment_invoices(session: Session, payment_id: int) -> list[Row]:
-    """(id, number, voided) of the invoices the payment is allocated to, locked FOR UPDATE in id order."""
-    return list(session.connection().execute(_LOCK_PAYMENT_INVOICES, {"payment_id": payment_id}))
+def list_reserved_holders(session: Session, invoice_ids: Sequence[int]) -> dict[int, int]:
+    """{invoice id: id of the payment whose reserved allocation holds it} for those of these held."""
+    if not invoice_ids:
+        return {}
+    rows = session.connection().execute(
+        select(_ALLOCATIONS.c.invoice_id, _ALLOCATIONS.c.payment_id).where(
+            _ALLOCATIONS.c.invoice_id == any_(bindparam("ids", type_=_IDS)),
+            _ALLOCATIONS.c.state == AllocationState.RESERVED,
+        ),
+        {"ids": sorted(set(invoice_ids))},
+    )
+    return dict(rows.all())
+
+
+def find_reserved_allocation(session: Session, payment_id: int, invoice_id: int) -> Row | None:
+    """(id, amount_minor) of the payment's reserved allocation on the invoice, or None."""
+    return (
+        session.connection()
+        .execute(
+            select(_ALLOCATIONS.c.id, _ALLOCATIONS.c.amount_minor).where(
+                _ALLOCATIONS.c.payment_id == payment_id,
+                _ALLOCATIONS.c.invoice_id == invoice_id,
+                _ALLOCATIONS.c.state == AllocationState.RESERVED,
+            )
+        )
+        .first()
+    )
+
+
+def count_reserved(session: Session, payment_id: int) -> int:
+    """How many invoices the payment still holds."""
+    return session.connection().scalar(
+        select(func.count()).where(
+            _ALLOCATIONS.c.payment_id == payment_id, _ALLOCATIONS.c.state == AllocationState.RESERVED
+        )
+    )
+
+
+def lock_held_lines(session: Session, payment_id: int) -> list[Row]:
+    """The payment's reserved allocations with their invoices' figures now, invoices locked in id order."""
+    return list(session.connection().execute(_LOCK_HELD_LINES, {"payment_id": payment_id}))
+
+
+def resize_reserved_allocations(
+    session: Session, amounts: dict[int, tuple[int, int]], released: Sequence[int]
+) -> None:
+    """Reserved allocations lowered before any money moved ({id: (amount, discount)}; what they pay is what
+    they were paid), or released."""
+    for allocation_id, (amount, discount) in amounts.items():
+        session.connection().execute(
+            _ALLOCATIONS.update()
+            .where(_ALLOCATIONS.c.id == allocation_id, _ALLOCATIONS.c.state == AllocationState.RESERVED)
+            .values(amount_minor=amount, paid_minor=amount, discount_minor=discount, updated_at=func.now())
+        )
+    if released:
+        session.connection().execute(
+            _ALLOCATIONS.update()
+            .where(_ALLOCATIONS.c.id.in_(list(released)), _ALLOCATIONS.c.state == AllocationState.RESERVED)
+            .values(state=AllocationState.RELEASED, updated_at=func.now())
+        )
 
 
 def list_invoices_with_children(session: Session, invoice_ids: Sequence[int]) -> list[Row]:

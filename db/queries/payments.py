@@ -67,7 +67,7 @@ _PAYMENT_VIEW = (
         _PAYMENTS,
         *[column.label(f"{name}__{column.name}") for name, table in _PARTIES.items() for column in table.c],
     )
-    .join(_METHODS, _METHODS.c.id == _PAYMENTS.c.payment_method_id)
+    .outerjoin(_METHODS, _METHODS.c.id == _PAYMENTS.c.payment_method_id)  # none when credit pays it all
     .join(_ACCOUNTS, _ACCOUNTS.c.id == _PAYMENTS.c.account_id)
     .join(_SELLERS, _SELLERS.c.id == _ACCOUNTS.c.seller_id)
 )
@@ -100,6 +100,9 @@ _BATCH_TYPES = {
     "first_attempt_at": "timestamptz",
     "last_attempt_at": "timestamptz",
     "needs_review": "boolean",
+    "amount_minor": "bigint",
+    "credit_used_minor": "bigint",
+    "last_look_changes": "jsonb",
 }
 BATCH_COLUMNS = frozenset(_BATCH_TYPES)
 _MOVE_PAYMENTS = text(
@@ -534,7 +537,7 @@ _HISTORY = select(
     _METHODS.c.brand,
     _METHODS.c.last4,
     _METHODS.c.bank_name,
-).join(_METHODS, _METHODS.c.id == _PAYMENTS.c.payment_method_id)
+).outerjoin(_METHODS, _METHODS.c.id == _PAYMENTS.c.payment_method_id)
 _NUMBERS_OF = (
     select(
         _ALLOCATIONS.c.payment_id, func.array_agg(aggregate_order_by(_INVOICES.c.number, _ALLOCATIONS.c.id))

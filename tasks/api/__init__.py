@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from db.models import Account, Payment, Seller
 from db.queries import invoices as invoice_rows
 from db.queries import payments as payment_rows
-from tasks.api import new_methods, receipts, selection
+from tasks.api import credit, new_methods, receipts, selection
 from tasks.api.exports import export_payments  # noqa: F401  (part of this contract)
 from tasks.api.external import ExternalPaymentReceipt, record_external_payment  # noqa: F401  (ditto)
 from tasks.api.feed import (  # noqa: F401  (the ledger feed is part of this contract)
@@ -82,6 +82,7 @@ class PaymentPreview:
     lines: tuple[PaymentLine, ...]
     warnings: tuple[str, ...]
     scheduled_for: date | None
+    credit_used_minor: int = 0  # paid from available credit (use_credit); total_minor less it is charged
 
 
 def preview_payment(
@@ -91,6 +92,7 @@ def preview_payment(
     payment_method_id: int | None = None,
     pay_on: date | None = None,
     now: datetime | None = None,
+    use_credit: bool = False,
 ) -> PaymentPreview:
     """What would be charged, per invoice, with discounts and warnings; writes nothing.
 
@@ -111,12 +113,17 @@ def preview_payment(
             )
         else:
             plan, currency = (
-                _amount_plan(session, account, seller, checks.check_amount(amount), lock=False),
+                _amount_plan(
+                    session, account, seller, checks.check_amount(amount), scheduled_for or today, lock=False
+                ),
                 account.currency,
             )
+        used = (
+            credit.plan_use(session, account.id, currency, plan).used_minor if _credit_flag(use_credit) else 0
+        )
         session.rollback()
     return PaymentPreview(
-        currency, plan.total_minor, plan.credit_minor, _lines(plan), plan.warnings, scheduled_for
+        currency, plan.total_minor, plan.credit_minor, _lines(plan), plan.warnings, scheduled_for, used
     )
 
 
@@ -130,6 +137,7 @@ def pay_invoices(
     comment: str | None = None,
     pay_on: date | None = None,
     now: datetime | None = None,
+    use_credit: bool = False,
     *,
     payment_method: str | None = None,
     save_for_future: bool = False,
@@ -138,7 +146,8 @@ def pay_invoices(
     """Pay one to 200 invoices in full, or short with a reason; now or on a future date.
 
     With a saved method's payment_method_id, or (payment_method_id None) a new card from Stripe.js:
-    payment_method "pm_...", method_display and save_for_future (see tasks.api.new_methods).
+    payment_method "pm_...", method_display and save_for_future (see tasks.api.new_methods). use_credit
+    spends available credit first and charges only the rest (nothing when credit covers it).
     """
     new = new_methods.check_choice(payment_method_id, payment_method, save_for_future, method_display)
     _check_request(
@@ -162,6 +171,7 @@ def pay_invoices(
         comment=comment,
         pay_on=pay_on,
         **_new_method_fields(new),
+        **_credit_flag(use_credit),
     )
 
     def build(session: Session, account: Account, seller: Seller, today: date) -> SimpleNamespace:
@@ -187,6 +197,7 @@ def pay_invoices(
             short_reason=reason,
             short_comment=note,
             saves_method=method.saves_method,
+            use_credit=use_credit,
         )
 
     return _submit(account_id, idempotency_key, fingerprint, build, now)
@@ -199,14 +210,15 @@ def pay_amount(
     idempotency_key: str,
     pay_on: date | None = None,
     now: datetime | None = None,
+    use_credit: bool = False,
     *,
     payment_method: str | None = None,
     save_for_future: bool = False,
     method_display: dict | None = None,
 ) -> PaymentReceipt:
-    """A custom amount applied oldest invoice first; a remainder becomes credit when deposits are allowed.
-
-    A new card instead of a saved method as in pay_invoices."""
+    """A custom amount applied oldest invoice first, taking the discount of each invoice it pays in full
+    within its window; a remainder becomes credit when deposits are allowed. use_credit, and a new card
+    instead of a saved method, as in pay_invoices."""
     new = new_methods.check_choice(payment_method_id, payment_method, save_for_future, method_display)
     _check_request(
         account_id,
@@ -224,12 +236,14 @@ def pay_amount(
         method=payment_method_id,
         pay_on=pay_on,
         **_new_method_fields(new),
+        **_credit_flag(use_credit),
     )
 
     def build(session: Session, account: Account, seller: Seller, today: date) -> SimpleNamespace:
         method = new_methods.choose(session, account, seller, payment_method_id, new)
         scheduled_for = checks.check_pay_on(pay_on, today)
-        plan = _amount_plan(session, account, seller, checks.check_amount(amount), lock=True)
+        value = checks.check_amount(amount)
+        plan = _amount_plan(session, account, seller, value, scheduled_for or today, lock=True)
         return _create(
             session,
             account,
@@ -241,6 +255,7 @@ def pay_amount(
             idempotency_key,
             fingerprint,
             saves_method=method.saves_method,
+            use_credit=use_credit,
         )
 
     return _submit(account_id, idempotency_key, fingerprint, build, now)
@@ -301,6 +316,46 @@ def make_deposit(
     return _submit(account_id, idempotency_key, fingerprint, build, now)
 
 
+def apply_credit(
+    account_id: int,
+    invoice_ids: list[int] | None = None,
+    amount: int | None = None,
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+) -> PaymentReceipt:
+    """Pay invoices from available credit alone: the invoices named in full (with their discounts), or an
+    amount of credit oldest invoice first. Nothing reaches Stripe; the payment succeeds at once."""
+    credit.check_request(account_id, invoice_ids, amount, idempotency_key)
+    fingerprint = checks.request_hash(
+        "apply_credit", account_id=account_id, invoice_ids=_fingerprint_ids(invoice_ids), amount=amount
+    )
+
+    def build(session: Session, account: Account, seller: Seller, today: date) -> SimpleNamespace:
+        if invoice_ids is not None:
+            plan, currency, _ = _invoice_plan(session, account, seller, invoice_ids, None, today, lock=True)
+        else:
+            plan, currency = (
+                _amount_plan(session, account, seller, amount, today, lock=True),
+                account.currency,
+            )
+            credit.require_no_remainder(plan, amount)
+        return _create(
+            session,
+            account,
+            None,
+            PaymentKind.CREDIT,
+            plan,
+            currency,
+            None,
+            idempotency_key,
+            fingerprint,
+            use_credit=True,
+            credit_only=True,
+        )
+
+    return _submit(account_id, idempotency_key, fingerprint, build, now)
+
+
 def cancel_scheduled_payment(account_id: int, payment_id: int, now: datetime | None = None) -> PaymentReceipt:
     """Cancel a scheduled payment and free its invoices; refused once execution has begun.
 
@@ -336,6 +391,8 @@ class AccountOverview:
     credit_minor: int
     payment_count: int
     aging: Aging
+    # What is owed less the available credit that can pay it (negative: the account holds more credit).
+    net_owed_minor: int = 0
 
 
 def account_overview(account_id: int, now: datetime | None = None) -> AccountOverview:
@@ -355,6 +412,7 @@ def account_overview(account_id: int, now: datetime | None = None) -> AccountOve
             figures.credit_minor,
             count,
             aging,
+            figures.balance_minor - figures.credit_minor,
         )
 
 
@@ -413,8 +471,17 @@ def _invoice_plan(
         )
     if value == full.total_minor:  # the discounted total, while discounts apply, pays everything
         return full, chosen.currency, False
-    # Any other amount takes no discount, so it is short unless it pays all that is owed.
-    return plans.plan_short(chosen.invoices, value, pay_day), chosen.currency, value < owed
+    # Each invoice the amount covers down to its discounted total takes its discount; what is left goes on
+    # to the next invoice, then to credit. Short while it does not reach the discounted total.
+    plan = plans.plan_amount(chosen.invoices, value, pay_day)
+    if plan.credit_minor and not seller.deposits_enabled:
+        raise RemitError(
+            "amount_above_discounted_total",
+            f"The amount {value} is more than the {full.total_minor} the selected invoices owe with their "
+            f"early-payment discounts, and {seller.name} does not keep the difference as credit; "
+            f"pay {full.total_minor}.",
+        )
+    return plan, chosen.currency, value < full.total_minor
 
 
 def _new_method_fields(new: new_methods.NewMethod | None) -> dict:
@@ -431,8 +498,18 @@ def _fingerprint_ids(invoice_ids) -> list[int] | str:
         return repr(invoice_ids)
 
 
-def _amount_plan(session: Session, account: Account, seller: Seller, amount: int, lock: bool) -> plans.Plan:
-    plan = plans.plan_custom_amount(selection.open_account_invoices(session, account, lock=lock), amount)
+def _credit_flag(use_credit: bool) -> dict[str, bool]:
+    """use_credit in a request's fingerprint only when set, so older requests keep theirs."""
+    if not isinstance(use_credit, bool):
+        raise RemitError("invalid_use_credit", "use_credit must be True or False.")
+    return {"use_credit": True} if use_credit else {}
+
+
+def _amount_plan(
+    session: Session, account: Account, seller: Seller, amount: int, pay_day: date, lock: bool
+) -> plans.Plan:
+    invoices = selection.open_account_invoices(session, account, lock=lock)
+    plan = plans.plan_amount(invoices, amount, pay_day)
     if plan.credit_minor and not seller.deposits_enabled:
         owed = amount - plan.credit_minor
         raise RemitError(
@@ -468,22 +545,28 @@ def _submit(
 def _create(
     session: Session,
     account: Account,
-    method_id: int,
+    method_id: int | None,
     kind: PaymentKind,
     plan: plans.Plan,
     currency: str,
     scheduled_for: date | None,
     key: str,
     fingerprint: str,
+    use_credit: bool = False,
+    credit_only: bool = False,
     **extra,
 ) -> SimpleNamespace:
+    use = credit.plan_use(session, account.id, currency, plan) if use_credit else credit.NO_CREDIT
+    if credit_only:
+        credit.require_covered(use, plan)
     status = PaymentStatus.SCHEDULED if scheduled_for else PaymentStatus.PENDING
     # Straight to the tables in one statement: a request reads nothing back as objects.
     row = dict(
         **receipts.new_reference(session, account.seller),
         account_id=account.id,
         kind=kind,
-        amount_minor=plan.total_minor,
+        amount_minor=plan.total_minor - use.used_minor,
+        credit_used_minor=use.used_minor,
         currency=currency,
         payment_method_id=method_id,
         status=status,
@@ -506,6 +589,7 @@ def _create(
         recompute_after_commit(session, account.id)
     payment = SimpleNamespace(id=payment_id, **row)
     feed.emit(session, PAYMENT_ACCEPTED, feed.accepted_data(payment, plan), seller_id=account.seller_id)
+    credit.record_use(session, payment.id, use)
     if plan.credit_minor:
         invoice_rows.insert_credit(
             session,
@@ -518,6 +602,9 @@ def _create(
         )
     if status == PaymentStatus.SCHEDULED:
         queue_payment_email(session, payment_rows.lock_payment(session, payment.id), SCHEDULED_EMAIL, _now())
+    elif payment.amount_minor == 0:
+        credit.settle_from_credit(session, payment.id, _now())
+        payment.status = PaymentStatus.SUCCEEDED
     else:
         messages.send_after_commit(session, "execute_payment", [(payment.id,)])
     session.info["remit_plan"] = plan
@@ -539,7 +626,8 @@ def _receipt(session: Session, payment: Payment | SimpleNamespace, replayed: boo
     else:
         rows = invoice_rows.list_allocation_lines(session, payment.id)
         lines, warnings = tuple(PaymentLine(*row) for row in rows), ()
-    credit = payment.amount_minor - sum(line.amount_minor for line in lines)
+    used = getattr(payment, "credit_used_minor", 0) or 0
+    created = payment.amount_minor + used - sum(line.amount_minor for line in lines)
     receipt = PaymentReceipt(
         payment.id,
         payment.status,
@@ -547,11 +635,12 @@ def _receipt(session: Session, payment: Payment | SimpleNamespace, replayed: boo
         payment.amount_minor,
         payment.currency,
         payment.scheduled_for,
-        credit,
+        created,
         lines,
         warnings,
         replayed,
         reference=payment.reference,
+        credit_used_minor=used,
     )
     return describe(session, receipt)
 

@@ -15,8 +15,9 @@ from tasks.api.guard import api_transaction
 from tasks.domain import sync as rules
 from tasks.domain.errors import RemitError
 from tasks.domain.feed import EXTERNAL_PAYMENT_RECORDED
+from tasks.domain.states import CreditState
 from tasks.domain.sync import RecordRefused
-from tasks.flows import feed
+from tasks.flows import feed, holds
 from tasks.flows.balances import balance_moved
 
 
@@ -29,6 +30,8 @@ class ExternalPaymentReceipt:
     currency: str
     lines: tuple[tuple[str, int, int], ...]  # (invoice ERP id, invoice id, amount)
     replayed: bool = False
+    # Invoices (ERP ids) a payment in flight held: their lines' money was kept as account credit.
+    credited: tuple[str, ...] = ()
 
 
 def record_external_payment(
@@ -39,7 +42,11 @@ def record_external_payment(
     lines: list[tuple[str, int]],
     now: datetime | None = None,
 ) -> ExternalPaymentReceipt:
-    """Record a payment made outside Remit; the same reference again returns the first, changing nothing."""
+    """Record a payment made outside Remit; the same reference again returns the first, changing nothing.
+
+    An invoice a scheduled or pending payment holds is taken out of it (the customer is told); the money on
+    one a payment in flight holds is kept as account credit and that payment flagged (tasks/flows/holds.py).
+    """
     try:
         kind, checked = rules.external_lines(kind, reference, lines)
     except RecordRefused as refused:
@@ -52,12 +59,16 @@ def record_external_payment(
         first = external_rows.find_external_payment(session, seller_id, reference)
         if first is not None:
             return _replay(session, first, account.id, kind, checked)
-        invoices = _invoices(session, seller_id, account.id, checked)
+        now = now or datetime.now(UTC)
+        invoices, holders = _invoices(session, seller_id, account.id, checked)
         currency = _one_currency(invoices.values())
         amount = sum(a for _, a in checked)
+        paid = {invoices[e].id: (invoices[e].number, a) for e, a in checked}
+        as_credit = holds.settle_outside(session, holders, paid, reference, now)
         payment_id = external_rows.insert_external_payment(
             session,
             [(invoices[e].id, a) for e, a in checked],
+            as_credit,
             seller_id=seller_id,
             account_id=account.id,
             reference=reference,
@@ -65,13 +76,38 @@ def record_external_payment(
             amount_minor=amount,
             currency=currency,
         )
-        balance_moved(session, account.id, now or datetime.now(UTC))
+        credited = _keep_as_credit(
+            session, account.id, currency, reference, invoices, checked, as_credit, holders
+        )
+        balance_moved(session, account.id, now)
         receipt_lines = tuple((e, invoices[e].id, a) for e, a in checked)
-        receipt = ExternalPaymentReceipt(payment_id, reference, kind, amount, currency, receipt_lines)
+        receipt = ExternalPaymentReceipt(
+            payment_id, reference, kind, amount, currency, receipt_lines, False, credited
+        )
         feed.emit(
             session, EXTERNAL_PAYMENT_RECORDED, feed.external_data(receipt, account), seller_id=seller_id
         )
         return receipt
+
+
+def _keep_as_credit(session, account_id, currency, reference, invoices, checked, as_credit, holders) -> tuple:
+    """The lines on invoices a payment in flight holds, as available credit on the account; their ERP ids."""
+    kept = [(e, a) for e, a in checked if invoices[e].id in as_credit]
+    for external_id, amount in kept:
+        invoice = invoices[external_id]
+        note = (
+            f"{reference} on invoice {invoice.number} while payment #{holders[invoice.id].id} was in flight"
+        )
+        invoice_rows.insert_credit(
+            session,
+            account_id=account_id,
+            payment_id=None,
+            amount_minor=amount,
+            currency=currency,
+            state=CreditState.AVAILABLE,
+            note=note,
+        )
+    return tuple(e for e, _ in kept)
 
 
 def _account(session: Session, seller_id: int, external_id: object):
@@ -94,8 +130,9 @@ def _replay(session: Session, first, account_id: int, kind: str, checked: list) 
     )
 
 
-def _invoices(session: Session, seller_id: int, account_id: int, checked: list) -> dict:
-    """The lines' invoices, locked, each owing at least its line: refused otherwise, naming the invoice."""
+def _invoices(session: Session, seller_id: int, account_id: int, checked: list) -> tuple[dict, dict]:
+    """The lines' invoices, locked, each owing at least its line (refused otherwise, naming the invoice), and
+    the payments holding any of them, locked first ({invoice id: payment view})."""
     rows = {
         r.external_id: r for r in sync_rows.list_synced_invoices(session, seller_id, [e for e, _ in checked])
     }
@@ -106,7 +143,9 @@ def _invoices(session: Session, seller_id: int, account_id: int, checked: list) 
         if row.voided:
             raise RemitError("invoice_voided", f"Invoice {row.number} is void.")
     ids = [r.id for r in rows.values()]
-    account_rows.lock_accounts_shared(session, [account_id])  # accounts before invoices, as every writer
+    holders = holds.lock_holders(
+        session, [account_id], ids
+    )  # accounts, payments, invoices: every writer's order
     invoice_rows.lock_invoices(session, ids)
     if any(r.parent_id in ids for r in invoice_rows.list_invoices_with_children(session, ids)):
         raise RemitError(
@@ -115,18 +154,11 @@ def _invoices(session: Session, seller_id: int, account_id: int, checked: list) 
     standing = invoice_rows.list_standing(session, ids)
     for external_id, amount in checked:
         row = rows[external_id]
-        settled, held = standing.get(row.id, (0, None))
-        if held is not None:
-            # Until a payment's last look re-reads what is owed (issue 14, item 2), money recorded
-            # beside a payment in progress could pay the invoice twice: refused, nothing written.
-            raise RemitError(
-                "invoice_held",
-                f"Invoice {row.number} has a {held} payment in the portal; record this once it has ended.",
-            )
+        settled, _ = standing.get(row.id, (0, None))
         owed = row.total_minor - settled
         if amount > owed:
             raise RemitError("over_payment", f"Invoice {row.number} owes {owed}; the line pays {amount}.")
-    return rows
+    return rows, holders
 
 
 def _one_currency(invoices) -> str:

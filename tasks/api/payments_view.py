@@ -72,6 +72,7 @@ class PaymentReceipt:
     warnings: tuple[str, ...]
     replayed: bool = False
     reference: str | None = None  # the customer-facing one, "<seller prefix>-<number>"
+    credit_used_minor: int = 0  # paid from available credit; amount_minor is what Stripe is charged
     refunded_minor: int = 0
     method: MethodDisplay | None = None
     failure_code: str | None = None
@@ -89,6 +90,7 @@ def describe(session: Session, receipt: PaymentReceipt) -> PaymentReceipt:
     return replace(
         receipt,
         reference=payment.reference,
+        credit_used_minor=getattr(payment, "credit_used_minor", 0) or 0,
         refunded_minor=payment.refunded_minor,
         method=MethodDisplay(method.kind, method.brand, method.last4, method.bank_name),
         failure_code=payment.failure_code,

@@ -15,6 +15,7 @@ from tasks.api.guard import api_transaction
 from tasks.domain import sync as rules
 from tasks.domain.errors import RemitError
 from tasks.domain.sync import Outcome, RecordRefused
+from tasks.flows import holds
 from tasks.flows.balances import recompute_all_after_commit
 
 # One call holds one transaction and one seller's sync lock: 50,000 records is a few seconds of statements
@@ -149,9 +150,13 @@ def _apply_invoices(
     # Stored invoices are updated in id order, the order payments lock them in, and new ones after.
     applied.sort(key=lambda r: by_id[r.external_id].id if r.external_id in by_id else 2**63)
     rows = [{**_row_of(r), "account_id": accounts[r.account_external_id].id} for r in applied]
+    changed = {by_id[r.external_id].id: r.number for r in applied if r.external_id in by_id}
+    # A change to an invoice a payment holds is accepted; that payment's last look decides what it charges.
+    holders = holds.lock_holders(session, {row["account_id"] for row in rows}, changed)
     ids = {**{k: r.id for k, r in by_id.items()}, **sync_rows.upsert_invoices(session, seller_id, rows)}
     links = [{"external_id": r.external_id, "parent_external_id": r.parent_external_id} for r in applied]
     sync_rows.set_invoice_parents(session, seller_id, links)
+    holds.note_changed(session, holders, changed, now)
     touched = sorted({accounts[r.account_external_id].id for r in applied})
     recompute_all_after_commit(session, account_rows.mark_balances_stale(session, touched, now))
     return _settle(records, decided, ids, results)

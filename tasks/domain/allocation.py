@@ -82,29 +82,36 @@ def plan_in_full(invoices: list[OpenInvoice], today: date) -> Plan:
     return Plan(tuple(lines), sum(line.amount_minor for line in lines), 0, tuple(warnings))
 
 
-def plan_oldest_first(invoices: list[OpenInvoice], amount_minor: int) -> tuple[Plan, int]:
-    """Apply amount oldest invoice first without discounts; return the plan and what is left over."""
-    lines, remaining = [], amount_minor
+def plan_amount(invoices: list[OpenInvoice], amount_minor: int, today: date) -> Plan:
+    """An amount spread oldest invoice first: one it covers down to its discounted total takes the discount,
+    and what is left goes on to the next invoice, then becomes credit. An invoice the amount pays only in
+    part keeps no discount, and the plan warns of each discount forfeited."""
+    lines, warnings, remaining = [], [], amount_minor
     for invoice in oldest_first(invoices):
         if remaining <= 0:
             break
-        portion = min(invoice.owed_minor, remaining)
-        lines.append(Line(invoice.id, invoice.number, portion))
-        remaining -= portion
-    return Plan(tuple(lines), amount_minor - remaining), remaining
+        discount = invoice.discount_on(today)
+        if remaining >= invoice.owed_minor - discount:
+            lines.append(Line(invoice.id, invoice.number, invoice.owed_minor - discount, discount))
+            remaining -= invoice.owed_minor - discount
+            if invoice.discount_minor and not discount:
+                warnings.append(_forfeit_warning(invoice, today))
+            continue
+        lines.append(Line(invoice.id, invoice.number, remaining))
+        remaining = 0
+        if invoice.discount_minor:
+            warnings.append(
+                _partial_warning(invoice, today) if discount else _forfeit_warning(invoice, today)
+            )
+    return Plan(tuple(lines), amount_minor, remaining, tuple(warnings))
 
 
-def plan_short(invoices: list[OpenInvoice], amount_minor: int, today: date) -> Plan:
-    """A short payment: less than owed, oldest first; discounts need payment in full, so none are taken."""
-    plan, _ = plan_oldest_first(invoices, amount_minor)
-    warnings = tuple(_forfeit_warning(i, today) for i in oldest_first(invoices) if i.discount_minor)
-    return Plan(plan.lines, plan.total_minor, 0, warnings)
-
-
-def plan_custom_amount(invoices: list[OpenInvoice], amount_minor: int) -> Plan:
-    """A custom amount over the whole account, oldest first; what is left becomes unapplied credit."""
-    plan, remaining = plan_oldest_first(invoices, amount_minor)
-    return Plan(plan.lines, amount_minor, remaining)
+def _partial_warning(invoice: OpenInvoice, today: date) -> str:
+    due = invoice.owed_minor - invoice.discount_on(today)
+    return (
+        f"Invoice {invoice.number}: paying less than its discounted total of {due} forfeits its "
+        f"early-payment discount of {invoice.discount_minor}."
+    )
 
 
 def _forfeit_warning(invoice: OpenInvoice, today: date) -> str:

@@ -36,6 +36,9 @@ _CREDIT_EVENTS = {
     (C.AVAILABLE, C.REVERSED): "credit.reversed",
     (C.APPLIED, C.REVERSED): "credit.reversed",
 }
+# Credit one payment spends on another's invoices: reserved while that payment is in flight, applied
+# when it succeeds (given back to available, it never left the account: no event).
+_SPENT_CREDIT_EVENTS = {(C.RESERVED, C.APPLIED): "credit.applied"}
 _METHOD_EVENTS = {
     M.ACTIVE: "payment_method.verified",
     M.VERIFICATION_FAILED: "payment_method.verification_failed",
@@ -63,6 +66,11 @@ def allocation_event(source: str, target: str) -> str | None:
 def credit_event(source: str, target: str) -> str | None:
     """The event of a credit's move, or None when the ERP never saw that credit exist."""
     return _CREDIT_EVENTS.get((C(source), C(target)))
+
+
+def spent_credit_event(source: str, target: str) -> str | None:
+    """credit.applied when a payment that spent credit succeeds; None for any other move of spent credit."""
+    return _SPENT_CREDIT_EVENTS.get((C(source), C(target)))
 
 
 def method_event(before: str | None, after: str) -> str | None:

@@ -23,6 +23,7 @@ class PaymentKind(StrEnum):
     INVOICES = "invoices"
     AMOUNT = "amount"
     DEPOSIT = "deposit"
+    CREDIT = "credit"  # invoices paid from available credit alone (apply_credit)
 
 
 class AllocationState(StrEnum):
@@ -55,6 +56,7 @@ class MethodStatus(StrEnum):
 class CreditState(StrEnum):
     PENDING = "pending"
     AVAILABLE = "available"
+    RESERVED = "reserved"  # spent by a payment still in flight or scheduled
     APPLIED = "applied"
     REVERSED = "reversed"
 

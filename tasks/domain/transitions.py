@@ -28,6 +28,8 @@ class Transition:
 
     allocations: tuple[A, A] | None = None
     credits: tuple[C, C] | None = None
+    # The credit this payment spends on its invoices (not the credit it creates).
+    spent: tuple[C, C] | None = None
     email: E | None = None
     # The email instead, for a bank debit (ACH) or a card deposit, where it differs.
     ach_email: E | None = None
@@ -46,17 +48,27 @@ class Transition:
 _PAID = Transition(
     allocations=(A.RESERVED, A.APPLIED),
     credits=(C.PENDING, C.AVAILABLE),
+    spent=(C.RESERVED, C.APPLIED),
     email=E.PAYMENT_CONFIRMATION,
     ach_email=E.ACH_SETTLED,
     deposit_email=E.DEPOSIT_RECEIVED,
     finishes=True,
 )
-# No money moved: the invoices are freed, the credit it would have left never exists.
-_RELEASED = dict(allocations=(A.RESERVED, A.RELEASED), credits=(C.PENDING, C.REVERSED), finishes=True)
+# No money moved: the invoices are freed, the credit it would have left never exists, the credit it would
+# have spent is available again.
+_RELEASED = dict(
+    allocations=(A.RESERVED, A.RELEASED),
+    credits=(C.PENDING, C.REVERSED),
+    spent=(C.RESERVED, C.AVAILABLE),
+    finishes=True,
+)
 _FAILED = Transition(**_RELEASED, email=E.PAYMENT_FAILED)
 _CANCELED = Transition(**_RELEASED, email=E.SCHEDULED_CANCELED)
-# Money taken back: what was applied is reversed, and so is credit not yet spent.
-_REVERSED = dict(allocations=(A.APPLIED, A.REVERSED), credits=(C.AVAILABLE, C.REVERSED))
+# Money taken back: what was applied is reversed, and so is credit not yet spent; the credit the payment
+# spent on the invoices it reopens is available again.
+_REVERSED = dict(
+    allocations=(A.APPLIED, A.REVERSED), credits=(C.AVAILABLE, C.REVERSED), spent=(C.APPLIED, C.AVAILABLE)
+)
 _QUIET = Transition()
 
 TABLE: dict[tuple[P, P], Transition] = {
@@ -89,8 +101,13 @@ TABLE: dict[tuple[P, P], Transition] = {
     (P.DISPUTED, P.SUCCEEDED): Transition(email=E.DISPUTE_WON, finishes=True),
     (P.DISPUTED, P.PARTIALLY_REFUNDED): Transition(email=E.DISPUTE_WON),  # won after a partial refund
 }
+# Only for a payment that charges nothing (credit pays it all): it succeeds without a Stripe call. No
+# PaymentIntent event can ever make this move.
+NOTHING_CHARGED: dict[tuple[P, P], Transition] = {(P.PENDING, P.SUCCEEDED): _PAID}
 # The creation of a scheduled payment is no transition, but owes its email as if it were one.
 SCHEDULED_EMAIL = E.SCHEDULED_CONFIRMED
+# Payments that never leave credit behind.
+_CREATES_NO_CREDIT = frozenset({PaymentKind.INVOICES, PaymentKind.CREDIT})
 FINAL_STATUSES = frozenset(status for status in P if not any(source == status for source, _ in TABLE))
 
 
@@ -116,6 +133,7 @@ class Plan:
     detail: dict[str, Any]
     allocation_move: tuple[A, A] | None = None
     credit_move: tuple[C, C] | None = None
+    spent_move: tuple[C, C] | None = None
     email: E | None = None
     balance_moves: bool = False
 
@@ -129,14 +147,18 @@ def plan_transition(
     now: datetime,
     detail: dict[str, Any] | None = None,
     values: dict[str, Any] | None = None,
+    leaves_credit: bool = False,
+    nothing_charged: bool = False,
 ) -> Plan:
     """The transition of a payment in status to target, as the table allows it.
 
     values are further payment columns to store either way; a refused transition stores only them and
-    records the refusal on the timeline.
+    records the refusal on the timeline. leaves_credit: a payment of invoices that the last look left credit;
+    nothing_charged: a payment credit pays in full (NOTHING_CHARGED applies too).
     """
     current, target = P(status), P(target)
-    transition = TABLE.get((current, target)) if current != target else None
+    table = {**TABLE, **NOTHING_CHARGED} if nothing_charged else TABLE
+    transition = table.get((current, target)) if current != target else None
     if transition is None:
         reason = "already in this state" if current == target else "transition not allowed"
         return Plan(False, current, target, dict(values or {}), {**(detail or {}), "ignored": reason})
@@ -151,7 +173,8 @@ def plan_transition(
         columns,
         detail or {},
         allocation_move=transition.allocations,
-        credit_move=transition.credits if payment_kind != PaymentKind.INVOICES else None,
+        credit_move=transition.credits if leaves_credit or payment_kind not in _CREATES_NO_CREDIT else None,
+        spent_move=transition.spent,
         email=transition.email_for(method_kind, payment_kind),
         balance_moves=not (current in IN_FLIGHT and target in IN_FLIGHT),
     )

@@ -15,13 +15,14 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from db.queries import accounts as account_rows
+from db.queries import credits as credit_rows
 from db.queries import emails as email_rows
 from db.queries import invoices as invoice_rows
 from db.queries import payments as payment_rows
 from tasks.domain import feed as facts
 from tasks.domain.authentication import portal_link
 from tasks.domain.dates import seller_today
-from tasks.domain.states import EmailKind, PaymentStatus
+from tasks.domain.states import EmailKind, PaymentKind, PaymentStatus
 from tasks.domain.transitions import plan_transition
 from tasks.flows import emails as outbox
 from tasks.flows import feed
@@ -46,9 +47,14 @@ EMAIL_FIELDS = (
     "note",
     "created_at",
     "reference",
+    "credit_used_minor",
+    "last_look_changes",
 )
 # What a handler may put on a payment for the email it owes: the refund or reversal that email is about.
 EMAIL_EXTRAS = ("refund_email", "reversal_email")
+# Money given back on a payment that may have left credit others spent since (see flag_spent_credit).
+_TAKING_BACK = frozenset({PaymentStatus.REFUNDED, PaymentStatus.PARTIALLY_REFUNDED, PaymentStatus.DISPUTED})
+_LEAVES_CREDIT = frozenset({PaymentKind.AMOUNT, PaymentKind.DEPOSIT})
 
 
 class TransitionBatch:
@@ -67,6 +73,8 @@ class TransitionBatch:
         self._columns: dict[int, dict[str, Any]] = {}
         self._lines: list[tuple[int, str | None, str, bool, str, dict[str, Any]]] = []
         self._moves: dict[int, tuple[tuple[str, str] | None, tuple[str, str] | None]] = {}
+        self._spent: dict[int, tuple[str, str]] = {}
+        self._origins: dict[int, Any] = {}
         self._emails: list[tuple[Any, EmailKind, SimpleNamespace, str]] = []
         self._accounts: set[int] = set()
         # Ledger events of the transitions (written before the moves they cause) and further facts about
@@ -97,9 +105,16 @@ class TransitionBatch:
             now=self.now,
             detail=detail,
             values=values,
+            leaves_credit=bool(getattr(payment, "last_look_changes", None)),
+            nothing_charged=payment.amount_minor == 0,
         )
-        if payment.id in self._moves and (plan.allocation_move or plan.credit_move):
+        moved_before = payment.id in self._moves or payment.id in self._spent
+        if moved_before and (plan.allocation_move or plan.credit_move or plan.spent_move):
             self.flush(session)  # two money moves of one payment: the first must be written before the second
+        if plan.applied and getattr(payment, "credit_used_minor", 0) and plan.spent_move:
+            self._spent[payment.id] = plan.spent_move
+        if plan.applied and target in _TAKING_BACK and payment.kind in _LEAVES_CREDIT:
+            self._origins[payment.id] = payment
         self.set_columns(payment, plan.columns)
         self._lines.append((payment.id, plan.source, target, plan.applied, source, plan.detail))
         if not plan.applied:
@@ -151,6 +166,8 @@ class TransitionBatch:
 
     def flush(self, session: Session) -> None:
         """Write what was added: payments and timeline, allocations, credits, emails, then stale balances."""
+        if self._origins:
+            self._flag_spent_credit(session)
         if self._lines or self._columns:
             payment_rows.move_payments(session, self._columns, self._lines, at=self.now)
         allocation_moves = [(pid, *move) for pid, (move, _) in self._moves.items() if move is not None]
@@ -163,6 +180,11 @@ class TransitionBatch:
             )
         if credit_moves:
             self._emit_moves(session, invoice_rows.move_credits_of(session, credit_moves), facts.credit_event)
+        if self._spent:
+            spent = credit_rows.move_spent_credits_of(
+                session, [(pid, *move) for pid, move in self._spent.items()]
+            )
+            self._emit_moves(session, spent, facts.spent_credit_event)
         for seller_id, event_type, data in self._late_facts:
             feed.emit(session, event_type, data, seller_id=seller_id)
         if self._emails:
@@ -181,6 +203,20 @@ class TransitionBatch:
             event_type = event_of(row.from_state, row.to_state)
             if event_type is not None:
                 feed.emit(session, event_type, dict(row._mapping), seller_id=self._sellers[row.payment_id])
+
+    def _flag_spent_credit(self, session: Session) -> None:
+        """The rule for a refund or dispute of a payment whose credit was spent: what other payments spent
+        stays on the invoices it paid; the payment is flagged for ops with the amount on its timeline. A
+        partial refund is flagged only once it reaches beyond what was not spent."""
+        spent = credit_rows.sum_spent_by_origin(session, sorted(self._origins))
+        for payment_id, amount in spent.items():
+            payment = self._origins[payment_id]
+            taken = payment.refunded_minor if payment.status == PaymentStatus.PARTIALLY_REFUNDED else None
+            if taken is not None and taken <= payment.amount_minor - amount:
+                continue  # a partial refund the unspent part covered
+            self.set_columns(payment, {"needs_review": True})
+            detail = {"needs_review": "credit_already_spent", "spent_credit_minor": amount}
+            self.note(payment, source="ledger", detail=detail)
 
     def _queue_emails(self, session: Session) -> None:
         lines = email_rows.list_email_lines_of(
@@ -294,6 +330,9 @@ def payment_email_context(
         ),
         **(getattr(payment, "refund_email", None) or {}),
         **(getattr(payment, "reversal_email", None) or {}),
+        # Paid from the account's credit beside what was charged; what the last look changed.
+        "credit_used_minor": getattr(payment, "credit_used_minor", 0) or 0,
+        "changes": list(getattr(payment, "last_look_changes", None) or []),
     }
 
 

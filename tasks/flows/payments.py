@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 
 from db.queries import RowMissing
 from db.queries import accounts as account_rows
-from db.queries import invoices as invoice_rows
 from db.queries import payments as payment_rows
 from db.session import transaction
 from tasks.domain.attempts import (
@@ -29,9 +28,9 @@ from tasks.domain.attempts import (
 from tasks.domain.errors import StripeRefused
 from tasks.domain.events import contradicts, intent_event_applies
 from tasks.domain.intents import failure_fields, target_for_intent
-from tasks.domain.last_look import Refusal, last_look
+from tasks.domain.last_look import Review
 from tasks.domain.states import PaymentStatus
-from tasks.flows import messages
+from tasks.flows import last_look, messages
 from tasks.flows.customers import ensure_customer
 from tasks.flows.ledger import TransitionBatch, apply_transition, record_event, update_payment
 from tasks.gateways.stripe import IntentResult, Mandate, get_gateway, payment_intent_params
@@ -84,9 +83,11 @@ def _record_attempt(payment_id: int, now: datetime) -> Charge | NothingToDo | Fa
         if decision.step == Step.NOTHING:
             return NothingToDo(PaymentStatus(payment.status))
         if payment.status == PaymentStatus.PENDING:
-            refusal = _last_look(session, payment)
-            if refusal is not None:
-                return _fail_at_last_look(session, payment, refusal, now)
+            decided = _last_look(session, payment, now)
+            if decided.refusal is not None:
+                return _fail_at_last_look(session, payment, decided, now)
+            if payment.amount_minor == 0:
+                return _paid_from_credit(session, payment, now)
             key = {"attempt": decision.attempt, "stripe_idempotency_key": decision.idempotency_key}
             times = {"first_attempt_at": payment.first_attempt_at or now, "last_attempt_at": now}
             apply_transition(
@@ -115,14 +116,24 @@ def lock_in_order(session, payment_id: int):
     return payment_rows.lock_payment(session, payment_id)
 
 
-def _fail_at_last_look(session, payment, refusal: Refusal, now: datetime) -> FailedAtLastLook:
+def _fail_at_last_look(session, payment, decided: Review, now: datetime) -> FailedAtLastLook:
     """Nothing has reached Stripe yet: the payment fails and its invoices are freed."""
+    refusal = decided.refusal
     values = {"failure_code": refusal.code, "failure_message": refusal.message}
-    detail = {"last_look": refusal.code}
+    if decided.changes:
+        values["last_look_changes"] = list(decided.changes)
+    detail = {"last_look": refusal.code, "changes": list(decided.changes)}
     apply_transition(
         session, payment, PaymentStatus.FAILED, source=SOURCE, now=now, detail=detail, values=values
     )
     return FailedAtLastLook(refusal.code)
+
+
+def _paid_from_credit(session, payment, now: datetime) -> Answered:
+    """Credit covers all that is owed now: nothing is charged at Stripe and the payment succeeds."""
+    detail = {"paid_from_credit": payment.credit_used_minor, "stripe": "nothing to charge"}
+    apply_transition(session, payment, PaymentStatus.SUCCEEDED, source=SOURCE, now=now, detail=detail)
+    return Answered(PaymentStatus.SUCCEEDED)
 
 
 def _retry_attempt(session, payment, now: datetime) -> None:
@@ -130,19 +141,27 @@ def _retry_attempt(session, payment, now: datetime) -> None:
 
     What changed since the first call (an invoice voided, the method removed) is flagged for ops instead.
     """
-    refusal = None if payment.needs_review else _last_look(session, payment)
-    if refusal is None:
+    decided = None if payment.needs_review else last_look.read(session, payment)
+    if decided is None or (decided.refusal is None and not decided.changed):
         update_payment(session, payment, {"last_attempt_at": now}, now=now)
         return
-    detail = {"needs_review": refusal.code, "message": refusal.message, "attempt": payment.attempt}
+    code, message = (
+        (decided.refusal.code, decided.refusal.message)
+        if decided.refusal
+        else ("invoices_changed", " ".join(decided.changes))
+    )
+    detail = {"needs_review": code, "message": message, "attempt": payment.attempt}
     values = {"needs_review": True, "last_attempt_at": now}
     record_event(session, payment, source=SOURCE, now=now, detail=detail, values=values)
 
 
-def _last_look(session, payment) -> Refusal | None:
-    """Re-read the invoices and the method under lock right before money first moves."""
-    invoices = invoice_rows.lock_payment_invoices(session, payment.id)
-    return last_look([(i.number, i.voided) for i in invoices], payment.method.status, payment.saves_method)
+def _last_look(session, payment, now: datetime) -> Review:
+    """Re-read the invoices and the method under lock right before money first moves; what changed from what
+    the customer approved is written (new amounts, credit, timeline) unless the payment is refused."""
+    decided = last_look.read(session, payment)
+    if decided.refusal is None and decided.changed:
+        last_look.write(session, payment, decided, now)
+    return decided
 
 
 def _charge(payment, decision: Attempt) -> Charge:
@@ -208,9 +227,9 @@ def _start_fresh_attempt(charge: Charge, now: datetime) -> Charge | FailedAtLast
     """
     with transaction() as session:
         payment = lock_in_order(session, charge.payment_id)
-        refusal = _last_look(session, payment)
-        if refusal is not None:
-            return _fail_at_last_look(session, payment, refusal, now)
+        decided = _last_look(session, payment, now)
+        if decided.refusal is not None:
+            return _fail_at_last_look(session, payment, decided, now)
         attempt = Attempt(Step.CREATE, payment.attempt + 1, stripe_key(payment.id, payment.attempt + 1))
         values = {
             "attempt": attempt.attempt,
@@ -223,7 +242,8 @@ def _start_fresh_attempt(charge: Charge, now: datetime) -> Charge | FailedAtLast
             "reason": "no PaymentIntent found at Stripe after the search window",
         }
         record_event(session, payment, source=SOURCE, now=now, detail=detail, values=values)
-        return replace(charge, attempt=attempt)
+        # Built again: the last look may have changed what is charged.
+        return replace(_charge(payment, attempt), customer_id=charge.customer_id)
 
 
 def _record_outcome(payment_id: int, result: IntentResult, now: datetime) -> Answered:

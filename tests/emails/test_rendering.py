@@ -242,3 +242,21 @@ def test_date_filter_reads_every_shape_writers_use(value, shown):
     from emails.rendering import long_date
 
     assert long_date(value) == shown
+
+
+def test_a_payment_partly_paid_from_credit_says_so_and_lists_what_changed_since_approval():
+    change = "Invoice INV-1001 now owes 500: paid 500 instead of 1000 <b>."
+    context = contexts.payment_context(amount_minor=23_456, credit_used_minor=100_000, changes=[change])
+    rendered = render(EmailKind.PAYMENT_CONFIRMATION, context)
+    assert "Paid from credit:  $1,000.00" in rendered.text and "Total: $1,234.56" in rendered.text
+    assert "Changed since you approved this payment:\n- " + change in rendered.text
+    assert 'Paid from credit</td><td style="padding:4px 0;">$1,000.00' in rendered.html
+    assert "paid 500 instead of 1000 &lt;b&gt;." in rendered.html
+
+
+def test_a_payment_credit_paid_in_full_names_no_card():
+    method = {"kind": None, "brand": None, "bank_name": None, "last4": None}
+    context = contexts.payment_context(amount_minor=0, credit_used_minor=123_456, method=method)
+    rendered = render(EmailKind.PAYMENT_CONFIRMATION, context)
+    assert "payment of $1,234.56 by account credit" in rendered.text and "ending in" not in rendered.text
+    assert rendered.subject.startswith("Payment received: $1,234.56")

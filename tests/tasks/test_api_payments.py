@@ -195,10 +195,16 @@ def test_scheduled_payment_takes_an_early_payment_discount_only_if_its_date_is_w
 
 
 @pytest.mark.parametrize(
-    ("amount", "discount", "reason"), [(19_500, 1_000, None), (19_800, 0, "Other"), (20_500, 0, None)]
+    ("amount", "discount", "reason", "credit"),
+    [
+        (19_500, 1_000, None, 0),  # the discounted total pays both
+        (19_800, 1_000, None, 300),  # above it: both discounts taken, the rest is credit (issue 12 item 6)
+        (20_500, 1_000, None, 1_000),  # the undiscounted total: the same
+        (15_000, 500, "Other", 0),  # the first covered down to its discounted total; the second short
+    ],
 )
-def test_an_amount_on_discounted_invoices_is_full_at_the_discounted_total_or_what_is_owed_and_short_between(
-    world, amount, discount, reason
+def test_an_amount_covering_an_invoices_discounted_total_takes_its_discount_and_the_rest_goes_on(
+    world, amount, discount, reason, credit
 ):
     from datetime import datetime
 
@@ -228,7 +234,7 @@ def test_an_amount_on_discounted_invoices_is_full_at_the_discounted_total_or_wha
     )
     [payment] = _rows(world.db, Payment)
     assert (receipt.amount_minor, sum(l.discount_minor for l in receipt.lines)) == (amount, discount)
-    assert payment.short_reason == reason
+    assert (payment.short_reason, receipt.credit_minor) == (reason, credit)
 
 
 def test_preview_writes_nothing(world, broker):

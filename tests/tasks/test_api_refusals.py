@@ -215,17 +215,18 @@ def test_short_payment_without_reason(world):
     )
 
 
-def test_paying_more_than_the_discounted_total_but_less_than_owed_needs_a_reason(world):
+def test_paying_less_than_the_discounted_total_needs_a_reason(world):
     from datetime import datetime
 
     _update(world, Invoice, world.invoices[0], discount_minor=500, discount_until=date(2026, 11, 30))
     now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-    # In full with the discount: 9_500 + 10_000 = 19_500; 20_000 is owed; 19_800 leaves 200 unpaid.
+    # In full with the discount: 9_500 + 10_000 = 19_500 (above it takes the discount: issue 12 item 6);
+    # 19_400 leaves 100 unpaid.
     _refused(
         world,
         "short_reason_required",
         lambda: api.pay_invoices(
-            world.account_id, world.invoices[:2], world.card, "k", amount=19_800, now=now
+            world.account_id, world.invoices[:2], world.card, "k", amount=19_400, now=now
         ),
     )
 

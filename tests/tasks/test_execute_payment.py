@@ -259,14 +259,24 @@ def test_after_twenty_hours_with_nothing_at_stripe_it_starts_a_new_attempt(shop,
     assert len(_intents_for(emulator, payment.id)) == 1
 
 
-def test_voided_invoice_fails_the_payment_at_the_last_look(shop, emulator):
+def test_a_voided_invoice_drops_out_at_the_last_look_and_the_rest_is_charged(shop, emulator):
+    receipt = _pay(shop)
+    _void_first_invoice(shop)
+    assert execution.execute_payment(receipt.payment_id, shop.now) == Answered(P.SUCCEEDED)
+    [intent] = _intents_for(emulator, receipt.payment_id)
+    assert intent["amount"] == 11_000  # the second invoice only
+    assert _allocation_states(shop, receipt.payment_id) == ["applied", "released"]
+
+
+def test_every_invoice_voided_fails_the_payment_before_stripe(shop, emulator):
     from db.models import Invoice
 
     receipt = _pay(shop)
     with shop.db() as session:
-        session.get(Invoice, shop.invoices[0]).voided = True
+        for invoice_id in shop.invoices[:2]:
+            session.get(Invoice, invoice_id).voided = True
         session.commit()
-    assert execution.execute_payment(receipt.payment_id, shop.now) == FailedAtLastLook("invoice_voided")
+    assert execution.execute_payment(receipt.payment_id, shop.now) == FailedAtLastLook("nothing_owed")
     assert _intents_for(emulator, receipt.payment_id) == []
     assert _allocation_states(shop, receipt.payment_id) == ["released", "released"]
 
@@ -288,7 +298,7 @@ def _remove_method(shop):
 
 
 @pytest.mark.parametrize(
-    ("change", "code"), [(_void_first_invoice, "invoice_voided"), (_remove_method, "method_unavailable")]
+    ("change", "code"), [(_void_first_invoice, "invoices_changed"), (_remove_method, "method_unavailable")]
 )
 def test_retry_after_a_lost_answer_replays_the_charge_and_flags_what_changed_instead_of_failing(
     shop, emulator, change, code
@@ -323,9 +333,10 @@ def test_fresh_attempt_after_the_search_window_gets_the_last_look(shop, emulator
     _first_call_never_reaches_stripe(shop, monkeypatch, receipt.payment_id)
     _void_first_invoice(shop)
     later = shop.now + timedelta(hours=21)
-    assert execution.execute_payment(receipt.payment_id, later) == FailedAtLastLook("invoice_voided")
-    assert _intents_for(emulator, receipt.payment_id) == []
-    assert _allocation_states(shop, receipt.payment_id) == ["released", "released"]
+    assert execution.execute_payment(receipt.payment_id, later) == Answered(P.SUCCEEDED)
+    [intent] = _intents_for(emulator, receipt.payment_id)
+    assert intent["amount"] == 11_000  # the fresh attempt charges what is owed now
+    assert _allocation_states(shop, receipt.payment_id) == ["applied", "released"]
 
 
 def test_timeline_records_each_step(shop, emulator):

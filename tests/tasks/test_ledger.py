@@ -110,5 +110,5 @@ def test_a_batch_refuses_columns_it_does_not_write(db):
     with db.begin() as session:
         payment = payment_rows.lock_payment(session, payment_id)
         batch = ledger.TransitionBatch(NOW)
-        with pytest.raises(ValueError, match="amount_minor"):
-            batch.set_columns(payment, {"amount_minor": 1})
+        with pytest.raises(ValueError, match="currency"):
+            batch.set_columns(payment, {"currency": "eur"})

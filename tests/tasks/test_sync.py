@@ -220,19 +220,6 @@ def test_a_check_pays_an_invoice_so_it_cannot_be_paid_online_and_the_overview_sh
     assert statuses == {"INV-I-1": "paid", "INV-I-2": "open"}
 
 
-def test_a_check_on_an_invoice_a_portal_payment_holds_is_refused_so_it_is_never_paid_twice(
-    db, seller_id, paid_world
-):
-    account_id, card = paid_world
-    pending = api.pay_invoices(account_id, [_row(db, "I-1").id], card, "pay-held")
-    assert pending.status == "pending"
-    with pytest.raises(RemitError) as caught:
-        api.record_external_payment(seller_id, "C-1", "CHK-2002", "check", [("I-1", 10_000)], NOW)
-    assert caught.value.code == "invoice_held" and "INV-I-1" in caught.value.message
-    with db() as session:
-        assert session.scalar(select(func.count()).select_from(ExternalPayment)) == 0
-
-
 def test_a_partial_credit_memo_leaves_the_rest_owed_and_overpaying_is_refused(db, seller_id, paid_world):
     account_id, _ = paid_world
     api.record_external_payment(seller_id, "C-1", "CM-7", "credit_memo", [("I-2", 2_000)], NOW)

@@ -2,7 +2,7 @@ from datetime import date
 
 import pytest
 
-from tasks.domain.allocation import TAKEN_BACK, OpenInvoice, plan_custom_amount, plan_in_full, plan_short
+from tasks.domain.allocation import TAKEN_BACK, OpenInvoice, plan_amount, plan_in_full
 from tasks.domain.states import AllocationState
 
 TODAY = date(2026, 11, 22)
@@ -44,21 +44,24 @@ def test_paying_in_full(invoices, expected_lines, expected_total, warnings):
 )
 def test_short_payment_goes_oldest_first(amount, expected_lines):
     invoices = [inv(2, 25, 5_000), inv(1, 5, 3_000), inv(3, 15, 2_000)]
-    plan = plan_short(invoices, amount, TODAY)
+    plan = plan_amount(invoices, amount, TODAY)
     assert [(l.invoice_id, l.amount_minor) for l in plan.lines] == expected_lines
     assert plan.total_minor == amount
     assert all(l.discount_minor == 0 for l in plan.lines)
 
 
-def test_short_payment_warns_that_discounts_need_payment_in_full():
-    plan = plan_short([inv(1, 30, 10_000, discount=200, until=TODAY)], 5_000, TODAY)
-    assert plan.warnings and "paid in full" in plan.warnings[0]
+def test_short_payment_warns_that_it_forfeits_the_discount():
+    plan = plan_amount([inv(1, 30, 10_000, discount=200, until=TODAY)], 5_000, TODAY)
+    assert plan.warnings == (
+        "Invoice INV-1: paying less than its discounted total of 9800 forfeits its early-payment "
+        "discount of 200.",
+    )
 
 
 def test_due_date_ties_break_on_invoice_number():
     a = OpenInvoice(7, "INV-B", date(2026, 11, 1), 1_000)
     b = OpenInvoice(9, "INV-A", date(2026, 11, 1), 1_000)
-    assert [l.invoice_id for l in plan_short([a, b], 1_500, TODAY).lines] == [9, 7]
+    assert [l.invoice_id for l in plan_amount([a, b], 1_500, TODAY).lines] == [9, 7]
 
 
 @pytest.mark.parametrize(
@@ -70,15 +73,46 @@ def test_due_date_ties_break_on_invoice_number():
     ],
 )
 def test_custom_amount_leaves_the_remainder_as_credit(amount, lines, credit):
-    plan = plan_custom_amount([inv(2, 20, 5_000), inv(1, 10, 3_000)], amount)
+    plan = plan_amount([inv(2, 20, 5_000), inv(1, 10, 3_000)], amount, TODAY)
     assert [(l.invoice_id, l.amount_minor) for l in plan.lines] == lines
     assert plan.credit_minor == credit
     assert plan.total_minor == amount
 
 
 def test_custom_amount_with_nothing_owed_is_all_credit():
-    plan = plan_custom_amount([], 5_000)
+    plan = plan_amount([], 5_000, TODAY)
     assert plan.lines == () and plan.credit_minor == 5_000
+
+
+DISCOUNTED = [inv(1, 10, 10_000, discount=200, until=TODAY), inv(2, 20, 5_000, discount=100, until=TODAY)]
+
+
+@pytest.mark.parametrize(
+    ("amount", "lines", "credit", "warnings"),
+    [
+        # exactly the first's discounted total: it takes its discount, nothing is left
+        (9_800, [(1, 9_800, 200)], 0, 0),
+        # above the first's discounted total but below its total: discounted, the rest to the next invoice
+        (9_900, [(1, 9_800, 200), (2, 100, 0)], 0, 1),
+        # both discounted totals covered: both discounts, the rest becomes credit
+        (14_800, [(1, 9_800, 200), (2, 4_900, 100)], 100, 0),
+        (15_000, [(1, 9_800, 200), (2, 4_900, 100)], 300, 0),
+        # below the first's discounted total: it is paid in part and forfeits its discount, with a warning
+        (9_000, [(1, 9_000, 0)], 0, 1),
+    ],
+)
+def test_an_amount_covering_a_discounted_total_takes_the_discount_and_the_rest_goes_on(
+    amount, lines, credit, warnings
+):
+    plan = plan_amount(DISCOUNTED, amount, TODAY)
+    assert [(l.invoice_id, l.amount_minor, l.discount_minor) for l in plan.lines] == lines
+    assert (plan.credit_minor, len(plan.warnings), plan.total_minor) == (credit, warnings, amount)
+
+
+def test_an_amount_after_the_discount_window_takes_no_discount_and_says_so():
+    plan = plan_amount([inv(1, 10, 10_000, discount=200, until=date(2026, 11, 21))], 10_000, TODAY)
+    assert [(l.amount_minor, l.discount_minor) for l in plan.lines] == [(10_000, 0)]
+    assert "ended on 2026-11-21" in plan.warnings[0]
 
 
 @pytest.mark.parametrize(

@@ -244,3 +244,40 @@ def test_only_leaving_or_entering_the_in_flight_statuses_moves_a_balance_figure(
 
 def test_final_statuses_are_the_ones_nothing_leaves():
     assert FINAL_STATUSES == {P.FAILED, P.CANCELED, P.REFUNDED}
+
+
+# The credit a payment spends on its invoices: held while it is in flight, applied once it succeeds,
+# available again when no money moved or when what it paid is taken back (a refund or a chargeback
+# reopens those invoices).
+SPENT = {
+    (P.SCHEDULED, P.CANCELED): (C.RESERVED, C.AVAILABLE),
+    (P.PENDING, P.FAILED): (C.RESERVED, C.AVAILABLE),
+    (P.SUBMITTING, P.SUCCEEDED): (C.RESERVED, C.APPLIED),
+    (P.PROCESSING, P.FAILED): (C.RESERVED, C.AVAILABLE),
+    (P.SUCCEEDED, P.REFUNDED): (C.APPLIED, C.AVAILABLE),
+    (P.SUCCEEDED, P.DISPUTED): (C.APPLIED, C.AVAILABLE),
+    (P.SUBMITTING, P.PROCESSING): None,
+    (P.SUCCEEDED, P.PARTIALLY_REFUNDED): None,
+}
+
+
+@pytest.mark.parametrize(("source", "target"), list(SPENT))
+def test_the_credit_a_payment_spends_moves_with_it(source, target):
+    assert plan_transition(source, "invoices", "card", target, now=NOW).spent_move == SPENT[(source, target)]
+
+
+def test_an_invoice_payment_the_last_look_left_credit_makes_it_available_when_paid():
+    plan = plan_transition(P.SUBMITTING, "invoices", "card", P.SUCCEEDED, now=NOW, leaves_credit=True)
+    assert plan.credit_move == CREDIT_AVAILABLE
+
+
+def test_only_a_payment_that_charges_nothing_succeeds_straight_from_pending():
+    assert not plan_transition(P.PENDING, "invoices", "card", P.SUCCEEDED, now=NOW).applied
+    plan = plan_transition(P.PENDING, "credit", "card", P.SUCCEEDED, now=NOW, nothing_charged=True)
+    assert (plan.applied, plan.allocation_move, plan.spent_move, plan.credit_move, plan.email) == (
+        True,
+        RESERVED_TO_APPLIED,
+        (C.RESERVED, C.APPLIED),
+        None,
+        E.PAYMENT_CONFIRMATION,
+    )

@@ -163,3 +163,25 @@ def test_list_filters_by_status_account_and_age(client, db, clock):
 
 def test_unknown_payment_is_404(client):
     assert client.get("/payments/12345").status == 404
+
+
+def test_a_payment_credit_paid_in_full_shows_without_a_method(client, db):
+    with db() as session:
+        _, account, method = shop_rows(session, name="Acme", number="ACME-2")
+        invoice = factories.invoice(session, account, total_minor=4_000, number="INV-C")
+        payment = factories.payment(
+            session,
+            account,
+            method,
+            amount_minor=0,
+            credit_used_minor=4_000,
+            kind="credit",
+            payment_method_id=None,
+            status="succeeded",
+        )
+        factories.allocation(session, payment, invoice, state="applied")
+        session.commit()
+        payment_id = payment.id
+    body = client.get(f"/payments/{payment_id}").body
+    assert "none (paid from credit)" in body and "paid from credit</dt><dd>$40.00" in body
+    assert "1 row" in client.get("/payments?account=ACME-2").body
