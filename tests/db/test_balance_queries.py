@@ -71,14 +71,16 @@ def _ledger(session, rng: random.Random) -> list[int]:
                         )
                     )
                 if rng.random() < 0.4:
+                    state = rng.choice(["available", "pending", "applied"])
                     session.add(
                         Credit(
                             account_id=account.id,
                             payment_id=payment.id,
                             amount_minor=rng.randint(1, 5_000),
                             currency=rng.choice(["usd", "cad"]),
-                            state=rng.choice(["available", "pending", "applied"]),
+                            state=state,
                             applied_invoice_id=invoice.id,
+                            used_by_payment_id=payment.id if state == "applied" else None,
                         )
                     )
             session.flush()
