@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 
 from sqlalchemy.orm import Session
 
+from db.queries import credits as credit_rows
 from db.queries import invoices as invoice_rows
 from db.queries import payment_detail as detail_rows
 from db.queries import payments as payment_rows
@@ -86,13 +87,18 @@ class PaymentReceipt:
 def describe(session: Session, receipt: PaymentReceipt) -> PaymentReceipt:
     """The receipt with the rest of what its customer sees: method, failure, timeline, dates."""
     payment = payment_rows.get_payment(session, receipt.payment_id)
-    method = detail_rows.find_method_display(session, payment.payment_method_id)
+    # A payment credit paid in full charged no method.
+    method = payment.payment_method_id and detail_rows.find_method_display(session, payment.payment_method_id)
+    spent: dict[int, int] = {}
+    for row in credit_rows.list_spent_by(session, payment.id):
+        spent[row.applied_invoice_id] = spent.get(row.applied_invoice_id, 0) + row.amount_minor
     return replace(
         receipt,
+        lines=tuple(replace(line, credit_used_minor=spent.get(line.invoice_id, 0)) for line in receipt.lines),
         reference=payment.reference,
         credit_used_minor=getattr(payment, "credit_used_minor", 0) or 0,
         refunded_minor=payment.refunded_minor,
-        method=MethodDisplay(method.kind, method.brand, method.last4, method.bank_name),
+        method=MethodDisplay(method.kind, method.brand, method.last4, method.bank_name) if method else None,
         failure_code=payment.failure_code,
         failure_reason=readable_failure(payment.failure_code, payment.failure_message)
         if payment.status in (P.FAILED, P.CANCELED)

@@ -138,6 +138,19 @@ def test_apply_credit_with_an_amount_pays_oldest_invoices_first_from_the_oldest_
     ]
 
 
+def test_get_payment_shows_the_credit_each_invoice_took_and_no_method_when_nothing_was_charged(shop):
+    _deposit(shop, 3_000, "d1")
+    _deposit(shop, 9_000, "d2")
+    receipt = api.apply_credit(shop.account_id, amount=11_000, idempotency_key="c1", now=shop.now)
+    seen = api.get_payment(shop.account_id, receipt.payment_id)
+    assert [(line.invoice_id, line.credit_used_minor) for line in seen.lines] == [
+        (shop.invoices[0], 10_000),
+        (shop.invoices[1], 1_000),
+    ]
+    assert (seen.credit_used_minor, seen.amount_minor, seen.method) == (11_000, 0, None)
+    assert receipt.lines == seen.lines  # what apply_credit answered is what get_payment shows
+
+
 @pytest.mark.parametrize(
     ("call", "code"),
     [
