@@ -67,7 +67,10 @@ def _ledger(session, rng: random.Random) -> list[int]:
                     session.flush()
                     session.add(
                         ExternalPaymentLine(
-                            external_payment_id=external.id, invoice_id=invoice.id, amount_minor=1
+                            external_payment_id=external.id,
+                            invoice_id=invoice.id,
+                            amount_minor=1,
+                            as_credit=rng.random() < 0.3,  # kept as account credit: settles nothing
                         )
                     )
                 if rng.random() < 0.4:
@@ -102,7 +105,8 @@ def _by_rows(session, account_id: int, today: date):
             for a in session.query(Allocation).filter_by(invoice_id=invoice.id, state="applied")
         )
         settled += sum(
-            line.amount_minor for line in session.query(ExternalPaymentLine).filter_by(invoice_id=invoice.id)
+            line.amount_minor
+            for line in session.query(ExternalPaymentLine).filter_by(invoice_id=invoice.id, as_credit=False)
         )
         facts.append(InvoiceFacts(invoice.total_minor, settled, invoice.due_on))
     payments = session.query(Payment).filter_by(account_id=account_id, currency=account.currency).all()
