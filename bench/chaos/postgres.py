@@ -7,6 +7,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 from sandbox.ports import HOST, ServiceError, free_port, wait_for_port
@@ -44,6 +45,7 @@ class Cluster:
         self.log = directory.resolve() / "postgres.log"
         self.port = free_port()
         self.user = SYSTEM_USER if os.geteuid() == 0 else None
+        self._restarting = threading.Lock()
 
     @property
     def admin_url(self) -> str:
@@ -67,19 +69,41 @@ class Cluster:
 
     def start(self) -> None:
         options = f"-h {HOST} -p {self.port} -k '' {SERVER_OPTIONS}"
-        self._run("pg_ctl", "-D", str(self.pgdata), "-w", "-t", str(START_TIMEOUT_S), "-l", str(self.log),
-                  "-o", options, "start")
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.pgdata),
+            "-w",
+            "-t",
+            str(START_TIMEOUT_S),
+            "-l",
+            str(self.log),
+            "-o",
+            options,
+            "start",
+        )
         if not wait_for_port(HOST, self.port, START_TIMEOUT_S):
             raise ServiceError(f"chaos PostgreSQL did not listen on {HOST}:{self.port}; see {self.log}")
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server: fast (roll back open transactions) or immediate (as if it crashed)."""
-        self._run("pg_ctl", "-D", str(self.pgdata), "-w", "-t", str(START_TIMEOUT_S), "-m", mode, "stop",
-                  check=False)
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.pgdata),
+            "-w",
+            "-t",
+            str(START_TIMEOUT_S),
+            "-m",
+            mode,
+            "stop",
+            check=False,
+        )
 
     def restart(self, mode: str) -> None:
-        self.stop(mode)
-        self.start()
+        with self._restarting:
+            self.stop(mode)
+            self.start()
 
     def destroy(self) -> None:
         self.stop("immediate")

@@ -1,4 +1,4 @@
-"""The Procfile's processes (workers, receiver, clock) and the Stripe emulator, each a killable process group."""
+"""The Procfile's processes (workers, receiver, clock), each a killable process group, and a supervisor."""
 
 from __future__ import annotations
 
@@ -33,8 +33,13 @@ class Proc:
     def start(self) -> None:
         out = self.log.open("a")
         self.popen = subprocess.Popen(
-            self.argv, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            self.argv,
+            cwd=ROOT,
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         self.wanted = True
 
@@ -73,6 +78,7 @@ class Supervisor:
     def __init__(self, procs: dict[str, Proc]):
         self.procs = procs
         self.lock = threading.Lock()
+        self._kill_locks = {name: threading.Lock() for name in procs}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="chaos-supervisor", daemon=True)
 
@@ -92,12 +98,13 @@ class Supervisor:
     def kill_and_restart(self, name: str, down_s: float) -> None:
         """SIGKILL a process, keep it down for down_s, start it again."""
         proc = self.procs[name]
-        with self.lock:
-            proc.wanted = False
-            proc.kill()
-        time.sleep(down_s)
-        with self.lock:
-            proc.start()
+        with self._kill_locks[name]:
+            with self.lock:
+                proc.wanted = False
+                proc.kill()
+            time.sleep(down_s)
+            with self.lock:
+                proc.start()
 
     def add(self, proc: Proc) -> None:
         with self.lock:
@@ -124,7 +131,9 @@ def remit_argv(*args: str) -> list[str]:
 def procfile(webhook_port: int) -> dict[str, list[str]]:
     """The Procfile's long-running processes, sized down for a shared machine (one process each)."""
     return {
-        "webhooks": remit_argv("webhooks", "--port", str(webhook_port), "--workers", "1", "--host", "127.0.0.1"),
+        "webhooks": remit_argv(
+            "webhooks", "--port", str(webhook_port), "--workers", "1", "--host", "127.0.0.1"
+        ),
         "worker-webhooks": remit_argv("worker", "webhooks", "--processes", "1", "--threads", "2"),
         "worker-money": remit_argv("worker", "money", "--processes", "1", "--threads", "4"),
         "worker-bulk": remit_argv("worker", "bulk", "--processes", "1", "--threads", "4"),

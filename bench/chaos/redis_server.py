@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 import redis
@@ -33,6 +34,7 @@ class RedisServer:
         self.directory = directory.resolve()
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
+        self._restarting = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -40,17 +42,37 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
-        args = [redis_binary(), "--port", str(self.port), "--bind", HOST, "--save", "", "--appendonly", "no",
-                "--dir", str(self.directory), "--dbfilename", "dump.rdb", "--daemonize", "no"]
+        args = [
+            redis_binary(),
+            "--port",
+            str(self.port),
+            "--bind",
+            HOST,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.directory),
+            "--dbfilename",
+            "dump.rdb",
+            "--daemonize",
+            "no",
+        ]
         log = (self.directory / "redis.log").open("a")
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
         if not poll(self._answers, START_TIMEOUT_S):
             raise ServiceError(f"chaos Redis did not answer on {HOST}:{self.port}")
         return self
 
     def restart(self, keep_data: bool) -> None:
         """Keeping: SHUTDOWN SAVE then start (the dump is loaded). Losing: SIGKILL, no dump, start empty."""
+        with self._restarting:
+            self._restart(keep_data)
+
+    def _restart(self, keep_data: bool) -> None:
         if keep_data:
             try:
                 redis.Redis(host=HOST, port=self.port, socket_timeout=STOP_TIMEOUT_S).shutdown(save=True)

@@ -42,9 +42,14 @@ def seed(rng: random.Random, accounts: int, invoices_per_account: int) -> list[S
     with transaction() as session:
         seller = _seller(session)
         for n in range(accounts):
-            account = Account(seller_id=seller.id, number=f"C-{n + 1:03d}", name=f"Chaos Customer {n + 1}",
-                              billing_email=email_address(f"ap{n + 1}@chaos.example", "billing_email"),
-                              currency="usd", portal_enabled=True)
+            account = Account(
+                seller_id=seller.id,
+                number=f"C-{n + 1:03d}",
+                name=f"Chaos Customer {n + 1}",
+                billing_email=email_address(f"ap{n + 1}@chaos.example", "billing_email"),
+                currency="usd",
+                portal_enabled=True,
+            )
             session.add(account)
             session.flush()
             invoices = _invoices(session, rng, account, today, invoices_per_account)
@@ -53,23 +58,42 @@ def seed(rng: random.Random, accounts: int, invoices_per_account: int) -> list[S
 
 
 def _seller(session: Session) -> Seller:
-    seller = Seller(slug="chaos", name="Chaos Supply Co", timezone="UTC", payments_enabled=True,
-                    cards_enabled=True, ach_enabled=True, deposits_enabled=True,
-                    support_email=email_address("billing@chaos.example", "support_email"),
-                    short_pay_reasons=SHORT_PAY_REASONS, max_invoices_per_payment=200)
+    seller = Seller(
+        slug="chaos",
+        name="Chaos Supply Co",
+        timezone="UTC",
+        payments_enabled=True,
+        cards_enabled=True,
+        ach_enabled=True,
+        deposits_enabled=True,
+        support_email=email_address("billing@chaos.example", "support_email"),
+        short_pay_reasons=SHORT_PAY_REASONS,
+        max_invoices_per_payment=200,
+    )
     session.add(seller)
     session.flush()
     return seller
 
 
-def _invoices(session: Session, rng: random.Random, account: Account, today: date, count: int) -> tuple[int, ...]:
+def _invoices(
+    session: Session, rng: random.Random, account: Account, today: date, count: int
+) -> tuple[int, ...]:
     rows = []
     for n in range(count):
         issued = today - timedelta(days=rng.randint(0, 90))
-        rows.append(Invoice(account_id=account.id, number=f"{account.number}-{n + 1:04d}", currency="usd",
-                            total_minor=rng.randint(5_00, 5_000_00), issued_on=issued,
-                            due_on=issued + timedelta(days=30), customer_visible=True, voided=False,
-                            discount_minor=0))
+        rows.append(
+            Invoice(
+                account_id=account.id,
+                number=f"{account.number}-{n + 1:04d}",
+                currency="usd",
+                total_minor=rng.randint(5_00, 5_000_00),
+                issued_on=issued,
+                due_on=issued + timedelta(days=30),
+                customer_visible=True,
+                voided=False,
+                discount_minor=0,
+            )
+        )
     session.add_all(rows)
     session.flush()
     return tuple(row.id for row in rows)
@@ -77,19 +101,30 @@ def _invoices(session: Session, rng: random.Random, account: Account, today: dat
 
 def _methods(session: Session, gateway, account: Account) -> dict[str, int]:
     account.stripe_customer_id = gateway.create_customer(
-        account_id=account.id, email=account.billing_email, name=account.name,
+        account_id=account.id,
+        email=account.billing_email,
+        name=account.name,
         idempotency_key=f"customer:account:{account.id}",
     )
     methods = {}
     for token in CARD_TOKENS + BANK_TOKENS:
         details = gateway.attach_payment_method(
-            payment_method=token, customer_id=account.stripe_customer_id,
+            payment_method=token,
+            customer_id=account.stripe_customer_id,
             idempotency_key=f"chaos:account:{account.id}:{token}",
         )
-        method = PaymentMethod(account_id=account.id, stripe_payment_method_id=details.id, kind=details.kind,
-                               brand=details.brand, bank_name=details.bank_name, last4=details.last4,
-                               exp_month=details.exp_month, exp_year=details.exp_year,
-                               is_default=token == CARD_TOKENS[0], status="active")
+        method = PaymentMethod(
+            account_id=account.id,
+            stripe_payment_method_id=details.id,
+            kind=details.kind,
+            brand=details.brand,
+            bank_name=details.bank_name,
+            last4=details.last4,
+            exp_month=details.exp_month,
+            exp_year=details.exp_year,
+            is_default=token == CARD_TOKENS[0],
+            status="active",
+        )
         if details.kind == "us_bank_account":
             method.mandate_accepted_at = datetime.now(UTC)
             method.mandate_ip = "203.0.113.10"

@@ -41,7 +41,10 @@ class Emulator:
     def control(self, method: str, name: str, body: dict | None = None, timeout: float = 30) -> dict:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(
-            f"{self.url}/_emulator/{name}", data=data, method=method, headers={"Content-Type": "application/json"}
+            f"{self.url}/_emulator/{name}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read())
@@ -59,19 +62,19 @@ class Stack:
         self.redis = RedisServer(directory / "redis")
         self.smtp = SmtpCapture(port=free_port(), maildir=None)
         self.webhook_port = free_port()
+        self.emulator_port = free_port()
         self.emulator: Emulator | None = None
         self.supervisor: Supervisor | None = None
-        self.environ: dict[str, str] = {}
+        self.environ = self._environ()
 
     def up(self) -> Stack:
+        """Start the servers, create and migrate the database. The caller has put `environ` in os.environ."""
         self.directory.mkdir(parents=True, exist_ok=True)
         self.postgres.init()
         self._create_database()
         self.redis.start()
         self.smtp.start()
         self.emulator = self._start_emulator()
-        self.environ = self._environ()
-        os.environ.update(self.environ)
         from db.migrate import upgrade
 
         upgrade(self.postgres.url(DATABASE))
@@ -109,20 +112,33 @@ class Stack:
             admin.execute(f'CREATE DATABASE "{DATABASE}"')
 
     def _start_emulator(self) -> Emulator:
-        port = free_port()
+        port = self.emulator_port
         hook = f"http://{HOST}:{self.webhook_port}/stripe/webhooks"
-        argv = [sys.executable, "-m", "sandbox.stripe_emulator", "--port", str(port),
-                "--webhook-url", hook, "--webhook-secret", WEBHOOK_SECRET]
+        argv = [
+            sys.executable,
+            "-m",
+            "sandbox.stripe_emulator",
+            "--port",
+            str(port),
+            "--webhook-url",
+            hook,
+            "--webhook-secret",
+            WEBHOOK_SECRET,
+        ]
         log = (self.directory / "emulator.log").open("a")
         proc = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         if not wait_for_port(HOST, port, EMULATOR_START_TIMEOUT_S):
             raise ServiceError("the Stripe emulator did not start")
         emulator = Emulator(proc, f"http://{HOST}:{port}")
-        emulator.control("POST", "settings", {
-            "ach_settle_after_seconds": ACH_SETTLE_S,
-            "hang_seconds": HANG_S,
-            "webhook_retry_delays": WEBHOOK_RETRY_DELAYS_S,
-        })
+        emulator.control(
+            "POST",
+            "settings",
+            {
+                "ach_settle_after_seconds": ACH_SETTLE_S,
+                "hang_seconds": HANG_S,
+                "webhook_retry_delays": WEBHOOK_RETRY_DELAYS_S,
+            },
+        )
         return emulator
 
     def _environ(self) -> dict[str, str]:
@@ -133,7 +149,7 @@ class Stack:
             BROKER_URL=self.redis.url,
             BROKER_NAMESPACE="chaos",
             STRIPE_API_KEY=API_KEY,
-            STRIPE_API_BASE=self.emulator.url,
+            STRIPE_API_BASE=f"http://{HOST}:{self.emulator_port}",
             STRIPE_WEBHOOK_SECRETS=WEBHOOK_SECRET,
             STRIPE_TIMEOUT_SECONDS=str(STRIPE_TIMEOUT_S),
             SMTP_URL=self.smtp.url,

@@ -1,0 +1,112 @@
+"""After the faults: put everything back, then drive the stack to quiescence as the clock would, only sooner.
+
+The sweepers and the reconciler are the clock's own flows (tasks.flows.*), called with a `now` past their
+grace periods; the work they find is sent to the workers' actors, as on any tick.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import redis
+
+from bench.chaos.faults import Chaos
+from tasks.flows import ach, balances, emails, payments, reconcile
+
+_log = logging.getLogger("bench.chaos")
+# Past every sweeper's grace (payments 3 min, emails 2 min, events 2 min, balances 1 min, methods 15 min).
+PAST_GRACE = timedelta(hours=1)
+# Past the reconciler's longest wait for an in-flight payment (5 days for an ACH debit).
+PAST_STUCK = timedelta(days=6)
+# Quiet means quiet twice in a row this far apart: a message in flight between two looks is seen.
+SETTLE_POLL_S = 2.0
+# Rows that say the stack is still busy; each count must be zero.
+BUSY_SQL = {
+    # requires_action may wait on a customer who never comes back: the checker tells those from stuck ones.
+    "payments_in_flight": "SELECT count(*) FROM payments WHERE status IN "
+    "('scheduled','pending','submitting','processing')",
+    "events_waiting": "SELECT count(*) FROM stripe_events WHERE status = 'received'",
+    "emails_queued": "SELECT count(*) FROM emails WHERE status = 'queued'",
+    "balances_stale": "SELECT count(*) FROM accounts WHERE balance_stale_since IS NOT NULL",
+}
+
+
+def heal(chaos: Chaos) -> None:
+    """Clear what the faults left: pending Stripe faults, delivery quirks, held and hung requests."""
+    emulator = chaos.stack.emulator
+    emulator.control("POST", "faults/clear", {})
+    chaos.set_webhooks(duplicates=1, shuffle=False, hold=False, stale_seconds=0)
+    emulator.control("POST", "release_held", {})
+    emulator.control("POST", "release_hangs", {})
+
+
+def settle(chaos: Chaos, seed: int, timeout_s: float) -> dict:
+    """Sweep, reconcile and let customers finish 3-D Secure until nothing is busy twice running."""
+    rng = random.Random(f"{seed}:settle")
+    deadline, rounds, quiet_in_a_row, busy = time.time() + timeout_s, 0, 0, {}
+    while time.time() < deadline and quiet_in_a_row < 2:
+        rounds += 1
+        _sweep(chaos, rng)
+        chaos.stack.emulator.control("POST", "wait_for_deliveries", {"timeout": 10}, timeout=20)
+        time.sleep(SETTLE_POLL_S)
+        busy = _busy(chaos)
+        quiet_in_a_row = quiet_in_a_row + 1 if not any(busy.values()) else 0
+    return {
+        "rounds": rounds,
+        "quiet": quiet_in_a_row >= 2,
+        "still_busy": {k: v for k, v in busy.items() if v},
+    }
+
+
+def _sweep(chaos: Chaos, rng: random.Random) -> None:
+    now = datetime.now(UTC)
+    passes = [
+        lambda: payments.dispatch_due_payments(now),
+        lambda: payments.sweep_payments(now + PAST_GRACE),
+        lambda: reconcile.sweep_received_events(now + PAST_GRACE),
+        lambda: emails.sweep_emails(now + PAST_GRACE),
+        lambda: balances.sweep_stale_balances(now + PAST_GRACE),
+        lambda: ach.resend_stuck_methods(now + PAST_GRACE),
+        lambda: reconcile.reconcile_with_stripe(
+            now + PAST_STUCK,
+            lookback_seconds=reconcile.UNDELIVERED_LOOKBACK_SECONDS + int(PAST_STUCK.total_seconds()),
+        ),
+    ]
+    for run in passes:
+        try:
+            run()
+        except Exception:  # noqa: BLE001 - a pass that fails now is tried again next round, as the clock would
+            _log.exception("settle pass failed")
+    _customers_answer_3ds(chaos, rng)
+
+
+def _customers_answer_3ds(chaos: Chaos, rng: random.Random) -> None:
+    """Each payment waiting on 3-D Secure is completed or failed by its customer, as people eventually do."""
+    emulator = chaos.stack.emulator
+    for intent in emulator.listed("payment_intents"):
+        if intent["status"] == "requires_action":
+            try:
+                emulator.control(
+                    "POST", "authenticate", {"payment_intent": intent["id"], "success": rng.random() < 0.7}
+                )
+            except OSError:
+                pass
+
+
+def _busy(chaos: Chaos) -> dict[str, int]:
+    stack = chaos.stack
+    url = stack.postgres.url("remit_chaos").replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url) as conn:
+        busy = {name: conn.execute(sql).fetchone()[0] for name, sql in BUSY_SQL.items()}
+    client = redis.Redis.from_url(stack.redis.url)
+    # Messages sent and not yet acknowledged (dead-lettered ones, in .XQ, are reported as dead letters).
+    queued = [key for key in client.scan_iter("chaos:*.msgs") if not key.endswith(b".XQ.msgs")]
+    busy["messages_unacked"] = sum(client.hlen(key) for key in queued)
+    busy["webhooks_held"] = (
+        0 if stack.emulator.control("POST", "wait_for_deliveries", {"timeout": 0.1})["done"] else 1
+    )
+    return busy
