@@ -1,4 +1,4 @@
-"""`python -m bench.chaos --seconds N --seed S [--faults a,b]`: one run, a JSON report, exit 1 on violation."""
+"""`python -m bench.chaos --seconds N --seed S [--faults a,b]`: a run, a JSON report, exit 1 on violation."""
 
 from __future__ import annotations
 
