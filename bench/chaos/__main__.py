@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 
-from bench.chaos.kinds import FAULT_KINDS
+from bench.chaos.kinds import FAULT_KINDS, SECONDS_PER_REPEAT
 from bench.chaos.processes import ROOT
 from bench.chaos.stack import Stack
 
@@ -22,7 +22,18 @@ def main(argv: list[str] | None = None) -> int:
         default="all",
         help=f"comma-separated kinds, 'all' or 'none' (kinds: {', '.join(FAULT_KINDS)})",
     )
-    parser.add_argument("--plant", default=None, help="put back a known defect: no_reserved_index")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help=f"firings of each fault kind (default: one per {SECONDS_PER_REPEAT} s, at least one)",
+    )
+    parser.add_argument(
+        "--plant",
+        default=None,
+        choices=["no_idempotency_key"],
+        help="put back a known defect in every Remit process, to see the checker catch it",
+    )
     parser.add_argument("--out", default=None, help="also write the report to this file")
     args = parser.parse_args(argv)
     kinds = _kinds(parser, args.faults)
@@ -32,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(stack.environ)
     from bench.chaos.run import run
 
-    report = run(stack, args.seconds, args.seed, kinds, args.plant)
+    report = run(stack, args.seconds, args.seed, kinds, args.plant, args.repeats)
     text = json.dumps(report, indent=2, default=str)
     print(text)
     if args.out:

@@ -22,8 +22,8 @@ from sandbox.stripe_emulator.signing import signature_header
 STALE_SIGNATURE_S = 600
 # Faults are spread over this share of the workload, so the last ones still meet traffic before the heal.
 SPREAD = (0.03, 0.9)
-# Stripe calls a fault hits: the charge, and the refund the dashboard makes.
-STRIPE_PATHS = ("/v1/payment_intents", "/v1/refunds")
+# Stripe calls a fault hits: mostly the charge, sometimes the refund the dashboard makes.
+STRIPE_PATHS = ("/v1/payment_intents", "/v1/payment_intents", "/v1/payment_intents", "/v1/refunds")
 
 
 @dataclass
@@ -36,6 +36,7 @@ class Chaos:
     log: list[dict] = field(default_factory=list)
     webhook_options: dict = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    searched: set[int] = field(default_factory=set)  # payments the heal ran past the search window
 
     def record(self, kind: str, began: float, **detail) -> None:
         with self.lock:

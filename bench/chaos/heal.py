@@ -13,8 +13,12 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import redis
+from sqlalchemy import select
 
 from bench.chaos.faults import Chaos
+from db.models import Payment
+from db.session import transaction
+from tasks.domain.attempts import SEARCH_AFTER
 from tasks.flows import ach, balances, emails, payments, reconcile
 
 _log = logging.getLogger("bench.chaos")
@@ -82,6 +86,35 @@ def _sweep(chaos: Chaos, rng: random.Random) -> None:
         except Exception:  # noqa: BLE001 - a pass that fails now is tried again next round, as the clock would
             _log.exception("settle pass failed")
     _customers_answer_3ds(chaos, rng)
+    _past_search_window(chaos, now)
+
+
+def _past_search_window(chaos: Chaos, now: datetime) -> None:
+    """Run, as it would run 20 hours on, each payment whose key Stripe answers with a stored 500.
+
+    Stripe replays a stored 500 to every retry of its key, so such a payment stays submitting until
+    execute_payment, past the search window (tasks.domain.attempts.SEARCH_AFTER), looks for its intent
+    and starts a fresh attempt. Only those keys: a key still in use by a worker would be raced.
+    """
+    poisoned = {
+        r["idempotency_key"] for r in chaos.stack.emulator.listed("requests") if r["fault"] == "500_stored"
+    }
+    with transaction() as session:
+        stuck = (
+            session.execute(
+                select(Payment.id).where(
+                    Payment.status == "submitting", Payment.stripe_idempotency_key.in_(poisoned)
+                )
+            )
+            .scalars()
+            .all()
+        )
+    for payment_id in stuck:
+        try:
+            payments.execute_payment(payment_id, now + SEARCH_AFTER + PAST_GRACE)
+            chaos.searched.add(payment_id)
+        except Exception:  # noqa: BLE001 - tried again next round
+            _log.exception("execute_payment past the search window failed")
 
 
 def _customers_answer_3ds(chaos: Chaos, rng: random.Random) -> None:

@@ -1,5 +1,8 @@
 """The fault kinds by name, importable before the run's environment exists (faults.FAULTS maps them)."""
 
+# Each fault kind fires once per this many seconds of workload (at least once), at seeded random moments.
+SECONDS_PER_REPEAT = 90
+
 FAULT_KINDS = (
     "worker_killed_mid_payment",
     "worker_killed_mid_webhooks",

@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime
 
 from bench.chaos import faults, heal, invariants, workload
+from bench.chaos.kinds import SECONDS_PER_REPEAT
 from bench.chaos.seed import seed as seed_data
 from bench.chaos.stack import DATABASE, Stack
 
@@ -16,14 +17,19 @@ from bench.chaos.stack import DATABASE, Stack
 ACCOUNTS = 6
 INVOICES_PER_ACCOUNT = 80
 THREADS = 4
-# Each fault kind fires once per this many seconds of workload (at least once).
-SECONDS_PER_REPEAT = 90
 # Quiescence normally takes a minute or two (a killed worker's messages come back after Dramatiq's
 # 60 s heartbeat timeout); past this the run reports what is still busy.
 SETTLE_TIMEOUT_S = float(os.environ.get("CHAOS_SETTLE_TIMEOUT_S", 300))
 
 
-def run(stack: Stack, seconds: float, seed: int, kinds: list[str], planted: str | None = None) -> dict:
+def run(
+    stack: Stack,
+    seconds: float,
+    seed: int,
+    kinds: list[str],
+    planted: str | None = None,
+    repeats: int | None = None,
+) -> dict:
     """Run against a stack whose environment the process already has; always take the stack down."""
     try:
         stack.up()
@@ -34,7 +40,7 @@ def run(stack: Stack, seconds: float, seed: int, kinds: list[str], planted: str 
         ledger = workload.Ledger()
         work = workload.Workload(accounts, stack.emulator, ledger)
         chaos = faults.Chaos(stack, work, started=time.time())
-        repeats = max(1, round(seconds / SECONDS_PER_REPEAT))
+        repeats = repeats or max(1, round(seconds / SECONDS_PER_REPEAT))
         plan = faults.schedule(kinds, seed, seconds, repeats)
         injector = threading.Thread(target=_inject_then_join, args=(chaos, plan), daemon=True)
         injector.start()
@@ -50,7 +56,9 @@ def run(stack: Stack, seconds: float, seed: int, kinds: list[str], planted: str 
             faults=list(chaos.log),
             figures=invariants.recompute_figures(),
         )
-        return _report(seconds, seed, kinds, planted, ledger, chaos, settled, world, stack)
+        return _report(seconds, seed, kinds, planted, ledger, chaos, settled, world, stack) | {
+            "repeats": repeats
+        }
     finally:
         stack.down()
 
@@ -60,15 +68,27 @@ def _inject_then_join(chaos: faults.Chaos, plan) -> None:
         thread.join()
 
 
-def _plant(stack: Stack, planted: str) -> None:
-    """A defect put back on purpose, to show the checker catches it."""
-    if planted == "no_reserved_index":
-        import psycopg
+# Defects put back on purpose, to show the checker catches them. Each is code that every Remit process the run
+# starts imports first (a sitecustomize module ahead on PYTHONPATH): production code carries no such switch.
+PLANTS = {
+    # The charge goes to Stripe under a fresh key on every call instead of the attempt's own: a retry after a
+    # lost answer or a timeout charges again.
+    "no_idempotency_key": (
+        "import uuid\n"
+        "from tasks.gateways import stripe as gateway\n"
+        "create = gateway.StripeGateway.create_payment_intent\n"
+        "def planted(self, *, params, idempotency_key):\n"
+        "    return create(self, params=params, idempotency_key=f'planted-{uuid.uuid4().hex}')\n"
+        "gateway.StripeGateway.create_payment_intent = planted\n"
+    ),
+}
 
-        with psycopg.connect(stack.postgres.url(DATABASE).replace("+psycopg", "")) as conn:
-            conn.execute("DROP INDEX uq_allocations_one_reserved_per_invoice")
-    else:
-        raise ValueError(f"unknown planted defect {planted!r}")
+
+def _plant(stack: Stack, planted: str) -> None:
+    directory = stack.directory / "plant"
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "sitecustomize.py").write_text(PLANTS[planted])
+    stack.environ["PYTHONPATH"] = f"{directory}{os.pathsep}{stack.environ['PYTHONPATH']}"
 
 
 def _report(seconds, seed, kinds, planted, ledger, chaos, settled, world, stack) -> dict:
@@ -88,7 +108,7 @@ def _report(seconds, seed, kinds, planted, ledger, chaos, settled, world, stack)
         "waiting_on_customer": [p["id"] for p in invariants.waiting_on_customer(world)],
         "faults_by_kind": by_kind,
         "faults": chaos.log,
-        "settle": settled,
+        "settle": settled | {"run_past_search_window": sorted(chaos.searched)},
         "invariants": checks,
         "violations": sum(c["violations"] for c in checks.values()) + (0 if settled["quiet"] else 1),
         "dead_letters": world.db["dead_letters"],
