@@ -6,6 +6,7 @@ grace periods; the work they find is sent to the workers' actors, as on any tick
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -28,6 +29,8 @@ PAST_GRACE = timedelta(hours=1)
 PAST_STUCK = timedelta(days=6)
 # Quiet means quiet twice in a row this far apart: a message in flight between two looks is seen.
 SETTLE_POLL_S = 2.0
+# A retry this far past its due time is not coming (see _messages).
+STRANDED_AFTER_MS = 30_000
 # Rows that say the stack is still busy; each count must be zero.
 BUSY_SQL = {
     # requires_action may wait on a customer who never comes back: the checker tells those from stuck ones.
@@ -58,11 +61,13 @@ def settle(chaos: Chaos, seed: int, timeout_s: float) -> dict:
         chaos.stack.emulator.control("POST", "wait_for_deliveries", {"timeout": 10}, timeout=20)
         time.sleep(SETTLE_POLL_S)
         busy = _busy(chaos)
+        stranded = busy.pop("retries_stranded")
         quiet_in_a_row = quiet_in_a_row + 1 if not any(busy.values()) else 0
     return {
         "rounds": rounds,
         "quiet": quiet_in_a_row >= 2,
         "still_busy": {k: v for k, v in busy.items() if v},
+        "retries_stranded": stranded,
     }
 
 
@@ -130,15 +135,34 @@ def _customers_answer_3ds(chaos: Chaos, rng: random.Random) -> None:
                 pass
 
 
+def _messages(client: redis.Redis) -> dict[str, int]:
+    """Messages waiting in a queue, and retries not yet due (or just due), by Dramatiq's Redis layout.
+
+    A retry a live worker took from its delay queue but could not put back (Redis restarting at that moment)
+    stays unacknowledged until that worker restarts: Dramatiq requeues only a dead worker's messages. Its
+    work is the sweepers' (it is counted as stranded, not waited for).
+    """
+    now_ms = time.time() * 1000
+    counts = {"messages_queued": 0, "retries_due": 0, "retries_stranded": 0}
+    for key in client.scan_iter("chaos:*"):
+        name = key.decode()
+        if name.startswith("chaos:__") or name.endswith((".XQ", ".XQ.msgs")) or ":stripe:" in name:
+            continue
+        if name.endswith(".DQ.msgs"):
+            for raw in client.hvals(key):
+                late = now_ms - json.loads(raw).get("options", {}).get("eta", now_ms)
+                counts["retries_stranded" if late > STRANDED_AFTER_MS else "retries_due"] += 1
+        elif client.type(key) == b"list":
+            counts["messages_queued"] += client.llen(key)
+    return counts
+
+
 def _busy(chaos: Chaos) -> dict[str, int]:
     stack = chaos.stack
     url = stack.postgres.url("remit_chaos").replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(url) as conn:
         busy = {name: conn.execute(sql).fetchone()[0] for name, sql in BUSY_SQL.items()}
-    client = redis.Redis.from_url(stack.redis.url)
-    # Messages sent and not yet acknowledged (dead-lettered ones, in .XQ, are reported as dead letters).
-    queued = [key for key in client.scan_iter("chaos:*.msgs") if not key.endswith(b".XQ.msgs")]
-    busy["messages_unacked"] = sum(client.hlen(key) for key in queued)
+    busy.update(_messages(redis.Redis.from_url(stack.redis.url)))
     busy["webhooks_held"] = (
         0 if stack.emulator.control("POST", "wait_for_deliveries", {"timeout": 0.1})["done"] else 1
     )
