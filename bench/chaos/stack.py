@@ -19,10 +19,11 @@ from sandbox.smtp_capture import SmtpCapture
 API_KEY = "sk_test_chaos"
 WEBHOOK_SECRET = "whsec_chaos"
 DATABASE = "remit_chaos"
-# A Stripe call hung by a fault is abandoned after this long (STRIPE_TIMEOUT_SECONDS); the emulator holds a
-# hung request a little longer, so the client always gives up first, as it would against a stuck Stripe.
+# A Stripe call hung by a fault is abandoned after this long (STRIPE_TIMEOUT_SECONDS). The emulator finishes
+# a hung request three times later: past the client's timeout, its one retry (409, key in use) and the job's
+# first retry, which must replay the same key rather than charge anew.
 STRIPE_TIMEOUT_S = 4
-HANG_S = 6
+HANG_S = 12
 # ACH debits settle after this many real seconds instead of four business days, so they finish in a run.
 ACH_SETTLE_S = 3
 # The emulator's webhook retries, stretched so a receiver down for a few seconds is retried into.
