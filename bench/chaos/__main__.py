@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 
 from bench.chaos.kinds import FAULT_KINDS, SECONDS_PER_REPEAT
@@ -44,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     from bench.chaos.run import run
 
     report = run(stack, args.seconds, args.seed, kinds, args.plant, args.repeats)
+    if report["violations"]:
+        report["logs"] = str(stack.directory)  # each process's log, the emulator's and PostgreSQL's, kept
+    else:
+        shutil.rmtree(stack.directory, ignore_errors=True)
     text = json.dumps(report, indent=2, default=str)
     print(text)
     if args.out:

@@ -107,7 +107,7 @@ class Cluster:
 
     def destroy(self) -> None:
         self.stop("immediate")
-        shutil.rmtree(self.pgdata.parent, ignore_errors=True)
+        shutil.rmtree(self.pgdata, ignore_errors=True)  # the log stays beside it, with the run's other logs
 
     def _run(self, program: str, *args: str, check: bool = True) -> None:
         with self.log.open("a") as out:
