@@ -218,7 +218,9 @@ def authenticate(work: Workload, rng: random.Random) -> None:
                 pass  # the intent moved on meanwhile
 
 
-# Operation name -> (weight, function). Add a line here to add an operation to every run.
+# Operation name -> (weight, function). Add a line here to add an operation to every run: the customer's
+# own 3-D Secure confirm and cancel (api.confirm_payment, api.cancel_payment) and the use of credit
+# (api.use_credit, api.apply_credit) belong here once they exist, each a function like pay_amount's.
 OPERATIONS: dict[str, tuple[int, Callable[[Workload, random.Random], None]]] = {
     "pay_invoices": (30, pay_invoices),
     "pay_short": (5, pay_short),
