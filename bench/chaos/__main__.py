@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
 
 from bench.chaos.kinds import FAULT_KINDS, SECONDS_PER_REPEAT
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="also write the report to this file")
     args = parser.parse_args(argv)
     kinds = _kinds(parser, args.faults)
+    signal.signal(signal.SIGTERM, _interrupted)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     stack = Stack(ROOT / ".remit" / "chaos" / f"seed-{args.seed}-{os.getpid()}")
     # Remit's modules read their settings when first imported: the run's environment goes in first.
@@ -55,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.out, "w") as out:
             out.write(text)
     return 1 if report["violations"] else 0
+
+
+def _interrupted(signum, frame) -> None:
+    """SIGTERM as Ctrl-C: the run unwinds and stops every server and process it started."""
+    raise KeyboardInterrupt
 
 
 def _kinds(parser: argparse.ArgumentParser, spec: str) -> list[str]:

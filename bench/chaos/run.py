@@ -45,7 +45,7 @@ def run(
         injector = threading.Thread(target=_inject_then_join, args=(chaos, plan), daemon=True)
         injector.start()
         workload.drive(work, seed, THREADS, until=chaos.started + seconds)
-        injector.join()
+        _wait(injector)
         heal.heal(chaos)
         settled = heal.settle(chaos, seed, SETTLE_TIMEOUT_S)
         world = invariants.World(
@@ -66,6 +66,11 @@ def run(
 def _inject_then_join(chaos: faults.Chaos, plan) -> None:
     for thread in faults.inject(chaos, plan):
         thread.join()
+
+
+def _wait(thread: threading.Thread) -> None:
+    while thread.is_alive():
+        thread.join(workload.JOIN_POLL_S)
 
 
 # Defects put back on purpose, to show the checker catches them. Each is code that every Remit process the run

@@ -31,6 +31,8 @@ MAX_PAUSE_S = 0.4
 # Threads that click "pay" on one request, and keys that race for one invoice.
 DOUBLE_CLICKS = 4
 RACERS = 20
+# Joins wait in slices, so Ctrl-C or SIGTERM reaches the main thread and the run still takes its stack down.
+JOIN_POLL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -264,4 +266,5 @@ def _together(calls: list[Callable[[], object]]) -> None:
     for worker in workers:
         worker.start()
     for worker in workers:
-        worker.join()
+        while worker.is_alive():
+            worker.join(JOIN_POLL_S)
