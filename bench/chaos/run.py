@@ -17,8 +17,8 @@ from bench.chaos.stack import DATABASE, Stack
 ACCOUNTS = 6
 INVOICES_PER_ACCOUNT = 80
 THREADS = 4
-# Quiescence normally takes a minute or two (a killed worker's messages come back after Dramatiq's
-# 60 s heartbeat timeout); past this the run reports what is still busy.
+# Quiescence takes seconds, up to a minute or two when a killed worker's messages come back after Dramatiq's
+# 60 s heartbeat timeout; past this the run reports what is still busy.
 SETTLE_TIMEOUT_S = float(os.environ.get("CHAOS_SETTLE_TIMEOUT_S", 300))
 
 
