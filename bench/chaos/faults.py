@@ -36,6 +36,7 @@ class Chaos:
     log: list[dict] = field(default_factory=list)
     webhook_options: dict = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    smtp_lock: threading.Lock = field(default_factory=threading.Lock)
     searched: set[int] = field(default_factory=set)  # payments the heal ran past the search window
 
     def record(self, kind: str, began: float, **detail) -> None:
@@ -175,9 +176,10 @@ def stale_signature_replayed(chaos: Chaos, rng: random.Random) -> dict:
 
 def smtp_down(chaos: Chaos, rng: random.Random) -> dict:
     lasted = rng.uniform(2, 10)
-    chaos.stack.smtp.stop()
-    time.sleep(lasted)
-    chaos.stack.smtp.start()
+    with chaos.smtp_lock:  # two outages overlapping are one longer outage
+        chaos.stack.smtp.stop()
+        time.sleep(lasted)
+        chaos.stack.smtp.start()
     return {"down_s": round(lasted, 2)}
 
 

@@ -23,7 +23,10 @@ from tasks.domain.attempts import SEARCH_AFTER
 from tasks.flows import ach, balances, emails, payments, reconcile
 
 _log = logging.getLogger("bench.chaos")
-# Past every sweeper's grace (payments 3 min, emails 2 min, events 2 min, balances 1 min, methods 15 min).
+# The sweepers take work left alone this long, not their minutes of grace: a settle round comes every few
+# seconds, and a shorter wait would re-send work that is merely queued behind the rest.
+IDLE_S = 10
+# Past every grace an email's attempts earn, and the payments sweeper's (a payment run 20 hours on).
 PAST_GRACE = timedelta(hours=1)
 # Past the reconciler's longest wait for an in-flight payment (5 days for an ACH debit).
 PAST_STUCK = timedelta(days=6)
@@ -73,13 +76,17 @@ def settle(chaos: Chaos, seed: int, timeout_s: float) -> dict:
 
 def _sweep(chaos: Chaos, rng: random.Random) -> None:
     now = datetime.now(UTC)
+    _past_search_window(chaos, now)
     passes = [
         lambda: payments.dispatch_due_payments(now),
-        lambda: payments.sweep_payments(now + PAST_GRACE),
-        lambda: reconcile.sweep_received_events(now + PAST_GRACE),
+        lambda: payments.sweep_payments(_idle(now, payments.SUBMITTING_GRACE)),
+        lambda: reconcile.sweep_received_events(
+            _idle(now, timedelta(seconds=reconcile.RECEIVED_GRACE_SECONDS))
+        ),
+        # An email's grace grows with its failed attempts (an SMTP outage): the hour is past all of them.
         lambda: emails.sweep_emails(now + PAST_GRACE),
-        lambda: balances.sweep_stale_balances(now + PAST_GRACE),
-        lambda: ach.resend_stuck_methods(now + PAST_GRACE),
+        lambda: balances.sweep_stale_balances(_idle(now, balances.STALE_GRACE)),
+        lambda: ach.resend_stuck_methods(_idle(now, ach.SYNC_GRACE)),
         lambda: reconcile.reconcile_with_stripe(
             now + PAST_STUCK,
             lookback_seconds=reconcile.UNDELIVERED_LOOKBACK_SECONDS + int(PAST_STUCK.total_seconds()),
@@ -91,7 +98,11 @@ def _sweep(chaos: Chaos, rng: random.Random) -> None:
         except Exception:  # noqa: BLE001 - a pass that fails now is tried again next round, as the clock would
             _log.exception("settle pass failed")
     _customers_answer_3ds(chaos, rng)
-    _past_search_window(chaos, now)
+
+
+def _idle(now: datetime, grace: timedelta) -> datetime:
+    """The `now` at which a sweeper whose grace is `grace` takes work left alone for IDLE_S."""
+    return now + grace - timedelta(seconds=IDLE_S)
 
 
 def _past_search_window(chaos: Chaos, now: datetime) -> None:
