@@ -37,6 +37,7 @@ class Chaos:
     webhook_options: dict = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     smtp_lock: threading.Lock = field(default_factory=threading.Lock)
+    hold_lock: threading.Lock = field(default_factory=threading.Lock)
     searched: set[int] = field(default_factory=set)  # payments the heal ran past the search window
 
     def record(self, kind: str, began: float, **detail) -> None:
@@ -132,22 +133,25 @@ def _webhook_window(name: str, value: object, low_s: float, high_s: float):
     return window
 
 
+def _hold_then(chaos: Chaos, lasted: float, outcome: str) -> int:
+    """Hold deliveries for `lasted` seconds, then release or drop them; one hold at a time, so each counts."""
+    with chaos.hold_lock:
+        chaos.set_webhooks(hold=True)
+        time.sleep(lasted)
+        chaos.set_webhooks(hold=False)
+        return chaos.stack.emulator.control("POST", outcome, {})[
+            "released" if outcome == "release_held" else "dropped"
+        ]
+
+
 def webhooks_held_then_released(chaos: Chaos, rng: random.Random) -> dict:
     lasted = rng.uniform(2, 10)
-    chaos.set_webhooks(hold=True)
-    time.sleep(lasted)
-    chaos.set_webhooks(hold=False)
-    released = chaos.stack.emulator.control("POST", "release_held", {})["released"]
-    return {"window_s": round(lasted, 2), "released": released}
+    return {"window_s": round(lasted, 2), "released": _hold_then(chaos, lasted, "release_held")}
 
 
 def webhooks_never_delivered(chaos: Chaos, rng: random.Random) -> dict:
     lasted = rng.uniform(1, 5)
-    chaos.set_webhooks(hold=True)
-    time.sleep(lasted)
-    chaos.set_webhooks(hold=False)
-    dropped = chaos.stack.emulator.control("POST", "drop_held", {})["dropped"]
-    return {"window_s": round(lasted, 2), "dropped": dropped}
+    return {"window_s": round(lasted, 2), "dropped": _hold_then(chaos, lasted, "drop_held")}
 
 
 def stale_signature_replayed(chaos: Chaos, rng: random.Random) -> dict:

@@ -112,7 +112,7 @@ def _report(seconds, seed, kinds, planted, ledger, chaos, settled, world, stack)
         "payments_by_status": _payments_by_status(world),
         "waiting_on_customer": [p["id"] for p in invariants.waiting_on_customer(world)],
         "faults_by_kind": by_kind,
-        "faults": chaos.log,
+        "faults": sorted(chaos.log, key=lambda fault: fault["t_s"]),
         "settle": settled | {"run_past_search_window": sorted(chaos.searched)},
         "invariants": checks,
         "violations": sum(c["violations"] for c in checks.values()) + (0 if settled["quiet"] else 1),
