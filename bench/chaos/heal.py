@@ -71,7 +71,20 @@ def settle(chaos: Chaos, seed: int, timeout_s: float) -> dict:
         "quiet": quiet_in_a_row >= 2,
         "still_busy": {k: v for k, v in busy.items() if v},
         "retries_stranded": stranded,
+        "redis_keys": {} if quiet_in_a_row >= 2 else _key_sizes(redis.Redis.from_url(chaos.stack.redis.url)),
     }
+
+
+def _key_sizes(client: redis.Redis) -> dict[str, int]:
+    """Each Dramatiq list and hash with its length, for a report of a stack that did not settle."""
+    sizes = {}
+    for key in client.scan_iter("chaos:*"):
+        kind = client.type(key)
+        if kind in (b"list", b"hash", b"set"):
+            sizes[key.decode()] = {b"list": client.llen, b"hash": client.hlen, b"set": client.scard}[kind](
+                key
+            )
+    return sizes
 
 
 def _sweep(chaos: Chaos, rng: random.Random) -> None:
