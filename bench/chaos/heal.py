@@ -163,8 +163,9 @@ def _messages(client: redis.Redis) -> dict[str, int]:
     """Messages waiting in a queue, and retries not yet due (or just due), by Dramatiq's Redis layout.
 
     A retry a live worker took from its delay queue but could not put back (Redis restarting at that moment)
-    stays unacknowledged until that worker restarts: Dramatiq requeues only a dead worker's messages. Its
-    work is the sweepers' (it is counted as stranded, not waited for).
+    stays unacknowledged until that worker restarts: Dramatiq requeues only a dead worker's messages, and
+    drops its in-memory delay queue on a broker connection error. Retries left in a delay queue long past
+    their time were seen too. Their work is the sweepers': they are counted as stranded, not waited for.
     """
     now_ms = time.time() * 1000
     counts = {"messages_queued": 0, "retries_due": 0, "retries_stranded": 0}
@@ -176,7 +177,7 @@ def _messages(client: redis.Redis) -> dict[str, int]:
             for raw in client.hvals(key):
                 late = now_ms - json.loads(raw).get("options", {}).get("eta", now_ms)
                 counts["retries_stranded" if late > STRANDED_AFTER_MS else "retries_due"] += 1
-        elif client.type(key) == b"list":
+        elif client.type(key) == b"list" and not name.endswith(".DQ"):  # retries: counted by their eta above
             counts["messages_queued"] += client.llen(key)
     return counts
 
