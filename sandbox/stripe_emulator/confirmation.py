@@ -58,7 +58,8 @@ def _require_authentication(state, intent):
 
 def authenticate(state, intent, success):
     """Finish the customer's 3D Secure step for an intent in `requires_action`."""
-    if (intent.get("next_action") or {}).get("type") != "use_stripe_sdk":
+    waiting = intent["status"] == "requires_action"
+    if not waiting or (intent.get("next_action") or {}).get("type") != "use_stripe_sdk":
         raise unexpected_state(f"PaymentIntent {intent['id']} is not waiting for authentication.")
     method = state.store.get("payment_method", intent["payment_method"])
     if success:
@@ -82,7 +83,7 @@ def succeed(state, intent, charge):
     if intent["status"] != "processing":  # a processing debit saved its method when it was sent
         save_for_future(state, intent, method)
     previous = {"status": intent["status"]}
-    intent.update(status="succeeded", amount_received=intent["amount"], processing=None)
+    intent.update(status="succeeded", amount_received=intent["amount"], next_action=None, processing=None)
     state.emit("payment_intent.succeeded", intent, previous)
     outcome = behaviour_of(state, method)["outcome"]
     if outcome in ("dispute", "inquiry"):

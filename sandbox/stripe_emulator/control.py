@@ -49,6 +49,7 @@ _POSTS = {
     },
     "webhook_options": lambda emu, body: emu.webhook_options(**body),
     "release_held": lambda emu, body: {"released": emu.release_held()},
+    "drop_held": lambda emu, body: {"dropped": emu.drop_held()},
     "release_hangs": lambda emu, body: emu.release_hangs(),
     "wait_for_deliveries": lambda emu, body: {
         "done": emu.wait_for_deliveries(float(body.get("timeout", 10)))

@@ -151,6 +151,10 @@ class Emulator(Inspection):
         """Deliver everything held back; returns how many deliveries were released."""
         return self.dispatcher.release_held()
 
+    def drop_held(self):
+        """Never deliver what is held back (the events stay undelivered); returns how many were dropped."""
+        return self.dispatcher.drop_held()
+
     def wait_for_deliveries(self, timeout=10.0):
         """True once every queued delivery got a 2xx or ran out of retries."""
         return self.dispatcher.wait(timeout)

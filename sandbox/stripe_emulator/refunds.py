@@ -10,6 +10,7 @@ def create(state, call):
     """POST /v1/refunds."""
     params = call.params
     charge = _charge_for(state, params)
+    _check_not_charged_back(state, charge)
     remaining = charge["amount"] - charge["amount_refunded"]
     amount = as_int(params, "amount", remaining)
     _check_amount(charge, amount, remaining)
@@ -51,6 +52,17 @@ def _charge_for(state, params):
             "charge_not_refundable",
         )
     return state.store.get("charge", intent["latest_charge"])
+
+
+def _check_not_charged_back(state, charge):
+    """A charge under a dispute that no longer allows a refund is refused, as Stripe does."""
+    for dispute in state.store.all("dispute"):
+        if dispute["charge"] == charge["id"] and not dispute["is_charge_refundable"]:
+            raise invalid(
+                f"Charge {charge['id']} has been charged back; cannot issue a refund.",
+                "charge",
+                "charge_disputed",
+            )
 
 
 def _check_amount(charge, amount, remaining):

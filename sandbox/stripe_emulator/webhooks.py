@@ -104,6 +104,12 @@ class Dispatcher:
             self._push_all(held, jitter=False)
         return len(held)
 
+    def drop_held(self):
+        """Forget everything held back, as if Stripe never delivered it; returns how many were dropped."""
+        with self._cond:
+            dropped, self._held = len(self._held), []
+        return dropped
+
     def _push_all(self, deliveries, jitter):
         now = time.monotonic()
         for delivery in deliveries:

@@ -3,6 +3,7 @@
 import pytest
 import stripe
 
+from sandbox.stripe_emulator.errors import StripeError
 from tests.sandbox.emulator_helpers import pay
 
 DECLINES = [
@@ -225,6 +226,24 @@ def test_completing_authentication_settles_the_intent(client, emu, success, stat
     )
     emu.authenticate(intent.id, success=success)
     assert client.v1.payment_intents.retrieve(intent.id).status == status
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_an_intent_authenticated_once_cannot_be_authenticated_again(client, emu, first):
+    intent = client.v1.payment_intents.create(
+        {
+            "amount": 500,
+            "currency": "usd",
+            "confirm": True,
+            "payment_method": "pm_card_authenticationRequired",
+        }
+    )
+    settled = emu.authenticate(intent.id, success=first)
+    with pytest.raises(StripeError):
+        emu.authenticate(intent.id, success=not first)
+    assert settled["next_action"] is None
+    assert client.v1.payment_intents.retrieve(intent.id).status == settled["status"]
+    assert len([c for c in emu.charges() if c["payment_intent"] == intent.id]) == (1 if first else 0)
 
 
 def test_unknown_customer_in_a_parameter_is_400_resource_missing(client):

@@ -37,6 +37,14 @@ def test_refunding_a_fully_refunded_charge_is_refused(client):
     assert caught.value.code == "charge_already_refunded"
 
 
+def test_refunding_a_charged_back_charge_is_refused_and_changes_nothing(client, emu):
+    intent = pay(client, "pm_card_createDispute")
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.refunds.create({"payment_intent": intent.id})
+    assert caught.value.code == "charge_disputed"
+    assert client.v1.charges.retrieve(intent.latest_charge).amount_refunded == 0 and emu.refunds() == []
+
+
 def test_refunding_an_unpaid_intent_is_refused(client):
     intent = client.v1.payment_intents.create({"amount": 500, "currency": "usd"})
     with pytest.raises(stripe.InvalidRequestError):

@@ -92,6 +92,18 @@ def test_held_deliveries_wait_for_release_and_come_shuffled(client, emu, receive
     assert sorted(dispatched) == sorted(created) and dispatched != created
 
 
+def test_dropped_held_deliveries_are_never_made_and_stay_undelivered(client, emu, receiver):
+    emu.add_webhook_endpoint(receiver.url, [SECRET])
+    emu.webhook_options(hold=True)
+    customer = client.v1.customers.create({"email": "lost@example.com"})
+    assert emu.drop_held() == 1
+    emu.webhook_options()
+    assert emu.release_held() == 0 and emu.wait_for_deliveries(10)
+    assert receiver.received == [] and emu.deliveries() == []
+    undelivered = client.v1.events.list({"delivery_success": False})
+    assert [e.data.object.id for e in undelivered.data] == [customer.id]
+
+
 def test_events_list_filters_by_type_types_and_created_and_pages(client, emu):
     for _ in range(3):
         pay(client, "pm_card_visa")
