@@ -44,7 +44,7 @@ settled AS (
     FROM allocations a JOIN payable ON payable.id = a.invoice_id
     WHERE a.state = '{SETTLING_STATE}'
     UNION ALL
-    -- A line the ERP recorded while a payment held its invoice was kept as account credit: it settles nothing.
+    -- A line recorded while a payment held its invoice was kept as account credit: it settles nothing.
     SELECT l.invoice_id, l.amount_minor
     FROM external_payment_lines l JOIN payable ON payable.id = l.invoice_id
     WHERE l.as_credit IS FALSE
