@@ -63,6 +63,33 @@ def stack_environ(
     return environ
 
 
+def run_on_own_database(args, namespace: str, progress: str, seed, measure) -> dict:
+    """A database bench's run: its own database (args.database, on the server _servers finds), seed(args)
+    into it, measure(args, libpq url, what seed returned); the database is dropped afterwards."""
+    from bench.payments import _servers
+    from db.session import reset_engine
+
+    admin_url, redis_url = _servers(args)
+    stack = Stack(database=args.database, redis_url=redis_url, namespace=namespace, admin_url=admin_url)
+    # Settings are read once per process: the environment must be right before tasks is imported.
+    os.environ.update(stack_environ(stack, "http://127.0.0.1:9", "sk_test_bench", 100))
+    try:
+        create_database(stack)
+        log(progress)
+        return measure(args, stack.database_url, seed(args))
+    finally:
+        reset_engine()
+        drop_database(stack)
+
+
+def print_report(report: dict) -> int:
+    """The report as JSON on stdout; the exit status says whether every target was met."""
+    import json
+
+    print(json.dumps(report, indent=2))
+    return 0 if report["target_met"] else 1
+
+
 def create_database(stack: Stack) -> None:
     """Drop and create the bench database, then migrate it to head."""
     import psycopg

@@ -12,13 +12,11 @@ Prints one JSON object on stdout; progress goes to stderr. Exits 1 when a target
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 from datetime import UTC, datetime
 
-from bench.common import Stack, create_database, drop_database, log, percentile_ms, stack_environ
+from bench.common import log, percentile_ms, print_report, run_on_own_database
 
 # The targets on this machine: a page a portal can show while the person is still clicking,
 # and an export of 100,000 payments in under five seconds.
@@ -188,30 +186,17 @@ def measure(args: argparse.Namespace, url: str, account_id: int) -> dict:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from bench.payments import _servers
-
-    admin_url, redis_url = _servers(args)
-    stack = Stack(
-        database=args.database, redis_url=redis_url, namespace="remit-bench-history", admin_url=admin_url
+    return run_on_own_database(
+        args,
+        "remit-bench-history",
+        f"seeding {args.payments} payments over {args.invoices} invoices",
+        seed,
+        measure,
     )
-    # Settings are read once per process: the environment must be right before tasks is imported.
-    os.environ.update(stack_environ(stack, "http://127.0.0.1:9", "sk_test_bench", 100))
-    try:
-        create_database(stack)
-        log(f"seeding {args.payments} payments over {args.invoices} invoices")
-        account_id = seed(args)
-        return measure(args, stack.database_url, account_id)
-    finally:
-        from db.session import reset_engine
-
-        reset_engine()
-        drop_database(stack)
 
 
 def main(argv: list[str] | None = None) -> int:
-    report = run(parse_args(argv))
-    print(json.dumps(report, indent=2))
-    return 0 if report["target_met"] else 1
+    return print_report(run(parse_args(argv)))
 
 
 if __name__ == "__main__":
