@@ -19,7 +19,7 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from bench.common import log, percentile_ms, print_report, run_on_own_database
+from bench.common import log, print_report, run_on_own_database, timings
 
 # The issue's targets on this machine.
 TARGET_PASS_SECONDS = 10.0
@@ -192,10 +192,6 @@ def time_overviews(account_id: int, repeats: int) -> list[float]:
     return spent
 
 
-def _timings(seconds: list[float]) -> dict:
-    return {"p50_ms": percentile_ms(seconds, 50), "p95_ms": percentile_ms(seconds, 95)}
-
-
 def measure(args: argparse.Namespace, url: str, big: int) -> dict:
     log("timing the full pass and the one-statement baseline")
     outcome, pass_seconds = time_pass()
@@ -205,9 +201,9 @@ def measure(args: argparse.Namespace, url: str, big: int) -> dict:
     invoices = args.big_account_invoices
     log(f"timing {args.repeats} recomputes and overviews of one account's {invoices} invoices")
     time_recomputes(big, 10)  # warm the statements' plans and the pool
-    recomputes = _timings(time_recomputes(big, args.repeats))
+    recomputes = timings(time_recomputes(big, args.repeats))
     time_overviews(big, 10)
-    overviews = _timings(time_overviews(big, args.repeats))
+    overviews = timings(time_overviews(big, args.repeats))
     targets = {
         "full_pass_seconds": TARGET_PASS_SECONDS,
         "recompute_p95_ms": TARGET_RECOMPUTE_P95_MS,

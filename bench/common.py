@@ -210,6 +210,11 @@ def percentile_ms(seconds: list[float], q: float) -> float | None:
     return round(ordered[rank - 1] * 1000, 1)
 
 
+def timings(seconds: list[float]) -> dict:
+    """p50 and p95 of some timed calls, in milliseconds."""
+    return {"p50_ms": percentile_ms(seconds, 50), "p95_ms": percentile_ms(seconds, 95)}
+
+
 def request_rate(times: list[float]) -> float:
     """Requests per second between the first and the last: (n - 1) intervals over the span."""
     if len(times) < 2:

@@ -16,7 +16,7 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from bench.common import log, percentile_ms, print_report, run_on_own_database
+from bench.common import log, print_report, run_on_own_database, timings
 
 # The targets on this machine: a page a portal can show while the person is still clicking,
 # and an export of 100,000 payments in under five seconds.
@@ -148,10 +148,6 @@ def _count(connection, account_id: int) -> int:
     ).fetchone()[0]
 
 
-def _timings(seconds: list[float]) -> dict:
-    return {"p50_ms": percentile_ms(seconds, 50), "p95_ms": percentile_ms(seconds, 95)}
-
-
 def measure(args: argparse.Namespace, url: str, account_id: int) -> dict:
     from tasks.domain.history import encode_cursor
 
@@ -165,7 +161,7 @@ def measure(args: argparse.Namespace, url: str, account_id: int) -> dict:
     log("timing the export")
     rows, spent = time_export(account_id)
     baseline_rows, baseline_spent = time_baseline_export(url, account_id)
-    pages = {"first": _timings(first), "deep": _timings(deep)}
+    pages = {"first": timings(first), "deep": timings(deep)}
     export_rate = round(rows / spent)
     return {
         "payments": args.payments,
@@ -175,8 +171,8 @@ def measure(args: argparse.Namespace, url: str, account_id: int) -> dict:
         "deep_page": {**pages["deep"], "starts_after_share": DEEP_SHARE},
         "export": {"rows": rows, "seconds": round(spent, 3), "rows_per_second": export_rate},
         "baseline": {
-            "first_page": _timings(baseline_first),
-            "deep_page": _timings(baseline_deep),
+            "first_page": timings(baseline_first),
+            "deep_page": timings(baseline_deep),
             "export": {"rows": baseline_rows, "rows_per_second": round(baseline_rows / baseline_spent)},
         },
         "targets": {"page_p95_ms": TARGET_PAGE_MS, "export_rows_per_second": TARGET_EXPORT_ROWS_PER_SECOND},

@@ -17,7 +17,7 @@ import argparse
 import sys
 import time
 
-from bench.common import log, percentile_ms, print_report, run_on_own_database
+from bench.common import log, print_report, run_on_own_database, timings
 
 # The targets on this machine: a page a portal can show while the person is still clicking, and
 # an export of 10,000 invoices in half a second.
@@ -136,19 +136,15 @@ def time_baseline(url: str, account_id: int, repeats: int) -> tuple[list[float],
     return seconds[1:], rows
 
 
-def _timings(seconds: list[float]) -> dict:
-    return {"p50_ms": percentile_ms(seconds, 50), "p95_ms": percentile_ms(seconds, 95)}
-
-
 def measure(args: argparse.Namespace, url: str, account_id: int) -> dict:
     log(f"timing pages ({args.repeats} each)")
     pages = {
-        "first": _timings(time_pages(account_id, args.repeats, sort="due_asc")),
-        "deep": _timings(time_pages(account_id, args.repeats, after=deep_cursor(account_id, DEEP_SHARE))),
-        "search": _timings(time_pages(account_id, args.repeats, search="INV-00")),
-        "open_multi_site": _timings(time_pages(account_id, args.repeats, status="open", layout="multi")),
+        "first": timings(time_pages(account_id, args.repeats, sort="due_asc")),
+        "deep": timings(time_pages(account_id, args.repeats, after=deep_cursor(account_id, DEEP_SHARE))),
+        "search": timings(time_pages(account_id, args.repeats, search="INV-00")),
+        "open_multi_site": timings(time_pages(account_id, args.repeats, status="open", layout="multi")),
         # The amount owed is derived from the ledger: this sort derives every invoice before it pages.
-        "owed_desc": _timings(time_pages(account_id, args.repeats, sort="owed_desc")),
+        "owed_desc": timings(time_pages(account_id, args.repeats, sort="owed_desc")),
     }
     log("timing the export")
     rows, spent = time_export(account_id)
@@ -161,7 +157,7 @@ def measure(args: argparse.Namespace, url: str, account_id: int) -> dict:
         "pages": pages,
         "export": {"rows": rows, "seconds": round(spent, 3), "rows_per_second": export_rate},
         "baseline": {
-            "select_all_invoices": _timings(baseline),
+            "select_all_invoices": timings(baseline),
             "rows_per_second": round(baseline_rows / (sum(baseline) / len(baseline))),
         },
         "targets": {"page_p95_ms": TARGET_PAGE_MS, "export_rows_per_second": TARGET_EXPORT_ROWS_PER_SECOND},
