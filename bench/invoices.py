@@ -143,7 +143,7 @@ def measure(args: argparse.Namespace, url: str, account_id: int) -> dict:
         "deep": timings(time_pages(account_id, args.repeats, after=deep_cursor(account_id, DEEP_SHARE))),
         "search": timings(time_pages(account_id, args.repeats, search="INV-00")),
         "open_multi_site": timings(time_pages(account_id, args.repeats, status="open", layout="multi")),
-        # The amount owed is derived from the ledger: this sort derives every invoice before it pages.
+        # The amount owed is computed from the ledger in the page's own statement, for every invoice.
         "owed_desc": timings(time_pages(account_id, args.repeats, sort="owed_desc")),
     }
     log("timing the export")

@@ -18,7 +18,7 @@ from psycopg.rows import dict_row
 
 from bench.chaos.workload import Answer
 from tasks.domain.states import PaymentStatus as P
-from tasks.domain.transitions import TABLE
+from tasks.domain.transitions import NOTHING_CHARGED, TABLE
 
 PAID = {P.SUCCEEDED, P.PARTIALLY_REFUNDED, P.REFUNDED, P.DISPUTED}
 FINAL = {P.SUCCEEDED, P.FAILED, P.CANCELED, P.REFUNDED, P.PARTIALLY_REFUNDED, P.DISPUTED}
@@ -42,7 +42,8 @@ class World:
 
 def read_database(libpq_url: str) -> dict[str, list[dict]]:
     queries = {
-        "payments": "SELECT p.*, m.kind AS method_kind FROM payments p JOIN payment_methods m"
+        # A payment credit paid in full has no method (and no PaymentIntent): LEFT JOIN keeps it.
+        "payments": "SELECT p.*, m.kind AS method_kind FROM payments p LEFT JOIN payment_methods m"
         " ON m.id = p.payment_method_id ORDER BY p.id",
         "allocations": "SELECT * FROM allocations ORDER BY id",
         "invoices": "SELECT * FROM invoices ORDER BY id",
@@ -111,6 +112,10 @@ def stripe_agrees_with_ledger(world: World) -> list:
             )
     for payment in world.db["payments"]:
         intent = intents.get(payment["stripe_payment_intent_id"])
+        if _paid_from_credit_alone(payment):
+            if intent is not None:
+                found.append({"payment_id": payment["id"], "credit_only_but_charged": intent["id"]})
+            continue
         if payment["status"] in PAID and (intent is None or intent["status"] != "succeeded"):
             found.append(
                 {
@@ -120,6 +125,11 @@ def stripe_agrees_with_ledger(world: World) -> list:
                 }
             )
     return found
+
+
+def _paid_from_credit_alone(payment: dict) -> bool:
+    """Credit covered it all: nothing to charge, so Stripe must hold no intent for it."""
+    return payment["amount_minor"] == 0 and payment["credit_used_minor"] > 0
 
 
 def disputes_and_refunds_recorded(world: World) -> list:
@@ -148,22 +158,57 @@ def disputes_and_refunds_recorded(world: World) -> list:
 
 
 def invoices_not_overpaid(world: World) -> list:
-    """No invoice has more applied (allocations, discounts, credit, outside payments) than it owes."""
+    """No invoice has more applied (allocations with their discounts, outside payments) than it owes.
+
+    Credit a payment spends is part of its allocations (the credit rows say where it came from), and an
+    outside line kept as credit because a payment held its invoice settles nothing there.
+    """
     applied = defaultdict(int)
     for row in world.db["allocations"]:
         if row["state"] == "applied":
             applied[row["invoice_id"]] += row["amount_minor"] + row["discount_minor"]
-    for row in world.db["credits"]:
-        if row["state"] == "applied" and row["applied_invoice_id"]:
-            applied[row["applied_invoice_id"]] += row["amount_minor"]
     for row in world.db["external_lines"]:
-        applied[row["invoice_id"]] += row["amount_minor"]
+        if not row["as_credit"]:
+            applied[row["invoice_id"]] += row["amount_minor"]
     totals = {i["id"]: i["total_minor"] for i in world.db["invoices"]}
     return [
         {"invoice_id": iid, "owes": totals[iid], "applied": amount}
         for iid, amount in applied.items()
         if amount > totals[iid]
     ]
+
+
+def credit_spent_once(world: World) -> list:
+    """Credit is never spent twice: a paid payment holds applied credit rows worth exactly what it says it
+    spent, an ended unpaid one holds none, and no credit row is negative.
+
+    Payments a refund or dispute touched are left out: those give spent credit back by their own rules.
+    """
+    held = defaultdict(lambda: defaultdict(int))
+    for row in world.db["credits"]:
+        if row["used_by_payment_id"] is not None:
+            held[row["used_by_payment_id"]][row["state"]] += row["amount_minor"]
+    touched = {
+        line["payment_id"]
+        for line in world.db["timeline"]
+        if line["applied"] and line["to_status"] in (P.DISPUTED, P.REFUNDED, P.PARTIALLY_REFUNDED)
+    }
+    found = [
+        {"credit_id": row["id"], "amount": row["amount_minor"]}
+        for row in world.db["credits"]
+        if row["amount_minor"] <= 0
+    ]
+    for payment in world.db["payments"]:
+        spent, rows = payment["credit_used_minor"], held.get(payment["id"], {})
+        if payment["id"] in touched:
+            continue
+        if payment["status"] == P.SUCCEEDED and rows.get("applied", 0) != spent:
+            found.append({"payment_id": payment["id"], "spent": spent, "credit_rows": dict(rows)})
+        elif payment["status"] in (P.FAILED, P.CANCELED) and (rows.get("reserved") or rows.get("applied")):
+            found.append(
+                {"payment_id": payment["id"], "status": payment["status"], "credit_rows": dict(rows)}
+            )
+    return found
 
 
 def waiting_on_customer(world: World) -> list[dict]:
@@ -225,7 +270,8 @@ def owed_emails_sent_once(world: World) -> list:
     for line in world.db["timeline"]:
         if not line["applied"] or line["from_status"] == line["to_status"] or line["from_status"] is None:
             continue
-        rule = TABLE.get((P(line["from_status"]), P(line["to_status"])))
+        move = (P(line["from_status"]), P(line["to_status"]))
+        rule = TABLE.get(move) or NOTHING_CHARGED.get(move)
         payment = payments[line["payment_id"]]
         kind = rule and rule.email_for(payment["method_kind"], payment["kind"])
         if kind:
@@ -297,6 +343,7 @@ CHECKS: dict[str, Callable[[World], list]] = {
     "stripe_agrees_with_ledger": stripe_agrees_with_ledger,
     "disputes_and_refunds_recorded": disputes_and_refunds_recorded,
     "invoices_not_overpaid": invoices_not_overpaid,
+    "credit_spent_once": credit_spent_once,
     "payments_final": payments_final,
     "timeline_matches_status": timeline_matches_status,
     "delivered_events_processed": events_processed,

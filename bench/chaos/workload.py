@@ -220,9 +220,80 @@ def authenticate(work: Workload, rng: random.Random) -> None:
                 pass  # the intent moved on meanwhile
 
 
-# Operation name -> (weight, function). Add a line here to add an operation to every run: the customer's
-# own 3-D Secure confirm and cancel (api.confirm_payment, api.cancel_payment) and the use of credit
-# (api.use_credit, api.apply_credit) belong here once they exist, each a function like pay_amount's.
+def pay_with_credit(work: Workload, rng: random.Random) -> None:
+    """Invoices paid with credit first and a method for the rest (nothing charged when credit covers it)."""
+    account = rng.choice(work.accounts)
+    chosen = rng.sample(account.invoices, rng.randint(1, 2))
+    method, key = _method(rng, account), _key("pay_with_credit")
+    work.ask(
+        "pay_with_credit",
+        account.id,
+        key,
+        lambda: api.pay_invoices(account.id, chosen, method, key, use_credit=True),
+    )
+
+
+def apply_credit(work: Workload, rng: random.Random) -> None:
+    """Credit alone pays named invoices in full, or an amount oldest invoice first."""
+    account = rng.choice(work.accounts)
+    key = _key("apply_credit")
+    if rng.random() < 0.5:
+        chosen = [rng.choice(account.invoices)]
+        work.ask("apply_credit", account.id, key, lambda: api.apply_credit(account.id, chosen, None, key))
+    else:
+        amount = rng.randint(1_00, 200_00)
+        work.ask("apply_credit", account.id, key, lambda: api.apply_credit(account.id, None, amount, key))
+
+
+def _waiting_for_customer(rng: random.Random) -> tuple[int, int, str] | None:
+    """A payment waiting on its customer's 3-D Secure: (account, payment, intent), or None."""
+    with transaction() as session:
+        waiting = session.execute(
+            select(Payment.account_id, Payment.id, Payment.stripe_payment_intent_id)
+            .where(Payment.status == "requires_action", Payment.stripe_payment_intent_id.is_not(None))
+            .order_by(Payment.id)
+        ).all()
+    return tuple(rng.choice(waiting)) if waiting else None
+
+
+def confirm_3ds(work: Workload, rng: random.Random) -> None:
+    """The customer completes (or fails) 3-D Secure in Stripe.js, then the portal calls confirm_payment,
+    racing the webhook that says the same."""
+    chosen = _waiting_for_customer(rng)
+    if chosen is None:
+        return
+    account_id, payment_id, intent = chosen
+    try:
+        work.emulator.control(
+            "POST", "authenticate", {"payment_intent": intent, "success": rng.random() < 0.8}
+        )
+    except OSError:
+        pass  # the intent moved on meanwhile: confirm_payment still reads what Stripe says now
+    work.ask("confirm_3ds", account_id, None, lambda: api.confirm_payment(account_id, payment_id))
+
+
+def cancel_3ds(work: Workload, rng: random.Random) -> None:
+    """The customer gives up on 3-D Secure and cancels, sometimes while completing it on another tab."""
+    chosen = _waiting_for_customer(rng)
+    if chosen is None:
+        return
+    account_id, payment_id, intent = chosen
+    calls = [
+        lambda: work.ask("cancel_3ds", account_id, None, lambda: api.cancel_payment(account_id, payment_id))
+    ]
+    if rng.random() < 0.3:
+        calls.append(lambda: _authenticate_quietly(work, intent))
+    _together(calls)
+
+
+def _authenticate_quietly(work: Workload, intent: str) -> None:
+    try:
+        work.emulator.control("POST", "authenticate", {"payment_intent": intent, "success": True})
+    except OSError:
+        pass  # canceled first: Stripe refuses to authenticate a canceled intent
+
+
+# Operation name -> (weight, function). Add a line here to add an operation to every run.
 OPERATIONS: dict[str, tuple[int, Callable[[Workload, random.Random], None]]] = {
     "pay_invoices": (30, pay_invoices),
     "pay_short": (5, pay_short),
@@ -233,6 +304,10 @@ OPERATIONS: dict[str, tuple[int, Callable[[Workload, random.Random], None]]] = {
     "scheduled_then_cancel": (6, scheduled_then_cancel),
     "refund_at_stripe": (5, refund_at_stripe),
     "authenticate": (4, authenticate),
+    "pay_with_credit": (5, pay_with_credit),
+    "apply_credit": (4, apply_credit),
+    "confirm_3ds": (4, confirm_3ds),
+    "cancel_3ds": (2, cancel_3ds),
 }
 
 

@@ -227,13 +227,9 @@ def _list_page(
     chosen = rules.check_filter(**filters)
     with api_transaction() as session:
         account = find_account(session, account_id)
-        if rules.pages_in_sql(order):
-            after = None if cursor is None else (cursor.key, cursor.invoice_id)
-            views = _read_in_order(session, account, chosen, order, after, size + 1, now)
-            shown, more = views[:size], len(views) > size
-        else:
-            views = _selected(session, account, chosen, now)
-            shown, more = rules.page_of(views, order, cursor, size)
+        after = None if cursor is None else (cursor.key, cursor.invoice_id)
+        views = _read_in_order(session, account, chosen, order, after, size + 1, now)
+        shown, more = views[:size], len(views) > size
     return InvoicePage(tuple(shown), rules.encode_cursor(name, shown[-1]) if more else None)
 
 

@@ -1,8 +1,8 @@
 """Invoice list rules: the filters a request may carry, the sort orders and the keyset cursor. Pure.
 
-Status, overdue and the amount owed are derived (tasks/domain/invoices.py), so they are filtered and
-sorted on here, after the rows are read; the stored columns (due date, layout, site, search) are
-selected in SQL.
+Status and overdue are derived (tasks/domain/invoices.py), so they are filtered on here, after the rows
+are read; the stored columns (due date, layout, site, search) are selected in SQL, and every sort (the
+amount owed computed there by the same rule) pages there too.
 """
 
 from __future__ import annotations
@@ -42,8 +42,6 @@ SORTS = {
     "owed_desc": Sort("owed_minor", True),
 }
 DEFAULT_SORT = "due_asc"
-# Sorts on a column the invoice row holds (the amount owed is derived).
-STORED_SORT_FIELDS = ("due_on", "number")
 
 
 @dataclass(frozen=True)
@@ -126,13 +124,6 @@ def matches(view: Listed, chosen: InvoiceFilter) -> bool:
     if chosen.statuses is not None and view.status not in chosen.statuses:
         return False
     return chosen.overdue is None or view.overdue is chosen.overdue
-
-
-def pages_in_sql(order: Sort) -> bool:
-    """Whether the database can read the list in page order (a sort on a stored column), so a page reads
-    rows in that order until it is full, deriving (and filtering on status and overdue) only those; a
-    sort on the amount owed derives every selected invoice first, then pages here."""
-    return order.field in STORED_SORT_FIELDS
 
 
 def has_derived_filter(chosen: InvoiceFilter) -> bool:

@@ -45,6 +45,10 @@ def test_every_fault_kind_under_load_leaves_no_violation(tmp_path):
     assert [f for f in report["faults"] if "injection_error" in f] == []
     assert report["requests"]["accepted"] > 100 and report["requests"]["refused"] > 0
     assert {"succeeded", "failed", "refunded", "disputed", "canceled"} <= set(report["payments_by_status"])
+    # Credit is spent with a card for the rest and alone, and the checker held both to its rules.
+    ops = report["requests_by_op"]
+    assert ops["pay_with_credit"]["accepted"] > 0 and ops["apply_credit"]["accepted"] > 0, ops
+    assert "credit_spent_once" in report["invariants"]
 
 
 @pytest.mark.e2e
