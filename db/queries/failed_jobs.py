@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -73,6 +72,8 @@ def matching(f: DeadLetterFilter) -> list[Any]:
     if f.text:
         columns = (FailedJob.queue, FailedJob.actor, error_text, args_text)
         where.append(or_(*(c.icontains(f.text, autoescape=True) for c in columns)))
+    if f.since is not None:
+        where.append(FailedJob.failed_at >= f.since)
     return where
 
 
@@ -124,54 +125,17 @@ def count_failed_jobs_in(session: Session, ids: Sequence[int], statuses: Sequenc
     )
 
 
-@dataclass(frozen=True)
-class FailedJobMatch:
-    """A selection of failed jobs: exact queue, actor and error text as case-insensitive substrings, since."""
-
-    statuses: tuple[str, ...] = (S.DEAD,)
-    queue: str = ""
-    actor: str = ""
-    error: str = ""
-    since: datetime | None = None
-
-    def conditions(self) -> list[Any]:
-        found = [FailedJob.status.in_(self.statuses)]
-        if self.queue:
-            found.append(FailedJob.queue == self.queue)
-        if self.actor:
-            found.append(FailedJob.actor.icontains(self.actor, autoescape=True))
-        if self.error:
-            found.append(FailedJob.error.icontains(self.error, autoescape=True))
-        if self.since is not None:
-            found.append(FailedJob.failed_at >= self.since)
-        return found
+def count_failed_jobs(session: Session, f: DeadLetterFilter) -> int:
+    return session.scalar(select(func.count()).select_from(FailedJob).where(*matching(f)))
 
 
-def list_failed_jobs_matching(session: Session, match: FailedJobMatch, limit: int) -> list[FailedJob]:
-    """The newest `limit` failed jobs the match selects."""
+def list_newest_failed_jobs(session: Session, f: DeadLetterFilter, limit: int) -> list[FailedJob]:
+    """The newest `limit` failed jobs the filter matches."""
     return list(
         session.scalars(
             select(FailedJob)
-            .where(*match.conditions())
+            .where(*matching(f))
             .order_by(FailedJob.failed_at.desc(), FailedJob.id.desc())
             .limit(limit)
         )
     )
-
-
-def list_failed_job_ids_matching(
-    session: Session, match: FailedJobMatch, after_id: int, limit: int
-) -> list[int]:
-    """Ids of matching failed jobs above after_id, lowest first: a batch of a bulk action."""
-    return list(
-        session.scalars(
-            select(FailedJob.id)
-            .where(*match.conditions(), FailedJob.id > after_id)
-            .order_by(FailedJob.id)
-            .limit(limit)
-        )
-    )
-
-
-def count_failed_jobs_matching(session: Session, match: FailedJobMatch) -> int:
-    return session.scalar(select(func.count()).select_from(FailedJob).where(*match.conditions()))

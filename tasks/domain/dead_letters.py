@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, fields, replace
+from datetime import datetime
 
 # The field prefixes a search line understands; anything else is matched against every field.
 SEARCH_FIELDS = ("queue", "actor", "status", "error", "args")
@@ -12,7 +13,8 @@ SEARCH_FIELDS = ("queue", "actor", "status", "error", "args")
 
 @dataclass(frozen=True)
 class DeadLetterFilter:
-    """Substring matches (case-insensitive) on each field given; status is exact; text matches any field."""
+    """Substring matches (case-insensitive) on each field given; status is exact; text matches any field;
+    since keeps jobs that failed at or after it."""
 
     queue: str = ""
     actor: str = ""
@@ -20,12 +22,15 @@ class DeadLetterFilter:
     error: str = ""
     args: str = ""
     text: str = ""
+    since: datetime | None = None
 
     def is_empty(self) -> bool:
         return not any(getattr(self, f.name) for f in fields(self))
 
     def as_dict(self) -> dict[str, str]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """Every field as text (since in ISO form, "" when unset), as an audit record stores it."""
+        found = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {**found, "since": self.since.isoformat() if self.since else ""}
 
 
 def parse_search(line: str, base: DeadLetterFilter | None = None) -> DeadLetterFilter:

@@ -3,11 +3,14 @@
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 
 import dramatiq
 import pytest
 
 from db.models import FailedJob, PaymentEvent
+from db.queries import dashboard as dashboard_rows
+from tasks.domain.dead_letters import DeadLetterFilter
 from tests import factories
 
 ONLY_DATABASE = ("BROKER_URL", "STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRETS")
@@ -49,6 +52,11 @@ def dead(db, n: int, **overrides) -> int:
 def statuses(db) -> dict[int, str]:
     with db() as session:
         return dict(session.query(FailedJob.id, FailedJob.status).all())
+
+
+def listed(out: str) -> list[int]:
+    """The ids a `remit failed list` shows, in its order (between the header and the count line)."""
+    return [int(line.split()[0]) for line in out.splitlines()[1:-1]]
 
 
 def queued(broker, queue: str) -> list[dramatiq.Message]:
@@ -101,7 +109,7 @@ def test_failed_retry_by_id_sends_the_message_once_and_is_safe_twice(db, broker)
 
 def test_a_bulk_selection_is_confirmed_or_refused_and_acts_only_on_matches(db, broker):
     timeouts = [dead(db, n) for n in range(1, 6)]
-    other = dead(db, 9, error="KeyError: 'x'")
+    other = dead(db, 9, error="KeyError: 'x'", traceback="Traceback (most recent call last):\nKeyError: 'x'")
 
     code, _, err = remit("failed", "discard", "--error", "timeout")
     assert code == 2 and "add --yes to go ahead" in err
@@ -121,6 +129,59 @@ def test_a_bulk_selection_is_confirmed_or_refused_and_acts_only_on_matches(db, b
     assert out.strip() == "retried 5"
     assert len(queued(broker, "emails")) == 5
     assert remit("failed", "retry", "--all", "--actor", "nobody", "--yes")[1].strip() == "nothing matched"
+
+
+def test_a_selection_takes_a_queue_substring_a_since_and_any_status(db, broker):
+    old = dead(db, 1, failed_at=datetime.now(UTC) - timedelta(days=30))
+    recent = dead(db, 2)
+    bulk = dead(db, 3, queue="Emails-Bulk", status="discarded")
+    retried = dead(db, 4, status="retried")
+    other = dead(db, 5, queue="balances", actor="recompute_balance")
+    selection = ("--queue", "MAIL", "--since", "7d", "--status", "any")
+
+    code, out, err = remit("failed", "list", *selection, drop=ONLY_DATABASE)
+    assert code == 0, err
+    assert listed(out) == [retried, bulk, recent]  # newest first
+
+    code, _, err = remit("failed", "retry", *selection)
+    assert code == 2 and "retry 3 failed job(s) (status any, queue ~ 'MAIL', since " in err
+    code, out, err = remit("failed", "retry", *selection, "--yes")
+    assert code == 0, err
+    assert out.strip() == "already_retried 1, retried 2"
+    assert statuses(db) == {
+        old: "dead",
+        recent: "retried",
+        bulk: "retried",
+        retried: "retried",
+        other: "dead",
+    }
+
+
+@pytest.mark.parametrize(
+    ("options", "f"),
+    [
+        (["--queue", "MAIL"], DeadLetterFilter(queue="MAIL", status="dead")),
+        (["--error", "TIMEOUT", "--status", "any"], DeadLetterFilter(error="TIMEOUT")),
+        (
+            ["--actor", "Balance", "--since", "7d", "--status", "any"],
+            DeadLetterFilter(actor="Balance", since=datetime.now(UTC) - timedelta(days=7)),
+        ),
+    ],
+)
+def test_the_command_selects_what_the_dashboard_shows_for_the_same_filter(db, options, f):
+    month_ago = datetime.now(UTC) - timedelta(days=30)
+    dead(db, 1)
+    dead(db, 2, queue="Emails-Bulk", error="KeyError: 'to'")  # timeout in its traceback only
+    dead(db, 3, queue="balances", actor="recompute_balance", error="DeadlockDetected", traceback=None)
+    dead(db, 4, queue="balances", actor="recompute_balance", status="retried", failed_at=month_ago)
+    dead(db, 5, status="discarded", failed_at=month_ago)
+
+    code, out, err = remit("failed", "list", *options, drop=ONLY_DATABASE)
+    assert code == 0, err
+    with db() as session:
+        shown = [job.id for job in dashboard_rows.list_failed_jobs(session, f).rows]
+    assert 0 < len(shown) < 5  # the filter tells rows apart
+    assert listed(out) == shown
 
 
 @pytest.mark.parametrize(

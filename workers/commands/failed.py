@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 from db.queries import failed_jobs as failed_job_rows
-from db.queries.failed_jobs import FailedJobMatch
+from tasks.domain.dead_letters import DeadLetterFilter
 from tasks.domain.states import FailedJobStatus
 from workers.commands.common import CommandError, ask, parse_since, short
 
@@ -24,10 +24,10 @@ STATUS_CHOICES = [*(s.value for s in FailedJobStatus), "any"]
 def cmd_list(args: argparse.Namespace) -> int:
     from db.session import get_sessionmaker
 
-    match = _match(args, default_status=args.status)
+    f = _filter(args)
     with get_sessionmaker()() as session:
-        total = failed_job_rows.count_failed_jobs_matching(session, match)
-        rows = failed_job_rows.list_failed_jobs_matching(session, match, args.limit)
+        total = failed_job_rows.count_failed_jobs(session, f)
+        rows = failed_job_rows.list_newest_failed_jobs(session, f, args.limit)
     print(f"{'id':>6}  {'status':<9}  {'failed at (UTC)':<19}  {'queue':<11}  {'actor':<24}  tries  error")
     for job in rows:
         print(
@@ -67,11 +67,11 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
-    return _act(args, "retry", _retry_one(), default_status=FailedJobStatus.DEAD)
+    return _act(args, "retry", _retry_one())
 
 
 def cmd_discard(args: argparse.Namespace) -> int:
-    return _act(args, "discard", _discard_one(), default_status=FailedJobStatus.DEAD)
+    return _act(args, "discard", _discard_one())
 
 
 # One row at a time through the dashboard's own bulk actions (tasks.flows.dead_letters: a conditional
@@ -110,7 +110,7 @@ def _operator() -> str:
         return "cli"
 
 
-def _act(args: argparse.Namespace, verb: str, act: Callable[[int], str], default_status: str) -> int:
+def _act(args: argparse.Namespace, verb: str, act: Callable[[int], str]) -> int:
     if args.ids and (args.all or _filtered(args)):
         raise CommandError(f"name ids or a selection (filters, --all) to {verb}, not both")
     if not args.ids and not (args.all or _filtered(args)):
@@ -120,39 +120,40 @@ def _act(args: argparse.Namespace, verb: str, act: Callable[[int], str], default
     if args.ids:
         outcomes = Counter(str(act(job_id)) for job_id in args.ids)
     else:
-        outcomes = _act_on_selection(args, verb, act, _match(args, default_status))
+        outcomes = _act_on_selection(args, verb, act, _filter(args))
         if outcomes is None:
             return 1
     print(", ".join(f"{outcome} {count}" for outcome, count in sorted(outcomes.items())) or "nothing matched")
     return 0 if set(outcomes) <= {"retried", "discarded", "already_retried", "already_discarded"} else 1
 
 
-def _act_on_selection(args, verb: str, act: Callable[[int], str], match: FailedJobMatch) -> Counter | None:
+def _act_on_selection(args, verb: str, act: Callable[[int], str], f: DeadLetterFilter) -> Counter | None:
     from db.session import get_sessionmaker
 
     with get_sessionmaker()() as session:
-        total = failed_job_rows.count_failed_jobs_matching(session, match)
+        total = failed_job_rows.count_failed_jobs(session, f)
     if total == 0:
         return Counter()
-    if not args.yes and not ask(f"{verb} {total} failed job(s) ({_describe(match)})?"):
+    if not args.yes and not ask(f"{verb} {total} failed job(s) ({_describe(f)})?"):
         print("nothing done", file=sys.stderr)
         return None
     outcomes: Counter = Counter()
-    for done, job_id in enumerate(_matching_ids(match), start=1):
+    for done, job_id in enumerate(_matching_ids(f), start=1):
         outcomes[str(act(job_id))] += 1
         if done % BATCH_ROWS == 0 or done == total:
             print(f"{verb}: {done} of {total} done", file=sys.stderr, flush=True)
     return outcomes
 
 
-def _matching_ids(match: FailedJobMatch) -> Iterator[int]:
-    """Every matching id as of now, in batches, lowest first; rows acted on leave the match or are passed."""
+def _matching_ids(f: DeadLetterFilter) -> Iterator[int]:
+    """Every matching id as of now, in batches, lowest first; rows acted on leave the match or are passed.
+    Any status may be selected: f.status alone narrows it, so the command acts on what it counted."""
     from db.session import get_sessionmaker
 
     after = 0
     while True:
         with get_sessionmaker()() as session:
-            batch = failed_job_rows.list_failed_job_ids_matching(session, match, after, BATCH_ROWS)
+            batch = failed_job_rows.list_failed_job_ids(session, f, tuple(FailedJobStatus), after, BATCH_ROWS)
         if not batch:
             return
         yield from batch
@@ -163,33 +164,35 @@ def _filtered(args: argparse.Namespace) -> bool:
     return any([args.queue, args.actor, args.error, args.since])
 
 
-def _match(args: argparse.Namespace, default_status: str) -> FailedJobMatch:
-    status = getattr(args, "status", None) or default_status
-    return FailedJobMatch(
-        statuses=tuple(FailedJobStatus) if status == "any" else (status,),
+def _filter(args: argparse.Namespace) -> DeadLetterFilter:
+    """The dashboard's filter for these options, so both select the same rows; status any is no status."""
+    return DeadLetterFilter(
         queue=args.queue or "",
         actor=args.actor or "",
+        status="" if args.status == "any" else args.status,
         error=args.error or "",
         since=parse_since(args.since) if args.since else None,
     )
 
 
-def _describe(match: FailedJobMatch) -> str:
-    parts = [f"status {'/'.join(match.statuses)}"]
+def _describe(f: DeadLetterFilter) -> str:
+    parts = [f"status {f.status or 'any'}"]
     parts += [
-        f"{name} {value!r}" for name, value in (("queue", match.queue), ("actor ~", match.actor)) if value
+        f"{name} ~ {value!r}"
+        for name, value in (("queue", f.queue), ("actor", f.actor), ("error", f.error))
+        if value
     ]
-    if match.error:
-        parts.append(f"error ~ {match.error!r}")
-    if match.since:
-        parts.append(f"since {match.since:%Y-%m-%d %H:%M} UTC")
+    if f.since:
+        parts.append(f"since {f.since.astimezone(UTC):%Y-%m-%d %H:%M} UTC")
     return ", ".join(parts)
 
 
 def _add_filters(parser: argparse.ArgumentParser, status_default: str) -> None:
-    parser.add_argument("--queue", default=None, help="only this queue (exact name)")
+    parser.add_argument("--queue", default=None, help="only queues whose name contains this (any case)")
     parser.add_argument("--actor", default=None, help="only actors whose name contains this (any case)")
-    parser.add_argument("--error", default=None, help="only errors containing this text (any case)")
+    parser.add_argument(
+        "--error", default=None, help="only errors or tracebacks containing this text (any case)"
+    )
     parser.add_argument(
         "--since",
         default=None,

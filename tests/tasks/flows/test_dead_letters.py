@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import dramatiq
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 import workers.actors  # noqa: F401  (declares every actor: a retry needs its actor)
 from db.models import AuditEntry, FailedJob
@@ -131,6 +131,23 @@ def test_discard_matching_takes_substrings_of_actor_queue_and_args(db, broker):
     assert dead_letters.discard_matching(f, "bob", NOW) == Bulk(moved=1)
     assert _statuses(db) == {11: "dead", 12: "discarded", 13: "dead"}
     assert _redis_copies(broker, "emails") == 1
+
+
+def test_discard_matching_takes_jobs_failed_since_and_audits_the_moment(db, broker):
+    old, recent = _dead(db, broker, 1), _dead(db, broker, 2)
+    with db() as session:
+        session.execute(
+            update(FailedJob).where(FailedJob.id == old).values(failed_at=NOW - timedelta(days=2))
+        )
+        session.execute(update(FailedJob).where(FailedJob.id == recent).values(failed_at=NOW))
+        session.commit()
+
+    since = NOW - timedelta(days=1)
+    assert dead_letters.discard_matching(DeadLetterFilter(since=since), "bob", NOW) == Bulk(moved=1)
+    assert _statuses(db) == {1: "dead", 2: "discarded"}
+    with db() as session:
+        [entry] = session.scalars(select(AuditEntry)).all()
+    assert entry.detail["filter"] == {"since": "2026-12-04T12:00:00+00:00"}
 
 
 def test_a_broker_that_refuses_the_send_rolls_the_claim_back(db, broker, monkeypatch):
