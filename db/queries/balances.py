@@ -40,24 +40,27 @@ payable AS (
       AND NOT EXISTS (SELECT 1 FROM invoices c WHERE c.parent_id = i.id AND c.account_id = i.account_id)
 ),
 settled AS (
-    SELECT a.invoice_id, a.amount_minor + a.discount_minor AS amount
-    FROM allocations a JOIN payable ON payable.id = a.invoice_id
-    WHERE a.state = '{SETTLING_STATE}'
-    UNION ALL
-    -- A line recorded while a payment held its invoice was kept as account credit: it settles nothing.
-    SELECT l.invoice_id, l.amount_minor
-    FROM external_payment_lines l JOIN payable ON payable.id = l.invoice_id
-    WHERE l.as_credit IS FALSE
+    -- Summed per invoice before the join: only invoices with money on them are grouped, not every one.
+    SELECT pieces.invoice_id, CAST(SUM(pieces.amount) AS bigint) AS amount
+    FROM (
+        SELECT a.invoice_id, a.amount_minor + a.discount_minor AS amount
+        FROM allocations a JOIN payable ON payable.id = a.invoice_id
+        WHERE a.state = '{SETTLING_STATE}'
+        UNION ALL
+        -- A line recorded while a payment held its invoice was kept as account credit: it settles nothing.
+        SELECT l.invoice_id, l.amount_minor
+        FROM external_payment_lines l JOIN payable ON payable.id = l.invoice_id
+        WHERE l.as_credit IS FALSE
+    ) AS pieces
+    GROUP BY pieces.invoice_id
 ),
 owed AS (
     SELECT payable.id, payable.account_id, payable.total_minor, payable.due_on, payable.today,
-           COALESCE(SUM(settled.amount), 0) AS settled_minor
+           COALESCE(settled.amount, 0) AS settled_minor
     FROM payable LEFT JOIN settled ON settled.invoice_id = payable.id
-    GROUP BY payable.id, payable.account_id, payable.total_minor, payable.due_on, payable.today
 )"""
 
-_FIGURES = text(
-    f"""
+_FIGURES_SQL = f"""
 WITH {_OWED_CTE},
 invoiced AS (
     SELECT account_id,
@@ -88,6 +91,16 @@ LEFT JOIN paying ON paying.account_id = chunk.id
 LEFT JOIN credit ON credit.account_id = chunk.id
 ORDER BY chunk.id
 """
+_FIGURES = text(_FIGURES_SQL)
+# The figures computed and stored in one statement, for accounts already locked (the lock taken by an
+# earlier statement, so this one's snapshot sees every movement committed before it).
+_COMPUTE_AND_STORE = text(
+    f"""
+WITH figures (id, balance, overdue, pending, scheduled, credit) AS ({_FIGURES_SQL})
+UPDATE accounts SET balance_minor = f.balance, overdue_minor = f.overdue, pending_minor = f.pending,
+    scheduled_minor = f.scheduled, credit_minor = f.credit, balance_computed_at = :now,
+    balance_stale_since = NULL
+FROM figures f WHERE accounts.id = f.id"""
 )
 _PAYING = text(
     "SELECT"
@@ -104,9 +117,10 @@ _LOCK_CHUNK = text(
     " WHERE a.id > :after AND (CAST(:last AS bigint) IS NULL OR a.id <= :last)"
     " ORDER BY a.id LIMIT :limit FOR UPDATE OF a"
 )
-_LOCK_ACCOUNTS = text(
-    "SELECT a.id, s.timezone FROM accounts a JOIN sellers s ON s.id = a.seller_id"
-    " WHERE a.id = ANY(CAST(:ids AS bigint[])) ORDER BY a.id FOR UPDATE OF a"
+# FOR UPDATE returns the row as it is once the lock is held: its stale mark is current.
+_LOCK_IF_STALE = text(
+    "SELECT s.timezone, a.balance_stale_since IS NOT NULL"
+    " FROM accounts a JOIN sellers s ON s.id = a.seller_id WHERE a.id = :id FOR UPDATE OF a"
 )
 _STORED = text(
     "SELECT id, balance_minor, overdue_minor, pending_minor, scheduled_minor, credit_minor,"
@@ -146,9 +160,17 @@ def lock_account_chunk(
     ]
 
 
-def lock_accounts(session: Session, account_ids: Sequence[int]) -> list[tuple[int, str]]:
-    """(account id, seller timezone) of these accounts, locked in id order (as lock_account_chunk)."""
-    return [tuple(row) for row in session.execute(_LOCK_ACCOUNTS, {"ids": list(account_ids)})]
+def lock_if_stale(session: Session, account_id: int) -> str | None:
+    """Lock the account (as lock_account_chunk does); its seller's timezone when it is marked stale,
+    else None."""
+    row = session.execute(_LOCK_IF_STALE, {"id": account_id}).first()
+    return row[0] if row is not None and row[1] else None
+
+
+def compute_and_store(session: Session, todays: dict[int, date], now: datetime) -> None:
+    """compute_figures_of then store_figures in one statement, for accounts this transaction locked."""
+    if todays:
+        session.execute(_COMPUTE_AND_STORE, {**_parameters(todays), **_STATUSES, "now": now})
 
 
 def _parameters(todays: dict[int, date]) -> dict:

@@ -60,11 +60,11 @@ def overview_figures(session: Session, account: Account, now: datetime) -> tuple
 def recompute_balance(account_id: int, now: datetime) -> bool:
     """Store fresh figures if the account is marked stale; return whether it recomputed."""
     with transaction() as session:
-        locked = balance_rows.lock_accounts(session, [account_id])
-        stored = balance_rows.list_stored_figures(session, [account_id])
-        if not locked or not stored[account_id].stale:
+        timezone = balance_rows.lock_if_stale(session, account_id)
+        if timezone is None:
             return False
-        _store(session, locked, now, check=False)
+        # One lock, then one statement computing and storing: a recompute runs after every money movement.
+        balance_rows.compute_and_store(session, {account_id: seller_today(_Zone(timezone), now)}, now)
         return True
 
 
@@ -85,21 +85,21 @@ def recompute_all_balances(now: datetime, chunk: int = FULL_PASS_CHUNK) -> dict[
             locked = balance_rows.lock_account_chunk(session, after_id, chunk)
             if not locked:
                 break
-            drifted += _store(session, locked, now, check=True)
+            drifted += _store(session, locked, now)
         recomputed, after_id = recomputed + len(locked), locked[-1][0]
     if drifted:
         _log.warning("balance drift: %s accounts drifted (balance_drifts has before and after)", drifted)
     return {"recomputed": recomputed, "drifted": drifted}
 
 
-def _store(session: Session, locked: list[tuple[int, str]], now: datetime, check: bool) -> int:
-    """Compute and store the figures of locked accounts ((id, seller timezone) rows); with check, first
-    record the drift of those not marked stale. Returns how many drifted."""
+def _store(session: Session, locked: list[tuple[int, str]], now: datetime) -> int:
+    """Compute and store the figures of locked accounts ((id, seller timezone) rows), first recording the
+    drift of those not marked stale. Returns how many drifted."""
     zones = {account_id: _Zone(timezone) for account_id, timezone in locked}
     figures = balance_rows.compute_figures_of(
         session, {i: seller_today(zone, now) for i, zone in zones.items()}
     )
-    drifted = _record_drifts(session, zones, figures, now) if check else 0
+    drifted = _record_drifts(session, zones, figures, now)
     balance_rows.store_figures(session, figures, now)
     return drifted
 

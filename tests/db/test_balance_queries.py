@@ -156,3 +156,24 @@ def test_invoice_facts_are_the_payable_invoices_with_what_settled_them(db):
                 )
                 == expected
             )
+
+
+def test_computing_and_storing_in_one_statement_stores_the_figures_and_clears_the_mark(db):
+    now = datetime(2026, 12, 5, 15, tzinfo=UTC)
+    with db() as session, session.begin():
+        ids = _ledger(session, random.Random(13))
+        for account_id in ids:
+            session.get(Account, account_id).balance_stale_since = now
+    todays = dict.fromkeys(ids, date(2026, 12, 5))
+    with db() as session, session.begin():
+        assert all(balance_rows.lock_if_stale(session, account_id) for account_id in ids)
+        balance_rows.compute_and_store(session, todays, now)
+    with db() as session:
+        stored = balance_rows.list_stored_figures(session, ids)
+        assert {i: row.figures for i, row in stored.items()} == {
+            i: _by_rows(session, i, todays[i]) for i in ids
+        }
+        assert not any(row.stale for row in stored.values())
+        assert all(row.computed_at == now for row in stored.values())
+        # Marked no longer: the lock says there is nothing to recompute.
+        assert balance_rows.lock_if_stale(session, ids[0]) is None
