@@ -46,16 +46,9 @@ class Page:
 
 def list_failed_jobs(session: Session, f: DeadLetterFilter, *, page: int = 1) -> Page:
     """Dead letters the filter matches, newest first."""
-    where = failed_job_rows.matching(f)
-    total = session.scalar(select(func.count()).select_from(FailedJob).where(*where))
-    rows = session.scalars(
-        select(FailedJob)
-        .where(*where)
-        .order_by(FailedJob.failed_at.desc(), FailedJob.id.desc())
-        .offset((page - 1) * PAGE_SIZE)
-        .limit(PAGE_SIZE)
-    ).all()
-    return Page(list(rows), page, total)
+    total = failed_job_rows.count_failed_jobs(session, f)
+    rows = failed_job_rows.list_newest_failed_jobs(session, f, PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+    return Page(rows, page, total)
 
 
 def find_failed_job(session: Session, job_id: int) -> FailedJob | None:

@@ -129,13 +129,16 @@ def count_failed_jobs(session: Session, f: DeadLetterFilter) -> int:
     return session.scalar(select(func.count()).select_from(FailedJob).where(*matching(f)))
 
 
-def list_newest_failed_jobs(session: Session, f: DeadLetterFilter, limit: int) -> list[FailedJob]:
-    """The newest `limit` failed jobs the filter matches."""
+def list_newest_failed_jobs(
+    session: Session, f: DeadLetterFilter, limit: int, offset: int = 0
+) -> list[FailedJob]:
+    """The newest `limit` failed jobs the filter matches, past the newest `offset`."""
     return list(
         session.scalars(
             select(FailedJob)
             .where(*matching(f))
             .order_by(FailedJob.failed_at.desc(), FailedJob.id.desc())
+            .offset(offset)
             .limit(limit)
         )
     )
