@@ -166,6 +166,10 @@ class Workers:
         self.redis_url = environ["BROKER_URL"]
         # A file, not a pipe: retries log warnings, and an unread pipe would block the workers when full.
         self.log_path = log_path
+        from workers.settings import process_kind_environ
+
+        # Sized as `remit worker` sizes its processes (a database connection kept per thread).
+        environ = {**process_kind_environ("worker", threads), **environ}
         with open(log_path, "ab") as sink:
             self._proc = subprocess.Popen(
                 argv, env=environ, cwd=ROOT, stdout=sink, stderr=sink, start_new_session=True

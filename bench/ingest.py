@@ -57,8 +57,11 @@ def main() -> None:
             WEBHOOK_THREADS,
             webhooks_argv,
         )  # imports the broker: after the environment is set
+        from workers.settings import process_kind_environ
 
-        procs.append(_start(webhooks_argv("127.0.0.1", port, args.receiver_workers), env))
+        # The receiver sized as `remit webhooks` sizes it (a database connection kept per thread).
+        receiver_env = {**process_kind_environ("webhooks", WEBHOOK_THREADS), **env}
+        procs.append(_start(webhooks_argv("127.0.0.1", port, args.receiver_workers), receiver_env))
         worker = _worker(env, args, "tasks.webhooks", "webhooks")
         procs.append(worker)
         _wait_healthy(port)
@@ -394,7 +397,14 @@ def _prefetch(args: argparse.Namespace) -> int:
 
 
 def _worker(env: dict[str, str], args: argparse.Namespace, module: str, queue: str) -> subprocess.Popen:
-    worker_env = {**env, "dramatiq_queue_prefetch": str(_prefetch(args))}
+    from workers.settings import process_kind_environ
+
+    # Sized as `remit worker` sizes its processes (a database connection kept per thread).
+    worker_env = {
+        **process_kind_environ("worker", args.worker_threads),
+        **env,
+        "dramatiq_queue_prefetch": str(_prefetch(args)),
+    }
     return _start(
         [
             sys.executable,

@@ -55,17 +55,21 @@ REQUIRED = frozenset({"DATABASE_URL", "BROKER_URL", "STRIPE_API_KEY", "STRIPE_WE
 
 # Database connections per process, by the kind of process: the `remit` command sets REMIT_PROCESS_KIND
 # ("worker:8" = a worker with 8 threads) for the process it becomes; DATABASE_POOL_SIZE and
-# DATABASE_MAX_OVERFLOW override the sizes below everywhere. The pool keeps `size` open while idle and opens
-# up to `overflow` more under load, closing them once returned, so an idle `make run` holds about one
-# connection per process. A worker thread runs one message at a time and a message holds one connection
-# at a time; the overflow adds a little for the odd nested read.
+# DATABASE_MAX_OVERFLOW override the sizes below everywhere. Connections open only when first needed, and
+# the pool keeps up to `size` of them; past that it opens up to `overflow` more, closing each as it is
+# returned. A busy worker or receiver thread uses a connection per message, so those keep one per thread:
+# closing it after every message made PostgreSQL start a backend for nearly every transaction, and a burst
+# of due payments drained at a third of the Stripe budget (bench.scheduled, 3.8x the floor, against 1.5x
+# with a connection kept per thread). An idle stack holds what its busiest moment opened: at most one per
+# thread (37 for the Procfile's processes), one per process before any work.
 DEFAULT_POOL_SIZE = 1
-POOL_OVERFLOW_BY_KIND = {
-    "worker": lambda threads: threads + 2,
-    "webhooks": lambda threads: threads + 1,
-    "dashboard": lambda threads: threads + 1,
-    "clock": lambda threads: 2,
-    "command": lambda threads: 2,
+POOL_BY_KIND = {
+    # kind: (size, overflow), each from the process's threads
+    "worker": (lambda threads: threads, lambda threads: 2),
+    "webhooks": (lambda threads: threads, lambda threads: 1),
+    "dashboard": (lambda threads: 1, lambda threads: threads + 1),
+    "clock": (lambda threads: 1, lambda threads: 2),
+    "command": (lambda threads: 1, lambda threads: 2),
 }
 # A process that no `remit` command sized (a bare `dramatiq workers.actors`, a test): room for 8 threads.
 DEFAULT_MAX_OVERFLOW = 10
@@ -347,17 +351,19 @@ def _mail_seller_domains(environ: Mapping[str, str]) -> frozenset[str]:
 
 def process_kind_environ(kind: str, threads: int = 1) -> dict[str, str]:
     """The REMIT_PROCESS_KIND a kind of process with this many threads runs with (it sizes the pool)."""
-    if kind not in POOL_OVERFLOW_BY_KIND:
+    if kind not in POOL_BY_KIND:
         raise ValueError(f"unknown process kind {kind!r}")
     return {"REMIT_PROCESS_KIND": f"{kind}:{threads}"}
 
 
-def _kind_overflow(environ: Mapping[str, str]) -> int:
+def _kind_pool(environ: Mapping[str, str]) -> tuple[int, int]:
+    """(pool size, overflow) for the process's kind, or the defaults of a process no command sized."""
     kind, _, threads = environ.get("REMIT_PROCESS_KIND", "").partition(":")
-    size = POOL_OVERFLOW_BY_KIND.get(kind)
-    if size is None or not threads.isdigit():
-        return DEFAULT_MAX_OVERFLOW
-    return size(int(threads))
+    sizes = POOL_BY_KIND.get(kind)
+    if sizes is None or not threads.isdigit():
+        return DEFAULT_POOL_SIZE, DEFAULT_MAX_OVERFLOW
+    size, overflow = sizes
+    return max(1, size(int(threads))), overflow(int(threads))
 
 
 def _count(environ: Mapping[str, str], name: str, default: int, least: int) -> int:
@@ -437,8 +443,8 @@ def load_settings(environ: Mapping[str, str], needed: Collection[str] = REQUIRED
         ),
         portal_payment_url=_portal_payment_url(environ),
         mail_seller_domains=_mail_seller_domains(environ),
-        database_pool_size=_count(environ, "DATABASE_POOL_SIZE", DEFAULT_POOL_SIZE, 1),
-        database_max_overflow=_count(environ, "DATABASE_MAX_OVERFLOW", _kind_overflow(environ), 0),
+        database_pool_size=_count(environ, "DATABASE_POOL_SIZE", _kind_pool(environ)[0], 1),
+        database_max_overflow=_count(environ, "DATABASE_MAX_OVERFLOW", _kind_pool(environ)[1], 0),
     )
 
 

@@ -143,21 +143,22 @@ def test_a_command_that_needs_less_loads_without_the_rest():
 
 
 @pytest.mark.parametrize(
-    ("kind", "threads", "overflow"),
+    ("kind", "threads", "size", "overflow"),
     [
-        ("worker", 8, 10),
-        ("worker", 2, 4),
-        ("webhooks", 4, 5),
-        ("dashboard", 4, 5),
-        ("clock", 1, 2),
-        ("command", 1, 2),
+        # a worker or receiver thread keeps its connection between messages: no backend per transaction
+        ("worker", 8, 8, 2),
+        ("worker", 2, 2, 2),
+        ("webhooks", 4, 4, 1),
+        ("dashboard", 4, 1, 5),
+        ("clock", 1, 1, 2),
+        ("command", 1, 1, 2),
     ],
 )
-def test_pool_sizes_follow_the_kind_of_process(kind, threads, overflow):
+def test_pool_sizes_follow_the_kind_of_process(kind, threads, size, overflow):
     from workers.settings import process_kind_environ
 
     settings = load_settings({**VALID, **process_kind_environ(kind, threads)})
-    assert (settings.database_pool_size, settings.database_max_overflow) == (1, overflow)
+    assert (settings.database_pool_size, settings.database_max_overflow) == (size, overflow)
 
 
 def test_pool_sizes_can_be_set_and_are_checked():
