@@ -36,6 +36,10 @@ _LOCK_ACCOUNT_ROW = (
 _LOCK_FOR_STALE = text(
     "SELECT id FROM accounts WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id FOR KEY SHARE"
 )
+_LOCK_ACCOUNT_OF_PAYMENT = text(
+    "SELECT id FROM accounts WHERE id = (SELECT account_id FROM payments WHERE id = :payment_id)"
+    " FOR KEY SHARE"
+)
 # A marker that waited on another's uncommitted mark re-reads the row and leaves it: one nudge per mark.
 _MARK_STALE = text(
     "UPDATE accounts SET balance_stale_since = :now WHERE id = ANY(CAST(:ids AS bigint[]))"
@@ -72,6 +76,12 @@ def mark_balance_stale(session: Session, account_id: int, now: datetime) -> bool
     """Flag the account's figures for recomputation, locking the account either way; True when this call set
     the flag."""
     return bool(mark_balances_stale(session, [account_id], now))
+
+
+def lock_account_of_payment(session: Session, payment_id: int) -> int | None:
+    """Lock the payment's account FOR KEY SHARE (as lock_accounts_shared) and return its id; None when
+    there is no such payment. One statement: a payment's account never changes."""
+    return session.connection().scalar(_LOCK_ACCOUNT_OF_PAYMENT, {"payment_id": payment_id})
 
 
 def lock_accounts_shared(session: Session, account_ids: Sequence[int]) -> None:

@@ -511,11 +511,6 @@ def get_parties(session: Session, method_id: int) -> tuple[PaymentMethod, Accoun
     )
 
 
-def find_payment_account_id(session: Session, payment_id: int) -> int | None:
-    """The payment's account, read without a lock: what to lock first (accounts before payments)."""
-    return session.connection().scalar(select(_PAYMENTS.c.account_id).where(_PAYMENTS.c.id == payment_id))
-
-
 # A history row: the payment's own facts and how its method shows, never the method's Stripe ids.
 _HISTORY = select(
     *[

@@ -109,10 +109,8 @@ def lock_in_order(session, payment_id: int):
     last look locks its invoices after. A money request locks the account FOR UPDATE and then the
     invoices, so a last look that fails (and marks the account stale) can never hold an invoice the
     request waits for while it waits for the account."""
-    account_id = payment_rows.find_payment_account_id(session, payment_id)
-    if account_id is None:
+    if account_rows.lock_account_of_payment(session, payment_id) is None:
         return None
-    account_rows.lock_accounts_shared(session, [account_id])
     return payment_rows.lock_payment(session, payment_id)
 
 
