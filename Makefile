@@ -53,19 +53,10 @@ test: lint browser
 check: $(STAMP)
 	$(BIN)/remit check
 
-# Every bench, one after another; each prints JSON with its targets and a baseline from the same run.
+# Every bench, one after another; each prints JSON with its targets and a baseline from the same run, and
+# bench.all sums them up (a bench that misses its target does not stop the rest). RUNS=3 runs them thrice.
 bench: $(STAMP)
-	$(BIN)/python -m bench.payments
-	$(BIN)/python -m bench.ingest
-	$(BIN)/python -m bench.receiver
-	$(BIN)/python -m bench.slow_clients
-	$(BIN)/python -m bench.pickup
-	$(BIN)/python -m bench.scheduled
-	$(BIN)/python -m bench.sync
-	$(BIN)/python -m bench.history
-	$(BIN)/python -m bench.balances
-	$(BIN)/python -m bench.feed
-	$(BIN)/python -m bench.invoices
+	$(BIN)/python -m bench.all --runs $(or $(RUNS),1)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .import_linter_cache
