@@ -164,17 +164,27 @@ def _record(account_number: str, number: str, total: int, issued: date, net_days
 
 
 def _methods(session: Session, gateway, account: Account, tokens: list[str]) -> int:
+    return len(attach_methods(session, gateway, account, tokens, key_prefix="seed", agent="remit demo seed"))
+
+
+def attach_methods(
+    session: Session, gateway, account: Account, tokens: list[str], *, key_prefix: str, agent: str
+) -> dict[str, int]:
+    """Make the account a Stripe customer and save each test token as its method (the first the
+    default; bank accounts with an accepted mandate, as Stripe requires); {token: payment_methods.id}.
+    Keys start with key_prefix, so each seeder's calls replay only its own."""
     account.stripe_customer_id = gateway.create_customer(
         account_id=account.id,
         email=account.billing_email,
         name=account.name,
         idempotency_key=f"customer:account:{account.id}",
     )
+    saved = {}
     for n, token in enumerate(tokens):
         details = gateway.attach_payment_method(
             payment_method=token,
             customer_id=account.stripe_customer_id,
-            idempotency_key=f"seed:account:{account.id}:{token}",
+            idempotency_key=f"{key_prefix}:account:{account.id}:{token}",
         )
         method = PaymentMethod(
             account_id=account.id,
@@ -191,8 +201,9 @@ def _methods(session: Session, gateway, account: Account, tokens: list[str]) -> 
         if details.kind == "us_bank_account":
             method.mandate_accepted_at = datetime.now(UTC)
             method.mandate_ip = "203.0.113.10"
-            method.mandate_user_agent = "remit demo seed"
+            method.mandate_user_agent = agent
             method.mandate_text_version = "2026-01"
         session.add(method)
-    session.flush()
-    return len(tokens)
+        session.flush()
+        saved[token] = method.id
+    return saved

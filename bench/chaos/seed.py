@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 from sqlalchemy.orm import Session
 
-from db.models import Account, Invoice, PaymentMethod, Seller
+from db.models import Account, Invoice, Seller
 from db.session import transaction
+from sandbox.seed import attach_methods
 from tasks.domain.addresses import email_address
 
 # Test payment methods by the emulator's behaviour (sandbox/stripe_emulator/tokens.py): cards that succeed,
@@ -100,37 +101,5 @@ def _invoices(
 
 
 def _methods(session: Session, gateway, account: Account) -> dict[str, int]:
-    account.stripe_customer_id = gateway.create_customer(
-        account_id=account.id,
-        email=account.billing_email,
-        name=account.name,
-        idempotency_key=f"customer:account:{account.id}",
-    )
-    methods = {}
-    for token in CARD_TOKENS + BANK_TOKENS:
-        details = gateway.attach_payment_method(
-            payment_method=token,
-            customer_id=account.stripe_customer_id,
-            idempotency_key=f"chaos:account:{account.id}:{token}",
-        )
-        method = PaymentMethod(
-            account_id=account.id,
-            stripe_payment_method_id=details.id,
-            kind=details.kind,
-            brand=details.brand,
-            bank_name=details.bank_name,
-            last4=details.last4,
-            exp_month=details.exp_month,
-            exp_year=details.exp_year,
-            is_default=token == CARD_TOKENS[0],
-            status="active",
-        )
-        if details.kind == "us_bank_account":
-            method.mandate_accepted_at = datetime.now(UTC)
-            method.mandate_ip = "203.0.113.10"
-            method.mandate_user_agent = "remit chaos seed"
-            method.mandate_text_version = "2026-01"
-        session.add(method)
-        session.flush()
-        methods[token] = method.id
-    return methods
+    tokens = list(CARD_TOKENS + BANK_TOKENS)
+    return attach_methods(session, gateway, account, tokens, key_prefix="chaos", agent="remit chaos seed")
