@@ -287,15 +287,17 @@ class EmulatorProcess:
         self._process.wait(10)
 
     def _control(self, method: str, name: str, body: dict | None = None) -> dict:
-        import json
-        import urllib.request
+        return emulator_control(self.url, method, name, body)
 
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            f"{self.url}/_emulator/{name}",
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read())
+
+def emulator_control(url: str, method: str, name: str, body: dict | None = None, timeout: float = 30) -> dict:
+    """One call of the Stripe emulator's /_emulator control API, its JSON answer."""
+    import json
+    import urllib.request
+
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        f"{url}/_emulator/{name}", data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())

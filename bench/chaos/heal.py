@@ -17,6 +17,7 @@ import redis
 from sqlalchemy import select
 
 from bench.chaos.faults import Chaos
+from bench.chaos.workload import customer_authenticates
 from db.models import Payment
 from db.session import transaction
 from tasks.domain.attempts import SEARCH_AFTER
@@ -151,12 +152,7 @@ def _customers_answer_3ds(chaos: Chaos, rng: random.Random) -> None:
     emulator = chaos.stack.emulator
     for intent in emulator.listed("payment_intents"):
         if intent["status"] == "requires_action":
-            try:
-                emulator.control(
-                    "POST", "authenticate", {"payment_intent": intent["id"], "success": rng.random() < 0.7}
-                )
-            except OSError:
-                pass
+            customer_authenticates(emulator, intent["id"], rng.random() < 0.7)
 
 
 def _messages(client: redis.Redis) -> dict[str, int]:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.chaos.postgres import Cluster
 from bench.chaos.processes import ROOT, Proc, Supervisor, procfile
 from bench.chaos.redis_server import RedisServer
+from bench.common import emulator_control
 from sandbox.ports import HOST, ServiceError, free_port, wait_for_port
 from sandbox.smtp_capture import SmtpCapture
 
@@ -40,15 +39,7 @@ class Emulator:
     url: str
 
     def control(self, method: str, name: str, body: dict | None = None, timeout: float = 30) -> dict:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            f"{self.url}/_emulator/{name}",
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return json.loads(response.read())
+        return emulator_control(self.url, method, name, body, timeout)
 
     def listed(self, name: str) -> list[dict]:
         return self.control("GET", name)["data"]

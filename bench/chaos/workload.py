@@ -212,12 +212,7 @@ def authenticate(work: Workload, rng: random.Random) -> None:
     """Customers complete or abandon 3-D Secure on payments waiting for them."""
     for intent in work.emulator.listed("payment_intents"):
         if intent["status"] == "requires_action" and rng.random() < 0.5:
-            try:
-                work.emulator.control(
-                    "POST", "authenticate", {"payment_intent": intent["id"], "success": rng.random() < 0.7}
-                )
-            except OSError:
-                pass  # the intent moved on meanwhile
+            customer_authenticates(work.emulator, intent["id"], rng.random() < 0.7)
 
 
 def pay_with_credit(work: Workload, rng: random.Random) -> None:
@@ -263,12 +258,8 @@ def confirm_3ds(work: Workload, rng: random.Random) -> None:
     if chosen is None:
         return
     account_id, payment_id, intent = chosen
-    try:
-        work.emulator.control(
-            "POST", "authenticate", {"payment_intent": intent, "success": rng.random() < 0.8}
-        )
-    except OSError:
-        pass  # the intent moved on meanwhile: confirm_payment still reads what Stripe says now
+    # If the intent moved on meanwhile, confirm_payment still reads what Stripe says now.
+    customer_authenticates(work.emulator, intent, rng.random() < 0.8)
     work.ask("confirm_3ds", account_id, None, lambda: api.confirm_payment(account_id, payment_id))
 
 
@@ -282,15 +273,17 @@ def cancel_3ds(work: Workload, rng: random.Random) -> None:
         lambda: work.ask("cancel_3ds", account_id, None, lambda: api.cancel_payment(account_id, payment_id))
     ]
     if rng.random() < 0.3:
-        calls.append(lambda: _authenticate_quietly(work, intent))
+        calls.append(lambda: customer_authenticates(work.emulator, intent, True))
     _together(calls)
 
 
-def _authenticate_quietly(work: Workload, intent: str) -> None:
+def customer_authenticates(emulator: Emulator, intent: str, success: bool) -> None:
+    """The customer completes (or fails) 3-D Secure on the intent at the emulator. Refused when the intent
+    moved on meanwhile (succeeded, or canceled first), as Stripe refuses it: the customer is too late."""
     try:
-        work.emulator.control("POST", "authenticate", {"payment_intent": intent, "success": True})
+        emulator.control("POST", "authenticate", {"payment_intent": intent, "success": success})
     except OSError:
-        pass  # canceled first: Stripe refuses to authenticate a canceled intent
+        pass
 
 
 # Operation name -> (weight, function). Add a line here to add an operation to every run.
