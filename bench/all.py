@@ -81,7 +81,7 @@ def last_json(text: str) -> dict | None:
 
 def targets_met(report: dict | None) -> bool | None:
     """What the report says of its targets (benches name it target_met or targets_met); None when it
-    has no target of its own (bench.receiver, bench.sync, bench.feed report figures only)."""
+    has no target of its own (every bench here has one; a new bench might not)."""
     if report is None:
         return None
     for key in ("target_met", "targets_met"):

@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 
 from bench import ingest
 
@@ -18,7 +19,7 @@ from bench import ingest
 TARGET_P99_MS = 25.0
 
 
-def main() -> None:
+def main() -> int:
     args = _parse()
     env = ingest._environment()
     ingest._prepare_database(env["DATABASE_URL"])
@@ -38,6 +39,7 @@ def main() -> None:
         runs = {}
         for n, clients in enumerate(args.clients):
             runs[str(clients)] = _post_all(port, bodies[n * args.events : (n + 1) * args.events], clients)
+        met = all(r["p99_under_target"] and r["accepted"] == args.events for r in runs.values())
         print(
             json.dumps(
                 {
@@ -46,10 +48,12 @@ def main() -> None:
                     "receiver_threads": WEBHOOK_THREADS,
                     "by_concurrent_senders": runs,
                     "target_p99_ms": TARGET_P99_MS,
+                    "target_met": met,
                     "cpus": os.cpu_count(),
                 }
             )
         )
+        return 0 if met else 1
     finally:
         if receiver is not None:
             ingest._stop(receiver)
@@ -79,4 +83,4 @@ def _post_all(port: int, bodies: list[bytes], clients: int) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
