@@ -3,9 +3,10 @@
     .venv/bin/python -m bench.all [--runs 3] [--only scheduled balances] [--out .remit/bench/all.json]
 
 Each bench runs as its own process (`python -m bench.NAME`, its progress on stderr as it goes) and prints
-one JSON report; a bench that misses its target does not stop the others. The summary goes to stderr as
-a table (bench, run, seconds, targets met) and to --out as JSON with every report whole. Exits 1 when any
-run of any bench missed a target, failed, or printed no report.
+one JSON report; a bench that misses its target does not stop the others. Before each run a probe times a
+Python loop and a PostgreSQL count (bench.common.machine_speed): figures are read beside the machine's
+speed. The summary goes to stderr as a table (bench, run, seconds, targets met) and to --out as JSON with
+every report whole. Exits 1 when any run of any bench missed a target, failed, or printed no report.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.common import ROOT, log
+from bench.common import ROOT, log, machine_speed
 
 # The order `make bench` has always run them in: the Stripe-bound end-to-end benches first.
 BENCHES = (
@@ -98,8 +99,10 @@ def passed(result: dict) -> bool:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     names = args.only or BENCHES
-    results = []
+    results, machine = [], {}
     for run in range(1, args.runs + 1):
+        machine[run] = machine_speed()
+        log(f"run {run}/{args.runs}: machine probe {machine[run]}")
         for index, name in enumerate(names, start=1):
             log(f"run {run}/{args.runs}, bench {index}/{len(names)}: {name}")
             results.append({"run": run, **run_one(name)})
@@ -109,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "runs": args.runs,
         "all_passed": all(passed(r) for r in results),
+        "machine_by_run": machine,
         "results": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -82,6 +82,39 @@ def run_on_own_database(args, namespace: str, progress: str, seed, measure) -> d
         drop_database(stack)
 
 
+# The machine's speed, measured the same way before each run of bench.all: bench figures from machines of
+# different speed (or a noisy neighbour's hour) are read beside it. Best of three of each, in milliseconds.
+PROBE_LOOP = 5_000_000
+PROBE_SERIES = 2_000_000
+
+
+def machine_speed(admin_url: str = ADMIN_DATABASE_URL) -> dict:
+    """{python_loop_ms: a 5,000,000-step Python loop, postgres_series_ms: PostgreSQL counting 2,000,000
+    generated rows (None when the server cannot be reached), cpus}: best of three each."""
+
+    def loop() -> float:
+        started, total = time.perf_counter(), 0
+        for n in range(PROBE_LOOP):
+            total += n
+        return time.perf_counter() - started
+
+    report = {"python_loop_ms": round(min(loop() for _ in range(3)) * 1000, 1), "postgres_series_ms": None}
+    try:
+        import psycopg
+
+        with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as connection:
+            spent = []
+            for _ in range(3):
+                started = time.perf_counter()
+                connection.execute("SELECT count(*) FROM generate_series(1, %s)", (PROBE_SERIES,)).fetchone()
+                spent.append(time.perf_counter() - started)
+        report["postgres_series_ms"] = round(min(spent) * 1000, 1)
+    except Exception as exc:  # noqa: BLE001 - a probe that cannot reach PostgreSQL says so, and the run goes on
+        log(f"machine probe: PostgreSQL not measured: {exc!r}")
+    report["cpus"] = os.cpu_count()
+    return report
+
+
 def print_report(report: dict) -> int:
     """The report as JSON on stdout; the exit status says whether every target was met."""
     import json

@@ -2,8 +2,9 @@
 reference ERP receiver (sandbox/erp.py) over HTTP on loopback.
 
 Run: python -m bench.feed [--events 10000] on its own database (created, migrated and dropped). Prints one
-JSON object; exits 1 when the target is missed or an event arrived out of order. The baseline, in the same run, delivers a sample the naive way (a new connection and a transaction
-per event) and scales it to N: the feed's kept-alive connection and page-at-a-time bookkeeping must beat it.
+JSON object; exits 1 when the target is missed or an event arrived out of order. The baseline, in the same
+run, delivers a sample the naive way (a new connection and a transaction per event) and scales it to N: the
+feed's kept-alive connection and page-at-a-time bookkeeping must beat it.
 """
 
 from __future__ import annotations

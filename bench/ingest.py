@@ -40,7 +40,8 @@ SCENARIOS = [
 ]
 AMOUNT_MINOR = 10_000
 # The targets on this 2-core machine.
-TARGETS = {"events_per_s": 1000, "receiver_p99_ms": 25.0}
+# ratio_to_noop: end-to-end events/s over raw Dramatiq's no-op messages/s on the same broker, same run.
+TARGETS = {"events_per_s": 1000, "receiver_p99_ms": 25.0, "ratio_to_noop": 0.25}
 
 
 def main() -> None:
@@ -70,9 +71,9 @@ def main() -> None:
             _stop(worker)
             procs.remove(worker)
             result.update(_halves(env, args, procs, port))
+        ratio = round(result["events_per_s"] / noop_rate, 3)
+        result.update(noop_messages_per_s=round(noop_rate, 1), ratio_to_noop=ratio)
         result.update(
-            noop_messages_per_s=round(noop_rate, 1),
-            ratio_to_noop=round(result["events_per_s"] / noop_rate, 3),
             targets=TARGETS,
             targets_met=_targets_met(result),
             clients=args.clients,
@@ -116,6 +117,7 @@ def _targets_met(result: dict[str, Any]) -> dict[str, bool]:
     return {
         "events_per_s": result["events_per_s"] >= TARGETS["events_per_s"],
         "receiver_p99_ms": result["receiver_p99_ms"] < TARGETS["receiver_p99_ms"],
+        "ratio_to_noop": result["ratio_to_noop"] >= TARGETS["ratio_to_noop"],
     }
 
 

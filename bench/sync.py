@@ -1,8 +1,9 @@
 """ERP sync benchmark: one sync_invoices call of N new invoices, then the same batch replayed (all unchanged).
 
-Run: python -m bench.sync [--invoices 10000] on its own database (created, migrated and dropped). Prints
-one JSON object; exits 1 when the target is missed. The baseline, in the same run, syncs a sample one record per call (what a row-at-a-time client would do) and
-scales it to N: the batch must beat it by far, and finish within the target.
+Run: python -m bench.sync [--invoices 10000] on its own database (created, migrated and dropped). Prints one
+JSON object; exits 1 when the target is missed. The baseline, in the same run, syncs a sample one record per
+call (what a row-at-a-time client would do) and scales it to N: the batch must beat it by far, and finish
+within the target.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 from bench import all as benches
 
@@ -40,6 +41,8 @@ def test_a_missed_target_does_not_stop_the_others_and_fails_the_whole(monkeypatc
         }
 
     monkeypatch.setattr(benches, "run_one", fake)
+    probes = iter([{"python_loop_ms": 300.0}, {"python_loop_ms": 310.0}])
+    monkeypatch.setattr(benches, "machine_speed", lambda: next(probes))
     out = tmp_path / "all.json"
     status = benches.main(["--runs", "2", "--only", "scheduled", "receiver", "balances", "--out", str(out)])
 
@@ -47,6 +50,8 @@ def test_a_missed_target_does_not_stop_the_others_and_fails_the_whole(monkeypatc
     assert ran == ["scheduled", "receiver", "balances"] * 2
     summary = json.loads(out.read_text())
     assert summary["all_passed"] is False
+    # The machine was probed before each run, and the summary keeps each probe by run.
+    assert summary["machine_by_run"] == {"1": {"python_loop_ms": 300.0}, "2": {"python_loop_ms": 310.0}}
     assert [(r["run"], r["bench"], benches.passed(r)) for r in summary["results"]][:3] == [
         (1, "scheduled", False),
         (1, "receiver", True),
@@ -66,10 +71,24 @@ def test_every_bench_passing_exits_zero_and_a_bench_without_a_report_does_not(mo
         }
 
     monkeypatch.setattr(benches, "run_one", fine)
+    monkeypatch.setattr(benches, "machine_speed", dict)
     assert benches.main(["--only", "invoices", "--out", str(tmp_path / "a.json")]) == 0
 
     def crashed(name):
         return {"bench": name, "exit_status": 1, "seconds": 0.1, "targets_met": None, "report": None}
 
     monkeypatch.setattr(benches, "run_one", crashed)
+    monkeypatch.setattr(benches, "machine_speed", dict)
     assert benches.main(["--only", "invoices", "--out", str(tmp_path / "b.json")]) == 1
+
+
+def test_the_machine_probe_times_python_and_postgresql_and_says_when_postgresql_cannot_be_reached():
+    from bench.common import machine_speed
+    from db.session import libpq_url
+
+    base = libpq_url(os.environ["DATABASE_URL"]).rsplit("/", 1)[0]
+    measured = machine_speed(f"{base}/postgres")
+    assert measured["python_loop_ms"] > 0 and measured["postgres_series_ms"] > 0
+    assert measured["cpus"] == os.cpu_count()
+    unreachable = machine_speed("postgresql://nobody@127.0.0.1:9/none")
+    assert unreachable["python_loop_ms"] > 0 and unreachable["postgres_series_ms"] is None

@@ -29,6 +29,10 @@ def test_ingest_bench_processes_every_event_once_and_reports_against_the_targets
     assert report["processed"] == {"processed": 70}  # every mix event applied, none failed or left waiting
     assert report["events_per_s"] > 0 and report["noop_messages_per_s"] > 0
     assert 0 < report["receiver_p50_ms"] <= report["receiver_p99_ms"]
-    assert report["targets"] == {"events_per_s": 1000, "receiver_p99_ms": 25.0}
-    assert set(report["targets_met"]) == {"events_per_s", "receiver_p99_ms"}
+    assert report["targets"] == {"events_per_s": 1000, "receiver_p99_ms": 25.0, "ratio_to_noop": 0.25}
+    assert report["targets_met"] == {
+        "events_per_s": report["events_per_s"] >= 1000,
+        "receiver_p99_ms": report["receiver_p99_ms"] < 25.0,
+        "ratio_to_noop": report["ratio_to_noop"] >= 0.25,
+    }
     assert (report["worker_processes"], report["worker_threads"], report["prefetch"]) == (2, 2, 32)
