@@ -33,11 +33,17 @@ chunk AS (
     JOIN unnest(CAST(:ids AS bigint[]), CAST(:todays AS date[])) AS t (account_id, today)
       ON accounts.id = t.account_id
 ),
+parents AS (
+    -- Read once for the chunk and hashed: a probe per invoice for children cost a fifth of the statement.
+    SELECT DISTINCT c.parent_id, c.account_id
+    FROM invoices c JOIN chunk ON chunk.id = c.account_id
+    WHERE c.parent_id IS NOT NULL
+),
 payable AS (
     SELECT i.id, i.account_id, i.total_minor, i.due_on, chunk.today
     FROM invoices i JOIN chunk ON chunk.id = i.account_id AND i.currency = chunk.currency
-    WHERE {_PAYABLE_SQL}
-      AND NOT EXISTS (SELECT 1 FROM invoices c WHERE c.parent_id = i.id AND c.account_id = i.account_id)
+    LEFT JOIN parents ON parents.parent_id = i.id AND parents.account_id = i.account_id
+    WHERE {_PAYABLE_SQL} AND parents.parent_id IS NULL
 ),
 settled AS (
     -- Summed per invoice before the join: only invoices with money on them are grouped, not every one.
@@ -111,7 +117,11 @@ _PAYING = text(
     " FROM payments WHERE account_id = :id AND currency = :currency"
     " AND (status = ANY(CAST(:pending AS text[])) OR status = :scheduled)"
 )
-_INVOICE_FACTS = text(f"WITH {_OWED_CTE} SELECT total_minor, settled_minor, due_on FROM owed ORDER BY id")
+# What is owed per due date, each invoice's owed amount floored at zero before it is summed.
+_OWED_BY_DUE_DATE = text(
+    f"WITH {_OWED_CTE} SELECT CAST(SUM(GREATEST(total_minor - settled_minor, 0)) AS bigint), due_on"
+    " FROM owed GROUP BY due_on ORDER BY due_on"
+)
 _LOCK_CHUNK = text(
     "SELECT a.id, s.timezone FROM accounts a JOIN sellers s ON s.id = a.seller_id"
     " WHERE a.id > :after AND (CAST(:last AS bigint) IS NULL OR a.id <= :last)"
@@ -195,10 +205,13 @@ def sum_paying_and_credit(session: Session, account_id: int, currency: str) -> t
     return int(row[0]), int(row[1]), int(row[2])
 
 
-def list_invoice_facts(session: Session, account_id: int, today: date) -> list[InvoiceFacts]:
-    """Total, settled and due date of each payable invoice of the account, in one statement."""
-    rows = session.execute(_INVOICE_FACTS, _parameters({account_id: today}))
-    return [InvoiceFacts(int(total), int(settled), due_on) for total, settled, due_on in rows]
+def list_owed_by_due_date(session: Session, account_id: int, today: date) -> list[InvoiceFacts]:
+    """What the account's payable invoices owe, summed per due date, in one statement: a fact per due date
+    (its owed amount as the total, nothing settled). The figures and the aging read only each invoice's
+    owed amount and due date, so they come out the same as from every invoice, from a tenth of the rows
+    on an account with many invoices a day."""
+    rows = session.execute(_OWED_BY_DUE_DATE, _parameters({account_id: today}))
+    return [InvoiceFacts(int(owed), 0, due_on) for owed, due_on in rows]
 
 
 @dataclass(frozen=True)

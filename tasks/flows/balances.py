@@ -52,7 +52,7 @@ def figures_for(session: Session, account: Account, now: datetime) -> Figures:
 def overview_figures(session: Session, account: Account, now: datetime) -> tuple[Figures, Aging]:
     """The figures and the aging together, reading each invoice once (what account_overview shows)."""
     today = seller_today(account_rows.find_seller(session, account.seller_id), now)
-    facts = balance_rows.list_invoice_facts(session, account.id, today)
+    facts = balance_rows.list_owed_by_due_date(session, account.id, today)
     pending, scheduled, credit = balance_rows.sum_paying_and_credit(session, account.id, account.currency)
     return compute_figures(facts, pending, scheduled, credit, today), compute_aging(facts, today)
 

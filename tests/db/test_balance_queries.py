@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from db.models import Account, Allocation, Credit, ExternalPayment, ExternalPaymentLine, Invoice, Payment
 from db.queries import balances as balance_rows
-from tasks.domain.balances import InvoiceFacts, compute_figures
+from tasks.domain.balances import InvoiceFacts, compute_aging, compute_figures
 from tasks.domain.transitions import IN_FLIGHT
 from tests import factories
 
@@ -90,8 +90,8 @@ def _ledger(session, rng: random.Random) -> list[int]:
     return ids
 
 
-def _by_rows(session, account_id: int, today: date):
-    """The domain's compute_figures over rows read one by one through the ORM (the rule, not SQL)."""
+def _facts_by_rows(session, account_id: int) -> list[InvoiceFacts]:
+    """Each payable invoice's total, settled amount and due date, read one by one through the ORM."""
     account = session.get(Account, account_id)
     invoices = session.query(Invoice).filter_by(account_id=account_id).all()
     parents = {i.parent_id for i in invoices if i.parent_id}  # a parent of any currency's child
@@ -109,6 +109,13 @@ def _by_rows(session, account_id: int, today: date):
             for line in session.query(ExternalPaymentLine).filter_by(invoice_id=invoice.id, as_credit=False)
         )
         facts.append(InvoiceFacts(invoice.total_minor, settled, invoice.due_on))
+    return facts
+
+
+def _by_rows(session, account_id: int, today: date):
+    """The domain's compute_figures over rows read one by one through the ORM (the rule, not SQL)."""
+    account = session.get(Account, account_id)
+    facts = _facts_by_rows(session, account_id)
     payments = session.query(Payment).filter_by(account_id=account_id, currency=account.currency).all()
     pending = sum(p.amount_minor for p in payments if p.status in IN_FLIGHT)
     scheduled = sum(p.amount_minor for p in payments if p.status == "scheduled")
@@ -139,25 +146,6 @@ def test_set_based_figures_equal_the_domain_rules_row_by_row(db):
         assert all(any(getattr(f, name) for f in computed.values()) for name in vars(computed[ids[0]]))
 
 
-def test_invoice_facts_are_the_payable_invoices_with_what_settled_them(db):
-    with db() as session, session.begin():
-        ids = _ledger(session, random.Random(11))
-    with db() as session:
-        for account_id in ids:
-            facts = balance_rows.list_invoice_facts(session, account_id, date(2026, 12, 4))
-            expected = _by_rows(session, account_id, date(2026, 12, 4))
-            assert (
-                compute_figures(
-                    facts,
-                    expected.pending_minor,
-                    expected.scheduled_minor,
-                    expected.credit_minor,
-                    date(2026, 12, 4),
-                )
-                == expected
-            )
-
-
 def test_computing_and_storing_in_one_statement_stores_the_figures_and_clears_the_mark(db):
     now = datetime(2026, 12, 5, 15, tzinfo=UTC)
     with db() as session, session.begin():
@@ -177,3 +165,23 @@ def test_computing_and_storing_in_one_statement_stores_the_figures_and_clears_th
         assert all(row.computed_at == now for row in stored.values())
         # Marked no longer: the lock says there is nothing to recompute.
         assert balance_rows.lock_if_stale(session, ids[0]) is None
+
+
+def test_owed_per_due_date_gives_the_figures_and_aging_every_invoice_gives(db):
+    with db() as session, session.begin():
+        ids = _ledger(session, random.Random(11))
+    with db() as session:
+        several_a_day = 0
+        for account_id in ids:
+            for today in (date(2026, 12, 1), date(2026, 12, 5), date(2026, 12, 31)):
+                every_invoice = _facts_by_rows(session, account_id)
+                per_day = balance_rows.list_owed_by_due_date(session, account_id, today)
+                assert [f.settled_minor for f in per_day] == [0] * len(per_day)
+                assert len({f.due_on for f in per_day}) == len(per_day)
+                assert compute_aging(per_day, today) == compute_aging(every_invoice, today), account_id
+                assert compute_figures(per_day, 0, 0, 0, today) == compute_figures(
+                    every_invoice, 0, 0, 0, today
+                )
+            several_a_day += len(per_day) < len(every_invoice)
+        # Invoices sharing a due date were summed somewhere (a settled one among them, floored at zero).
+        assert several_a_day
