@@ -6,7 +6,8 @@ Each bench runs as its own process (`python -m bench.NAME`, its progress on stde
 one JSON report; a bench that misses its target does not stop the others. Before each run a probe times a
 Python loop and a PostgreSQL count (bench.common.machine_speed): figures are read beside the machine's
 speed. The summary goes to stderr as a table (bench, run, seconds, targets met) and to --out as JSON with
-every report whole. Exits 1 when any run of any bench missed a target, failed, or printed no report.
+every report whole, rewritten after each bench (finished_at stays null until the last). Exits 1 when any
+run of any bench missed a target, failed, or printed no report.
 """
 
 from __future__ import annotations
@@ -108,18 +109,27 @@ def main(argv: list[str] | None = None) -> int:
             results.append({"run": run, **run_one(name)})
             last = results[-1]
             log(f"{name}: {_verdict(last)} in {last['seconds']} s")
+            # Written after every bench: a long run stopped part way keeps every report it finished.
+            summary = _write_summary(args, machine, results, finished=False)
+    summary = _write_summary(args, machine, results, finished=True)
+    print(_table(results), file=sys.stderr)
+    log(f"summary with every report: {args.out}")
+    return 0 if summary["all_passed"] else 1
+
+
+def _write_summary(args: argparse.Namespace, machine: dict, results: list[dict], finished: bool) -> dict:
     summary = {
-        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds") if finished else None,
         "runs": args.runs,
         "all_passed": all(passed(r) for r in results),
         "machine_by_run": machine,
         "results": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(summary, indent=2))
-    print(_table(results), file=sys.stderr)
-    log(f"summary with every report: {args.out}")
-    return 0 if summary["all_passed"] else 1
+    partial = args.out.with_name(args.out.name + ".part")
+    partial.write_text(json.dumps(summary, indent=2))
+    partial.replace(args.out)
+    return summary
 
 
 def _verdict(result: dict) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from bench import all as benches
 
 
@@ -92,3 +94,26 @@ def test_the_machine_probe_times_python_and_postgresql_and_says_when_postgresql_
     assert measured["cpus"] == os.cpu_count()
     unreachable = machine_speed("postgresql://nobody@127.0.0.1:9/none")
     assert unreachable["python_loop_ms"] > 0 and unreachable["postgres_series_ms"] is None
+
+
+def test_a_run_stopped_part_way_keeps_every_report_it_finished(monkeypatch, tmp_path):
+    def stopped_at_the_second(name):
+        if name == "balances":
+            raise KeyboardInterrupt
+        return {
+            "bench": name,
+            "exit_status": 0,
+            "seconds": 1.0,
+            "targets_met": True,
+            "report": {"target_met": True},
+        }
+
+    monkeypatch.setattr(benches, "run_one", stopped_at_the_second)
+    monkeypatch.setattr(benches, "machine_speed", dict)
+    out = tmp_path / "all.json"
+    with pytest.raises(KeyboardInterrupt):
+        benches.main(["--only", "invoices", "balances", "--out", str(out)])
+    summary = json.loads(out.read_text())
+    assert summary["finished_at"] is None
+    assert [(r["bench"], r["targets_met"]) for r in summary["results"]] == [("invoices", True)]
+    assert not out.with_name("all.json.part").exists()
