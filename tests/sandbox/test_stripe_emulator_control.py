@@ -61,20 +61,28 @@ def test_control_api_rejects_unknown_calls(emu):
     assert caught.value.code == 404
 
 
-def start_command(state_file):
+def start_command(state_file, *, ignoring_sigint=False):
+    # A shell without job control starts a background command ignoring SIGINT (as CI may run the suite).
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignoring_sigint else None
     process = subprocess.Popen(
         [sys.executable, "-m", "sandbox.stripe_emulator", "--port", "0", "--state-file", str(state_file)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
+        preexec_fn=ignore,
     )
     line = process.stdout.readline()
     return process, line.strip().rsplit(" ", 1)[-1]
 
 
-def stop_command(process):
-    process.send_signal(signal.SIGINT)
-    assert process.wait(10) == 0
+def stop_command(process, signum=signal.SIGINT):
+    process.send_signal(signum)
+    try:
+        assert process.wait(10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def test_command_serves_and_keeps_state_across_a_restart(tmp_path):
@@ -97,3 +105,15 @@ def test_command_serves_and_keeps_state_across_a_restart(tmp_path):
         assert again.id == customer.id and again.last_response.headers["Idempotent-Replayed"] == "true"
     finally:
         stop_command(process)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_command_stops_and_saves_on_a_signal_even_started_ignoring_sigint(tmp_path, signum):
+    state_file = tmp_path / "stripe.json"
+    process, url = start_command(state_file, ignoring_sigint=True)
+    try:
+        client = stripe.StripeClient("sk_test_anything", base_addresses={"api": url})
+        customer = client.v1.customers.create({"email": "kept@example.com"})
+    finally:
+        stop_command(process, signum)
+    assert customer.id in state_file.read_text()
