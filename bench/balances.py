@@ -19,7 +19,7 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from bench.common import log, print_report, run_on_own_database, timings
+from bench.common import add_database_arguments, log, print_report, run_on_own_database, timings
 
 # The targets on this machine.
 TARGET_PASS_SECONDS = 10.0
@@ -106,9 +106,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--big-account-invoices", type=int, default=1_000, help="invoices of the timed account"
     )
     parser.add_argument("--repeats", type=int, default=200, help="timed recomputes and overviews")
-    parser.add_argument("--database", default="remit_bench_balances")
-    parser.add_argument("--admin-url", default=None, help="a PostgreSQL URL allowed to create databases")
-    parser.add_argument("--redis-url", default=None, help="settings need one; the pass never uses it")
+    add_database_arguments(parser, "remit_bench_balances")
     return parser.parse_args(argv)
 
 

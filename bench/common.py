@@ -63,6 +63,15 @@ def stack_environ(
     return environ
 
 
+def add_database_arguments(
+    parser, database: str, redis_use: str = "settings need one; this bench never uses it"
+):
+    """--database (default: database), --admin-url and --redis-url, as run_on_own_database reads them."""
+    parser.add_argument("--database", default=database)
+    parser.add_argument("--admin-url", default=None, help="a PostgreSQL URL allowed to create databases")
+    parser.add_argument("--redis-url", default=None, help=f"a Redis URL ({redis_use})")
+
+
 def run_on_own_database(args, namespace: str, progress: str, seed, measure) -> dict:
     """A database bench's run: its own database (args.database, on the server _servers finds), seed(args)
     into it, measure(args, libpq url, what seed returned); the database is dropped afterwards."""

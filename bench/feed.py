@@ -16,6 +16,8 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+from bench.common import add_database_arguments, print_report, run_on_own_database
+
 # An ERP back from a weekend outage catches up on 10,000 events within a minute on this 2-core machine.
 TARGETS = {"deliver_10000_s": 60.0}
 
@@ -123,15 +125,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.feed", description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--baseline-sample", type=int, default=300)
-    parser.add_argument("--database", default="remit_bench_feed")
-    parser.add_argument("--admin-url", default=None, help="a PostgreSQL URL allowed to create databases")
-    parser.add_argument("--redis-url", default=None, help="a Redis URL; the feed's lock lives there")
+    add_database_arguments(parser, "remit_bench_feed", "the feed's lock lives there")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.common import print_report, run_on_own_database
-
     args = parse_args(argv)
     report = run_on_own_database(
         args,

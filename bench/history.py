@@ -16,7 +16,7 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from bench.common import log, print_report, run_on_own_database, timings
+from bench.common import add_database_arguments, log, print_report, run_on_own_database, timings
 
 # The targets on this machine: a page a portal can show while the person is still clicking,
 # and an export of 100,000 payments in under five seconds.
@@ -63,9 +63,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--payments", type=int, default=100_000)
     parser.add_argument("--invoices", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=50, help="timed calls of each page")
-    parser.add_argument("--database", default="remit_bench_history")
-    parser.add_argument("--admin-url", default=None, help="a PostgreSQL URL allowed to create databases")
-    parser.add_argument("--redis-url", default=None, help="settings need one; the history never uses it")
+    add_database_arguments(parser, "remit_bench_history")
     return parser.parse_args(argv)
 
 

@@ -14,6 +14,8 @@ import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
+from bench.common import add_database_arguments, print_report, run_on_own_database
+
 # The issue asks for 10,000 invoices "within seconds" on this 2-core machine.
 TARGETS = {"sync_10000_s": 5.0}
 NOW = datetime(2026, 12, 5, tzinfo=UTC)
@@ -93,15 +95,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.sync", description=__doc__.splitlines()[0])
     parser.add_argument("--invoices", type=int, default=10_000)
     parser.add_argument("--baseline-sample", type=int, default=200)
-    parser.add_argument("--database", default="remit_bench_sync")
-    parser.add_argument("--admin-url", default=None, help="a PostgreSQL URL allowed to create databases")
-    parser.add_argument("--redis-url", default=None, help="settings need one; the sync never uses it")
+    add_database_arguments(parser, "remit_bench_sync")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.common import print_report, run_on_own_database
-
     args = parse_args(argv)
     report = run_on_own_database(
         args,
