@@ -7,7 +7,6 @@ against the same stack.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 import psutil
 
 from sandbox.services import HOST, _die_with_parent, ensure_services
+from sandbox.stopping import Stopped, stop_on_signals
 from workers.cli import CommandError
 
 SANDBOX_API_KEY = "sk_test_sandbox"
@@ -47,10 +47,6 @@ PORTS = {
     "webhooks": Port("WEBHOOK_PORT", 8001, "webhook receiver"),
     "dashboard": Port("DASHBOARD_PORT", 8002, "ops dashboard"),
 }
-
-
-class Stopped(BaseException):
-    """SIGTERM or SIGHUP arrived: unwind and stop everything, as Ctrl-C does."""
 
 
 def root() -> Path:
@@ -89,20 +85,10 @@ def _processes(procfile: Path = Path("Procfile")) -> list[str]:
     return [name for name in names if name and name != "release"]
 
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
-
-
-def _raise_stopped(signum, frame) -> None:
-    for other in STOP_SIGNALS:  # the stop under way finishes; a second signal must not cut it short
-        signal.signal(other, signal.SIG_IGN)
-    raise Stopped(signal.Signals(signum).name)
-
-
 def run_dev(reset: bool = False) -> int:
     """Check ports, find or start Postgres and Redis, start the stand-ins, migrate, seed, run the Procfile."""
     ports = chosen_ports()
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, _raise_stopped)
+    stop_on_signals()
     try:
         if reset:
             from sandbox.reset import reset_sandbox
