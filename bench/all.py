@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             last = results[-1]
             log(f"{name}: {_verdict(last)} in {last['seconds']} s")
             # Written after every bench: a long run stopped part way keeps every report it finished.
-            summary = _write_summary(args, machine, results, finished=False)
+            _write_summary(args, machine, results, finished=False)
     summary = _write_summary(args, machine, results, finished=True)
     print(_table(results), file=sys.stderr)
     log(f"summary with every report: {args.out}")

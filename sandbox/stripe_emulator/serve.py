@@ -17,7 +17,7 @@ def serve(port, host="127.0.0.1", state_file=None, webhook_url=None, webhook_sec
             emu.add_webhook_endpoint(webhook_url, list(webhook_secrets or []))
         print(f"Stripe emulator listening on {emu.url}", flush=True)
         threading.Event().wait()
-    except (Stopped, KeyboardInterrupt):
+    except Stopped:  # SIGINT included: stop_on_signals raises Stopped for Ctrl-C too
         pass
     finally:
         emu.stop()
