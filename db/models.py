@@ -174,6 +174,10 @@ class Invoice(Base):
     external_id: Mapped[str | None] = mapped_column(String(64))
     version: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = _created()
+    # Money that settled the invoice (applied allocations with their discounts, outside payment lines not
+    # kept as credit), kept by PostgreSQL's triggers (migration 0014) in the statement that moves the
+    # ledger: read, never written, by Remit's code.
+    settled_minor: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
     __table_args__ = (
         UniqueConstraint("account_id", "number", name="uq_invoices_account_number"),

@@ -24,27 +24,16 @@ _PAYABLE_SQL = " AND ".join(
     f"i.{name} IS {'TRUE' if value else 'FALSE'}" for name, value in PAYABLE_FLAGS.items()
 )
 
+
 # The payable invoices of the given accounts in each account's currency (not parents of the account's
 # own invoices), each with what settled it: applied allocations (discounts included) and the lines
-# of payments the seller's ERP recorded outside Remit.
-_OWED_CTE = f"""
-chunk AS (
-    SELECT id, currency, today FROM accounts
-    JOIN unnest(CAST(:ids AS bigint[]), CAST(:todays AS date[])) AS t (account_id, today)
-      ON accounts.id = t.account_id
-),
-parents AS (
-    -- Read once for the chunk and hashed: a probe per invoice for children cost a fifth of the statement.
-    SELECT DISTINCT c.parent_id, c.account_id
-    FROM invoices c JOIN chunk ON chunk.id = c.account_id
-    WHERE c.parent_id IS NOT NULL
-),
-payable AS (
-    SELECT i.id, i.account_id, i.total_minor, i.due_on, chunk.today
-    FROM invoices i JOIN chunk ON chunk.id = i.account_id AND i.currency = chunk.currency
-    LEFT JOIN parents ON parents.parent_id = i.id AND parents.account_id = i.account_id
-    WHERE {_PAYABLE_SQL} AND parents.parent_id IS NULL
-),
+# of payments the seller's ERP recorded outside Remit. _owed_cte(from_ledger=True) sums those from the
+# ledger's rows; from_ledger=False reads invoices.settled_minor, which PostgreSQL keeps equal to that sum
+# in the statement moving the ledger (migration 0014): one read of the account's invoices, no probe per
+# invoice into allocations.
+def _owed_cte(from_ledger: bool) -> str:
+    settled_column = "" if from_ledger else ", i.settled_minor"
+    settled = f"""
 settled AS (
     -- Summed per invoice before the join: only invoices with money on them are grouped, not every one.
     SELECT pieces.invoice_id, CAST(SUM(pieces.amount) AS bigint) AS amount
@@ -65,9 +54,31 @@ owed AS (
            COALESCE(settled.amount, 0) AS settled_minor
     FROM payable LEFT JOIN settled ON settled.invoice_id = payable.id
 )"""
+    kept = """
+owed AS (SELECT * FROM payable)"""
+    return f"""
+chunk AS (
+    SELECT id, currency, today FROM accounts
+    JOIN unnest(CAST(:ids AS bigint[]), CAST(:todays AS date[])) AS t (account_id, today)
+      ON accounts.id = t.account_id
+),
+parents AS (
+    -- Read once for the chunk and hashed: a probe per invoice for children cost a fifth of the statement.
+    SELECT DISTINCT c.parent_id, c.account_id
+    FROM invoices c JOIN chunk ON chunk.id = c.account_id
+    WHERE c.parent_id IS NOT NULL
+),
+payable AS (
+    SELECT i.id, i.account_id, i.total_minor, i.due_on, chunk.today{settled_column}
+    FROM invoices i JOIN chunk ON chunk.id = i.account_id AND i.currency = chunk.currency
+    LEFT JOIN parents ON parents.parent_id = i.id AND parents.account_id = i.account_id
+    WHERE {_PAYABLE_SQL} AND parents.parent_id IS NULL
+),{settled if from_ledger else kept}"""
 
-_FIGURES_SQL = f"""
-WITH {_OWED_CTE},
+
+def _figures_sql(from_ledger: bool) -> str:
+    return f"""
+WITH {_owed_cte(from_ledger)},
 invoiced AS (
     SELECT account_id,
            SUM(GREATEST(total_minor - settled_minor, 0)) AS balance,
@@ -97,12 +108,16 @@ LEFT JOIN paying ON paying.account_id = chunk.id
 LEFT JOIN credit ON credit.account_id = chunk.id
 ORDER BY chunk.id
 """
-_FIGURES = text(_FIGURES_SQL)
+
+
+# The full pass (and figures_for, which checks stored figures) reads the ledger's rows: a settled figure
+# that ever drifted from them would show as balance drift. A recompute and the overview read the kept one.
+_FIGURES = text(_figures_sql(from_ledger=True))
 # The figures computed and stored in one statement, for accounts already locked (the lock taken by an
 # earlier statement, so this one's snapshot sees every movement committed before it).
 _COMPUTE_AND_STORE = text(
     f"""
-WITH figures (id, balance, overdue, pending, scheduled, credit) AS ({_FIGURES_SQL})
+WITH figures (id, balance, overdue, pending, scheduled, credit) AS ({_figures_sql(from_ledger=False)})
 UPDATE accounts SET balance_minor = f.balance, overdue_minor = f.overdue, pending_minor = f.pending,
     scheduled_minor = f.scheduled, credit_minor = f.credit, balance_computed_at = :now,
     balance_stale_since = NULL
@@ -119,7 +134,8 @@ _PAYING = text(
 )
 # What is owed per due date, each invoice's owed amount floored at zero before it is summed.
 _OWED_BY_DUE_DATE = text(
-    f"WITH {_OWED_CTE} SELECT CAST(SUM(GREATEST(total_minor - settled_minor, 0)) AS bigint), due_on"
+    f"WITH {_owed_cte(from_ledger=False)}"
+    " SELECT CAST(SUM(GREATEST(total_minor - settled_minor, 0)) AS bigint), due_on"
     " FROM owed GROUP BY due_on ORDER BY due_on"
 )
 _LOCK_CHUNK = text(
@@ -178,7 +194,8 @@ def lock_if_stale(session: Session, account_id: int) -> str | None:
 
 
 def compute_and_store(session: Session, todays: dict[int, date], now: datetime) -> None:
-    """compute_figures_of then store_figures in one statement, for accounts this transaction locked."""
+    """compute_figures_of then store_figures in one statement, for accounts this transaction locked; what
+    settled each invoice is read from invoices.settled_minor (the ledger's sum, kept by PostgreSQL)."""
     if todays:
         session.execute(_COMPUTE_AND_STORE, {**_parameters(todays), **_STATUSES, "now": now})
 
@@ -206,10 +223,10 @@ def sum_paying_and_credit(session: Session, account_id: int, currency: str) -> t
 
 
 def list_owed_by_due_date(session: Session, account_id: int, today: date) -> list[InvoiceFacts]:
-    """What the account's payable invoices owe, summed per due date, in one statement: a fact per due date
-    (its owed amount as the total, nothing settled). The figures and the aging read only each invoice's
-    owed amount and due date, so they come out the same as from every invoice, from a tenth of the rows
-    on an account with many invoices a day."""
+    """What the account's payable invoices owe (by invoices.settled_minor), summed per due date, in one
+    statement: a fact per due date (its owed amount as the total, nothing settled). The figures and the
+    aging read only each invoice's owed amount and due date, so they come out the same as from every
+    invoice, from a tenth of the rows on an account with many invoices a day."""
     rows = session.execute(_OWED_BY_DUE_DATE, _parameters({account_id: today}))
     return [InvoiceFacts(int(owed), 0, due_on) for owed, due_on in rows]
 

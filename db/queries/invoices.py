@@ -443,39 +443,22 @@ def _page_statement(shape: _Shape, field: str, descending: bool, paged: bool) ->
 def _owing(conditions: list[Any]) -> Any:
     """(id, owed_minor) of each selected invoice, by tasks.domain.invoices.invoice_state's rule as the
     list applies it: a parent with visible children owes what its unvoided children owe together, nothing
-    when all are voided; a voided invoice owes nothing; never below zero. Settled money is _SLICES':
-    applied allocations with their discounts, outside lines not kept as credit. Children are the
+    when all are voided; a voided invoice owes nothing; never below zero. What settled an invoice is its
+    settled_minor, which PostgreSQL keeps equal to _SLICES' sum (applied allocations with their discounts,
+    outside lines not kept as credit) in the statement moving them (migration 0014). Children are the
     account's own (sync refuses a parent on another account), so one pass over the account's invoices
     finds them, with no look-up per selected row."""
     account_id = bindparam("account_id", type_=BigInteger)
-    mine = _INVOICES.alias("mine")
-    pieces = union_all(
-        select(
-            _ALLOCATIONS.c.invoice_id,
-            (_ALLOCATIONS.c.amount_minor + _ALLOCATIONS.c.discount_minor).label("amount"),
-        )
-        .join(mine, mine.c.id == _ALLOCATIONS.c.invoice_id)
-        .where(mine.c.account_id == account_id, _ALLOCATIONS.c.state == SETTLING_STATE),
-        select(_EXTERNAL_LINES.c.invoice_id, _EXTERNAL_LINES.c.amount_minor)
-        .join(mine, mine.c.id == _EXTERNAL_LINES.c.invoice_id)
-        .where(mine.c.account_id == account_id, _EXTERNAL_LINES.c.as_credit.is_(False)),
-    ).subquery()
-    # Sums as bigint, as every amount is: numeric arithmetic over a whole account costs a tenth more.
-    settled = (
-        select(pieces.c.invoice_id, cast(func.sum(pieces.c.amount), BigInteger).label("amount"))
-        .group_by(pieces.c.invoice_id)
-        .cte("settled")
-    )
-    child, kid_settled = _INVOICES.alias("child"), settled.alias("kid_settled")
+    child = _INVOICES.alias("child")
     live = child.c.voided.is_(False)
     family = (
         select(
             child.c.parent_id,
             func.count().filter(live).label("live"),
+            # Sums as bigint, as every amount is: numeric arithmetic over a whole account costs a tenth more.
             cast(func.coalesce(func.sum(child.c.total_minor).filter(live), 0), BigInteger).label("total"),
-            cast(func.coalesce(func.sum(kid_settled.c.amount).filter(live), 0), BigInteger).label("settled"),
+            cast(func.coalesce(func.sum(child.c.settled_minor).filter(live), 0), BigInteger).label("settled"),
         )
-        .outerjoin(kid_settled, kid_settled.c.invoice_id == child.c.id)
         .where(
             child.c.account_id == account_id,
             child.c.parent_id.is_not(None),
@@ -487,12 +470,11 @@ def _owing(conditions: list[Any]) -> Any:
     owed = case(
         (or_(Invoice.voided.is_(True), family.c.live == 0), 0),
         (family.c.parent_id.is_not(None), func.greatest(family.c.total - family.c.settled, 0)),
-        else_=func.greatest(Invoice.total_minor - func.coalesce(settled.c.amount, 0), 0),
+        else_=func.greatest(Invoice.total_minor - Invoice.settled_minor, 0),
     )
     return (
         select(Invoice.id, owed.label("owed_minor"))
         .outerjoin(family, and_(family.c.parent_id == Invoice.id, Invoice.parent_id.is_(None)))
-        .outerjoin(settled, settled.c.invoice_id == Invoice.id)
         .where(*conditions)
         .subquery("owing")
     )
