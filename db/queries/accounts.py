@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from db.models import Account, BalanceDrift, Seller
+from db.queries._locks import held_accounts, note_held
 from db.queries._views import _view
 
 _ACCOUNTS, _SELLERS = Account.__table__, Seller.__table__
@@ -35,10 +36,6 @@ _LOCK_ACCOUNT_ROW = (
 # only as far as the UPDATE needs it, so an UPDATE that found nothing to mark took no lock at all.
 _LOCK_FOR_STALE = text(
     "SELECT id FROM accounts WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id FOR KEY SHARE"
-)
-_LOCK_ACCOUNT_OF_PAYMENT = text(
-    "SELECT id FROM accounts WHERE id = (SELECT account_id FROM payments WHERE id = :payment_id)"
-    " FOR KEY SHARE"
 )
 # A marker that waited on another's uncommitted mark re-reads the row and leaves it: one nudge per mark.
 _MARK_STALE = text(
@@ -78,16 +75,14 @@ def mark_balance_stale(session: Session, account_id: int, now: datetime) -> bool
     return bool(mark_balances_stale(session, [account_id], now))
 
 
-def lock_account_of_payment(session: Session, payment_id: int) -> int | None:
-    """Lock the payment's account FOR KEY SHARE (as lock_accounts_shared) and return its id; None when
-    there is no such payment. One statement: a payment's account never changes."""
-    return session.connection().scalar(_LOCK_ACCOUNT_OF_PAYMENT, {"payment_id": payment_id})
-
-
 def lock_accounts_shared(session: Session, account_ids: Sequence[int]) -> None:
     """Lock the accounts FOR KEY SHARE in id order: a money movement's first lock, beside other movements
-    of the account and ahead of a money request (FOR UPDATE) or a recompute."""
+    of the account and ahead of a money request (FOR UPDATE) or a recompute. Nothing is sent when the
+    transaction holds them all already (db.queries._locks)."""
+    if set(account_ids) <= held_accounts(session):
+        return
     session.connection().execute(_LOCK_FOR_STALE, {"ids": list(account_ids)})
+    note_held(session, account_ids)
 
 
 def mark_balances_stale(session: Session, account_ids: Sequence[int], now: datetime) -> list[int]:

@@ -58,6 +58,7 @@ _LOCK_HELD_LINES = (
         _INVOICES.c.voided,
         _INVOICES.c.customer_visible,
         _INVOICES.c.total_minor,
+        _INVOICES.c.settled_minor,
     )
     .join(_ALLOCATIONS, _ALLOCATIONS.c.invoice_id == _INVOICES.c.id)
     .where(
@@ -207,7 +208,8 @@ def count_reserved(session: Session, payment_id: int) -> int:
 
 
 def lock_held_lines(session: Session, payment_id: int) -> list[Row]:
-    """The payment's reserved allocations with their invoices' figures now, invoices locked in id order."""
+    """The payment's reserved allocations with their invoices' figures now (what settled each included),
+    invoices locked in id order."""
     return list(session.connection().execute(_LOCK_HELD_LINES, {"payment_id": payment_id}))
 
 
@@ -238,11 +240,6 @@ def list_invoices_with_children(session: Session, invoice_ids: Sequence[int]) ->
 def lock_invoices_with_children(session: Session, invoice_ids: Sequence[int]) -> list[Row]:
     """list_invoices_with_children, locked FOR UPDATE."""
     return list(session.connection().execute(_LOCK_INVOICES_WITH_CHILDREN, {"ids": list(invoice_ids)}))
-
-
-def list_settled(session: Session, invoice_ids: Sequence[int]) -> dict[int, int]:
-    """Money applied to each invoice, discounts taken included."""
-    return {invoice_id: settled for invoice_id, (settled, _) in list_standing(session, invoice_ids).items()}
 
 
 def list_standing(session: Session, invoice_ids: Sequence[int]) -> dict[int, tuple[int, str | None]]:

@@ -41,6 +41,7 @@ from db.models import (
 )
 from db.queries import RowMissing
 from db.queries._batch import _json
+from db.queries._locks import note_held
 from db.queries._views import _view
 from tasks.domain.history import Cursor, HistoryFilter, Sort, search_terms
 from tasks.domain.states import REFUND_FINAL, REFUND_WAITING, AllocationState, PaymentStatus
@@ -86,6 +87,12 @@ _LOCK_PAYMENT_BY = {
     column: _PAYMENT_VIEW.where(_PAYMENTS.c[column] == bindparam("value")).with_for_update(of=_PAYMENTS)
     for column in ("id", "stripe_payment_intent_id", "stripe_charge_id")
 }
+# The payment's account FOR KEY SHARE, then the payment FOR UPDATE, in one statement: PostgreSQL takes a
+# statement's row locks in the order of its locking clauses, and hands back each locked row as it is once
+# locked (a row changed while the statement waited is read again).
+_LOCK_PAYMENT_IN_ORDER = _PAYMENT_VIEW.where(_PAYMENTS.c.id == bindparam("value")).suffix_with(
+    f"FOR KEY SHARE OF {_ACCOUNTS.name} FOR UPDATE OF {_PAYMENTS.name}"
+)
 _BATCH_TYPES = {
     "status": "text",
     "updated_at": "timestamptz",
@@ -152,6 +159,16 @@ def lock_payment_by(session: Session, column: str, value: object) -> SimpleNames
     """
     row = session.connection().execute(_LOCK_PAYMENT_BY[column], {"value": value}).mappings().first()
     return None if row is None else _view(row, _PAYMENTS, _PARTIES)
+
+
+def lock_payment_in_order(session: Session, payment_id: int) -> SimpleNamespace | None:
+    """lock_payment, its account locked FOR KEY SHARE first (as every writer of a payment locks), in one
+    statement."""
+    row = session.connection().execute(_LOCK_PAYMENT_IN_ORDER, {"value": payment_id}).mappings().first()
+    if row is None:
+        return None
+    note_held(session, [row["account_id"]])
+    return _view(row, _PAYMENTS, _PARTIES)
 
 
 def find_payment_by_intent(session: Session, intent_id: str) -> Payment | None:

@@ -90,7 +90,8 @@ def describe(session: Session, receipt: PaymentReceipt) -> PaymentReceipt:
     # A payment credit paid in full charged no method.
     method = payment.payment_method_id and detail_rows.find_method_display(session, payment.payment_method_id)
     spent: dict[int, int] = {}
-    for row in credit_rows.list_spent_by(session, payment.id):
+    # Credit is spent on invoices only by a payment that records using it (as the ledger moves it).
+    for row in credit_rows.list_spent_by(session, payment.id) if payment.credit_used_minor else ():
         spent[row.applied_invoice_id] = spent.get(row.applied_invoice_id, 0) + row.amount_minor
     return replace(
         receipt,

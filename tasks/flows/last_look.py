@@ -27,11 +27,12 @@ def read(session: Session, payment: Any, paid_now: dict[int, int] | None = None)
     with it the payment is reviewed as paying in full, so what it no longer needs is not charged.
     """
     rows = invoice_rows.lock_held_lines(session, payment.id)
-    settled = invoice_rows.list_settled(session, [r.invoice_id for r in rows])
+    settled = {r.invoice_id: r.settled_minor for r in rows}
     for invoice_id, amount in (paid_now or {}).items():
         settled[invoice_id] = settled.get(invoice_id, 0) + amount
     credit = defaultdict(int)
-    for spent in credit_rows.list_spent_by(session, payment.id):
+    # Credit is spent on invoices only by a payment that records using it (as the ledger moves it).
+    for spent in credit_rows.list_spent_by(session, payment.id) if payment.credit_used_minor else ():
         credit[spent.applied_invoice_id] += spent.amount_minor
     lines = [
         HeldLine(

@@ -12,7 +12,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from db.queries import RowMissing
-from db.queries import accounts as account_rows
 from db.queries import payments as payment_rows
 from db.session import transaction
 from tasks.domain.attempts import (
@@ -109,9 +108,7 @@ def lock_in_order(session, payment_id: int):
     last look locks its invoices after. A money request locks the account FOR UPDATE and then the
     invoices, so a last look that fails (and marks the account stale) can never hold an invoice the
     request waits for while it waits for the account."""
-    if account_rows.lock_account_of_payment(session, payment_id) is None:
-        return None
-    return payment_rows.lock_payment(session, payment_id)
+    return payment_rows.lock_payment_in_order(session, payment_id)
 
 
 def _fail_at_last_look(session, payment, decided: Review, now: datetime) -> FailedAtLastLook:
