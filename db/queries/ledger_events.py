@@ -11,44 +11,39 @@ from sqlalchemy.orm import Session
 
 from db.models import LedgerEvent
 
-# Sellers in id order: two transactions numbering events of the same sellers lock their counters in one
-# order and never deadlock. Each counter stays locked until its transaction ends, so a seller's numbers
-# are taken, and become visible, in commit order, with no gap even when a transaction rolls back.
-_TAKE_SEQUENCES = text(
-    "INSERT INTO ledger_sequences AS s (seller_id, last_sequence)"
-    " SELECT seller_id, n FROM unnest(CAST(:sellers AS integer[]), CAST(:counts AS bigint[]))"
-    " AS t (seller_id, n) ORDER BY seller_id"
+# One statement numbers and stores a transaction's events. Sellers' counters are taken in id order: two
+# transactions numbering events of the same sellers lock them in one order and never deadlock. Each counter
+# stays locked until its transaction ends, so a seller's numbers are taken, and become visible, in commit
+# order, with no gap even when a transaction rolls back. A seller's k-th event of n gets the k-th of the n
+# numbers its counter moved past; events are stored in the order they were given.
+_STORE_EVENTS = text(
+    "WITH e AS MATERIALIZED ("
+    " SELECT seller_id, type, data, ord,"
+    " row_number() OVER (PARTITION BY seller_id ORDER BY ord) AS k,"
+    " count(*) OVER (PARTITION BY seller_id) AS n"
+    " FROM ROWS FROM (jsonb_to_recordset(CAST(:events AS jsonb))"
+    " AS (seller_id integer, type text, data jsonb))"
+    " WITH ORDINALITY AS e (seller_id, type, data, ord)"
+    "), taken AS ("
+    " INSERT INTO ledger_sequences AS s (seller_id, last_sequence)"
+    " SELECT DISTINCT seller_id, n FROM e ORDER BY seller_id"
     " ON CONFLICT (seller_id) DO UPDATE SET last_sequence = s.last_sequence + EXCLUDED.last_sequence"
     " RETURNING s.seller_id, s.last_sequence,"
-    " EXISTS (SELECT 1 FROM feed_endpoints e WHERE e.seller_id = s.seller_id) AS has_endpoint"
-)
-_INSERT_EVENTS = text(
-    "INSERT INTO ledger_events (seller_id, sequence, type, data)"
-    " SELECT seller_id, sequence, type, data FROM jsonb_to_recordset(CAST(:events AS jsonb))"
-    " AS e (seller_id integer, sequence bigint, type text, data jsonb)"
-    " RETURNING id, seller_id, sequence"
+    " EXISTS (SELECT 1 FROM feed_endpoints f WHERE f.seller_id = s.seller_id) AS has_endpoint"
+    "), stored AS ("
+    " INSERT INTO ledger_events (seller_id, sequence, type, data)"
+    " SELECT e.seller_id, t.last_sequence - e.n + e.k, e.type, e.data"
+    " FROM e JOIN taken t ON t.seller_id = e.seller_id ORDER BY e.ord"
+    ") SELECT seller_id FROM taken WHERE has_endpoint ORDER BY seller_id"
 )
 _SELLERS_OF_ACCOUNTS = text("SELECT id, seller_id FROM accounts WHERE id = ANY(CAST(:ids AS integer[]))")
 
 
-def take_sequences(session: Session, counts: dict[int, int]) -> tuple[dict[int, int], set[int]]:
-    """Reserve counts[seller] numbers for each seller: ({seller id: the first of them}, the sellers among
-    them with a feed endpoint)."""
-    sellers = sorted(counts)
-    rows = list(
-        session.connection().execute(
-            _TAKE_SEQUENCES, {"sellers": sellers, "counts": [counts[s] for s in sellers]}
-        )
-    )
-    return {r.seller_id: r.last_sequence - counts[r.seller_id] + 1 for r in rows}, {
-        r.seller_id for r in rows if r.has_endpoint
-    }
-
-
-def insert_events(session: Session, events: Sequence[tuple[int, int, str, dict[str, Any]]]) -> None:
-    """(seller id, sequence, type, data) each, in one statement."""
-    rows = [{"seller_id": s, "sequence": n, "type": t, "data": d} for s, n, t, d in events]
-    session.connection().execute(_INSERT_EVENTS, {"events": json.dumps(rows)})
+def store_events(session: Session, events: Sequence[tuple[int, str, dict[str, Any]]]) -> list[int]:
+    """Number and store the events ((seller id, type, data) each, in order) in one statement; returns the
+    sellers among them with a feed endpoint, in id order."""
+    rows = [{"seller_id": s, "type": t, "data": d} for s, t, d in events]
+    return list(session.connection().execute(_STORE_EVENTS, {"events": json.dumps(rows)}).scalars())
 
 
 def list_sellers_of_accounts(session: Session, account_ids: Sequence[int]) -> dict[int, int]:

@@ -110,17 +110,9 @@ def write_events(session: Session, pending: list[tuple[int | None, int | None, s
     accounts = sorted({a for s, a, _, _ in pending if s is None})
     seller_of = event_rows.list_sellers_of_accounts(session, accounts) if accounts else {}
     facts = [(s if s is not None else seller_of[a], t, d) for s, a, t, d in pending]
-    counts: dict[int, int] = {}
-    for seller_id, _, _ in facts:
-        counts[seller_id] = counts.get(seller_id, 0) + 1
-    next_number, with_endpoint = event_rows.take_sequences(session, counts)
-    rows = []
-    for seller_id, event_type, data in facts:
-        rows.append((seller_id, next_number[seller_id], event_type, data))
-        next_number[seller_id] += 1
-    event_rows.insert_events(session, rows)
+    with_endpoint = event_rows.store_events(session, facts)
     # A seller without an endpoint is read through the pull API only: no delivery to nudge.
-    messages.send_after_commit(session, "deliver_ledger_events", [(s,) for s in sorted(with_endpoint)])
+    messages.send_after_commit(session, "deliver_ledger_events", [(s,) for s in with_endpoint])
 
 
 @event.listens_for(Session, "after_rollback")

@@ -130,10 +130,14 @@ def test_each_seller_has_its_own_sequence(db, broker):
         one, two = factories.seller(session).id, factories.seller(session).id
         session.commit()
     with db.begin() as session:
-        for seller_id in (two, one, two):
-            feed.emit(session, "test.fact", {}, seller_id=seller_id)
-    assert [n for n, _, _ in _events(db, one)] == [1]
-    assert [n for n, _, _ in _events(db, two)] == [1, 2]
+        for i, seller_id in enumerate((two, one, two)):
+            feed.emit(session, "test.fact", {"i": i}, seller_id=seller_id)
+    with db.begin() as session:
+        for i, seller_id in enumerate((one, two, one), start=3):
+            feed.emit(session, "test.fact", {"i": i}, seller_id=seller_id)
+    # Numbered in the order emitted, each seller's on from where its last transaction ended.
+    assert [(n, data["i"]) for n, _, data in _events(db, one)] == [(1, 1), (2, 3), (3, 5)]
+    assert [(n, data["i"]) for n, _, data in _events(db, two)] == [(1, 0), (2, 2), (3, 4)]
 
 
 def test_a_method_added_verified_and_removed_each_write_an_event(db, broker):
