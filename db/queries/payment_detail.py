@@ -24,6 +24,30 @@ def find_method_display(session: Session, method_id: int) -> Row | None:
     ).first()
 
 
+def find_shown(session: Session, payment_id: int) -> Row | None:
+    """What a receipt shows of the payment beyond its request, and its method's display (method_kind,
+    method_brand, method_last4, method_bank_name: None when credit paid it all), in one row."""
+    return session.execute(
+        select(
+            Payment.id,
+            Payment.status,
+            Payment.reference,
+            Payment.credit_used_minor,
+            Payment.refunded_minor,
+            Payment.failure_code,
+            Payment.failure_message,
+            Payment.created_at,
+            Payment.finished_at,
+            PaymentMethod.kind.label("method_kind"),
+            PaymentMethod.brand.label("method_brand"),
+            PaymentMethod.last4.label("method_last4"),
+            PaymentMethod.bank_name.label("method_bank_name"),
+        )
+        .outerjoin(PaymentMethod, PaymentMethod.id == Payment.payment_method_id)
+        .where(Payment.id == payment_id)
+    ).first()
+
+
 def sum_credit_created(session: Session, payment_id: int) -> int:
     """What the payment left as credit on the account, unless that credit was reversed (never existed)."""
     return session.scalar(

@@ -86,20 +86,23 @@ class PaymentReceipt:
 
 def describe(session: Session, receipt: PaymentReceipt) -> PaymentReceipt:
     """The receipt with the rest of what its customer sees: method, failure, timeline, dates."""
-    payment = payment_rows.get_payment(session, receipt.payment_id)
-    # A payment credit paid in full charged no method.
-    method = payment.payment_method_id and detail_rows.find_method_display(session, payment.payment_method_id)
+    payment = detail_rows.find_shown(session, receipt.payment_id)
     spent: dict[int, int] = {}
     # Credit is spent on invoices only by a payment that records using it (as the ledger moves it).
     for row in credit_rows.list_spent_by(session, payment.id) if payment.credit_used_minor else ():
         spent[row.applied_invoice_id] = spent.get(row.applied_invoice_id, 0) + row.amount_minor
+    method = None
+    if payment.method_kind is not None:  # a payment credit paid in full charged no method
+        method = MethodDisplay(
+            payment.method_kind, payment.method_brand, payment.method_last4, payment.method_bank_name
+        )
     return replace(
         receipt,
         lines=tuple(replace(line, credit_used_minor=spent.get(line.invoice_id, 0)) for line in receipt.lines),
         reference=payment.reference,
-        credit_used_minor=getattr(payment, "credit_used_minor", 0) or 0,
+        credit_used_minor=payment.credit_used_minor,
         refunded_minor=payment.refunded_minor,
-        method=MethodDisplay(method.kind, method.brand, method.last4, method.bank_name) if method else None,
+        method=method,
         failure_code=payment.failure_code,
         failure_reason=readable_failure(payment.failure_code, payment.failure_message)
         if payment.status in (P.FAILED, P.CANCELED)
