@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import Row, and_, func, insert, literal, select, update
+from sqlalchemy import Row, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
-from db.models import Credit, Invoice
+from db.models import Credit
 from tasks.domain.credit import Spent
 from tasks.domain.states import CreditState
 
@@ -139,20 +140,14 @@ def sum_spent_by_origin(session: Session, payment_ids: Sequence[int]) -> dict[in
     return {payment_id: int(total) for payment_id, total in rows}
 
 
-def list_spent_by(session: Session, payment_id: int) -> list[Row]:
-    """Which credit went to which invoice for one payment: (credit id, origin payment id, invoice id, invoice
-    number, amount, state), oldest credit first."""
+def sum_spent_per_invoice(session: Session, payment: Any) -> dict[int, int]:
+    """{invoice id: credit the payment spent on it}. Credit is spent on invoices only by a payment that
+    records using it (credit_used_minor, as the ledger moves it): for any other nothing is read."""
+    if not payment.credit_used_minor:
+        return {}
     statement = (
-        select(
-            _CREDITS.c.id,
-            _CREDITS.c.payment_id.label("origin_payment_id"),
-            _CREDITS.c.applied_invoice_id,
-            Invoice.number,
-            _CREDITS.c.amount_minor,
-            _CREDITS.c.state,
-        )
-        .join(Invoice, and_(Invoice.id == _CREDITS.c.applied_invoice_id))
-        .where(_CREDITS.c.used_by_payment_id == payment_id, _CREDITS.c.state.in_(_SPENT_STATES))
-        .order_by(_CREDITS.c.created_at, _CREDITS.c.id)
+        select(_CREDITS.c.applied_invoice_id, func.sum(_CREDITS.c.amount_minor))
+        .where(_CREDITS.c.used_by_payment_id == payment.id, _CREDITS.c.state.in_(_SPENT_STATES))
+        .group_by(_CREDITS.c.applied_invoice_id)
     )
-    return list(session.connection().execute(statement))
+    return {invoice_id: int(total) for invoice_id, total in session.connection().execute(statement)}

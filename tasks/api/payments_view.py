@@ -87,10 +87,7 @@ class PaymentReceipt:
 def describe(session: Session, receipt: PaymentReceipt) -> PaymentReceipt:
     """The receipt with the rest of what its customer sees: method, failure, timeline, dates."""
     payment = detail_rows.find_shown(session, receipt.payment_id)
-    spent: dict[int, int] = {}
-    # Credit is spent on invoices only by a payment that records using it (as the ledger moves it).
-    for row in credit_rows.list_spent_by(session, payment.id) if payment.credit_used_minor else ():
-        spent[row.applied_invoice_id] = spent.get(row.applied_invoice_id, 0) + row.amount_minor
+    spent = credit_rows.sum_spent_per_invoice(session, payment)
     method = None
     if payment.method_kind is not None:  # a payment credit paid in full charged no method
         method = MethodDisplay(

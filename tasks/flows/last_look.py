@@ -3,7 +3,6 @@ and write what changed from what the customer approved before any money moves.""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
@@ -30,10 +29,7 @@ def read(session: Session, payment: Any, paid_now: dict[int, int] | None = None)
     settled = {r.invoice_id: r.settled_minor for r in rows}
     for invoice_id, amount in (paid_now or {}).items():
         settled[invoice_id] = settled.get(invoice_id, 0) + amount
-    credit = defaultdict(int)
-    # Credit is spent on invoices only by a payment that records using it (as the ledger moves it).
-    for spent in credit_rows.list_spent_by(session, payment.id) if payment.credit_used_minor else ():
-        credit[spent.applied_invoice_id] += spent.amount_minor
+    credit = credit_rows.sum_spent_per_invoice(session, payment)
     lines = [
         HeldLine(
             r.allocation_id,
@@ -41,7 +37,7 @@ def read(session: Session, payment: Any, paid_now: dict[int, int] | None = None)
             r.number,
             r.amount_minor,
             r.discount_minor,
-            credit[r.invoice_id],
+            credit.get(r.invoice_id, 0),
             r.voided,
             r.customer_visible,
             r.total_minor,
