@@ -25,17 +25,22 @@ STORE_DELIVERY = (
     " RETURNING id)"
     " SELECT EXISTS (SELECT 1 FROM stored), (SELECT status FROM stripe_events WHERE id = %(id)s)"
 )
-# The event a message names: waited for if someone holds it, or passed over.
-_LOCK_EVENT = {
-    True: text("SELECT id, status, payload FROM stripe_events WHERE id = :id FOR UPDATE"),
-    False: text("SELECT id, status, payload FROM stripe_events WHERE id = :id FOR UPDATE SKIP LOCKED"),
-}
-# Other fresh waiting events nobody holds, oldest first.
-_CLAIM_WAITING = text(
-    f"SELECT id, status, payload FROM stripe_events WHERE status = '{EventStatus.RECEIVED}' AND attempts = 0"
-    " AND id <> :id"
-    " ORDER BY received_at LIMIT :others FOR UPDATE SKIP LOCKED"
+# The event a message names (locked unless done: a done event's status is final and its payload not
+# needed; waited for if someone holds it, or passed over), then up to :others fresh waiting events no one
+# holds, oldest first, locked (remit_claim_waiting_events, migration 0015: an ordered scan of the partial
+# index). One statement, the named event first; `named` tells the rows apart.
+_TAKE_EVENTS_SQL = (
+    "WITH named AS MATERIALIZED (SELECT id, status, payload FROM stripe_events"
+    " WHERE id = :id AND status NOT IN ({done}) FOR UPDATE{skip})"
+    " SELECT true AS named, id, status, payload FROM named"
+    " UNION ALL SELECT true, id, status, NULL FROM stripe_events WHERE id = :id AND status IN ({done})"
+    " UNION ALL SELECT false, c.id, c.status, c.payload FROM remit_claim_waiting_events(:id, :others) AS c"
 )
+_DONE_SQL = f"'{EventStatus.PROCESSED}', '{EventStatus.IGNORED}'"
+_TAKE_EVENTS = {
+    wait: text(_TAKE_EVENTS_SQL.format(done=_DONE_SQL, skip="" if wait else " SKIP LOCKED"))
+    for wait in (True, False)
+}
 _MARK_EVENTS = text(
     "UPDATE stripe_events SET status = done.status, error = done.note, processed_at = :now,"
     " attempts = stripe_events.attempts + 1"
@@ -49,21 +54,20 @@ def find_event(session: Session, event_id: str) -> StripeEvent | None:
     return session.get(StripeEvent, event_id)
 
 
-def lock_event(session: Session, event_id: str, wait: bool = True) -> Row | None:
-    """(id, status, payload) of the event, locked FOR UPDATE: two deliveries of one event run in turn.
+def take_events(
+    session: Session, event_id: str, others: int, wait: bool = True
+) -> tuple[Row | None, list[Row]]:
+    """The named event's (id, status, payload) and up to `others` more waiting events', in one statement.
 
-    Without wait, None also when another transaction holds the event.
+    The named event is locked FOR UPDATE (two deliveries of one event run in turn) unless it is processed
+    or ignored already: then it comes back unlocked, with no payload. It is None when it does not exist,
+    when it was finished while this statement waited for it, and (without wait) when another transaction
+    holds it. The others are fresh events (never attempted) no one else holds, locked: an event that failed
+    before is left to its own message, so it cannot hold back a batch twice.
     """
-    return session.connection().execute(_LOCK_EVENT[wait], {"id": event_id}).first()
-
-
-def lock_waiting_events(session: Session, event_id: str, others: int) -> list[Row]:
-    """(id, status, payload) of up to `others` waiting events besides this one, locked.
-
-    Only fresh events (never attempted) no one else holds: an event that failed before is left to its
-    own message, so it cannot hold back a batch twice.
-    """
-    return list(session.connection().execute(_CLAIM_WAITING, {"id": event_id, "others": others}))
+    rows = session.connection().execute(_TAKE_EVENTS[wait], {"id": event_id, "others": others}).all()
+    named = next((row for row in rows if row.named), None)
+    return named, [row for row in rows if not row.named]
 
 
 def mark_events(session: Session, outcomes: Sequence[tuple[str, str, str | None]], now: datetime) -> None:

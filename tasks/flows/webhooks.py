@@ -65,8 +65,7 @@ _BUSY = "busy"
 def _apply(event_id: str, now: datetime, others: int, wait: bool) -> str | None:
     """One transaction: the named event (if waiting), up to `others` more; _BUSY if the named one was held."""
     with transaction() as session:
-        named = inbox_rows.lock_event(session, event_id, wait=wait)
-        claimed = inbox_rows.lock_waiting_events(session, event_id, others) if others else []
+        named, claimed = inbox_rows.take_events(session, event_id, others, wait=wait)
         waiting = [row for row in ([named] if named is not None else []) + claimed if row.status not in DONE]
         waiting.sort(key=_lock_order)
         handled = handle_events(session, [row.payload for row in waiting], now) if waiting else []

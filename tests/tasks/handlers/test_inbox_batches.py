@@ -89,6 +89,23 @@ def test_a_message_whose_event_another_batch_holds_applies_other_waiting_events_
     assert statuses(db, StripeEvent, [named, other]) == ["processed", "processed"]
 
 
+def test_a_message_whose_event_is_done_neither_locks_nor_waits_for_it(db):
+    event = succeeded(db, 1)[1]
+    process_event(event, now(), batch_size=1)
+    results = []
+    with get_engine().connect() as holder:
+        # Another transaction holds the done event (a retention pass redacting its payload, say): the
+        # message reads that it is done and returns; it used to lock it, so it waited for the holder.
+        holder.execute(text("SELECT 1 FROM stripe_events WHERE id = :id FOR UPDATE"), {"id": event})
+        worker = threading.Thread(target=lambda: results.append(process_event(event, now(), batch_size=20)))
+        worker.start()
+        worker.join(10)
+        assert not worker.is_alive(), "the message waited for a done event's holder"
+        holder.rollback()
+    assert results == [None]
+    assert attempts(db, event) == 1
+
+
 def test_an_event_that_failed_before_is_left_to_its_own_message(db):
     first, retried = succeeded(db, 1)[1], succeeded(db, 2)[1]
     with get_engine().begin() as connection:
