@@ -78,6 +78,8 @@ def webhooks_argv(host: str, port: int, workers: int) -> list[str]:
     Bodies are awaited on the loop under WEBHOOK_BODY_TIMEOUT_SECONDS, so slow clients hold no thread;
     complete ones are ingested on WEBHOOK_THREADS threads (workers.webhook_app). Headers must arrive within
     HEADER_READ_TIMEOUT_MS. (Under WSGI, granian read a body on a serving thread with no deadline.)
+    The loop is uvloop and each process's Rust runtime single-threaded: measured beside asyncio's loop on
+    the multi-threaded runtime, 5,000 deliveries cost ~610 us of receiver CPU each instead of ~830.
     """
     return [
         sys.executable,
@@ -96,6 +98,10 @@ def webhooks_argv(host: str, port: int, workers: int) -> list[str]:
         "--http1-header-read-timeout",
         str(HEADER_READ_TIMEOUT_MS),
         "--no-ws",
+        "--loop",
+        "uvloop",
+        "--runtime-mode",
+        "st",
         "--log-level",
         "warning",
     ]

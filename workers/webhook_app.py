@@ -161,7 +161,8 @@ async def _deliver(scope: dict[str, Any], receive: Receive, send: Send) -> None:
             await _answer(send, 413, "body too large", close=True)
             return
     try:
-        body = await asyncio.wait_for(_read_body(receive, limit), settings.webhook_body_timeout_seconds)
+        async with asyncio.timeout(settings.webhook_body_timeout_seconds):  # no task per request, as wait_for made
+            body = await _read_body(receive, limit)
     except TimeoutError:
         timeout = settings.webhook_body_timeout_seconds
         await _answer(send, 408, f"body not received within {timeout:g} s", close=True)
