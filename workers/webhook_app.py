@@ -161,7 +161,8 @@ async def _deliver(scope: dict[str, Any], receive: Receive, send: Send) -> None:
             await _answer(send, 413, "body too large", close=True)
             return
     try:
-        async with asyncio.timeout(settings.webhook_body_timeout_seconds):  # no task per request, as wait_for made
+        # asyncio.timeout, not wait_for: no task created per request.
+        async with asyncio.timeout(settings.webhook_body_timeout_seconds):
             body = await _read_body(receive, limit)
     except TimeoutError:
         timeout = settings.webhook_body_timeout_seconds

@@ -28,7 +28,8 @@ def test_a_claim_after_a_burst_passes_over_the_processed_events_without_reading_
             text(
                 "INSERT INTO stripe_events (id, type, livemode, payload, received_at, status, attempts)"
                 " SELECT 'evt_burst_' || n, 'payment_intent.succeeded', false, CAST(:payload AS jsonb),"
-                " now() - make_interval(secs => :burst - n), 'received', 0 FROM generate_series(1, :burst) AS n"
+                " now() - make_interval(secs => :burst - n), 'received', 0"
+                " FROM generate_series(1, :burst) AS n"
             ),
             {"burst": BURST, "payload": json.dumps({"filler": "x" * 400})},
         )
