@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Row, func, select, tuple_
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
 from db.models import Account, Credit, Payment, PaymentEvent, PaymentMethod, Seller
@@ -24,9 +25,28 @@ def find_method_display(session: Session, method_id: int) -> Row | None:
     ).first()
 
 
+# The payment's timeline, oldest first, as one array per column (typed as stored: timestamptz, text,
+# boolean, jsonb), so the receipt's row carries it and no second statement reads it.
+_TIMELINE = {
+    name: select(func.array_agg(aggregate_order_by(column, PaymentEvent.id)))
+    .where(PaymentEvent.payment_id == Payment.id)
+    .correlate(Payment)
+    .scalar_subquery()
+    .label(f"timeline_{name}")
+    for name, column in (
+        ("at", PaymentEvent.at),
+        ("from_status", PaymentEvent.from_status),
+        ("to_status", PaymentEvent.to_status),
+        ("applied", PaymentEvent.applied),
+        ("detail", PaymentEvent.detail),
+    )
+}
+
+
 def find_shown(session: Session, payment_id: int) -> Row | None:
-    """What a receipt shows of the payment beyond its request, and its method's display (method_kind,
-    method_brand, method_last4, method_bank_name: None when credit paid it all), in one row."""
+    """What a receipt shows of the payment beyond its request, its method's display (method_kind,
+    method_brand, method_last4, method_bank_name: None when credit paid it all) and its timeline (see
+    timeline_of), in one row."""
     return session.execute(
         select(
             Payment.id,
@@ -42,10 +62,17 @@ def find_shown(session: Session, payment_id: int) -> Row | None:
             PaymentMethod.brand.label("method_brand"),
             PaymentMethod.last4.label("method_last4"),
             PaymentMethod.bank_name.label("method_bank_name"),
+            *_TIMELINE.values(),
         )
         .outerjoin(PaymentMethod, PaymentMethod.id == Payment.payment_method_id)
         .where(Payment.id == payment_id)
     ).first()
+
+
+def timeline_of(shown: Row) -> list[tuple]:
+    """(at, from_status, to_status, applied, detail) of each timeline line of a find_shown row, in order."""
+    columns = [getattr(shown, f"timeline_{name}") or [] for name in _TIMELINE]
+    return list(zip(*columns, strict=True))
 
 
 def sum_credit_created(session: Session, payment_id: int) -> int:
@@ -53,23 +80,6 @@ def sum_credit_created(session: Session, payment_id: int) -> int:
     return session.scalar(
         select(func.coalesce(func.sum(Credit.amount_minor), 0)).where(
             Credit.payment_id == payment_id, Credit.state != CreditState.REVERSED
-        )
-    )
-
-
-def list_timeline(session: Session, payment_id: int) -> list[Row]:
-    """(at, from_status, to_status, applied, detail) of every timeline line of the payment, oldest first."""
-    return list(
-        session.execute(
-            select(
-                PaymentEvent.at,
-                PaymentEvent.from_status,
-                PaymentEvent.to_status,
-                PaymentEvent.applied,
-                PaymentEvent.detail,
-            )
-            .where(PaymentEvent.payment_id == payment_id)
-            .order_by(PaymentEvent.id)
         )
     )
 

@@ -104,7 +104,7 @@ def describe(session: Session, receipt: PaymentReceipt) -> PaymentReceipt:
         failure_reason=readable_failure(payment.failure_code, payment.failure_message)
         if payment.status in (P.FAILED, P.CANCELED)
         else None,
-        timeline=customer_timeline(tuple(row) for row in detail_rows.list_timeline(session, payment.id)),
+        timeline=customer_timeline(detail_rows.timeline_of(payment)),
         created_at=payment.created_at,
         finished_at=payment.finished_at,
     )

@@ -358,6 +358,41 @@ def test_timeline_records_each_step(shop, emulator):
     ]
 
 
+def test_get_payment_reads_the_timeline_with_the_payment_and_its_method_in_one_statement(shop, emulator):
+    from sqlalchemy import event
+
+    from db.session import get_engine
+
+    receipt = _pay(shop)
+    execution.execute_payment(receipt.payment_id, shop.now)
+    statements = []
+
+    def note(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    event.listen(get_engine(), "before_cursor_execute", note)
+    try:
+        shown = api.get_payment(shop.account_id, receipt.payment_id)
+    finally:
+        event.remove(get_engine(), "before_cursor_execute", note)
+    # The lines the customer reads, oldest first, each at the moment of its timeline row.
+    with shop.db() as session:
+        moments = list(
+            session.scalars(
+                select(PaymentEvent.at)
+                .where(PaymentEvent.payment_id == receipt.payment_id)
+                .order_by(PaymentEvent.id)
+            )
+        )
+    assert [(entry.status, entry.at) for entry in shown.timeline] == [
+        ("pending", moments[0]),
+        ("succeeded", moments[2]),
+    ]
+    assert shown.method is not None and shown.method.last4
+    reading_timeline = [s for s in statements if "payment_events" in s]
+    assert len(reading_timeline) == 1 and "payment_methods" in reading_timeline[0]
+
+
 def test_stripe_customer_is_created_once_on_first_use(db, emulator, gateway):
     from db.models import Account
     from tests import factories
