@@ -29,8 +29,11 @@ PREFETCH_PER_THREAD = {"webhooks": 16, "money": 1, "bulk": 2, "feed": 1, "all": 
 POLL_TIMEOUT_MS = {"webhooks": 100, "money": 100, "bulk": 1000, "feed": 1000, "all": 100}
 # Below this an idle worker spins on Redis for nothing: the backoff starts at 5 ms anyway.
 MIN_POLL_TIMEOUT_MS = 10
-# Threads per receiver process: each mostly waits on one INSERT and one Redis call.
-WEBHOOK_THREADS = 4
+# Threads per receiver process: each mostly waits on one INSERT and one Redis call. Two, not four: on
+# 2 cores, 16 concurrent senders got p99 14.6-26.3 ms (five runs, mean 20.9) against 23.9-31.6 (mean
+# 26.6) at the same throughput, and the end-to-end bench's p99 was lower too; more threads per process
+# only wait for the interpreter lock.
+WEBHOOK_THREADS = 2
 # A client gets this long to send its request headers (granian's default is 30 s).
 HEADER_READ_TIMEOUT_MS = 5000
 
