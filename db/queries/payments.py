@@ -39,7 +39,6 @@ from db.models import (
     Refund,
     Seller,
 )
-from db.queries import RowMissing
 from db.queries._batch import _json
 from db.queries._locks import note_held
 from db.queries._views import _view
@@ -129,13 +128,6 @@ _MOVE_PAYMENTS = text(
 
 def find_payment(session: Session, payment_id: int) -> Payment | None:
     return session.get(Payment, payment_id)
-
-
-def get_payment(session: Session, payment_id: int) -> Payment:
-    payment = find_payment(session, payment_id)
-    if payment is None:
-        raise RowMissing(f"payment {payment_id} does not exist")
-    return payment
 
 
 _FIND_PAYMENT_VIEW = _PAYMENT_VIEW.where(_PAYMENTS.c.id == bindparam("id"))
