@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from db.models import StripeEvent
 from tasks.domain.retention import REDACTED_KEY
-from tasks.domain.states import EventStatus
+from tasks.domain.states import EVENT_DONE, EventStatus
 
 _EVENTS = StripeEvent.__table__
 # The receiver's one statement (db.inbox runs it on its own connections, in psycopg's parameter style).
@@ -36,7 +36,7 @@ _TAKE_EVENTS_SQL = (
     " UNION ALL SELECT true, id, status, NULL FROM stripe_events WHERE id = :id AND status IN ({done})"
     " UNION ALL SELECT false, c.id, c.status, c.payload FROM remit_claim_waiting_events(:id, :others) AS c"
 )
-_DONE_SQL = f"'{EventStatus.PROCESSED}', '{EventStatus.IGNORED}'"
+_DONE_SQL = ", ".join(f"'{status}'" for status in EVENT_DONE)
 _TAKE_EVENTS = {
     wait: text(_TAKE_EVENTS_SQL.format(done=_DONE_SQL, skip="" if wait else " SKIP LOCKED"))
     for wait in (True, False)

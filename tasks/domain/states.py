@@ -84,6 +84,10 @@ class EventStatus(StrEnum):
     FAILED = "failed"
 
 
+# An event in one of these was applied (or seen not to concern us) for good: its status never changes again.
+EVENT_DONE = (EventStatus.PROCESSED, EventStatus.IGNORED)
+
+
 class EmailStatus(StrEnum):
     QUEUED = "queued"
     SENT = "sent"

@@ -23,12 +23,11 @@ from sqlalchemy import Row
 
 from db.queries import inbox as inbox_rows
 from db.session import transaction
-from tasks.domain.states import EventStatus
+from tasks.domain.states import EVENT_DONE
 from tasks.handlers import handle_events
 
 _log = logging.getLogger(__name__)
 
-DONE = (EventStatus.PROCESSED, EventStatus.IGNORED)
 # Events one transaction applies at most. Draining an 8,000-event backlog on 2 cores (2 processes x
 # 2 threads) ran at 470/s with 10, 650/s with 20, 1,000/s with 50, 1,350/s with 100 and 1,230/s with
 # 200: most of an event's cost is per transaction and per scan for waiting events. A batch of 100
@@ -66,7 +65,9 @@ def _apply(event_id: str, now: datetime, others: int, wait: bool) -> str | None:
     """One transaction: the named event (if waiting), up to `others` more; _BUSY if the named one was held."""
     with transaction() as session:
         named, claimed = inbox_rows.take_events(session, event_id, others, wait=wait)
-        waiting = [row for row in ([named] if named is not None else []) + claimed if row.status not in DONE]
+        waiting = [
+            row for row in ([named] if named is not None else []) + claimed if row.status not in EVENT_DONE
+        ]
         waiting.sort(key=_lock_order)
         handled = handle_events(session, [row.payload for row in waiting], now) if waiting else []
         if waiting:
