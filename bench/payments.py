@@ -35,6 +35,7 @@ from bench.common import (
     EmulatorProcess,
     Stack,
     Workers,
+    analyze_database,
     busiest_second,
     clear_redis,
     create_database,
@@ -475,6 +476,7 @@ def run(args: argparse.Namespace) -> dict:
             + args.endpoint_payments
             + 3 * args.warmup
         )
+        analyze_database(stack)
         log(f"seeded {len(orders)} invoices on {math.ceil(len(orders) / PAYMENTS_PER_ACCOUNT)} accounts")
         phases = _phases(args, orders)
         report = {

@@ -36,6 +36,7 @@ from bench.common import (
     EmulatorProcess,
     Stack,
     Workers,
+    analyze_database,
     clear_redis,
     create_database,
     log,
@@ -177,6 +178,7 @@ def run_burst(budget: int, args: argparse.Namespace, stack: Stack, emulator, wor
     statuses = _statuses()
     if statuses != {"scheduled": args.payments}:
         raise RuntimeError(f"the seeded payments are not all scheduled: {statuses}")
+    analyze_database(stack)
     log(f"budget {budget}/s: {len(payment_ids)} payments scheduled for today; starting workers and the clock")
     emulator.set_rate_limit(budget)
     environ = stack_environ(stack, emulator.url, API_KEY, budget, {"SMTP_URL": os.environ["SMTP_URL"]})
