@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+import threading
+import time
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, parseaddr
@@ -16,6 +18,12 @@ from tasks.domain.errors import TransientError
 # well inside send_email's time limit.
 DEFAULT_SMTP_TIMEOUT_SECONDS = 20.0
 DEFAULT_PORTS = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
+# A worker thread keeps its connection to the server between messages: on a warm relay most of a message's
+# cost was the connection (TCP, greeting, EHLO, STARTTLS and login, QUIT), not the message. A kept connection
+# idle longer than this is closed instead of reused (relays drop idle clients after one to five minutes), and
+# one that carried this many messages is closed after the last (relays cap messages per connection).
+KEEP_IDLE_SECONDS = 30.0
+KEEP_MESSAGES = 100
 
 
 class MailUnavailable(TransientError):
@@ -118,16 +126,22 @@ class MailGateway:
         return message
 
     def send(self, outgoing: Outgoing) -> str:
-        """Hand the message to the server; return its Message-ID or raise one of this module's errors."""
+        """Hand the message to the server; return its Message-ID or raise one of this module's errors.
+
+        The connection is this thread's kept one when it still answers RSET, else a new one; it is kept
+        after a message the server accepted and closed after any failure.
+        """
         message = self.compose(outgoing)
         try:
-            smtp = self._connect()
+            kept = self._checkout()
             try:
                 # The envelope names the one checked recipient, never whatever the headers might list.
                 # Bounces come back to MAIL_FROM whatever From the seller's email shows.
-                smtp.send_message(message, from_addr=parseaddr(self.sender)[1], to_addrs=[message["To"]])
-            finally:
-                _quit(smtp)
+                kept.smtp.send_message(message, from_addr=parseaddr(self.sender)[1], to_addrs=[message["To"]])
+            except BaseException:
+                _quit(kept.smtp)
+                raise
+            self._checkin(kept)
         except smtplib.SMTPRecipientsRefused as refused:
             raise _recipients_error(refused) from refused
         except (
@@ -162,6 +176,34 @@ class MailGateway:
         except (smtplib.SMTPException, OSError, ssl.SSLError) as lost:
             raise MailUnavailable(f"{type(lost).__name__}: {lost}") from lost
 
+    def _checkout(self) -> _Kept:
+        """This thread's kept connection to the server if it is fresh and answers RSET, else a new one."""
+        key = (self._scheme, self._host, self._port, self._login, self.domain)
+        kept = _kept_connections().pop(key, None)
+        if kept is not None:
+            if time.monotonic() - kept.idle_since <= KEEP_IDLE_SECONDS:
+                try:
+                    # Also proves the connection alive: one that died idle fails here, before any message.
+                    code, _ = kept.smtp.rset()
+                    if code == 250:
+                        return kept
+                except (smtplib.SMTPException, OSError):
+                    pass
+            _quit(kept.smtp)
+        return _Kept(key, self._connect())
+
+    def _checkin(self, kept: _Kept) -> None:
+        """Keep the connection for this thread's next message, or say goodbye once it carried enough."""
+        kept.messages += 1
+        if kept.messages >= KEEP_MESSAGES:
+            _quit(kept.smtp)
+            return
+        kept.idle_since = time.monotonic()
+        previous = _kept_connections().pop(kept.key, None)
+        if previous is not None:
+            _quit(previous.smtp)
+        _kept_connections()[kept.key] = kept
+
     def _connect(self) -> smtplib.SMTP:
         if self._scheme == "smtps":
             smtp = smtplib.SMTP_SSL(
@@ -182,6 +224,37 @@ class MailGateway:
             smtp.close()
             raise
         return smtp
+
+
+@dataclass
+class _Kept:
+    """A connection a thread keeps between messages: its server, what it carried, since when it is idle."""
+
+    key: tuple
+    smtp: smtplib.SMTP
+    messages: int = 0
+    idle_since: float = 0.0
+
+
+_thread_connections = threading.local()
+
+
+def _kept_connections() -> dict[tuple, _Kept]:
+    """This thread's kept connections, by server, port, login and EHLO name."""
+    kept = getattr(_thread_connections, "by_server", None)
+    if kept is None:
+        kept = _thread_connections.by_server = {}
+    return kept
+
+
+def close_kept_connections() -> int:
+    """Say goodbye on this thread's kept connections (a worker thread stopping, a test); how many."""
+    kept = _kept_connections()
+    closed = len(kept)
+    for connection in kept.values():
+        _quit(connection.smtp)
+    kept.clear()
+    return closed
 
 
 def _quit(smtp: smtplib.SMTP) -> None:

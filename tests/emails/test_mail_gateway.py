@@ -2,6 +2,8 @@
 
 import dataclasses
 import smtplib
+import threading
+import time
 
 import pytest
 
@@ -131,3 +133,102 @@ def test_a_from_that_is_not_one_name_and_one_address_is_unsendable(from_name, fr
     )
     with pytest.raises(UnsendableEmail):
         gateway.compose(dataclasses.replace(OUTGOING, from_name=from_name, from_address=from_address))
+
+
+@pytest.fixture
+def fresh_connections():
+    """No connection kept from another test; none left for the next."""
+    mail.close_kept_connections()
+    yield
+    mail.close_kept_connections()
+
+
+def _numbered(email_id: int) -> Outgoing:
+    return dataclasses.replace(OUTGOING, email_id=email_id)
+
+
+def test_a_thread_sends_its_messages_over_one_kept_connection(fresh_connections):
+    with SmtpCapture(port=0) as capture:
+        gateway = MailGateway(capture.url, "payments@remit.test")
+        sent = [gateway.send(_numbered(n)) for n in range(1, 4)]
+        # A new gateway (one is built per email) reuses the thread's connection to the same server.
+        sent.append(MailGateway(capture.url, "payments@remit.test").send(_numbered(4)))
+        messages = capture.wait_for(4)
+        assert sent == [f"<remit-email-{n}@remit.test>" for n in range(1, 5)]
+        assert [m["Message-ID"] for m in messages] == sent
+        assert len({e["peer"] for e in capture.envelopes}) == 1
+        assert mail.close_kept_connections() == 1
+
+
+def test_each_thread_keeps_its_own_connection(fresh_connections):
+    with SmtpCapture(port=0) as capture:
+        gateway = MailGateway(capture.url, "payments@remit.test")
+
+        def send_two(first: int) -> None:
+            try:
+                gateway.send(_numbered(first))
+                gateway.send(_numbered(first + 1))
+            finally:
+                mail.close_kept_connections()
+
+        threads = [threading.Thread(target=send_two, args=(n,)) for n in (1, 3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        capture.wait_for(4)
+        peers = [e["peer"] for e in capture.envelopes]
+        assert len(set(peers)) == 2 and all(peers.count(peer) == 2 for peer in peers)
+
+
+def test_a_kept_connection_the_server_closed_is_replaced_before_the_message(fresh_connections):
+    first = SmtpCapture(port=0).start()
+    port = first.port
+    gateway = MailGateway(first.url, "payments@remit.test")
+    gateway.send(_numbered(1))
+    first.stop()  # the server goes away while the connection is kept
+    with SmtpCapture(port=port) as second:
+        assert gateway.send(_numbered(2)) == "<remit-email-2@remit.test>"
+        assert [m["Message-ID"] for m in second.wait_for(1)] == ["<remit-email-2@remit.test>"]
+    assert [m["Message-ID"] for m in first.messages] == ["<remit-email-1@remit.test>"]
+
+
+def test_a_connection_idle_too_long_or_full_is_not_reused(fresh_connections, monkeypatch):
+    with SmtpCapture(port=0) as capture:
+        gateway = MailGateway(capture.url, "payments@remit.test")
+        monkeypatch.setattr(mail, "KEEP_IDLE_SECONDS", 0.0)
+        gateway.send(_numbered(1))
+        time.sleep(0.01)
+        gateway.send(_numbered(2))  # idle past the limit: a new connection
+        monkeypatch.setattr(mail, "KEEP_IDLE_SECONDS", 60.0)
+        monkeypatch.setattr(mail, "KEEP_MESSAGES", 2)
+        gateway.send(_numbered(3))  # the second message on that connection: it says goodbye after
+        gateway.send(_numbered(4))
+        capture.wait_for(4)
+        peers = [e["peer"] for e in capture.envelopes]
+        assert peers[1] == peers[2] and len({peers[0], peers[1], peers[3]}) == 3
+
+
+class RefusingSMTP(ScriptedSMTP):
+    """Connects, accepts RSET and refuses every message for good."""
+
+    made: list["RefusingSMTP"] = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+        RefusingSMTP.made.append(self)
+
+    def rset(self):
+        return 250, b"OK"
+
+
+def test_a_connection_that_failed_a_message_is_closed_not_kept(fresh_connections, monkeypatch):
+    RefusingSMTP.made = []
+    RefusingSMTP.error = smtplib.SMTPDataError(554, b"message refused as spam")
+    monkeypatch.setattr(mail.smtplib, "SMTP", RefusingSMTP)
+    gateway = MailGateway("smtp://mail.test", "p@remit.test")
+    for n in (1, 2):
+        with pytest.raises(MailRejected):
+            gateway.send(_numbered(n))
+    assert len(RefusingSMTP.made) == 2 and all(smtp.closed for smtp in RefusingSMTP.made)
+    assert mail.close_kept_connections() == 0
