@@ -25,13 +25,25 @@ _PAYABLE_SQL = " AND ".join(
 )
 
 
+# The accounts a statement reads: many (a chunk of the full pass, :ids at :todays), or one (:id at :today).
+# One account's statements take scalars: PostgreSQL then plans them once per connection and reuses the plan
+# (an array's length is known only to a plan made for its values, so those were planned at every run, which
+# cost a recompute more than running it).
+_ACCOUNTS = """
+    SELECT id, currency, today FROM accounts
+    JOIN unnest(CAST(:ids AS bigint[]), CAST(:todays AS date[])) AS t (account_id, today)
+      ON accounts.id = t.account_id
+"""
+_ONE_ACCOUNT = "SELECT id, currency, CAST(:today AS date) AS today FROM accounts WHERE id = :id"
+
+
 # The payable invoices of the given accounts in each account's currency (not parents of the account's
 # own invoices), each with what settled it: applied allocations (discounts included) and the lines
 # of payments the seller's ERP recorded outside Remit. _owed_cte(from_ledger=True) sums those from the
 # ledger's rows; from_ledger=False reads invoices.settled_minor, which PostgreSQL keeps equal to that sum
 # in the statement moving the ledger (migration 0014): one read of the account's invoices, no probe per
 # invoice into allocations.
-def _owed_cte(from_ledger: bool) -> str:
+def _owed_cte(from_ledger: bool, one_account: bool = False) -> str:
     settled_column = "" if from_ledger else ", i.settled_minor"
     settled = f"""
 settled AS (
@@ -57,11 +69,7 @@ owed AS (
     kept = """
 owed AS (SELECT * FROM payable)"""
     return f"""
-chunk AS (
-    SELECT id, currency, today FROM accounts
-    JOIN unnest(CAST(:ids AS bigint[]), CAST(:todays AS date[])) AS t (account_id, today)
-      ON accounts.id = t.account_id
-),
+chunk AS ({_ONE_ACCOUNT if one_account else _ACCOUNTS}),
 parents AS (
     -- Read once for the chunk and hashed: a probe per invoice for children cost a fifth of the statement.
     SELECT DISTINCT c.parent_id, c.account_id
@@ -76,9 +84,9 @@ payable AS (
 ),{settled if from_ledger else kept}"""
 
 
-def _figures_sql(from_ledger: bool) -> str:
+def _figures_sql(from_ledger: bool, one_account: bool = False) -> str:
     return f"""
-WITH {_owed_cte(from_ledger)},
+WITH {_owed_cte(from_ledger, one_account)},
 invoiced AS (
     SELECT account_id,
            SUM(GREATEST(total_minor - settled_minor, 0)) AS balance,
@@ -113,11 +121,12 @@ ORDER BY chunk.id
 # The full pass (and figures_for, which checks stored figures) reads the ledger's rows: a settled figure
 # that ever drifted from them would show as balance drift. A recompute and the overview read the kept one.
 _FIGURES = text(_figures_sql(from_ledger=True))
-# The figures computed and stored in one statement, for accounts already locked (the lock taken by an
-# earlier statement, so this one's snapshot sees every movement committed before it).
+# One account's figures computed and stored in one statement, for an account already locked (the lock
+# taken by an earlier statement, so this one's snapshot sees every movement committed before it).
 _COMPUTE_AND_STORE = text(
     f"""
-WITH figures (id, balance, overdue, pending, scheduled, credit) AS ({_figures_sql(from_ledger=False)})
+WITH figures (id, balance, overdue, pending, scheduled, credit) AS (
+    {_figures_sql(from_ledger=False, one_account=True)})
 UPDATE accounts SET balance_minor = f.balance, overdue_minor = f.overdue, pending_minor = f.pending,
     scheduled_minor = f.scheduled, credit_minor = f.credit, balance_computed_at = :now,
     balance_stale_since = NULL
@@ -134,7 +143,7 @@ _PAYING = text(
 )
 # What is owed per due date, each invoice's owed amount floored at zero before it is summed.
 _OWED_BY_DUE_DATE = text(
-    f"WITH {_owed_cte(from_ledger=False)}"
+    f"WITH {_owed_cte(from_ledger=False, one_account=True)}"
     " SELECT CAST(SUM(GREATEST(total_minor - settled_minor, 0)) AS bigint), due_on"
     " FROM owed GROUP BY due_on ORDER BY due_on"
 )
@@ -193,11 +202,10 @@ def lock_if_stale(session: Session, account_id: int) -> str | None:
     return row[0] if row is not None and row[1] else None
 
 
-def compute_and_store(session: Session, todays: dict[int, date], now: datetime) -> None:
-    """compute_figures_of then store_figures in one statement, for accounts this transaction locked; what
+def compute_and_store(session: Session, account_id: int, today: date, now: datetime) -> None:
+    """compute_figures_of then store_figures in one statement, for an account this transaction locked; what
     settled each invoice is read from invoices.settled_minor (the ledger's sum, kept by PostgreSQL)."""
-    if todays:
-        session.execute(_COMPUTE_AND_STORE, {**_parameters(todays), **_STATUSES, "now": now})
+    session.execute(_COMPUTE_AND_STORE, {"id": account_id, "today": today, **_STATUSES, "now": now})
 
 
 def _parameters(todays: dict[int, date]) -> dict:
@@ -227,7 +235,7 @@ def list_owed_by_due_date(session: Session, account_id: int, today: date) -> lis
     statement: a fact per due date (its owed amount as the total, nothing settled). The figures and the
     aging read only each invoice's owed amount and due date, so they come out the same as from every
     invoice, from a tenth of the rows on an account with many invoices a day."""
-    rows = session.execute(_OWED_BY_DUE_DATE, _parameters({account_id: today}))
+    rows = session.execute(_OWED_BY_DUE_DATE, {"id": account_id, "today": today})
     return [InvoiceFacts(int(owed), 0, due_on) for owed, due_on in rows]
 
 

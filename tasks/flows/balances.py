@@ -64,7 +64,7 @@ def recompute_balance(account_id: int, now: datetime) -> bool:
         if timezone is None:
             return False
         # One lock, then one statement computing and storing: a recompute runs after every money movement.
-        balance_rows.compute_and_store(session, {account_id: seller_today(_Zone(timezone), now)}, now)
+        balance_rows.compute_and_store(session, account_id, seller_today(_Zone(timezone), now), now)
         return True
 
 

@@ -3,6 +3,8 @@
 import random
 from datetime import UTC, date, datetime, timedelta
 
+from sqlalchemy import text
+
 from db.models import Account, Allocation, Credit, ExternalPayment, ExternalPaymentLine, Invoice, Payment
 from db.queries import balances as balance_rows
 from tasks.domain.balances import InvoiceFacts, compute_aging, compute_figures
@@ -154,8 +156,9 @@ def test_computing_and_storing_in_one_statement_stores_the_figures_and_clears_th
             session.get(Account, account_id).balance_stale_since = now
     todays = dict.fromkeys(ids, date(2026, 12, 5))
     with db() as session, session.begin():
-        assert all(balance_rows.lock_if_stale(session, account_id) for account_id in ids)
-        balance_rows.compute_and_store(session, todays, now)
+        for account_id in ids:
+            assert balance_rows.lock_if_stale(session, account_id)
+            balance_rows.compute_and_store(session, account_id, todays[account_id], now)
     with db() as session:
         stored = balance_rows.list_stored_figures(session, ids)
         assert {i: row.figures for i, row in stored.items()} == {
@@ -185,3 +188,27 @@ def test_owed_per_due_date_gives_the_figures_and_aging_every_invoice_gives(db):
             several_a_day += len(per_day) < len(every_invoice)
         # Invoices sharing a due date were summed somewhere (a settled one among them, floored at zero).
         assert several_a_day
+
+
+def test_one_accounts_statements_are_planned_once_per_connection_not_at_every_run(db):
+    """A recompute follows every money movement: its statement and the overview's take scalars, so after
+    psycopg prepares them (the fifth run) PostgreSQL keeps one generic plan instead of planning each run."""
+    with db() as session, session.begin():
+        ids = _ledger(session, random.Random(17))
+    with db() as session, session.begin():
+        for _ in range(3):
+            for account_id in ids:
+                balance_rows.compute_and_store(session, account_id, date(2026, 12, 5), NOW)
+                balance_rows.list_owed_by_due_date(session, account_id, date(2026, 12, 5))
+        plans = session.execute(
+            text(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+                " WHERE statement LIKE '%FROM owed GROUP BY due_on%'"
+                " OR statement LIKE '%UPDATE accounts SET balance_minor = f.balance%FROM figures f%'"
+            )
+        ).all()
+    # psycopg prepares a statement once it ran a few times; PostgreSQL plans its first five runs for their
+    # values, then keeps one plan for the account's statements (arrays were planned at every run).
+    runs = 3 * len(ids)
+    assert len(plans) == 2, plans
+    assert all(custom <= 5 and generic >= runs - 12 for generic, custom in plans), (runs, plans)
