@@ -195,6 +195,18 @@ def test_one_accounts_statements_are_planned_once_per_connection_not_at_every_ru
     psycopg prepares them (the fifth run) PostgreSQL keeps one generic plan instead of planning each run."""
     with db() as session, session.begin():
         ids = _ledger(session, random.Random(17))
+        # Tables of a size where a plan for the values differs from one for any values, as in production.
+        session.execute(
+            text(
+                "INSERT INTO invoices (account_id, number, currency, total_minor, issued_on, due_on,"
+                " discount_minor, voided, customer_visible)"
+                " SELECT a.id, 'BULK-' || a.id || '-' || n, 'usd', 1000 + n, date '2026-11-01',"
+                " date '2026-11-01' + n % 60, 0, false, true"
+                " FROM accounts a, generate_series(1, 2500) AS n WHERE a.id = ANY(:ids)"
+            ),
+            {"ids": ids},
+        )
+        session.execute(text("ANALYZE"))
     with db() as session, session.begin():
         for _ in range(3):
             for account_id in ids:
