@@ -17,6 +17,7 @@ from sqlalchemy import (
     case,
     cast,
     func,
+    literal_column,
     null,
     or_,
     select,
@@ -106,6 +107,18 @@ _SLICES = union_all(
 _STANDING = select(
     _SLICES.c.invoice_id, func.coalesce(func.sum(_SLICES.c.settled), 0), func.max(_SLICES.c.held)
 ).group_by(_SLICES.c.invoice_id)
+# The status of the payment holding each invoice (its reserved allocations), for readers that take what
+# settled it from invoices.settled_minor: the holds alone, without reading every applied allocation. The
+# state is written into the statement, not bound, so every plan of it reads the small partial index of
+# reserved allocations (uq_allocations_one_reserved_per_invoice), where one invoice has one at most.
+_HOLDS = (
+    select(_ALLOCATIONS.c.invoice_id, _PAYMENTS.c.status)
+    .join(_PAYMENTS, _PAYMENTS.c.id == _ALLOCATIONS.c.payment_id)
+    .where(
+        _ALLOCATIONS.c.invoice_id == any_(bindparam("ids", type_=_IDS)),
+        _ALLOCATIONS.c.state == literal_column(f"'{HOLDING_STATE}'"),
+    )
+)
 _PAYABLE = [_INVOICES.c[name].is_(value) for name, value in PAYABLE_FLAGS.items()]
 _MOVE_ALLOCATIONS_OF = text(
     "UPDATE allocations SET state = m.to_state, updated_at = now()"
@@ -252,6 +265,13 @@ def list_standing(session: Session, invoice_ids: Sequence[int]) -> dict[int, tup
         return {}
     rows = session.connection().execute(_STANDING, {"ids": list(invoice_ids)})
     return {invoice_id: (int(settled), held) for invoice_id, settled, held in rows}
+
+
+def list_holds(session: Session, invoice_ids: Sequence[int]) -> dict[int, str]:
+    """{invoice id: status of the payment holding it} for the held ones among these invoices."""
+    if not invoice_ids:
+        return {}
+    return dict(tuple(row) for row in session.connection().execute(_HOLDS, {"ids": list(invoice_ids)}))
 
 
 def list_payable_invoices(session: Session, account_id: int) -> list[Invoice]:

@@ -111,10 +111,7 @@ def list_invoices(
         account = find_account(session, account_id)
         today = seller_today(account.seller, now or datetime.now(UTC))
         rows = invoice_rows.list_visible_invoices(session, account.id)
-        ids = [r.id for r in rows]
-        standing = invoice_rows.list_standing(session, ids)
-        settled = {invoice_id: paid for invoice_id, (paid, _) in standing.items()}
-        holds = {invoice_id: held for invoice_id, (_, held) in standing.items() if held is not None}
+        settled, holds = _standing_of(session, rows)
         children: dict[int, list[Row]] = {}
         for row in rows:
             if row.parent_id is not None:
@@ -268,13 +265,19 @@ def _views_of(session: Session, account: Account, rows: list[Row], now: datetime
     """The rows as the portal shows them, in their order: a parent sums its visible children."""
     today = seller_today(account.seller, now or datetime.now(UTC))
     kids = invoice_rows.list_visible_children(session, [r.id for r in rows if r.parent_id is None])
-    standing = invoice_rows.list_standing(session, sorted({r.id for r in rows} | {k.id for k in kids}))
-    settled = {invoice_id: paid for invoice_id, (paid, _) in standing.items()}
-    holds = {invoice_id: held for invoice_id, (_, held) in standing.items() if held is not None}
+    settled, holds = _standing_of(session, [*rows, *kids])
     children: dict[int, list[Row]] = {}
     for kid in kids:
         children.setdefault(kid.parent_id, []).append(kid)
     return [_view(row, children.get(row.id, []), settled, holds, today) for row in rows]
+
+
+def _standing_of(session: Session, rows: list[Row]) -> tuple[dict[int, int], dict[int, str]]:
+    """What settled each invoice row and which payment status holds it. Settled is the row's
+    settled_minor, which PostgreSQL keeps equal to the ledger's sum in the statement moving it (migration
+    0014), as the sort by the amount owed reads it; only the holds are read here."""
+    settled = {row.id: row.settled_minor for row in rows}
+    return settled, invoice_rows.list_holds(session, sorted(settled))
 
 
 def _lines(views: list[InvoiceView]) -> Iterator[str]:

@@ -2,7 +2,8 @@
 
 Every kind of change to allocations and outside payment lines is made with plain SQL (as every writer's
 statements are) and the kept figure is compared with the ledger's own sum (db.queries.invoices.list_standing)
-after each; a recompute and the invoice list read the kept figure, the full pass the ledger.
+after each; a recompute and the invoice list read the kept figure (the list with list_holds), the full pass
+the ledger.
 """
 
 from sqlalchemy import text
@@ -20,6 +21,9 @@ def _assert_kept_equals_ledger(session, *invoices) -> None:
     ledger = invoice_rows.list_standing(session, [invoice.id for invoice in invoices])
     expected = {i.id: ledger[i.id][0] if i.id in ledger else 0 for i in invoices}
     assert {i.id: _kept(session, i.id) for i in invoices} == expected
+    # The list reads the kept figure beside the holds alone: they are the ledger's holds.
+    holds = {invoice_id: held for invoice_id, (_, held) in ledger.items() if held is not None}
+    assert invoice_rows.list_holds(session, [invoice.id for invoice in invoices]) == holds
 
 
 def _run(session, sql: str, **values) -> None:
