@@ -54,12 +54,6 @@ class SmtpCapture:
         return list(self._messages)
 
     @property
-    def count(self) -> int:
-        """How many messages arrived."""
-        with self._arrived:
-            return len(self._envelopes)
-
-    @property
     def envelopes(self) -> list[dict]:
         """SMTP envelopes in arrival order: mail_from, rcpt_tos, the raw data bytes and the client's
         address and port (one per connection)."""

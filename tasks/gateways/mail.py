@@ -189,7 +189,8 @@ class MailGateway:
                         return kept
                 except (smtplib.SMTPException, OSError):
                     pass
-            _quit(kept.smtp)
+            # Closed without a goodbye: a QUIT on a connection dropped silently would wait out the timeout.
+            kept.smtp.close()
         return _Kept(key, self._connect())
 
     def _checkin(self, kept: _Kept) -> None:
@@ -248,7 +249,8 @@ def _kept_connections() -> dict[tuple, _Kept]:
 
 
 def close_kept_connections() -> int:
-    """Say goodbye on this thread's kept connections (a worker thread stopping, a test); how many."""
+    """Say goodbye on this thread's kept connections and forget them; how many there were. (Tests; a
+    worker's connections end with its process.)"""
     kept = _kept_connections()
     closed = len(kept)
     for connection in kept.values():
