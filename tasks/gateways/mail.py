@@ -84,6 +84,8 @@ class MailGateway:
         self._login = (unquote(parts.username), unquote(parts.password or "")) if parts.username else None
         self.sender = sender
         self.domain = sender_domain(sender)
+        # What a kept connection is kept under: the same server, login and EHLO name.
+        self._server = (self._scheme, self._host, self._port, self._login, self.domain)
         self.timeout_s = timeout_s
         # Domains whose addresses a seller may send From (our SMTP relay is authorised to send for them).
         self.seller_domains = frozenset(domain.lower() for domain in seller_domains)
@@ -178,8 +180,7 @@ class MailGateway:
 
     def _checkout(self) -> _Kept:
         """This thread's kept connection to the server if it is fresh and answers RSET, else a new one."""
-        key = (self._scheme, self._host, self._port, self._login, self.domain)
-        kept = _kept_connections().pop(key, None)
+        kept = _kept_connections().pop(self._server, None)
         if kept is not None:
             if time.monotonic() - kept.idle_since <= KEEP_IDLE_SECONDS:
                 try:
@@ -191,7 +192,7 @@ class MailGateway:
                     pass
             # Closed without a goodbye: a QUIT on a connection dropped silently would wait out the timeout.
             kept.smtp.close()
-        return _Kept(key, self._connect())
+        return _Kept(self._server, self._connect())
 
     def _checkin(self, kept: _Kept) -> None:
         """Keep the connection for this thread's next message, or say goodbye once it carried enough."""
@@ -200,10 +201,7 @@ class MailGateway:
             _quit(kept.smtp)
             return
         kept.idle_since = time.monotonic()
-        previous = _kept_connections().pop(kept.key, None)
-        if previous is not None:
-            _quit(previous.smtp)
-        _kept_connections()[kept.key] = kept
+        _kept_connections()[kept.key] = kept  # _checkout took the previous one out
 
     def _connect(self) -> smtplib.SMTP:
         if self._scheme == "smtps":
