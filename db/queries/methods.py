@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
-from sqlalchemy import func, null, select, update
+from sqlalchemy import bindparam, func, null, select, update
 from sqlalchemy.orm import Session
 
 from db.models import PaymentMethod
+from db.queries._views import _view
 from tasks.domain.states import MethodStatus
 
 
@@ -38,6 +40,17 @@ def lock_method_for_setup_intent(
 
 def find_method(session: Session, method_id: int) -> PaymentMethod | None:
     return session.get(PaymentMethod, method_id)
+
+
+_METHODS = PaymentMethod.__table__
+_FIND_METHOD_ROW = select(_METHODS).where(_METHODS.c.id == bindparam("id"))
+
+
+def find_method_row(session: Session, method_id: int) -> SimpleNamespace | None:
+    """The method's columns as plain values, for requests, which only read them: no mapped object loaded
+    (loading one cost a tenth of a payment request). Code that changes the method uses find_method."""
+    row = session.connection().execute(_FIND_METHOD_ROW, {"id": method_id}).first()
+    return None if row is None else _view(row._mapping, _METHODS, {})
 
 
 def lock_method(session: Session, method_id: int) -> PaymentMethod | None:

@@ -50,8 +50,9 @@ def load_account(session: Session, account_id: object, lock: bool) -> tuple[Acco
 
 
 def load_method(session: Session, account: Account, seller: Seller, method_id: object) -> PaymentMethod:
-    """The account's usable payment method, or a refusal saying why it cannot be used."""
-    method = method_rows.find_method(session, check_id(method_id, "method_not_found", "Payment method"))
+    """The account's usable payment method (its columns as plain values), or a refusal saying why it
+    cannot be used."""
+    method = method_rows.find_method_row(session, check_id(method_id, "method_not_found", "Payment method"))
     if method is None or method.account_id != account.id or not method.saved:
         raise RemitError("method_not_found", f"Payment method {method_id} was not found on this account.")
     return check_usable(method, seller)
