@@ -115,7 +115,7 @@ class SmtpCapture:
 
     def _listen(self) -> Controller:
         controller = Controller(
-            self,
+            _Hooks(self),
             hostname=self.host,
             port=self.port,
             server_hostname=SERVER_HOSTNAME,
@@ -130,6 +130,17 @@ class SmtpCapture:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
+
+
+class _Hooks:
+    """The capture's aiosmtpd hooks (handle_* methods, a subclass's too) on an object of their own:
+    aiosmtpd lists its handler's members at every new connection (inspect.getmembers reads every
+    property), and the capture's messages property would parse and copy every message kept so far."""
+
+    def __init__(self, capture: SmtpCapture):
+        for name in dir(type(capture)):
+            if name.startswith("handle_"):
+                setattr(self, name, getattr(capture, name))
 
 
 def serve(port: int = 1025, host: str = "127.0.0.1", maildir: Path | None = Path(".remit/mail")) -> None:

@@ -97,3 +97,18 @@ def test_messages_stay_readable_and_port_closes_after_stop(tmp_path):
     assert capture.messages[0]["Subject"] == "Before stop"
     with pytest.raises(OSError):
         smtplib.SMTP(capture.host, capture.port, timeout=2)
+
+
+def test_a_new_connection_parses_nothing(capture, monkeypatch):
+    """aiosmtpd lists its handler's members at every connection: a bench's sink must not parse (or copy)
+    every message kept so far each time a client connects."""
+    parsed = []
+    keep_parsing = SmtpCapture._parsed
+    monkeypatch.setattr(SmtpCapture, "_parsed", lambda self: parsed.append(1) or keep_parsing(self))
+
+    for n in range(3):
+        _send(capture, _receipt(f"ap{n}@acme.example", f"Receipt {n}"))
+
+    assert parsed == []
+    assert [m["Subject"] for m in capture.messages] == ["Receipt 0", "Receipt 1", "Receipt 2"]
+    assert parsed == [1]
