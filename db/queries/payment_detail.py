@@ -70,7 +70,8 @@ _SHOWN = (
 def find_shown(session: Session, payment_id: int) -> Row | None:
     """What a receipt shows of the payment beyond its request, its method's display (method_kind,
     method_brand, method_last4, method_bank_name: None when credit paid it all) and its timeline (see
-    timeline_of), in one row."""
+    timeline_of), in one row. It reads the rows as written: every caller writes through statements (or
+    has flushed its mapped objects) before asking."""
     return session.connection().execute(_SHOWN, {"id": payment_id}).first()
 
 
