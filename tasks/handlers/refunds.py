@@ -38,6 +38,8 @@ from tasks.handlers.settle import charge_ids, settle_in_batch
 
 P = PaymentStatus
 REFUNDABLE = (P.SUCCEEDED, P.PARTIALLY_REFUNDED)
+# {payment id: [(amount, Stripe refund id), latest first]}: payment_rows.list_live_refunds.
+_LiveRefunds = dict[int, list[tuple[int, str]]]
 
 
 def handle_batch(session: Session, events: Sequence[dict[str, Any]], now: datetime) -> list[Handled]:
@@ -63,12 +65,14 @@ def _charges_refunded(session: Session, events: Sequence[dict[str, Any]], now: d
             settle_in_batch(session, batch, payment, charge_id, intent_id, source=source_of(event))
     batch.flush(session)  # a payment settled just now has its allocations applied before they are split
     slices = _Slices.load(session, [payment for payment in found if payment is not None])
+    # Read once for the batch: no refund row is written before its refund.* events, handled after these.
+    refunds = payment_rows.list_live_refunds(session, [p.id for p in found if p is not None])
     handled = []
     for event, (charge_id, _, _), payment in zip(events, keys, found):
         if payment is None:
             handled.append(no_payment_yet(event, f"charge {charge_id}", now))
             continue
-        _refund(session, batch, slices, payment, event)
+        _refund(session, batch, slices, refunds, payment, event)
         handled.append(PROCESSED)
     slices.write(session)
     batch.flush(session)
@@ -105,12 +109,17 @@ def _index(views: Sequence[Any], column: str) -> dict[str, Any]:
 
 
 def _refund(
-    session: Session, batch: ledger.TransitionBatch, slices: _Slices, payment: Any, event: dict[str, Any]
+    session: Session,
+    batch: ledger.TransitionBatch,
+    slices: _Slices,
+    refunds: _LiveRefunds,
+    payment: Any,
+    event: dict[str, Any],
 ) -> None:
     source, charge = source_of(event), obj(event)
     total = min(int(charge.get("amount_refunded") or 0), payment.amount_minor)
     if payment.status == P.DISPUTED and total > payment.refunded_minor:
-        payment.refund_email = _refund_email(session, payment, total - payment.refunded_minor)
+        payment.refund_email = _refund_email(refunds, payment, total - payment.refunded_minor)
         _refund_disputed(batch, payment, event, total)
         return
     if payment.status not in REFUNDABLE or total <= payment.refunded_minor:
@@ -125,7 +134,7 @@ def _refund(
         )
         return
     split = slices.take_back(payment.id, total - payment.refunded_minor).allocations
-    payment.refund_email = _refund_email(session, payment, total - payment.refunded_minor)
+    payment.refund_email = _refund_email(refunds, payment, total - payment.refunded_minor)
     previous, target = P(payment.status), refund_target(payment.amount_minor, total)
     batch.set_columns(payment, {"refunded_minor": total})
     detail = {
@@ -162,10 +171,11 @@ def _refund_disputed(batch: ledger.TransitionBatch, payment: Any, event: dict[st
     batch.email(payment, EmailKind.REFUND_ISSUED, dedupe_suffix=suffix)
 
 
-def _refund_email(session: Session, payment: Any, refund_minor: int) -> dict[str, Any]:
-    """What the refund email heads with: this refund's amount, and its Stripe id when its refund.* event
-    has come (Stripe's charge.refunded names no refund; the two may arrive in either order)."""
-    refund_id = payment_rows.find_refund_id(session, payment.id, refund_minor)
+def _refund_email(refunds: _LiveRefunds, payment: Any, refund_minor: int) -> dict[str, Any]:
+    """What the refund email heads with: this refund's amount, and the Stripe id of the payment's latest
+    live refund of that amount when its refund.* event has come (Stripe's charge.refunded names no refund;
+    the two may arrive in either order). refunds: payment_rows.list_live_refunds of the batch."""
+    refund_id = next((rid for amount, rid in refunds.get(payment.id, ()) if amount == refund_minor), None)
     return {"refund_minor": refund_minor, "refund_id": refund_id}
 
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
+from sqlalchemy import event as sa_event
 from sqlalchemy import select
 
 from db.models import Allocation, Email, Payment, Refund, StripeEvent
+from db.session import get_engine
 from emails import render
 from tasks.domain.events import WAIT_FOR_PAYMENT_S
+from tasks.flows.webhooks import process_event
 from tasks.webhooks import process_stripe_event
 from tests.tasks.handlers.support import make_event, snapshot, store_event, timeline, world
 
@@ -441,3 +445,41 @@ def test_the_reversal_email_is_headed_by_the_disputed_amount_with_the_dispute_id
         )
     assert (context["reversed_minor"], context["dispute_id"]) == (10_000, "dp_head")
     assert "Stripe dispute ID: dp_head" in render("payment_reversed", context).text
+
+
+def test_a_batch_of_charge_refunded_events_reads_the_recorded_refunds_once(db):
+    """Each refund email names its refund when its refund.* event came first: the batch reads the recorded
+    refunds of all its payments in one statement, not one per payment."""
+    payments = []
+    for n in range(3):
+        ids = world(db, status="succeeded", intent_id=f"pi_rb{n}")
+        with db() as session, session.begin():
+            session.get(Payment, ids["payment"]).stripe_charge_id = f"ch_pi_rb{n}"
+            held = select(Allocation).where(Allocation.payment_id == ids["payment"])
+            for allocation in session.scalars(held):
+                allocation.state = "applied"
+        payments.append(ids["payment"])
+    told_first = {**_refund_object("re_batch", 4_000), "charge": "ch_pi_rb1", "payment_intent": "pi_rb1"}
+    run(db, make_event("refund.created", told_first))
+    events = [
+        store_event(db, make_event("charge.refunded", charge(f"pi_rb{n}", payment_id, 4_000), f"evt_rb{n}"))
+        for n, payment_id in enumerate(payments)
+    ]
+    reads = []
+
+    def count_refund_reads(connection, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().startswith("SELECT") and "FROM refunds" in statement:
+            reads.append(statement)
+
+    sa_event.listen(get_engine(), "before_cursor_execute", count_refund_reads)
+    try:
+        assert process_event(events[0], datetime.now(UTC), batch_size=10) == "processed"
+    finally:
+        sa_event.remove(get_engine(), "before_cursor_execute", count_refund_reads)
+    contexts = [refund_email_contexts(db, payment_id) for payment_id in payments]
+    assert [[(c["refund_minor"], c["refund_id"]) for c in found] for found in contexts] == [
+        [(4_000, None)],
+        [(4_000, "re_batch")],
+        [(4_000, None)],
+    ]
+    assert len(reads) == 1
