@@ -87,13 +87,30 @@ def lock_email(session: Session, email_id: int) -> Email | None:
     )
 
 
-def lock_email_if_free(session: Session, email_id: int) -> Email | None:
-    """lock_email, or None also when another transaction holds the row."""
-    return session.scalar(
-        select(Email)
-        .where(Email.id == email_id)
-        .with_for_update(skip_locked=True)
-        .execution_options(populate_existing=True)
+# The sending path's statements, built once: a worker sends an email for every payment that moves.
+_LOCK_EMAIL_IF_FREE = select(_EMAILS).where(_EMAILS.c.id == bindparam("id")).with_for_update(skip_locked=True)
+_MARK_SENT = (
+    update(_EMAILS)
+    .where(_EMAILS.c.id == bindparam("email_id"), _EMAILS.c.status == EmailStatus.QUEUED.value)
+    .values(
+        status=EmailStatus.SENT.value,
+        smtp_message_id=bindparam("message_id"),
+        sent_at=bindparam("sent_at"),
+        attempts=_EMAILS.c.attempts + 1,
+    )
+)
+
+
+def lock_email_if_free(session: Session, email_id: int) -> Row | None:
+    """The email's row (plain values) locked FOR UPDATE; None when it does not exist or another
+    transaction holds it."""
+    return session.connection().execute(_LOCK_EMAIL_IF_FREE, {"id": email_id}).first()
+
+
+def mark_sent(session: Session, email_id: int, message_id: str, sent_at: datetime) -> None:
+    """The locked queued email was handed to the SMTP server: sent, with its Message-ID, one more attempt."""
+    session.connection().execute(
+        _MARK_SENT, {"email_id": email_id, "message_id": message_id, "sent_at": sent_at}
     )
 
 

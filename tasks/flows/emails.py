@@ -12,9 +12,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
-from db.models import Email
 from db.queries import RowMissing
 from db.queries import emails as email_rows
 from db.session import transaction
@@ -47,8 +47,7 @@ def deliver_email(email_id: int, now: datetime) -> str:
                 return email
             rendered = render(email.kind, email.context)
             message_id = get_mail_gateway().send(_outgoing(email, rendered))
-            email.status, email.smtp_message_id, email.sent_at = EmailStatus.SENT, message_id, now
-            email.attempts += 1
+            email_rows.mark_sent(session, email.id, message_id, now)
         return "sent"
     except MailRejected as refused:
         _record_failure(email_id, refused, now, final=True)
@@ -108,8 +107,8 @@ def queue_emails(session: Session, rows: list[dict]) -> list[int]:
     return written
 
 
-def _claim(session: Session, email_id: int) -> Email | str:
-    """The row locked for sending, or why there is nothing to send."""
+def _claim(session: Session, email_id: int) -> Row | str:
+    """The row (plain values) locked for sending, or why there is nothing to send."""
     email = email_rows.lock_email_if_free(session, email_id)
     if email is not None:
         return email if email.status == EmailStatus.QUEUED else f"nothing to do: email is {email.status}"
@@ -118,7 +117,7 @@ def _claim(session: Session, email_id: int) -> Email | str:
     return "nothing to do: another worker is sending it"
 
 
-def _outgoing(email: Email, rendered) -> Outgoing:
+def _outgoing(email: Row, rendered) -> Outgoing:
     seller = email.context.get("seller") or {}
     return Outgoing(
         email_id=email.id,
