@@ -1,6 +1,8 @@
 """Plain views of joined rows (db.queries._views): every column of the row and of each party, as read."""
 
+from psycopg._queries import MAX_CACHED_STATEMENT_LENGTH
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql
 
 from db.models import Account, Payment, PaymentMethod, Seller
 from db.queries import payments as payment_rows
@@ -35,3 +37,18 @@ def test_a_payment_view_holds_every_column_of_the_payment_and_its_parties_as_sto
         assert [v.amount_minor for v in views] == [1_234, 5_678]
     # Which columns a view of this shape reads was worked out once, not at every row.
     assert _layout.cache_info().misses == 1 and _layout.cache_info().hits == 1
+
+
+def test_the_payment_view_statements_stay_short_enough_for_psycopg_to_keep_their_conversion():
+    """psycopg converts a query's text once and keeps it only up to MAX_CACHED_STATEMENT_LENGTH bytes:
+    over it (the view's four tables by full name came to 4.4 KB), every execution of the hottest
+    statements parsed the whole text again."""
+    dialect = postgresql.psycopg.dialect()
+    statements = {
+        "in order": payment_rows._LOCK_PAYMENT_IN_ORDER,
+        "views": payment_rows._LOCK_PAYMENT_VIEWS,
+        "find": payment_rows._FIND_PAYMENT_VIEW,
+        **{f"by {column}": statement for column, statement in payment_rows._LOCK_PAYMENT_BY.items()},
+    }
+    lengths = {name: len(str(s.compile(dialect=dialect)).encode()) for name, s in statements.items()}
+    assert {name: n for name, n in lengths.items() if n > MAX_CACHED_STATEMENT_LENGTH} == {}
