@@ -4,14 +4,13 @@ import threading
 from datetime import UTC, date, timedelta
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
-from db.models import Account, Allocation, Base, Credit, Email, Payment, PaymentEvent
-from db.session import get_engine
+from db.models import Account, Allocation, Credit, Email, Payment, PaymentEvent
 from tasks import api
 from tasks.domain.errors import RemitError
 from tests import factories
-from tests.helpers import queued_messages
+from tests.helpers import queued_messages, recording_loads_and_statements
 
 
 @pytest.fixture()
@@ -352,25 +351,11 @@ def test_a_payment_request_loads_no_mapped_object_and_builds_no_statement(world)
     """The portal's busiest call reads rows as plain values through statements built once: loading the
     method as a mapped object, and building the receipt's statement (five subqueries) at each call, cost
     a fifth of a request's time in the interpreter."""
-    loaded, executed = [], []
-
-    def on_load(target, context):
-        loaded.append(type(target).__name__)
-
-    def on_execute(connection, clauseelement, multiparams, params, execution_options):
-        executed.append(clauseelement)
-
-    event.listen(Base, "load", on_load, propagate=True)
-    event.listen(get_engine(), "before_execute", on_execute)
-    try:
+    with recording_loads_and_statements() as first:
         api.pay_invoices(world.account_id, [world.invoices[0]], world.card, "k1")
-        first = list(executed)
-        executed.clear()
+    with recording_loads_and_statements() as second:
         receipt = api.pay_invoices(world.account_id, [world.invoices[1]], world.card, "k2")
-    finally:
-        event.remove(get_engine(), "before_execute", on_execute)
-        event.remove(Base, "load", on_load)
     assert receipt.status == "pending" and receipt.method is not None and receipt.timeline
-    assert loaded == []
-    assert len(executed) == len(first) > 0
-    assert [s for s, again in zip(first, executed, strict=True) if s is not again] == []
+    assert first.loaded == second.loaded == []
+    assert len(second.executed) == len(first.executed) > 0
+    assert [s for s, again in zip(first.executed, second.executed, strict=True) if s is not again] == []

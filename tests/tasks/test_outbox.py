@@ -6,19 +6,17 @@ import socket
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import event as sa_event
 from sqlalchemy import select, update
 
-from db.models import Base, Email
+from db.models import Email
 from db.queries import RowMissing
 from db.queries import emails as email_rows
-from db.session import get_engine
 from sandbox.smtp_capture import SmtpCapture
 from tasks.flows import emails as outbox
 from tasks.gateways.mail import MailGateway, MailRejected, MailUnavailable, use_mail_gateway
 from tests import factories
 from tests.emails import contexts
-from tests.helpers import queued_messages
+from tests.helpers import queued_messages, recording_loads_and_statements
 
 NOW = datetime(2026, 11, 22, 18, 0, tzinfo=UTC)
 SENDER = "Acme Payments <payments@mail.remit.test>"
@@ -266,28 +264,14 @@ def test_sending_loads_no_mapped_object_and_builds_no_statement(db, smtp):
     """A worker sends an email for every payment that moves: the row is read as plain values and marked
     sent through statements built once (an ORM load, a statement built per call and a unit-of-work flush
     were a sixth of the bulk worker's interpreter time in bench.scheduled)."""
-    first, second = queue_email(db), queue_email(db)
-    loaded, executed = [], []
-
-    def on_load(target, context):
-        loaded.append(type(target).__name__)
-
-    def on_execute(connection, clauseelement, multiparams, params, execution_options):
-        executed.append(clauseelement)
-
-    sa_event.listen(Base, "load", on_load, propagate=True)
-    sa_event.listen(get_engine(), "before_execute", on_execute)
-    try:
-        assert outbox.deliver_email(first, NOW) == "sent"
-        once = list(executed)
-        executed.clear()
-        assert outbox.deliver_email(second, NOW) == "sent"
-    finally:
-        sa_event.remove(get_engine(), "before_execute", on_execute)
-        sa_event.remove(Base, "load", on_load)
-    assert loaded == []
-    assert len(executed) == len(once) > 0
-    assert [s for s, again in zip(once, executed, strict=True) if s is not again] == []
-    sent = [load(db, email_id) for email_id in (first, second)]
+    first_id, second_id = queue_email(db), queue_email(db)
+    with recording_loads_and_statements() as first:
+        assert outbox.deliver_email(first_id, NOW) == "sent"
+    with recording_loads_and_statements() as second:
+        assert outbox.deliver_email(second_id, NOW) == "sent"
+    assert first.loaded == second.loaded == []
+    assert len(second.executed) == len(first.executed) > 0
+    assert [s for s, again in zip(first.executed, second.executed, strict=True) if s is not again] == []
+    sent = [load(db, email_id) for email_id in (first_id, second_id)]
     assert [(e.status, e.attempts, e.sent_at) for e in sent] == [("sent", 1, NOW), ("sent", 1, NOW)]
     assert [e.smtp_message_id for e in sent] == [m["Message-ID"] for m in smtp.wait_for(2)]
